@@ -1,0 +1,33 @@
+import { Code } from "../errors/code.ts";
+import { WeftError } from "../errors/weft-error.ts";
+import type { SerializerName } from "./serializer.ts";
+
+/**
+ * How the messages of one type become bytes. A codec supports one or more serializers; the first is
+ * the default. Decoding bad bytes throws a `WeftError` with code `INVALID_ARGUMENT`.
+ */
+export interface MessageCodec<T> {
+  /** Supported serializers, default first. */
+  readonly serializers: readonly SerializerName[];
+  encode(value: T, serializer: SerializerName): Uint8Array;
+  decode(bytes: Uint8Array, serializer: SerializerName): T;
+}
+
+/** The message type a codec carries. */
+export type CodecType<C> = C extends MessageCodec<infer T> ? T : never;
+
+export function unsupportedSerializer(serializer: string, supported: readonly string[]): WeftError {
+  return new WeftError(
+    Code.INVALID_ARGUMENT,
+    `serializer "${serializer}" is not supported by this message type (supported: ${supported.join(", ")})`,
+    { reason: "UNSUPPORTED_SERIALIZER" },
+  );
+}
+
+export function decodeFailed(serializer: string, cause: unknown): WeftError {
+  return new WeftError(
+    Code.INVALID_ARGUMENT,
+    `cannot decode ${serializer} message: ${cause instanceof Error ? cause.message : String(cause)}`,
+    { reason: "DECODE_FAILED", cause },
+  );
+}

@@ -1,0 +1,45 @@
+import { AsyncLocalStorage } from "node:async_hooks";
+import type { Metadata } from "../metadata/metadata.ts";
+
+/**
+ * What a server handler's outgoing calls inherit without being passed anything: the deadline and
+ * the metadata marked for propagation (trace context, routing tags). It rides on AsyncLocalStorage,
+ * so it follows `await`, timers and callbacks started inside the handler.
+ */
+export interface CallContext {
+  /** Absolute deadline in `Date.now()` milliseconds, or `undefined` for none. */
+  readonly deadline: number | undefined;
+  /** The inbound call's signal: aborted when it is cancelled or its deadline passes. */
+  readonly signal: AbortSignal;
+  /** Metadata that outgoing calls copy into their request headers. */
+  readonly propagate: Metadata;
+  /** Path of the inbound call, e.g. `/catalog.v1.Catalog/lookup`. */
+  readonly path: string;
+}
+
+const storage = new AsyncLocalStorage<CallContext>();
+
+/** The context of the call being handled, if any. */
+export function currentCallContext(): CallContext | undefined {
+  return storage.getStore();
+}
+
+/** Runs `fn` with `context` as the current call context. */
+export function runWithCallContext<T>(context: CallContext, fn: () => T): T {
+  return storage.run(context, fn);
+}
+
+/** Header keys propagated by default: W3C trace context and baggage. */
+export const DEFAULT_PROPAGATED_HEADERS: readonly string[] = ["traceparent", "tracestate", "baggage"];
+/** Any header starting with this prefix is propagated too (e.g. `weft-ctx-tags`, `weft-ctx-stress`). */
+export const PROPAGATED_PREFIX = "weft-ctx-";
+
+/** True when an inbound header should follow the call into outgoing calls. */
+export function isPropagated(key: string, extra: ReadonlySet<string>): boolean {
+  return key.startsWith(PROPAGATED_PREFIX) || extra.has(key) || DEFAULT_PROPAGATED_HEADERS.includes(key);
+}
+
+/** Milliseconds left until `deadline` (may be ≤ 0), or `undefined` for no deadline. */
+export function remaining(deadline: number | undefined): number | undefined {
+  return deadline === undefined ? undefined : deadline - Date.now();
+}

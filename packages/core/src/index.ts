@@ -1,0 +1,69 @@
+/**
+ * @weft/core: the stable public API. Internals that may change between minor versions are exported
+ * from `@weft/core/internal` only; the wire protocol's encoder and decoder from `@weft/core/protocol`.
+ */
+export {
+  type CallOptions,
+  type Client,
+  type ClientMethod,
+  type ClientOptions,
+  createClient,
+} from "./client/client.ts";
+export { type CompressionOptions, Compressor, type CompressorName } from "./codec/compression.ts";
+export { type MessageTypeOptions, messageType } from "./codec/json-codec.ts";
+export type { CodecType, MessageCodec } from "./codec/message-codec.ts";
+export { protobufType, rawBytes } from "./codec/protobuf-codec.ts";
+export { Serializer, type SerializerName } from "./codec/serializer.ts";
+export type { StandardSchemaV1 } from "./codec/standard-schema.ts";
+export {
+  type CallContext,
+  currentCallContext,
+  DEFAULT_PROPAGATED_HEADERS,
+  PROPAGATED_PREFIX,
+} from "./context/call-context.ts";
+export { Code, type CodeName, codeName } from "./errors/code.ts";
+export {
+  ConfigError,
+  type ErrorDetail,
+  type JsonValue,
+  WeftError,
+  type WeftErrorOptions,
+} from "./errors/weft-error.ts";
+export type {
+  Call,
+  CallHandler,
+  CallResult,
+  Interceptor,
+  StreamCall,
+  StreamResult,
+  UnaryCall,
+  UnaryResult,
+} from "./interceptor/call.ts";
+export { Metadata } from "./metadata/metadata.ts";
+export type { FrameLimits } from "./protocol/frame.ts";
+export type { HandlerContext, HandlerFor, ServiceImpl } from "./server/handler.ts";
+export {
+  createServer,
+  type ListenOptions,
+  type Server,
+  type ServerOptions,
+  type ShutdownOptions,
+  type ShutdownResult,
+} from "./server/server.ts";
+export {
+  type AnyMethodDef,
+  bidiStreaming,
+  clientStreaming,
+  defineService,
+  type MethodDef,
+  type MethodInfo,
+  type MethodKind,
+  type MethodMap,
+  oneway,
+  type ServiceDef,
+  serverStreaming,
+  unary,
+} from "./service/service.ts";
+export { createMemoryTransport, type MemoryTransportOptions } from "./transport/memory-transport.ts";
+export { createTcpTransport, type TcpTransportOptions } from "./transport/tcp-transport.ts";
+export type { Transport } from "./transport/transport.ts";

@@ -1,0 +1,102 @@
+import type { SerializerName } from "../codec/serializer.ts";
+import type { Metadata } from "../metadata/metadata.ts";
+import type { MethodInfo } from "../service/service.ts";
+
+/**
+ * One call as interceptors see it, on the client (before it is sent) and on the server (after it
+ * arrived). Unary and one-way calls carry one `message`; streaming calls carry `messages`.
+ */
+interface CallBase<I, O> {
+  readonly method: MethodInfo<I, O>;
+  /** Which side of the wire this interceptor runs on. */
+  readonly side: "client" | "server";
+  /** Request headers. Writable by client interceptors before the call goes out. */
+  readonly headers: Metadata;
+  /** Aborts when the caller cancels, the deadline passes, or the server shuts down. */
+  readonly signal: AbortSignal;
+  /** Absolute deadline in `Date.now()` milliseconds, or `undefined` for none. */
+  deadline: number | undefined;
+  /** Serializer of this call's messages. */
+  serializer: SerializerName;
+  /** The remote address (`host:port`), when known. */
+  readonly peer: string | undefined;
+}
+
+export interface UnaryCall<I = unknown, O = unknown> extends CallBase<I, O> {
+  readonly stream: false;
+  message: I;
+}
+
+export interface StreamCall<I = unknown, O = unknown> extends CallBase<I, O> {
+  readonly stream: true;
+  messages: AsyncIterable<I>;
+}
+
+export type Call<I = unknown, O = unknown> = UnaryCall<I, O> | StreamCall<I, O>;
+
+export interface UnaryResult<O = unknown> {
+  readonly stream: false;
+  readonly headers: Metadata;
+  message: O;
+  readonly trailers: Metadata;
+}
+
+export interface StreamResult<O = unknown> {
+  readonly stream: true;
+  readonly headers: Metadata;
+  messages: AsyncIterable<O>;
+  /** Filled in when the stream ends. */
+  readonly trailers: Metadata;
+}
+
+export type CallResult<O = unknown> = UnaryResult<O> | StreamResult<O>;
+
+/** Handles a call; the innermost one is the transport (client) or the handler (server). */
+// biome-ignore lint/suspicious/noExplicitAny: a chain link handles calls of every message type
+export type CallHandler = (call: Call<any, any>) => Promise<CallResult<any>>;
+
+/**
+ * The one interceptor type of Weft, for client and server alike:
+ *
+ * ```ts
+ * const timing: Interceptor = (next) => async (call) => {
+ *   const t0 = performance.now();
+ *   try { return await next(call); } finally { log(call.method.path, performance.now() - t0); }
+ * };
+ * ```
+ *
+ * Interceptors run outermost first. A streaming result's `messages` can be wrapped to observe or
+ * transform each message.
+ */
+export type Interceptor = (next: CallHandler) => CallHandler;
+
+/** Composes interceptors around `inner` once; with none, `inner` itself is returned. */
+export function compose(interceptors: readonly Interceptor[], inner: CallHandler): CallHandler {
+  let handler = inner;
+  for (let i = interceptors.length - 1; i >= 0; i--) handler = interceptors[i]!(handler);
+  return handler;
+}
+
+const kValue: unique symbol = Symbol("weft.singleValue");
+
+/** An async iterable of exactly one message; the request of a server-streaming call is one. */
+export function singleMessage<T>(value: T): AsyncIterable<T> {
+  return {
+    [kValue]: value,
+    async *[Symbol.asyncIterator]() {
+      yield value;
+    },
+  } as AsyncIterable<T>;
+}
+
+/**
+ * The one message of a single-message stream: synchronously when it was made by `singleMessage`,
+ * else by reading the first element (an empty stream is an `INVALID_ARGUMENT`-free `undefined`).
+ */
+export function firstMessage<T>(messages: AsyncIterable<T>): T | Promise<T> {
+  if (kValue in messages) return (messages as { [kValue]: T })[kValue];
+  return (async () => {
+    for await (const m of messages) return m;
+    throw new TypeError("expected one message, the stream was empty");
+  })();
+}

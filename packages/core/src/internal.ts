@@ -1,0 +1,13 @@
+/**
+ * Unstable internals: no semver promise. For Weft's own packages (other transports, the gRPC bridge,
+ * tooling) and for tests.
+ */
+
+export { isPropagated, remaining, runWithCallContext } from "./context/call-context.ts";
+export { compose, firstMessage, singleMessage } from "./interceptor/call.ts";
+export { adaptHandler, kContext, ServerHandlerContext } from "./server/handler.ts";
+export { ClientConnection, INITIAL_WINDOW } from "./transport/client-connection.ts";
+export { Connection } from "./transport/connection.ts";
+export { Inbox } from "./transport/inbox.ts";
+export { type Dialer, parseAddress, TcpTransport } from "./transport/tcp-transport.ts";
+export { decodeBody, encodeBody, resolveCompression } from "./transport/wire-message.ts";

@@ -1,0 +1,251 @@
+import { Code } from "../errors/code.ts";
+import { WeftError } from "../errors/weft-error.ts";
+import { DEFAULT_LIMITS, type Frame, type FrameLimits, HEADER_SIZE, MAGIC, VERSION } from "./frame.ts";
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * What the decoder reports besides frames. `fatal` errors (bad magic, unsupported version) leave the
+ * byte stream unusable: the decoder stops and the connection must close. Non-fatal errors (a frame
+ * over a limit, malformed metadata) drop that one frame, skipping its bytes without buffering them,
+ * and decoding goes on; `streamId` names the call the frame belonged to.
+ */
+export interface DecodeErrorInfo {
+  error: WeftError;
+  fatal: boolean;
+  streamId: number;
+  type: number;
+}
+
+const S_HEADER = 0;
+const S_PAYLOAD = 1;
+const S_SKIP = 2;
+const S_DEAD = 3;
+
+/**
+ * Incremental frame decoder: feed it bytes in chunks of any size; it calls `onFrame` for each whole
+ * frame. Every declared length is checked against the limits before a byte is allocated for it. When
+ * a frame arrives whole inside one chunk its body is a view into that chunk, not a copy.
+ */
+export class FrameDecoder {
+  readonly #limits: FrameLimits;
+  readonly #onFrame: (frame: Frame) => void;
+  readonly #onError: (info: DecodeErrorInfo) => void;
+  #state = S_HEADER;
+  readonly #header = Buffer.alloc(HEADER_SIZE);
+  #headerFill = 0;
+  #payload: Buffer | null = null;
+  #payloadFill = 0;
+  #skipLeft = 0;
+  // fields of the frame being read
+  #type = 0;
+  #flags = 0;
+  #serializer = 0;
+  #compressor = 0;
+  #streamId = 0;
+  #metaLength = 0;
+  #bodyLength = 0;
+
+  constructor(
+    onFrame: (frame: Frame) => void,
+    onError: (info: DecodeErrorInfo) => void,
+    limits: Partial<FrameLimits> = {},
+  ) {
+    this.#limits = { ...DEFAULT_LIMITS, ...limits };
+    this.#onFrame = onFrame;
+    this.#onError = onError;
+  }
+
+  /** True once a fatal error was reported; further input is ignored. */
+  get dead(): boolean {
+    return this.#state === S_DEAD;
+  }
+
+  /** Bytes buffered for a frame not yet complete (0 between frames). */
+  get buffered(): number {
+    return this.#headerFill + this.#payloadFill;
+  }
+
+  push(chunk: Uint8Array): void {
+    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    let pos = 0;
+    const end = buf.length;
+    while (pos < end) {
+      switch (this.#state) {
+        case S_HEADER: {
+          if (this.#headerFill === 0 && end - pos >= HEADER_SIZE) {
+            this.#readHeader(buf, pos);
+            pos += HEADER_SIZE;
+          } else {
+            const n = Math.min(HEADER_SIZE - this.#headerFill, end - pos);
+            buf.copy(this.#header, this.#headerFill, pos, pos + n);
+            this.#headerFill += n;
+            pos += n;
+            if (this.#headerFill < HEADER_SIZE) {
+              this.#checkPrefix(this.#headerFill);
+              return;
+            }
+            this.#headerFill = 0;
+            this.#readHeader(this.#header, 0);
+          }
+          if ((this.#state as number) === S_PAYLOAD && this.#metaLength + this.#bodyLength === 0) {
+            this.#state = S_HEADER;
+            this.#emit(EMPTY);
+          }
+          break;
+        }
+        case S_PAYLOAD: {
+          const total = this.#metaLength + this.#bodyLength;
+          if (this.#payload === null && end - pos >= total) {
+            const view = buf.subarray(pos, pos + total);
+            pos += total;
+            this.#state = S_HEADER;
+            this.#emit(view);
+          } else {
+            if (this.#payload === null) {
+              this.#payload = Buffer.allocUnsafe(total);
+              this.#payloadFill = 0;
+            }
+            const n = Math.min(total - this.#payloadFill, end - pos);
+            buf.copy(this.#payload, this.#payloadFill, pos, pos + n);
+            this.#payloadFill += n;
+            pos += n;
+            if (this.#payloadFill === total) {
+              const full = this.#payload;
+              this.#payload = null;
+              this.#payloadFill = 0;
+              this.#state = S_HEADER;
+              this.#emit(full);
+            }
+          }
+          break;
+        }
+        case S_SKIP: {
+          const n = Math.min(this.#skipLeft, end - pos);
+          this.#skipLeft -= n;
+          pos += n;
+          if (this.#skipLeft === 0) this.#state = S_HEADER;
+          break;
+        }
+        default:
+          return;
+      }
+    }
+  }
+
+  /**
+   * Checks magic and version on a partial header, so a peer speaking another protocol is rejected as
+   * soon as its first bytes show it, even if it sends fewer than 20 bytes and then waits for an answer.
+   */
+  #checkPrefix(have: number): void {
+    const h = this.#header;
+    if (h[0] !== MAGIC >>> 8 || (have >= 2 && h[1] !== (MAGIC & 0xff))) {
+      return this.#badMagic(h.subarray(0, Math.min(have, 2)));
+    }
+    if (have >= 3 && h[2] !== VERSION) return this.#badVersion(h[2]!);
+  }
+
+  #badMagic(bytes: Buffer): void {
+    this.#fatal("BAD_MAGIC", `bad magic 0x${bytes.toString("hex")}: not a Weft peer`);
+  }
+
+  #badVersion(version: number): void {
+    this.#fatal("UNSUPPORTED_VERSION", `unsupported protocol version ${version} (this peer speaks ${VERSION})`);
+  }
+
+  #readHeader(b: Buffer, at: number): void {
+    if (b.readUInt16BE(at) !== MAGIC) return this.#badMagic(b.subarray(at, at + 2));
+    const version = b[at + 2]!;
+    if (version !== VERSION) return this.#badVersion(version);
+    this.#type = b[at + 3]!;
+    this.#flags = b[at + 4]!;
+    this.#serializer = b[at + 5]!;
+    this.#compressor = b[at + 6]!;
+    this.#streamId = b.readUInt32BE(at + 8);
+    this.#metaLength = b.readUInt32BE(at + 12);
+    this.#bodyLength = b.readUInt32BE(at + 16);
+    const total = this.#metaLength + this.#bodyLength;
+    let error: WeftError | undefined;
+    if (this.#metaLength > this.#limits.maxMetadataBytes) {
+      error = new WeftError(
+        Code.RESOURCE_EXHAUSTED,
+        `frame metadata of ${this.#metaLength} bytes exceeds the limit of ${this.#limits.maxMetadataBytes}`,
+        { reason: "METADATA_TOO_LARGE" },
+      );
+    } else if (total > this.#limits.maxFrameBytes) {
+      error = new WeftError(
+        Code.RESOURCE_EXHAUSTED,
+        `frame of ${total} bytes exceeds the limit of ${this.#limits.maxFrameBytes}`,
+        { reason: "FRAME_TOO_LARGE" },
+      );
+    }
+    if (error !== undefined) {
+      this.#skipLeft = total;
+      this.#state = total === 0 ? S_HEADER : S_SKIP;
+      this.#onError({ error, fatal: false, streamId: this.#streamId, type: this.#type });
+      return;
+    }
+    this.#state = S_PAYLOAD;
+  }
+
+  #fatal(reason: string, message: string): void {
+    this.#state = S_DEAD;
+    this.#headerFill = 0;
+    this.#payload = null;
+    this.#payloadFill = 0;
+    this.#onError({
+      error: new WeftError(Code.INTERNAL, message, { reason }),
+      fatal: true,
+      streamId: 0,
+      type: 0,
+    });
+  }
+
+  #emit(payload: Buffer): void {
+    let metadata: Array<[string, string]>;
+    try {
+      metadata = this.#metaLength === 0 ? [] : parseMetadata(payload, this.#metaLength);
+    } catch (e) {
+      this.#onError({
+        error: new WeftError(Code.INTERNAL, `malformed metadata: ${(e as Error).message}`, {
+          reason: "MALFORMED_METADATA",
+        }),
+        fatal: false,
+        streamId: this.#streamId,
+        type: this.#type,
+      });
+      return;
+    }
+    this.#onFrame({
+      type: this.#type,
+      flags: this.#flags,
+      serializer: this.#serializer,
+      compressor: this.#compressor,
+      streamId: this.#streamId,
+      metadata,
+      body: this.#bodyLength === 0 ? EMPTY : payload.subarray(this.#metaLength),
+    });
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function parseMetadata(b: Buffer, length: number): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  let at = 0;
+  while (at < length) {
+    if (length - at < 2) throw new Error("truncated key length");
+    const kl = b.readUInt16BE(at);
+    at += 2;
+    if (kl === 0 || length - at < kl) throw new Error("empty or truncated key");
+    const key = utf8.decode(b.subarray(at, at + kl));
+    at += kl;
+    if (length - at < 2) throw new Error(`truncated value length for "${key}"`);
+    const vl = b.readUInt16BE(at);
+    at += 2;
+    if (length - at < vl) throw new Error(`truncated value for "${key}"`);
+    out.push([key, utf8.decode(b.subarray(at, at + vl))]);
+    at += vl;
+  }
+  return out;
+}

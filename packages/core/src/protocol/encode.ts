@@ -1,0 +1,67 @@
+import { Code } from "../errors/code.ts";
+import { WeftError } from "../errors/weft-error.ts";
+import { HEADER_SIZE, MAGIC, VERSION } from "./frame.ts";
+
+const utf8 = new TextEncoder();
+
+/** Entries to put in a frame's metadata block, in order. */
+export type MetadataEntries = Iterable<readonly [string, string]>;
+
+/**
+ * Encodes one frame into a single new buffer: 20-byte header, metadata block, body.
+ * Metadata entries are `u16 keyLength, key, u16 valueLength, value` (UTF-8), back to back.
+ */
+export function encodeFrame(
+  type: number,
+  flags: number,
+  streamId: number,
+  serializer: number,
+  compressor: number,
+  metadata: MetadataEntries | undefined,
+  body: Uint8Array | undefined,
+): Buffer {
+  let metaBytes: Uint8Array[] | undefined;
+  let metaLength = 0;
+  if (metadata !== undefined) {
+    for (const [key, value] of metadata) {
+      const k = utf8.encode(key);
+      const v = utf8.encode(value);
+      if (k.length === 0) {
+        // The decoder rejects an empty key as malformed metadata, so never send one.
+        throw new WeftError(Code.INVALID_ARGUMENT, "metadata key must not be empty", {
+          reason: "MALFORMED_METADATA",
+        });
+      }
+      if (k.length > 0xffff || v.length > 0xffff) {
+        throw new WeftError(Code.INVALID_ARGUMENT, `metadata entry "${key.slice(0, 64)}" exceeds 65535 bytes`, {
+          reason: "METADATA_TOO_LARGE",
+        });
+      }
+      metaBytes ??= [];
+      metaBytes.push(k, v);
+      metaLength += 4 + k.length + v.length;
+    }
+  }
+  const bodyLength = body === undefined ? 0 : body.length;
+  const out = Buffer.allocUnsafe(HEADER_SIZE + metaLength + bodyLength);
+  out.writeUInt16BE(MAGIC, 0);
+  out[2] = VERSION;
+  out[3] = type;
+  out[4] = flags;
+  out[5] = serializer;
+  out[6] = compressor;
+  out[7] = 0;
+  out.writeUInt32BE(streamId >>> 0, 8);
+  out.writeUInt32BE(metaLength, 12);
+  out.writeUInt32BE(bodyLength, 16);
+  let at = HEADER_SIZE;
+  if (metaBytes !== undefined) {
+    for (const part of metaBytes) {
+      out.writeUInt16BE(part.length, at);
+      out.set(part, at + 2);
+      at += 2 + part.length;
+    }
+  }
+  if (body !== undefined && bodyLength > 0) out.set(body, at);
+  return out;
+}

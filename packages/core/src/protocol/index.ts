@@ -1,0 +1,21 @@
+export { type DecodeErrorInfo, FrameDecoder } from "./decode.ts";
+export { encodeFrame, type MetadataEntries } from "./encode.ts";
+export {
+  DEFAULT_LIMITS,
+  Flags,
+  type Frame,
+  type FrameLimits,
+  FrameType,
+  HEADER_SIZE,
+  MAGIC,
+  PseudoKey,
+  VERSION,
+} from "./frame.ts";
+export {
+  decodeCredit,
+  decodeGoaway,
+  decodeStatus,
+  encodeCredit,
+  encodeGoaway,
+  encodeStatus,
+} from "./status.ts";

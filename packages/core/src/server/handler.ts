@@ -1,0 +1,134 @@
+import { Code } from "../errors/code.ts";
+import { WeftError } from "../errors/weft-error.ts";
+import {
+  type Call,
+  type CallHandler,
+  firstMessage,
+  type StreamCall,
+  singleMessage,
+  type UnaryCall,
+} from "../interceptor/call.ts";
+import { Metadata } from "../metadata/metadata.ts";
+import type { MethodDef, MethodInfo, ServiceDef } from "../service/service.ts";
+
+/** What a handler knows about the call it serves, besides the request. */
+export interface HandlerContext {
+  readonly method: MethodInfo;
+  /** Aborts when the caller cancels, the deadline passes, or shutdown gives up on the call. */
+  readonly signal: AbortSignal;
+  /** Absolute deadline in `Date.now()` milliseconds, or `undefined`. */
+  readonly deadline: number | undefined;
+  /** Milliseconds left before the deadline, or `undefined` for none. */
+  timeRemaining(): number | undefined;
+  readonly requestHeaders: Metadata;
+  /** Headers sent before the response (with a unary response, or before a stream's first message). */
+  readonly responseHeaders: Metadata;
+  /** Trailers sent with the final status. */
+  readonly responseTrailers: Metadata;
+  /** Remote address `host:port`, when known. */
+  readonly peer: string | undefined;
+}
+
+/** The handler signature for each method kind. */
+export type HandlerFor<M> =
+  M extends MethodDef<infer I, infer O, "unary">
+    ? (request: I, ctx: HandlerContext) => O | Promise<O>
+    : M extends MethodDef<infer I, infer O, "server_streaming">
+      ? (request: I, ctx: HandlerContext) => AsyncIterable<O>
+      : M extends MethodDef<infer I, infer O, "client_streaming">
+        ? (requests: AsyncIterable<I>, ctx: HandlerContext) => O | Promise<O>
+        : M extends MethodDef<infer I, infer O, "bidi_streaming">
+          ? (requests: AsyncIterable<I>, ctx: HandlerContext) => AsyncIterable<O>
+          : M extends MethodDef<infer I, void, "oneway">
+            ? (request: I, ctx: HandlerContext) => void | Promise<void>
+            : never;
+
+/** An implementation of every method of a service. */
+export type ServiceImpl<S extends ServiceDef> = { [K in keyof S["methods"]]: HandlerFor<S["methods"][K]> };
+
+/** Symbol under which the server attaches the handler context to a call (survives `{...call}`). */
+export const kContext: unique symbol = Symbol("weft.handlerContext");
+
+export class ServerHandlerContext implements HandlerContext {
+  readonly method: MethodInfo;
+  readonly signal: AbortSignal;
+  readonly deadline: number | undefined;
+  readonly requestHeaders: Metadata;
+  readonly peer: string | undefined;
+  #responseHeaders: Metadata | undefined;
+  #responseTrailers: Metadata | undefined;
+
+  constructor(
+    method: MethodInfo,
+    signal: AbortSignal,
+    deadline: number | undefined,
+    requestHeaders: Metadata,
+    peer: string | undefined,
+  ) {
+    this.method = method;
+    this.signal = signal;
+    this.deadline = deadline;
+    this.requestHeaders = requestHeaders;
+    this.peer = peer;
+  }
+
+  timeRemaining(): number | undefined {
+    return this.deadline === undefined ? undefined : this.deadline - Date.now();
+  }
+
+  get responseHeaders(): Metadata {
+    this.#responseHeaders ??= new Metadata();
+    return this.#responseHeaders;
+  }
+
+  get responseTrailers(): Metadata {
+    this.#responseTrailers ??= new Metadata();
+    return this.#responseTrailers;
+  }
+}
+
+function contextOf(call: Call): HandlerContext {
+  const ctx = (call as unknown as { [kContext]?: HandlerContext })[kContext];
+  if (ctx !== undefined) return ctx;
+  return new ServerHandlerContext(call.method, call.signal, call.deadline, call.headers, call.peer);
+}
+
+/** Adapts one user handler to the innermost `CallHandler` of the server chain. */
+export function adaptHandler(method: MethodInfo, fn: (...args: never[]) => unknown): CallHandler {
+  const impl = fn as (input: unknown, ctx: HandlerContext) => unknown;
+  switch (method.kind) {
+    case "unary":
+    case "oneway":
+      return async (call) => {
+        const ctx = contextOf(call);
+        const message = await impl((call as UnaryCall).message, ctx);
+        return { stream: false, headers: ctx.responseHeaders, message, trailers: ctx.responseTrailers };
+      };
+    case "client_streaming":
+      return async (call) => {
+        const ctx = contextOf(call);
+        const message = await impl((call as StreamCall).messages, ctx);
+        return {
+          stream: true,
+          headers: ctx.responseHeaders,
+          messages: singleMessage(message),
+          trailers: ctx.responseTrailers,
+        };
+      };
+    case "server_streaming":
+    case "bidi_streaming":
+      return async (call) => {
+        const ctx = contextOf(call);
+        const stream = call as StreamCall;
+        const input =
+          method.kind === "server_streaming" ? await firstMessage(stream.messages) : stream.messages;
+        const messages = impl(input, ctx) as AsyncIterable<unknown>;
+        if (messages === null || typeof messages !== "object" || !(Symbol.asyncIterator in messages)) {
+          throw new WeftError(Code.INTERNAL, `handler of ${method.path} did not return an AsyncIterable`, {
+            reason: "BAD_HANDLER",
+          });
+        }
+        return { stream: true, headers: ctx.responseHeaders, messages, trailers: ctx.responseTrailers };
+      };
+  }
+}

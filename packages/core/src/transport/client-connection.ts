@@ -1,0 +1,494 @@
+import type { Duplex } from "node:stream";
+import { Code } from "../errors/code.ts";
+import { WeftError } from "../errors/weft-error.ts";
+import {
+  type Call,
+  type CallResult,
+  firstMessage,
+  type StreamCall,
+  type StreamResult,
+  singleMessage,
+  type UnaryResult,
+} from "../interceptor/call.ts";
+import { Metadata } from "../metadata/metadata.ts";
+import type { DecodeErrorInfo } from "../protocol/decode.ts";
+import { encodeFrame } from "../protocol/encode.ts";
+import { Flags, type Frame, type FrameLimits, FrameType, PseudoKey } from "../protocol/frame.ts";
+import { decodeCredit, decodeGoaway, decodeStatus, encodeCredit } from "../protocol/status.ts";
+import { Connection } from "./connection.ts";
+import { Inbox } from "./inbox.ts";
+import { type Compression, decodeBody, encodeBody, serializerId } from "./wire-message.ts";
+
+/** Each stream direction starts with this many bytes of credit (protocol constant). */
+export const INITIAL_WINDOW = 1024 * 1024;
+const MAX_STREAM_ID = 0x7fffffff;
+const TRAILER_PREFIX = "trailer-";
+
+export interface ClientConnectionOptions {
+  limits: FrameLimits;
+  compression: Compression | null;
+  keepalive: { intervalMs: number; timeoutMs: number } | null;
+}
+
+/**
+ * The client side of one connection: opens calls with increasing stream ids and routes the
+ * server's frames back to them. Many calls and streams share it at once.
+ */
+export class ClientConnection extends Connection {
+  readonly #options: ClientConnectionOptions;
+  readonly #calls = new Map<number, ClientStream>();
+  #nextId = 1;
+  #goaway = false;
+  #keepaliveTimer: NodeJS.Timeout | undefined;
+  #pingSentAt = 0;
+  /** Called when the connection can take no new calls (goaway, closed, ids exhausted). */
+  onUnusable: (() => void) | undefined;
+
+  constructor(socket: Duplex, peer: string | undefined, options: ClientConnectionOptions) {
+    super(socket, options.limits, peer);
+    this.#options = options;
+    if (options.keepalive !== null) {
+      const { intervalMs } = options.keepalive;
+      this.#keepaliveTimer = setInterval(() => this.#keepalive(), Math.max(1, Math.min(intervalMs, 1000)));
+      this.#keepaliveTimer.unref();
+    }
+  }
+
+  /** Calls in flight. */
+  get load(): number {
+    return this.#calls.size;
+  }
+
+  /** True while new calls may be opened here. */
+  get usable(): boolean {
+    return !this.closed && !this.#goaway && this.#nextId < MAX_STREAM_ID;
+  }
+
+  /** Starts a call. Rejects with the call's error; resolves when the response (or its headers) arrived. */
+  start(call: Call): Promise<CallResult> {
+    const id = this.#nextId++;
+    if (this.#nextId >= MAX_STREAM_ID) this.#markUnusable();
+    const stream = new ClientStream(this, id, call);
+    return stream.open();
+  }
+
+  register(id: number, stream: ClientStream): void {
+    this.#calls.set(id, stream);
+  }
+
+  unregister(id: number): void {
+    this.#calls.delete(id);
+    if (this.#calls.size === 0 && this.#goaway) this.end();
+  }
+
+  get compression(): Compression | null {
+    return this.#options.compression;
+  }
+
+  protected onFrame(frame: Frame): void {
+    if (frame.type === FrameType.GOAWAY) {
+      const { lastStreamId } = decodeGoaway(frame.body);
+      this.#markUnusable();
+      // Calls the server will never process can be retried elsewhere.
+      for (const [id, stream] of this.#calls) {
+        if (id > lastStreamId) stream.refuse("server is going away");
+      }
+      if (this.#calls.size === 0) this.end();
+      return;
+    }
+    const stream = this.#calls.get(frame.streamId);
+    if (stream === undefined) return; // late frame of a finished or cancelled call
+    switch (frame.type) {
+      case FrameType.RESPONSE:
+        stream.onResponse(frame);
+        return;
+      case FrameType.HEADERS:
+        stream.onHeaders(frame);
+        return;
+      case FrameType.MESSAGE:
+        stream.onMessage(frame);
+        return;
+      case FrameType.END:
+        stream.onEnd(frame);
+        return;
+      case FrameType.CREDIT:
+        stream.onCredit(decodeCredit(frame.body));
+        return;
+      default:
+        return; // unknown frame types are ignored
+    }
+  }
+
+  protected onDecodeError(info: DecodeErrorInfo): void {
+    if (info.fatal) {
+      this.destroy(info.error);
+      return;
+    }
+    const stream = this.#calls.get(info.streamId);
+    if (stream !== undefined) {
+      stream.fail(info.error);
+      stream.sendCancel();
+    }
+  }
+
+  protected onClose(error: WeftError): void {
+    if (this.#keepaliveTimer !== undefined) clearInterval(this.#keepaliveTimer);
+    this.#markUnusable();
+    for (const stream of [...this.#calls.values()]) stream.fail(error);
+    this.#calls.clear();
+  }
+
+  #markUnusable(): void {
+    if (this.#goaway) return;
+    this.#goaway = true;
+    this.onUnusable?.();
+  }
+
+  #keepalive(): void {
+    const ka = this.#options.keepalive;
+    if (ka === null || this.closed) return;
+    const now = Date.now();
+    if (this.#pingSentAt !== 0) {
+      if (this.lastReceived >= this.#pingSentAt) this.#pingSentAt = 0;
+      else if (now - this.#pingSentAt >= ka.timeoutMs) {
+        this.destroy(
+          new WeftError(Code.UNAVAILABLE, `no answer to keepalive ping within ${ka.timeoutMs} ms`, {
+            reason: "KEEPALIVE_TIMEOUT",
+          }),
+        );
+        return;
+      }
+    }
+    if (this.#pingSentAt === 0 && now - this.lastReceived >= ka.intervalMs) {
+      this.#pingSentAt = now;
+      const body = Buffer.allocUnsafe(8);
+      body.writeDoubleBE(now, 0);
+      this.send(encodeFrame(FrameType.PING, 0, 0, 0, 0, undefined, body));
+    }
+  }
+}
+
+/** One call on a client connection. */
+class ClientStream {
+  readonly #conn: ClientConnection;
+  readonly #id: number;
+  readonly #call: Call;
+  readonly #serializer: number;
+  #resolve: ((r: CallResult) => void) | undefined;
+  #reject: ((e: unknown) => void) | undefined;
+  #headers: Metadata | undefined;
+  readonly #trailers = new Metadata();
+  #inbox: Inbox<unknown> | undefined;
+  #finished = false;
+  #timer: NodeJS.Timeout | undefined;
+  #sendWindow = INITIAL_WINDOW;
+  #creditWaiter: (() => void) | undefined;
+  #unconsumed = 0;
+  /** Set once the request's message stream was pulled from: a refused call is then not retried. */
+  pulled = false;
+
+  constructor(conn: ClientConnection, id: number, call: Call) {
+    this.#conn = conn;
+    this.#id = id;
+    this.#call = call;
+    this.#serializer = serializerId(call.serializer);
+  }
+
+  open(): Promise<CallResult> {
+    const call = this.#call;
+    if (call.stream && call.method.kind === "server_streaming") {
+      const first = firstMessage(call.messages);
+      if (first instanceof Promise) return first.then((m) => this.#open(m, true));
+      return this.#open(first, true);
+    }
+    return this.#open(call.stream ? undefined : call.message, !call.stream);
+  }
+
+  #open(message: unknown, single: boolean): Promise<CallResult> {
+    const call = this.#call;
+    const method = call.method;
+    const kind = method.kind;
+    let timeout: number | undefined;
+    if (call.deadline !== undefined) {
+      timeout = Math.floor(call.deadline - Date.now());
+      if (timeout <= 0) {
+        return Promise.reject(deadlineExceeded(call.deadline));
+      }
+    }
+    if (call.signal.aborted) return Promise.reject(abortError(call.signal));
+
+    const meta: Array<[string, string]> = [[PseudoKey.path, method.path]];
+    if (timeout !== undefined) meta.push([PseudoKey.timeout, String(timeout)]);
+    for (const entry of call.headers) meta.push(entry);
+
+    let body: Uint8Array | undefined;
+    let compressor = 0;
+    if (single) {
+      try {
+        const encoded = encodeBody(method.input, message, call.serializer, this.#conn.compression);
+        body = encoded.body;
+        compressor = encoded.compressor;
+      } catch (e) {
+        return Promise.reject(WeftError.from(e, Code.INVALID_ARGUMENT));
+      }
+    }
+    const oneway = kind === "oneway";
+    const flags = (single ? Flags.END_STREAM : 0) | (oneway ? Flags.ONE_WAY : 0);
+    let frame: Buffer;
+    try {
+      frame = encodeFrame(FrameType.REQUEST, flags, this.#id, this.#serializer, compressor, meta, body);
+    } catch (e) {
+      return Promise.reject(WeftError.from(e, Code.INVALID_ARGUMENT));
+    }
+    if (oneway) {
+      // True one-way: nothing comes back; the promise settles when the frame is written.
+      return new Promise((resolve, reject) => {
+        this.#conn.send(frame, (error) => {
+          if (error) {
+            reject(
+              new WeftError(Code.UNAVAILABLE, `one-way call not sent: ${error.message}`, {
+                reason: "CONNECTION_CLOSED",
+                cause: error,
+              }),
+            );
+          } else {
+            resolve({ stream: false, headers: new Metadata(), message: undefined, trailers: new Metadata() });
+          }
+        });
+      });
+    }
+    return new Promise<CallResult>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+      this.#conn.register(this.#id, this);
+      if (timeout !== undefined) {
+        this.#timer = setTimeout(this.#onDeadline, timeout);
+      }
+      if (call.signal !== NEVER) call.signal.addEventListener("abort", this.#onAbort, { once: true });
+      this.#conn.send(frame);
+      if (call.stream && !single) void this.#pump(call);
+    });
+  }
+
+  onHeaders(frame: Frame): void {
+    this.#headers = toMetadata(frame.metadata);
+    this.#startStream();
+  }
+
+  onResponse(frame: Frame): void {
+    const headers = new Metadata();
+    for (const [k, v] of frame.metadata) {
+      if (k.startsWith(TRAILER_PREFIX)) this.#trailers.setRaw(k.slice(TRAILER_PREFIX.length), v);
+      else headers.setRaw(k, v);
+    }
+    let message: unknown;
+    try {
+      message = decodeBody(
+        this.#call.method.output,
+        frame.body,
+        frame.serializer,
+        frame.compressor,
+        this.#conn.limits.maxFrameBytes,
+      );
+    } catch (e) {
+      this.fail(WeftError.from(e, Code.INTERNAL));
+      return;
+    }
+    const resolve = this.#resolve;
+    this.#finish();
+    if (this.#call.stream) {
+      resolve?.({
+        stream: true,
+        headers,
+        messages: singleMessage(message),
+        trailers: this.#trailers,
+      } satisfies StreamResult);
+    } else {
+      resolve?.({ stream: false, headers, message, trailers: this.#trailers } satisfies UnaryResult);
+    }
+  }
+
+  onMessage(frame: Frame): void {
+    if (this.#inbox === undefined) this.#startStream();
+    this.#unconsumed += frame.body.length;
+    if (this.#unconsumed > INITIAL_WINDOW + this.#conn.limits.maxFrameBytes) {
+      this.fail(
+        new WeftError(Code.RESOURCE_EXHAUSTED, "peer ignored flow control", {
+          reason: "FLOW_CONTROL_VIOLATION",
+        }),
+      );
+      this.sendCancel();
+      return;
+    }
+    this.#inbox!.push(frame.body, frame.serializer, frame.compressor);
+    if ((frame.flags & Flags.END_STREAM) !== 0) this.#inbox!.end();
+  }
+
+  onEnd(frame: Frame): void {
+    const trailers = this.#trailers;
+    for (const [k, v] of frame.metadata) trailers.setRaw(k, v);
+    const error = decodeStatus(frame.body, trailers);
+    if (error !== undefined) {
+      const inbox = this.#inbox;
+      if (inbox === undefined) {
+        this.fail(error);
+      } else {
+        // messages already received stay readable; the error comes after them
+        this.#finish();
+        inbox.end(error);
+      }
+      return;
+    }
+    if (this.#inbox === undefined && this.#call.stream && this.#call.method.kind !== "client_streaming") {
+      this.#startStream();
+    }
+    if (this.#inbox !== undefined) {
+      this.#inbox.end();
+      this.#finish();
+      return;
+    }
+    this.fail(new WeftError(Code.INTERNAL, "call ended without a response", { reason: "MISSING_RESPONSE" }));
+  }
+
+  onCredit(bytes: number): void {
+    this.#sendWindow += bytes;
+    const w = this.#creditWaiter;
+    if (w !== undefined && this.#sendWindow > 0) {
+      this.#creditWaiter = undefined;
+      w();
+    }
+  }
+
+  /** The server never started this call (goaway or shutdown): fail it as retryable. */
+  refuse(message: string): void {
+    this.fail(new WeftError(Code.UNAVAILABLE, message, { reason: "REFUSED_STREAM" }));
+  }
+
+  fail(error: WeftError): void {
+    if (this.#finished) return;
+    const reject = this.#reject;
+    const inbox = this.#inbox;
+    this.#finish();
+    if (inbox !== undefined) inbox.fail(error);
+    else reject?.(error);
+  }
+
+  sendCancel(): void {
+    this.#conn.sendFrame(FrameType.CANCEL, 0, this.#id);
+  }
+
+  #startStream(): void {
+    if (this.#inbox !== undefined) return;
+    const method = this.#call.method;
+    const limits = this.#conn.limits;
+    this.#inbox = new Inbox(
+      (body, ser, comp) => decodeBody(method.output, body, ser, comp, limits.maxFrameBytes),
+      this.#onConsumed,
+      this.#onAbandon,
+    );
+    const resolve = this.#resolve;
+    this.#resolve = undefined;
+    resolve?.({
+      stream: true,
+      headers: this.#headers ?? new Metadata(),
+      messages: this.#inbox,
+      trailers: this.#trailers,
+    });
+  }
+
+  readonly #onConsumed = (bytes: number): void => {
+    this.#unconsumed -= bytes;
+    this.#granted += bytes;
+    if (this.#granted >= INITIAL_WINDOW / 2 && !this.#finished) {
+      this.#conn.send(
+        encodeFrame(FrameType.CREDIT, 0, this.#id, 0, 0, undefined, encodeCredit(this.#granted)),
+      );
+      this.#granted = 0;
+    }
+  };
+  #granted = 0;
+
+  readonly #onAbandon = (): void => {
+    if (this.#finished) return;
+    this.#finish();
+    this.sendCancel();
+  };
+
+  readonly #onDeadline = (): void => {
+    this.#timer = undefined;
+    if (this.#finished) return;
+    this.sendCancel();
+    this.fail(deadlineExceeded(this.#call.deadline));
+  };
+
+  readonly #onAbort = (): void => {
+    if (this.#finished) return;
+    this.sendCancel();
+    this.fail(abortError(this.#call.signal));
+  };
+
+  async #pump(call: StreamCall): Promise<void> {
+    const method = call.method;
+    const conn = this.#conn;
+    try {
+      for await (const message of call.messages) {
+        this.pulled = true;
+        if (this.#finished) return;
+        const { body, compressor } = encodeBody(method.input, message, call.serializer, conn.compression);
+        while (this.#sendWindow <= 0 && !this.#finished) {
+          await new Promise<void>((resolve) => {
+            this.#creditWaiter = resolve;
+          });
+        }
+        if (this.#finished) return;
+        this.#sendWindow -= body.length;
+        conn.send(encodeFrame(FrameType.MESSAGE, 0, this.#id, this.#serializer, compressor, undefined, body));
+        const bp = conn.backpressure();
+        if (bp !== undefined) await bp;
+      }
+      if (!this.#finished) conn.sendFrame(FrameType.END, 0, this.#id);
+    } catch (e) {
+      if (this.#finished) return;
+      this.sendCancel();
+      this.fail(WeftError.from(e, Code.CANCELLED));
+    }
+  }
+
+  #finish(): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#resolve = undefined;
+    this.#reject = undefined;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    if (this.#call.signal !== NEVER) this.#call.signal.removeEventListener("abort", this.#onAbort);
+    const w = this.#creditWaiter;
+    this.#creditWaiter = undefined;
+    w?.();
+    this.#conn.unregister(this.#id);
+  }
+}
+
+/** A signal that never aborts, shared by calls made without one (skips listener bookkeeping). */
+export const NEVER: AbortSignal = new AbortController().signal;
+
+export function deadlineExceeded(deadline: number | undefined): WeftError {
+  return new WeftError(Code.DEADLINE_EXCEEDED, "deadline exceeded", {
+    reason: "DEADLINE_EXCEEDED",
+    metadata: deadline === undefined ? {} : { "deadline-ms": String(deadline) },
+  });
+}
+
+function abortError(signal: AbortSignal): WeftError {
+  const reason: unknown = signal.reason;
+  if (reason instanceof WeftError) return reason;
+  return new WeftError(Code.CANCELLED, "call cancelled by the caller", {
+    reason: "CANCELLED",
+    cause: reason,
+  });
+}
+
+function toMetadata(entries: Array<[string, string]>): Metadata {
+  const md = new Metadata();
+  for (const [k, v] of entries) md.setRaw(k, v);
+  return md;
+}

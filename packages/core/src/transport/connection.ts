@@ -1,0 +1,181 @@
+import type { Duplex } from "node:stream";
+import { Code } from "../errors/code.ts";
+import { WeftError } from "../errors/weft-error.ts";
+import { type DecodeErrorInfo, FrameDecoder } from "../protocol/decode.ts";
+import { encodeFrame } from "../protocol/encode.ts";
+import { type Frame, type FrameLimits, FrameType } from "../protocol/frame.ts";
+import { encodeGoaway } from "../protocol/status.ts";
+
+/** Bytes queued for the socket above which stream senders wait for it to drain. */
+const HIGH_WATER = 1024 * 1024;
+
+/**
+ * A Weft connection over any byte duplex (TCP, TLS, or an in-memory pair): frame decoding, batched
+ * writes, ping/pong and goaway. The client and server sides extend it with their call tables.
+ *
+ * Writes are batched: frames queued during one turn of the event loop go out in one socket write
+ * (`setImmediate`), which is what makes many small concurrent calls cheap.
+ */
+export abstract class Connection {
+  readonly socket: Duplex;
+  readonly limits: FrameLimits;
+  readonly peer: string | undefined;
+  protected readonly decoder: FrameDecoder;
+  #out: Buffer[] = [];
+  #outBytes = 0;
+  #callbacks: Array<(error?: Error | null) => void> = [];
+  #flushScheduled = false;
+  #drainWaiters: Array<() => void> = [];
+  #closed = false;
+  /** When the peer's last frame arrived (`Date.now()`). */
+  protected lastReceived = Date.now();
+
+  constructor(socket: Duplex, limits: FrameLimits, peer: string | undefined) {
+    this.socket = socket;
+    this.limits = limits;
+    this.peer = peer;
+    this.decoder = new FrameDecoder(
+      (frame) => this.#onFrame(frame),
+      (info) => this.onDecodeError(info),
+      limits,
+    );
+    socket.on("data", (chunk: Buffer) => {
+      this.lastReceived = Date.now();
+      this.decoder.push(chunk);
+    });
+    socket.on("drain", () => this.#wakeDrainWaiters());
+    socket.on("error", (error: Error) => this.#terminate(error));
+    socket.on("close", () => this.#terminate(undefined));
+    socket.on("end", () => socket.end());
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Queues a frame; `onWritten` runs once it has been handed to the OS (or the write failed). */
+  send(frame: Buffer, onWritten?: (error?: Error | null) => void): void {
+    if (this.#closed) {
+      onWritten?.(new Error("connection closed"));
+      return;
+    }
+    this.#out.push(frame);
+    this.#outBytes += frame.length;
+    if (onWritten !== undefined) this.#callbacks.push(onWritten);
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(this.#flush);
+    }
+  }
+
+  sendFrame(
+    type: number,
+    flags: number,
+    streamId: number,
+    body?: Uint8Array,
+    metadata?: Iterable<[string, string]>,
+  ): void {
+    this.send(encodeFrame(type, flags, streamId, 0, 0, metadata, body));
+  }
+
+  /**
+   * `undefined` when the socket can take more, else a promise that resolves when it has drained.
+   * Stream senders check it between messages so a slow peer bounds the sender's memory.
+   */
+  backpressure(): Promise<void> | undefined {
+    if (this.#closed) return undefined;
+    if (this.#outBytes + this.socket.writableLength < HIGH_WATER) return undefined;
+    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+  }
+
+  sendGoaway(lastStreamId: number, code: Code, message: string, reason?: string): void {
+    this.send(
+      encodeFrame(
+        FrameType.GOAWAY,
+        0,
+        0,
+        0,
+        0,
+        reason === undefined ? undefined : [["reason", reason]],
+        encodeGoaway(lastStreamId, code, message),
+      ),
+    );
+  }
+
+  /** Flushes what is queued, then ends the socket. */
+  end(): void {
+    if (this.#closed) return;
+    this.#flush();
+    this.socket.end();
+  }
+
+  /** Closes at once and fails everything in flight with `error`. */
+  destroy(error: WeftError): void {
+    this.#terminate(error);
+    this.socket.destroy();
+  }
+
+  readonly #flush = (): void => {
+    this.#flushScheduled = false;
+    const n = this.#out.length;
+    if (n === 0 || this.#closed) return;
+    const callbacks = this.#callbacks;
+    const data = n === 1 ? this.#out[0]! : Buffer.concat(this.#out, this.#outBytes);
+    this.#out = [];
+    this.#outBytes = 0;
+    if (callbacks.length > 0) {
+      this.#callbacks = [];
+      this.socket.write(data, (error) => {
+        for (const cb of callbacks) cb(error);
+      });
+    } else {
+      this.socket.write(data);
+    }
+    if (!this.socket.writableNeedDrain) this.#wakeDrainWaiters();
+  };
+
+  #wakeDrainWaiters(): void {
+    if (this.#drainWaiters.length === 0) return;
+    const waiters = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  #onFrame(frame: Frame): void {
+    switch (frame.type) {
+      case FrameType.PING:
+        this.send(encodeFrame(FrameType.PONG, 0, 0, 0, 0, undefined, frame.body));
+        return;
+      case FrameType.PONG:
+        return;
+      default:
+        this.onFrame(frame);
+    }
+  }
+
+  #terminate(error: Error | undefined): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const callbacks = this.#callbacks;
+    this.#callbacks = [];
+    this.#out = [];
+    for (const cb of callbacks) cb(error ?? new Error("connection closed"));
+    this.#wakeDrainWaiters();
+    const reason =
+      error instanceof WeftError
+        ? error
+        : new WeftError(
+            Code.UNAVAILABLE,
+            error === undefined ? "connection closed" : `connection failed: ${error.message}`,
+            {
+              reason: "CONNECTION_CLOSED",
+              ...(error === undefined ? {} : { cause: error }),
+            },
+          );
+    this.onClose(reason);
+  }
+
+  protected abstract onFrame(frame: Frame): void;
+  protected abstract onDecodeError(info: DecodeErrorInfo): void;
+  protected abstract onClose(error: WeftError): void;
+}

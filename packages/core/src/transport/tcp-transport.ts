@@ -1,0 +1,279 @@
+import { isIP, connect as netConnect } from "node:net";
+import type { Duplex } from "node:stream";
+import { type ConnectionOptions as TlsConnectionOptions, connect as tlsConnect } from "node:tls";
+import type { CompressionOptions } from "../codec/compression.ts";
+import { Code } from "../errors/code.ts";
+import { ConfigError, WeftError } from "../errors/weft-error.ts";
+import type { Call, CallResult } from "../interceptor/call.ts";
+import { DEFAULT_LIMITS, type FrameLimits } from "../protocol/frame.ts";
+import { ClientConnection, type ClientConnectionOptions } from "./client-connection.ts";
+import type { Transport } from "./transport.ts";
+import { resolveCompression } from "./wire-message.ts";
+
+export interface TcpTransportOptions {
+  /** `host:port`, or several for a static list (calls go round-robin over the reachable ones). */
+  address: string | readonly string[];
+  /** Connect with TLS. Give `ca` to trust a private CA, `cert`/`key` for mTLS, `servername` for SNI. */
+  tls?: TlsConnectionOptions;
+  /** Connections per address, opened as load requires. Default 1. */
+  poolSize?: number;
+  /** Give up connecting after this long. Default 5 s. */
+  connectTimeoutMs?: number;
+  /** Ping an idle connection every `intervalMs`; close it if no answer within `timeoutMs`. `false` to disable. Defaults 15 s / 5 s. */
+  keepalive?: { intervalMs?: number; timeoutMs?: number } | false;
+  /** Reconnect backoff after a failed connection: exponential from `initialDelayMs` to `maxDelayMs`, with jitter. Defaults 100 ms / 10 s. */
+  reconnect?: { initialDelayMs?: number; maxDelayMs?: number };
+  /** Frame limits enforced on what servers send. */
+  limits?: Partial<FrameLimits>;
+  /** Compress request messages at or above the threshold. */
+  compression?: CompressionOptions;
+  /** A transparently retried call (refused by a server going away) is tried this many times at most. Default 3. */
+  maxRefusedRetries?: number;
+}
+
+interface HostPort {
+  host: string;
+  port: number;
+  key: string;
+}
+
+/**
+ * A transport over Weft's TCP protocol to one address or a static list. One connection multiplexes
+ * many concurrent calls; a small pool per address opens more under load. A broken connection is
+ * re-established with exponential backoff; while an address is backing off, calls go to the others
+ * or fail fast with `UNAVAILABLE`. A call refused by a server that is going away (it was never
+ * started) is retried on another connection transparently.
+ */
+export function createTcpTransport(options: TcpTransportOptions): Transport {
+  return new TcpTransport(options, null);
+}
+
+/** Opens a byte stream to an address; the TCP transport's socket factory, swappable for tests. */
+export type Dialer = (target: HostPort, options: TcpTransportOptions) => Duplex;
+
+export class TcpTransport implements Transport {
+  readonly #endpoints: Endpoint[];
+  readonly #maxRetries: number;
+  #next = 0;
+  #closed = false;
+
+  constructor(options: TcpTransportOptions, dialer: Dialer | null) {
+    const addresses = typeof options.address === "string" ? [options.address] : options.address;
+    if (!Array.isArray(addresses) || addresses.length === 0) {
+      throw new ConfigError("address", 'a "host:port" string or a non-empty list of them', options.address);
+    }
+    const poolSize = options.poolSize ?? 1;
+    if (!Number.isInteger(poolSize) || poolSize < 1)
+      throw new ConfigError("poolSize", "an integer ≥ 1", poolSize);
+    const ka = options.keepalive;
+    const keepalive =
+      ka === false ? null : { intervalMs: ka?.intervalMs ?? 15_000, timeoutMs: ka?.timeoutMs ?? 5_000 };
+    const connOptions: ClientConnectionOptions = {
+      limits: { ...DEFAULT_LIMITS, ...options.limits },
+      compression: resolveCompression(options.compression),
+      keepalive,
+    };
+    const dial = dialer ?? defaultDialer;
+    this.#endpoints = addresses.map(
+      (a) => new Endpoint(parseAddress(a), options, connOptions, dial, poolSize),
+    );
+    this.#maxRetries = options.maxRefusedRetries ?? 3;
+  }
+
+  async call(call: Call): Promise<CallResult> {
+    for (let attempt = 0; ; attempt++) {
+      const conn = await this.#acquire();
+      try {
+        return await conn.start(call);
+      } catch (e) {
+        if (
+          attempt < this.#maxRetries &&
+          e instanceof WeftError &&
+          e.reason === "REFUSED_STREAM" &&
+          !(call.stream && (call.method.kind === "client_streaming" || call.method.kind === "bidi_streaming"))
+        ) {
+          continue; // never started on the server: safe to send again
+        }
+        throw e;
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.all(this.#endpoints.map((e) => e.close()));
+  }
+
+  async #acquire(): Promise<ClientConnection> {
+    if (this.#closed)
+      throw new WeftError(Code.UNAVAILABLE, "transport is closed", { reason: "TRANSPORT_CLOSED" });
+    const eps = this.#endpoints;
+    const n = eps.length;
+    let lastError: WeftError | undefined;
+    // Try each endpoint once, round-robin, skipping those in reconnect backoff.
+    for (let i = 0; i < n; i++) {
+      const ep = eps[(this.#next + i) % n]!;
+      if (ep.backingOff() && n > 1) continue;
+      try {
+        const conn = await ep.acquire();
+        this.#next = (this.#next + i + 1) % n;
+        return conn;
+      } catch (e) {
+        lastError = WeftError.from(e, Code.UNAVAILABLE);
+      }
+    }
+    throw (
+      lastError ??
+      new WeftError(Code.UNAVAILABLE, "every address is backing off after connection failures", {
+        reason: "NO_AVAILABLE_NODE",
+      })
+    );
+  }
+}
+
+class Endpoint {
+  readonly #target: HostPort;
+  readonly #options: TcpTransportOptions;
+  readonly #connOptions: ClientConnectionOptions;
+  readonly #dial: Dialer;
+  readonly #poolSize: number;
+  readonly #conns: ClientConnection[] = [];
+  #connecting: Promise<ClientConnection> | undefined;
+  #failures = 0;
+  #retryAt = 0;
+  #lastError: WeftError | undefined;
+
+  constructor(
+    target: HostPort,
+    options: TcpTransportOptions,
+    connOptions: ClientConnectionOptions,
+    dial: Dialer,
+    poolSize: number,
+  ) {
+    this.#target = target;
+    this.#options = options;
+    this.#connOptions = connOptions;
+    this.#dial = dial;
+    this.#poolSize = poolSize;
+  }
+
+  backingOff(): boolean {
+    return this.#conns.length === 0 && Date.now() < this.#retryAt;
+  }
+
+  acquire(): Promise<ClientConnection> | ClientConnection {
+    let best: ClientConnection | undefined;
+    for (const c of this.#conns) {
+      if (c.usable && (best === undefined || c.load < best.load)) best = c;
+    }
+    if (best !== undefined && (best.load === 0 || this.#conns.length >= this.#poolSize || this.#connecting)) {
+      return best;
+    }
+    if (this.#connecting !== undefined) return best ?? this.#connecting;
+    if (Date.now() < this.#retryAt) {
+      if (best !== undefined) return best;
+      return Promise.reject(
+        new WeftError(
+          Code.UNAVAILABLE,
+          `${this.#target.key} is unreachable; next attempt in ${this.#retryAt - Date.now()} ms`,
+          {
+            reason: "CONNECTION_FAILED",
+            cause: this.#lastError,
+          },
+        ),
+      );
+    }
+    const connecting = this.#connect();
+    this.#connecting = connecting;
+    connecting.then(
+      () => {
+        this.#connecting = undefined;
+      },
+      () => {
+        this.#connecting = undefined;
+      },
+    );
+    return best ?? connecting;
+  }
+
+  async close(): Promise<void> {
+    const conns = this.#conns.splice(0);
+    await Promise.all(
+      conns.map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            if (c.closed) return resolve();
+            c.socket.once("close", () => resolve());
+            c.destroy(new WeftError(Code.UNAVAILABLE, "transport closed", { reason: "TRANSPORT_CLOSED" }));
+          }),
+      ),
+    );
+  }
+
+  #connect(): Promise<ClientConnection> {
+    const target = this.#target;
+    const timeoutMs = this.#options.connectTimeoutMs ?? 5_000;
+    return new Promise((resolve, reject) => {
+      const socket = this.#dial(target, this.#options);
+      const secure = this.#options.tls !== undefined;
+      const readyEvent = secure ? "secureConnect" : "connect";
+      const timer = setTimeout(() => {
+        socket.destroy(new Error(`connect timed out after ${timeoutMs} ms`));
+      }, timeoutMs);
+      const onError = (error: Error) => {
+        clearTimeout(timer);
+        this.#failures++;
+        const base = this.#options.reconnect?.initialDelayMs ?? 100;
+        const max = this.#options.reconnect?.maxDelayMs ?? 10_000;
+        const delay = Math.min(max, base * 2 ** (this.#failures - 1));
+        this.#retryAt = Date.now() + delay * (0.8 + Math.random() * 0.4);
+        this.#lastError = new WeftError(
+          Code.UNAVAILABLE,
+          `cannot connect to ${target.key}: ${error.message}`,
+          {
+            reason: "CONNECTION_FAILED",
+            cause: error,
+          },
+        );
+        reject(this.#lastError);
+      };
+      socket.once("error", onError);
+      socket.once(readyEvent, () => {
+        clearTimeout(timer);
+        socket.off("error", onError);
+        this.#failures = 0;
+        this.#retryAt = 0;
+        const conn = new ClientConnection(socket, target.key, this.#connOptions);
+        conn.onUnusable = () => {
+          const i = this.#conns.indexOf(conn);
+          if (i >= 0) this.#conns.splice(i, 1);
+        };
+        socket.once("close", () => conn.onUnusable?.());
+        this.#conns.push(conn);
+        resolve(conn);
+      });
+    });
+  }
+}
+
+const defaultDialer: Dialer = (target, options) => {
+  if (options.tls !== undefined) {
+    return tlsConnect({
+      servername: isIP(target.host) === 0 ? target.host : undefined,
+      ...options.tls,
+      host: target.host,
+      port: target.port,
+    } as TlsConnectionOptions).setNoDelay(true);
+  }
+  return netConnect({ host: target.host, port: target.port, noDelay: true });
+};
+
+export function parseAddress(address: string): HostPort {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(address);
+  const port = m === null ? Number.NaN : Number(m[3]);
+  if (m === null || port < 1 || port > 65535) {
+    throw new ConfigError("address", 'a "host:port" address (IPv6 as "[::1]:port")', address);
+  }
+  const host = m[1] ?? m[2]!;
+  return { host, port, key: address };
+}

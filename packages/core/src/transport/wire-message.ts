@@ -1,0 +1,57 @@
+import { type CompressionOptions, Compressor, compress, decompress } from "../codec/compression.ts";
+import type { MessageCodec } from "../codec/message-codec.ts";
+import { Serializer, type SerializerName, serializerName } from "../codec/serializer.ts";
+import { Code } from "../errors/code.ts";
+import { WeftError } from "../errors/weft-error.ts";
+
+/** Resolved compression settings: algorithm id and threshold. `null` means never compress. */
+export interface Compression {
+  readonly id: number;
+  readonly threshold: number;
+}
+
+export function resolveCompression(options: CompressionOptions | undefined): Compression | null {
+  if (options === undefined) return null;
+  const id: number | undefined = Compressor[options.algorithm];
+  if (id === undefined || id === Compressor.none) return null;
+  return { id, threshold: options.threshold ?? 1024 };
+}
+
+/** A message's encoded body and the compressor its header must name. */
+export interface EncodedBody {
+  body: Uint8Array;
+  compressor: number;
+}
+
+export function encodeBody<T>(
+  codec: MessageCodec<T>,
+  value: T,
+  serializer: SerializerName,
+  compression: Compression | null,
+): EncodedBody {
+  const bytes = codec.encode(value, serializer);
+  if (compression !== null && bytes.length >= compression.threshold) {
+    return { body: compress(compression.id, bytes), compressor: compression.id };
+  }
+  return { body: bytes, compressor: 0 };
+}
+
+export function decodeBody<T>(
+  codec: MessageCodec<T>,
+  body: Uint8Array,
+  serializerId: number,
+  compressorId: number,
+  maxBytes: number,
+): T {
+  const name = serializerName(serializerId);
+  if (name === undefined) {
+    throw new WeftError(Code.INVALID_ARGUMENT, `unknown serializer id ${serializerId}`, {
+      reason: "UNSUPPORTED_SERIALIZER",
+    });
+  }
+  return codec.decode(compressorId === 0 ? body : decompress(compressorId, body, maxBytes), name);
+}
+
+export function serializerId(name: SerializerName): number {
+  return Serializer[name];
+}
