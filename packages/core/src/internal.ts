@@ -5,7 +5,15 @@
 
 export { isPropagated, remaining, runWithCallContext } from "./context/call-context.ts";
 export { compose, firstMessage, singleMessage } from "./interceptor/call.ts";
+export {
+  callContextOf,
+  type ExternalCall,
+  type ExternalCallInit,
+  invokeRoute,
+  openExternalCall,
+} from "./server/external.ts";
 export { adaptHandler, kContext, ServerHandlerContext } from "./server/handler.ts";
+export type { RegisteredMethod, ServerCore } from "./server/server.ts";
 export { ClientConnection, INITIAL_WINDOW } from "./transport/client-connection.ts";
 export { Connection } from "./transport/connection.ts";
 export { Inbox } from "./transport/inbox.ts";

@@ -1,6 +1,6 @@
 import type { Duplex } from "node:stream";
 import { serializerName } from "../codec/serializer.ts";
-import { type CallContext, runWithCallContext } from "../context/call-context.ts";
+import { runWithCallContext } from "../context/call-context.ts";
 import { Code } from "../errors/code.ts";
 import { WeftError } from "../errors/weft-error.ts";
 import { type Call, type CallResult, type StreamResult, singleMessage } from "../interceptor/call.ts";
@@ -13,11 +13,11 @@ import { INITIAL_WINDOW } from "../transport/client-connection.ts";
 import { Connection } from "../transport/connection.ts";
 import { Inbox } from "../transport/inbox.ts";
 import { decodeBody, encodeBody } from "../transport/wire-message.ts";
+import { callContextOf, invokeRoute } from "./external.ts";
 import { kContext, ServerHandlerContext } from "./handler.ts";
 import type { RegisteredMethod, ServerCore } from "./server.ts";
 
 const TRAILER_PREFIX = "trailer-";
-const NO_METADATA = new Metadata();
 
 /** The server side of one connection: dispatches REQUEST frames to handlers. */
 export class ServerConnection extends Connection {
@@ -284,19 +284,8 @@ export class ServerStream {
       if (call.stream) call.messages = singleMessage(message);
       else call.message = message;
     }
-    const context: CallContext = {
-      deadline: call.deadline,
-      signal: call.signal,
-      propagate: this.#conn.server.propagatedFrom(call.headers) ?? NO_METADATA,
-      path: info.path,
-    };
-    let pending: Promise<CallResult>;
-    try {
-      pending = runWithCallContext(context, () => this.#method.handler(call));
-    } catch (e) {
-      this.#fail(e);
-      return;
-    }
+    const context = callContextOf(this.#conn.server, call);
+    const pending = invokeRoute(this.#method, call, context);
     pending.then(
       (result) => {
         if (this.#finished) return;

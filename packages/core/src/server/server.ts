@@ -69,6 +69,11 @@ export interface Server {
   readonly state: "serving" | "draining" | "stopped";
   /** The registered methods, keyed by wire path. */
   readonly methods: ReadonlyMap<string, MethodInfo>;
+  /**
+   * Calls `listener` on every state change (`draining` when shutdown begins, then `stopped`).
+   * Protocol front-ends use it to stop accepting and to report health. Returns an unsubscribe function.
+   */
+  onStateChange(listener: (state: "serving" | "draining" | "stopped") => void): () => void;
 }
 
 export interface RegisteredMethod {
@@ -88,6 +93,13 @@ export interface ServerCore {
   connectionClosed(conn: ServerConnection): void;
   onewayStarted(): void;
   onewayFinished(): void;
+  /** False once shutdown began: front-ends refuse new calls. */
+  readonly acceptingExternal: boolean;
+  /**
+   * Counts a call served by another protocol front-end until the returned release function runs;
+   * `cancel` is invoked if shutdown times out while it is still in flight.
+   */
+  trackExternal(cancel: (error: WeftError) => void): () => void;
 }
 
 /**
@@ -116,6 +128,8 @@ class WeftServer implements Server, ServerCore {
   #listener: NetServer | undefined;
   #state: "serving" | "draining" | "stopped" = "serving";
   #oneway = 0;
+  readonly #external = new Set<(error: WeftError) => void>();
+  readonly #stateListeners = new Set<(state: "serving" | "draining" | "stopped") => void>();
   #idleWaiters: Array<() => void> = [];
 
   constructor(options: ServerOptions) {
@@ -141,7 +155,7 @@ class WeftServer implements Server, ServerCore {
   }
 
   get inFlight(): number {
-    let n = this.#oneway;
+    let n = this.#oneway + this.#external.size;
     for (const c of this.#connections) n += c.calls.size;
     return n;
   }
@@ -200,7 +214,7 @@ class WeftServer implements Server, ServerCore {
   async shutdown(options: ShutdownOptions = {}): Promise<ShutdownResult> {
     const timeoutMs = options.timeoutMs ?? 10_000;
     if (this.#state === "stopped") return { cancelled: 0 };
-    this.#state = "draining";
+    this.#setState("draining");
     const listener = this.#listener;
     const closed =
       listener === undefined
@@ -222,13 +236,36 @@ class WeftServer implements Server, ServerCore {
         });
         for (const conn of this.#connections)
           for (const stream of [...conn.calls.values()]) stream.cancel(error, true);
+        for (const cancel of [...this.#external]) cancel(error);
       }
     }
     for (const conn of this.#connections) conn.end();
     this.#connections.clear();
-    this.#state = "stopped";
+    this.#setState("stopped");
     await closed;
     return { cancelled };
+  }
+
+  get acceptingExternal(): boolean {
+    return this.#state === "serving";
+  }
+
+  trackExternal(cancel: (error: WeftError) => void): () => void {
+    const entry = (error: WeftError) => cancel(error);
+    this.#external.add(entry);
+    return () => {
+      if (this.#external.delete(entry)) this.callsChanged();
+    };
+  }
+
+  onStateChange(listener: (state: "serving" | "draining" | "stopped") => void): () => void {
+    this.#stateListeners.add(listener);
+    return () => this.#stateListeners.delete(listener);
+  }
+
+  #setState(state: "serving" | "draining" | "stopped"): void {
+    this.#state = state;
+    for (const listener of [...this.#stateListeners]) listener(state);
   }
 
   propagatedFrom(headers: Metadata): Metadata | undefined {
