@@ -50,6 +50,7 @@ export {
   type ShutdownOptions,
   type ShutdownResult,
 } from "./server/server.ts";
+export { isOnewayMethod, type ProtoMethods, protoService } from "./service/proto-service.ts";
 export {
   type AnyMethodDef,
   bidiStreaming,
@@ -59,6 +60,7 @@ export {
   type MethodInfo,
   type MethodKind,
   type MethodMap,
+  type MethodOptions,
   oneway,
   type ServiceDef,
   serverStreaming,

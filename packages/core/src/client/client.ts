@@ -35,16 +35,16 @@ export interface CallOptions {
 
 /** The typed method of a client for each method kind. */
 export type ClientMethod<M> =
-  M extends MethodDef<infer I, infer O, "unary">
-    ? (request: I, options?: CallOptions) => Promise<O>
-    : M extends MethodDef<infer I, infer O, "server_streaming">
-      ? (request: I, options?: CallOptions) => AsyncIterable<O>
-      : M extends MethodDef<infer I, infer O, "client_streaming">
-        ? (requests: AsyncIterable<I>, options?: CallOptions) => Promise<O>
-        : M extends MethodDef<infer I, infer O, "bidi_streaming">
-          ? (requests: AsyncIterable<I>, options?: CallOptions) => AsyncIterable<O>
-          : M extends MethodDef<infer I, void, "oneway">
-            ? (request: I, options?: CallOptions) => Promise<void>
+  M extends MethodDef<infer _I, infer O, "unary", infer II, infer _OI>
+    ? (request: II, options?: CallOptions) => Promise<O>
+    : M extends MethodDef<infer _I, infer O, "server_streaming", infer II, infer _OI>
+      ? (request: II, options?: CallOptions) => AsyncIterable<O>
+      : M extends MethodDef<infer _I, infer O, "client_streaming", infer II, infer _OI>
+        ? (requests: AsyncIterable<II>, options?: CallOptions) => Promise<O>
+        : M extends MethodDef<infer _I, infer O, "bidi_streaming", infer II, infer _OI>
+          ? (requests: AsyncIterable<II>, options?: CallOptions) => AsyncIterable<O>
+          : M extends MethodDef<infer _I, infer _O, "oneway", infer II, infer _OI>
+            ? (request: II, options?: CallOptions) => Promise<void>
             : never;
 
 /** A typed client of service `S`. */

@@ -1,8 +1,11 @@
 import {
+  create,
   type DescMessage,
   fromBinary,
   fromJson,
+  isMessage,
   type JsonValue,
+  type MessageInitShape,
   type MessageShape,
   toBinary,
   toJson,
@@ -21,11 +24,14 @@ const packr = new Packr({ useRecords: false, mapsAsObjects: true });
  * protobuf binary by default, or as the proto3 canonical JSON mapping, or as MessagePack of that
  * JSON. Unknown fields are kept (binary) or ignored (JSON), so older and newer peers interoperate.
  */
-export function protobufType<Desc extends DescMessage>(schema: Desc): MessageCodec<MessageShape<Desc>> {
+export function protobufType<Desc extends DescMessage>(
+  schema: Desc,
+): MessageCodec<MessageShape<Desc>, MessageInitShape<Desc>> {
   const serializers = ["protobuf", "json", "msgpack"] as const;
   return {
     serializers,
-    encode(value, serializer: SerializerName): Uint8Array {
+    encode(init, serializer: SerializerName): Uint8Array {
+      const value = isMessage(init, schema) ? init : create(schema, init);
       switch (serializer) {
         case "protobuf":
           return toBinary(schema, value);
@@ -43,7 +49,9 @@ export function protobufType<Desc extends DescMessage>(schema: Desc): MessageCod
           case "protobuf":
             return fromBinary(schema, bytes);
           case "json":
-            return fromJson(schema, JSON.parse(decoder.decode(bytes)) as JsonValue, { ignoreUnknownFields: true });
+            return fromJson(schema, JSON.parse(decoder.decode(bytes)) as JsonValue, {
+              ignoreUnknownFields: true,
+            });
           case "msgpack":
             return fromJson(schema, packr.unpack(bytes) as JsonValue, { ignoreUnknownFields: true });
           default:

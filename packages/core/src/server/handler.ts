@@ -31,15 +31,15 @@ export interface HandlerContext {
 
 /** The handler signature for each method kind. */
 export type HandlerFor<M> =
-  M extends MethodDef<infer I, infer O, "unary">
-    ? (request: I, ctx: HandlerContext) => O | Promise<O>
-    : M extends MethodDef<infer I, infer O, "server_streaming">
-      ? (request: I, ctx: HandlerContext) => AsyncIterable<O>
-      : M extends MethodDef<infer I, infer O, "client_streaming">
-        ? (requests: AsyncIterable<I>, ctx: HandlerContext) => O | Promise<O>
-        : M extends MethodDef<infer I, infer O, "bidi_streaming">
-          ? (requests: AsyncIterable<I>, ctx: HandlerContext) => AsyncIterable<O>
-          : M extends MethodDef<infer I, void, "oneway">
+  M extends MethodDef<infer I, infer _O, "unary", infer _II, infer OI>
+    ? (request: I, ctx: HandlerContext) => OI | Promise<OI>
+    : M extends MethodDef<infer I, infer _O, "server_streaming", infer _II, infer OI>
+      ? (request: I, ctx: HandlerContext) => AsyncIterable<OI>
+      : M extends MethodDef<infer I, infer _O, "client_streaming", infer _II, infer OI>
+        ? (requests: AsyncIterable<I>, ctx: HandlerContext) => OI | Promise<OI>
+        : M extends MethodDef<infer I, infer _O, "bidi_streaming", infer _II, infer OI>
+          ? (requests: AsyncIterable<I>, ctx: HandlerContext) => AsyncIterable<OI>
+          : M extends MethodDef<infer I, infer _O, "oneway", infer _II, infer _OI>
             ? (request: I, ctx: HandlerContext) => void | Promise<void>
             : never;
 
