@@ -53,7 +53,10 @@ export function decompress(algorithm: number, bytes: Uint8Array, maxBytes: numbe
   } catch (e) {
     if (e instanceof WeftError) throw e;
     const code = (e as { code?: string }).code;
-    if (code === "ERR_BUFFER_TOO_LARGE" || (e instanceof RangeError && /larger than|too large/i.test(e.message))) {
+    if (
+      code === "ERR_BUFFER_TOO_LARGE" ||
+      (e instanceof RangeError && /larger than|too large/i.test(e.message))
+    ) {
       throw new WeftError(Code.RESOURCE_EXHAUSTED, `decompressed message exceeds ${maxBytes} bytes`, {
         reason: "MESSAGE_TOO_LARGE",
         cause: e,

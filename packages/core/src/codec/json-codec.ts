@@ -1,4 +1,4 @@
-import { Packr } from "msgpackr";
+import { C1, Packr } from "msgpackr";
 import { Code } from "../errors/code.ts";
 import { WeftError } from "../errors/weft-error.ts";
 import { decodeFailed, type MessageCodec, unsupportedSerializer } from "./message-codec.ts";
@@ -19,7 +19,15 @@ export interface MessageTypeOptions<T> {
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
-const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true, int64AsType: "number" });
+// structuredClone: false makes msgpackr refuse its reference extensions (0x69/0x70), with which a peer
+// could otherwise send a cyclic object graph.
+const packr = new Packr({
+  useRecords: false,
+  moreTypes: false,
+  mapsAsObjects: true,
+  int64AsType: "number",
+  structuredClone: false,
+});
 
 /**
  * A code-first message type: values of `T` travel as MessagePack or JSON. Pass a Standard Schema to
@@ -60,6 +68,8 @@ export function messageType<T>(options: MessageTypeOptions<T> = {}): MessageCode
           case "msgpack":
             if (!serializers.includes("msgpack")) throw unsupportedSerializer(serializer, serializers);
             value = bytes.length === 0 ? undefined : packr.unpack(bytes);
+            // msgpackr decodes the never-used byte 0xc1 to a marker object instead of failing
+            if (value === C1) throw new Error("0xc1 is not a MessagePack value");
             break;
           case "json":
             if (!serializers.includes("json")) throw unsupportedSerializer(serializer, serializers);

@@ -60,7 +60,8 @@ export class WeftError extends Error {
   static from(reason: unknown, fallback: Code = Code.INTERNAL): WeftError {
     if (reason instanceof WeftError) return reason;
     if (reason instanceof Error) {
-      if (reason.name === "AbortError") return new WeftError(Code.CANCELLED, reason.message, { cause: reason });
+      if (reason.name === "AbortError")
+        return new WeftError(Code.CANCELLED, reason.message, { cause: reason });
       if (reason.name === "TimeoutError")
         return new WeftError(Code.DEADLINE_EXCEEDED, reason.message, { cause: reason });
       return new WeftError(fallback, reason.message, { cause: reason });

@@ -14,7 +14,10 @@ export interface DecodeErrorInfo {
   error: WeftError;
   fatal: boolean;
   streamId: number;
+  /** Type of the dropped frame (0 for fatal errors). */
   type: number;
+  /** Flags of the dropped frame (0 for fatal errors): a dropped one-way REQUEST must not be answered. */
+  flags: number;
 }
 
 const S_HEADER = 0;
@@ -67,7 +70,9 @@ export class FrameDecoder {
   }
 
   push(chunk: Uint8Array): void {
-    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    const buf = Buffer.isBuffer(chunk)
+      ? chunk
+      : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     let pos = 0;
     const end = buf.length;
     while (pos < end) {
@@ -140,9 +145,10 @@ export class FrameDecoder {
   #checkPrefix(have: number): void {
     const h = this.#header;
     if (h[0] !== MAGIC >>> 8 || (have >= 2 && h[1] !== (MAGIC & 0xff))) {
-      return this.#badMagic(h.subarray(0, Math.min(have, 2)));
+      this.#badMagic(h.subarray(0, Math.min(have, 2)));
+    } else if (have >= 3 && h[2] !== VERSION) {
+      this.#badVersion(h[2]!);
     }
-    if (have >= 3 && h[2] !== VERSION) return this.#badVersion(h[2]!);
   }
 
   #badMagic(bytes: Buffer): void {
@@ -150,13 +156,22 @@ export class FrameDecoder {
   }
 
   #badVersion(version: number): void {
-    this.#fatal("UNSUPPORTED_VERSION", `unsupported protocol version ${version} (this peer speaks ${VERSION})`);
+    this.#fatal(
+      "UNSUPPORTED_VERSION",
+      `unsupported protocol version ${version} (this peer speaks ${VERSION})`,
+    );
   }
 
   #readHeader(b: Buffer, at: number): void {
-    if (b.readUInt16BE(at) !== MAGIC) return this.#badMagic(b.subarray(at, at + 2));
+    if (b.readUInt16BE(at) !== MAGIC) {
+      this.#badMagic(b.subarray(at, at + 2));
+      return;
+    }
     const version = b[at + 2]!;
-    if (version !== VERSION) return this.#badVersion(version);
+    if (version !== VERSION) {
+      this.#badVersion(version);
+      return;
+    }
     this.#type = b[at + 3]!;
     this.#flags = b[at + 4]!;
     this.#serializer = b[at + 5]!;
@@ -182,7 +197,7 @@ export class FrameDecoder {
     if (error !== undefined) {
       this.#skipLeft = total;
       this.#state = total === 0 ? S_HEADER : S_SKIP;
-      this.#onError({ error, fatal: false, streamId: this.#streamId, type: this.#type });
+      this.#onError({ error, fatal: false, streamId: this.#streamId, type: this.#type, flags: this.#flags });
       return;
     }
     this.#state = S_PAYLOAD;
@@ -198,6 +213,7 @@ export class FrameDecoder {
       fatal: true,
       streamId: 0,
       type: 0,
+      flags: 0,
     });
   }
 
@@ -213,6 +229,7 @@ export class FrameDecoder {
         fatal: false,
         streamId: this.#streamId,
         type: this.#type,
+        flags: this.#flags,
       });
       return;
     }

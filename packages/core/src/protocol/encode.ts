@@ -33,9 +33,13 @@ export function encodeFrame(
         });
       }
       if (k.length > 0xffff || v.length > 0xffff) {
-        throw new WeftError(Code.INVALID_ARGUMENT, `metadata entry "${key.slice(0, 64)}" exceeds 65535 bytes`, {
-          reason: "METADATA_TOO_LARGE",
-        });
+        throw new WeftError(
+          Code.INVALID_ARGUMENT,
+          `metadata entry "${key.slice(0, 64)}" exceeds 65535 bytes`,
+          {
+            reason: "METADATA_TOO_LARGE",
+          },
+        );
       }
       metaBytes ??= [];
       metaBytes.push(k, v);

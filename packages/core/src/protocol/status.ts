@@ -10,7 +10,10 @@ export function encodeStatus(error: WeftError | undefined): Uint8Array {
   if (error === undefined || error.code === Code.OK) return EMPTY;
   const details = error.details.map((d) =>
     d.value instanceof Uint8Array
-      ? { type: d.type, bytes: Buffer.from(d.value.buffer, d.value.byteOffset, d.value.byteLength).toString("base64") }
+      ? {
+          type: d.type,
+          bytes: Buffer.from(d.value.buffer, d.value.byteOffset, d.value.byteLength).toString("base64"),
+        }
       : { type: d.type, json: d.value },
   );
   // Key order as documented: code, reason, message, details.
@@ -38,7 +41,8 @@ export function decodeStatus(body: Uint8Array, trailers: Metadata): WeftError | 
   if (Array.isArray(parsed.details)) {
     for (const d of parsed.details as Array<{ type?: unknown; bytes?: unknown; json?: unknown }>) {
       if (typeof d?.type !== "string") continue;
-      if (typeof d.bytes === "string") details.push({ type: d.type, value: new Uint8Array(Buffer.from(d.bytes, "base64")) });
+      if (typeof d.bytes === "string")
+        details.push({ type: d.type, value: new Uint8Array(Buffer.from(d.bytes, "base64")) });
       else details.push({ type: d.type, value: (d.json ?? null) as JsonValue });
     }
   }
