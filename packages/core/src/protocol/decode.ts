@@ -37,7 +37,7 @@ export class FrameDecoder {
   #state = S_HEADER;
   readonly #header = Buffer.alloc(HEADER_SIZE);
   #headerFill = 0;
-  #payload: Buffer | null = null;
+  #payload: Buffer[] | null = null;
   #payloadFill = 0;
   #skipLeft = 0;
   // fields of the frame being read
@@ -107,20 +107,20 @@ export class FrameDecoder {
             this.#state = S_HEADER;
             this.#emit(view);
           } else {
-            if (this.#payload === null) {
-              this.#payload = Buffer.allocUnsafe(total);
-              this.#payloadFill = 0;
-            }
+            // Partial frame: keep views of the chunks as they come (memory grows only with bytes
+            // actually received, not with the declared length) and join them once complete.
             const n = Math.min(total - this.#payloadFill, end - pos);
-            buf.copy(this.#payload, this.#payloadFill, pos, pos + n);
+            const part = buf.subarray(pos, pos + n);
+            if (this.#payload === null) this.#payload = [part];
+            else this.#payload.push(part);
             this.#payloadFill += n;
             pos += n;
             if (this.#payloadFill === total) {
-              const full = this.#payload;
+              const parts = this.#payload;
               this.#payload = null;
               this.#payloadFill = 0;
               this.#state = S_HEADER;
-              this.#emit(full);
+              this.#emit(parts.length === 1 ? parts[0]! : Buffer.concat(parts, total));
             }
           }
           break;
@@ -247,6 +247,13 @@ export class FrameDecoder {
 
 const EMPTY = Buffer.alloc(0);
 
+/** Decodes UTF-8, rejecting invalid sequences (checked strictly only when a replacement shows up). */
+function utf8At(b: Buffer, start: number, end: number): string {
+  const s = b.toString("utf8", start, end);
+  if (s.includes("\uFFFD")) utf8.decode(b.subarray(start, end)); // throws on invalid input
+  return s;
+}
+
 function parseMetadata(b: Buffer, length: number): Array<[string, string]> {
   const out: Array<[string, string]> = [];
   let at = 0;
@@ -255,13 +262,13 @@ function parseMetadata(b: Buffer, length: number): Array<[string, string]> {
     const kl = b.readUInt16BE(at);
     at += 2;
     if (kl === 0 || length - at < kl) throw new Error("empty or truncated key");
-    const key = utf8.decode(b.subarray(at, at + kl));
+    const key = utf8At(b, at, at + kl);
     at += kl;
     if (length - at < 2) throw new Error(`truncated value length for "${key}"`);
     const vl = b.readUInt16BE(at);
     at += 2;
     if (length - at < vl) throw new Error(`truncated value for "${key}"`);
-    out.push([key, utf8.decode(b.subarray(at, at + vl))]);
+    out.push([key, utf8At(b, at, at + vl)]);
     at += vl;
   }
   return out;

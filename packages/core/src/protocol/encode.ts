@@ -2,8 +2,6 @@ import { Code } from "../errors/code.ts";
 import { WeftError } from "../errors/weft-error.ts";
 import { HEADER_SIZE, MAGIC, VERSION } from "./frame.ts";
 
-const utf8 = new TextEncoder();
-
 /** Entries to put in a frame's metadata block, in order. */
 export type MetadataEntries = Iterable<readonly [string, string]>;
 
@@ -20,19 +18,19 @@ export function encodeFrame(
   metadata: MetadataEntries | undefined,
   body: Uint8Array | undefined,
 ): Buffer {
-  let metaBytes: Uint8Array[] | undefined;
+  // Two passes over the metadata: measure, then write straight into the frame (no per-string buffers).
   let metaLength = 0;
   if (metadata !== undefined) {
     for (const [key, value] of metadata) {
-      const k = utf8.encode(key);
-      const v = utf8.encode(value);
-      if (k.length === 0) {
+      const kl = Buffer.byteLength(key, "utf8");
+      const vl = Buffer.byteLength(value, "utf8");
+      if (kl === 0) {
         // The decoder rejects an empty key as malformed metadata, so never send one.
         throw new WeftError(Code.INVALID_ARGUMENT, "metadata key must not be empty", {
           reason: "MALFORMED_METADATA",
         });
       }
-      if (k.length > 0xffff || v.length > 0xffff) {
+      if (kl > 0xffff || vl > 0xffff) {
         throw new WeftError(
           Code.INVALID_ARGUMENT,
           `metadata entry "${key.slice(0, 64)}" exceeds 65535 bytes`,
@@ -41,9 +39,7 @@ export function encodeFrame(
           },
         );
       }
-      metaBytes ??= [];
-      metaBytes.push(k, v);
-      metaLength += 4 + k.length + v.length;
+      metaLength += 4 + kl + vl;
     }
   }
   const bodyLength = body === undefined ? 0 : body.length;
@@ -59,11 +55,14 @@ export function encodeFrame(
   out.writeUInt32BE(metaLength, 12);
   out.writeUInt32BE(bodyLength, 16);
   let at = HEADER_SIZE;
-  if (metaBytes !== undefined) {
-    for (const part of metaBytes) {
-      out.writeUInt16BE(part.length, at);
-      out.set(part, at + 2);
-      at += 2 + part.length;
+  if (metaLength > 0) {
+    for (const [key, value] of metadata!) {
+      const kl = out.write(key, at + 2, "utf8");
+      out.writeUInt16BE(kl, at);
+      at += 2 + kl;
+      const vl = out.write(value, at + 2, "utf8");
+      out.writeUInt16BE(vl, at);
+      at += 2 + vl;
     }
   }
   if (body !== undefined && bodyLength > 0) out.set(body, at);

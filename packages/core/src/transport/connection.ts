@@ -149,7 +149,12 @@ export abstract class Connection {
       case FrameType.PONG:
         return;
       default:
-        this.onFrame(frame);
+        try {
+          this.onFrame(frame);
+        } catch (e) {
+          // A bug in frame handling must not desynchronise the stream silently.
+          this.destroy(WeftError.from(e, Code.INTERNAL));
+        }
     }
   }
 
