@@ -1,0 +1,106 @@
+import { parseArgs } from "node:util";
+import { type CaseKind, SYSTEMS, type SystemName } from "./types.ts";
+
+export interface BenchCase {
+  /** Name used by `--cases`. */
+  id: string;
+  kind: CaseKind;
+  payloadBytes: number;
+  concurrency: number;
+}
+
+export const CASES: readonly BenchCase[] = [
+  { id: "small-1", kind: "unary", payloadBytes: 100, concurrency: 1 },
+  { id: "small-64", kind: "unary", payloadBytes: 100, concurrency: 64 },
+  { id: "small-256", kind: "unary", payloadBytes: 100, concurrency: 256 },
+  { id: "large-64", kind: "unary", payloadBytes: 16 * 1024, concurrency: 64 },
+  { id: "stream", kind: "server-stream", payloadBytes: 100, concurrency: 1 },
+];
+
+export interface BenchOptions {
+  quick: boolean;
+  systems: SystemName[];
+  cases: BenchCase[];
+  rounds: number;
+  warmupMs: number;
+  durationMs: number;
+  streamMessages: number;
+  out: string;
+}
+
+export const USAGE = `usage: npm run bench -- [options]
+
+  --quick               small-64 only, 1 round, 1 s warm-up, 3 s window (under 45 s in all)
+  --systems a,b         subset of ${SYSTEMS.join(",")} (default: all)
+  --cases a,b           subset of ${CASES.map((c) => c.id).join(",")} (default: all; --quick: small-64)
+  --rounds N            interleaved rounds; the median round is reported (default 3; --quick: 1)
+  --duration S          measured window per run, seconds (default 5; --quick: 3)
+  --warmup S            warm-up per run, seconds (default 2; --quick: 1)
+  --stream-messages N   messages asked for per server-streaming call (default 200000)
+  --out FILE            where to write the JSON results (default bench/results/latest.json)
+  --help`;
+
+/** Parses the command line; a bad option throws an Error whose message names it. */
+export function parseOptions(argv: string[], defaultOut: string): BenchOptions | "help" {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      quick: { type: "boolean", default: false },
+      systems: { type: "string" },
+      cases: { type: "string" },
+      rounds: { type: "string" },
+      duration: { type: "string" },
+      warmup: { type: "string" },
+      "stream-messages": { type: "string" },
+      out: { type: "string" },
+      help: { type: "boolean", default: false },
+    },
+  });
+  if (values.help) return "help";
+  const quick = values.quick;
+
+  const systems = values.systems === undefined ? [...SYSTEMS] : list(values.systems, "--systems", SYSTEMS);
+  const caseIds = CASES.map((c) => c.id);
+  const cases =
+    values.cases !== undefined
+      ? list(values.cases, "--cases", caseIds).map((id) => CASES.find((c) => c.id === id)!)
+      : quick
+        ? CASES.filter((c) => c.id === "small-64")
+        : [...CASES];
+
+  return {
+    quick,
+    systems,
+    cases,
+    rounds: positive(values.rounds, "--rounds", quick ? 1 : 3, true),
+    warmupMs: Math.round(1000 * positive(values.warmup, "--warmup", quick ? 1 : 2, false)),
+    durationMs: Math.round(1000 * positive(values.duration, "--duration", quick ? 3 : 5, false)),
+    streamMessages: positive(values["stream-messages"], "--stream-messages", 200_000, true),
+    out: values.out ?? defaultOut,
+  };
+}
+
+function list<T extends string>(raw: string, option: string, allowed: readonly T[]): T[] {
+  const items = raw
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+  if (items.length === 0)
+    throw new Error(`${option}: expected a comma-separated list of ${allowed.join(", ")}`);
+  return items.map((item) => {
+    const found = allowed.find((a) => a === item);
+    if (found === undefined)
+      throw new Error(`${option}: unknown "${item}", expected one of ${allowed.join(", ")}`);
+    return found;
+  });
+}
+
+function positive(raw: string | undefined, option: string, fallback: number, integer: boolean): number {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
+    throw new Error(`${option}: expected a positive ${integer ? "integer" : "number"}, got "${raw}"`);
+  }
+  return n;
+}

@@ -1,0 +1,246 @@
+/**
+ * Benchmark orchestrator. For every round, case and system (interleaved, system order rotated each
+ * round) it forks a server process and a client process on loopback, samples the server's CPU at the
+ * edges of the client's measured window, and at the end prints the median round of each pair and
+ * writes bench/results/latest.json.
+ */
+import { type ChildProcess, fork } from "node:child_process";
+import { once } from "node:events";
+import { mkdir, writeFile } from "node:fs/promises";
+import { cpus, loadavg } from "node:os";
+import { dirname, join, relative } from "node:path";
+import { createInterface } from "node:readline";
+import { type BenchCase, type BenchOptions, parseOptions, USAGE } from "./options.ts";
+import { formatResults, type RunOutcome, summarize } from "./report.ts";
+import { type ClientJob, type ClientResult, isRecord, type SystemName } from "./types.ts";
+
+const SERVER_SCRIPT = join(import.meta.dirname, "server-process.ts");
+const CLIENT_SCRIPT = join(import.meta.dirname, "client-process.ts");
+const DEFAULT_OUT = join(import.meta.dirname, "..", "results", "latest.json");
+const REPO_ROOT = join(import.meta.dirname, "..", "..");
+
+async function main(): Promise<number> {
+  let options: BenchOptions | "help";
+  try {
+    options = parseOptions(process.argv.slice(2), DEFAULT_OUT);
+  } catch (error) {
+    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}\n`);
+    return 2;
+  }
+  if (options === "help") {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+
+  const started = performance.now();
+  console.log(
+    `weft bench: ${options.quick ? "quick" : "full"} run, node ${process.version}, ${cpus().length}x ${cpus()[0]?.model ?? "cpu"}`,
+  );
+  console.log(
+    `  systems ${options.systems.join(",")}; cases ${options.cases.map((c) => c.id).join(",")}; ` +
+      `${options.rounds} round(s) of ${options.warmupMs / 1000} s warm-up + ${options.durationMs / 1000} s window\n`,
+  );
+
+  const [load1 = 0] = loadavg();
+  if (load1 > 0.5) {
+    console.log(`  note: 1-minute load average is ${load1.toFixed(2)} before starting; other work on this`);
+    console.log("  machine will show up as noise (compare the spread column, or rerun when it is idle)\n");
+  }
+
+  const outcomes: RunOutcome[] = [];
+  for (let round = 1; round <= options.rounds; round++) {
+    for (const benchCase of options.cases) {
+      for (const system of rotate(options.systems, round - 1)) {
+        const outcome = await runOne(system, benchCase, round, options);
+        outcomes.push(outcome);
+        console.log(
+          `  [round ${round}/${options.rounds}] ${benchCase.id.padEnd(9)} ${system.padEnd(9)} ${describe(outcome)}`,
+        );
+      }
+    }
+  }
+
+  const rows = summarize(outcomes, options.systems, options.cases);
+  console.log(`\n${formatResults(rows)}\n`);
+  await mkdir(dirname(options.out), { recursive: true });
+  await writeFile(options.out, `${JSON.stringify(rows, null, 2)}\n`);
+  const shown = relative(REPO_ROOT, options.out);
+  console.log(
+    `wrote ${shown.startsWith("..") ? options.out : shown} in ${((performance.now() - started) / 1000).toFixed(1)} s total`,
+  );
+  return outcomes.some((o) => o.error !== null) ? 1 : 0;
+}
+
+function rotate<T>(items: readonly T[], by: number): T[] {
+  const k = by % Math.max(1, items.length);
+  return [...items.slice(k), ...items.slice(0, k)];
+}
+
+function describe(outcome: RunOutcome): string {
+  if (outcome.error !== null || outcome.result === null) return `FAILED: ${outcome.error ?? "no result"}`;
+  const r = outcome.result;
+  const rate = Math.round(r.count / (r.windowUs / 1e6)).toLocaleString("en-US");
+  const unit = outcome.benchCase.kind === "unary" ? "req/s" : "msg/s";
+  return r.p99Us === null ? `${rate} ${unit}` : `${rate} ${unit}, p99 ${r.p99Us} µs`;
+}
+
+/** Starts the server, runs one client against it, stops both. Never throws. */
+async function runOne(
+  system: SystemName,
+  benchCase: BenchCase,
+  round: number,
+  options: BenchOptions,
+): Promise<RunOutcome> {
+  const outcome: RunOutcome = { system, benchCase, round, result: null, serverCpuUs: null, error: null };
+  const server = startChild(SERVER_SCRIPT, [system]);
+  let client: Child | null = null;
+  try {
+    const hello = await readJsonLine(server.process, 30_000, "server");
+    const port = hello.port;
+    if (typeof port !== "number") throw new Error("server printed no port");
+
+    const cpuReplies: ((userSystemUs: number) => void)[] = [];
+    server.process.on("message", (message: unknown) => {
+      if (isRecord(message) && message.type === "cpu") {
+        const us = Number(message.userUs) + Number(message.systemUs);
+        cpuReplies.shift()?.(us);
+      }
+    });
+    const serverCpu = (): Promise<number> =>
+      new Promise<number>((resolve, reject) => {
+        if (!server.process.connected) {
+          reject(new Error("server went away before its CPU was sampled"));
+          return;
+        }
+        cpuReplies.push(resolve);
+        server.process.send({ type: "cpu" });
+      });
+
+    const job: ClientJob = {
+      system,
+      port,
+      kind: benchCase.kind,
+      payloadBytes: benchCase.payloadBytes,
+      concurrency: benchCase.concurrency,
+      warmupMs: options.warmupMs,
+      durationMs: options.durationMs,
+      streamMessages: options.streamMessages,
+    };
+    const marks: Promise<number>[] = [];
+    const started = startChild(CLIENT_SCRIPT, [JSON.stringify(job)]);
+    client = started;
+    started.process.on("message", (message: unknown) => {
+      if (isRecord(message) && message.type === "window") marks.push(serverCpu());
+    });
+    const budgetMs = options.warmupMs + options.durationMs + (benchCase.kind === "unary" ? 30_000 : 180_000);
+    outcome.result = toClientResult(await readJsonLine(started.process, budgetMs, "client"));
+    await stopChild(started, null);
+    const [start, end] = await withTimeout(Promise.all(marks), 5000, "server CPU sample");
+    if (start !== undefined && end !== undefined && marks.length === 2) outcome.serverCpuUs = end - start;
+  } catch (error) {
+    outcome.error = error instanceof Error ? error.message : String(error);
+  } finally {
+    if (client !== null) await stopChild(client, outcome.error === null ? null : "kill");
+    await stopChild(server, { type: "stop" });
+  }
+  return outcome;
+}
+
+function toClientResult(value: Record<string, unknown>): ClientResult {
+  const num = (key: string): number => {
+    const v = value[key];
+    if (typeof v !== "number") throw new Error(`client result: ${key} is not a number`);
+    return v;
+  };
+  const opt = (key: string): number | null => (value[key] === null ? null : num(key));
+  return {
+    count: num("count"),
+    windowUs: num("windowUs"),
+    cpuUs: num("cpuUs"),
+    p50Us: opt("p50Us"),
+    p99Us: opt("p99Us"),
+    p999Us: opt("p999Us"),
+  };
+}
+
+/** The first stdout line of `child` that parses as a JSON object; rejects on exit or timeout first. */
+function readJsonLine(
+  child: ChildProcess,
+  timeoutMs: number,
+  what: string,
+): Promise<Record<string, unknown>> {
+  const stdout = child.stdout;
+  if (stdout === null) return Promise.reject(new Error(`${what}: no stdout`));
+  return new Promise((resolve, reject) => {
+    const lines = createInterface({ input: stdout });
+    const done = (): void => {
+      clearTimeout(timer);
+      child.off("close", onExit);
+      lines.close();
+    };
+    const onExit = (code: number | null, signal: NodeJS.Signals | null): void => {
+      done();
+      reject(new Error(`${what} exited (${signal ?? `code ${code}`}) before reporting`));
+    };
+    const timer = setTimeout(() => {
+      done();
+      reject(new Error(`${what} reported nothing within ${timeoutMs / 1000} s`));
+    }, timeoutMs);
+    child.on("close", onExit);
+    lines.on("line", (line) => {
+      if (!line.startsWith("{")) return;
+      try {
+        const value: unknown = JSON.parse(line);
+        if (isRecord(value)) {
+          done();
+          resolve(value);
+        }
+      } catch {
+        // not ours; keep reading
+      }
+    });
+  });
+}
+
+interface Child {
+  process: ChildProcess;
+  /** Settles once the process has exited and its stdio and IPC channel are closed. */
+  closed: Promise<unknown>;
+}
+
+function startChild(script: string, args: string[]): Child {
+  const child = fork(script, args, { stdio: ["ignore", "pipe", "inherit", "ipc"] });
+  // A failed IPC send surfaces as the run's error elsewhere; keep it from crashing the orchestrator.
+  child.on("error", () => {});
+  return { process: child, closed: once(child, "close") };
+}
+
+/**
+ * Asks a child to stop over IPC, kills it, or just waits for it to end; kills it anyway if it has
+ * not ended within 5 s.
+ */
+async function stopChild(child: Child, how: { type: "stop" } | "kill" | null): Promise<void> {
+  if (how === "kill") child.process.kill("SIGKILL");
+  else if (how !== null && child.process.connected) child.process.send(how);
+  const timer = setTimeout(() => child.process.kill("SIGKILL"), 5000);
+  await child.closed;
+  clearTimeout(timer);
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
+}
+
+process.exitCode = await main();
