@@ -1,20 +1,21 @@
-import { createClient, createTcpTransport, WeftError } from "@weft/core";
-import { Catalog, type QuoteRequest } from "./catalog.ts";
+import { createTcpTransport, WeftError } from "@weft/core";
+import { createCatalogClient } from "./gen/catalog/v1/catalog_weft.ts";
 
 const address = process.argv[2] ?? process.env.CATALOG_ADDRESS ?? "127.0.0.1:4000";
 const say = (line: string) => process.stdout.write(`${line}\n`);
+const eur = (cents: bigint) => `${(Number(cents) / 100).toFixed(2)} EUR`;
 
 const transport = createTcpTransport({ address });
-const catalog = createClient(Catalog, transport, { timeoutMs: 2000 });
+const catalog = createCatalogClient(transport, { timeoutMs: 2000 });
 
-say(`[client] connecting to catalog at ${address}`);
+say(`[client] connecting to catalog at ${address} (Weft protocol over TCP)`);
 
 // 1. Unary
 const item = await catalog.lookup(
   { sku: "A-100" },
   { onHeader: (h) => say(`[client]   response header x-served-calls=${h.get("x-served-calls")}`) },
 );
-say(`[client] unary lookup A-100 -> ${item.name}, ${(item.priceCents / 100).toFixed(2)} EUR`);
+say(`[client] unary lookup A-100 -> ${item.name}, ${eur(item.priceCents)}`);
 
 // 2. A typed error crosses the wire intact
 try {
@@ -33,18 +34,19 @@ say(`[client] server-stream watchPrices B-200 -> ${ticks.join(" ")}`);
 
 // 4. Client streaming
 async function* newItems() {
-  for (let i = 1; i <= 3; i++) yield { sku: `C-${i}00`, name: `Bobbin no. ${i}`, priceCents: 300 + i * 10 };
+  for (let i = 1; i <= 3; i++)
+    yield { sku: `C-${i}00`, name: `Bobbin no. ${i}`, priceCents: BigInt(300 + i * 10) };
 }
 const { imported } = await catalog.importItems(newItems());
 say(`[client] client-stream importItems -> imported ${imported} items`);
 
 // 5. Bidirectional streaming
-async function* asks(): AsyncGenerator<QuoteRequest> {
+async function* asks() {
   yield { sku: "A-100", quantity: 2 };
   yield { sku: "C-100", quantity: 12 };
 }
 for await (const q of catalog.quote(asks())) {
-  say(`[client] bidi quote ${q.quantity} x ${q.sku} -> ${(q.totalCents / 100).toFixed(2)} EUR`);
+  say(`[client] bidi quote ${q.quantity} x ${q.sku} -> ${eur(q.totalCents)}`);
 }
 
 // 6. One-way: resolves as soon as the frame is written; the server never answers

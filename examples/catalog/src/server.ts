@@ -1,11 +1,9 @@
-import { Code, createServer, type Interceptor, WeftError } from "@weft/core";
-import { Catalog, type Item } from "./catalog.ts";
+import { createServer, type Interceptor } from "@weft/core";
+import { createCatalog } from "./catalog-service.ts";
+import { CatalogService } from "./gen/catalog/v1/catalog_weft.ts";
+import { CatalogService as CatalogV2Service } from "./gen/catalog/v2/catalog_weft.ts";
 
-const items = new Map<string, Item>([
-  ["A-100", { sku: "A-100", name: "Loom shuttle", priceCents: 1250 }],
-  ["B-200", { sku: "B-200", name: "Warp thread (1 km)", priceCents: 899 }],
-]);
-const auditLog: string[] = [];
+const say = (line: string) => process.stdout.write(`${line}\n`);
 
 /** A server interceptor: counts calls per method, visible in the `x-served-calls` response header. */
 const calls = new Map<string, number>();
@@ -17,53 +15,18 @@ const counting: Interceptor = (next) => async (call) => {
   return result;
 };
 
+const catalog = createCatalog(say);
 const server = createServer({ interceptors: [counting] });
-server.register(Catalog, {
-  lookup({ sku }) {
-    const item = items.get(sku);
-    if (item === undefined) {
-      throw new WeftError(Code.NOT_FOUND, `no item ${sku}`, {
-        reason: "ITEM_NOT_FOUND",
-        details: [{ type: "catalog.v1.Missing", value: { sku } }],
-      });
-    }
-    return item;
-  },
-  async *watchPrices({ sku, ticks }, ctx) {
-    const base = items.get(sku)?.priceCents ?? 1000;
-    for (let seq = 1; seq <= ticks && !ctx.signal.aborted; seq++) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      yield { sku, seq, priceCents: base + Math.round(Math.sin(seq) * 50) };
-    }
-  },
-  async importItems(stream) {
-    let imported = 0;
-    for await (const item of stream) {
-      items.set(item.sku, item);
-      imported++;
-    }
-    return { imported };
-  },
-  async *quote(requests) {
-    for await (const { sku, quantity } of requests) {
-      const unit = items.get(sku)?.priceCents ?? 0;
-      const discount = quantity >= 10 ? 0.9 : 1;
-      yield { sku, quantity, totalCents: Math.round(unit * quantity * discount) };
-    }
-  },
-  audit(event) {
-    auditLog.push(`${event.actor} ${event.action}`);
-    process.stdout.write(`[server] audit recorded: ${event.actor} ${event.action} (total ${auditLog.length})\n`);
-  },
-});
+server.register(CatalogService, catalog.v1);
+server.register(CatalogV2Service, catalog.v2);
 
 const port = Number(process.env.PORT ?? 0);
 const address = await server.listen({ host: "127.0.0.1", port });
-process.stdout.write(`LISTENING ${address.port}\n`);
+say(`LISTENING ${address.port}`);
 
 const stop = async () => {
   const { cancelled } = await server.shutdown({ timeoutMs: 2000 });
-  process.stdout.write(`[server] shut down gracefully (${cancelled} calls cancelled)\n`);
+  say(`[server] shut down gracefully (${cancelled} calls cancelled)`);
   process.exit(0);
 };
 process.on("SIGTERM", stop);
