@@ -14,7 +14,7 @@ export {
 } from "./server/external.ts";
 export { adaptHandler, kContext, ServerHandlerContext } from "./server/handler.ts";
 export type { RegisteredMethod, ServerCore } from "./server/server.ts";
-export { ClientConnection, INITIAL_WINDOW } from "./transport/client-connection.ts";
+export { ClientConnection, INITIAL_WINDOW, MESSAGE_OVERHEAD } from "./transport/client-connection.ts";
 export { Connection } from "./transport/connection.ts";
 export { Inbox } from "./transport/inbox.ts";
 export { type Dialer, parseAddress, TcpTransport } from "./transport/tcp-transport.ts";

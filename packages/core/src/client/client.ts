@@ -98,7 +98,8 @@ function makeMethod(info: MethodInfo, chain: CallHandler, options: ClientOptions
     const ctx = currentCallContext();
     let deadline: number | undefined;
     const timeoutMs = callOptions?.timeoutMs ?? options.timeoutMs;
-    if (timeoutMs !== undefined) deadline = Date.now() + timeoutMs;
+    // an infinite budget is no deadline (it would otherwise cross the wire as ":timeout: Infinity")
+    if (timeoutMs !== undefined && timeoutMs !== Number.POSITIVE_INFINITY) deadline = Date.now() + timeoutMs;
     if (ctx?.deadline !== undefined && (deadline === undefined || ctx.deadline < deadline))
       deadline = ctx.deadline;
     let signal = callOptions?.signal ?? NEVER;

@@ -5,7 +5,7 @@ import { WeftError } from "../errors/weft-error.ts";
 import type { Call, CallResult } from "../interceptor/call.ts";
 import { Metadata } from "../metadata/metadata.ts";
 import type { MethodInfo } from "../service/service.ts";
-import { kContext, ServerHandlerContext } from "./handler.ts";
+import { type HandlerContext, kContext, ServerHandlerContext } from "./handler.ts";
 import type { RegisteredMethod, Server, ServerCore } from "./server.ts";
 
 const NO_METADATA = new Metadata();
@@ -38,6 +38,11 @@ export interface ExternalCallInit {
   timeoutMs: number | undefined;
   serializer: SerializerName;
   peer: string | undefined;
+  /**
+   * Serve the call even though shutdown has begun (still refused once stopped). For the few calls
+   * that must be answered during a drain, such as a health check answering `NOT_SERVING`.
+   */
+  whileDraining?: boolean;
 }
 
 /**
@@ -51,6 +56,8 @@ export interface ExternalCall {
   readonly signal: AbortSignal;
   readonly deadline: number | undefined;
   readonly context: CallContext;
+  /** The handler's context: its `responseTrailers` go out with an error status too. */
+  readonly handlerContext: HandlerContext;
   /** Runs the chain with the request (`message` for unary/one-way/server-streaming, `messages` otherwise). */
   run(input: unknown): Promise<CallResult>;
   /** Runs `fn` inside the call context, e.g. to pump a handler's response stream. */
@@ -70,7 +77,7 @@ export interface ExternalCall {
  */
 export function openExternalCall(server: Server, init: ExternalCallInit): ExternalCall {
   const core = server as unknown as ServerCore;
-  if (core.acceptingExternal !== true) {
+  if (core.acceptingExternal !== true && !(init.whileDraining === true && server.state === "draining")) {
     throw new WeftError(Code.UNAVAILABLE, "server is shutting down", { reason: "REFUSED_STREAM" });
   }
   const route = core.routes.get(init.path);
@@ -142,6 +149,10 @@ class External implements ExternalCall {
 
   get signal(): AbortSignal {
     return this.#controller.signal;
+  }
+
+  get handlerContext(): HandlerContext {
+    return this.#ctx;
   }
 
   run(input: unknown): Promise<CallResult> {

@@ -9,7 +9,7 @@ import type { DecodeErrorInfo } from "../protocol/decode.ts";
 import { encodeFrame } from "../protocol/encode.ts";
 import { Flags, type Frame, FrameType, PseudoKey } from "../protocol/frame.ts";
 import { decodeCredit, encodeCredit, encodeStatus } from "../protocol/status.ts";
-import { INITIAL_WINDOW } from "../transport/client-connection.ts";
+import { INITIAL_WINDOW, MAX_TIMER_MS, MESSAGE_OVERHEAD } from "../transport/client-connection.ts";
 import { Connection } from "../transport/connection.ts";
 import { Inbox } from "../transport/inbox.ts";
 import { decodeBody, encodeBody } from "../transport/wire-message.ts";
@@ -84,7 +84,7 @@ export class ServerConnection extends Connection {
     const stream = this.calls.get(info.streamId);
     if (stream !== undefined) {
       stream.cancel(info.error, true);
-    } else if (info.type === FrameType.REQUEST && info.streamId !== 0) {
+    } else if (info.type === FrameType.REQUEST && info.streamId !== 0 && (info.flags & Flags.ONE_WAY) === 0) {
       this.sendEnd(info.streamId, info.error, undefined);
     }
     // The peer broke a limit: it gets no new calls here; what is in flight may finish.
@@ -156,8 +156,8 @@ export class ServerConnection extends Connection {
     }
     let deadline: number | undefined;
     if (timeout !== undefined) {
-      const ms = Number(timeout);
-      if (!Number.isFinite(ms) || ms < 0) {
+      const ms = /^\d{1,10}$/.test(timeout) ? Number(timeout) : Number.NaN;
+      if (Number.isNaN(ms)) {
         fail(new WeftError(Code.INVALID_ARGUMENT, `bad :timeout "${timeout}"`, { reason: "BAD_TIMEOUT" }));
         return;
       }
@@ -260,7 +260,7 @@ export class ServerStream {
       this.#call = { ...base, stream: false, message: undefined };
     }
     if (deadline !== undefined) {
-      this.#timer = setTimeout(this.#onDeadline, Math.max(0, deadline - Date.now()));
+      this.#timer = setTimeout(this.#onDeadline, Math.min(Math.max(0, deadline - Date.now()), MAX_TIMER_MS));
     }
   }
 
@@ -303,8 +303,8 @@ export class ServerStream {
   onMessage(frame: Frame): void {
     const inbox = this.#inbox;
     if (inbox === undefined) return;
-    this.#unconsumed += frame.body.length;
-    if (this.#unconsumed > INITIAL_WINDOW + this.#conn.limits.maxFrameBytes) {
+    this.#unconsumed += frame.body.length + MESSAGE_OVERHEAD;
+    if (this.#unconsumed > INITIAL_WINDOW + this.#conn.limits.maxFrameBytes + MESSAGE_OVERHEAD) {
       this.cancel(
         new WeftError(Code.RESOURCE_EXHAUSTED, "client ignored flow control", {
           reason: "FLOW_CONTROL_VIOLATION",
@@ -341,6 +341,11 @@ export class ServerStream {
 
   readonly #onDeadline = (): void => {
     this.#timer = undefined;
+    const left = this.#ctx.deadline! - Date.now();
+    if (left > 0) {
+      this.#timer = setTimeout(this.#onDeadline, Math.min(left, MAX_TIMER_MS));
+      return;
+    }
     this.cancel(
       new WeftError(Code.DEADLINE_EXCEEDED, "deadline exceeded while the handler ran", {
         reason: "DEADLINE_EXCEEDED",
@@ -350,8 +355,8 @@ export class ServerStream {
   };
 
   readonly #onConsumed = (bytes: number): void => {
-    this.#unconsumed -= bytes;
-    this.#granted += bytes;
+    this.#unconsumed -= bytes + MESSAGE_OVERHEAD;
+    this.#granted += bytes + MESSAGE_OVERHEAD;
     if (this.#granted >= INITIAL_WINDOW / 2 && !this.#finished) {
       this.#conn.send(
         encodeFrame(FrameType.CREDIT, 0, this.#id, 0, 0, undefined, encodeCredit(this.#granted)),
@@ -428,7 +433,7 @@ export class ServerStream {
           });
         }
         if (this.#finished) return;
-        this.#sendWindow -= body.length;
+        this.#sendWindow -= body.length + MESSAGE_OVERHEAD;
         conn.send(
           encodeFrame(FrameType.MESSAGE, 0, this.#id, this.#serializerId, compressor, undefined, body),
         );

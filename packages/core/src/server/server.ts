@@ -131,6 +131,7 @@ class WeftServer implements Server, ServerCore {
   readonly #external = new Set<(error: WeftError) => void>();
   readonly #stateListeners = new Set<(state: "serving" | "draining" | "stopped") => void>();
   #idleWaiters: Array<() => void> = [];
+  #shutdown: Promise<ShutdownResult> | undefined;
 
   constructor(options: ServerOptions) {
     const limits = { ...DEFAULT_LIMITS, ...options.limits };
@@ -211,9 +212,15 @@ class WeftServer implements Server, ServerCore {
     this.#connections.add(conn);
   }
 
-  async shutdown(options: ShutdownOptions = {}): Promise<ShutdownResult> {
-    const timeoutMs = options.timeoutMs ?? 10_000;
+  shutdown(options: ShutdownOptions = {}): Promise<ShutdownResult> {
+    // A second call while the first is under way waits for the same outcome.
+    this.#shutdown ??= this.#drain(options.timeoutMs ?? 10_000);
+    return this.#shutdown;
+  }
+
+  async #drain(timeoutMs: number): Promise<ShutdownResult> {
     if (this.#state === "stopped") return { cancelled: 0 };
+    const deadline = Date.now() + timeoutMs;
     this.#setState("draining");
     const listener = this.#listener;
     const closed =
@@ -239,10 +246,20 @@ class WeftServer implements Server, ServerCore {
         for (const cancel of [...this.#external]) cancel(error);
       }
     }
-    for (const conn of this.#connections) conn.end();
+    const conns = [...this.#connections];
+    for (const conn of conns) conn.end();
     this.#connections.clear();
-    this.#setState("stopped");
+    // Peers close their side when they see ours. One that does not (hung, half-open) must not hold
+    // shutdown past its timeout: it is cut off then, or after a short grace for the last frames sent.
+    const cutoff = setTimeout(
+      () => {
+        for (const conn of conns) conn.socket.destroy();
+      },
+      Math.max(deadline - Date.now(), Math.min(timeoutMs, 1000)),
+    );
     await closed;
+    clearTimeout(cutoff);
+    this.#setState("stopped");
     return { cancelled };
   }
 

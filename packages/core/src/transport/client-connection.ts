@@ -13,7 +13,7 @@ import {
 import { Metadata } from "../metadata/metadata.ts";
 import type { DecodeErrorInfo } from "../protocol/decode.ts";
 import { encodeFrame } from "../protocol/encode.ts";
-import { Flags, type Frame, type FrameLimits, FrameType, PseudoKey } from "../protocol/frame.ts";
+import { Flags, type Frame, type FrameLimits, FrameType, HEADER_SIZE, PseudoKey } from "../protocol/frame.ts";
 import { decodeCredit, decodeGoaway, decodeStatus, encodeCredit } from "../protocol/status.ts";
 import { Connection } from "./connection.ts";
 import { Inbox } from "./inbox.ts";
@@ -21,6 +21,16 @@ import { type Compression, decodeBody, encodeBody, serializerId } from "./wire-m
 
 /** Each stream direction starts with this many bytes of credit (protocol constant). */
 export const INITIAL_WINDOW = 1024 * 1024;
+/**
+ * What a MESSAGE costs in window besides its body: its frame header. Without it, empty messages
+ * would cost nothing and a reader that stops reading could not stop their sender.
+ */
+export const MESSAGE_OVERHEAD = HEADER_SIZE;
+/**
+ * Longest delay `setTimeout` honours: a longer one fires after 1 ms. Deadline timers are capped at it
+ * and re-armed while time remains, so a budget of weeks does not expire at once.
+ */
+export const MAX_TIMER_MS = 0x7fffffff;
 const MAX_STREAM_ID = 0x7fffffff;
 const TRAILER_PREFIX = "trailer-";
 
@@ -41,6 +51,8 @@ export class ClientConnection extends Connection {
   #goaway = false;
   #keepaliveTimer: NodeJS.Timeout | undefined;
   #pingSentAt = 0;
+  /** Why the connection closed; calls started after that fail with it instead of waiting forever. */
+  closeError: WeftError | undefined;
   /** Called when the connection can take no new calls (goaway, closed, ids exhausted). */
   onUnusable: (() => void) | undefined;
 
@@ -132,6 +144,7 @@ export class ClientConnection extends Connection {
   }
 
   protected onClose(error: WeftError): void {
+    this.closeError = error;
     if (this.#keepaliveTimer !== undefined) clearInterval(this.#keepaliveTimer);
     this.#markUnusable();
     for (const stream of [...this.#calls.values()]) stream.fail(error);
@@ -216,6 +229,9 @@ class ClientStream {
       }
     }
     if (call.signal.aborted) return Promise.reject(abortError(call.signal));
+    // The connection may have closed while the first message was awaited: nothing would ever answer.
+    const closed = this.#conn.closeError;
+    if (closed !== undefined) return Promise.reject(closed);
 
     const meta: Array<[string, string]> = [[PseudoKey.path, method.path]];
     if (timeout !== undefined) meta.push([PseudoKey.timeout, String(timeout)]);
@@ -262,7 +278,7 @@ class ClientStream {
       this.#reject = reject;
       this.#conn.register(this.#id, this);
       if (timeout !== undefined) {
-        this.#timer = setTimeout(this.#onDeadline, timeout);
+        this.#timer = setTimeout(this.#onDeadline, Math.min(timeout, MAX_TIMER_MS));
       }
       if (call.signal !== NEVER) call.signal.addEventListener("abort", this.#onAbort, { once: true });
       this.#conn.send(frame);
@@ -310,8 +326,8 @@ class ClientStream {
 
   onMessage(frame: Frame): void {
     if (this.#inbox === undefined) this.#startStream();
-    this.#unconsumed += frame.body.length;
-    if (this.#unconsumed > INITIAL_WINDOW + this.#conn.limits.maxFrameBytes) {
+    this.#unconsumed += frame.body.length + MESSAGE_OVERHEAD;
+    if (this.#unconsumed > INITIAL_WINDOW + this.#conn.limits.maxFrameBytes + MESSAGE_OVERHEAD) {
       this.fail(
         new WeftError(Code.RESOURCE_EXHAUSTED, "peer ignored flow control", {
           reason: "FLOW_CONTROL_VIOLATION",
@@ -397,8 +413,8 @@ class ClientStream {
   }
 
   readonly #onConsumed = (bytes: number): void => {
-    this.#unconsumed -= bytes;
-    this.#granted += bytes;
+    this.#unconsumed -= bytes + MESSAGE_OVERHEAD;
+    this.#granted += bytes + MESSAGE_OVERHEAD;
     if (this.#granted >= INITIAL_WINDOW / 2 && !this.#finished) {
       this.#conn.send(
         encodeFrame(FrameType.CREDIT, 0, this.#id, 0, 0, undefined, encodeCredit(this.#granted)),
@@ -417,6 +433,11 @@ class ClientStream {
   readonly #onDeadline = (): void => {
     this.#timer = undefined;
     if (this.#finished) return;
+    const left = this.#call.deadline! - Date.now();
+    if (left > 0) {
+      this.#timer = setTimeout(this.#onDeadline, Math.min(left, MAX_TIMER_MS));
+      return;
+    }
     this.sendCancel();
     this.fail(deadlineExceeded(this.#call.deadline));
   };
@@ -441,7 +462,7 @@ class ClientStream {
           });
         }
         if (this.#finished) return;
-        this.#sendWindow -= body.length;
+        this.#sendWindow -= body.length + MESSAGE_OVERHEAD;
         conn.send(encodeFrame(FrameType.MESSAGE, 0, this.#id, this.#serializer, compressor, undefined, body));
         const bp = conn.backpressure();
         if (bp !== undefined) await bp;
@@ -478,7 +499,7 @@ export function deadlineExceeded(deadline: number | undefined): WeftError {
   });
 }
 
-function abortError(signal: AbortSignal): WeftError {
+export function abortError(signal: AbortSignal): WeftError {
   const reason: unknown = signal.reason;
   if (reason instanceof WeftError) return reason;
   return new WeftError(Code.CANCELLED, "call cancelled by the caller", {

@@ -6,7 +6,14 @@ import { Code } from "../errors/code.ts";
 import { ConfigError, WeftError } from "../errors/weft-error.ts";
 import type { Call, CallResult } from "../interceptor/call.ts";
 import { DEFAULT_LIMITS, type FrameLimits } from "../protocol/frame.ts";
-import { ClientConnection, type ClientConnectionOptions } from "./client-connection.ts";
+import {
+  abortError,
+  ClientConnection,
+  type ClientConnectionOptions,
+  deadlineExceeded,
+  MAX_TIMER_MS,
+  NEVER,
+} from "./client-connection.ts";
 import type { Transport } from "./transport.ts";
 import { resolveCompression } from "./wire-message.ts";
 
@@ -82,7 +89,7 @@ export class TcpTransport implements Transport {
 
   async call(call: Call): Promise<CallResult> {
     for (let attempt = 0; ; attempt++) {
-      const conn = await this.#acquire();
+      const conn = await this.#acquire(call);
       try {
         return await conn.start(call);
       } catch (e) {
@@ -104,21 +111,27 @@ export class TcpTransport implements Transport {
     await Promise.all(this.#endpoints.map((e) => e.close()));
   }
 
-  async #acquire(): Promise<ClientConnection> {
+  async #acquire(call: Call): Promise<ClientConnection> {
     if (this.#closed)
       throw new WeftError(Code.UNAVAILABLE, "transport is closed", { reason: "TRANSPORT_CLOSED" });
     const eps = this.#endpoints;
     const n = eps.length;
     let lastError: WeftError | undefined;
     // Try each endpoint once, round-robin, skipping those in reconnect backoff.
+    const start = this.#next;
     for (let i = 0; i < n; i++) {
-      const ep = eps[(this.#next + i) % n]!;
+      const index = (start + i) % n;
+      const ep = eps[index]!;
       if (ep.backingOff() && n > 1) continue;
+      // Take the turn before waiting for a connection, so calls started together spread out.
+      this.#next = (index + 1) % n;
       try {
-        const conn = await ep.acquire();
-        this.#next = (this.#next + i + 1) % n;
-        return conn;
+        const ready = ep.acquire();
+        // Connecting can take up to connectTimeoutMs: the call's deadline and signal still apply.
+        return await (ready instanceof Promise ? untilConnected(ready, call) : ready);
       } catch (e) {
+        // the call's own deadline or cancellation: no other address will help
+        if (call.signal.aborted || (call.deadline !== undefined && Date.now() >= call.deadline)) throw e;
         lastError = WeftError.from(e, Code.UNAVAILABLE);
       }
     }
@@ -254,6 +267,46 @@ class Endpoint {
       });
     });
   }
+}
+
+/** Waits for a connection being established, but no longer than the call's deadline or signal allow. */
+function untilConnected(pending: Promise<ClientConnection>, call: Call): Promise<ClientConnection> {
+  const { deadline, signal } = call;
+  if (deadline === undefined && signal === NEVER) return pending;
+  return new Promise((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined;
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", onAbort);
+    };
+    const onAbort = () => {
+      done();
+      reject(abortError(signal));
+    };
+    const onDeadline = () => {
+      const left = deadline! - Date.now();
+      if (left > 0) {
+        timer = setTimeout(onDeadline, Math.min(left, MAX_TIMER_MS));
+        return;
+      }
+      done();
+      reject(deadlineExceeded(deadline));
+    };
+    if (signal.aborted) return onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    if (deadline !== undefined)
+      timer = setTimeout(onDeadline, Math.min(Math.max(0, deadline - Date.now()), MAX_TIMER_MS));
+    pending.then(
+      (conn) => {
+        done();
+        resolve(conn);
+      },
+      (error: unknown) => {
+        done();
+        reject(error);
+      },
+    );
+  });
 }
 
 const defaultDialer: Dialer = (target, options) => {

@@ -1,0 +1,126 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import {
+  Code,
+  createClient,
+  createTcpTransport,
+  type Server,
+  type ServerOptions,
+  type TcpTransportOptions,
+  type Transport,
+  WeftError,
+} from "../../src/index.ts";
+import { Echo, startServer } from "../fixtures.ts";
+import { generateTlsMaterial, type TlsMaterial } from "../tls-fixtures.ts";
+
+let tls: TlsMaterial;
+beforeAll(() => {
+  tls = generateTlsMaterial();
+});
+afterAll(() => tls.cleanup());
+
+const servers: Server[] = [];
+const transports: Transport[] = [];
+afterEach(async () => {
+  await Promise.all(transports.splice(0).map((t) => t.close()));
+  await Promise.all(servers.splice(0).map((s) => s.shutdown({ timeoutMs: 1000 })));
+});
+
+async function tlsServer(serverTls: NonNullable<ServerOptions["tls"]>) {
+  const { server, address } = await startServer(
+    (s) =>
+      s.register(Echo, {
+        echo: (req) => ({ text: req.text }),
+        count: async function* (req) {
+          for (let i = 0; i < req.n; i++) yield { i };
+        },
+        sum: async () => ({ total: 0, count: 0 }),
+        chat: async function* () {},
+        notify: () => {},
+      }),
+    { tls: serverTls },
+  );
+  servers.push(server);
+  return address;
+}
+
+function client(options: TcpTransportOptions) {
+  const transport = createTcpTransport(options);
+  transports.push(transport);
+  return createClient(Echo, transport);
+}
+
+async function failure(p: Promise<unknown>): Promise<WeftError> {
+  const e = await p.then(
+    () => {
+      throw new Error("expected the call to fail");
+    },
+    (e: unknown) => e,
+  );
+  expect(e).toBeInstanceOf(WeftError);
+  return e as WeftError;
+}
+
+describe("TLS", () => {
+  it("serves unary and streaming calls to a client that trusts the CA (IP SAN)", async () => {
+    const address = await tlsServer({ key: tls.server.key, cert: tls.server.cert });
+    const c = client({ address, tls: { ca: tls.ca } });
+    await expect(c.echo({ text: "secret" })).resolves.toEqual({ text: "secret" });
+    const got: unknown[] = [];
+    for await (const m of c.count({ n: 3 })) got.push(m);
+    expect(got).toEqual([{ i: 0 }, { i: 1 }, { i: 2 }]);
+  });
+
+  it("verifies the host name against the DNS SAN", async () => {
+    const address = await tlsServer({ key: tls.server.key, cert: tls.server.cert });
+    const port = address.split(":")[1];
+    const c = client({ address: `localhost:${port}`, tls: { ca: tls.ca } });
+    await expect(c.echo({ text: "by name" })).resolves.toEqual({ text: "by name" });
+  });
+
+  it("refuses a server whose certificate the client does not trust, with UNAVAILABLE", async () => {
+    const address = await tlsServer({ key: tls.server.key, cert: tls.server.cert });
+    const e = await failure(client({ address, tls: {}, keepalive: false }).echo({ text: "x" }));
+    expect(e.code).toBe(Code.UNAVAILABLE);
+    expect(e.reason).toBe("CONNECTION_FAILED");
+  });
+
+  it("refuses a plaintext client", async () => {
+    const address = await tlsServer({ key: tls.server.key, cert: tls.server.cert });
+    const e = await failure(client({ address, keepalive: false }).echo({ text: "x" }, { timeoutMs: 5000 }));
+    expect(e.code).toBe(Code.UNAVAILABLE);
+  });
+
+  describe("mutual TLS", () => {
+    const mtls = () => ({
+      key: tls.server.key,
+      cert: tls.server.cert,
+      ca: tls.ca,
+      requestCert: true,
+      rejectUnauthorized: true,
+    });
+
+    it("accepts a client with a certificate signed by the CA", async () => {
+      const address = await tlsServer(mtls());
+      const c = client({ address, tls: { ca: tls.ca, key: tls.client.key, cert: tls.client.cert } });
+      await expect(c.echo({ text: "mutual" })).resolves.toEqual({ text: "mutual" });
+    });
+
+    it("rejects a client without a certificate with UNAVAILABLE", async () => {
+      const address = await tlsServer(mtls());
+      const e = await failure(client({ address, tls: { ca: tls.ca }, keepalive: false }).echo({ text: "x" }));
+      expect(e.code).toBe(Code.UNAVAILABLE);
+    });
+
+    it("rejects a client whose certificate the CA did not issue with UNAVAILABLE", async () => {
+      const address = await tlsServer(mtls());
+      const rogue = client({ address, tls: { ca: tls.ca, ...tls.rogue }, keepalive: false });
+      expect((await failure(rogue.echo({ text: "x" }))).code).toBe(Code.UNAVAILABLE);
+    });
+
+    it("rejects a certificate issued for servers, not clients, with UNAVAILABLE", async () => {
+      const address = await tlsServer(mtls());
+      const wrongUse = client({ address, tls: { ca: tls.ca, ...tls.server }, keepalive: false });
+      expect((await failure(wrongUse.echo({ text: "x" }))).code).toBe(Code.UNAVAILABLE);
+    });
+  });
+});
