@@ -1,3 +1,7 @@
+/**
+ * Per-message compression end to end over real TCP, checked on the wire through a tapping proxy, and
+ * decompression bombs refused (either direction) without being inflated.
+ */
 import { once } from "node:events";
 import { createServer as createNetServer, connect as netConnect, type Socket } from "node:net";
 import { brotliDecompressSync, constants, createBrotliCompress, gunzipSync, gzipSync } from "node:zlib";

@@ -1,3 +1,8 @@
+/**
+ * Credit-based flow control end to end over real TCP: a producer that would send 1 GiB into a reader
+ * that stops reading stalls within one window (either direction), then resumes and delivers all of
+ * it; empty messages are bounded too; and senders also wait on the connection's write queue.
+ */
 import { createServer as createNetServer, connect as netConnect, type Socket } from "node:net";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import {

@@ -1,3 +1,8 @@
+/**
+ * Graceful shutdown end to end over real TCP: goaway, draining of in-flight calls and streams,
+ * refusal of new connections and of calls that raced the goaway (retried elsewhere), the timeout
+ * that cancels what is left, and a shutdown under continuous load with zero failed calls.
+ */
 import { createServer as createNetServer, connect as netConnect, type Socket } from "node:net";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import {

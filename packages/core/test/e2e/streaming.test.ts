@@ -1,3 +1,8 @@
+/**
+ * Streaming end to end over real TCP: server, client and bidi streams as AsyncIterables on both
+ * sides — order, volume, empty streams, errors mid-stream, cancellation from either end, headers and
+ * trailers, and many streams interleaved on one connection.
+ */
 import { afterEach, describe, expect, it, vi } from "vitest";
 import {
   Code,
