@@ -253,6 +253,7 @@ class ClientStream {
     let frame: Buffer;
     try {
       frame = encodeFrame(FrameType.REQUEST, flags, this.#id, this.#serializer, compressor, meta, body);
+      checkOutgoing(frame, this.#conn.limits);
     } catch (e) {
       return Promise.reject(WeftError.from(e, Code.INVALID_ARGUMENT));
     }
@@ -307,7 +308,7 @@ class ClientStream {
         this.#conn.limits.maxFrameBytes,
       );
     } catch (e) {
-      this.fail(WeftError.from(e, Code.INTERNAL));
+      this.fail(responseDecodeError(e));
       return;
     }
     const resolve = this.#resolve;
@@ -398,7 +399,13 @@ class ClientStream {
     const method = this.#call.method;
     const limits = this.#conn.limits;
     this.#inbox = new Inbox(
-      (body, ser, comp) => decodeBody(method.output, body, ser, comp, limits.maxFrameBytes),
+      (body, ser, comp) => {
+        try {
+          return decodeBody(method.output, body, ser, comp, limits.maxFrameBytes);
+        } catch (e) {
+          throw responseDecodeError(e);
+        }
+      },
       this.#onConsumed,
       this.#onAbandon,
     );
@@ -462,8 +469,18 @@ class ClientStream {
           });
         }
         if (this.#finished) return;
+        const frame = encodeFrame(
+          FrameType.MESSAGE,
+          0,
+          this.#id,
+          this.#serializer,
+          compressor,
+          undefined,
+          body,
+        );
+        checkOutgoing(frame, conn.limits);
         this.#sendWindow -= body.length + MESSAGE_OVERHEAD;
-        conn.send(encodeFrame(FrameType.MESSAGE, 0, this.#id, this.#serializer, compressor, undefined, body));
+        conn.send(frame);
         const bp = conn.backpressure();
         if (bp !== undefined) await bp;
       }
@@ -505,6 +522,46 @@ export function abortError(signal: AbortSignal): WeftError {
   return new WeftError(Code.CANCELLED, "call cancelled by the caller", {
     reason: "CANCELLED",
     cause: reason,
+  });
+}
+
+/**
+ * Refuses to send a frame the peer would refuse (judged by this side's limits, which default to the
+ * server's): the caller gets the error and the connection, shared with other calls, stays healthy.
+ */
+export function checkOutgoing(frame: Buffer, limits: FrameLimits): void {
+  const meta = frame.readUInt32BE(12);
+  if (meta > limits.maxMetadataBytes) {
+    throw new WeftError(
+      Code.RESOURCE_EXHAUSTED,
+      `request metadata of ${meta} bytes exceeds the limit of ${limits.maxMetadataBytes}`,
+      {
+        reason: "METADATA_TOO_LARGE",
+      },
+    );
+  }
+  const size = frame.length - HEADER_SIZE;
+  if (size > limits.maxFrameBytes) {
+    throw new WeftError(
+      Code.RESOURCE_EXHAUSTED,
+      `request frame of ${size} bytes exceeds the limit of ${limits.maxFrameBytes}`,
+      {
+        reason: "FRAME_TOO_LARGE",
+      },
+    );
+  }
+}
+
+/**
+ * A response the client cannot decode is the server's fault, not the caller's: `INTERNAL` (as gRPC
+ * does), keeping the codec's reason; a message over the size limit stays `RESOURCE_EXHAUSTED`.
+ */
+function responseDecodeError(e: unknown): WeftError {
+  const error = WeftError.from(e, Code.INTERNAL);
+  if (error.code !== Code.INVALID_ARGUMENT) return error;
+  return new WeftError(Code.INTERNAL, `cannot read the server's response: ${error.rawMessage}`, {
+    reason: error.reason,
+    cause: error,
   });
 }
 

@@ -31,7 +31,9 @@ export function encodeBody<T>(
 ): EncodedBody {
   const bytes = codec.encode(value, serializer);
   if (compression !== null && bytes.length >= compression.threshold) {
-    return { body: compress(compression.id, bytes), compressor: compression.id };
+    const compressed = compress(compression.id, bytes);
+    // Incompressible data goes as it is rather than growing.
+    if (compressed.length < bytes.length) return { body: compressed, compressor: compression.id };
   }
   return { body: bytes, compressor: 0 };
 }
