@@ -5,6 +5,7 @@ import { ConfigError, WeftError } from "../errors/weft-error.ts";
 import {
   type Call,
   type CallHandler,
+  type CallResult,
   compose,
   firstMessage,
   type Interceptor,
@@ -93,59 +94,94 @@ export function createClient<S extends ServiceDef>(
 }
 
 function makeMethod(info: MethodInfo, chain: CallHandler, options: ClientOptions): unknown {
-  const defaultSerializer = options.serializer;
-  const build = (callOptions: CallOptions | undefined): Omit<Call, "stream" | "message" | "messages"> => {
+  const defaultSerializer = options.serializer ?? info.input.serializers[0]!;
+  const clientHeaders = options.headers;
+  const defaultTimeout = options.timeoutMs;
+  const defaultSupported =
+    info.input.serializers.includes(defaultSerializer) && info.output.serializers.includes(defaultSerializer);
+  /**
+   * Builds the call: deadline (own budget capped by the inherited one), signal (own and inherited),
+   * headers (propagated, client-wide, per call), serializer. Every call object has the same shape.
+   */
+  const build = (callOptions: CallOptions | undefined, stream: boolean, payload: unknown): Call => {
     const ctx = currentCallContext();
     let deadline: number | undefined;
-    const timeoutMs = callOptions?.timeoutMs ?? options.timeoutMs;
+    const timeoutMs = callOptions?.timeoutMs ?? defaultTimeout;
     // an infinite budget is no deadline (it would otherwise cross the wire as ":timeout: Infinity")
     if (timeoutMs !== undefined && timeoutMs !== Number.POSITIVE_INFINITY) deadline = Date.now() + timeoutMs;
-    if (ctx?.deadline !== undefined && (deadline === undefined || ctx.deadline < deadline))
-      deadline = ctx.deadline;
     let signal = callOptions?.signal ?? NEVER;
-    if (ctx !== undefined) signal = signal === NEVER ? ctx.signal : AbortSignal.any([signal, ctx.signal]);
     const headers = new Metadata();
-    if (ctx !== undefined) headers.merge(ctx.propagate);
-    if (options.headers !== undefined)
-      for (const k of Object.keys(options.headers)) headers.set(k, options.headers[k]!);
+    if (ctx !== undefined) {
+      if (ctx.deadline !== undefined && (deadline === undefined || ctx.deadline < deadline))
+        deadline = ctx.deadline;
+      signal = signal === NEVER ? ctx.signal : AbortSignal.any([signal, ctx.signal]);
+      headers.merge(ctx.propagate);
+    }
+    if (clientHeaders !== undefined)
+      for (const k of Object.keys(clientHeaders)) headers.set(k, clientHeaders[k]!);
     const h = callOptions?.headers;
     if (h !== undefined) {
       if (h instanceof Metadata) headers.merge(h);
       else for (const k of Object.keys(h)) headers.set(k, h[k]!);
     }
-    const serializer = callOptions?.serializer ?? defaultSerializer ?? info.input.serializers[0]!;
-    if (!info.input.serializers.includes(serializer) || !info.output.serializers.includes(serializer)) {
+    const serializer = callOptions?.serializer ?? defaultSerializer;
+    if (
+      (serializer !== defaultSerializer || !defaultSupported) &&
+      !(info.input.serializers.includes(serializer) && info.output.serializers.includes(serializer))
+    ) {
       throw new WeftError(Code.INVALID_ARGUMENT, `${info.path} cannot use serializer "${serializer}"`, {
         reason: "UNSUPPORTED_SERIALIZER",
       });
     }
-    return { method: info, side: "client", headers, signal, deadline, serializer, peer: undefined };
-  };
-  const report = (result: UnaryResult | StreamResult, callOptions: CallOptions | undefined) => {
-    callOptions?.onHeader?.(result.headers);
+    return stream
+      ? {
+          method: info,
+          side: "client",
+          headers,
+          signal,
+          deadline,
+          serializer,
+          peer: undefined,
+          stream: true,
+          messages: payload as AsyncIterable<unknown>,
+        }
+      : {
+          method: info,
+          side: "client",
+          headers,
+          signal,
+          deadline,
+          serializer,
+          peer: undefined,
+          stream: false,
+          message: payload,
+        };
   };
 
   switch (info.kind) {
     case "unary":
-    case "oneway":
-      return async (message: unknown, callOptions?: CallOptions) => {
-        const result = (await chain({
-          ...build(callOptions),
-          stream: false,
-          message,
-        } as Call)) as UnaryResult;
-        report(result, callOptions);
-        callOptions?.onTrailer?.(result.trailers);
-        return info.kind === "oneway" ? undefined : result.message;
+    case "oneway": {
+      const extract = info.kind === "oneway" ? () => undefined : unaryMessage;
+      return (message: unknown, callOptions?: CallOptions): Promise<unknown> => {
+        let pending: Promise<CallResult>;
+        try {
+          pending = chain(build(callOptions, false, message));
+        } catch (e) {
+          return Promise.reject(e);
+        }
+        if (callOptions?.onHeader === undefined && callOptions?.onTrailer === undefined)
+          return pending.then(extract);
+        return pending.then((result) => {
+          callOptions.onHeader?.(result.headers);
+          callOptions.onTrailer?.(result.trailers);
+          return extract(result);
+        });
       };
+    }
     case "client_streaming":
       return async (messages: AsyncIterable<unknown>, callOptions?: CallOptions) => {
-        const result = (await chain({
-          ...build(callOptions),
-          stream: true,
-          messages,
-        } as Call)) as StreamResult;
-        report(result, callOptions);
+        const result = (await chain(build(callOptions, true, messages))) as StreamResult;
+        callOptions?.onHeader?.(result.headers);
         const message = await firstMessage(result.messages);
         callOptions?.onTrailer?.(result.trailers);
         return message;
@@ -157,25 +193,23 @@ function makeMethod(info: MethodInfo, chain: CallHandler, options: ClientOptions
           info.kind === "server_streaming" ? singleMessage(input) : (input as AsyncIterable<unknown>);
         return {
           [Symbol.asyncIterator]: () =>
-            streamResponse(
-              chain,
-              { ...build(callOptions), stream: true, messages } as Call,
-              callOptions,
-              report,
-            ),
+            streamResponse(chain, build(callOptions, true, messages), callOptions),
         };
       };
   }
+}
+
+function unaryMessage(result: CallResult): unknown {
+  return (result as UnaryResult).message;
 }
 
 async function* streamResponse(
   chain: CallHandler,
   call: Call,
   callOptions: CallOptions | undefined,
-  report: (result: StreamResult, callOptions: CallOptions | undefined) => void,
 ): AsyncGenerator<unknown> {
   const result = (await chain(call)) as StreamResult;
-  report(result, callOptions);
+  callOptions?.onHeader?.(result.headers);
   yield* result.messages;
   callOptions?.onTrailer?.(result.trailers);
 }

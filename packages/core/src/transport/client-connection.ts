@@ -51,6 +51,7 @@ export class ClientConnection extends Connection {
   #goaway = false;
   #keepaliveTimer: NodeJS.Timeout | undefined;
   #pingSentAt = 0;
+  #receivedAtTick = 0;
   /** Why the connection closed; calls started after that fail with it instead of waiting forever. */
   closeError: WeftError | undefined;
   /** Called when the connection can take no new calls (goaway, closed, ids exhausted). */
@@ -77,10 +78,14 @@ export class ClientConnection extends Connection {
   }
 
   /** Starts a call. Rejects with the call's error; resolves when the response (or its headers) arrived. */
-  start(call: Call): Promise<CallResult> {
+  /**
+   * Starts a call. `retry`, when given, is how a call the server refused without starting it
+   * (`REFUSED_STREAM`: goaway or shutdown) is sent again elsewhere; `attempt` counts those resends.
+   */
+  start(call: Call, retry?: RetryRefused, attempt = 0): Promise<CallResult> {
     const id = this.#nextId++;
     if (this.#nextId >= MAX_STREAM_ID) this.#markUnusable();
-    const stream = new ClientStream(this, id, call);
+    const stream = new ClientStream(this, id, call, retry, attempt);
     return stream.open();
   }
 
@@ -161,6 +166,10 @@ export class ClientConnection extends Connection {
     const ka = this.#options.keepalive;
     if (ka === null || this.closed) return;
     const now = Date.now();
+    if (this.received !== this.#receivedAtTick) {
+      this.#receivedAtTick = this.received;
+      this.lastReceived = now;
+    }
     if (this.#pingSentAt !== 0) {
       if (this.lastReceived >= this.#pingSentAt) this.#pingSentAt = 0;
       else if (now - this.#pingSentAt >= ka.timeoutMs) {
@@ -181,11 +190,16 @@ export class ClientConnection extends Connection {
   }
 }
 
+/** Sends a refused call again (on another connection); `attempt` is 1 for the first resend. */
+export type RetryRefused = (call: Call, attempt: number) => Promise<CallResult>;
+
 /** One call on a client connection. */
 class ClientStream {
   readonly #conn: ClientConnection;
   readonly #id: number;
   readonly #call: Call;
+  readonly #retry: RetryRefused | undefined;
+  readonly #attempt: number;
   readonly #serializer: number;
   #resolve: ((r: CallResult) => void) | undefined;
   #reject: ((e: unknown) => void) | undefined;
@@ -200,10 +214,18 @@ class ClientStream {
   /** Set once the request's message stream was pulled from: a refused call is then not retried. */
   pulled = false;
 
-  constructor(conn: ClientConnection, id: number, call: Call) {
+  constructor(
+    conn: ClientConnection,
+    id: number,
+    call: Call,
+    retry: RetryRefused | undefined,
+    attempt: number,
+  ) {
     this.#conn = conn;
     this.#id = id;
     this.#call = call;
+    this.#retry = retry;
+    this.#attempt = attempt;
     this.#serializer = serializerId(call.serializer);
   }
 
@@ -235,7 +257,7 @@ class ClientStream {
 
     const meta: Array<[string, string]> = [[PseudoKey.path, method.path]];
     if (timeout !== undefined) meta.push([PseudoKey.timeout, String(timeout)]);
-    for (const entry of call.headers) meta.push(entry);
+    if (call.headers.size > 0) for (const entry of call.headers) meta.push(entry);
 
     let body: Uint8Array | undefined;
     let compressor = 0;
@@ -346,6 +368,10 @@ class ClientStream {
     for (const [k, v] of frame.metadata) trailers.setRaw(k, v);
     const error = decodeStatus(frame.body, trailers);
     if (error !== undefined) {
+      if (error.reason === "REFUSED_STREAM" && error.code === Code.UNAVAILABLE) {
+        this.refuse(error.rawMessage);
+        return;
+      }
       const inbox = this.#inbox;
       if (inbox === undefined) {
         this.fail(error);
@@ -378,6 +404,23 @@ class ClientStream {
 
   /** The server never started this call (goaway or shutdown): fail it as retryable. */
   refuse(message: string): void {
+    const retry = this.#retry;
+    const kind = this.#call.method.kind;
+    if (
+      retry !== undefined &&
+      !this.#finished &&
+      this.#inbox === undefined &&
+      !this.pulled &&
+      kind !== "client_streaming" &&
+      kind !== "bidi_streaming"
+    ) {
+      // never started on the server: safe to send again, transparently
+      const resolve = this.#resolve;
+      const reject = this.#reject;
+      this.#finish();
+      retry(this.#call, this.#attempt + 1).then(resolve, reject);
+      return;
+    }
     this.fail(new WeftError(Code.UNAVAILABLE, message, { reason: "REFUSED_STREAM" }));
   }
 

@@ -29,6 +29,8 @@ export abstract class Connection {
   #closed = false;
   /** When the peer's last frame arrived (`Date.now()`). */
   protected lastReceived = Date.now();
+  /** Chunks received so far; the keepalive tick turns a change into `lastReceived` (no clock read per chunk). */
+  protected received = 0;
 
   constructor(socket: Duplex, limits: FrameLimits, peer: string | undefined) {
     this.socket = socket;
@@ -40,7 +42,7 @@ export abstract class Connection {
       limits,
     );
     socket.on("data", (chunk: Buffer) => {
-      this.lastReceived = Date.now();
+      this.received++;
       this.decoder.push(chunk);
     });
     socket.on("drain", () => this.#wakeDrainWaiters());

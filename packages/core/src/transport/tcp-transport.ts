@@ -87,23 +87,36 @@ export class TcpTransport implements Transport {
     this.#maxRetries = options.maxRefusedRetries ?? 3;
   }
 
-  async call(call: Call): Promise<CallResult> {
-    for (let attempt = 0; ; attempt++) {
-      const conn = await this.#acquire(call);
-      try {
-        return await conn.start(call);
-      } catch (e) {
-        if (
-          attempt < this.#maxRetries &&
-          e instanceof WeftError &&
-          e.reason === "REFUSED_STREAM" &&
-          !(call.stream && (call.method.kind === "client_streaming" || call.method.kind === "bidi_streaming"))
-        ) {
-          continue; // never started on the server: safe to send again
-        }
-        throw e;
+  call(call: Call): Promise<CallResult> {
+    // Fast path: the next address has a ready connection; no extra promise in between.
+    const eps = this.#endpoints;
+    const ep = eps[this.#next]!;
+    if (!this.#closed && !ep.backingOff()) {
+      const ready = ep.acquire();
+      if (!(ready instanceof Promise)) {
+        this.#next = (this.#next + 1) % eps.length;
+        return ready.start(call, this.#retry, 0);
       }
+      ready.catch(() => {}); // observed by the slow path below, which waits for the same attempt
     }
+    return this.#callSlow(call, 0);
+  }
+
+  /** A call refused without being started (server going away) goes to another connection. */
+  readonly #retry = (call: Call, attempt: number): Promise<CallResult> => {
+    if (attempt > this.#maxRetries) {
+      return Promise.reject(
+        new WeftError(Code.UNAVAILABLE, `refused by ${attempt} servers going away`, {
+          reason: "REFUSED_STREAM",
+        }),
+      );
+    }
+    return this.#callSlow(call, attempt);
+  };
+
+  async #callSlow(call: Call, attempt: number): Promise<CallResult> {
+    const conn = await this.#acquire(call);
+    return conn.start(call, this.#retry, attempt);
   }
 
   async close(): Promise<void> {
