@@ -5,6 +5,15 @@ import { HEADER_SIZE, MAGIC, VERSION } from "./frame.ts";
 /** Entries to put in a frame's metadata block, in order. */
 export type MetadataEntries = Iterable<readonly [string, string]>;
 
+/** Bodies at least this large are not copied into the frame buffer but written after its head. */
+export const SPLIT_BODY_BYTES = 8 * 1024;
+
+/**
+ * A frame ready to write: one buffer, or a head (header + metadata) and the body as it is, so large
+ * bodies are never copied (they go out with a gathered write).
+ */
+export type OutFrame = Buffer | readonly [Buffer, Uint8Array];
+
 /**
  * Encodes one frame into a single new buffer: 20-byte header, metadata block, body.
  * Metadata entries are `u16 keyLength, key, u16 valueLength, value` (UTF-8), back to back.
@@ -17,6 +26,40 @@ export function encodeFrame(
   compressor: number,
   metadata: MetadataEntries | undefined,
   body: Uint8Array | undefined,
+): Buffer {
+  return writeFrame(type, flags, streamId, serializer, compressor, metadata, body, true);
+}
+
+/** Like `encodeFrame`, but a body of `SPLIT_BODY_BYTES` or more stays a separate, uncopied part. */
+export function encodeOutFrame(
+  type: number,
+  flags: number,
+  streamId: number,
+  serializer: number,
+  compressor: number,
+  metadata: MetadataEntries | undefined,
+  body: Uint8Array | undefined,
+): OutFrame {
+  if (body === undefined || body.length < SPLIT_BODY_BYTES) {
+    return writeFrame(type, flags, streamId, serializer, compressor, metadata, body, true);
+  }
+  return [writeFrame(type, flags, streamId, serializer, compressor, metadata, body, false), body];
+}
+
+/** The buffer holding an out-frame's header. */
+export function headOf(frame: OutFrame): Buffer {
+  return Buffer.isBuffer(frame) ? frame : frame[0];
+}
+
+function writeFrame(
+  type: number,
+  flags: number,
+  streamId: number,
+  serializer: number,
+  compressor: number,
+  metadata: MetadataEntries | undefined,
+  body: Uint8Array | undefined,
+  includeBody: boolean,
 ): Buffer {
   // Two passes over the metadata: measure, then write straight into the frame (no per-string buffers).
   let metaLength = 0;
@@ -43,7 +86,7 @@ export function encodeFrame(
     }
   }
   const bodyLength = body === undefined ? 0 : body.length;
-  const out = Buffer.allocUnsafe(HEADER_SIZE + metaLength + bodyLength);
+  const out = Buffer.allocUnsafe(HEADER_SIZE + metaLength + (includeBody ? bodyLength : 0));
   out.writeUInt16BE(MAGIC, 0);
   out[2] = VERSION;
   out[3] = type;
@@ -65,6 +108,6 @@ export function encodeFrame(
       at += 2 + vl;
     }
   }
-  if (body !== undefined && bodyLength > 0) out.set(body, at);
+  if (includeBody && body !== undefined && bodyLength > 0) out.set(body, at);
   return out;
 }

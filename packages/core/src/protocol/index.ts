@@ -1,5 +1,12 @@
 export { type DecodeErrorInfo, FrameDecoder } from "./decode.ts";
-export { encodeFrame, type MetadataEntries } from "./encode.ts";
+export {
+  encodeFrame,
+  encodeOutFrame,
+  headOf,
+  type MetadataEntries,
+  type OutFrame,
+  SPLIT_BODY_BYTES,
+} from "./encode.ts";
 export {
   DEFAULT_LIMITS,
   Flags,

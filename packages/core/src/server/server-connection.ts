@@ -6,7 +6,7 @@ import { WeftError } from "../errors/weft-error.ts";
 import { type Call, type CallResult, type StreamResult, singleMessage } from "../interceptor/call.ts";
 import { Metadata } from "../metadata/metadata.ts";
 import type { DecodeErrorInfo } from "../protocol/decode.ts";
-import { encodeFrame } from "../protocol/encode.ts";
+import { encodeFrame, encodeOutFrame } from "../protocol/encode.ts";
 import { Flags, type Frame, FrameType, PseudoKey } from "../protocol/frame.ts";
 import { decodeCredit, encodeCredit, encodeStatus } from "../protocol/status.ts";
 import { INITIAL_WINDOW, MAX_TIMER_MS, MESSAGE_OVERHEAD } from "../transport/client-connection.ts";
@@ -385,7 +385,7 @@ export class ServerStream {
       for (const [k, v] of trailers) meta.push([TRAILER_PREFIX + k, v]);
     }
     this.#conn.send(
-      encodeFrame(
+      encodeOutFrame(
         FrameType.RESPONSE,
         Flags.END_STREAM,
         this.#id,
@@ -435,7 +435,7 @@ export class ServerStream {
         if (this.#finished) return;
         this.#sendWindow -= body.length + MESSAGE_OVERHEAD;
         conn.send(
-          encodeFrame(FrameType.MESSAGE, 0, this.#id, this.#serializerId, compressor, undefined, body),
+          encodeOutFrame(FrameType.MESSAGE, 0, this.#id, this.#serializerId, compressor, undefined, body),
         );
         const bp = conn.backpressure();
         if (bp !== undefined) await bp;

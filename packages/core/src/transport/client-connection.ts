@@ -12,7 +12,7 @@ import {
 } from "../interceptor/call.ts";
 import { Metadata } from "../metadata/metadata.ts";
 import type { DecodeErrorInfo } from "../protocol/decode.ts";
-import { encodeFrame } from "../protocol/encode.ts";
+import { encodeFrame, encodeOutFrame, headOf, type OutFrame } from "../protocol/encode.ts";
 import { Flags, type Frame, type FrameLimits, FrameType, HEADER_SIZE, PseudoKey } from "../protocol/frame.ts";
 import { decodeCredit, decodeGoaway, decodeStatus, encodeCredit } from "../protocol/status.ts";
 import { Connection } from "./connection.ts";
@@ -272,9 +272,9 @@ class ClientStream {
     }
     const oneway = kind === "oneway";
     const flags = (single ? Flags.END_STREAM : 0) | (oneway ? Flags.ONE_WAY : 0);
-    let frame: Buffer;
+    let frame: OutFrame;
     try {
-      frame = encodeFrame(FrameType.REQUEST, flags, this.#id, this.#serializer, compressor, meta, body);
+      frame = encodeOutFrame(FrameType.REQUEST, flags, this.#id, this.#serializer, compressor, meta, body);
       checkOutgoing(frame, this.#conn.limits);
     } catch (e) {
       return Promise.reject(WeftError.from(e, Code.INVALID_ARGUMENT));
@@ -512,7 +512,7 @@ class ClientStream {
           });
         }
         if (this.#finished) return;
-        const frame = encodeFrame(
+        const frame = encodeOutFrame(
           FrameType.MESSAGE,
           0,
           this.#id,
@@ -572,8 +572,9 @@ export function abortError(signal: AbortSignal): WeftError {
  * Refuses to send a frame the peer would refuse (judged by this side's limits, which default to the
  * server's): the caller gets the error and the connection, shared with other calls, stays healthy.
  */
-export function checkOutgoing(frame: Buffer, limits: FrameLimits): void {
-  const meta = frame.readUInt32BE(12);
+export function checkOutgoing(frame: OutFrame, limits: FrameLimits): void {
+  const head = headOf(frame);
+  const meta = head.readUInt32BE(12);
   if (meta > limits.maxMetadataBytes) {
     throw new WeftError(
       Code.RESOURCE_EXHAUSTED,
@@ -583,7 +584,7 @@ export function checkOutgoing(frame: Buffer, limits: FrameLimits): void {
       },
     );
   }
-  const size = frame.length - HEADER_SIZE;
+  const size = meta + head.readUInt32BE(16);
   if (size > limits.maxFrameBytes) {
     throw new WeftError(
       Code.RESOURCE_EXHAUSTED,

@@ -2,12 +2,14 @@ import type { Duplex } from "node:stream";
 import { Code } from "../errors/code.ts";
 import { WeftError } from "../errors/weft-error.ts";
 import { type DecodeErrorInfo, FrameDecoder } from "../protocol/decode.ts";
-import { encodeFrame } from "../protocol/encode.ts";
+import { encodeFrame, type OutFrame } from "../protocol/encode.ts";
 import { type Frame, type FrameLimits, FrameType } from "../protocol/frame.ts";
 import { encodeGoaway } from "../protocol/status.ts";
 
 /** Bytes queued for the socket above which stream senders wait for it to drain. */
 const HIGH_WATER = 1024 * 1024;
+/** A flush of at least this many bytes is written gathered (writev) instead of concatenated. */
+const GATHER_BYTES = 64 * 1024;
 
 /**
  * A Weft connection over any byte duplex (TCP, TLS, or an in-memory pair): frame decoding, batched
@@ -21,7 +23,7 @@ export abstract class Connection {
   readonly limits: FrameLimits;
   readonly peer: string | undefined;
   protected readonly decoder: FrameDecoder;
-  #out: Buffer[] = [];
+  #out: Uint8Array[] = [];
   #outBytes = 0;
   #callbacks: Array<(error?: Error | null) => void> = [];
   #flushScheduled = false;
@@ -56,13 +58,18 @@ export abstract class Connection {
   }
 
   /** Queues a frame; `onWritten` runs once it has been handed to the OS (or the write failed). */
-  send(frame: Buffer, onWritten?: (error?: Error | null) => void): void {
+  send(frame: OutFrame, onWritten?: (error?: Error | null) => void): void {
     if (this.#closed) {
       onWritten?.(new Error("connection closed"));
       return;
     }
-    this.#out.push(frame);
-    this.#outBytes += frame.length;
+    if (Buffer.isBuffer(frame)) {
+      this.#out.push(frame);
+      this.#outBytes += frame.length;
+    } else {
+      this.#out.push(frame[0], frame[1]);
+      this.#outBytes += frame[0].length + frame[1].length;
+    }
     if (onWritten !== undefined) this.#callbacks.push(onWritten);
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
@@ -122,16 +129,26 @@ export abstract class Connection {
     const n = this.#out.length;
     if (n === 0 || this.#closed) return;
     const callbacks = this.#callbacks;
-    const data = n === 1 ? this.#out[0]! : Buffer.concat(this.#out, this.#outBytes);
+    const out = this.#out;
+    const bytes = this.#outBytes;
     this.#out = [];
     this.#outBytes = 0;
-    if (callbacks.length > 0) {
-      this.#callbacks = [];
-      this.socket.write(data, (error) => {
-        for (const cb of callbacks) cb(error);
-      });
+    const done =
+      callbacks.length === 0
+        ? undefined
+        : (error?: Error | null) => {
+            for (const cb of callbacks) cb(error);
+          };
+    if (callbacks.length > 0) this.#callbacks = [];
+    if (n === 1 || bytes < GATHER_BYTES) {
+      // small frames: one copy into one buffer is cheaper than a gathered write
+      this.socket.write(n === 1 ? out[0]! : Buffer.concat(out, bytes), done);
     } else {
-      this.socket.write(data);
+      // large bodies: hand the parts to one writev without copying them
+      this.socket.cork();
+      for (let i = 0; i < n - 1; i++) this.socket.write(out[i]!);
+      this.socket.write(out[n - 1]!, done);
+      this.socket.uncork();
     }
     if (!this.socket.writableNeedDrain) this.#wakeDrainWaiters();
   };
