@@ -1,0 +1,93 @@
+import { Code, WeftError } from "@weft/core";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { EnvelopeReader, encodeEnvelope, FLAG_COMPRESSED } from "./envelope.ts";
+
+function readAll(reader: EnvelopeReader, chunks: Buffer[]): Array<[number, string]> {
+  const out: Array<[number, string]> = [];
+  const sink = { onEnvelope: (flags: number, body: Buffer) => out.push([flags, body.toString("hex")]) };
+  for (const c of chunks) reader.push(c, sink);
+  return out;
+}
+
+function split(buf: Buffer, sizes: number[]): Buffer[] {
+  const chunks: Buffer[] = [];
+  let offset = 0;
+  let i = 0;
+  while (offset < buf.length) {
+    const n = Math.max(1, sizes[i++ % sizes.length] ?? 1);
+    chunks.push(buf.subarray(offset, offset + n));
+    offset += n;
+  }
+  return chunks;
+}
+
+describe("encodeEnvelope", () => {
+  it("writes flags, a big-endian u32 length, then the body", () => {
+    expect(encodeEnvelope(Buffer.from("abc"), FLAG_COMPRESSED).toString("hex")).toBe("0100000003616263");
+    expect(encodeEnvelope(new Uint8Array(0)).toString("hex")).toBe("0000000000");
+  });
+});
+
+describe("EnvelopeReader", () => {
+  it("reads messages fed one byte at a time", () => {
+    const wire = Buffer.concat([encodeEnvelope(Buffer.from("hello")), encodeEnvelope(Buffer.alloc(0), 1)]);
+    expect(readAll(new EnvelopeReader(100), split(wire, [1]))).toEqual([
+      [0, Buffer.from("hello").toString("hex")],
+      [1, ""],
+    ]);
+  });
+
+  it("reads the same messages whatever the chunking (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 1 }), fc.uint8Array({ maxLength: 300 })), {
+          maxLength: 8,
+        }),
+        fc.array(fc.integer({ min: 1, max: 64 }), { minLength: 1, maxLength: 10 }),
+        (messages, sizes) => {
+          const wire = Buffer.concat(messages.map(([f, b]) => encodeEnvelope(b, f)));
+          const got = readAll(new EnvelopeReader(1000), split(wire, sizes));
+          expect(got).toEqual(messages.map(([f, b]) => [f, Buffer.from(b).toString("hex")]));
+        },
+      ),
+    );
+  });
+
+  it("hands out views of a chunk that holds a whole message, without copying", () => {
+    const wire = encodeEnvelope(Buffer.from("view"));
+    let seen: Buffer | undefined;
+    new EnvelopeReader(100).push(wire, { onEnvelope: (_f, body) => (seen = body) });
+    expect(seen?.buffer).toBe(wire.buffer);
+  });
+
+  it("refuses an oversized message as soon as its prefix is read, before buffering its body", () => {
+    const reader = new EnvelopeReader(10);
+    const prefix = Buffer.from([0, 0, 0, 0, 11]);
+    let error: unknown;
+    try {
+      // split prefix: the length is checked once all five bytes are there
+      reader.push(prefix.subarray(0, 3), { onEnvelope: () => {} });
+      reader.push(prefix.subarray(3), { onEnvelope: () => {} });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(WeftError);
+    expect((error as WeftError).code).toBe(Code.RESOURCE_EXHAUSTED);
+    expect(reader.buffered).toBeLessThanOrEqual(5);
+  });
+
+  it("arbitrary bytes give messages or a typed error, never anything else (fuzz)", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), fc.integer({ min: 1, max: 17 }), (bytes, size) => {
+        const reader = new EnvelopeReader(64);
+        try {
+          readAll(reader, split(Buffer.from(bytes), [size]));
+        } catch (e) {
+          expect(e).toBeInstanceOf(WeftError);
+        }
+        expect(reader.buffered).toBeLessThanOrEqual(64 + 5);
+      }),
+    );
+  });
+});

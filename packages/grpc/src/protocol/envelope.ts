@@ -1,0 +1,103 @@
+import { Code, WeftError } from "@weft/core";
+
+/** Flag bit of a compressed message (gRPC, gRPC-web, Connect streaming). */
+export const FLAG_COMPRESSED = 0x01;
+/** gRPC-web: the frame carries trailers, not a message. */
+export const FLAG_TRAILERS = 0x80;
+/** Size of the length prefix: one flags byte and a big-endian u32 length. */
+export const PREFIX_BYTES = 5;
+
+/** Frames `body` as `flags`, u32 length, body (one allocation, one copy). */
+export function encodeEnvelope(body: Uint8Array, flags = 0): Buffer {
+  const out = Buffer.allocUnsafe(PREFIX_BYTES + body.length);
+  out[0] = flags;
+  out.writeUInt32BE(body.length, 1);
+  out.set(body, PREFIX_BYTES);
+  return out;
+}
+
+/** Receives the messages an `EnvelopeReader` finds. */
+export interface EnvelopeSink {
+  /** One complete message: a view that stays valid (chunks are never reused). */
+  onEnvelope(flags: number, body: Buffer): void;
+}
+
+/**
+ * Reads length-prefixed messages from chunks as they arrive. A message that lies inside one chunk is
+ * handed out as a view of it; one split across chunks is assembled once, when it is complete. The
+ * declared length is checked against `maxBytes` as soon as the prefix is readable, before anything
+ * of the body is buffered.
+ */
+export class EnvelopeReader {
+  readonly #maxBytes: number;
+  #chunks: Buffer[] = [];
+  #buffered = 0;
+  /** Total size of the message being assembled (prefix included), or -1 while its prefix is incomplete. */
+  #need = -1;
+
+  constructor(maxBytes: number) {
+    this.#maxBytes = maxBytes;
+  }
+
+  /** Bytes of an incomplete message held back. */
+  get buffered(): number {
+    return this.#buffered;
+  }
+
+  /** Feeds one chunk; `sink` receives each complete message. Throws a `WeftError` for an oversized one. */
+  push(chunk: Buffer, sink: EnvelopeSink): void {
+    let buf: Buffer;
+    if (this.#buffered === 0) {
+      buf = chunk;
+    } else {
+      this.#chunks.push(chunk);
+      this.#buffered += chunk.length;
+      if (this.#need < 0 && this.#buffered >= PREFIX_BYTES) {
+        this.#need = PREFIX_BYTES + this.#checkedLength(this.#prefixOfChunks());
+      }
+      if (this.#need < 0 || this.#buffered < this.#need) return;
+      buf = this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks, this.#buffered);
+      this.#chunks = [];
+      this.#buffered = 0;
+      this.#need = -1;
+    }
+    let offset = 0;
+    const end = buf.length;
+    while (end - offset >= PREFIX_BYTES) {
+      const length = this.#checkedLength(buf.readUInt32BE(offset + 1));
+      const stop = offset + PREFIX_BYTES + length;
+      if (stop > end) {
+        this.#need = PREFIX_BYTES + length;
+        break;
+      }
+      sink.onEnvelope(buf[offset]!, buf.subarray(offset + PREFIX_BYTES, stop));
+      offset = stop;
+    }
+    if (offset < end) {
+      const rest = buf.subarray(offset);
+      this.#chunks.push(rest);
+      this.#buffered = rest.length;
+    }
+  }
+
+  #prefixOfChunks(): number {
+    const head = Buffer.allocUnsafe(PREFIX_BYTES);
+    let filled = 0;
+    for (const c of this.#chunks) {
+      filled += c.copy(head, filled, 0, Math.min(c.length, PREFIX_BYTES - filled));
+      if (filled === PREFIX_BYTES) break;
+    }
+    return head.readUInt32BE(1);
+  }
+
+  #checkedLength(length: number): number {
+    if (length > this.#maxBytes) {
+      throw new WeftError(
+        Code.RESOURCE_EXHAUSTED,
+        `message of ${length} bytes exceeds the limit of ${this.#maxBytes}`,
+        { reason: "MESSAGE_TOO_LARGE" },
+      );
+    }
+    return length;
+  }
+}

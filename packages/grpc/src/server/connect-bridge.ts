@@ -1,0 +1,276 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import type { DescMethod } from "@bufbuild/protobuf";
+import {
+  type Code as ConnectCode,
+  type HandlerContext as ConnectContext,
+  ConnectError,
+  type ConnectRouter,
+  createContextKey,
+  createContextValues,
+} from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import {
+  Code,
+  Metadata,
+  type MethodInfo,
+  type Server,
+  type StreamResult,
+  type UnaryResult,
+  WeftError,
+} from "@weft/core";
+import { type ExternalCall, firstMessage, openExternalCall, singleMessage } from "@weft/core/internal";
+import { isReservedKey } from "../protocol/headers.ts";
+import {
+  ERROR_INFO_TYPE,
+  encodeErrorInfo,
+  encodeJsonDetails,
+  JSON_DETAILS_KEY,
+  WEFT_DOMAIN,
+} from "../protocol/status.ts";
+
+export type NodeRequest = IncomingMessage | Http2ServerRequest;
+export type NodeResponse = ServerResponse | Http2ServerResponse;
+export type NodeHandler = (req: NodeRequest, res: NodeResponse) => void;
+
+export interface ConnectBridgeOptions {
+  grpcWeb: boolean;
+  connect: boolean;
+  maxMessageBytes: number;
+  whileDraining: (path: string) => boolean;
+}
+
+const kPeer = createContextKey<string | undefined>(undefined, { description: "weft peer" });
+
+/**
+ * gRPC-web and Connect through `@connectrpc/connect-node`: every method of the server that has a
+ * protobuf descriptor is registered on a Connect router as a handler that opens an external call on
+ * the Weft server, so Weft's interceptors, deadline, call context and shutdown tracking apply
+ * exactly as they do over Weft's own protocol and over gRPC.
+ */
+export function createConnectBridge(server: Server, options: ConnectBridgeOptions): NodeHandler {
+  const adapter = connectNodeAdapter({
+    grpc: false,
+    grpcWeb: options.grpcWeb,
+    connect: options.connect,
+    readMaxBytes: options.maxMessageBytes,
+    routes(router: ConnectRouter) {
+      for (const info of server.methods.values()) {
+        if (info.proto !== undefined) registerMethod(router, server, info, info.proto, options);
+      }
+    },
+    fallback: (req, res) => unimplemented(req, res as unknown as NodeResponse),
+    contextValues: (req) => {
+      const socket = req.socket;
+      const peer =
+        socket?.remoteAddress === undefined ? undefined : `${socket.remoteAddress}:${socket.remotePort}`;
+      return createContextValues().set(kPeer, peer);
+    },
+  });
+  return adapter as NodeHandler;
+}
+
+function registerMethod(
+  router: ConnectRouter,
+  server: Server,
+  info: MethodInfo,
+  desc: DescMethod,
+  options: ConnectBridgeOptions,
+): void {
+  const open = (ctx: ConnectContext): ExternalCall => {
+    try {
+      return openExternalCall(server, {
+        path: info.path,
+        headers: metadataFromFetch(ctx.requestHeader),
+        timeoutMs: ctx.timeoutMs(),
+        serializer: (ctx.requestHeader.get("content-type") ?? "").includes("json") ? "json" : "protobuf",
+        peer: ctx.values.get(kPeer),
+        whileDraining: options.whileDraining(info.path),
+      });
+    } catch (e) {
+      throw toConnectError(WeftError.from(e), undefined);
+    }
+  };
+  // Implementations are typed loosely: the router checks them against the descriptor at run time.
+  const rpc = router.rpc as (m: DescMethod, impl: unknown) => ConnectRouter;
+  switch (info.kind) {
+    case "unary":
+    case "oneway":
+      rpc(desc, async (request: unknown, ctx: ConnectContext) => {
+        const ext = open(ctx);
+        const unlink = link(ctx.signal, ext);
+        try {
+          const result = (await raced(ext.run(request), ext)) as UnaryResult;
+          copyHeaders(result.headers, ctx.responseHeader);
+          copyHeaders(result.trailers, ctx.responseTrailer);
+          return result.message ?? {};
+        } catch (e) {
+          throw failure(ext, e);
+        } finally {
+          unlink();
+          ext.finish();
+        }
+      });
+      return;
+    case "client_streaming":
+      rpc(desc, async (requests: AsyncIterable<unknown>, ctx: ConnectContext) => {
+        const ext = open(ctx);
+        const unlink = link(ctx.signal, ext);
+        try {
+          const result = (await raced(ext.run(requests), ext)) as StreamResult;
+          const message = await raced(
+            ext.within(() => Promise.resolve(firstMessage(result.messages))),
+            ext,
+          );
+          copyHeaders(result.headers, ctx.responseHeader);
+          copyHeaders(result.trailers, ctx.responseTrailer);
+          return message;
+        } catch (e) {
+          throw failure(ext, e);
+        } finally {
+          unlink();
+          ext.finish();
+        }
+      });
+      return;
+    case "server_streaming":
+    case "bidi_streaming": {
+      const single = info.kind === "server_streaming";
+      rpc(desc, async function* (input: unknown, ctx: ConnectContext) {
+        const ext = open(ctx);
+        const unlink = link(ctx.signal, ext);
+        let iterator: AsyncIterator<unknown> | undefined;
+        let finished = false;
+        try {
+          const result = (await raced(ext.run(single ? singleMessage(input) : input), ext)) as StreamResult;
+          copyHeaders(result.headers, ctx.responseHeader);
+          const it = result.messages[Symbol.asyncIterator]();
+          iterator = it;
+          for (;;) {
+            const next = await raced(
+              ext.within(() => it.next()),
+              ext,
+            );
+            if (next.done === true) break;
+            yield next.value;
+          }
+          finished = true;
+          copyHeaders(result.trailers, ctx.responseTrailer);
+        } catch (e) {
+          finished = true;
+          throw failure(ext, e);
+        } finally {
+          unlink();
+          ext.finish();
+          // the client went away mid-stream: stop the handler's generator
+          if (!finished) void iterator?.return?.()?.catch(() => {});
+        }
+      });
+      return;
+    }
+  }
+}
+
+/** Settles with `promise`, or rejects as soon as the call's signal aborts (deadline, shutdown, cancel). */
+function raced<T>(promise: Promise<T>, ext: ExternalCall): Promise<T> {
+  const signal = ext.signal;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (e) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
+/** Connect's context signal aborts when the client goes away or its deadline passes: cancel the Weft call. */
+function link(signal: AbortSignal, ext: ExternalCall): () => void {
+  const onAbort = () => {
+    const reason = signal.reason;
+    const code = reason instanceof ConnectError ? (reason.code as number) : Code.CANCELLED;
+    ext.cancel(
+      new WeftError(
+        code === Code.DEADLINE_EXCEEDED ? Code.DEADLINE_EXCEEDED : Code.CANCELLED,
+        "call cancelled",
+        {
+          reason: code === Code.DEADLINE_EXCEEDED ? "DEADLINE_EXCEEDED" : "CANCELLED",
+        },
+      ),
+    );
+  };
+  if (signal.aborted) onAbort();
+  else signal.addEventListener("abort", onAbort, { once: true });
+  return () => signal.removeEventListener("abort", onAbort);
+}
+
+function failure(ext: ExternalCall, reason: unknown): ConnectError {
+  const error = ext.toWireError(reason);
+  ext.cancel(error);
+  return toConnectError(error, ext.handlerContext.responseTrailers);
+}
+
+/** A `WeftError` as Connect sends it: same code, reason as an `ErrorInfo` detail, bytes details as details. */
+export function toConnectError(error: WeftError, trailers: Metadata | undefined): ConnectError {
+  const headers = new Headers();
+  if (trailers !== undefined) copyHeaders(trailers, headers);
+  copyHeaders(error.metadata, headers);
+  const json = encodeJsonDetails(error.details);
+  if (json !== undefined) headers.set(JSON_DETAILS_KEY, json);
+  const ce = new ConnectError(
+    error.rawMessage,
+    error.code as number as ConnectCode,
+    headers,
+    undefined,
+    error,
+  );
+  for (const d of error.details)
+    if (d.value instanceof Uint8Array) ce.details.push({ type: d.type, value: d.value });
+  if (error.reason !== "")
+    ce.details.push({ type: ERROR_INFO_TYPE, value: encodeErrorInfo(error.reason, WEFT_DOMAIN) });
+  return ce;
+}
+
+function metadataFromFetch(headers: Headers): Metadata {
+  const md = new Metadata();
+  headers.forEach((value, key) => {
+    if (!isReservedKey(key)) md.setRaw(key, value);
+  });
+  return md;
+}
+
+function copyHeaders(md: Metadata, into: Headers): void {
+  for (const [k, v] of md) {
+    if (isReservedKey(k)) continue;
+    try {
+      into.set(k, v);
+    } catch {
+      // a value HTTP cannot carry (e.g. outside latin1) is dropped rather than failing the call
+    }
+  }
+}
+
+/** Paths no Connect handler serves: UNIMPLEMENTED in the protocol the client spoke. */
+function unimplemented(req: NodeRequest, res: NodeResponse): void {
+  const contentType = String(req.headers["content-type"] ?? "");
+  const path = (req.url ?? "").split("?", 1)[0] ?? "";
+  const message = `unknown method ${path}`;
+  if (contentType.startsWith("application/grpc-web")) {
+    (res as ServerResponse).writeHead(200, {
+      "content-type": contentType,
+      "grpc-status": String(Code.UNIMPLEMENTED),
+      "grpc-message": encodeURIComponent(message),
+    });
+    res.end();
+    return;
+  }
+  (res as ServerResponse).writeHead(404, { "content-type": "application/json" });
+  res.end(JSON.stringify({ code: "unimplemented", message }));
+}

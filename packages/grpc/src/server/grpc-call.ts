@@ -1,0 +1,551 @@
+import {
+  constants,
+  type Http2Session,
+  type IncomingHttpHeaders,
+  type OutgoingHttpHeaders,
+  type ServerHttp2Stream,
+} from "node:http2";
+import {
+  type CallResult,
+  Code,
+  type Metadata,
+  type MethodInfo,
+  Serializer,
+  type SerializerName,
+  type Server,
+  type StreamResult,
+  WeftError,
+} from "@weft/core";
+import {
+  decodeBody,
+  type ExternalCall,
+  firstMessage,
+  Inbox,
+  openExternalCall,
+  singleMessage,
+} from "@weft/core/internal";
+import { EnvelopeReader, type EnvelopeSink, encodeEnvelope, FLAG_COMPRESSED } from "../protocol/envelope.ts";
+import {
+  headerValue,
+  metadataFromHeaders,
+  metadataFromRaw,
+  serializerFor,
+  writeMetadata,
+} from "../protocol/headers.ts";
+import {
+  encodeGrpcMessage,
+  encodeJsonDetails,
+  encodeStatusDetails,
+  JSON_DETAILS_KEY,
+  parseGrpcTimeout,
+} from "../protocol/status.ts";
+
+/** What every gRPC call of one handler shares. */
+export interface GrpcServerContext {
+  readonly server: Server;
+  readonly maxMessageBytes: number;
+  /** Paths served even while the server drains (health). */
+  readonly whileDraining: (path: string) => boolean;
+  /**
+   * Calls in flight. When shutdown gives up on calls it cancels them and then reports `stopped`;
+   * the handler then ends those calls here, rather than every call listening on its signal.
+   */
+  readonly live: Set<{ cancelled(): void }>;
+}
+
+const COMPRESSOR_GZIP = 1; // Weft's compressor id for gzip, understood by decodeBody
+const ACCEPT_ENCODING = "identity,gzip";
+/** Unconsumed request bytes past which a streaming request is paused (HTTP/2 flow control then holds the client). */
+const HIGH_WATER = 1 << 20;
+const LOW_WATER = 1 << 18;
+
+const OK_TRAILERS: OutgoingHttpHeaders = Object.freeze({ "grpc-status": "0" });
+
+/**
+ * Response headers with no metadata, as a raw `[name, value, …]` list: node:http2 takes it without
+ * copying it into a new object (it appends `date` to it, so it is made per call).
+ */
+function plainHeaders(contentType: string): OutgoingHttpHeaders {
+  return [":status", "200", "content-type", contentType] as unknown as OutgoingHttpHeaders;
+}
+
+const peers = new WeakMap<Http2Session, string | undefined>();
+function peerOf(session: Http2Session | undefined): string | undefined {
+  if (session === undefined) return undefined;
+  if (peers.has(session)) return peers.get(session);
+  const socket = session.socket;
+  const peer =
+    socket?.remoteAddress === undefined ? undefined : `${socket.remoteAddress}:${socket.remotePort}`;
+  peers.set(session, peer);
+  return peer;
+}
+
+/** The error trailers of a failed call (also the header block of a trailers-only response). */
+function errorTrailers(
+  error: WeftError,
+  extra: Metadata | undefined,
+  into: OutgoingHttpHeaders,
+): OutgoingHttpHeaders {
+  if (extra !== undefined && extra.size > 0) writeMetadata(extra, into);
+  if (error.metadata.size > 0) writeMetadata(error.metadata, into);
+  into["grpc-status"] = String(error.code);
+  if (error.rawMessage !== "") into["grpc-message"] = encodeGrpcMessage(error.rawMessage);
+  const details = encodeStatusDetails(error);
+  if (details !== undefined) into["grpc-status-details-bin"] = details;
+  const json = encodeJsonDetails(error.details);
+  if (json !== undefined) into[JSON_DETAILS_KEY] = json;
+  return into;
+}
+
+/**
+ * Answers a stream with a status and nothing else (a "trailers-only" response); `REFUSED_STREAM`
+ * is sent as an HTTP/2 RST_STREAM REFUSED_STREAM, which gRPC clients retry transparently.
+ */
+export function refuse(
+  stream: ServerHttp2Stream,
+  contentType: string,
+  error: WeftError,
+  extra?: OutgoingHttpHeaders,
+): void {
+  if (stream.destroyed || stream.closed) return;
+  if (error.reason === "REFUSED_STREAM") {
+    stream.close(constants.NGHTTP2_REFUSED_STREAM);
+    return;
+  }
+  const h = errorTrailers(error, undefined, { ":status": 200, "content-type": contentType, ...extra });
+  stream.respond(h, { endStream: true });
+  drainRequest(stream);
+}
+
+/** Reads and drops what is left of a request we answered early, so the client is not blocked. */
+function drainRequest(stream: ServerHttp2Stream): void {
+  if (!stream.readableEnded) stream.resume();
+}
+
+function ignore(): void {}
+
+/**
+ * Serves one gRPC request on an HTTP/2 stream. `subtype` comes from the content type; `rawHeaders`
+ * (the `stream` event's flat list), when given, is read for metadata instead of `headers`.
+ */
+export function serveGrpc(
+  ctx: GrpcServerContext,
+  stream: ServerHttp2Stream,
+  headers: IncomingHttpHeaders,
+  subtype: string,
+  contentType: string,
+  rawHeaders: readonly string[] | undefined,
+): void {
+  stream.on("error", ignore);
+  const path = headers[":path"] ?? "";
+  const encoding = headerValue(headers, "grpc-encoding");
+  if (encoding !== undefined && encoding !== "identity" && encoding !== "gzip") {
+    refuse(
+      stream,
+      contentType,
+      new WeftError(Code.UNIMPLEMENTED, `grpc-encoding "${encoding}" is not supported`, {
+        reason: "UNSUPPORTED_ENCODING",
+      }),
+      { "grpc-accept-encoding": ACCEPT_ENCODING },
+    );
+    return;
+  }
+  let timeoutMs: number | undefined;
+  const timeout = headerValue(headers, "grpc-timeout");
+  if (timeout !== undefined) {
+    timeoutMs = parseGrpcTimeout(timeout);
+    if (timeoutMs === undefined) {
+      refuse(
+        stream,
+        contentType,
+        new WeftError(Code.INVALID_ARGUMENT, `bad grpc-timeout "${timeout}"`, { reason: "BAD_TIMEOUT" }),
+      );
+      return;
+    }
+  }
+  const info = ctx.server.methods.get(path);
+  let serializer: SerializerName = "protobuf";
+  if (info !== undefined) {
+    const s = serializerFor(info, subtype);
+    if (s === undefined) {
+      refuse(
+        stream,
+        contentType,
+        new WeftError(Code.INVALID_ARGUMENT, `${path} cannot use content type ${contentType}`, {
+          reason: "UNSUPPORTED_SERIALIZER",
+        }),
+      );
+      return;
+    }
+    serializer = s;
+  }
+  let ext: ExternalCall;
+  try {
+    ext = openExternalCall(ctx.server, {
+      path,
+      headers: rawHeaders === undefined ? metadataFromHeaders(headers) : metadataFromRaw(rawHeaders),
+      timeoutMs,
+      serializer,
+      peer: peerOf(stream.session),
+      whileDraining: ctx.whileDraining(path),
+    });
+  } catch (e) {
+    refuse(stream, contentType, WeftError.from(e));
+    return;
+  }
+  new GrpcServerCall(ctx, stream, ext, serializer, contentType, encoding === "gzip").start();
+}
+
+const kCall = Symbol("weft.grpc.call");
+type CallStream = ServerHttp2Stream & { [kCall]?: GrpcServerCall };
+
+function onData(this: CallStream, chunk: Buffer): void {
+  this[kCall]?.onData(chunk);
+}
+function onEnd(this: CallStream): void {
+  this[kCall]?.onEnd();
+}
+function onClose(this: CallStream): void {
+  this[kCall]?.onClose();
+}
+function onWantTrailers(this: CallStream): void {
+  this[kCall]?.onWantTrailers();
+}
+
+/** One gRPC call: reads the request, runs the Weft chain, writes the response and status. */
+class GrpcServerCall implements EnvelopeSink {
+  readonly #ctx: GrpcServerContext;
+  readonly #stream: CallStream;
+  readonly #ext: ExternalCall;
+  readonly #info: MethodInfo;
+  readonly #serializer: SerializerName;
+  readonly #serializerId: number;
+  readonly #contentType: string;
+  readonly #compressed: boolean;
+  readonly #reader: EnvelopeReader;
+  /** Streaming requests: the queue the handler reads. */
+  readonly #inbox: Inbox<unknown> | undefined;
+  /** Single-message requests: the message, once it arrived. */
+  #message: Buffer | undefined;
+  #messageFlags = 0;
+  #messages = 0;
+  #unconsumed = 0;
+  #paused = false;
+  /** The final status is decided (or the client left): nothing more is sent. */
+  #done = false;
+  #trailers: OutgoingHttpHeaders = OK_TRAILERS;
+
+  constructor(
+    ctx: GrpcServerContext,
+    stream: ServerHttp2Stream,
+    ext: ExternalCall,
+    serializer: SerializerName,
+    contentType: string,
+    compressed: boolean,
+  ) {
+    this.#ctx = ctx;
+    this.#stream = stream;
+    this.#ext = ext;
+    this.#info = ext.method;
+    this.#serializer = serializer;
+    this.#serializerId = Serializer[serializer];
+    this.#contentType = contentType;
+    this.#compressed = compressed;
+    this.#reader = new EnvelopeReader(ctx.maxMessageBytes);
+    const kind = ext.method.kind;
+    if (kind === "client_streaming" || kind === "bidi_streaming") {
+      const input = ext.method.input;
+      const max = ctx.maxMessageBytes;
+      this.#inbox = new Inbox(
+        (body, ser, comp) => decodeBody(input, body, ser, comp, max),
+        (bytes) => this.#consumed(bytes),
+        () => this.#abandoned(),
+      );
+    }
+  }
+
+  start(): void {
+    const stream = this.#stream;
+    stream[kCall] = this;
+    stream.on("data", onData);
+    stream.on("end", onEnd);
+    stream.on("close", onClose);
+    // The signal aborts at the deadline; a shutdown that gives up is reported through `live`.
+    if (this.#ext.deadline !== undefined) this.#ext.signal.addEventListener("abort", this);
+    this.#ctx.live.add(this);
+    if (this.#inbox !== undefined) this.#run(this.#inbox);
+  }
+
+  // --- request side -------------------------------------------------------------------------------
+
+  onData(chunk: Buffer): void {
+    if (this.#done) return;
+    try {
+      this.#reader.push(chunk, this);
+    } catch (e) {
+      this.#fail(e);
+    }
+  }
+
+  onEnvelope(flags: number, body: Buffer): void {
+    if (this.#done) return;
+    if ((flags & FLAG_COMPRESSED) !== 0 && !this.#compressed) {
+      throw new WeftError(Code.INTERNAL, "compressed message without grpc-encoding", {
+        reason: "BAD_COMPRESSION",
+      });
+    }
+    const inbox = this.#inbox;
+    if (inbox !== undefined) {
+      this.#unconsumed += body.length;
+      inbox.push(body, this.#serializerId, (flags & FLAG_COMPRESSED) !== 0 ? COMPRESSOR_GZIP : 0);
+      if (this.#unconsumed > HIGH_WATER && !this.#paused) {
+        this.#paused = true;
+        this.#stream.pause();
+      }
+      return;
+    }
+    if (++this.#messages > 1) {
+      throw new WeftError(Code.INVALID_ARGUMENT, `${this.#info.path} takes one request message`, {
+        reason: "TOO_MANY_MESSAGES",
+      });
+    }
+    this.#message = body;
+    this.#messageFlags = flags;
+  }
+
+  onEnd(): void {
+    if (this.#done) return;
+    if (this.#reader.buffered > 0) {
+      this.#fail(
+        new WeftError(Code.INVALID_ARGUMENT, "request ended inside a message", {
+          reason: "TRUNCATED_MESSAGE",
+        }),
+      );
+      return;
+    }
+    const inbox = this.#inbox;
+    if (inbox !== undefined) {
+      inbox.end();
+      return;
+    }
+    const body = this.#message;
+    if (body === undefined) {
+      this.#fail(
+        new WeftError(Code.INVALID_ARGUMENT, `${this.#info.path} needs a request message`, {
+          reason: "MISSING_MESSAGE",
+        }),
+      );
+      return;
+    }
+    let message: unknown;
+    try {
+      message = decodeBody(
+        this.#info.input,
+        body,
+        this.#serializerId,
+        (this.#messageFlags & FLAG_COMPRESSED) !== 0 ? COMPRESSOR_GZIP : 0,
+        this.#ctx.maxMessageBytes,
+      );
+    } catch (e) {
+      this.#fail(WeftError.from(e, Code.INVALID_ARGUMENT));
+      return;
+    }
+    this.#run(this.#info.kind === "server_streaming" ? singleMessage(message) : message);
+  }
+
+  #consumed(bytes: number): void {
+    this.#unconsumed -= bytes;
+    if (this.#paused && this.#unconsumed < LOW_WATER) {
+      this.#paused = false;
+      if (!this.#done) this.#stream.resume();
+    }
+  }
+
+  #abandoned(): void {
+    // the handler stopped reading requests: drop the rest as it arrives
+    this.#unconsumed = 0;
+    if (this.#paused) {
+      this.#paused = false;
+      this.#stream.resume();
+    }
+  }
+
+  // --- running ------------------------------------------------------------------------------------
+
+  #run(input: unknown): void {
+    this.#ext.run(input).then(
+      (result) => this.#respond(result),
+      (error) => this.#fail(error),
+    );
+  }
+
+  #respond(result: CallResult): void {
+    if (this.#done) return;
+    if (!result.stream) {
+      this.#sendUnary(result.headers, result.message, result.trailers);
+      return;
+    }
+    if (this.#info.kind === "client_streaming") {
+      const first = firstMessage(result.messages);
+      if (first instanceof Promise) {
+        first.then(
+          (m) => {
+            if (!this.#done) this.#sendUnary(result.headers, m, result.trailers);
+          },
+          (e) => this.#fail(e),
+        );
+      } else {
+        this.#sendUnary(result.headers, first, result.trailers);
+      }
+      return;
+    }
+    void this.#ext.within(() => this.#pump(result));
+  }
+
+  #sendUnary(headers: Metadata, message: unknown, trailers: Metadata): void {
+    let body: Uint8Array;
+    try {
+      body = this.#info.output.encode(message, this.#serializer);
+    } catch (e) {
+      this.#fail(e);
+      return;
+    }
+    const stream = this.#stream;
+    if (stream.destroyed || stream.closed) return;
+    this.#trailers = trailers.size > 0 ? this.#okTrailers(trailers) : OK_TRAILERS;
+    this.#complete();
+    this.#sendHeaders(headers);
+    stream.end(encodeEnvelope(body));
+  }
+
+  async #pump(result: StreamResult): Promise<void> {
+    const stream = this.#stream;
+    const output = this.#info.output;
+    const serializer = this.#serializer;
+    let headersSent = false;
+    try {
+      for await (const message of result.messages) {
+        if (this.#done) return;
+        const frame = encodeEnvelope(output.encode(message, serializer));
+        if (!headersSent) {
+          headersSent = true;
+          this.#sendHeaders(result.headers);
+        }
+        if (!stream.write(frame)) {
+          await drained(stream);
+          if (this.#done) return;
+        }
+      }
+    } catch (e) {
+      this.#fail(e);
+      return;
+    }
+    if (this.#done || stream.destroyed) return;
+    this.#trailers = result.trailers.size > 0 ? this.#okTrailers(result.trailers) : OK_TRAILERS;
+    this.#complete();
+    if (!headersSent) this.#sendHeaders(result.headers);
+    stream.end();
+  }
+
+  #sendHeaders(md: Metadata): void {
+    const stream = this.#stream;
+    let h: OutgoingHttpHeaders;
+    if (md.size === 0) {
+      h = plainHeaders(this.#contentType);
+    } else {
+      h = { ":status": 200, "content-type": this.#contentType };
+      writeMetadata(md, h);
+    }
+    // fires once per stream; a plain listener spares the `once` wrapper
+    stream.on("wantTrailers", onWantTrailers);
+    stream.respond(h, { waitForTrailers: true });
+  }
+
+  #okTrailers(md: Metadata): OutgoingHttpHeaders {
+    const t: OutgoingHttpHeaders = {};
+    writeMetadata(md, t);
+    t["grpc-status"] = "0";
+    return t;
+  }
+
+  onWantTrailers(): void {
+    const stream = this.#stream;
+    if (!stream.destroyed) stream.sendTrailers(this.#trailers);
+    if (this.#inbox === undefined || stream.readableEnded) return;
+    // a streaming request still open after the status: stop reading it
+    drainRequest(stream);
+  }
+
+  // --- ending -------------------------------------------------------------------------------------
+
+  /** The deadline passed (`ExternalCall.signal` aborted). */
+  handleEvent(): void {
+    this.cancelled();
+  }
+
+  /** The call's signal aborted: the deadline passed or shutdown gave up on it. */
+  cancelled(): void {
+    if (this.#done || !this.#ext.signal.aborted) return;
+    const reason = this.#ext.signal.reason;
+    this.#fail(reason instanceof WeftError ? reason : WeftError.from(reason, Code.CANCELLED));
+  }
+
+  /** The stream closed: normally after our status, or early because the client cancelled. */
+  onClose(): void {
+    if (this.#done) return;
+    const error = new WeftError(Code.CANCELLED, "call cancelled by the client", { reason: "CANCELLED" });
+    this.#complete();
+    this.#inbox?.fail(error);
+    this.#ext.cancel(error);
+  }
+
+  #fail(reason: unknown): void {
+    if (this.#done) return;
+    const ext = this.#ext;
+    const error = ext.toWireError(reason);
+    const stream = this.#stream;
+    this.#complete();
+    this.#inbox?.fail(error);
+    if (!stream.destroyed && !stream.closed) {
+      const extra = ext.handlerContext.responseTrailers;
+      if (!stream.headersSent) {
+        stream.respond(errorTrailers(error, extra, { ":status": 200, "content-type": this.#contentType }), {
+          endStream: true,
+        });
+        drainRequest(stream);
+      } else {
+        this.#trailers = errorTrailers(error, extra, {});
+        stream.end();
+      }
+    }
+    ext.cancel(error);
+  }
+
+  /** The final status is decided: release the call (shutdown tracking, deadline timer, listeners). */
+  #complete(): void {
+    this.#done = true;
+    if (this.#ext.deadline !== undefined) this.#ext.signal.removeEventListener("abort", this);
+    this.#ctx.live.delete(this);
+    this.#ext.finish();
+    const stream = this.#stream;
+    // later data events are ignored by onData (#done): no listener removal on the hot path
+    if (this.#paused) {
+      this.#paused = false;
+      stream.resume();
+    }
+  }
+}
+
+/** Resolves when the stream can take more data, or has closed. */
+function drained(stream: ServerHttp2Stream): Promise<void> {
+  if (stream.destroyed || stream.closed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      stream.off("drain", done);
+      stream.off("close", done);
+      resolve();
+    };
+    stream.on("drain", done);
+    stream.on("close", done);
+  });
+}
