@@ -1,5 +1,12 @@
 import type { BenchCase } from "./options.ts";
-import type { CaseKind, ClientResult, SystemName } from "./types.ts";
+import {
+  type CaseKind,
+  type ClientResult,
+  payloadOf,
+  SYSTEMS,
+  type SystemName,
+  supportsCase,
+} from "./types.ts";
 
 /** One measured run: a system, a case, a round. */
 export interface RunOutcome {
@@ -18,7 +25,7 @@ export interface ResultRow {
   caseId: string;
   concurrency: number;
   payloadBytes: number;
-  /** How the payload travels: raw bytes, or a JSON string field for Moleculer. */
+  /** How the payload travels: raw bytes, or a JSON string field (Moleculer, http, weft-rest). */
   payload: "bytes" | "json-string";
   /** Requests/s; for the server-stream case, messages/s. */
   rps: number | null;
@@ -30,15 +37,66 @@ export interface ResultRow {
   messagesPerSec?: number;
   /** rps of every successful round, in round order. */
   roundsRps: number[];
-  /** Only on non-raw rows: this row's figures relative to the other systems in the same case. */
-  ratios?: {
-    rpsVsRaw: number | null;
-    rpsVsMoleculer: number | null;
-    rpsVsGrpc: number | null;
-    p99VsRaw: number | null;
-  };
+  /**
+   * Only on non-raw rows: this row's figures relative to other systems in the same case; null when
+   * the other system was not run, failed, or is not this row's comparison.
+   */
+  ratios?: Ratios;
+  /** Set when the system has no such case (REST has no server streaming): nothing was run. */
+  skipped?: string;
   error?: string;
 }
+
+export interface Ratios {
+  rpsVsRaw: number | null;
+  rpsVsMoleculer: number | null;
+  rpsVsGrpc: number | null;
+  /** weft-grpc only: the same Weft server behind gRPC instead of Weft's own protocol. */
+  rpsVsWeft: number | null;
+  /** weft-rest only: against the bare node:http JSON echo, with the same client. */
+  rpsVsHttp: number | null;
+  /** Server CPU µs per request relative to the grpc-js server's (below 1x is cheaper). */
+  serverCpuVsGrpc: number | null;
+  p99VsRaw: number | null;
+}
+
+/** The issue's targets, checked for every unary case in which both systems ran. */
+const TARGETS: readonly {
+  label: string;
+  system: SystemName;
+  /** The system it is compared with. */
+  peer: SystemName;
+  /** req/s targets cannot be judged when a client process is the bottleneck. */
+  what: "rps" | "cpu";
+  value: (ratios: Ratios) => number | null;
+  atLeast?: number;
+  atMost?: number;
+}[] = [
+  {
+    label: "weft-grpc req/s vs grpc-js server (same grpc-js client)",
+    system: "weft-grpc",
+    peer: "grpc",
+    what: "rps",
+    value: (r) => r.rpsVsGrpc,
+    atLeast: 2,
+  },
+  {
+    label: "weft-grpc server CPU/req vs grpc-js server",
+    system: "weft-grpc",
+    peer: "grpc",
+    what: "cpu",
+    value: (r) => r.serverCpuVsGrpc,
+    atMost: 0.5,
+  },
+  {
+    label: "weft-rest req/s vs bare node:http JSON echo",
+    system: "weft-rest",
+    peer: "http",
+    what: "rps",
+    value: (r) => r.rpsVsHttp,
+    atLeast: 0.7,
+  },
+];
 
 function rpsOf(outcome: RunOutcome): number {
   const r = outcome.result;
@@ -50,6 +108,7 @@ export function summarize(outcomes: RunOutcome[], systems: SystemName[], cases: 
   const rows: ResultRow[] = [];
   for (const benchCase of cases) {
     for (const system of systems) {
+      const skipped = !supportsCase(system, benchCase.kind);
       const mine = outcomes.filter((o) => o.system === system && o.benchCase.id === benchCase.id);
       const ok = mine.filter((o) => o.result !== null && o.result.count > 0);
       const base: ResultRow = {
@@ -58,7 +117,7 @@ export function summarize(outcomes: RunOutcome[], systems: SystemName[], cases: 
         caseId: benchCase.id,
         concurrency: benchCase.concurrency,
         payloadBytes: benchCase.payloadBytes,
-        payload: system === "moleculer" ? "json-string" : "bytes",
+        payload: payloadOf(system),
         rps: null,
         p50Us: null,
         p99Us: null,
@@ -66,6 +125,7 @@ export function summarize(outcomes: RunOutcome[], systems: SystemName[], cases: 
         clientCpuUsPerReq: null,
         serverCpuUsPerReq: null,
         roundsRps: ok.map((o) => Math.round(rpsOf(o))),
+        ...(skipped ? { skipped: `${system} has no ${benchCase.kind} case` } : {}),
       };
       const sorted = [...ok].sort((a, b) => rpsOf(a) - rpsOf(b));
       const median = sorted[Math.floor((sorted.length - 1) / 2)];
@@ -90,20 +150,51 @@ export function summarize(outcomes: RunOutcome[], systems: SystemName[], cases: 
     }
   }
   for (const row of rows) {
-    if (row.system === "raw") continue;
+    if (row.system === "raw" || row.skipped !== undefined) continue;
     const peer = (system: SystemName): ResultRow | undefined =>
       rows.find((r) => r.system === system && r.caseId === row.caseId);
     const ratio = (a: number | null | undefined, b: number | null | undefined): number | null =>
       a == null || b == null || b === 0 ? null : round2(a / b);
     const raw = peer("raw");
+    const grpc = peer("grpc");
     row.ratios = {
       rpsVsRaw: ratio(row.rps, raw?.rps),
       rpsVsMoleculer: ratio(row.rps, peer("moleculer")?.rps),
-      rpsVsGrpc: ratio(row.rps, peer("grpc")?.rps),
+      rpsVsGrpc: ratio(row.rps, grpc?.rps),
+      rpsVsWeft: row.system === "weft-grpc" ? ratio(row.rps, peer("weft")?.rps) : null,
+      rpsVsHttp: row.system === "weft-rest" ? ratio(row.rps, peer("http")?.rps) : null,
+      serverCpuVsGrpc: ratio(row.serverCpuUsPerReq, grpc?.serverCpuUsPerReq),
       p99VsRaw: ratio(row.p99Us, raw?.p99Us),
     };
   }
   return rows;
+}
+
+/** Ratio rows: the Weft systems first, then the others in the order of SYSTEMS. */
+function ratioOrder(system: SystemName): number {
+  const first: readonly SystemName[] = ["weft", "weft-grpc", "weft-rest"];
+  const i = first.indexOf(system);
+  return i >= 0 ? i : first.length + SYSTEMS.indexOf(system);
+}
+
+/** A client process at this share of a core or more is what limits req/s. */
+const CLIENT_BOUND = 0.9;
+
+/** Share of one core a process used over the window: its CPU µs per request times requests/s. */
+function coreShare(cpuUsPerReq: number | null, row: ResultRow): number | null {
+  return cpuUsPerReq === null || row.rps === null ? null : (cpuUsPerReq * row.rps) / 1e6;
+}
+
+function pct(x: number): string {
+  return `${Math.round(x * 100)}%`;
+}
+
+function fmtShare(x: number | null): string {
+  return x === null ? "-" : pct(x);
+}
+
+function peerRow(rows: ResultRow[], system: SystemName, caseId: string): ResultRow | undefined {
+  return rows.find((r) => r.system === system && r.caseId === caseId);
 }
 
 function round2(x: number): number {
@@ -163,6 +254,8 @@ export function formatResults(rows: ResultRow[]): string {
         "p99.9 µs",
         "cli CPU µs/req",
         "srv CPU µs/req",
+        "cli core",
+        "srv core",
       ],
       rows.map((r) => [
         r.system,
@@ -176,23 +269,48 @@ export function formatResults(rows: ResultRow[]): string {
         fmtUs(r.p999Us),
         fmtUs(r.clientCpuUsPerReq),
         fmtUs(r.serverCpuUsPerReq),
+        fmtShare(coreShare(r.clientCpuUsPerReq, r)),
+        fmtShare(coreShare(r.serverCpuUsPerReq, r)),
       ]),
       2,
     ),
   );
   out.push(
     "  server-stream rows: req/s counts messages/s and CPU is per message; latency does not apply.",
-    "  * moleculer: payload is { data: <string of that many characters> } serialized as JSON, not raw bytes.",
-    "  spread: half the range of req/s over the rounds, relative to the median round reported.",
+    "  * moleculer, http, weft-rest: payload is { data: <string of that many characters> } as JSON, not raw bytes.",
+    "  weft-grpc: the weft row's server behind @weft/grpc, called by the grpc row's grpc-js client.",
+    "  weft-rest: a Weft proto service behind @weft/http, called by the http row's undici client.",
+    "  n/a: the system has no such case. spread: half the range of req/s over the rounds, relative to the",
+    "  median round reported. cli/srv core: share of one core the process used in the window; from",
+    `  ${pct(CLIENT_BOUND)} the client, not the server, sets req/s: compare srv CPU µs/req then (the grpc-js`,
+    "  client spends about twice its server's CPU per call).",
   );
 
   const compared = rows.filter((r) => r.ratios !== undefined && r.rps !== null);
-  compared.sort((a, b) => Number(b.system === "weft") - Number(a.system === "weft"));
+  const caseOrder = (r: ResultRow): number => rows.findIndex((x) => x.caseId === r.caseId);
+  compared.sort((a, b) => ratioOrder(a.system) - ratioOrder(b.system) || caseOrder(a) - caseOrder(b));
   if (compared.length > 0) {
-    out.push("", "Ratios (req/s of the row's system divided by the other's; above 1x is faster):", "");
+    out.push(
+      "",
+      "Ratios (req/s of the row's system divided by the other's, above 1x is faster; srv CPU: µs/req",
+      "divided by the grpc-js server's, below 1x is cheaper; -: not this row's comparison):",
+      "",
+    );
     out.push(
       table(
-        ["system", "case", "in-flight", "payload", "vs raw", "vs moleculer", "vs grpc-js", "p99 vs raw"],
+        [
+          "system",
+          "case",
+          "in-flight",
+          "payload",
+          "vs raw",
+          "vs moleculer",
+          "vs grpc-js",
+          "vs weft",
+          "vs http",
+          "srv CPU vs grpc-js",
+          "p99 vs raw",
+        ],
         compared.map((r) => [
           r.system,
           r.case,
@@ -201,11 +319,38 @@ export function formatResults(rows: ResultRow[]): string {
           fmtRatio(r.ratios?.rpsVsRaw, false),
           fmtRatio(r.ratios?.rpsVsMoleculer, r.system === "moleculer"),
           fmtRatio(r.ratios?.rpsVsGrpc, r.system === "grpc"),
+          fmtRatio(r.ratios?.rpsVsWeft, r.system !== "weft-grpc"),
+          fmtRatio(r.ratios?.rpsVsHttp, r.system !== "weft-rest"),
+          fmtRatio(r.ratios?.serverCpuVsGrpc, r.system === "grpc"),
           fmtRatio(r.ratios?.p99VsRaw, false),
         ]),
         2,
       ),
     );
+  }
+
+  const checks = TARGETS.flatMap((t) =>
+    rows
+      .filter((r) => r.system === t.system && r.case === "unary" && r.ratios !== undefined)
+      .map((r) => {
+        const got = r.ratios === undefined ? null : t.value(r.ratios);
+        const want = t.atLeast !== undefined ? `>= ${t.atLeast}x` : `<= ${t.atMost}x`;
+        const met =
+          got === null
+            ? "n/a"
+            : (t.atLeast === undefined || got >= t.atLeast) && (t.atMost === undefined || got <= t.atMost)
+              ? "met"
+              : "MISSED";
+        const bound = [r, peerRow(rows, t.peer, r.caseId)].some(
+          (x) => x !== undefined && (coreShare(x.clientCpuUsPerReq, x) ?? 0) >= CLIENT_BOUND,
+        );
+        const note = bound && t.what === "rps" ? " (client-bound)" : "";
+        return [t.label, r.caseId, fmtRatio(got, false), want, met + note];
+      }),
+  );
+  if (checks.length > 0) {
+    out.push("", "Targets (unary cases; n/a: a system of the pair did not run or failed):", "");
+    out.push(table(["target", "case", "got", "wanted", ""], checks, 2));
   }
   const failed = rows.filter((r) => r.error !== undefined);
   if (failed.length > 0) {

@@ -12,7 +12,7 @@ import { dirname, join, relative } from "node:path";
 import { createInterface } from "node:readline";
 import { type BenchCase, type BenchOptions, parseOptions, USAGE } from "./options.ts";
 import { formatResults, type RunOutcome, summarize } from "./report.ts";
-import { type ClientJob, type ClientResult, isRecord, type SystemName } from "./types.ts";
+import { type ClientJob, type ClientResult, isRecord, type SystemName, supportsCase } from "./types.ts";
 
 const SERVER_SCRIPT = join(import.meta.dirname, "server-process.ts");
 const CLIENT_SCRIPT = join(import.meta.dirname, "client-process.ts");
@@ -51,11 +51,14 @@ async function main(): Promise<number> {
   for (let round = 1; round <= options.rounds; round++) {
     for (const benchCase of options.cases) {
       for (const system of rotate(options.systems, round - 1)) {
+        const label = `  [round ${round}/${options.rounds}] ${benchCase.id.padEnd(9)} ${system.padEnd(9)}`;
+        if (!supportsCase(system, benchCase.kind)) {
+          console.log(`${label} n/a: no ${benchCase.kind} case`);
+          continue;
+        }
         const outcome = await runOne(system, benchCase, round, options);
         outcomes.push(outcome);
-        console.log(
-          `  [round ${round}/${options.rounds}] ${benchCase.id.padEnd(9)} ${system.padEnd(9)} ${describe(outcome)}`,
-        );
+        console.log(`${label} ${describe(outcome)}`);
       }
     }
   }

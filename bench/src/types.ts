@@ -1,7 +1,21 @@
 /** Contracts between the orchestrator, the server/client host processes and the systems under test. */
 
-export const SYSTEMS = ["raw", "grpc", "moleculer", "weft"] as const;
+export const SYSTEMS = ["raw", "grpc", "moleculer", "weft", "weft-grpc", "http", "weft-rest"] as const;
 export type SystemName = (typeof SYSTEMS)[number];
+
+/** REST is request/response: these systems have no server-streaming case (reported as n/a, not run). */
+const UNARY_ONLY: ReadonlySet<SystemName> = new Set(["http", "weft-rest"]);
+
+export function supportsCase(system: SystemName, kind: CaseKind): boolean {
+  return kind === "unary" || !UNARY_ONLY.has(system);
+}
+
+/** Systems whose payload is `{"data":"<string of N characters>"}` as JSON instead of N raw bytes. */
+const JSON_PAYLOAD: ReadonlySet<SystemName> = new Set(["moleculer", "http", "weft-rest"]);
+
+export function payloadOf(system: SystemName): "bytes" | "json-string" {
+  return JSON_PAYLOAD.has(system) ? "json-string" : "bytes";
+}
 
 /** A running server of one system, listening on loopback. */
 export interface BenchServer {
@@ -16,7 +30,10 @@ export interface BenchServer {
 export interface BenchClient {
   /** One unary echo; rejects if the reply is not the size that was sent. */
   echo(): Promise<void>;
-  /** One server-streaming call asking for `count` messages; resolves with how many arrived. */
+  /**
+   * One server-streaming call asking for `count` messages; resolves with how many arrived.
+   * Systems for which `supportsCase(system, "server-stream")` is false reject.
+   */
   stream(count: number): Promise<number>;
   close(): Promise<void>;
 }

@@ -11,18 +11,29 @@ export async function loadServer(system: SystemName): Promise<StartServer> {
       return (await import("./moleculer/server.ts")).startServer;
     case "weft":
       return (await import("./weft/server.ts")).startServer;
+    case "weft-grpc":
+      return (await import("./weft-grpc/server.ts")).startServer;
+    case "http":
+      return (await import("./http/server.ts")).startServer;
+    case "weft-rest":
+      return (await import("./weft-rest/server.ts")).startServer;
   }
 }
 
+/** Systems compared with an anchor share the anchor's client: only the server differs. */
 export async function loadClient(system: SystemName): Promise<ConnectClient> {
   switch (system) {
     case "raw":
       return (await import("./raw/client.ts")).connectClient;
     case "grpc":
+    case "weft-grpc":
       return (await import("./grpc/client.ts")).connectClient;
     case "moleculer":
       return (await import("./moleculer/client.ts")).connectClient;
     case "weft":
       return (await import("./weft/client.ts")).connectClient;
+    case "http":
+    case "weft-rest":
+      return (await import("./http/client.ts")).connectClient;
   }
 }

@@ -3,7 +3,8 @@ import { type BenchClient, makeStreamRequest } from "../../types.ts";
 import { ECHO_PATH, identity, STREAM_PATH } from "./service.ts";
 
 /**
- * One grpc-js channel. Calls go through `Client.makeUnaryRequest`/`makeServerStreamRequest`, which
+ * One grpc-js channel, the client of both `grpc` and `weft-grpc` (the Weft bench service uses the
+ * same wire paths). Calls go through `Client.makeUnaryRequest`/`makeServerStreamRequest`, which
  * is exactly what a `makeGenericClientConstructor` client does, minus the untyped method lookup.
  */
 export async function connectClient(port: number, payloadBytes: number): Promise<BenchClient> {
