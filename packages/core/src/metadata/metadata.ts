@@ -34,13 +34,15 @@ export class Metadata implements Iterable<[string, string]> {
     if (k.length === 0 || k.charCodeAt(0) === 58 /* ':' */) {
       throw new TypeError(`metadata key "${key}" is reserved or empty: keys must not start with ":"`);
     }
-    (this.#map ??= new Map()).set(k, String(value));
+    this.#map ??= new Map();
+    this.#map.set(k, String(value));
     return this;
   }
 
   /** Sets a key without validating it; for the protocol layer, which also carries `:` keys. */
   setRaw(key: string, value: string): this {
-    (this.#map ??= new Map()).set(key, value);
+    this.#map ??= new Map();
+    this.#map.set(key, value);
     return this;
   }
 

@@ -3,7 +3,7 @@ import { serializerName } from "../codec/serializer.ts";
 import { runWithCallContext } from "../context/call-context.ts";
 import { Code } from "../errors/code.ts";
 import { WeftError } from "../errors/weft-error.ts";
-import { type Call, type CallResult, type StreamResult, singleMessage } from "../interceptor/call.ts";
+import { type Call, type StreamResult, singleMessage } from "../interceptor/call.ts";
 import { Metadata } from "../metadata/metadata.ts";
 import type { DecodeErrorInfo } from "../protocol/decode.ts";
 import { encodeFrame, encodeOutFrame } from "../protocol/encode.ts";
