@@ -39,15 +39,23 @@ export interface RestErrorBody {
   /** Stable UPPER_SNAKE reason, or `""`. */
   reason: string;
   message: string;
-  /** Structured details: `{ type, value }` (JSON), or `{ type, bytes }` (base64) for protobuf details of unknown type. */
+  /** Structured details, each `{ type, value }` or `{ type, bytes }`: see `RestErrorDetail`. */
   details: RestErrorDetail[];
 }
 
-export interface RestErrorDetail {
-  type: string;
-  value?: JsonValue;
-  bytes?: string;
-}
+/**
+ * One error detail in a REST error body. Exactly one of `value` and `bytes` is present:
+ *
+ * - `{ type, value }`: the detail as JSON: a JSON detail as the handler gave it, or a protobuf
+ *   detail whose type the gateway's registry knows, in its proto3 JSON form;
+ * - `{ type, bytes }`: binary details (protobuf of a type the registry does not know, or
+ *   undecodable), standard base64.
+ *
+ * Weft's own wire status (`@weft/core/protocol`) names the JSON form `json` instead of `value`; the
+ * REST body is for people and generic HTTP clients, and `{ type, value }` is the form they know from
+ * `google.protobuf.Any` and grpc-gateway-style APIs.
+ */
+export type RestErrorDetail = { type: string; value: JsonValue } | { type: string; bytes: string };
 
 /** A gateway-level error: a `WeftError` answered with a specific HTTP status and extra headers. */
 export class RestError extends WeftError {
@@ -100,7 +108,8 @@ function detailJson(
   value: Uint8Array | JsonValue,
   registry: Registry | undefined,
 ): RestErrorDetail {
-  if (!(value instanceof Uint8Array)) return { type, value };
+  // `?? null`: a detail without a value reads as null, as it does over Weft's own protocol
+  if (!(value instanceof Uint8Array)) return { type, value: value ?? null };
   const desc = registry?.getMessage(type);
   if (desc !== undefined) {
     try {

@@ -113,18 +113,33 @@ export function buildOpenApi(routes: readonly Route[], options: OpenApiBuildOpti
       message: { type: "string" },
       details: {
         type: "array",
+        description:
+          "Structured details. Each is `{ type, value }` (the detail as JSON: a JSON detail, or a protobuf detail of a known type in proto3 JSON) or `{ type, bytes }` (a binary detail, base64).",
         items: {
-          type: "object",
-          required: ["type"],
-          properties: {
-            type: { type: "string" },
-            value: { description: "The detail as JSON." },
-            bytes: {
-              type: "string",
-              contentEncoding: "base64",
-              description: "A protobuf detail of unknown type.",
+          oneOf: [
+            {
+              type: "object",
+              required: ["type", "value"],
+              properties: {
+                type: { type: "string", description: "The detail's type name." },
+                value: { description: "The detail as JSON." },
+              },
+              additionalProperties: false,
             },
-          },
+            {
+              type: "object",
+              required: ["type", "bytes"],
+              properties: {
+                type: { type: "string", description: "The detail's type name." },
+                bytes: {
+                  type: "string",
+                  contentEncoding: "base64",
+                  description: "A binary detail (protobuf of a type the gateway does not know), base64.",
+                },
+              },
+              additionalProperties: false,
+            },
+          ],
         },
       },
       supportedVersions: {

@@ -9,8 +9,13 @@ import {
   type Registry,
   toJson,
 } from "@bufbuild/protobuf";
-import { Code, ConfigError, Metadata, type Server, WeftError } from "@weft/core";
-import { type ExternalCall, openExternalCall } from "@weft/core/internal";
+import { Code, ConfigError, type Metadata, type Server, WeftError } from "@weft/core";
+import {
+  type ExternalCall,
+  httpHeadersFromMetadata,
+  metadataFromHttpHeaders,
+  openExternalCall,
+} from "@weft/core/internal";
 import { errorBody, httpStatusOf, RestError } from "./errors.ts";
 import { PlanCache } from "./field-plan.ts";
 import { parseAccept, VENDOR_TYPE } from "./negotiate.ts";
@@ -88,22 +93,11 @@ export interface RestHandler {
   readonly versions: readonly string[];
 }
 
-const HOP_BY_HOP = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "transfer-encoding",
-  "te",
-  "trailer",
-  "upgrade",
-  "content-length",
-]);
-
-/** Response metadata that must not become HTTP headers (the gateway sets these itself). */
-const RESERVED_RESPONSE = new Set([
-  ...HOP_BY_HOP,
-  "content-type",
-  "content-encoding",
+/**
+ * Response metadata that must not become HTTP headers: besides core's `RESERVED_HTTP_HEADERS`
+ * (transport, framing, gRPC and Connect headers), the ones this gateway sets itself.
+ */
+const GATEWAY_HEADERS: ReadonlySet<string> = new Set([
   "date",
   "vary",
   "allow",
@@ -111,7 +105,6 @@ const RESERVED_RESPONSE = new Set([
 ]);
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
-const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 const JSON_TYPE = "application/json";
 
 /**
@@ -179,12 +172,22 @@ export function createRestHandler(server: Server, options: RestOptions = {}): Re
   });
   const openapiBody = Buffer.from(JSON.stringify(openapi));
 
-  const sendError = (res: ServerResponse, error: WeftError, extra?: Record<string, string>) => {
+  /**
+   * Answers `error`. Like gRPC and Connect, an error carries the handler's response trailers (as
+   * prefixed headers, as on success) and the error's metadata (as headers).
+   */
+  const sendError = (
+    res: ServerResponse,
+    error: WeftError,
+    extra?: Record<string, string>,
+    trailers?: Metadata,
+  ) => {
     if (res.headersSent) {
       res.destroy();
       return;
     }
     const headers: Record<string, string> = {};
+    if (trailers !== undefined) addMetadata(headers, trailers, trailerPrefix);
     addMetadata(headers, error.metadata, "");
     if (error instanceof RestError) Object.assign(headers, error.headers);
     if (extra !== undefined) Object.assign(headers, extra);
@@ -201,6 +204,7 @@ export function createRestHandler(server: Server, options: RestOptions = {}): Re
     const route = hit.route;
     const vary = hit.alias ? { vary: "Accept" } : undefined;
     let ext: ExternalCall | undefined;
+    let readingBody = false;
     try {
       const headers = metadataOf(req, timeoutHeader);
       ext = openExternalCall(server, {
@@ -216,15 +220,17 @@ export function createRestHandler(server: Server, options: RestOptions = {}): Re
       const call = ext;
       res.once("close", () => {
         if (!res.writableFinished) {
-          call.cancel(
-            new WeftError(Code.CANCELLED, "the HTTP client went away", { reason: "CLIENT_CLOSED" }),
-          );
+          call.cancel(new WeftError(Code.CANCELLED, "call cancelled by the client", { reason: "CANCELLED" }));
         }
       });
       let body: unknown;
       if (route.body.kind !== "none") {
         checkContentType(req.headers["content-type"]);
-        body = parseJsonBody(await readBody(req, maxBodyBytes));
+        readingBody = true;
+        // a client that stalls mid-body is given up on at the deadline (or shutdown), like a handler
+        const bytes = await readBody(req, maxBodyBytes, call.signal);
+        readingBody = false;
+        body = parseJsonBody(bytes);
       }
       const json = requestJson(route, hit.segments, search, body, !ignoreUnknownFields);
       const message = decodeMessage(route.input, json, decodeOptions);
@@ -250,7 +256,9 @@ export function createRestHandler(server: Server, options: RestOptions = {}): Re
       );
     } catch (e) {
       const error = e instanceof WeftError ? e : ext !== undefined ? ext.toWireError(e) : WeftError.from(e);
-      sendError(res, error, vary);
+      // the rest of an unread body is not waited for: the connection closes after the answer
+      const extra = readingBody ? { ...vary, connection: "close" } : vary;
+      sendError(res, error, extra, ext?.handlerContext.responseTrailers);
     } finally {
       ext?.finish();
     }
@@ -432,15 +440,14 @@ function responseJson(route: Route, message: unknown, options: Partial<JsonWrite
   return full[key] ?? (field.field.fieldKind === "message" ? {} : null);
 }
 
+/**
+ * The call's request metadata: core's mapping, so a handler sees the same headers over REST as over
+ * gRPC and Connect (no transport, framing, gRPC or Connect headers), and without the timeout header,
+ * which the deadline carries.
+ */
 function metadataOf(req: IncomingMessage, timeoutHeader: string): Metadata {
-  const md = new Metadata();
-  const headers = req.headers;
-  for (const key in headers) {
-    if (HOP_BY_HOP.has(key) || key === timeoutHeader) continue;
-    const value = headers[key];
-    if (value === undefined) continue;
-    md.setRaw(key, typeof value === "string" ? value : value.join(", "));
-  }
+  const md = metadataFromHttpHeaders(req.headers);
+  md.delete(timeoutHeader);
   return md;
 }
 
@@ -450,7 +457,7 @@ function timeoutOf(value: string | string[] | undefined, header: string): number
     throw new RestError(
       400,
       Code.INVALID_ARGUMENT,
-      "INVALID_TIMEOUT",
+      "BAD_TIMEOUT",
       `${header} must be a whole number of milliseconds`,
     );
   }
@@ -470,10 +477,15 @@ function checkContentType(value: string | undefined): void {
   );
 }
 
-/** Reads the body up to `limit` bytes; past it, a 413 (the rest is discarded by node:http, not buffered). */
-function readBody(req: IncomingMessage, limit: number): Promise<Uint8Array> {
+/**
+ * Reads the body up to `limit` bytes; past it, a 413 (the rest is discarded by node:http, not buffered).
+ * Stops with the signal's reason when it aborts (deadline, shutdown): a client that stalls mid-body
+ * does not hold the call. Every listener it adds is removed when it settles.
+ */
+function readBody(req: IncomingMessage, limit: number, signal: AbortSignal): Promise<Uint8Array> {
   const declared = req.headers["content-length"];
   if (declared !== undefined && Number(declared) > limit) return Promise.reject(tooLarge(limit));
+  if (signal.aborted) return Promise.reject(signal.reason);
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -492,21 +504,25 @@ function readBody(req: IncomingMessage, limit: number): Promise<Uint8Array> {
     };
     const onError = (e: Error) => {
       cleanup();
-      reject(
-        new WeftError(Code.CANCELLED, `request body aborted: ${e.message}`, { reason: "CLIENT_CLOSED" }),
-      );
+      reject(new WeftError(Code.CANCELLED, `request body aborted: ${e.message}`, { reason: "CANCELLED" }));
     };
     const onAborted = () => onError(new Error("the client closed the connection"));
+    const onSignal = () => {
+      cleanup();
+      reject(signal.reason);
+    };
     const cleanup = () => {
       req.off("data", onData);
       req.off("end", onEnd);
       req.off("error", onError);
       req.off("close", onAborted);
+      signal.removeEventListener("abort", onSignal);
     };
     req.on("data", onData);
     req.on("end", onEnd);
     req.on("error", onError);
     req.on("close", onAborted);
+    signal.addEventListener("abort", onSignal, { once: true });
   });
 }
 
@@ -514,19 +530,23 @@ function tooLarge(limit: number): RestError {
   return new RestError(
     413,
     Code.RESOURCE_EXHAUSTED,
-    "BODY_TOO_LARGE",
+    "MESSAGE_TOO_LARGE",
     `request body larger than ${limit} bytes`,
     { headers: { connection: "close" } },
   );
 }
 
+/**
+ * Adds metadata as response headers through core's mapping (which skips `RESERVED_HTTP_HEADERS` and
+ * values HTTP cannot carry), `prefix`ed (trailers); also skips names that are no HTTP token and,
+ * unprefixed, the headers the gateway owns.
+ */
 function addMetadata(headers: Record<string, string>, md: Metadata, prefix: string): void {
   if (md.size === 0) return;
-  for (const [key, value] of md) {
-    if (prefix === "" && RESERVED_RESPONSE.has(key)) continue;
-    const name = prefix + key;
-    if (!TOKEN.test(name) || !FIELD_VALUE.test(value)) continue;
-    headers[name] = value;
+  const mapped = httpHeadersFromMetadata(md, {}, prefix);
+  for (const name of Object.keys(mapped)) {
+    if (!TOKEN.test(name) || (prefix === "" && GATEWAY_HEADERS.has(name))) continue;
+    headers[name] = mapped[name]!;
   }
 }
 

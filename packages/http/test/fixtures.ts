@@ -117,8 +117,9 @@ function ordersImpl(p: Probe, schemas: typeof v1 | typeof next) {
       seen("getFile", req);
       return { path: req.path };
     },
-    fail(req: v1.FailRequest) {
+    fail(req: v1.FailRequest, ctx: HandlerContext) {
       seen("fail", req);
+      ctx.responseTrailers.set("x-failed-in", "handler");
       if (req.unexpected) throw new Error("secret database password in this message");
       throw new WeftError(req.code as Code, req.message, {
         reason: req.reason,

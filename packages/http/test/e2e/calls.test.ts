@@ -1,8 +1,16 @@
-import { createServer as createHttpServer } from "node:http";
+import { getEventListeners } from "node:events";
+import { Agent, createServer as createHttpServer, type IncomingMessage, request } from "node:http";
+import type { Socket } from "node:net";
 import { Code, createServer, currentCallContext, type Interceptor, WeftError } from "@weft/core";
 import { afterEach, describe, expect, it } from "vitest";
 import { createRestHandler } from "../../src/index.ts";
 import { call, deferred, type Gateway, probe, registerOrders, startGateway } from "../fixtures.ts";
+
+async function text(res: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of res) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString();
+}
 
 const gateways: Gateway[] = [];
 afterEach(async () => {
@@ -112,13 +120,115 @@ describe("deadlines", () => {
     expect(g.probe.seen.has("getOrder")).toBe(false);
     const bad = await call(`${g.url}/v1/orders/1`, { headers: { "x-weft-timeout-ms": "soon" } });
     expect(bad.status).toBe(400);
-    expect(bad.body).toMatchObject({ reason: "INVALID_TIMEOUT" });
+    expect(bad.body).toMatchObject({ reason: "BAD_TIMEOUT" });
+  });
+
+  it("a 12-digit budget (about 31 years) is a deadline that does not fire at once", async () => {
+    const release = deferred();
+    const stall: Interceptor = (next) => async (c) => {
+      if (c.headers.get("x-stall") === "yes") await release.promise;
+      return next(c);
+    };
+    const g = await start({ interceptors: [stall] });
+    let longAborted = false;
+    void g.probe.hangAborted.promise.then(() => {
+      longAborted = true;
+    });
+    const controller = new AbortController();
+    const long = fetch(`${g.url}/v1/hang`, {
+      headers: { "x-weft-timeout-ms": "999999999999" },
+      signal: controller.signal,
+    }).catch((e: unknown) => e);
+    try {
+      const ctx = await g.probe.hangStarted.promise;
+      expect(ctx.timeRemaining()).toBeGreaterThan(999_000_000_000);
+      // a call with a 30 ms budget runs out first: time has passed, the long one is still running
+      const short = await call(`${g.url}/v1/inspect`, {
+        headers: { "x-stall": "yes", "x-weft-timeout-ms": "30" },
+      });
+      expect(short.status).toBe(504);
+      expect(ctx.signal.aborted).toBe(false);
+      expect(longAborted).toBe(false);
+    } finally {
+      release.resolve();
+      controller.abort();
+    }
+    await long;
+    expect(await g.probe.hangAborted.promise).toMatchObject({ code: Code.CANCELLED });
+  });
+
+  it("a client that stalls mid-body is answered at the deadline (connection closed), not waited for", async () => {
+    const g = await start();
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = request(`${g.url}/v1/orders`, {
+        method: "POST",
+        agent: false,
+        headers: { "content-type": "application/json", "content-length": "100", "x-weft-timeout-ms": "50" },
+      });
+      req.on("response", resolve);
+      req.on("error", reject);
+      req.write('{"id": "1", '); // and nothing more
+    });
+    expect(res.statusCode).toBe(504);
+    expect(res.headers.connection).toBe("close");
+    const body = JSON.parse(await text(res)) as unknown;
+    expect(body).toMatchObject({ code: Code.DEADLINE_EXCEEDED, reason: "DEADLINE_EXCEEDED" });
+    expect(g.server.inFlight).toBe(0);
+    expect(g.probe.seen.has("createOrder")).toBe(false);
   });
 
   it("the header name is an option", async () => {
     const g = await start({ rest: { timeoutHeader: "X-Budget" } });
     const r = await call(`${g.url}/v1/inspect`, { headers: { "x-budget": "4000" } });
     expect(Number((r.body as { timeRemainingMs: string }).timeRemainingMs)).toBeGreaterThan(0);
+  });
+});
+
+describe("no listener outlives its request", () => {
+  it("the call's signal, the request and the keep-alive socket carry no listener left by earlier requests", async () => {
+    const signals: AbortSignal[] = [];
+    const capture: Interceptor = (next) => (c) => {
+      signals.push(c.signal);
+      return next(c);
+    };
+    const g = await start({ interceptors: [capture] });
+    const sockets: Socket[] = [];
+    g.rest.server.on("connection", (s: Socket) => sockets.push(s));
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const listenerCounts = () => {
+      const socket = sockets[0]!;
+      return Object.fromEntries(socket.eventNames().map((n) => [String(n), socket.listenerCount(n)]));
+    };
+    try {
+      const send = (method: string, path: string, body?: string) =>
+        new Promise<number>((resolve, reject) => {
+          const req = request(`${g.url}${path}`, {
+            method,
+            agent,
+            headers: body === undefined ? {} : { "content-type": "application/json" },
+          });
+          req.on("response", (res) => {
+            res.resume();
+            res.on("end", () => resolve(res.statusCode ?? 0));
+          });
+          req.on("error", reject);
+          req.end(body);
+        });
+      expect(await send("POST", "/v1/orders", '{"id":"1"}')).toBe(200);
+      expect(await send("GET", "/v1/orders/1")).toBe(200);
+      const after2 = listenerCounts();
+      for (let i = 0; i < 5; i++) {
+        expect(await send("POST", "/v1/orders", '{"id":"2"}')).toBe(200);
+        expect(await send("GET", "/v1/orders/2")).toBe(200);
+        expect(await send("POST", "/v1/orders", "{")).toBe(400);
+      }
+      expect(sockets).toHaveLength(1);
+      expect(listenerCounts()).toEqual(after2);
+      expect(signals).toHaveLength(12);
+      for (const signal of signals) expect(getEventListeners(signal, "abort")).toEqual([]);
+    } finally {
+      agent.destroy();
+    }
   });
 });
 
@@ -131,7 +241,7 @@ describe("cancellation and one-way calls", () => {
     controller.abort();
     expect(await g.probe.hangAborted.promise).toMatchObject({
       code: Code.CANCELLED,
-      reason: "CLIENT_CLOSED",
+      reason: "CANCELLED",
     });
     expect(await pending).toBeInstanceOf(Error);
   });

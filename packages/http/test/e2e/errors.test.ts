@@ -207,7 +207,7 @@ describe("bad requests are 400/413/415 naming what is wrong, never 500", () => {
     expect(r.body).toMatchObject({
       code: Code.RESOURCE_EXHAUSTED,
       status: "RESOURCE_EXHAUSTED",
-      reason: "BODY_TOO_LARGE",
+      reason: "MESSAGE_TOO_LARGE",
     });
   });
 
@@ -227,7 +227,7 @@ describe("bad requests are 400/413/415 naming what is wrong, never 500", () => {
       duplex: "half",
     } as RequestInit);
     expect(res.status).toBe(413);
-    expect(await res.json()).toMatchObject({ reason: "BODY_TOO_LARGE" });
+    expect(await res.json()).toMatchObject({ reason: "MESSAGE_TOO_LARGE" });
   });
 
   it("a 413 closes the connection, so the rest of an oversize body is never read; the client carries on", async () => {

@@ -1,4 +1,5 @@
 import { Validator } from "@seriousme/openapi-schema-validator";
+import { Code, type Interceptor, WeftError } from "@weft/core";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import addFormats from "ajv-formats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -195,6 +196,44 @@ describe("the OpenAPI 3.1 document at /openapi.json", () => {
     expect(check(doc.components.schemas["weft.RestError"]!, error.body)).toEqual([]);
     // and a wrong shape does not
     expect(check(responseSchema("/v1/orders/{orderId}", "get"), { totalCents: 5 })).not.toEqual([]);
+  });
+
+  it("the error schema describes both detail forms, { type, value } and { type, bytes }, and nothing else", async () => {
+    const check = schemaValidator();
+    const errorSchema = doc.components.schemas["weft.RestError"]!;
+    const failing: Interceptor = () => async () => {
+      throw new WeftError(Code.FAILED_PRECONDITION, "no", {
+        details: [
+          { type: "x.Json", value: { a: 1 } },
+          { type: "x.Unknown", value: new Uint8Array([1, 2, 3]) },
+          { type: "x.Empty", value: undefined as unknown as null },
+        ],
+      });
+    };
+    const g = await startGateway({ interceptors: [failing] });
+    try {
+      const r = await call(`${g.url}/v1/orders/1`);
+      expect((r.body as { details: unknown }).details).toEqual([
+        { type: "x.Json", value: { a: 1 } },
+        { type: "x.Unknown", bytes: "AQID" },
+        { type: "x.Empty", value: null },
+      ]);
+      expect(check(errorSchema, r.body)).toEqual([]);
+    } finally {
+      await g.close();
+    }
+    const body = (detail: unknown) => ({
+      code: 9,
+      status: "FAILED_PRECONDITION",
+      reason: "",
+      message: "",
+      details: [detail],
+    });
+    expect(check(errorSchema, body({ type: "x", value: null }))).toEqual([]);
+    expect(check(errorSchema, body({ type: "x", bytes: "AQID" }))).toEqual([]);
+    expect(check(errorSchema, body({ type: "x" }))).not.toEqual([]);
+    expect(check(errorSchema, body({ type: "x", value: 1, bytes: "AQID" }))).not.toEqual([]);
+    expect(check(errorSchema, body({ type: "x", json: 1 }))).not.toEqual([]);
   });
 
   it("can be turned off or moved", async () => {
