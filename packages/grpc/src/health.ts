@@ -27,8 +27,10 @@ export const HealthService = protoService(HealthDesc);
  * server's real state: `SERVING` while it serves, `NOT_SERVING` from the moment shutdown begins
  * (Watch streams receive the change, then end so the drain is not held up by them).
  *
- * Health checks are answered while the server drains, unlike other calls, which are refused: a
- * check that still reaches a draining server gets `NOT_SERVING`, not `UNAVAILABLE`.
+ * Over gRPC, gRPC-web and Connect, health checks are answered while the server drains, unlike other
+ * calls, which are refused: a check that still reaches a draining server gets `NOT_SERVING`, not
+ * `UNAVAILABLE`. Weft TCP refuses every new call once draining, health checks included: its clients
+ * learn the server is going away from the GOAWAY itself.
  */
 export function addHealth(server: Server): Health {
   const health = new HealthImpl(server);

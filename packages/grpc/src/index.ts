@@ -7,18 +7,15 @@
 export { createGrpcTransport, type GrpcTransportOptions } from "./client/grpc-transport.ts";
 export { createTransport, type TransportOptions } from "./client/pick.ts";
 export { addHealth, type Health, HealthService, type HealthStatus } from "./health.ts";
+// Rich errors for peers that are not Weft (a grpc-js server answering a Weft client, a grpc-js or
+// Connect client reading a Weft server's errors): the wire helpers stay internal.
 export {
+  type DecodedDetails,
   decodeDetails,
   decodeErrorInfo,
-  decodeGrpcMessage,
   ERROR_INFO_TYPE,
-  encodeErrorInfo,
-  encodeGrpcMessage,
-  encodeGrpcTimeout,
-  encodeJsonDetails,
   encodeStatusDetails,
   JSON_DETAILS_KEY,
-  parseGrpcTimeout,
   WEFT_DOMAIN,
 } from "./protocol/status.ts";
 export {

@@ -8,11 +8,11 @@ import {
   type OutgoingHttpHeaders,
   type SecureClientSessionOptions,
 } from "node:http2";
-import { gzipSync } from "node:zlib";
 import {
   type Call,
   type CallResult,
   Code,
+  Compressor,
   ConfigError,
   Metadata,
   Serializer,
@@ -21,7 +21,24 @@ import {
   type UnaryResult,
   WeftError,
 } from "@weft/core";
-import { decodeBody, firstMessage, Inbox, singleMessage } from "@weft/core/internal";
+import {
+  armDeadline,
+  type DeadlineTimer,
+  decodeBody,
+  encodeBody,
+  firstMessage,
+  Inbox,
+  resolveCompression,
+  singleMessage,
+} from "@weft/core/internal";
+import {
+  DEFAULT_MAX_MESSAGE_BYTES,
+  drained,
+  HIGH_WATER,
+  LOW_WATER,
+  SESSION_WINDOW,
+  STREAM_WINDOW,
+} from "../http2.ts";
 import { EnvelopeReader, type EnvelopeSink, encodeEnvelope, FLAG_COMPRESSED } from "../protocol/envelope.ts";
 import {
   grpcContentType,
@@ -57,12 +74,7 @@ export interface GrpcTransportOptions {
   http2?: ClientSessionOptions;
 }
 
-const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
-const COMPRESSOR_GZIP = 1;
 const USER_AGENT = "weft-grpc/0.1";
-const HIGH_WATER = 1 << 20;
-const SESSION_WINDOW = 16 << 20;
-const LOW_WATER = 1 << 18;
 
 /**
  * A `Transport` that speaks gRPC over `node:http2`, so a Weft client calls any gRPC server (grpc-go,
@@ -116,7 +128,8 @@ class GrpcTransport implements Transport {
   readonly #connectTimeoutMs: number;
   readonly maxMessageBytes: number;
   readonly maxRefusedRetries: number;
-  readonly compressThreshold: number;
+  /** How request messages are compressed (core's rule: only when it makes them smaller), or `null`. */
+  readonly compression: ReturnType<typeof resolveCompression>;
   #session: ClientHttp2Session | undefined;
   readonly #sessions = new Set<ClientHttp2Session>();
   readonly #active = new Map<ClientHttp2Session, number>();
@@ -138,10 +151,10 @@ class GrpcTransport implements Transport {
     if (c !== undefined && c.algorithm !== "gzip") {
       throw new ConfigError("compression.algorithm", '"gzip"', c.algorithm);
     }
-    this.compressThreshold = c === undefined ? Number.POSITIVE_INFINITY : (c.threshold ?? 1024);
+    this.compression = resolveCompression(c);
     const tls = typeof options.tls === "object" ? options.tls : {};
     this.#sessionOptions = {
-      settings: { initialWindowSize: 1 << 20 },
+      settings: { initialWindowSize: STREAM_WINDOW },
       ...(this.#target.secure ? { ...tls, ALPNProtocols: ["h2"] } : {}),
       ...options.http2,
     };
@@ -262,7 +275,6 @@ class GrpcClientCall implements EnvelopeSink {
   readonly #reader: EnvelopeReader;
   readonly #trailers = new Metadata();
   #stream: ClientHttp2Stream | undefined;
-  #session: ClientHttp2Session | undefined;
   #resolve: ((result: CallResult) => void) | undefined;
   #reject: ((error: WeftError) => void) | undefined;
   #headers: Metadata | undefined;
@@ -273,12 +285,12 @@ class GrpcClientCall implements EnvelopeSink {
   #status: WeftError | null | undefined; // undefined: not known yet; null: OK
   #error: Error | undefined;
   #finished = false;
-  #timer: NodeJS.Timeout | undefined;
+  #deadline: DeadlineTimer | undefined;
+  /** The session whose active-stream count includes this call's current stream. */
+  #counted: ClientHttp2Session | undefined;
   #attempt = 0;
   #unconsumed = 0;
   #paused = false;
-  #pulled = false;
-  #compressed = false;
 
   constructor(transport: GrpcTransport, call: Call, message: unknown) {
     this.#transport = transport;
@@ -292,11 +304,8 @@ class GrpcClientCall implements EnvelopeSink {
   start(): Promise<CallResult> {
     const call = this.#call;
     if (call.signal.aborted) return Promise.reject(abortError(call.signal));
-    let timeout: number | undefined;
-    if (call.deadline !== undefined) {
-      timeout = call.deadline - Date.now();
-      if (timeout <= 0) return Promise.reject(deadlineExceeded());
-    }
+    const deadline = call.deadline;
+    if (deadline !== undefined && deadline <= Date.now()) return Promise.reject(deadlineExceeded(deadline));
     let body: Buffer | undefined;
     if (this.#single) {
       try {
@@ -309,7 +318,7 @@ class GrpcClientCall implements EnvelopeSink {
       this.#resolve = resolve;
       this.#reject = reject;
       this.#transport.calls.add(this);
-      if (timeout !== undefined) this.#timer = setTimeout(this.#onDeadline, Math.min(timeout, 0x7fffffff));
+      if (deadline !== undefined) this.#deadline = armDeadline(deadline, this.#onDeadline);
       call.signal.addEventListener("abort", this.#onAbort, { once: true });
       this.#open(body);
     });
@@ -317,12 +326,14 @@ class GrpcClientCall implements EnvelopeSink {
 
   #encode(message: unknown): Buffer {
     const call = this.#call;
-    const bytes = call.method.input.encode(message, call.serializer);
-    if (bytes.length >= this.#transport.compressThreshold) {
-      this.#compressed = true;
-      return encodeEnvelope(gzipSync(bytes), FLAG_COMPRESSED);
-    }
-    return encodeEnvelope(bytes);
+    // core's encoding: at or above the threshold, compressed unless that would make it larger
+    const { body, compressor } = encodeBody(
+      call.method.input,
+      message,
+      call.serializer,
+      this.#transport.compression,
+    );
+    return encodeEnvelope(body, compressor === Compressor.none ? 0 : FLAG_COMPRESSED);
   }
 
   #open(body: Buffer | undefined): void {
@@ -336,9 +347,8 @@ class GrpcClientCall implements EnvelopeSink {
       "user-agent": USER_AGENT,
       "grpc-accept-encoding": "identity,gzip",
     };
-    if (this.#compressed || transport.compressThreshold !== Number.POSITIVE_INFINITY) {
-      headers["grpc-encoding"] = "gzip";
-    }
+    // the call's encoding; each message says whether it is compressed (small ones are not)
+    if (transport.compression !== null) headers["grpc-encoding"] = "gzip";
     if (call.deadline !== undefined) headers["grpc-timeout"] = encodeGrpcTimeout(call.deadline - Date.now());
     writeMetadata(call.headers, headers);
     let stream: ClientHttp2Stream;
@@ -358,7 +368,7 @@ class GrpcClientCall implements EnvelopeSink {
       return;
     }
     this.#stream = stream;
-    this.#session = session;
+    this.#counted = session;
     transport.streamStarted(session);
     stream.on("response", this.#onResponse);
     stream.on("data", this.#onData);
@@ -374,7 +384,6 @@ class GrpcClientCall implements EnvelopeSink {
     if (!call.stream) return;
     try {
       for await (const message of call.messages) {
-        this.#pulled = true;
         if (this.#finished || this.#stream !== stream) return;
         if (!stream.write(this.#encode(message))) {
           await drained(stream);
@@ -461,7 +470,7 @@ class GrpcClientCall implements EnvelopeSink {
   };
 
   onEnvelope(flags: number, body: Buffer): void {
-    const compressor = (flags & FLAG_COMPRESSED) !== 0 ? COMPRESSOR_GZIP : 0;
+    const compressor = (flags & FLAG_COMPRESSED) !== 0 ? Compressor.gzip : Compressor.none;
     const inbox = this.#inbox;
     if (inbox !== undefined) {
       this.#unconsumed += body.length;
@@ -522,7 +531,7 @@ class GrpcClientCall implements EnvelopeSink {
   readonly #onClose = (): void => {
     const stream = this.#stream;
     if (stream === undefined) return;
-    if (this.#session !== undefined) this.#transport.streamEnded(this.#session);
+    this.#uncount();
     if (this.#finished) return;
     const status = this.#status;
     if (status === undefined) {
@@ -564,9 +573,13 @@ class GrpcClientCall implements EnvelopeSink {
     );
   }
 
-  /** The server never started the call: try it again on a (new) connection. */
+  /**
+   * The server never started the call: try it again on a (new) connection. Only calls whose request
+   * is one message kept here (unary, server-streaming), as over Weft TCP: a streamed request may have
+   * been pulled from already, and its pump may still be waiting on the caller's iterator.
+   */
   #retry(): boolean {
-    if (this.#attempt >= this.#transport.maxRefusedRetries || (!this.#single && this.#pulled)) return false;
+    if (!this.#single || this.#attempt >= this.#transport.maxRefusedRetries) return false;
     this.#attempt++;
     this.#reset();
     let body: Buffer | undefined;
@@ -581,7 +594,16 @@ class GrpcClientCall implements EnvelopeSink {
     return true;
   }
 
+  /** The current stream ended: it no longer keeps its session (and the process) alive. Counted once. */
+  #uncount(): void {
+    const session = this.#counted;
+    if (session === undefined) return;
+    this.#counted = undefined;
+    this.#transport.streamEnded(session);
+  }
+
   #reset(): void {
+    this.#uncount();
     const stream = this.#stream;
     if (stream !== undefined) {
       stream.off("response", this.#onResponse);
@@ -592,7 +614,6 @@ class GrpcClientCall implements EnvelopeSink {
       stream.on("error", ignore);
     }
     this.#stream = undefined;
-    this.#session = undefined;
     this.#error = undefined;
     this.#status = undefined;
   }
@@ -619,7 +640,7 @@ class GrpcClientCall implements EnvelopeSink {
         this.#call.method.output,
         body,
         Serializer[this.#call.serializer],
-        (this.#responseFlags & FLAG_COMPRESSED) !== 0 ? COMPRESSOR_GZIP : 0,
+        (this.#responseFlags & FLAG_COMPRESSED) !== 0 ? Compressor.gzip : Compressor.none,
         this.#transport.maxMessageBytes,
       );
     } catch (e) {
@@ -652,8 +673,8 @@ class GrpcClientCall implements EnvelopeSink {
   }
 
   readonly #onDeadline = (): void => {
-    this.#timer = undefined;
-    this.abort(deadlineExceeded());
+    this.#deadline = undefined;
+    this.abort(deadlineExceeded(this.#call.deadline));
   };
 
   readonly #onAbort = (): void => {
@@ -674,7 +695,8 @@ class GrpcClientCall implements EnvelopeSink {
     this.#finished = true;
     this.#resolve = undefined;
     this.#reject = undefined;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#deadline?.cancel();
+    this.#deadline = undefined;
     this.#call.signal.removeEventListener("abort", this.#onAbort);
     this.#transport.calls.delete(this);
     if (this.#paused) {
@@ -684,21 +706,15 @@ class GrpcClientCall implements EnvelopeSink {
   }
 }
 
-function drained(stream: ClientHttp2Stream): Promise<void> {
-  if (stream.destroyed || stream.closed) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      stream.off("drain", done);
-      stream.off("close", done);
-      resolve();
-    };
-    stream.on("drain", done);
-    stream.on("close", done);
+/**
+ * The errors of a call that ran out of time or was cancelled, exactly as Weft's TCP transport makes
+ * them (core keeps its own private): `deadline-ms` metadata is the absolute deadline.
+ */
+function deadlineExceeded(deadline: number | undefined): WeftError {
+  return new WeftError(Code.DEADLINE_EXCEEDED, "deadline exceeded", {
+    reason: "DEADLINE_EXCEEDED",
+    metadata: deadline === undefined ? {} : { "deadline-ms": String(deadline) },
   });
-}
-
-function deadlineExceeded(): WeftError {
-  return new WeftError(Code.DEADLINE_EXCEEDED, "deadline exceeded", { reason: "DEADLINE_EXCEEDED" });
 }
 
 function abortError(signal: AbortSignal): WeftError {

@@ -1,4 +1,5 @@
 import { defineService, Metadata, type MethodInfo, messageType, rawBytes, unary } from "@weft/core";
+import { RESERVED_HTTP_HEADERS } from "@weft/core/internal";
 import { describe, expect, it } from "vitest";
 import {
   grpcContentType,
@@ -91,6 +92,15 @@ describe("metadata", () => {
       expect(isReservedKey(k)).toBe(true);
     const out: Record<string, string> = {};
     writeMetadata(new Metadata({ "grpc-status": "0", "x-ok": "1", connection: "close" }), out);
+    expect(out).toEqual({ "x-ok": "1" });
+  });
+
+  it("is core's mapping, shared with Connect and REST; values HTTP cannot carry are skipped", () => {
+    for (const k of RESERVED_HTTP_HEADERS) expect(isReservedKey(k)).toBe(true);
+    expect(metadataFromHeaders({ accept: "*/*", "x-a": "1" }).toJSON()).toEqual({ "x-a": "1" });
+    expect(metadataFromRaw(["accept", "*/*", "x-a", "1"]).toJSON()).toEqual({ "x-a": "1" });
+    const out: Record<string, string> = {};
+    writeMetadata(new Metadata({ "x-ok": "1", "x-bad": "line\nbreak", "x-wide": "€" }), out);
     expect(out).toEqual({ "x-ok": "1" });
   });
 });

@@ -1,51 +1,26 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http2";
 import { Metadata, type MethodInfo, type SerializerName } from "@weft/core";
+import { httpHeadersFromMetadata, metadataFromHttpHeaders, RESERVED_HTTP_HEADERS } from "@weft/core/internal";
 
 /**
- * Header keys that belong to HTTP or to the RPC protocol, not to the application: they are neither
- * handed to handlers as metadata nor accepted from metadata on the way out. Every `grpc-*` and
- * `connect-*` key is reserved too.
+ * Header ↔ metadata mapping for gRPC: core's, shared with Connect and REST, so a handler sees the
+ * same request headers whatever the protocol. Pseudo-headers and `RESERVED_HTTP_HEADERS` (transport,
+ * framing, `grpc-*` and `connect-*` protocol keys) are neither handed to handlers nor sent from
+ * metadata. `-bin` values cross unchanged: they are base64 on the wire and in Weft's `Metadata` alike.
  */
-const RESERVED = new Set([
-  "content-type",
-  "content-length",
-  "content-encoding",
-  "accept-encoding",
-  "te",
-  "host",
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "transfer-encoding",
-  "upgrade",
-  "http2-settings",
-  "trailer",
-  "date",
-  "x-grpc-web",
-]);
-
 export function isReservedKey(key: string): boolean {
-  return (
-    key.charCodeAt(0) === 58 /* ':' */ ||
-    RESERVED.has(key) ||
-    key.startsWith("grpc-") ||
-    key.startsWith("connect-")
-  );
+  return key.charCodeAt(0) === 58 /* ':' */ || RESERVED_HTTP_HEADERS.has(key);
 }
 
 /** Application metadata of incoming HTTP/2 headers or trailers (repeated values joined by `, `). */
 export function metadataFromHeaders(headers: IncomingHttpHeaders): Metadata {
-  const md = new Metadata();
-  for (const key in headers) {
-    if (isReservedKey(key)) continue;
-    const v = headers[key];
-    if (v === undefined) continue;
-    md.setRaw(key, typeof v === "string" ? v : v.join(", "));
-  }
-  return md;
+  return metadataFromHttpHeaders(headers);
 }
 
-/** Application metadata of a raw header list `[name, value, name, value, …]` (names lower-case). */
+/**
+ * Application metadata of a raw header list `[name, value, …]` (names lower-case), as
+ * `metadataFromHeaders` reads the same headers as an object: the `stream` event's fast path.
+ */
 export function metadataFromRaw(raw: readonly string[]): Metadata {
   const md = new Metadata();
   for (let i = 0; i + 1 < raw.length; i += 2) {
@@ -57,9 +32,12 @@ export function metadataFromRaw(raw: readonly string[]): Metadata {
   return md;
 }
 
-/** Adds application metadata to outgoing headers or trailers (`-bin` values are already base64). */
+/**
+ * Adds application metadata to outgoing headers or trailers: reserved keys and values HTTP cannot
+ * carry (control characters, characters beyond latin1) are skipped rather than failing the call.
+ */
 export function writeMetadata(md: Metadata, out: OutgoingHttpHeaders): void {
-  for (const [k, v] of md) if (!isReservedKey(k)) out[k] = v;
+  httpHeadersFromMetadata(md, out as Record<string, string>);
 }
 
 /** The first value of a header. */

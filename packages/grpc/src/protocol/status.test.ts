@@ -1,4 +1,5 @@
 import { Code, Metadata, WeftError } from "@weft/core";
+import { encodeStatus } from "@weft/core/protocol";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
@@ -79,6 +80,16 @@ describe("status details", () => {
         { type: "example.Json", value: { a: [1, "two"] } },
       ],
     });
+  });
+
+  it("writes JSON details in the form of Weft's own status: {type, json}", () => {
+    const details = [{ type: "example.Json", value: { a: [1, "two"] } }];
+    const wire = JSON.parse(Buffer.from(encodeJsonDetails(details)!, "base64").toString("utf8"));
+    expect(wire).toEqual([{ type: "example.Json", json: { a: [1, "two"] } }]);
+    const weft = JSON.parse(
+      Buffer.from(encodeStatus(new WeftError(Code.NOT_FOUND, "gone", { details }))).toString("utf8"),
+    );
+    expect(wire).toEqual(weft.details);
   });
 
   it("sends nothing for an error with neither reason nor details", () => {

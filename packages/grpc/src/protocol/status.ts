@@ -11,7 +11,8 @@ import { Code, type ErrorDetail, type JsonValue, type Metadata, WeftError } from
  * - details whose value is protobuf bytes are `google.protobuf.Any`s (`type.googleapis.com/<type>`)
  *   in a `google.rpc.Status`, sent base64 in `grpc-status-details-bin`.
  * - details whose value is JSON have no protobuf form: they go in the `weft-error-details-bin`
- *   trailer, base64 of the UTF-8 JSON array `[{"type": …, "value": …}]`.
+ *   trailer, base64 of the UTF-8 JSON array `[{"type": …, "json": …}]`, each entry in the form
+ *   Weft's own protocol gives a JSON detail in its status (`{"type": …, "json": …}`).
  * - `metadata` are trailers.
  */
 export const ERROR_INFO_TYPE = "google.rpc.ErrorInfo";
@@ -123,9 +124,9 @@ export function encodeStatusDetails(error: WeftError): string | undefined {
 
 /** The JSON details of an error as a `weft-error-details-bin` value, or `undefined` when it has none. */
 export function encodeJsonDetails(details: readonly ErrorDetail[]): string | undefined {
-  const json: Array<{ type: string; value: JsonValue }> = [];
+  const json: Array<{ type: string; json: JsonValue }> = [];
   for (const d of details) {
-    if (!(d.value instanceof Uint8Array)) json.push({ type: d.type, value: d.value });
+    if (!(d.value instanceof Uint8Array)) json.push({ type: d.type, json: d.value });
   }
   return json.length === 0 ? undefined : Buffer.from(JSON.stringify(json), "utf8").toString("base64");
 }
@@ -171,9 +172,9 @@ export function decodeDetails(statusBin: string | undefined, jsonBin: string | u
     try {
       const parsed = JSON.parse(Buffer.from(jsonBin, "base64").toString("utf8")) as unknown;
       if (Array.isArray(parsed)) {
-        for (const d of parsed as Array<{ type?: unknown; value?: unknown }>) {
+        for (const d of parsed as Array<{ type?: unknown; json?: unknown }>) {
           if (typeof d?.type === "string")
-            out.details.push({ type: d.type, value: (d.value ?? null) as JsonValue });
+            out.details.push({ type: d.type, value: (d.json ?? null) as JsonValue });
         }
       }
     } catch {

@@ -12,22 +12,30 @@ import {
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import {
   Code,
-  Metadata,
+  type Metadata,
   type MethodInfo,
   type Server,
   type StreamResult,
   type UnaryResult,
   WeftError,
 } from "@weft/core";
-import { type ExternalCall, firstMessage, openExternalCall, singleMessage } from "@weft/core/internal";
-import { isReservedKey } from "../protocol/headers.ts";
+import {
+  type ExternalCall,
+  firstMessage,
+  httpHeadersFromMetadata,
+  metadataFromHttpHeaders,
+  openExternalCall,
+  singleMessage,
+} from "@weft/core/internal";
 import {
   ERROR_INFO_TYPE,
   encodeErrorInfo,
+  encodeGrpcMessage,
   encodeJsonDetails,
   JSON_DETAILS_KEY,
   WEFT_DOMAIN,
 } from "../protocol/status.ts";
+import { raceAbort } from "./abort.ts";
 
 export type NodeRequest = IncomingMessage | Http2ServerRequest;
 export type NodeResponse = ServerResponse | Http2ServerResponse;
@@ -100,7 +108,7 @@ function registerMethod(
         const ext = open(ctx);
         const unlink = link(ctx.signal, ext);
         try {
-          const result = (await raced(ext.run(request), ext)) as UnaryResult;
+          const result = (await raceAbort(ext.run(request), ext.signal)) as UnaryResult;
           copyHeaders(result.headers, ctx.responseHeader);
           copyHeaders(result.trailers, ctx.responseTrailer);
           return result.message ?? {};
@@ -117,10 +125,10 @@ function registerMethod(
         const ext = open(ctx);
         const unlink = link(ctx.signal, ext);
         try {
-          const result = (await raced(ext.run(requests), ext)) as StreamResult;
-          const message = await raced(
+          const result = (await raceAbort(ext.run(requests), ext.signal)) as StreamResult;
+          const message = await raceAbort(
             ext.within(() => Promise.resolve(firstMessage(result.messages))),
-            ext,
+            ext.signal,
           );
           copyHeaders(result.headers, ctx.responseHeader);
           copyHeaders(result.trailers, ctx.responseTrailer);
@@ -142,14 +150,17 @@ function registerMethod(
         let iterator: AsyncIterator<unknown> | undefined;
         let finished = false;
         try {
-          const result = (await raced(ext.run(single ? singleMessage(input) : input), ext)) as StreamResult;
+          const result = (await raceAbort(
+            ext.run(single ? singleMessage(input) : input),
+            ext.signal,
+          )) as StreamResult;
           copyHeaders(result.headers, ctx.responseHeader);
           const it = result.messages[Symbol.asyncIterator]();
           iterator = it;
           for (;;) {
-            const next = await raced(
+            const next = await raceAbort(
               ext.within(() => it.next()),
-              ext,
+              ext.signal,
             );
             if (next.done === true) break;
             yield next.value;
@@ -169,26 +180,6 @@ function registerMethod(
       return;
     }
   }
-}
-
-/** Settles with `promise`, or rejects as soon as the call's signal aborts (deadline, shutdown, cancel). */
-function raced<T>(promise: Promise<T>, ext: ExternalCall): Promise<T> {
-  const signal = ext.signal;
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (v) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(v);
-      },
-      (e) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(e);
-      },
-    );
-  });
 }
 
 /** Connect's context signal aborts when the client goes away or its deadline passes: cancel the Weft call. */
@@ -238,21 +229,20 @@ export function toConnectError(error: WeftError, trailers: Metadata | undefined)
   return ce;
 }
 
+/** The request metadata of a Connect call: core's mapping, as over gRPC and REST. */
 function metadataFromFetch(headers: Headers): Metadata {
-  const md = new Metadata();
-  headers.forEach((value, key) => {
-    if (!isReservedKey(key)) md.setRaw(key, value);
-  });
-  return md;
+  return metadataFromHttpHeaders(Object.fromEntries(headers));
 }
 
+/** Metadata as response headers or trailers: core's mapping drops reserved keys and values HTTP cannot carry. */
 function copyHeaders(md: Metadata, into: Headers): void {
-  for (const [k, v] of md) {
-    if (isReservedKey(k)) continue;
+  if (md.size === 0) return;
+  const out = httpHeadersFromMetadata(md, Object.create(null) as Record<string, string>);
+  for (const k in out) {
     try {
-      into.set(k, v);
+      into.set(k, out[k]!);
     } catch {
-      // a value HTTP cannot carry (e.g. outside latin1) is dropped rather than failing the call
+      // fetch's Headers is stricter in places (e.g. surrounding whitespace): drop, don't fail the call
     }
   }
 }
@@ -266,7 +256,7 @@ function unimplemented(req: NodeRequest, res: NodeResponse): void {
     (res as ServerResponse).writeHead(200, {
       "content-type": contentType,
       "grpc-status": String(Code.UNIMPLEMENTED),
-      "grpc-message": encodeURIComponent(message),
+      "grpc-message": encodeGrpcMessage(message),
     });
     res.end();
     return;

@@ -8,6 +8,7 @@ import {
 import {
   type CallResult,
   Code,
+  Compressor,
   type Metadata,
   type MethodInfo,
   Serializer,
@@ -24,6 +25,7 @@ import {
   openExternalCall,
   singleMessage,
 } from "@weft/core/internal";
+import { drained, HIGH_WATER, LOW_WATER } from "../http2.ts";
 import { EnvelopeReader, type EnvelopeSink, encodeEnvelope, FLAG_COMPRESSED } from "../protocol/envelope.ts";
 import {
   headerValue,
@@ -39,6 +41,7 @@ import {
   JSON_DETAILS_KEY,
   parseGrpcTimeout,
 } from "../protocol/status.ts";
+import { unwatchAbort, watchAbort } from "./abort.ts";
 
 /** What every gRPC call of one handler shares. */
 export interface GrpcServerContext {
@@ -46,18 +49,9 @@ export interface GrpcServerContext {
   readonly maxMessageBytes: number;
   /** Paths served even while the server drains (health). */
   readonly whileDraining: (path: string) => boolean;
-  /**
-   * Calls in flight. When shutdown gives up on calls it cancels them and then reports `stopped`;
-   * the handler then ends those calls here, rather than every call listening on its signal.
-   */
-  readonly live: Set<{ cancelled(): void }>;
 }
 
-const COMPRESSOR_GZIP = 1; // Weft's compressor id for gzip, understood by decodeBody
 const ACCEPT_ENCODING = "identity,gzip";
-/** Unconsumed request bytes past which a streaming request is paused (HTTP/2 flow control then holds the client). */
-const HIGH_WATER = 1 << 20;
-const LOW_WATER = 1 << 18;
 
 const OK_TRAILERS: OutgoingHttpHeaders = Object.freeze({ "grpc-status": "0" });
 
@@ -231,6 +225,8 @@ class GrpcServerCall implements EnvelopeSink {
   #messages = 0;
   #unconsumed = 0;
   #paused = false;
+  /** The handler stopped reading the request stream: what still arrives is dropped uncounted. */
+  #abandoned = false;
   /** The final status is decided (or the client left): nothing more is sent. */
   #done = false;
   #trailers: OutgoingHttpHeaders = OK_TRAILERS;
@@ -259,7 +255,7 @@ class GrpcServerCall implements EnvelopeSink {
       this.#inbox = new Inbox(
         (body, ser, comp) => decodeBody(input, body, ser, comp, max),
         (bytes) => this.#consumed(bytes),
-        () => this.#abandoned(),
+        () => this.#onAbandoned(),
       );
     }
   }
@@ -270,9 +266,10 @@ class GrpcServerCall implements EnvelopeSink {
     stream.on("data", onData);
     stream.on("end", onEnd);
     stream.on("close", onClose);
-    // The signal aborts at the deadline; a shutdown that gives up is reported through `live`.
-    if (this.#ext.deadline !== undefined) this.#ext.signal.addEventListener("abort", this);
-    this.#ctx.live.add(this);
+    // The signal aborts at the deadline, when shutdown gives up on the call, or on cancel: the
+    // status goes out at once.
+    watchAbort(this.#ext.signal, this);
+    if (this.#done) return;
     if (this.#inbox !== undefined) this.#run(this.#inbox);
   }
 
@@ -288,7 +285,8 @@ class GrpcServerCall implements EnvelopeSink {
   }
 
   onEnvelope(flags: number, body: Buffer): void {
-    if (this.#done) return;
+    // abandoned: nobody will consume it, so it is neither queued nor counted towards pausing
+    if (this.#done || this.#abandoned) return;
     if ((flags & FLAG_COMPRESSED) !== 0 && !this.#compressed) {
       throw new WeftError(Code.INTERNAL, "compressed message without grpc-encoding", {
         reason: "BAD_COMPRESSION",
@@ -297,7 +295,11 @@ class GrpcServerCall implements EnvelopeSink {
     const inbox = this.#inbox;
     if (inbox !== undefined) {
       this.#unconsumed += body.length;
-      inbox.push(body, this.#serializerId, (flags & FLAG_COMPRESSED) !== 0 ? COMPRESSOR_GZIP : 0);
+      inbox.push(
+        body,
+        this.#serializerId,
+        (flags & FLAG_COMPRESSED) !== 0 ? Compressor.gzip : Compressor.none,
+      );
       if (this.#unconsumed > HIGH_WATER && !this.#paused) {
         this.#paused = true;
         this.#stream.pause();
@@ -343,7 +345,7 @@ class GrpcServerCall implements EnvelopeSink {
         this.#info.input,
         body,
         this.#serializerId,
-        (this.#messageFlags & FLAG_COMPRESSED) !== 0 ? COMPRESSOR_GZIP : 0,
+        (this.#messageFlags & FLAG_COMPRESSED) !== 0 ? Compressor.gzip : Compressor.none,
         this.#ctx.maxMessageBytes,
       );
     } catch (e) {
@@ -361,8 +363,9 @@ class GrpcServerCall implements EnvelopeSink {
     }
   }
 
-  #abandoned(): void {
+  #onAbandoned(): void {
     // the handler stopped reading requests: drop the rest as it arrives
+    this.#abandoned = true;
     this.#unconsumed = 0;
     if (this.#paused) {
       this.#paused = false;
@@ -478,13 +481,8 @@ class GrpcServerCall implements EnvelopeSink {
 
   // --- ending -------------------------------------------------------------------------------------
 
-  /** The deadline passed (`ExternalCall.signal` aborted). */
+  /** The call's signal aborted: the deadline passed, shutdown gave up on it, or it was cancelled. */
   handleEvent(): void {
-    this.cancelled();
-  }
-
-  /** The call's signal aborted: the deadline passed or shutdown gave up on it. */
-  cancelled(): void {
     if (this.#done || !this.#ext.signal.aborted) return;
     const reason = this.#ext.signal.reason;
     this.#fail(reason instanceof WeftError ? reason : WeftError.from(reason, Code.CANCELLED));
@@ -524,8 +522,7 @@ class GrpcServerCall implements EnvelopeSink {
   /** The final status is decided: release the call (shutdown tracking, deadline timer, listeners). */
   #complete(): void {
     this.#done = true;
-    if (this.#ext.deadline !== undefined) this.#ext.signal.removeEventListener("abort", this);
-    this.#ctx.live.delete(this);
+    unwatchAbort(this.#ext.signal, this);
     this.#ext.finish();
     const stream = this.#stream;
     // later data events are ignored by onData (#done): no listener removal on the hot path
@@ -534,18 +531,4 @@ class GrpcServerCall implements EnvelopeSink {
       stream.resume();
     }
   }
-}
-
-/** Resolves when the stream can take more data, or has closed. */
-function drained(stream: ServerHttp2Stream): Promise<void> {
-  if (stream.destroyed || stream.closed) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      stream.off("drain", done);
-      stream.off("close", done);
-      resolve();
-    };
-    stream.on("drain", done);
-    stream.on("close", done);
-  });
 }

@@ -1,6 +1,7 @@
 import type { ServerResponse } from "node:http";
 import type { Http2SecureServer, Http2Server, IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import { ConfigError, type Server } from "@weft/core";
+import { DEFAULT_MAX_MESSAGE_BYTES } from "../http2.ts";
 import { grpcSubtype, headerValue } from "../protocol/headers.ts";
 import {
   createConnectBridge,
@@ -49,7 +50,6 @@ export interface GrpcHandler {
   attach(server: Http2Server | Http2SecureServer): () => void;
 }
 
-const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 /** Health is answered while the server drains: it is how load balancers learn it is going away. */
 const HEALTH_PREFIX = "/grpc.health.v1.Health/";
 
@@ -92,17 +92,13 @@ class Handler implements GrpcHandler {
 
   constructor(server: Server, options: { maxMessageBytes: number; grpcWeb: boolean; connect: boolean }) {
     this.#server = server;
-    const live = new Set<{ cancelled(): void }>();
+    // No subscription to the server: each call ends itself when its signal aborts (deadline,
+    // shutdown giving up), so a handler holds nothing on the server and needs no closing.
     this.#ctx = {
       server,
       maxMessageBytes: options.maxMessageBytes,
       whileDraining: (path) => path.startsWith(HEALTH_PREFIX),
-      live,
     };
-    // Shutdown cancels the calls it gave up on, then reports `stopped`: end those calls now.
-    server.onStateChange((state) => {
-      if (state === "stopped") for (const call of [...live]) call.cancelled();
-    });
     this.#grpcWeb = options.grpcWeb;
     this.#connect = options.connect;
   }

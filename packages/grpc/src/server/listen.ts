@@ -12,6 +12,8 @@ import { createServer as createNetServer, type Server as NetServer, type Socket 
 import type { TLSSocket } from "node:tls";
 import type { Server } from "@weft/core";
 import { ConfigError } from "@weft/core";
+import type { ServerCore } from "@weft/core/internal";
+import { SESSION_WINDOW, STREAM_WINDOW } from "../http2.ts";
 import type { NodeRequest, NodeResponse } from "./connect-bridge.ts";
 import { createGrpcHandler, type GrpcHandlerOptions } from "./handler.ts";
 
@@ -38,14 +40,20 @@ export interface GrpcListener {
   readonly port: number;
   /**
    * Stops accepting connections and sends every HTTP/2 connection a GOAWAY; calls in flight finish.
-   * Resolves once every connection has closed.
+   * Resolves once every connection has closed. Once the Weft server has stopped (its shutdown is
+   * over), what is still open — a stream whose client stopped reading, an idle connection — gets a
+   * short grace for its last frames and is then cut, so `close()` always resolves.
    */
   close(): Promise<void>;
 }
 
 /** Default HTTP/2 settings: a 1 MiB stream window, so streams on fast links are not window-bound. */
-const DEFAULT_SETTINGS = { initialWindowSize: 1 << 20 };
-const SESSION_WINDOW = 16 << 20;
+const DEFAULT_SETTINGS = { initialWindowSize: STREAM_WINDOW };
+/**
+ * Once the Weft server has stopped, connections still open get this long to send their last frames
+ * (the final status of a call that just ended), then are cut: as Weft TCP's "short grace".
+ */
+const STOPPED_GRACE_MS = 1000;
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 
 /**
@@ -71,6 +79,12 @@ export async function listenGrpc(server: Server, options: ListenGrpcOptions = {}
     throw new ConfigError("port", "an integer port number 0–65535", options.port);
   }
   const handler = createGrpcHandler(server, options);
+  // the Weft server's own error reporting: its `onError`, else console.error
+  const core = server as unknown as Partial<ServerCore>;
+  const report = (error: unknown) => {
+    if (typeof core.report === "function") core.report(error, undefined);
+    else console.error("weft grpc listener:", error);
+  };
   const fallback =
     options.fallback ??
     ((_req: NodeRequest, res: NodeResponse) => {
@@ -78,6 +92,12 @@ export async function listenGrpc(server: Server, options: ListenGrpcOptions = {}
       res.end("not found");
     });
   let draining = false;
+  /** Every accepted connection, whatever it turned out to speak: cut when the grace after `stopped` ends. */
+  const sockets = new Set<Socket>();
+  const trackSocket = (socket: Socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  };
   /** HTTP/1.1 connections and their requests in flight, to close them when draining. */
   const http1Sockets = new Map<Socket, number>();
   const trackHttp1 = (socket: Socket) => {
@@ -103,6 +123,7 @@ export async function listenGrpc(server: Server, options: ListenGrpcOptions = {}
   let listener: NetServer | Http2SecureServer;
   if (options.tls !== undefined) {
     const secure = createSecureServer({ ...http2Options, ...options.tls, allowHTTP1: true }, onRequest);
+    secure.on("connection", trackSocket);
     secure.on("secureConnection", (socket: TLSSocket) => {
       if (socket.alpnProtocol !== "h2") trackHttp1(socket);
     });
@@ -114,6 +135,9 @@ export async function listenGrpc(server: Server, options: ListenGrpcOptions = {}
     h2 = plain;
     // One cleartext port for both: HTTP/2 connections start with the preface, HTTP/1.1 ones never do.
     listener = createNetServer({ noDelay: true }, (socket) => {
+      trackSocket(socket);
+      // a reset before the first bytes must not crash the process (HTTP/1 and HTTP/2 add their own)
+      socket.on("error", ignore);
       socket.once("data", (chunk: Buffer) => {
         socket.pause();
         socket.unshift(chunk);
@@ -143,36 +167,69 @@ export async function listenGrpc(server: Server, options: ListenGrpcOptions = {}
   });
 
   let closed: Promise<void> | undefined;
+  let cutoff: NodeJS.Timeout | undefined;
+  let unsubscribe = (): void => {};
+  /** The Weft server has stopped: what is still open gets a short grace, then is cut. */
+  const armCutoff = () => {
+    if (cutoff !== undefined) return;
+    cutoff = setTimeout(() => {
+      for (const session of sessions) session.destroy();
+      for (const socket of sockets) socket.destroy();
+    }, STOPPED_GRACE_MS);
+    // nothing left open: nothing to cut, no reason to keep the process alive
+    cutoff.unref();
+  };
   const stopAccepting = (): Promise<void> => {
     if (closed !== undefined) return closed;
     draining = true;
     // Resolves when the listener has closed, which waits for every connection it accepted to end.
-    closed = new Promise<void>((resolve) => listener.close(() => resolve()));
+    closed = new Promise<void>((resolve) =>
+      listener.close(() => {
+        if (cutoff !== undefined) clearTimeout(cutoff);
+        unsubscribe();
+        resolve();
+      }),
+    );
     // GOAWAY: no new streams, those in flight finish, then the connection closes
     for (const session of sessions) session.close();
     // idle HTTP/1.1 keep-alive connections end now, busy ones after their last response
     for (const [socket, active] of http1Sockets) if (active === 0) socket.end();
     return closed;
   };
-  const unsubscribe = server.onStateChange((state) => {
-    if (state !== "serving") void stopAccepting();
+  unsubscribe = server.onStateChange((state) => {
+    if (state === "serving") return;
+    void stopAccepting();
+    if (state === "stopped") {
+      unsubscribe();
+      armCutoff();
+    }
   });
 
-  await new Promise<void>((resolve, reject) => {
-    listener.once("error", reject);
-    listener.listen(options.port ?? 0, options.host ?? "127.0.0.1", () => {
-      listener.off("error", reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      listener.once("error", reject);
+      listener.listen(options.port ?? 0, options.host ?? "127.0.0.1", () => {
+        listener.off("error", reject);
+        resolve();
+      });
     });
-  });
+  } catch (e) {
+    unsubscribe();
+    throw e;
+  }
+  // from now on an error (e.g. EMFILE while accepting) is reported, never thrown at the process
+  listener.on("error", report);
   const address = listener.address();
   if (address === null || typeof address === "string") throw new Error("listenGrpc: no TCP address");
   return {
     host: address.address,
     port: address.port,
-    close: async () => {
-      unsubscribe();
-      await stopAccepting();
+    close: () => {
+      const done = stopAccepting();
+      if (server.state === "stopped") armCutoff();
+      return done;
     },
   };
 }
+
+function ignore(): void {}

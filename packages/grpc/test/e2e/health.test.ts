@@ -1,7 +1,14 @@
 import { createServer as createH2Server } from "node:http2";
 import * as grpc from "@grpc/grpc-js";
 import * as loader from "@grpc/proto-loader";
-import { createClient, createServer, type Server } from "@weft/core";
+import {
+  Code,
+  createClient,
+  createServer,
+  createTcpTransport,
+  type Server,
+  type WeftError,
+} from "@weft/core";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   addHealth,
@@ -155,6 +162,38 @@ describe("grpc.health.v1.Health", () => {
       catalog.Lookup({ sku: "A" }, { deadline: Date.now() + 2000 }, (e: grpc.ServiceError) => resolve(e)),
     );
     expect([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED]).toContain(refused.code);
+    observed.releaseFeed.resolve();
+    await feedDone;
+    expect(await shutdown).toEqual({ cancelled: 0 });
+  });
+
+  it("over Weft TCP a draining server refuses a new Check like any call (only the HTTP front-ends answer it)", async () => {
+    const observed = newObserved();
+    const server = createServer({ onError: () => {} });
+    server.register(CatalogService, catalogImpl(observed));
+    addHealth(server);
+    const tcp = await server.listen();
+    const transport = createTcpTransport({
+      address: `127.0.0.1:${tcp.port}`,
+      reconnect: { maxDelayMs: 100 },
+    });
+    cleanups.push(async () => {
+      observed.releaseFeed.resolve();
+      await transport.close();
+      await server.shutdown({ timeoutMs: 1000 });
+    });
+    const health = createClient(HealthService, transport);
+    expect((await health.check({ service: "" })).status).toBe(1); // SERVING
+    // an open stream keeps the server draining until it is released
+    const feed = createClient(CatalogService, transport).watchPrices({ sku: "A", ticks: -1 });
+    const feedDone = (async () => {
+      for await (const _ of feed);
+    })();
+    await observed.feedStarted.promise;
+    const shutdown = server.shutdown({ timeoutMs: 5000 });
+    expect(server.state).toBe("draining");
+    const refused = await health.check({ service: "" }).catch((e: unknown) => e as WeftError);
+    expect((refused as WeftError).code).toBe(Code.UNAVAILABLE);
     observed.releaseFeed.resolve();
     await feedDone;
     expect(await shutdown).toEqual({ cancelled: 0 });
