@@ -24,9 +24,11 @@ export function currentCallContext(): CallContext | undefined {
   return storage.getStore();
 }
 
-/** Runs `fn` with `context` as the current call context. */
-export function runWithCallContext<T>(context: CallContext, fn: () => T): T {
-  return storage.run(context, fn);
+/** Runs `fn` (with `arg`, if given: saves a closure per call) with `context` as the current call context. */
+export function runWithCallContext<T>(context: CallContext, fn: () => T): T;
+export function runWithCallContext<A, T>(context: CallContext, fn: (arg: A) => T, arg: A): T;
+export function runWithCallContext<A, T>(context: CallContext, fn: (arg?: A) => T, arg?: A): T {
+  return storage.run(context, fn, arg);
 }
 
 /** Header keys propagated by default: W3C trace context and baggage. */
@@ -37,9 +39,4 @@ export const PROPAGATED_PREFIX = "weft-ctx-";
 /** True when an inbound header should follow the call into outgoing calls. */
 export function isPropagated(key: string, extra: ReadonlySet<string>): boolean {
   return key.startsWith(PROPAGATED_PREFIX) || extra.has(key) || DEFAULT_PROPAGATED_HEADERS.includes(key);
-}
-
-/** Milliseconds left until `deadline` (may be ≤ 0), or `undefined` for no deadline. */
-export function remaining(deadline: number | undefined): number | undefined {
-  return deadline === undefined ? undefined : deadline - Date.now();
 }

@@ -91,7 +91,8 @@ export function singleMessage<T>(value: T): AsyncIterable<T> {
 
 /**
  * The one message of a single-message stream: synchronously when it was made by `singleMessage`,
- * else by reading the first element (an empty stream is an `INVALID_ARGUMENT`-free `undefined`).
+ * else by reading the first element (later ones are not read). An empty stream rejects with a
+ * `TypeError`; an error of the stream rejects as it is.
  */
 export function firstMessage<T>(messages: AsyncIterable<T>): T | Promise<T> {
   if (kValue in messages) return (messages as { [kValue]: T })[kValue];

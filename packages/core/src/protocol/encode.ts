@@ -1,8 +1,12 @@
 import { Code } from "../errors/code.ts";
 import { WeftError } from "../errors/weft-error.ts";
+import { Metadata } from "../metadata/metadata.ts";
 import { HEADER_SIZE, MAGIC, VERSION } from "./frame.ts";
 
-/** Entries to put in a frame's metadata block, in order. */
+/**
+ * Entries to put in a frame's metadata block, in order. Any iterable: one that can be iterated only
+ * once (a generator) is copied first, since encoding walks the entries twice.
+ */
 export type MetadataEntries = Iterable<readonly [string, string]>;
 
 /** Bodies at least this large are not copied into the frame buffer but written after its head. */
@@ -62,6 +66,11 @@ function writeFrame(
   includeBody: boolean,
 ): Buffer {
   // Two passes over the metadata: measure, then write straight into the frame (no per-string buffers).
+  // Arrays and Metadata iterate afresh each time; anything else (a generator would yield nothing the
+  // second time, leaving uninitialised bytes in the frame) is copied into an array first.
+  if (metadata !== undefined && !Array.isArray(metadata) && !(metadata instanceof Metadata)) {
+    metadata = Array.from(metadata);
+  }
   let metaLength = 0;
   if (metadata !== undefined) {
     for (const [key, value] of metadata) {

@@ -212,6 +212,22 @@ describe("encodeFrame", () => {
     ]);
   });
 
+  it("accepts a one-shot iterable (a generator), whose entries can be read only once", () => {
+    function* entries(): Generator<[string, string]> {
+      yield ["x-a", "1"];
+      yield ["x-b", "é"];
+    }
+    // poison the pool allocUnsafe draws from: a frame that skipped the metadata would show it
+    Buffer.allocUnsafe(4096).fill(0xee);
+    const fromGenerator = encodeFrame(FrameType.HEADERS, 0, 1, 0, 0, entries(), undefined);
+    const fromArray = encodeFrame(FrameType.HEADERS, 0, 1, 0, 0, [...entries()], undefined);
+    expect(fromGenerator.equals(fromArray)).toBe(true);
+    expect(decodeAll(fromGenerator).frames[0]!.metadata).toEqual([
+      ["x-a", "1"],
+      ["x-b", "é"],
+    ]);
+  });
+
   it("counts metadata lengths in UTF-8 bytes, not UTF-16 units", () => {
     const b = encodeFrame(FrameType.HEADERS, 0, 1, 0, 0, [["k", "é🧵"]], undefined);
     // 2 + 1 + 2 + (2 + 4)

@@ -2,32 +2,13 @@ import type { SerializerName } from "../codec/serializer.ts";
 import { type CallContext, runWithCallContext } from "../context/call-context.ts";
 import { Code } from "../errors/code.ts";
 import { WeftError } from "../errors/weft-error.ts";
-import type { Call, CallResult } from "../interceptor/call.ts";
-import { Metadata } from "../metadata/metadata.ts";
+import type { CallResult } from "../interceptor/call.ts";
+import type { Metadata } from "../metadata/metadata.ts";
 import type { MethodInfo } from "../service/service.ts";
-import { type HandlerContext, kContext, ServerHandlerContext } from "./handler.ts";
+import { armDeadline, type DeadlineTimer } from "../transport/deadline-timer.ts";
+import { type HandlerContext, ServerHandlerContext } from "./handler.ts";
 import type { RegisteredMethod, Server, ServerCore } from "./server.ts";
-
-const NO_METADATA = new Metadata();
-
-/** Builds the call context a handler's outgoing calls inherit. */
-export function callContextOf(core: ServerCore, call: Call): CallContext {
-  return {
-    deadline: call.deadline,
-    signal: call.signal,
-    propagate: core.propagatedFrom(call.headers) ?? NO_METADATA,
-    path: call.method.path,
-  };
-}
-
-/** Runs a route's interceptor chain and handler inside the call context. */
-export function invokeRoute(route: RegisteredMethod, call: Call, context: CallContext): Promise<CallResult> {
-  try {
-    return runWithCallContext(context, () => route.handler(call));
-  } catch (e) {
-    return Promise.reject(e);
-  }
-}
+import { callContextOf, deadlineWhileRunning, invokeRoute, serverCall } from "./server-call.ts";
 
 /** What a protocol front-end knows about an incoming call. */
 export interface ExternalCallInit {
@@ -106,7 +87,7 @@ class External implements ExternalCall {
   readonly #ctx: ServerHandlerContext;
   readonly #init: ExternalCallInit;
   readonly #release: () => void;
-  #timer: NodeJS.Timeout | undefined;
+  #timer: DeadlineTimer | undefined;
   #done = false;
 
   constructor(
@@ -120,31 +101,12 @@ class External implements ExternalCall {
     this.#init = init;
     this.method = route.info;
     this.deadline = deadline;
-    this.#ctx = new ServerHandlerContext(
-      route.info,
-      this.#controller.signal,
-      deadline,
-      init.headers,
-      init.peer,
-    );
-    this.context = {
-      deadline,
-      signal: this.#controller.signal,
-      propagate: core.propagatedFrom(init.headers) ?? NO_METADATA,
-      path: route.info.path,
-    };
+    const signal = this.#controller.signal;
+    this.#ctx = new ServerHandlerContext(route.info, signal, deadline, init.headers, init.peer);
+    this.context = callContextOf(core, route.info, init.headers, deadline, signal);
     this.#release = core.trackExternal((error) => this.cancel(error));
-    if (deadline !== undefined) {
-      this.#timer = setTimeout(
-        () =>
-          this.cancel(
-            new WeftError(Code.DEADLINE_EXCEEDED, "deadline exceeded while the handler ran", {
-              reason: "DEADLINE_EXCEEDED",
-            }),
-          ),
-        Math.max(0, deadline - Date.now()),
-      );
-    }
+    // armDeadline, not setTimeout: a budget beyond 24.8 days must not expire at once
+    if (deadline !== undefined) this.#timer = armDeadline(deadline, expire, this);
   }
 
   get signal(): AbortSignal {
@@ -156,21 +118,17 @@ class External implements ExternalCall {
   }
 
   run(input: unknown): Promise<CallResult> {
-    const info = this.#route.info;
-    const base = {
-      method: info,
-      side: "server" as const,
-      headers: this.#init.headers,
-      signal: this.#controller.signal,
-      deadline: this.deadline,
-      serializer: this.#init.serializer,
-      peer: this.#init.peer,
-      [kContext]: this.#ctx,
-    };
-    const call: Call =
-      info.kind === "unary" || info.kind === "oneway"
-        ? { ...base, stream: false, message: input }
-        : { ...base, stream: true, messages: input as AsyncIterable<unknown> };
+    const init = this.#init;
+    const call = serverCall(
+      this.#route.info,
+      init.headers,
+      this.#controller.signal,
+      this.deadline,
+      init.serializer,
+      init.peer,
+      this.#ctx,
+      input,
+    );
     return invokeRoute(this.#route, call, this.context);
   }
 
@@ -189,7 +147,11 @@ class External implements ExternalCall {
   finish(): void {
     if (this.#done) return;
     this.#done = true;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer?.cancel();
     this.#release();
   }
+}
+
+function expire(call: External): void {
+  call.cancel(deadlineWhileRunning());
 }

@@ -1,21 +1,22 @@
 import type { Duplex } from "node:stream";
-import { serializerName } from "../codec/serializer.ts";
+import { type SerializerName, serializerName } from "../codec/serializer.ts";
 import { runWithCallContext } from "../context/call-context.ts";
 import { Code } from "../errors/code.ts";
 import { WeftError } from "../errors/weft-error.ts";
-import { type Call, type StreamResult, singleMessage } from "../interceptor/call.ts";
+import { type StreamResult, singleMessage } from "../interceptor/call.ts";
 import { Metadata } from "../metadata/metadata.ts";
 import type { DecodeErrorInfo } from "../protocol/decode.ts";
 import { encodeFrame, encodeOutFrame } from "../protocol/encode.ts";
 import { Flags, type Frame, FrameType, PseudoKey } from "../protocol/frame.ts";
 import { decodeCredit, encodeCredit, encodeStatus } from "../protocol/status.ts";
-import { INITIAL_WINDOW, MAX_TIMER_MS, MESSAGE_OVERHEAD } from "../transport/client-connection.ts";
 import { Connection } from "../transport/connection.ts";
+import { armDeadline, type DeadlineTimer } from "../transport/deadline-timer.ts";
+import { FlowWindow } from "../transport/flow-window.ts";
 import { Inbox } from "../transport/inbox.ts";
 import { decodeBody, encodeBody } from "../transport/wire-message.ts";
-import { callContextOf, invokeRoute } from "./external.ts";
-import { kContext, ServerHandlerContext } from "./handler.ts";
+import { ServerHandlerContext } from "./handler.ts";
 import type { RegisteredMethod, ServerCore } from "./server.ts";
+import { callContextOf, deadlineWhileRunning, invokeRoute, serverCall } from "./server-call.ts";
 
 const TRAILER_PREFIX = "trailer-";
 
@@ -141,13 +142,12 @@ export class ServerConnection extends Connection {
         headers.setRaw(key, entry[1]);
       }
     }
-    const fail = (error: WeftError) => {
-      if (oneway) this.server.report(error, path);
-      else this.sendEnd(id, error, undefined);
-    };
     const method = path === undefined ? undefined : this.server.routes.get(path);
     if (method === undefined) {
-      fail(
+      this.#reject(
+        id,
+        oneway,
+        path,
         new WeftError(Code.UNIMPLEMENTED, `unknown method ${path ?? "(no :path)"}`, {
           reason: path === undefined ? "MISSING_PATH" : "UNKNOWN_METHOD",
         }),
@@ -158,11 +158,19 @@ export class ServerConnection extends Connection {
     if (timeout !== undefined) {
       const ms = /^\d{1,10}$/.test(timeout) ? Number(timeout) : Number.NaN;
       if (Number.isNaN(ms)) {
-        fail(new WeftError(Code.INVALID_ARGUMENT, `bad :timeout "${timeout}"`, { reason: "BAD_TIMEOUT" }));
+        this.#reject(
+          id,
+          oneway,
+          path,
+          new WeftError(Code.INVALID_ARGUMENT, `bad :timeout "${timeout}"`, { reason: "BAD_TIMEOUT" }),
+        );
         return;
       }
       if (ms <= 0) {
-        fail(
+        this.#reject(
+          id,
+          oneway,
+          path,
           new WeftError(Code.DEADLINE_EXCEEDED, "deadline already expired on arrival", {
             reason: "DEADLINE_EXCEEDED",
           }),
@@ -172,12 +180,20 @@ export class ServerConnection extends Connection {
       deadline = Date.now() + ms;
     }
     if (this.calls.has(id)) {
-      fail(new WeftError(Code.INTERNAL, `stream id ${id} already in use`, { reason: "STREAM_ID_REUSED" }));
+      this.#reject(
+        id,
+        oneway,
+        path,
+        new WeftError(Code.INTERNAL, `stream id ${id} already in use`, { reason: "STREAM_ID_REUSED" }),
+      );
       return;
     }
     const serializer = serializerName(frame.serializer);
     if (serializer === undefined) {
-      fail(
+      this.#reject(
+        id,
+        oneway,
+        path,
         new WeftError(Code.INVALID_ARGUMENT, `unknown serializer id ${frame.serializer}`, {
           reason: "UNSUPPORTED_SERIALIZER",
         }),
@@ -194,29 +210,36 @@ export class ServerConnection extends Connection {
       oneway,
       serializer,
     );
-    if (oneway) this.server.onewayStarted();
+    if (oneway) this.server.onewayStarted(stream);
     else this.calls.set(id, stream);
     stream.run(frame);
   }
+
+  /** A request that cannot start: answered with END, or (one-way: never answered) reported. */
+  #reject(id: number, oneway: boolean, path: string | undefined, error: WeftError): void {
+    if (oneway) this.server.report(error, path);
+    else this.sendEnd(id, error, undefined);
+  }
 }
 
-/** One call on a server connection. */
+/**
+ * One call on a server connection. Its deadline timer gets it as an argument and the flow window
+ * and inbox exist only for streams, so a unary call costs no closures beyond its promise chain.
+ */
 export class ServerStream {
   readonly #conn: ServerConnection;
   readonly #id: number;
   readonly #method: RegisteredMethod;
   readonly #oneway: boolean;
   readonly #serializerId: number;
-  readonly #controller = new AbortController();
+  readonly #serializer: SerializerName;
+  readonly #headers: Metadata;
+  readonly #controller: AbortController;
   readonly #ctx: ServerHandlerContext;
-  readonly #call: Call;
-  #inbox: Inbox<unknown> | undefined;
-  #timer: NodeJS.Timeout | undefined;
+  readonly #flow: FlowWindow | undefined;
+  readonly #inbox: Inbox<unknown> | undefined;
+  #timer: DeadlineTimer | undefined;
   #finished = false;
-  #sendWindow = INITIAL_WINDOW;
-  #creditWaiter: (() => void) | undefined;
-  #granted = 0;
-  #unconsumed = 0;
 
   constructor(
     conn: ServerConnection,
@@ -226,51 +249,41 @@ export class ServerStream {
     headers: Metadata,
     deadline: number | undefined,
     oneway: boolean,
-    serializer: NonNullable<ReturnType<typeof serializerName>>,
+    serializer: SerializerName,
   ) {
     this.#conn = conn;
     this.#id = id;
     this.#method = method;
     this.#oneway = oneway;
     this.#serializerId = frame.serializer;
+    this.#serializer = serializer;
+    this.#headers = headers;
+    this.#controller = new AbortController();
     const info = method.info;
     this.#ctx = new ServerHandlerContext(info, this.#controller.signal, deadline, headers, conn.peer);
-    const base = {
-      method: info,
-      side: "server" as const,
-      headers,
-      signal: this.#controller.signal,
-      deadline,
-      serializer,
-      peer: conn.peer,
-      [kContext]: this.#ctx,
-    };
     const kind = info.kind;
+    this.#flow =
+      kind === "unary" || kind === "oneway" ? undefined : new FlowWindow(conn.limits.maxFrameBytes);
     if (kind === "client_streaming" || kind === "bidi_streaming") {
       const limits = conn.limits;
       this.#inbox = new Inbox(
         (body, ser, comp) => decodeBody(info.input, body, ser, comp, limits.maxFrameBytes),
-        this.#onConsumed,
+        (bytes) => this.#onConsumed(bytes),
       );
       if ((frame.flags & Flags.END_STREAM) !== 0) this.#inbox.end();
-      this.#call = { ...base, stream: true, messages: this.#inbox };
-    } else if (kind === "server_streaming") {
-      this.#call = { ...base, stream: true, messages: singleMessage(undefined) };
     } else {
-      this.#call = { ...base, stream: false, message: undefined };
+      this.#inbox = undefined;
     }
-    if (deadline !== undefined) {
-      this.#timer = setTimeout(this.#onDeadline, Math.min(Math.max(0, deadline - Date.now()), MAX_TIMER_MS));
-    }
+    this.#timer = deadline === undefined ? undefined : armDeadline(deadline, expire, this);
   }
 
   run(frame: Frame): void {
-    const call = this.#call;
     const info = this.#method.info;
-    if (info.kind !== "client_streaming" && info.kind !== "bidi_streaming") {
-      let message: unknown;
+    const kind = info.kind;
+    let input: unknown = this.#inbox;
+    if (kind !== "client_streaming" && kind !== "bidi_streaming") {
       try {
-        message = decodeBody(
+        input = decodeBody(
           info.input,
           frame.body,
           frame.serializer,
@@ -281,12 +294,22 @@ export class ServerStream {
         this.#fail(WeftError.from(e, Code.INVALID_ARGUMENT));
         return;
       }
-      if (call.stream) call.messages = singleMessage(message);
-      else call.message = message;
+      if (kind === "server_streaming") input = singleMessage(input);
     }
-    const context = callContextOf(this.#conn.server, call);
-    const pending = invokeRoute(this.#method, call, context);
-    pending.then(
+    const ctx = this.#ctx;
+    const signal = ctx.signal;
+    const call = serverCall(
+      info,
+      this.#headers,
+      signal,
+      ctx.deadline,
+      this.#serializer,
+      this.#conn.peer,
+      ctx,
+      input,
+    );
+    const context = callContextOf(this.#conn.server, info, this.#headers, ctx.deadline, signal);
+    invokeRoute(this.#method, call, context).then(
       (result) => {
         if (this.#finished) return;
         if (this.#oneway) {
@@ -303,8 +326,7 @@ export class ServerStream {
   onMessage(frame: Frame): void {
     const inbox = this.#inbox;
     if (inbox === undefined) return;
-    this.#unconsumed += frame.body.length + MESSAGE_OVERHEAD;
-    if (this.#unconsumed > INITIAL_WINDOW + this.#conn.limits.maxFrameBytes + MESSAGE_OVERHEAD) {
+    if (this.#flow!.received(frame.body.length)) {
       this.cancel(
         new WeftError(Code.RESOURCE_EXHAUSTED, "client ignored flow control", {
           reason: "FLOW_CONTROL_VIOLATION",
@@ -322,12 +344,7 @@ export class ServerStream {
   }
 
   onCredit(bytes: number): void {
-    this.#sendWindow += bytes;
-    const w = this.#creditWaiter;
-    if (w !== undefined && this.#sendWindow > 0) {
-      this.#creditWaiter = undefined;
-      w();
-    }
+    this.#flow?.onCredit(bytes);
   }
 
   /** Stops the call: aborts the handler's signal and, when `answer`, tells the client why. */
@@ -339,31 +356,18 @@ export class ServerStream {
     this.#finish();
   }
 
-  readonly #onDeadline = (): void => {
+  /** The deadline passed while the handler ran. */
+  expire(): void {
     this.#timer = undefined;
-    const left = this.#ctx.deadline! - Date.now();
-    if (left > 0) {
-      this.#timer = setTimeout(this.#onDeadline, Math.min(left, MAX_TIMER_MS));
-      return;
-    }
-    this.cancel(
-      new WeftError(Code.DEADLINE_EXCEEDED, "deadline exceeded while the handler ran", {
-        reason: "DEADLINE_EXCEEDED",
-      }),
-      true,
-    );
-  };
+    this.cancel(deadlineWhileRunning(), true);
+  }
 
-  readonly #onConsumed = (bytes: number): void => {
-    this.#unconsumed -= bytes + MESSAGE_OVERHEAD;
-    this.#granted += bytes + MESSAGE_OVERHEAD;
-    if (this.#granted >= INITIAL_WINDOW / 2 && !this.#finished) {
-      this.#conn.send(
-        encodeFrame(FrameType.CREDIT, 0, this.#id, 0, 0, undefined, encodeCredit(this.#granted)),
-      );
-      this.#granted = 0;
+  #onConsumed(bytes: number): void {
+    const credit = this.#flow!.consumed(bytes);
+    if (credit > 0 && !this.#finished) {
+      this.#conn.send(encodeFrame(FrameType.CREDIT, 0, this.#id, 0, 0, undefined, encodeCredit(credit)));
     }
-  };
+  }
 
   #sendResponse(headers: Metadata, message: unknown, trailers: Metadata): void {
     let encoded: { body: Uint8Array; compressor: number };
@@ -371,7 +375,7 @@ export class ServerStream {
       encoded = encodeBody(
         this.#method.info.output,
         message,
-        this.#call.serializer,
+        this.#serializer,
         this.#conn.server.compression,
       );
     } catch (e) {
@@ -418,7 +422,8 @@ export class ServerStream {
     }
     let headersSent = false;
     const compression = conn.server.compression;
-    const serializer = this.#call.serializer;
+    const serializer = this.#serializer;
+    const flow = this.#flow!;
     try {
       for await (const m of result.messages) {
         if (this.#finished) return;
@@ -427,13 +432,12 @@ export class ServerStream {
           conn.send(encodeFrame(FrameType.HEADERS, 0, this.#id, 0, 0, result.headers, undefined));
         }
         const { body, compressor } = encodeBody(info.output, m, serializer, compression);
-        while (this.#sendWindow <= 0 && !this.#finished) {
-          await new Promise<void>((resolve) => {
-            this.#creditWaiter = resolve;
-          });
+        for (let wait = flow.waitForCredit(); wait !== undefined; wait = flow.waitForCredit()) {
+          await wait;
+          if (this.#finished) return;
         }
         if (this.#finished) return;
-        this.#sendWindow -= body.length + MESSAGE_OVERHEAD;
+        flow.charge(body.length);
         conn.send(
           encodeOutFrame(FrameType.MESSAGE, 0, this.#id, this.#serializerId, compressor, undefined, body),
         );
@@ -466,11 +470,14 @@ export class ServerStream {
   #finish(): void {
     if (this.#finished) return;
     this.#finished = true;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    const w = this.#creditWaiter;
-    this.#creditWaiter = undefined;
-    w?.();
-    if (this.#oneway) this.#conn.server.onewayFinished();
+    if (this.#timer !== undefined) this.#timer.cancel();
+    this.#flow?.release();
+    if (this.#oneway) this.#conn.server.onewayFinished(this);
     else this.#conn.remove(this.#id);
   }
+}
+
+/** The deadline timer's callback: one function for every call, the call passed as its argument. */
+function expire(stream: ServerStream): void {
+  stream.expire();
 }

@@ -11,7 +11,7 @@ import { DEFAULT_LIMITS, type FrameLimits } from "../protocol/frame.ts";
 import { type MethodInfo, methodsOf, type ServiceDef } from "../service/service.ts";
 import { type Compression, resolveCompression } from "../transport/wire-message.ts";
 import { adaptHandler, type ServiceImpl } from "./handler.ts";
-import { ServerConnection } from "./server-connection.ts";
+import { ServerConnection, type ServerStream } from "./server-connection.ts";
 
 export interface ServerOptions {
   /** Server interceptors, outermost first. Applied to every call of every service. */
@@ -32,6 +32,9 @@ export interface ServerOptions {
   /** Called with every unexpected handler error and every protocol violation. Default: `console.error`. */
   onError?: (error: unknown, path: string | undefined) => void;
 }
+
+/** Idle time before TCP keepalive probes start on an accepted socket. */
+const TCP_KEEPALIVE_MS = 30_000;
 
 export interface ListenOptions {
   host?: string;
@@ -91,8 +94,9 @@ export interface ServerCore {
   report(error: unknown, path: string | undefined): void;
   callsChanged(): void;
   connectionClosed(conn: ServerConnection): void;
-  onewayStarted(): void;
-  onewayFinished(): void;
+  /** One-way calls are tracked by the server, not their connection: they outlive it. */
+  onewayStarted(stream: ServerStream): void;
+  onewayFinished(stream: ServerStream): void;
   /** False once shutdown began: front-ends refuse new calls. */
   readonly acceptingExternal: boolean;
   /**
@@ -125,9 +129,17 @@ class WeftServer implements Server, ServerCore {
   readonly #interceptors: readonly Interceptor[];
   readonly #propagate: ReadonlySet<string>;
   readonly #connections = new Set<ServerConnection>();
+  /** Set once `listen()` succeeded. */
   #listener: NetServer | undefined;
+  #listening = false;
+  /**
+   * Every socket the listener accepted and that is still open, including TLS sockets still in their
+   * handshake (not yet a connection): shutdown cuts off whatever is left of them.
+   */
+  readonly #sockets = new Set<Socket>();
   #state: "serving" | "draining" | "stopped" = "serving";
-  #oneway = 0;
+  /** One-way calls whose handlers run: no connection tracks them, since the caller is done. */
+  readonly #oneway = new Set<ServerStream>();
   readonly #external = new Set<(error: WeftError) => void>();
   readonly #stateListeners = new Set<(state: "serving" | "draining" | "stopped") => void>();
   #idleWaiters: Array<() => void> = [];
@@ -156,7 +168,7 @@ class WeftServer implements Server, ServerCore {
   }
 
   get inFlight(): number {
-    let n = this.#oneway + this.#external.size;
+    let n = this.#oneway.size + this.#external.size;
     for (const c of this.#connections) n += c.calls.size;
     return n;
   }
@@ -178,7 +190,9 @@ class WeftServer implements Server, ServerCore {
   }
 
   listen(options: ListenOptions = {}): Promise<{ host: string; port: number }> {
-    if (this.#listener !== undefined) return Promise.reject(new Error("server is already listening"));
+    if (this.#listener !== undefined || this.#listening) {
+      return Promise.reject(new Error("server is already listening"));
+    }
     if (this.#state !== "serving") return Promise.reject(new Error("server was shut down"));
     const onSocket = (socket: Socket) => {
       socket.setNoDelay(true);
@@ -188,16 +202,32 @@ class WeftServer implements Server, ServerCore {
       this.#options.tls === undefined
         ? createNetServer({ noDelay: true }, onSocket)
         : createTlsServer(this.#options.tls, onSocket);
-    this.#listener = listener;
+    // The raw TCP socket, before any TLS handshake: tracked so shutdown can cut it off, and probed
+    // with TCP keepalive so a peer that vanished without a FIN is found out eventually.
+    listener.on("connection", (socket: Socket) => {
+      socket.setKeepAlive(true, TCP_KEEPALIVE_MS);
+      this.#sockets.add(socket);
+      socket.once("close", () => this.#sockets.delete(socket));
+    });
+    this.#listening = true;
     return new Promise((resolve, reject) => {
-      listener.once("error", reject);
+      const onListenError = (error: Error) => {
+        this.#listening = false;
+        reject(error);
+      };
+      listener.once("error", onListenError);
       listener.listen(options.port ?? 0, options.host ?? "127.0.0.1", () => {
-        listener.off("error", reject);
+        listener.off("error", onListenError);
+        this.#listening = false;
+        // Errors after this point (an accept failing with EMFILE, say) must not crash the process.
+        listener.on("error", (error: Error) => this.report(error, undefined));
         const addr = listener.address();
-        if (addr === null || typeof addr === "string") {
-          reject(new Error("server has no TCP address"));
+        if (this.#state !== "serving" || addr === null || typeof addr === "string") {
+          listener.close();
+          reject(new Error(this.#state !== "serving" ? "server was shut down" : "server has no TCP address"));
           return;
         }
+        this.#listener = listener;
         resolve({ host: addr.address, port: addr.port });
       });
     });
@@ -243,6 +273,7 @@ class WeftServer implements Server, ServerCore {
         });
         for (const conn of this.#connections)
           for (const stream of [...conn.calls.values()]) stream.cancel(error, true);
+        for (const stream of [...this.#oneway]) stream.cancel(error, false);
         for (const cancel of [...this.#external]) cancel(error);
       }
     }
@@ -254,6 +285,9 @@ class WeftServer implements Server, ServerCore {
     const cutoff = setTimeout(
       () => {
         for (const conn of conns) conn.socket.destroy();
+        // sockets accepted but never made a connection (a TLS handshake that stalls) hold
+        // `listener.close()` just the same
+        for (const socket of [...this.#sockets]) socket.destroy();
       },
       Math.max(deadline - Date.now(), Math.min(timeoutMs, 1000)),
     );
@@ -328,12 +362,11 @@ class WeftServer implements Server, ServerCore {
     this.callsChanged();
   }
 
-  onewayStarted(): void {
-    this.#oneway++;
+  onewayStarted(stream: ServerStream): void {
+    this.#oneway.add(stream);
   }
 
-  onewayFinished(): void {
-    this.#oneway--;
-    this.callsChanged();
+  onewayFinished(stream: ServerStream): void {
+    if (this.#oneway.delete(stream)) this.callsChanged();
   }
 }

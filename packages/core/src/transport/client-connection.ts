@@ -13,24 +13,14 @@ import {
 import { Metadata } from "../metadata/metadata.ts";
 import type { DecodeErrorInfo } from "../protocol/decode.ts";
 import { encodeFrame, encodeOutFrame, headOf, type OutFrame } from "../protocol/encode.ts";
-import { Flags, type Frame, type FrameLimits, FrameType, HEADER_SIZE, PseudoKey } from "../protocol/frame.ts";
+import { Flags, type Frame, type FrameLimits, FrameType, PseudoKey } from "../protocol/frame.ts";
 import { decodeCredit, decodeGoaway, decodeStatus, encodeCredit } from "../protocol/status.ts";
 import { Connection } from "./connection.ts";
+import { armDeadline, type DeadlineTimer } from "./deadline-timer.ts";
+import { FlowWindow } from "./flow-window.ts";
 import { Inbox } from "./inbox.ts";
 import { type Compression, decodeBody, encodeBody, serializerId } from "./wire-message.ts";
 
-/** Each stream direction starts with this many bytes of credit (protocol constant). */
-export const INITIAL_WINDOW = 1024 * 1024;
-/**
- * What a MESSAGE costs in window besides its body: its frame header. Without it, empty messages
- * would cost nothing and a reader that stops reading could not stop their sender.
- */
-export const MESSAGE_OVERHEAD = HEADER_SIZE;
-/**
- * Longest delay `setTimeout` honours: a longer one fires after 1 ms. Deadline timers are capped at it
- * and re-armed while time remains, so a budget of weeks does not expire at once.
- */
-export const MAX_TIMER_MS = 0x7fffffff;
 const MAX_STREAM_ID = 0x7fffffff;
 const TRAILER_PREFIX = "trailer-";
 
@@ -77,10 +67,11 @@ export class ClientConnection extends Connection {
     return !this.closed && !this.#goaway && this.#nextId < MAX_STREAM_ID;
   }
 
-  /** Starts a call. Rejects with the call's error; resolves when the response (or its headers) arrived. */
   /**
-   * Starts a call. `retry`, when given, is how a call the server refused without starting it
-   * (`REFUSED_STREAM`: goaway or shutdown) is sent again elsewhere; `attempt` counts those resends.
+   * Starts a call. Rejects with the call's error; resolves when the response (or, for a stream, its
+   * headers or first message) arrived. `retry`, when given, is how a call the server refused without
+   * starting it (`REFUSED_STREAM`: goaway or shutdown) is sent again elsewhere; `attempt` counts
+   * those resends.
    */
   start(call: Call, retry?: RetryRefused, attempt = 0): Promise<CallResult> {
     const id = this.#nextId++;
@@ -193,7 +184,14 @@ export class ClientConnection extends Connection {
 /** Sends a refused call again (on another connection); `attempt` is 1 for the first resend. */
 export type RetryRefused = (call: Call, attempt: number) => Promise<CallResult>;
 
-/** One call on a client connection. */
+/** Options of every abort listener a call adds (shared: no object per call). */
+const ONCE = { once: true } as const;
+
+/**
+ * One call on a client connection. It is its own abort listener (`handleEvent`) and its deadline
+ * timer gets it as an argument, so a call costs no closures beyond its promise; the inbox callbacks
+ * and the flow window exist only for streams.
+ */
 class ClientStream {
   readonly #conn: ClientConnection;
   readonly #id: number;
@@ -204,13 +202,11 @@ class ClientStream {
   #resolve: ((r: CallResult) => void) | undefined;
   #reject: ((e: unknown) => void) | undefined;
   #headers: Metadata | undefined;
-  readonly #trailers = new Metadata();
+  #trailers: Metadata | undefined;
   #inbox: Inbox<unknown> | undefined;
   #finished = false;
-  #timer: NodeJS.Timeout | undefined;
-  #sendWindow = INITIAL_WINDOW;
-  #creditWaiter: (() => void) | undefined;
-  #unconsumed = 0;
+  #timer: DeadlineTimer | undefined;
+  #flow: FlowWindow | undefined;
   /** Set once the request's message stream was pulled from: a refused call is then not retried. */
   pulled = false;
 
@@ -233,10 +229,26 @@ class ClientStream {
     const call = this.#call;
     if (call.stream && call.method.kind === "server_streaming") {
       const first = firstMessage(call.messages);
-      if (first instanceof Promise) return first.then((m) => this.#open(m, true));
+      if (first instanceof Promise) return this.#openAfter(call, first);
       return this.#open(first, true);
     }
     return this.#open(call.stream ? undefined : call.message, !call.stream);
+  }
+
+  /**
+   * The request of a server-streaming call comes from an iterable that is not a `singleMessage`
+   * (an interceptor wrapped it): read it first, within the call's deadline and signal, and keep the
+   * message so a transparent retry does not read the consumed iterable again.
+   */
+  async #openAfter(call: StreamCall, first: Promise<unknown>): Promise<CallResult> {
+    const message = await withinCall(
+      first.catch((e: unknown) => {
+        throw WeftError.from(e, Code.CANCELLED);
+      }),
+      call,
+    );
+    call.messages = singleMessage(message);
+    return this.#open(message, true);
   }
 
   #open(message: unknown, single: boolean): Promise<CallResult> {
@@ -300,24 +312,40 @@ class ClientStream {
       this.#resolve = resolve;
       this.#reject = reject;
       this.#conn.register(this.#id, this);
-      if (timeout !== undefined) {
-        this.#timer = setTimeout(this.#onDeadline, Math.min(timeout, MAX_TIMER_MS));
-      }
-      if (call.signal !== NEVER) call.signal.addEventListener("abort", this.#onAbort, { once: true });
+      if (timeout !== undefined) this.#timer = armDeadline(call.deadline!, expire, this);
+      if (call.signal !== NEVER) call.signal.addEventListener("abort", this, ONCE);
       this.#conn.send(frame);
-      if (call.stream && !single) void this.#pump(call);
+      if (call.stream && !single) {
+        this.#flow = new FlowWindow(this.#conn.limits.maxFrameBytes);
+        void this.#pump(call);
+      }
     });
   }
 
+  /** True when the response is a stream of messages (server-streaming, bidi), not one RESPONSE. */
+  get #streamsResponse(): boolean {
+    const call = this.#call;
+    return call.stream && call.method.kind !== "client_streaming";
+  }
+
   onHeaders(frame: Frame): void {
+    if (!this.#streamsResponse) {
+      this.#unexpected("HEADERS");
+      return;
+    }
     this.#headers = toMetadata(frame.metadata);
     this.#startStream();
   }
 
   onResponse(frame: Frame): void {
+    if (this.#streamsResponse) {
+      this.#unexpected("RESPONSE");
+      return;
+    }
     const headers = new Metadata();
+    const trailers = this.#trailersOf();
     for (const [k, v] of frame.metadata) {
-      if (k.startsWith(TRAILER_PREFIX)) this.#trailers.setRaw(k.slice(TRAILER_PREFIX.length), v);
+      if (k.startsWith(TRAILER_PREFIX)) trailers.setRaw(k.slice(TRAILER_PREFIX.length), v);
       else headers.setRaw(k, v);
     }
     let message: unknown;
@@ -340,17 +368,20 @@ class ClientStream {
         stream: true,
         headers,
         messages: singleMessage(message),
-        trailers: this.#trailers,
+        trailers,
       } satisfies StreamResult);
     } else {
-      resolve?.({ stream: false, headers, message, trailers: this.#trailers } satisfies UnaryResult);
+      resolve?.({ stream: false, headers, message, trailers } satisfies UnaryResult);
     }
   }
 
   onMessage(frame: Frame): void {
+    if (!this.#streamsResponse) {
+      this.#unexpected("MESSAGE");
+      return;
+    }
     if (this.#inbox === undefined) this.#startStream();
-    this.#unconsumed += frame.body.length + MESSAGE_OVERHEAD;
-    if (this.#unconsumed > INITIAL_WINDOW + this.#conn.limits.maxFrameBytes + MESSAGE_OVERHEAD) {
+    if (this.#flow!.received(frame.body.length)) {
       this.fail(
         new WeftError(Code.RESOURCE_EXHAUSTED, "peer ignored flow control", {
           reason: "FLOW_CONTROL_VIOLATION",
@@ -364,7 +395,7 @@ class ClientStream {
   }
 
   onEnd(frame: Frame): void {
-    const trailers = this.#trailers;
+    const trailers = this.#trailersOf();
     for (const [k, v] of frame.metadata) trailers.setRaw(k, v);
     const error = decodeStatus(frame.body, trailers);
     if (error !== undefined) {
@@ -382,9 +413,7 @@ class ClientStream {
       }
       return;
     }
-    if (this.#inbox === undefined && this.#call.stream && this.#call.method.kind !== "client_streaming") {
-      this.#startStream();
-    }
+    if (this.#inbox === undefined && this.#streamsResponse) this.#startStream();
     if (this.#inbox !== undefined) {
       this.#inbox.end();
       this.#finish();
@@ -394,12 +423,7 @@ class ClientStream {
   }
 
   onCredit(bytes: number): void {
-    this.#sendWindow += bytes;
-    const w = this.#creditWaiter;
-    if (w !== undefined && this.#sendWindow > 0) {
-      this.#creditWaiter = undefined;
-      w();
-    }
+    this.#flow?.onCredit(bytes);
   }
 
   /** The server never started this call (goaway or shutdown): fail it as retryable. */
@@ -437,10 +461,41 @@ class ClientStream {
     this.#conn.sendFrame(FrameType.CANCEL, 0, this.#id);
   }
 
+  /** The call's signal aborted (this object is its abort listener). */
+  handleEvent(): void {
+    if (this.#finished) return;
+    this.sendCancel();
+    this.fail(abortError(this.#call.signal));
+  }
+
+  /** The call's deadline passed. */
+  expire(): void {
+    this.#timer = undefined;
+    if (this.#finished) return;
+    this.sendCancel();
+    this.fail(deadlineExceeded(this.#call.deadline));
+  }
+
+  /** A frame this kind of call never receives: a broken server. Fails the call and abandons it. */
+  #unexpected(type: string): void {
+    this.fail(
+      new WeftError(Code.INTERNAL, `server sent ${type} on a ${this.#call.method.kind} call`, {
+        reason: "UNEXPECTED_FRAME",
+      }),
+    );
+    this.sendCancel();
+  }
+
+  #trailersOf(): Metadata {
+    this.#trailers ??= new Metadata();
+    return this.#trailers;
+  }
+
   #startStream(): void {
     if (this.#inbox !== undefined) return;
     const method = this.#call.method;
     const limits = this.#conn.limits;
+    this.#flow ??= new FlowWindow(limits.maxFrameBytes);
     this.#inbox = new Inbox(
       (body, ser, comp) => {
         try {
@@ -449,8 +504,8 @@ class ClientStream {
           throw responseDecodeError(e);
         }
       },
-      this.#onConsumed,
-      this.#onAbandon,
+      (bytes) => this.#onConsumed(bytes),
+      () => this.#onAbandon(),
     );
     const resolve = this.#resolve;
     this.#resolve = undefined;
@@ -458,58 +513,35 @@ class ClientStream {
       stream: true,
       headers: this.#headers ?? new Metadata(),
       messages: this.#inbox,
-      trailers: this.#trailers,
+      trailers: this.#trailersOf(),
     });
   }
 
-  readonly #onConsumed = (bytes: number): void => {
-    this.#unconsumed -= bytes + MESSAGE_OVERHEAD;
-    this.#granted += bytes + MESSAGE_OVERHEAD;
-    if (this.#granted >= INITIAL_WINDOW / 2 && !this.#finished) {
-      this.#conn.send(
-        encodeFrame(FrameType.CREDIT, 0, this.#id, 0, 0, undefined, encodeCredit(this.#granted)),
-      );
-      this.#granted = 0;
+  #onConsumed(bytes: number): void {
+    const credit = this.#flow!.consumed(bytes);
+    if (credit > 0 && !this.#finished) {
+      this.#conn.send(encodeFrame(FrameType.CREDIT, 0, this.#id, 0, 0, undefined, encodeCredit(credit)));
     }
-  };
-  #granted = 0;
+  }
 
-  readonly #onAbandon = (): void => {
+  #onAbandon(): void {
     if (this.#finished) return;
     this.#finish();
     this.sendCancel();
-  };
-
-  readonly #onDeadline = (): void => {
-    this.#timer = undefined;
-    if (this.#finished) return;
-    const left = this.#call.deadline! - Date.now();
-    if (left > 0) {
-      this.#timer = setTimeout(this.#onDeadline, Math.min(left, MAX_TIMER_MS));
-      return;
-    }
-    this.sendCancel();
-    this.fail(deadlineExceeded(this.#call.deadline));
-  };
-
-  readonly #onAbort = (): void => {
-    if (this.#finished) return;
-    this.sendCancel();
-    this.fail(abortError(this.#call.signal));
-  };
+  }
 
   async #pump(call: StreamCall): Promise<void> {
     const method = call.method;
     const conn = this.#conn;
+    const flow = this.#flow!;
     try {
       for await (const message of call.messages) {
         this.pulled = true;
         if (this.#finished) return;
         const { body, compressor } = encodeBody(method.input, message, call.serializer, conn.compression);
-        while (this.#sendWindow <= 0 && !this.#finished) {
-          await new Promise<void>((resolve) => {
-            this.#creditWaiter = resolve;
-          });
+        for (let wait = flow.waitForCredit(); wait !== undefined; wait = flow.waitForCredit()) {
+          await wait;
+          if (this.#finished) return;
         }
         if (this.#finished) return;
         const frame = encodeOutFrame(
@@ -522,7 +554,7 @@ class ClientStream {
           body,
         );
         checkOutgoing(frame, conn.limits);
-        this.#sendWindow -= body.length + MESSAGE_OVERHEAD;
+        flow.charge(body.length);
         conn.send(frame);
         const bp = conn.backpressure();
         if (bp !== undefined) await bp;
@@ -540,13 +572,58 @@ class ClientStream {
     this.#finished = true;
     this.#resolve = undefined;
     this.#reject = undefined;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    if (this.#call.signal !== NEVER) this.#call.signal.removeEventListener("abort", this.#onAbort);
-    const w = this.#creditWaiter;
-    this.#creditWaiter = undefined;
-    w?.();
+    if (this.#timer !== undefined) this.#timer.cancel();
+    if (this.#call.signal !== NEVER) this.#call.signal.removeEventListener("abort", this);
+    this.#flow?.release();
     this.#conn.unregister(this.#id);
   }
+}
+
+/** The deadline timer's callback: one function for every call, the call passed as its argument. */
+function expire(stream: ClientStream): void {
+  stream.expire();
+}
+
+/**
+ * Waits for `pending` (a connection being set up, the request of a stream being read), but no longer
+ * than `call`'s deadline and signal allow: it then rejects with `DEADLINE_EXCEEDED` or the abort
+ * error. A call with neither gets `pending` itself.
+ */
+export function withinCall<T>(pending: Promise<T>, call: Call): Promise<T> {
+  const { deadline, signal } = call;
+  if (deadline === undefined && signal === NEVER) return pending;
+  return new Promise<T>((resolve, reject) => {
+    let timer: DeadlineTimer | undefined;
+    const done = () => {
+      timer?.cancel();
+      signal.removeEventListener("abort", onAbort);
+    };
+    const onAbort = () => {
+      done();
+      reject(abortError(signal));
+    };
+    if (signal.aborted) {
+      pending.catch(() => {}); // abandoned: its outcome no longer matters
+      return onAbort();
+    }
+    signal.addEventListener("abort", onAbort, ONCE);
+    if (deadline !== undefined) {
+      timer = armDeadline(deadline, () => {
+        done();
+        reject(deadlineExceeded(deadline));
+      });
+    }
+    pending.then(
+      (value) => {
+        done();
+        resolve(value);
+      },
+      (error: unknown) => {
+        done();
+        reject(error);
+      },
+    );
+  });
 }
 
 /** A signal that never aborts, shared by calls made without one (skips listener bookkeeping). */

@@ -8,15 +8,16 @@ import { encodeGoaway } from "../protocol/status.ts";
 
 /** Bytes queued for the socket above which stream senders wait for it to drain. */
 const HIGH_WATER = 1024 * 1024;
-/** A flush of at least this many bytes is written gathered (writev) instead of concatenated. */
-const GATHER_BYTES = 64 * 1024;
 
 /**
  * A Weft connection over any byte duplex (TCP, TLS, or an in-memory pair): frame decoding, batched
  * writes, ping/pong and goaway. The client and server sides extend it with their call tables.
  *
  * Writes are batched: frames queued during one turn of the event loop go out in one socket write
- * (`setImmediate`), which is what makes many small concurrent calls cheap.
+ * (`setImmediate`), which is what makes many small concurrent calls cheap. Small frames are
+ * concatenated into one buffer; when a large body (`SPLIT_BODY_BYTES` or more, kept apart from its
+ * frame head by `encodeOutFrame`) is queued, the flush is one gathered write instead, so the body is
+ * never copied.
  */
 export abstract class Connection {
   readonly socket: Duplex;
@@ -25,6 +26,8 @@ export abstract class Connection {
   protected readonly decoder: FrameDecoder;
   #out: Uint8Array[] = [];
   #outBytes = 0;
+  /** True when a split body (a part not to be copied) is queued: the flush is gathered. */
+  #gather = false;
   #callbacks: Array<(error?: Error | null) => void> = [];
   #flushScheduled = false;
   #drainWaiters: Array<() => void> = [];
@@ -69,6 +72,7 @@ export abstract class Connection {
     } else {
       this.#out.push(frame[0], frame[1]);
       this.#outBytes += frame[0].length + frame[1].length;
+      this.#gather = true;
     }
     if (onWritten !== undefined) this.#callbacks.push(onWritten);
     if (!this.#flushScheduled) {
@@ -131,8 +135,10 @@ export abstract class Connection {
     const callbacks = this.#callbacks;
     const out = this.#out;
     const bytes = this.#outBytes;
+    const gather = this.#gather;
     this.#out = [];
     this.#outBytes = 0;
+    this.#gather = false;
     const done =
       callbacks.length === 0
         ? undefined
@@ -140,11 +146,11 @@ export abstract class Connection {
             for (const cb of callbacks) cb(error);
           };
     if (callbacks.length > 0) this.#callbacks = [];
-    if (n === 1 || bytes < GATHER_BYTES) {
+    if (n === 1 || !gather) {
       // small frames: one copy into one buffer is cheaper than a gathered write
       this.socket.write(n === 1 ? out[0]! : Buffer.concat(out, bytes), done);
     } else {
-      // large bodies: hand the parts to one writev without copying them
+      // a large body is queued: hand the parts to one writev without copying any of them
       this.socket.cork();
       for (let i = 0; i < n - 1; i++) this.socket.write(out[i]!);
       this.socket.write(out[n - 1]!, done);
@@ -183,6 +189,8 @@ export abstract class Connection {
     const callbacks = this.#callbacks;
     this.#callbacks = [];
     this.#out = [];
+    this.#outBytes = 0;
+    this.#gather = false;
     for (const cb of callbacks) cb(error ?? new Error("connection closed"));
     this.#wakeDrainWaiters();
     const reason =

@@ -39,3 +39,28 @@ describe("armDeadline", () => {
     expect(cancelled).not.toHaveBeenCalled();
   });
 });
+
+describe("armDeadline with an argument", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("passes it to onExpire, also after re-arming past the timer limit", () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
+    const fired = vi.fn();
+    const target = { name: "call" };
+    armDeadline(Date.now() + 2 ** 31 + 5, fired, target);
+    vi.advanceTimersByTime(2 ** 31);
+    expect(fired).not.toHaveBeenCalled();
+    vi.advanceTimersByTime(5);
+    expect(fired).toHaveBeenCalledExactlyOnceWith(target);
+  });
+
+  it("cancel() is idempotent, also from inside onExpire", () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
+    const timer = armDeadline(Date.now() + 10, () => timer.cancel());
+    vi.advanceTimersByTime(10);
+    timer.cancel();
+    timer.cancel();
+  });
+});

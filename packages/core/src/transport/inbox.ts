@@ -5,7 +5,8 @@ import { WeftError } from "../errors/weft-error.ts";
  * The receive queue of one stream direction: frames pushed by the connection, messages pulled by an
  * async iterator. Decoding happens on pull, and each pulled message's body size is reported through
  * `onConsumed`, which the connection turns into flow-control credit for the sender. So a reader that
- * stops reading stops the credit, and the sender stops sending: the queue holds at most one window.
+ * stops reading stops the credit, and the sender stops sending: the queue holds at most one window
+ * plus the one message that may overdraw it.
  */
 export class Inbox<T> implements AsyncIterableIterator<T> {
   readonly #decode: (body: Uint8Array, serializer: number, compressor: number) => T;
@@ -94,14 +95,20 @@ export class Inbox<T> implements AsyncIterableIterator<T> {
     });
   }
 
-  /** The reader stopped early (`break` in `for await`): the stream is abandoned. */
+  /**
+   * The reader stopped early (`break` in `for await`, or giving up on a `next()` raced against a
+   * timeout): the stream is abandoned, and a `next()` still waiting settles as done.
+   */
   return(): Promise<IteratorResult<T>> {
     if (!this.#done) {
       this.#done = true;
       this.#bodies = [];
       this.#meta = [];
       this.#head = 0;
+      const waiter = this.#waiting;
+      this.#waiting = null;
       if (!this.#ended) this.#onAbandon?.();
+      waiter?.resolve({ done: true, value: undefined });
     }
     return Promise.resolve({ done: true, value: undefined });
   }

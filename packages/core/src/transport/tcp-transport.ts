@@ -6,14 +6,7 @@ import { Code } from "../errors/code.ts";
 import { ConfigError, WeftError } from "../errors/weft-error.ts";
 import type { Call, CallResult } from "../interceptor/call.ts";
 import { DEFAULT_LIMITS, type FrameLimits } from "../protocol/frame.ts";
-import {
-  abortError,
-  ClientConnection,
-  type ClientConnectionOptions,
-  deadlineExceeded,
-  MAX_TIMER_MS,
-  NEVER,
-} from "./client-connection.ts";
+import { ClientConnection, type ClientConnectionOptions, withinCall } from "./client-connection.ts";
 import type { Transport } from "./transport.ts";
 import { resolveCompression } from "./wire-message.ts";
 
@@ -141,7 +134,7 @@ export class TcpTransport implements Transport {
       try {
         const ready = ep.acquire();
         // Connecting can take up to connectTimeoutMs: the call's deadline and signal still apply.
-        return await (ready instanceof Promise ? untilConnected(ready, call) : ready);
+        return await (ready instanceof Promise ? withinCall(ready, call) : ready);
       } catch (e) {
         // the call's own deadline or cancellation: no other address will help
         if (call.signal.aborted || (call.deadline !== undefined && Date.now() >= call.deadline)) throw e;
@@ -163,8 +156,14 @@ class Endpoint {
   readonly #connOptions: ClientConnectionOptions;
   readonly #dial: Dialer;
   readonly #poolSize: number;
+  /** Connections that take new calls, for `acquire`. */
   readonly #conns: ClientConnection[] = [];
+  /** Every open connection, including those a goaway took out of the pool while calls finish. */
+  readonly #live = new Set<ClientConnection>();
   #connecting: Promise<ClientConnection> | undefined;
+  /** The socket being dialed, until it connects or fails. */
+  #dialing: Duplex | undefined;
+  #closed = false;
   #failures = 0;
   #retryAt = 0;
   #lastError: WeftError | undefined;
@@ -222,18 +221,25 @@ class Endpoint {
     return best ?? connecting;
   }
 
+  /**
+   * Closes every connection: pooled ones, those draining after a goaway, and one still being set up
+   * (calls waiting for it fail with `TRANSPORT_CLOSED`). Resolves once their sockets have closed.
+   */
   async close(): Promise<void> {
-    const conns = this.#conns.splice(0);
-    await Promise.all(
-      conns.map(
-        (c) =>
-          new Promise<void>((resolve) => {
-            if (c.closed) return resolve();
-            c.socket.once("close", () => resolve());
-            c.destroy(new WeftError(Code.UNAVAILABLE, "transport closed", { reason: "TRANSPORT_CLOSED" }));
-          }),
-      ),
-    );
+    this.#closed = true;
+    this.#conns.length = 0;
+    const sockets: Duplex[] = [];
+    for (const c of this.#live) {
+      sockets.push(c.socket);
+      c.destroy(transportClosed());
+    }
+    this.#live.clear();
+    const dialing = this.#dialing;
+    if (dialing !== undefined) {
+      sockets.push(dialing);
+      dialing.destroy(new Error("transport closed"));
+    }
+    await Promise.all(sockets.map(closedSocket));
   }
 
   #connect(): Promise<ClientConnection> {
@@ -241,6 +247,7 @@ class Endpoint {
     const timeoutMs = this.#options.connectTimeoutMs ?? 5_000;
     return new Promise((resolve, reject) => {
       const socket = this.#dial(target, this.#options);
+      this.#dialing = socket;
       const secure = this.#options.tls !== undefined;
       const readyEvent = secure ? "secureConnect" : "connect";
       const timer = setTimeout(() => {
@@ -248,6 +255,11 @@ class Endpoint {
       }, timeoutMs);
       const onError = (error: Error) => {
         clearTimeout(timer);
+        this.#dialing = undefined;
+        if (this.#closed) {
+          reject(transportClosed());
+          return;
+        }
         this.#failures++;
         const base = this.#options.reconnect?.initialDelayMs ?? 100;
         const max = this.#options.reconnect?.maxDelayMs ?? 10_000;
@@ -266,6 +278,14 @@ class Endpoint {
       socket.once("error", onError);
       socket.once(readyEvent, () => {
         clearTimeout(timer);
+        this.#dialing = undefined;
+        if (this.#closed) {
+          // close() ran while this connection was being set up: it must not outlive the transport
+          // (`onError` stays attached for the error that destroy may still emit)
+          socket.destroy();
+          reject(transportClosed());
+          return;
+        }
         socket.off("error", onError);
         this.#failures = 0;
         this.#retryAt = 0;
@@ -274,7 +294,11 @@ class Endpoint {
           const i = this.#conns.indexOf(conn);
           if (i >= 0) this.#conns.splice(i, 1);
         };
-        socket.once("close", () => conn.onUnusable?.());
+        socket.once("close", () => {
+          this.#live.delete(conn);
+          conn.onUnusable?.();
+        });
+        this.#live.add(conn);
         this.#conns.push(conn);
         resolve(conn);
       });
@@ -282,44 +306,14 @@ class Endpoint {
   }
 }
 
-/** Waits for a connection being established, but no longer than the call's deadline or signal allow. */
-function untilConnected(pending: Promise<ClientConnection>, call: Call): Promise<ClientConnection> {
-  const { deadline, signal } = call;
-  if (deadline === undefined && signal === NEVER) return pending;
-  return new Promise((resolve, reject) => {
-    let timer: NodeJS.Timeout | undefined;
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", onAbort);
-    };
-    const onAbort = () => {
-      done();
-      reject(abortError(signal));
-    };
-    const onDeadline = () => {
-      const left = deadline! - Date.now();
-      if (left > 0) {
-        timer = setTimeout(onDeadline, Math.min(left, MAX_TIMER_MS));
-        return;
-      }
-      done();
-      reject(deadlineExceeded(deadline));
-    };
-    if (signal.aborted) return onAbort();
-    signal.addEventListener("abort", onAbort, { once: true });
-    if (deadline !== undefined)
-      timer = setTimeout(onDeadline, Math.min(Math.max(0, deadline - Date.now()), MAX_TIMER_MS));
-    pending.then(
-      (conn) => {
-        done();
-        resolve(conn);
-      },
-      (error: unknown) => {
-        done();
-        reject(error);
-      },
-    );
-  });
+function transportClosed(): WeftError {
+  return new WeftError(Code.UNAVAILABLE, "transport closed", { reason: "TRANSPORT_CLOSED" });
+}
+
+/** Resolves once `socket` has emitted `close` (at once if it already has). */
+function closedSocket(socket: Duplex): Promise<void> {
+  if (socket.closed) return Promise.resolve();
+  return new Promise((resolve) => socket.once("close", () => resolve()));
 }
 
 const defaultDialer: Dialer = (target, options) => {

@@ -7,6 +7,10 @@ import type { Call, CallResult } from "../interceptor/call.ts";
 export interface Transport {
   /** Sends a call; the innermost link of the client interceptor chain. */
   call(call: Call): Promise<CallResult>;
-  /** Closes connections; calls in flight fail with UNAVAILABLE. */
+  /**
+   * Closes every connection, including one still being set up and those draining after a goaway;
+   * calls in flight fail with UNAVAILABLE, and so do calls made afterwards. Resolves once the
+   * connections are closed.
+   */
   close(): Promise<void>;
 }

@@ -384,6 +384,71 @@ describe("bad input to a client", () => {
     });
   });
 
+  describe("a frame the call's kind never receives fails it with INTERNAL/UNEXPECTED_FRAME and cancels it", () => {
+    const reply = (text: string) => Echo.methods.chat.output.encode({ text }, "msgpack");
+
+    for (const type of ["HEADERS", "MESSAGE"] as const) {
+      it(`${type} on a unary call`, async () => {
+        const raw = await fakeServer((socket, request) => {
+          socket.write(
+            type === "HEADERS"
+              ? encodeFrame(FrameType.HEADERS, 0, request.streamId, 0, 0, [["x-h", "1"]], undefined)
+              : encodeFrame(FrameType.MESSAGE, 0, request.streamId, 3, 0, undefined, reply("m")),
+          );
+        });
+        const transport = createTcpTransport({ address: raw.address, keepalive: false });
+        transports.push(transport);
+        // before: the call resolved with a stream result and the client returned undefined
+        const e = await failure(createClient(Echo, transport).echo({ text: "x" }));
+        expect(e.code).toBe(Code.INTERNAL);
+        expect(e.reason).toBe("UNEXPECTED_FRAME");
+        const { log } = await raw.connection(0);
+        expect((await log.next((f) => f.type === FrameType.CANCEL)).streamId).toBe(1);
+      });
+    }
+
+    it("MESSAGE on a client-streaming call, which is answered with one RESPONSE", async () => {
+      const raw = await fakeServer((socket, request) => {
+        socket.write(encodeFrame(FrameType.MESSAGE, 0, request.streamId, 3, 0, undefined, reply("m")));
+      });
+      const transport = createTcpTransport({ address: raw.address, keepalive: false });
+      transports.push(transport);
+      const e = await failure(createClient(Echo, transport).sum((async function* () {})()));
+      expect(e.reason).toBe("UNEXPECTED_FRAME");
+    });
+
+    for (const after of ["nothing", "HEADERS and a MESSAGE"] as const) {
+      it(`RESPONSE on a server-streaming call, after ${after}`, async () => {
+        const raw = await fakeServer((socket, request) => {
+          const id = request.streamId;
+          if (after !== "nothing") {
+            socket.write(encodeFrame(FrameType.HEADERS, 0, id, 0, 0, undefined, undefined));
+            const m = Echo.methods.count.output.encode({ i: 0 }, "msgpack");
+            socket.write(encodeFrame(FrameType.MESSAGE, 0, id, 3, 0, undefined, m));
+          }
+          const r = Echo.methods.count.output.encode({ i: 99 }, "msgpack");
+          socket.write(encodeFrame(FrameType.RESPONSE, Flags.END_STREAM, id, 3, 0, undefined, r));
+        });
+        const transport = createTcpTransport({ address: raw.address, keepalive: false });
+        transports.push(transport);
+        // before: with nothing first, the RESPONSE passed as the stream's only message; after
+        // HEADERS, the reader waited forever
+        const items: unknown[] = [];
+        const e = await failure(
+          (async () => {
+            for await (const item of createClient(Echo, transport).count({ n: 1 })) items.push(item);
+          })(),
+        );
+        expect(e.code).toBe(Code.INTERNAL);
+        expect(e.reason).toBe("UNEXPECTED_FRAME");
+        // what was received before the violation may be dropped with it, never the RESPONSE's message
+        expect(items).not.toContainEqual({ i: 99 });
+        const { log } = await raw.connection(0);
+        expect((await log.next((f) => f.type === FrameType.CANCEL)).streamId).toBe(1);
+      });
+    }
+  });
+
   it("fails when the RESPONSE body cannot be decoded", async () => {
     const raw = await fakeServer((socket, request) => {
       socket.write(

@@ -142,3 +142,29 @@ describe("the in-memory transport runs the real protocol", () => {
     expect(seen).toEqual(["server echo memory"]);
   });
 });
+
+describe("the in-memory transport's connections", () => {
+  it("fail at once with UNAVAILABLE to a server that is shutting down or stopped", async () => {
+    const { server } = inMemory();
+    await server.shutdown();
+    const transport = createMemoryTransport(server);
+    transports.push(transport);
+    // before: the server destroyed its side, the client's never learnt, and the call waited forever
+    const e = (await createClient(Echo, transport)
+      .echo({ text: "x" })
+      .catch((e: unknown) => e)) as WeftError;
+    expect(e).toBeInstanceOf(WeftError);
+    expect(e.code).toBe(Code.UNAVAILABLE);
+  });
+
+  it("close on both sides at once: closing the client aborts the server's handler", async () => {
+    const { server, client, started, cancelled } = inMemory();
+    const outcome = client.echo({ text: "hang" }).catch((e: unknown) => e);
+    await started.promise;
+    expect(server.inFlight).toBe(1);
+    await transports.pop()!.close();
+    expect(await outcome).toMatchObject({ code: Code.UNAVAILABLE, reason: "TRANSPORT_CLOSED" });
+    expect(await cancelled.promise).toMatchObject({ code: Code.UNAVAILABLE, reason: "CONNECTION_CLOSED" });
+    expect(server.inFlight).toBe(0);
+  });
+});

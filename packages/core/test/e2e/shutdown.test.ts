@@ -3,7 +3,7 @@
  * refusal of new connections and of calls that raced the goaway (retried elsewhere), the timeout
  * that cancels what is left, and a shutdown under continuous load with zero failed calls.
  */
-import { createServer as createNetServer, connect as netConnect, type Socket } from "node:net";
+import { createServer as createNetServer, connect as netConnect, Socket } from "node:net";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import {
   Code,
@@ -35,6 +35,7 @@ const defaults: EchoImpl = {
 const servers: Server[] = [];
 const transports: Transport[] = [];
 afterEach(async () => {
+  vi.restoreAllMocks();
   await Promise.all(transports.splice(0).map((t) => t.close()));
   await Promise.all(servers.splice(0).map((s) => s.shutdown({ timeoutMs: 100 })));
 });
@@ -263,6 +264,62 @@ describe("graceful shutdown", () => {
     await vi.waitFor(() => expect(server.inFlight).toBe(1));
     await expect(server.shutdown({ timeoutMs: 20 })).resolves.toEqual({ cancelled: 1 });
     expect(((await stuck) as WeftError).code).toBe(Code.UNAVAILABLE);
+  });
+
+  it("past the timeout cancels a one-way handler too, before the server reports stopped", async () => {
+    const started = deferred();
+    const abortReason = deferred<unknown>();
+    let stateWhenAborted: string | undefined;
+    const { server, address } = await serve({
+      async notify(_req, ctx) {
+        started.resolve();
+        abortReason.resolve(await aborted(ctx.signal));
+        stateWhenAborted = server.state;
+      },
+    });
+    const client = connectTo(address);
+    await client.notify({ event: "slow" });
+    await started.promise;
+    expect(server.inFlight).toBe(1);
+    await expect(server.shutdown({ timeoutMs: 20 })).resolves.toEqual({ cancelled: 1 });
+    const reason = (await abortReason.promise) as WeftError;
+    expect(reason).toBeInstanceOf(WeftError);
+    expect(reason.reason).toBe("SHUTDOWN_TIMEOUT");
+    expect(stateWhenAborted).toBe("draining");
+    expect(server.inFlight).toBe(0);
+  });
+
+  it("waits for a one-way handler whose caller has gone: the caller was done once it sent the call", async () => {
+    const started = deferred();
+    const release = deferred();
+    let signal: AbortSignal | undefined;
+    const { server, address } = await serve({
+      async notify(_req, ctx) {
+        signal = ctx.signal;
+        started.resolve();
+        await release.promise;
+      },
+    });
+    // the server's side of the connection, to know when it has seen the client go
+    const accepted = deferred<Socket>();
+    const keepalive = Socket.prototype.setKeepAlive;
+    vi.spyOn(Socket.prototype, "setKeepAlive").mockImplementation(function (this: Socket, ...args) {
+      accepted.resolve(this);
+      return keepalive.apply(this, args);
+    });
+    const transport = createTcpTransport({ address });
+    await createClient(Echo, transport).notify({ event: "fire-and-forget" });
+    await started.promise;
+    const serverSide = await accepted.promise;
+    const serverSawClose = new Promise<void>((resolve) => serverSide.once("close", () => resolve()));
+    await transport.close();
+    await serverSawClose;
+    expect(signal!.aborted).toBe(false);
+    expect(server.inFlight).toBe(1);
+    const done = server.shutdown({ timeoutMs: 10_000 });
+    expect(server.state).toBe("draining");
+    release.resolve();
+    await expect(done).resolves.toEqual({ cancelled: 0 });
   });
 
   it("keeps a bidi stream going both ways during the drain", async () => {

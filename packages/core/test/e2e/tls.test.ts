@@ -1,4 +1,5 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { connect as netConnect, Socket } from "node:net";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import {
   Code,
   createClient,
@@ -9,6 +10,7 @@ import {
   type Transport,
   WeftError,
 } from "../../src/index.ts";
+import { deferred } from "../deferred.ts";
 import { Echo, startServer } from "../fixtures.ts";
 import { generateTlsMaterial, type TlsMaterial } from "../tls-fixtures.ts";
 
@@ -21,6 +23,7 @@ afterAll(() => tls.cleanup());
 const servers: Server[] = [];
 const transports: Transport[] = [];
 afterEach(async () => {
+  vi.restoreAllMocks();
   await Promise.all(transports.splice(0).map((t) => t.close()));
   await Promise.all(servers.splice(0).map((s) => s.shutdown({ timeoutMs: 1000 })));
 });
@@ -88,6 +91,26 @@ describe("TLS", () => {
     const address = await tlsServer({ key: tls.server.key, cert: tls.server.cert });
     const e = await failure(client({ address, keepalive: false }).echo({ text: "x" }, { timeoutMs: 5000 }));
     expect(e.code).toBe(Code.UNAVAILABLE);
+  });
+
+  it("shutdown cuts off a socket still in its TLS handshake at the timeout", async () => {
+    // Node's TLS server gives a handshake 120 s; listener.close() waits for such sockets too
+    const accepted = deferred();
+    const keepalive = Socket.prototype.setKeepAlive;
+    vi.spyOn(Socket.prototype, "setKeepAlive").mockImplementation(function (this: Socket, ...args) {
+      accepted.resolve();
+      return keepalive.apply(this, args);
+    });
+    const address = await tlsServer({ key: tls.server.key, cert: tls.server.cert });
+    const server = servers.pop()!;
+    const i = address.lastIndexOf(":");
+    const silent = netConnect({ host: address.slice(0, i), port: Number(address.slice(i + 1)) });
+    silent.on("error", () => {});
+    const silentClosed = new Promise<void>((resolve) => silent.once("close", () => resolve()));
+    await accepted.promise; // the server has the socket; the client never sends a ClientHello
+    await expect(server.shutdown({ timeoutMs: 100 })).resolves.toEqual({ cancelled: 0 });
+    expect(server.state).toBe("stopped");
+    await silentClosed;
   });
 
   describe("mutual TLS", () => {

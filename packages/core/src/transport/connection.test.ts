@@ -1,0 +1,72 @@
+import { Duplex } from "node:stream";
+import { describe, expect, it } from "vitest";
+import type { WeftError } from "../errors/weft-error.ts";
+import { encodeOutFrame, SPLIT_BODY_BYTES } from "../protocol/encode.ts";
+import { DEFAULT_LIMITS, FrameType, HEADER_SIZE } from "../protocol/frame.ts";
+import { Connection } from "./connection.ts";
+
+class TestConnection extends Connection {
+  protected onFrame(): void {}
+  protected onDecodeError(): void {}
+  protected onClose(_error: WeftError): void {}
+}
+
+/** A duplex that records each socket write: one entry per `_write`, or the parts of one `_writev`. */
+function recordingSocket() {
+  const writes: Array<{ gathered: boolean; parts: Buffer[] }> = [];
+  const socket = new Duplex({
+    read() {},
+    write(chunk: Buffer, _encoding, done) {
+      writes.push({ gathered: false, parts: [chunk] });
+      done();
+    },
+    writev(chunks, done) {
+      writes.push({ gathered: true, parts: chunks.map((c) => c.chunk as Buffer) });
+      done();
+    },
+  });
+  return { socket, writes };
+}
+
+function flushed(connection: Connection): Promise<void> {
+  return new Promise((resolve) => connection.send(Buffer.alloc(0), () => resolve()));
+}
+
+describe("Connection writes", () => {
+  it("concatenates small frames queued in one turn into one write", async () => {
+    const { socket, writes } = recordingSocket();
+    const connection = new TestConnection(socket, DEFAULT_LIMITS, undefined);
+    for (let i = 0; i < 3; i++) {
+      connection.send(encodeOutFrame(FrameType.MESSAGE, 0, 1, 0, 0, undefined, Buffer.alloc(100, i)));
+    }
+    await flushed(connection);
+    expect(writes).toHaveLength(1);
+    expect(writes[0]!.gathered).toBe(false);
+    expect(writes[0]!.parts[0]!.length).toBe(3 * (HEADER_SIZE + 100));
+  });
+
+  it("never copies a body of SPLIT_BODY_BYTES or more, even when the flush is small", async () => {
+    // 8 KiB + a few small frames is far below the old 64 KiB gather threshold
+    const { socket, writes } = recordingSocket();
+    const connection = new TestConnection(socket, DEFAULT_LIMITS, undefined);
+    const body = Buffer.alloc(SPLIT_BODY_BYTES, 7);
+    connection.send(encodeOutFrame(FrameType.MESSAGE, 0, 1, 0, 0, undefined, Buffer.alloc(10)));
+    connection.send(encodeOutFrame(FrameType.MESSAGE, 0, 1, 0, 0, undefined, body));
+    await flushed(connection);
+    expect(writes).toHaveLength(1);
+    expect(writes[0]!.gathered).toBe(true);
+    expect(writes[0]!.parts.some((p) => p === body)).toBe(true);
+    const total = writes[0]!.parts.reduce((n, p) => n + p.length, 0);
+    expect(total).toBe(HEADER_SIZE + 10 + HEADER_SIZE + SPLIT_BODY_BYTES);
+  });
+
+  it("goes back to concatenating after a gathered flush", async () => {
+    const { socket, writes } = recordingSocket();
+    const connection = new TestConnection(socket, DEFAULT_LIMITS, undefined);
+    connection.send(encodeOutFrame(FrameType.MESSAGE, 0, 1, 0, 0, undefined, Buffer.alloc(SPLIT_BODY_BYTES)));
+    await flushed(connection);
+    connection.send(encodeOutFrame(FrameType.MESSAGE, 0, 1, 0, 0, undefined, Buffer.alloc(10)));
+    await flushed(connection);
+    expect(writes.map((w) => w.gathered)).toEqual([true, false]);
+  });
+});
