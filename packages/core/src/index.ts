@@ -22,6 +22,7 @@ export {
   PROPAGATED_PREFIX,
 } from "./context/call-context.ts";
 export { Code, type CodeName, codeName } from "./errors/code.ts";
+export { Reason } from "./errors/reason.ts";
 export {
   ConfigError,
   type ErrorDetail,

@@ -3,6 +3,25 @@
  * tooling) and for tests.
  */
 
+export {
+  armDeadline,
+  budgetLeft,
+  type DeadlineTimer,
+  deadlineAfter,
+  deadlineExceeded,
+  deadlineWhileRunning,
+  earlierDeadline,
+  expiredOnArrival,
+  isSpent,
+} from "./call/deadline.ts";
+export {
+  type AbortWatcher,
+  abortError,
+  NEVER,
+  settleWithin,
+  unwatchAbort,
+  watchAbort,
+} from "./call/signal.ts";
 export { firstMessage, singleMessage } from "./interceptor/call.ts";
 export {
   httpHeadersFromMetadata,
@@ -11,7 +30,6 @@ export {
 } from "./metadata/http-headers.ts";
 export { type ExternalCall, type ExternalCallInit, openExternalCall } from "./server/external.ts";
 export type { ServerCore } from "./server/server.ts";
-export { armDeadline, type DeadlineTimer } from "./transport/deadline-timer.ts";
 export { INITIAL_WINDOW, MESSAGE_OVERHEAD } from "./transport/flow-window.ts";
 export { Inbox } from "./transport/inbox.ts";
 export { type Dialer, TcpTransport } from "./transport/tcp-transport.ts";

@@ -1,4 +1,4 @@
-import { Code, type HandlerContext, protoService, type Server, WeftError } from "@weft/core";
+import { Code, type HandlerContext, protoService, Reason, type Server, WeftError } from "@weft/core";
 import {
   type HealthCheckRequest,
   Health as HealthDesc,
@@ -72,7 +72,9 @@ class HealthImpl implements Health {
   check(req: HealthCheckRequest): { status: ServingStatus } {
     const status = this.status(req.service);
     if (status === undefined) {
-      throw new WeftError(Code.NOT_FOUND, `unknown service ${req.service}`, { reason: "UNKNOWN_SERVICE" });
+      throw new WeftError(Code.NOT_FOUND, `unknown service ${req.service}`, {
+        reason: Reason.UNKNOWN_SERVICE,
+      });
     }
     return { status: ServingStatus[status] };
   }

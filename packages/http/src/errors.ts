@@ -1,5 +1,5 @@
 import { fromBinary, type Registry, toJson } from "@bufbuild/protobuf";
-import { Code, codeName, type JsonValue, WeftError } from "@weft/core";
+import { Code, codeName, type JsonValue, Reason, WeftError } from "@weft/core";
 
 /**
  * Weft status code → HTTP status, the mapping grpc-gateway uses. A few gateway-level errors use a more
@@ -81,7 +81,11 @@ export class RestError extends WeftError {
 }
 
 /** A 400 naming the offending field, with a `google.rpc.BadRequest`-shaped detail. */
-export function badField(field: string, description: string, reason = "INVALID_FIELD"): RestError {
+export function badField(
+  field: string,
+  description: string,
+  reason: string = Reason.INVALID_FIELD,
+): RestError {
   return new RestError(
     400,
     Code.INVALID_ARGUMENT,

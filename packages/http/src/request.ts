@@ -1,5 +1,5 @@
 import { type DescMessage, fromJson, type JsonValue, type Registry } from "@bufbuild/protobuf";
-import { Code } from "@weft/core";
+import { Code, Reason } from "@weft/core";
 import { locateJsonError, reasonOf } from "./diagnose.ts";
 import { badField, RestError } from "./errors.ts";
 import { convert, type FieldPlan, protoPath, resolvePath, setPath } from "./field-plan.ts";
@@ -22,7 +22,7 @@ export function parseJsonBody(bytes: Uint8Array): unknown {
   try {
     text = utf8.decode(bytes);
   } catch {
-    throw new RestError(400, Code.INVALID_ARGUMENT, "MALFORMED_JSON", "request body is not valid UTF-8");
+    throw new RestError(400, Code.INVALID_ARGUMENT, Reason.MALFORMED_JSON, "request body is not valid UTF-8");
   }
   try {
     return JSON.parse(text);
@@ -35,7 +35,7 @@ export function parseJsonBody(bytes: Uint8Array): unknown {
     throw new RestError(
       400,
       Code.INVALID_ARGUMENT,
-      "MALFORMED_JSON",
+      Reason.MALFORMED_JSON,
       `malformed JSON in the request body ${where}`,
     );
   }
@@ -49,7 +49,7 @@ function decodeSegment(segment: string, keepSlashes: boolean): string {
     throw new RestError(
       400,
       Code.INVALID_ARGUMENT,
-      "MALFORMED_PATH",
+      Reason.MALFORMED_PATH,
       "malformed percent-encoding in the path",
     );
   }
@@ -75,7 +75,7 @@ export function requestJson(
         throw new RestError(
           400,
           Code.INVALID_ARGUMENT,
-          "INVALID_BODY",
+          Reason.INVALID_BODY,
           `the request body must be a JSON object (${route.input.typeName})`,
         );
       }
@@ -105,13 +105,17 @@ export function requestJson(
     for (const [name, value] of new URLSearchParams(search)) {
       const plans = resolvePath(route.inputPlan, name);
       if (plans === undefined) {
-        if (strict) throw badField(name, "unknown query parameter", "UNKNOWN_FIELD");
+        if (strict) throw badField(name, "unknown query parameter", Reason.UNKNOWN_FIELD);
         continue;
       }
       const fieldPath = protoPath(plans);
       if (isExcluded(route.excluded, fieldPath)) {
         if (strict)
-          throw badField(fieldPath, "set by the path or the body, not the query string", "UNKNOWN_FIELD");
+          throw badField(
+            fieldPath,
+            "set by the path or the body, not the query string",
+            Reason.UNKNOWN_FIELD,
+          );
         continue;
       }
       const leaf = plans[plans.length - 1]!;
@@ -148,6 +152,6 @@ export function decodeMessage(desc: DescMessage, json: JsonObject, options: Deco
         ? ((cause as unknown as { field(): { name: string } }).field().name ?? "")
         : "";
     if (field !== "") throw badField(field, reasonOf(e));
-    throw new RestError(400, Code.INVALID_ARGUMENT, "INVALID_FIELD", `invalid request: ${reasonOf(e)}`);
+    throw new RestError(400, Code.INVALID_ARGUMENT, Reason.INVALID_FIELD, `invalid request: ${reasonOf(e)}`);
   }
 }

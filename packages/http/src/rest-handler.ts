@@ -9,7 +9,7 @@ import {
   type Registry,
   toJson,
 } from "@bufbuild/protobuf";
-import { Code, ConfigError, type Metadata, type Server, WeftError } from "@weft/core";
+import { Code, ConfigError, type Metadata, Reason, type Server, WeftError } from "@weft/core";
 import {
   type ExternalCall,
   httpHeadersFromMetadata,
@@ -220,7 +220,9 @@ export function createRestHandler(server: Server, options: RestOptions = {}): Re
       const call = ext;
       res.once("close", () => {
         if (!res.writableFinished) {
-          call.cancel(new WeftError(Code.CANCELLED, "call cancelled by the client", { reason: "CANCELLED" }));
+          call.cancel(
+            new WeftError(Code.CANCELLED, "call cancelled by the client", { reason: Reason.CANCELLED }),
+          );
         }
       });
       let body: unknown;
@@ -315,7 +317,7 @@ export function createRestHandler(server: Server, options: RestOptions = {}): Re
             new RestError(
               404,
               Code.NOT_FOUND,
-              "ROUTE_NOT_FOUND",
+              Reason.ROUTE_NOT_FOUND,
               `${path} is not served in the default version ${hit.version}; it is served in version ${hit.available.join(", ")}: ask with Accept: ${VENDOR_TYPE}; version=N or use /vN${path}`,
             ),
           );
@@ -351,7 +353,12 @@ export function createRestHandler(server: Server, options: RestOptions = {}): Re
 /** The 404 a gateway answers for a path that is none of its routes (used by `listenRest`). */
 export function sendNotFound(req: IncomingMessage, res: ServerResponse): void {
   const path = (req.url ?? "/").split("?")[0]!;
-  const error = new RestError(404, Code.NOT_FOUND, "ROUTE_NOT_FOUND", `no route for ${req.method} ${path}`);
+  const error = new RestError(
+    404,
+    Code.NOT_FOUND,
+    Reason.ROUTE_NOT_FOUND,
+    `no route for ${req.method} ${path}`,
+  );
   send(res, 404, JSON.stringify(errorBody(error, undefined)), JSON_TYPE, undefined);
 }
 
@@ -399,7 +406,7 @@ function methodNotAllowed(method: string, allow: readonly string[]): RestError {
   return new RestError(
     405,
     Code.UNIMPLEMENTED,
-    "METHOD_NOT_ALLOWED",
+    Reason.METHOD_NOT_ALLOWED,
     `${method} is not allowed here (allowed: ${allow.join(", ")})`,
     {
       headers: { allow: allow.join(", ") },
@@ -415,7 +422,7 @@ function sendNotAcceptable(
   const error = new RestError(
     406,
     Code.INVALID_ARGUMENT,
-    "UNSUPPORTED_VERSION",
+    Reason.UNSUPPORTED_VERSION,
     `API version ${requested.join(", ")} is not served here; supported: ${supported.join(", ")}`,
     {
       details: [
@@ -457,7 +464,7 @@ function timeoutOf(value: string | string[] | undefined, header: string): number
     throw new RestError(
       400,
       Code.INVALID_ARGUMENT,
-      "BAD_TIMEOUT",
+      Reason.BAD_TIMEOUT,
       `${header} must be a whole number of milliseconds`,
     );
   }
@@ -472,7 +479,7 @@ function checkContentType(value: string | undefined): void {
   throw new RestError(
     415,
     Code.INVALID_ARGUMENT,
-    "UNSUPPORTED_MEDIA_TYPE",
+    Reason.UNSUPPORTED_MEDIA_TYPE,
     `request bodies must be JSON (Content-Type: application/json), got ${JSON.stringify(type)}`,
   );
 }
@@ -504,7 +511,9 @@ function readBody(req: IncomingMessage, limit: number, signal: AbortSignal): Pro
     };
     const onError = (e: Error) => {
       cleanup();
-      reject(new WeftError(Code.CANCELLED, `request body aborted: ${e.message}`, { reason: "CANCELLED" }));
+      reject(
+        new WeftError(Code.CANCELLED, `request body aborted: ${e.message}`, { reason: Reason.CANCELLED }),
+      );
     };
     const onAborted = () => onError(new Error("the client closed the connection"));
     const onSignal = () => {
@@ -530,7 +539,7 @@ function tooLarge(limit: number): RestError {
   return new RestError(
     413,
     Code.RESOURCE_EXHAUSTED,
-    "MESSAGE_TOO_LARGE",
+    Reason.MESSAGE_TOO_LARGE,
     `request body larger than ${limit} bytes`,
     { headers: { connection: "close" } },
   );

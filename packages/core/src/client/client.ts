@@ -1,6 +1,8 @@
+import { NEVER } from "../call/signal.ts";
 import type { SerializerName } from "../codec/serializer.ts";
 import { currentCallContext } from "../context/call-context.ts";
 import { Code } from "../errors/code.ts";
+import { Reason } from "../errors/reason.ts";
 import { ConfigError, WeftError } from "../errors/weft-error.ts";
 import {
   type Call,
@@ -15,7 +17,6 @@ import {
 } from "../interceptor/call.ts";
 import { Metadata } from "../metadata/metadata.ts";
 import { type MethodDef, type MethodInfo, methodsOf, type ServiceDef } from "../service/service.ts";
-import { NEVER } from "../transport/client-connection.ts";
 import type { Transport } from "../transport/transport.ts";
 
 /** Per-call options. */
@@ -130,7 +131,7 @@ function makeMethod(info: MethodInfo, chain: CallHandler, options: ClientOptions
       !(info.input.serializers.includes(serializer) && info.output.serializers.includes(serializer))
     ) {
       throw new WeftError(Code.INVALID_ARGUMENT, `${info.path} cannot use serializer "${serializer}"`, {
-        reason: "UNSUPPORTED_SERIALIZER",
+        reason: Reason.UNSUPPORTED_SERIALIZER,
       });
     }
     return stream

@@ -1,5 +1,6 @@
 import { brotliCompressSync, brotliDecompressSync, constants, gunzipSync, gzipSync } from "node:zlib";
 import { Code } from "../errors/code.ts";
+import { Reason } from "../errors/reason.ts";
 import { WeftError } from "../errors/weft-error.ts";
 
 /** Compressor ids, as they appear in byte 6 of every frame header. */
@@ -47,7 +48,7 @@ export function decompress(algorithm: number, bytes: Uint8Array, maxBytes: numbe
         return brotliDecompressSync(bytes, { maxOutputLength: maxBytes });
       default:
         throw new WeftError(Code.UNIMPLEMENTED, `unknown compressor id ${algorithm}`, {
-          reason: "UNKNOWN_COMPRESSOR",
+          reason: Reason.UNKNOWN_COMPRESSOR,
         });
     }
   } catch (e) {
@@ -58,12 +59,12 @@ export function decompress(algorithm: number, bytes: Uint8Array, maxBytes: numbe
       (e instanceof RangeError && /larger than|too large/i.test(e.message))
     ) {
       throw new WeftError(Code.RESOURCE_EXHAUSTED, `decompressed message exceeds ${maxBytes} bytes`, {
-        reason: "MESSAGE_TOO_LARGE",
+        reason: Reason.MESSAGE_TOO_LARGE,
         cause: e,
       });
     }
     throw new WeftError(Code.INVALID_ARGUMENT, `cannot decompress message: ${(e as Error).message}`, {
-      reason: "DECOMPRESS_FAILED",
+      reason: Reason.DECOMPRESS_FAILED,
       cause: e,
     });
   }

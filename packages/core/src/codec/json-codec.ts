@@ -1,5 +1,6 @@
 import { C1, Packr } from "msgpackr";
 import { Code } from "../errors/code.ts";
+import { Reason } from "../errors/reason.ts";
 import { WeftError } from "../errors/weft-error.ts";
 import { decodeFailed, type MessageCodec, unsupportedSerializer } from "./message-codec.ts";
 import type { SerializerName } from "./serializer.ts";
@@ -91,7 +92,7 @@ function validate<T>(schema: StandardSchemaV1<unknown, T>, value: unknown): T {
   const result = schema["~standard"].validate(value);
   if (result instanceof Promise) {
     throw new WeftError(Code.INTERNAL, "asynchronous Standard Schema validators are not supported", {
-      reason: "ASYNC_SCHEMA_UNSUPPORTED",
+      reason: Reason.ASYNC_SCHEMA_UNSUPPORTED,
     });
   }
   if (result.issues === undefined) return result.value;
@@ -105,7 +106,7 @@ function validate<T>(schema: StandardSchemaV1<unknown, T>, value: unknown): T {
   const first = details[0]?.value;
   const where = first !== undefined && first.path.length > 0 ? ` at "${first.path}"` : "";
   throw new WeftError(Code.INVALID_ARGUMENT, `validation failed${where}: ${first?.message ?? "invalid"}`, {
-    reason: "VALIDATION_FAILED",
+    reason: Reason.VALIDATION_FAILED,
     details,
   });
 }

@@ -1,4 +1,5 @@
 import { Code } from "../errors/code.ts";
+import { Reason } from "../errors/reason.ts";
 import { WeftError } from "../errors/weft-error.ts";
 import type { SerializerName } from "./serializer.ts";
 
@@ -21,7 +22,7 @@ export function unsupportedSerializer(serializer: string, supported: readonly st
   return new WeftError(
     Code.INVALID_ARGUMENT,
     `serializer "${serializer}" is not supported by this message type (supported: ${supported.join(", ")})`,
-    { reason: "UNSUPPORTED_SERIALIZER" },
+    { reason: Reason.UNSUPPORTED_SERIALIZER },
   );
 }
 
@@ -29,6 +30,6 @@ export function decodeFailed(serializer: string, cause: unknown): WeftError {
   return new WeftError(
     Code.INVALID_ARGUMENT,
     `cannot decode ${serializer} message: ${cause instanceof Error ? cause.message : String(cause)}`,
-    { reason: "DECODE_FAILED", cause },
+    { reason: Reason.DECODE_FAILED, cause },
   );
 }

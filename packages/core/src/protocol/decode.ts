@@ -1,4 +1,5 @@
 import { Code } from "../errors/code.ts";
+import { Reason } from "../errors/reason.ts";
 import { WeftError } from "../errors/weft-error.ts";
 import { DEFAULT_LIMITS, type Frame, type FrameLimits, HEADER_SIZE, MAGIC, VERSION } from "./frame.ts";
 
@@ -152,12 +153,12 @@ export class FrameDecoder {
   }
 
   #badMagic(bytes: Buffer): void {
-    this.#fatal("BAD_MAGIC", `bad magic 0x${bytes.toString("hex")}: not a Weft peer`);
+    this.#fatal(Reason.BAD_MAGIC, `bad magic 0x${bytes.toString("hex")}: not a Weft peer`);
   }
 
   #badVersion(version: number): void {
     this.#fatal(
-      "UNSUPPORTED_VERSION",
+      Reason.UNSUPPORTED_VERSION,
       `unsupported protocol version ${version} (this peer speaks ${VERSION})`,
     );
   }
@@ -185,13 +186,13 @@ export class FrameDecoder {
       error = new WeftError(
         Code.RESOURCE_EXHAUSTED,
         `frame metadata of ${this.#metaLength} bytes exceeds the limit of ${this.#limits.maxMetadataBytes}`,
-        { reason: "METADATA_TOO_LARGE" },
+        { reason: Reason.METADATA_TOO_LARGE },
       );
     } else if (total > this.#limits.maxFrameBytes) {
       error = new WeftError(
         Code.RESOURCE_EXHAUSTED,
         `frame of ${total} bytes exceeds the limit of ${this.#limits.maxFrameBytes}`,
-        { reason: "FRAME_TOO_LARGE" },
+        { reason: Reason.FRAME_TOO_LARGE },
       );
     }
     if (error !== undefined) {
@@ -224,7 +225,7 @@ export class FrameDecoder {
     } catch (e) {
       this.#onError({
         error: new WeftError(Code.INTERNAL, `malformed metadata: ${(e as Error).message}`, {
-          reason: "MALFORMED_METADATA",
+          reason: Reason.MALFORMED_METADATA,
         }),
         fatal: false,
         streamId: this.#streamId,

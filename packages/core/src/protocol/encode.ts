@@ -1,4 +1,5 @@
 import { Code } from "../errors/code.ts";
+import { Reason } from "../errors/reason.ts";
 import { WeftError } from "../errors/weft-error.ts";
 import { Metadata } from "../metadata/metadata.ts";
 import { HEADER_SIZE, MAGIC, VERSION } from "./frame.ts";
@@ -79,7 +80,7 @@ function writeFrame(
       if (kl === 0) {
         // The decoder rejects an empty key as malformed metadata, so never send one.
         throw new WeftError(Code.INVALID_ARGUMENT, "metadata key must not be empty", {
-          reason: "MALFORMED_METADATA",
+          reason: Reason.MALFORMED_METADATA,
         });
       }
       if (kl > 0xffff || vl > 0xffff) {
@@ -87,7 +88,7 @@ function writeFrame(
           Code.INVALID_ARGUMENT,
           `metadata entry "${key.slice(0, 64)}" exceeds 65535 bytes`,
           {
-            reason: "METADATA_TOO_LARGE",
+            reason: Reason.METADATA_TOO_LARGE,
           },
         );
       }

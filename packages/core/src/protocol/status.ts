@@ -1,4 +1,5 @@
 import { Code } from "../errors/code.ts";
+import { Reason } from "../errors/reason.ts";
 import { type ErrorDetail, type JsonValue, WeftError } from "../errors/weft-error.ts";
 import { Metadata } from "../metadata/metadata.ts";
 
@@ -54,7 +55,7 @@ export function decodeStatus(body: Uint8Array, trailers: Metadata): WeftError | 
 }
 
 function malformedStatus(): WeftError {
-  return new WeftError(Code.INTERNAL, "peer sent an unreadable status", { reason: "MALFORMED_STATUS" });
+  return new WeftError(Code.INTERNAL, "peer sent an unreadable status", { reason: Reason.MALFORMED_STATUS });
 }
 
 /** GOAWAY body: `u32 lastStreamId, u32 code`, then a UTF-8 message. */

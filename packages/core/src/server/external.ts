@@ -1,14 +1,15 @@
+import { armDeadline, type DeadlineTimer, deadlineWhileRunning, expiredOnArrival } from "../call/deadline.ts";
 import type { SerializerName } from "../codec/serializer.ts";
 import { type CallContext, runWithCallContext } from "../context/call-context.ts";
 import { Code } from "../errors/code.ts";
+import { Reason } from "../errors/reason.ts";
 import { WeftError } from "../errors/weft-error.ts";
 import type { CallResult } from "../interceptor/call.ts";
 import type { Metadata } from "../metadata/metadata.ts";
 import type { MethodInfo } from "../service/service.ts";
-import { armDeadline, type DeadlineTimer } from "../transport/deadline-timer.ts";
 import { type HandlerContext, ServerHandlerContext } from "./handler.ts";
 import type { RegisteredMethod, Server, ServerCore } from "./server.ts";
-import { callContextOf, deadlineWhileRunning, invokeRoute, serverCall } from "./server-call.ts";
+import { callContextOf, invokeRoute, serverCall } from "./server-call.ts";
 
 /** What a protocol front-end knows about an incoming call. */
 export interface ExternalCallInit {
@@ -59,18 +60,16 @@ export interface ExternalCall {
 export function openExternalCall(server: Server, init: ExternalCallInit): ExternalCall {
   const core = server as unknown as ServerCore;
   if (core.acceptingExternal !== true && !(init.whileDraining === true && server.state === "draining")) {
-    throw new WeftError(Code.UNAVAILABLE, "server is shutting down", { reason: "REFUSED_STREAM" });
+    throw new WeftError(Code.UNAVAILABLE, "server is shutting down", { reason: Reason.REFUSED_STREAM });
   }
   const route = core.routes.get(init.path);
   if (route === undefined) {
-    throw new WeftError(Code.UNIMPLEMENTED, `unknown method ${init.path}`, { reason: "UNKNOWN_METHOD" });
+    throw new WeftError(Code.UNIMPLEMENTED, `unknown method ${init.path}`, { reason: Reason.UNKNOWN_METHOD });
   }
   let deadline: number | undefined;
   if (init.timeoutMs !== undefined) {
     if (!(init.timeoutMs > 0)) {
-      throw new WeftError(Code.DEADLINE_EXCEEDED, "deadline already expired on arrival", {
-        reason: "DEADLINE_EXCEEDED",
-      });
+      throw expiredOnArrival();
     }
     deadline = Date.now() + init.timeoutMs;
   }

@@ -1,4 +1,5 @@
 import { Code } from "../errors/code.ts";
+import { Reason } from "../errors/reason.ts";
 import { WeftError } from "../errors/weft-error.ts";
 import {
   type Call,
@@ -125,7 +126,7 @@ export function adaptHandler(method: MethodInfo, fn: (...args: never[]) => unkno
         const messages = impl(input, ctx) as AsyncIterable<unknown>;
         if (messages === null || typeof messages !== "object" || !(Symbol.asyncIterator in messages)) {
           throw new WeftError(Code.INTERNAL, `handler of ${method.path} did not return an AsyncIterable`, {
-            reason: "BAD_HANDLER",
+            reason: Reason.BAD_HANDLER,
           });
         }
         return { stream: true, headers: ctx.responseHeaders, messages, trailers: ctx.responseTrailers };

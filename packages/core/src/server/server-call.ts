@@ -1,7 +1,5 @@
 import type { SerializerName } from "../codec/serializer.ts";
 import { type CallContext, runWithCallContext } from "../context/call-context.ts";
-import { Code } from "../errors/code.ts";
-import { WeftError } from "../errors/weft-error.ts";
 import type { CallResult, StreamCall, UnaryCall } from "../interceptor/call.ts";
 import { Metadata } from "../metadata/metadata.ts";
 import type { MethodInfo } from "../service/service.ts";
@@ -88,11 +86,4 @@ export function invokeRoute(
   } catch (e) {
     return Promise.reject(e);
   }
-}
-
-/** The error a call is cancelled with when its deadline passes while the handler runs. */
-export function deadlineWhileRunning(): WeftError {
-  return new WeftError(Code.DEADLINE_EXCEEDED, "deadline exceeded while the handler ran", {
-    reason: "DEADLINE_EXCEEDED",
-  });
 }

@@ -1,7 +1,9 @@
 import type { Duplex } from "node:stream";
+import { armDeadline, type DeadlineTimer, deadlineWhileRunning, expiredOnArrival } from "../call/deadline.ts";
 import { type SerializerName, serializerName } from "../codec/serializer.ts";
 import { runWithCallContext } from "../context/call-context.ts";
 import { Code } from "../errors/code.ts";
+import { Reason } from "../errors/reason.ts";
 import { WeftError } from "../errors/weft-error.ts";
 import { type StreamResult, singleMessage } from "../interceptor/call.ts";
 import { Metadata } from "../metadata/metadata.ts";
@@ -10,13 +12,12 @@ import { encodeFrame, encodeOutFrame } from "../protocol/encode.ts";
 import { Flags, type Frame, FrameType, PseudoKey } from "../protocol/frame.ts";
 import { decodeCredit, encodeCredit, encodeStatus } from "../protocol/status.ts";
 import { Connection } from "../transport/connection.ts";
-import { armDeadline, type DeadlineTimer } from "../transport/deadline-timer.ts";
 import { FlowWindow } from "../transport/flow-window.ts";
 import { Inbox } from "../transport/inbox.ts";
 import { decodeBody, encodeBody } from "../transport/wire-message.ts";
 import { ServerHandlerContext } from "./handler.ts";
 import type { RegisteredMethod, ServerCore } from "./server.ts";
-import { callContextOf, deadlineWhileRunning, invokeRoute, serverCall } from "./server-call.ts";
+import { callContextOf, invokeRoute, serverCall } from "./server-call.ts";
 
 const TRAILER_PREFIX = "trailer-";
 
@@ -37,7 +38,7 @@ export class ServerConnection extends Connection {
   goaway(message: string): void {
     if (this.#refuseAbove !== Number.POSITIVE_INFINITY) return;
     this.#refuseAbove = this.maxStreamId;
-    this.sendGoaway(this.maxStreamId, Code.UNAVAILABLE, message, "SHUTTING_DOWN");
+    this.sendGoaway(this.maxStreamId, Code.UNAVAILABLE, message, Reason.SHUTTING_DOWN);
     if (this.calls.size === 0) this.end();
   }
 
@@ -63,7 +64,7 @@ export class ServerConnection extends Connection {
         return;
       case FrameType.CANCEL:
         stream.cancel(
-          new WeftError(Code.CANCELLED, "call cancelled by the client", { reason: "CANCELLED" }),
+          new WeftError(Code.CANCELLED, "call cancelled by the client", { reason: Reason.CANCELLED }),
           false,
         );
         return;
@@ -123,7 +124,7 @@ export class ServerConnection extends Connection {
       if (!oneway) {
         this.sendEnd(
           id,
-          new WeftError(Code.UNAVAILABLE, "server is shutting down", { reason: "REFUSED_STREAM" }),
+          new WeftError(Code.UNAVAILABLE, "server is shutting down", { reason: Reason.REFUSED_STREAM }),
           undefined,
         );
       }
@@ -149,7 +150,7 @@ export class ServerConnection extends Connection {
         oneway,
         path,
         new WeftError(Code.UNIMPLEMENTED, `unknown method ${path ?? "(no :path)"}`, {
-          reason: path === undefined ? "MISSING_PATH" : "UNKNOWN_METHOD",
+          reason: path === undefined ? Reason.MISSING_PATH : Reason.UNKNOWN_METHOD,
         }),
       );
       return;
@@ -162,19 +163,12 @@ export class ServerConnection extends Connection {
           id,
           oneway,
           path,
-          new WeftError(Code.INVALID_ARGUMENT, `bad :timeout "${timeout}"`, { reason: "BAD_TIMEOUT" }),
+          new WeftError(Code.INVALID_ARGUMENT, `bad :timeout "${timeout}"`, { reason: Reason.BAD_TIMEOUT }),
         );
         return;
       }
       if (ms <= 0) {
-        this.#reject(
-          id,
-          oneway,
-          path,
-          new WeftError(Code.DEADLINE_EXCEEDED, "deadline already expired on arrival", {
-            reason: "DEADLINE_EXCEEDED",
-          }),
-        );
+        this.#reject(id, oneway, path, expiredOnArrival());
         return;
       }
       deadline = Date.now() + ms;
@@ -184,7 +178,7 @@ export class ServerConnection extends Connection {
         id,
         oneway,
         path,
-        new WeftError(Code.INTERNAL, `stream id ${id} already in use`, { reason: "STREAM_ID_REUSED" }),
+        new WeftError(Code.INTERNAL, `stream id ${id} already in use`, { reason: Reason.STREAM_ID_REUSED }),
       );
       return;
     }
@@ -195,7 +189,7 @@ export class ServerConnection extends Connection {
         oneway,
         path,
         new WeftError(Code.INVALID_ARGUMENT, `unknown serializer id ${frame.serializer}`, {
-          reason: "UNSUPPORTED_SERIALIZER",
+          reason: Reason.UNSUPPORTED_SERIALIZER,
         }),
       );
       return;
@@ -329,7 +323,7 @@ export class ServerStream {
     if (this.#flow!.received(frame.body.length)) {
       this.cancel(
         new WeftError(Code.RESOURCE_EXHAUSTED, "client ignored flow control", {
-          reason: "FLOW_CONTROL_VIOLATION",
+          reason: Reason.FLOW_CONTROL_VIOLATION,
         }),
         true,
       );

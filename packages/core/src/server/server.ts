@@ -4,6 +4,7 @@ import { createServer as createTlsServer, type TlsOptions } from "node:tls";
 import type { CompressionOptions } from "../codec/compression.ts";
 import { isPropagated } from "../context/call-context.ts";
 import { Code } from "../errors/code.ts";
+import { Reason } from "../errors/reason.ts";
 import { ConfigError, WeftError } from "../errors/weft-error.ts";
 import { type CallHandler, compose, type Interceptor } from "../interceptor/call.ts";
 import { Metadata } from "../metadata/metadata.ts";
@@ -269,7 +270,7 @@ class WeftServer implements Server, ServerCore {
       if (timedOut) {
         cancelled = this.inFlight;
         const error = new WeftError(Code.UNAVAILABLE, "server shut down before the call finished", {
-          reason: "SHUTDOWN_TIMEOUT",
+          reason: Reason.SHUTDOWN_TIMEOUT,
         });
         for (const conn of this.#connections)
           for (const stream of [...conn.calls.values()]) stream.cancel(error, true);
@@ -336,11 +337,11 @@ class WeftServer implements Server, ServerCore {
     if (this.#options.exposeInternalErrors === true) {
       const e = reason instanceof Error ? reason : new Error(String(reason));
       return new WeftError(Code.INTERNAL, e.message, {
-        reason: "HANDLER_ERROR",
+        reason: Reason.HANDLER_ERROR,
         details: [{ type: "weft.DebugInfo", value: { stack: e.stack ?? "" } }],
       });
     }
-    return new WeftError(Code.INTERNAL, "internal error", { reason: "HANDLER_ERROR" });
+    return new WeftError(Code.INTERNAL, "internal error", { reason: Reason.HANDLER_ERROR });
   }
 
   report(error: unknown, path: string | undefined): void {

@@ -1,5 +1,8 @@
 import type { Duplex } from "node:stream";
+import { armDeadline, type DeadlineTimer, deadlineExceeded } from "../call/deadline.ts";
+import { abortError, NEVER, settleWithin } from "../call/signal.ts";
 import { Code } from "../errors/code.ts";
+import { Reason } from "../errors/reason.ts";
 import { WeftError } from "../errors/weft-error.ts";
 import {
   type Call,
@@ -16,7 +19,6 @@ import { encodeFrame, encodeOutFrame, headOf, type OutFrame } from "../protocol/
 import { Flags, type Frame, type FrameLimits, FrameType, PseudoKey } from "../protocol/frame.ts";
 import { decodeCredit, decodeGoaway, decodeStatus, encodeCredit } from "../protocol/status.ts";
 import { Connection } from "./connection.ts";
-import { armDeadline, type DeadlineTimer } from "./deadline-timer.ts";
 import { FlowWindow } from "./flow-window.ts";
 import { Inbox } from "./inbox.ts";
 import { type Compression, decodeBody, encodeBody, serializerId } from "./wire-message.ts";
@@ -166,7 +168,7 @@ export class ClientConnection extends Connection {
       else if (now - this.#pingSentAt >= ka.timeoutMs) {
         this.destroy(
           new WeftError(Code.UNAVAILABLE, `no answer to keepalive ping within ${ka.timeoutMs} ms`, {
-            reason: "KEEPALIVE_TIMEOUT",
+            reason: Reason.KEEPALIVE_TIMEOUT,
           }),
         );
         return;
@@ -241,11 +243,12 @@ class ClientStream {
    * message so a transparent retry does not read the consumed iterable again.
    */
   async #openAfter(call: StreamCall, first: Promise<unknown>): Promise<CallResult> {
-    const message = await withinCall(
+    const message = await settleWithin(
       first.catch((e: unknown) => {
         throw WeftError.from(e, Code.CANCELLED);
       }),
-      call,
+      call.signal,
+      call.deadline,
     );
     call.messages = singleMessage(message);
     return this.#open(message, true);
@@ -298,7 +301,7 @@ class ClientStream {
           if (error) {
             reject(
               new WeftError(Code.UNAVAILABLE, `one-way call not sent: ${error.message}`, {
-                reason: "CONNECTION_CLOSED",
+                reason: Reason.CONNECTION_CLOSED,
                 cause: error,
               }),
             );
@@ -384,7 +387,7 @@ class ClientStream {
     if (this.#flow!.received(frame.body.length)) {
       this.fail(
         new WeftError(Code.RESOURCE_EXHAUSTED, "peer ignored flow control", {
-          reason: "FLOW_CONTROL_VIOLATION",
+          reason: Reason.FLOW_CONTROL_VIOLATION,
         }),
       );
       this.sendCancel();
@@ -399,7 +402,7 @@ class ClientStream {
     for (const [k, v] of frame.metadata) trailers.setRaw(k, v);
     const error = decodeStatus(frame.body, trailers);
     if (error !== undefined) {
-      if (error.reason === "REFUSED_STREAM" && error.code === Code.UNAVAILABLE) {
+      if (error.reason === Reason.REFUSED_STREAM && error.code === Code.UNAVAILABLE) {
         this.refuse(error.rawMessage);
         return;
       }
@@ -419,7 +422,9 @@ class ClientStream {
       this.#finish();
       return;
     }
-    this.fail(new WeftError(Code.INTERNAL, "call ended without a response", { reason: "MISSING_RESPONSE" }));
+    this.fail(
+      new WeftError(Code.INTERNAL, "call ended without a response", { reason: Reason.MISSING_RESPONSE }),
+    );
   }
 
   onCredit(bytes: number): void {
@@ -445,7 +450,7 @@ class ClientStream {
       retry(this.#call, this.#attempt + 1).then(resolve, reject);
       return;
     }
-    this.fail(new WeftError(Code.UNAVAILABLE, message, { reason: "REFUSED_STREAM" }));
+    this.fail(new WeftError(Code.UNAVAILABLE, message, { reason: Reason.REFUSED_STREAM }));
   }
 
   fail(error: WeftError): void {
@@ -480,7 +485,7 @@ class ClientStream {
   #unexpected(type: string): void {
     this.fail(
       new WeftError(Code.INTERNAL, `server sent ${type} on a ${this.#call.method.kind} call`, {
-        reason: "UNEXPECTED_FRAME",
+        reason: Reason.UNEXPECTED_FRAME,
       }),
     );
     this.sendCancel();
@@ -585,67 +590,6 @@ function expire(stream: ClientStream): void {
 }
 
 /**
- * Waits for `pending` (a connection being set up, the request of a stream being read), but no longer
- * than `call`'s deadline and signal allow: it then rejects with `DEADLINE_EXCEEDED` or the abort
- * error. A call with neither gets `pending` itself.
- */
-export function withinCall<T>(pending: Promise<T>, call: Call): Promise<T> {
-  const { deadline, signal } = call;
-  if (deadline === undefined && signal === NEVER) return pending;
-  return new Promise<T>((resolve, reject) => {
-    let timer: DeadlineTimer | undefined;
-    const done = () => {
-      timer?.cancel();
-      signal.removeEventListener("abort", onAbort);
-    };
-    const onAbort = () => {
-      done();
-      reject(abortError(signal));
-    };
-    if (signal.aborted) {
-      pending.catch(() => {}); // abandoned: its outcome no longer matters
-      return onAbort();
-    }
-    signal.addEventListener("abort", onAbort, ONCE);
-    if (deadline !== undefined) {
-      timer = armDeadline(deadline, () => {
-        done();
-        reject(deadlineExceeded(deadline));
-      });
-    }
-    pending.then(
-      (value) => {
-        done();
-        resolve(value);
-      },
-      (error: unknown) => {
-        done();
-        reject(error);
-      },
-    );
-  });
-}
-
-/** A signal that never aborts, shared by calls made without one (skips listener bookkeeping). */
-export const NEVER: AbortSignal = new AbortController().signal;
-
-export function deadlineExceeded(deadline: number | undefined): WeftError {
-  return new WeftError(Code.DEADLINE_EXCEEDED, "deadline exceeded", {
-    reason: "DEADLINE_EXCEEDED",
-    metadata: deadline === undefined ? {} : { "deadline-ms": String(deadline) },
-  });
-}
-
-export function abortError(signal: AbortSignal): WeftError {
-  const reason: unknown = signal.reason;
-  if (reason instanceof WeftError) return reason;
-  return new WeftError(Code.CANCELLED, "call cancelled by the caller", {
-    reason: "CANCELLED",
-    cause: reason,
-  });
-}
-
-/**
  * Refuses to send a frame the peer would refuse (judged by this side's limits, which default to the
  * server's): the caller gets the error and the connection, shared with other calls, stays healthy.
  */
@@ -657,7 +601,7 @@ export function checkOutgoing(frame: OutFrame, limits: FrameLimits): void {
       Code.RESOURCE_EXHAUSTED,
       `request metadata of ${meta} bytes exceeds the limit of ${limits.maxMetadataBytes}`,
       {
-        reason: "METADATA_TOO_LARGE",
+        reason: Reason.METADATA_TOO_LARGE,
       },
     );
   }
@@ -667,7 +611,7 @@ export function checkOutgoing(frame: OutFrame, limits: FrameLimits): void {
       Code.RESOURCE_EXHAUSTED,
       `request frame of ${size} bytes exceeds the limit of ${limits.maxFrameBytes}`,
       {
-        reason: "FRAME_TOO_LARGE",
+        reason: Reason.FRAME_TOO_LARGE,
       },
     );
   }

@@ -1,5 +1,6 @@
 import type { Duplex } from "node:stream";
 import { Code } from "../errors/code.ts";
+import { Reason } from "../errors/reason.ts";
 import { WeftError } from "../errors/weft-error.ts";
 import { type DecodeErrorInfo, FrameDecoder } from "../protocol/decode.ts";
 import { encodeFrame, type OutFrame } from "../protocol/encode.ts";
@@ -200,7 +201,7 @@ export abstract class Connection {
             Code.UNAVAILABLE,
             error === undefined ? "connection closed" : `connection failed: ${error.message}`,
             {
-              reason: "CONNECTION_CLOSED",
+              reason: Reason.CONNECTION_CLOSED,
               ...(error === undefined ? {} : { cause: error }),
             },
           );

@@ -1,12 +1,14 @@
 import { isIP, connect as netConnect } from "node:net";
 import type { Duplex } from "node:stream";
 import { type ConnectionOptions as TlsConnectionOptions, connect as tlsConnect } from "node:tls";
+import { settleWithin } from "../call/signal.ts";
 import type { CompressionOptions } from "../codec/compression.ts";
 import { Code } from "../errors/code.ts";
+import { Reason } from "../errors/reason.ts";
 import { ConfigError, WeftError } from "../errors/weft-error.ts";
 import type { Call, CallResult } from "../interceptor/call.ts";
 import { DEFAULT_LIMITS, type FrameLimits } from "../protocol/frame.ts";
-import { ClientConnection, type ClientConnectionOptions, withinCall } from "./client-connection.ts";
+import { ClientConnection, type ClientConnectionOptions } from "./client-connection.ts";
 import type { Transport } from "./transport.ts";
 import { resolveCompression } from "./wire-message.ts";
 
@@ -100,7 +102,7 @@ export class TcpTransport implements Transport {
     if (attempt > this.#maxRetries) {
       return Promise.reject(
         new WeftError(Code.UNAVAILABLE, `refused by ${attempt} servers going away`, {
-          reason: "REFUSED_STREAM",
+          reason: Reason.REFUSED_STREAM,
         }),
       );
     }
@@ -119,7 +121,7 @@ export class TcpTransport implements Transport {
 
   async #acquire(call: Call): Promise<ClientConnection> {
     if (this.#closed)
-      throw new WeftError(Code.UNAVAILABLE, "transport is closed", { reason: "TRANSPORT_CLOSED" });
+      throw new WeftError(Code.UNAVAILABLE, "transport is closed", { reason: Reason.TRANSPORT_CLOSED });
     const eps = this.#endpoints;
     const n = eps.length;
     let lastError: WeftError | undefined;
@@ -134,7 +136,7 @@ export class TcpTransport implements Transport {
       try {
         const ready = ep.acquire();
         // Connecting can take up to connectTimeoutMs: the call's deadline and signal still apply.
-        return await (ready instanceof Promise ? withinCall(ready, call) : ready);
+        return await (ready instanceof Promise ? settleWithin(ready, call.signal, call.deadline) : ready);
       } catch (e) {
         // the call's own deadline or cancellation: no other address will help
         if (call.signal.aborted || (call.deadline !== undefined && Date.now() >= call.deadline)) throw e;
@@ -144,7 +146,7 @@ export class TcpTransport implements Transport {
     throw (
       lastError ??
       new WeftError(Code.UNAVAILABLE, "every address is backing off after connection failures", {
-        reason: "NO_AVAILABLE_NODE",
+        reason: Reason.NO_AVAILABLE_NODE,
       })
     );
   }
@@ -202,7 +204,7 @@ class Endpoint {
           Code.UNAVAILABLE,
           `${this.#target.key} is unreachable; next attempt in ${this.#retryAt - Date.now()} ms`,
           {
-            reason: "CONNECTION_FAILED",
+            reason: Reason.CONNECTION_FAILED,
             cause: this.#lastError,
           },
         ),
@@ -269,7 +271,7 @@ class Endpoint {
           Code.UNAVAILABLE,
           `cannot connect to ${target.key}: ${error.message}`,
           {
-            reason: "CONNECTION_FAILED",
+            reason: Reason.CONNECTION_FAILED,
             cause: error,
           },
         );
@@ -307,7 +309,7 @@ class Endpoint {
 }
 
 function transportClosed(): WeftError {
-  return new WeftError(Code.UNAVAILABLE, "transport closed", { reason: "TRANSPORT_CLOSED" });
+  return new WeftError(Code.UNAVAILABLE, "transport closed", { reason: Reason.TRANSPORT_CLOSED });
 }
 
 /** Resolves once `socket` has emitted `close` (at once if it already has). */

@@ -2,6 +2,7 @@ import { type CompressionOptions, Compressor, compress, decompress } from "../co
 import type { MessageCodec } from "../codec/message-codec.ts";
 import { Serializer, type SerializerName, serializerName } from "../codec/serializer.ts";
 import { Code } from "../errors/code.ts";
+import { Reason } from "../errors/reason.ts";
 import { WeftError } from "../errors/weft-error.ts";
 
 /** Resolved compression settings: algorithm id and threshold. `null` means never compress. */
@@ -48,7 +49,7 @@ export function decodeBody<T>(
   const name = serializerName(serializerId);
   if (name === undefined) {
     throw new WeftError(Code.INVALID_ARGUMENT, `unknown serializer id ${serializerId}`, {
-      reason: "UNSUPPORTED_SERIALIZER",
+      reason: Reason.UNSUPPORTED_SERIALIZER,
     });
   }
   return codec.decode(compressorId === 0 ? body : decompress(compressorId, body, maxBytes), name);

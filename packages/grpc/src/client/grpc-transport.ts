@@ -15,6 +15,7 @@ import {
   Compressor,
   ConfigError,
   Metadata,
+  Reason,
   Serializer,
   type StreamResult,
   type Transport,
@@ -22,8 +23,10 @@ import {
   WeftError,
 } from "@weft/core";
 import {
+  abortError,
   armDeadline,
   type DeadlineTimer,
+  deadlineExceeded,
   decodeBody,
   encodeBody,
   firstMessage,
@@ -167,7 +170,7 @@ class GrpcTransport implements Transport {
   call(call: Call): Promise<CallResult> {
     if (this.#closed) {
       return Promise.reject(
-        new WeftError(Code.UNAVAILABLE, "transport is closed", { reason: "TRANSPORT_CLOSED" }),
+        new WeftError(Code.UNAVAILABLE, "transport is closed", { reason: Reason.TRANSPORT_CLOSED }),
       );
     }
     const kind = call.method.kind;
@@ -182,7 +185,7 @@ class GrpcTransport implements Transport {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    const error = new WeftError(Code.UNAVAILABLE, "transport closed", { reason: "TRANSPORT_CLOSED" });
+    const error = new WeftError(Code.UNAVAILABLE, "transport closed", { reason: Reason.TRANSPORT_CLOSED });
     for (const call of [...this.calls]) call.abort(error);
     const closing = [...this.#sessions].map(
       (s) =>
@@ -403,7 +406,7 @@ class GrpcClientCall implements EnvelopeSink {
     if (status !== 200) {
       if (grpcStatus === undefined) {
         this.#status = new WeftError(codeFromHttpStatus(status), `HTTP status ${status} from a gRPC server`, {
-          reason: "HTTP_STATUS",
+          reason: Reason.HTTP_STATUS,
           metadata: { "http-status": String(status) },
         });
         this.#stream?.close(constants.NGHTTP2_CANCEL);
@@ -416,7 +419,7 @@ class GrpcClientCall implements EnvelopeSink {
         Code.UNKNOWN,
         `response content type ${contentType ?? "(none)"} is not gRPC`,
         {
-          reason: "BAD_CONTENT_TYPE",
+          reason: Reason.BAD_CONTENT_TYPE,
         },
       );
       this.#stream?.close(constants.NGHTTP2_CANCEL);
@@ -425,7 +428,7 @@ class GrpcClientCall implements EnvelopeSink {
     const encoding = headerValue(headers, "grpc-encoding");
     if (encoding !== undefined && encoding !== "identity" && encoding !== "gzip") {
       this.#status = new WeftError(Code.INTERNAL, `response grpc-encoding "${encoding}" is not supported`, {
-        reason: "UNSUPPORTED_ENCODING",
+        reason: Reason.UNSUPPORTED_ENCODING,
       });
       this.#stream?.close(constants.NGHTTP2_CANCEL);
       return;
@@ -483,7 +486,7 @@ class GrpcClientCall implements EnvelopeSink {
     }
     if (++this.#responses > 1) {
       throw new WeftError(Code.INTERNAL, "more than one response message for a single-response call", {
-        reason: "TOO_MANY_MESSAGES",
+        reason: Reason.TOO_MANY_MESSAGES,
       });
     }
     this.#response = body;
@@ -560,7 +563,7 @@ class GrpcClientCall implements EnvelopeSink {
     }
     if (rst === constants.NGHTTP2_REFUSED_STREAM) {
       this.#fail(
-        new WeftError(Code.UNAVAILABLE, "the server refused the call", { reason: "REFUSED_STREAM" }),
+        new WeftError(Code.UNAVAILABLE, "the server refused the call", { reason: Reason.REFUSED_STREAM }),
       );
       return;
     }
@@ -568,7 +571,7 @@ class GrpcClientCall implements EnvelopeSink {
       new WeftError(
         rst === 0 ? Code.INTERNAL : codeFromRstCode(rst),
         rst === 0 ? "stream ended without a gRPC status" : `stream reset by the server (HTTP/2 error ${rst})`,
-        { reason: rst === 0 ? "MISSING_STATUS" : "STREAM_RESET" },
+        { reason: rst === 0 ? Reason.MISSING_STATUS : Reason.STREAM_RESET },
       ),
     );
   }
@@ -630,7 +633,9 @@ class GrpcClientCall implements EnvelopeSink {
     const body = this.#response;
     if (body === undefined) {
       this.#fail(
-        new WeftError(Code.INTERNAL, "call ended without a response message", { reason: "MISSING_RESPONSE" }),
+        new WeftError(Code.INTERNAL, "call ended without a response message", {
+          reason: Reason.MISSING_RESPONSE,
+        }),
       );
       return;
     }
@@ -706,30 +711,10 @@ class GrpcClientCall implements EnvelopeSink {
   }
 }
 
-/**
- * The errors of a call that ran out of time or was cancelled, exactly as Weft's TCP transport makes
- * them (core keeps its own private): `deadline-ms` metadata is the absolute deadline.
- */
-function deadlineExceeded(deadline: number | undefined): WeftError {
-  return new WeftError(Code.DEADLINE_EXCEEDED, "deadline exceeded", {
-    reason: "DEADLINE_EXCEEDED",
-    metadata: deadline === undefined ? {} : { "deadline-ms": String(deadline) },
-  });
-}
-
-function abortError(signal: AbortSignal): WeftError {
-  const reason: unknown = signal.reason;
-  if (reason instanceof WeftError) return reason;
-  return new WeftError(Code.CANCELLED, "call cancelled by the caller", {
-    reason: "CANCELLED",
-    cause: reason,
-  });
-}
-
 function unavailable(cause: unknown): WeftError {
   const message = cause instanceof Error ? cause.message : String(cause);
   return new WeftError(Code.UNAVAILABLE, `gRPC connection failed: ${message}`, {
-    reason: "CONNECTION_FAILED",
+    reason: Reason.CONNECTION_FAILED,
     cause,
   });
 }

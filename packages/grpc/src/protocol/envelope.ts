@@ -1,4 +1,4 @@
-import { Code, WeftError } from "@weft/core";
+import { Code, Reason, WeftError } from "@weft/core";
 
 /** Flag bit of a compressed message (gRPC, gRPC-web, Connect streaming). */
 export const FLAG_COMPRESSED = 0x01;
@@ -95,7 +95,7 @@ export class EnvelopeReader {
       throw new WeftError(
         Code.RESOURCE_EXHAUSTED,
         `message of ${length} bytes exceeds the limit of ${this.#maxBytes}`,
-        { reason: "MESSAGE_TOO_LARGE" },
+        { reason: Reason.MESSAGE_TOO_LARGE },
       );
     }
     return length;

@@ -14,6 +14,7 @@ import {
   Code,
   type Metadata,
   type MethodInfo,
+  Reason,
   type Server,
   type StreamResult,
   type UnaryResult,
@@ -25,6 +26,7 @@ import {
   httpHeadersFromMetadata,
   metadataFromHttpHeaders,
   openExternalCall,
+  settleWithin,
   singleMessage,
 } from "@weft/core/internal";
 import {
@@ -35,7 +37,6 @@ import {
   JSON_DETAILS_KEY,
   WEFT_DOMAIN,
 } from "../protocol/status.ts";
-import { raceAbort } from "./abort.ts";
 
 export type NodeRequest = IncomingMessage | Http2ServerRequest;
 export type NodeResponse = ServerResponse | Http2ServerResponse;
@@ -108,7 +109,7 @@ function registerMethod(
         const ext = open(ctx);
         const unlink = link(ctx.signal, ext);
         try {
-          const result = (await raceAbort(ext.run(request), ext.signal)) as UnaryResult;
+          const result = (await settleWithin(ext.run(request), ext.signal, undefined)) as UnaryResult;
           copyHeaders(result.headers, ctx.responseHeader);
           copyHeaders(result.trailers, ctx.responseTrailer);
           return result.message ?? {};
@@ -125,10 +126,11 @@ function registerMethod(
         const ext = open(ctx);
         const unlink = link(ctx.signal, ext);
         try {
-          const result = (await raceAbort(ext.run(requests), ext.signal)) as StreamResult;
-          const message = await raceAbort(
+          const result = (await settleWithin(ext.run(requests), ext.signal, undefined)) as StreamResult;
+          const message = await settleWithin(
             ext.within(() => Promise.resolve(firstMessage(result.messages))),
             ext.signal,
+            undefined,
           );
           copyHeaders(result.headers, ctx.responseHeader);
           copyHeaders(result.trailers, ctx.responseTrailer);
@@ -150,17 +152,19 @@ function registerMethod(
         let iterator: AsyncIterator<unknown> | undefined;
         let finished = false;
         try {
-          const result = (await raceAbort(
+          const result = (await settleWithin(
             ext.run(single ? singleMessage(input) : input),
             ext.signal,
+            undefined,
           )) as StreamResult;
           copyHeaders(result.headers, ctx.responseHeader);
           const it = result.messages[Symbol.asyncIterator]();
           iterator = it;
           for (;;) {
-            const next = await raceAbort(
+            const next = await settleWithin(
               ext.within(() => it.next()),
               ext.signal,
+              undefined,
             );
             if (next.done === true) break;
             yield next.value;
@@ -192,7 +196,7 @@ function link(signal: AbortSignal, ext: ExternalCall): () => void {
         code === Code.DEADLINE_EXCEEDED ? Code.DEADLINE_EXCEEDED : Code.CANCELLED,
         "call cancelled",
         {
-          reason: code === Code.DEADLINE_EXCEEDED ? "DEADLINE_EXCEEDED" : "CANCELLED",
+          reason: code === Code.DEADLINE_EXCEEDED ? Reason.DEADLINE_EXCEEDED : Reason.CANCELLED,
         },
       ),
     );

@@ -11,6 +11,7 @@ import {
   Compressor,
   type Metadata,
   type MethodInfo,
+  Reason,
   Serializer,
   type SerializerName,
   type Server,
@@ -24,6 +25,8 @@ import {
   Inbox,
   openExternalCall,
   singleMessage,
+  unwatchAbort,
+  watchAbort,
 } from "@weft/core/internal";
 import { drained, HIGH_WATER, LOW_WATER } from "../http2.ts";
 import { EnvelopeReader, type EnvelopeSink, encodeEnvelope, FLAG_COMPRESSED } from "../protocol/envelope.ts";
@@ -41,7 +44,6 @@ import {
   JSON_DETAILS_KEY,
   parseGrpcTimeout,
 } from "../protocol/status.ts";
-import { unwatchAbort, watchAbort } from "./abort.ts";
 
 /** What every gRPC call of one handler shares. */
 export interface GrpcServerContext {
@@ -102,7 +104,7 @@ export function refuse(
   extra?: OutgoingHttpHeaders,
 ): void {
   if (stream.destroyed || stream.closed) return;
-  if (error.reason === "REFUSED_STREAM") {
+  if (error.reason === Reason.REFUSED_STREAM) {
     stream.close(constants.NGHTTP2_REFUSED_STREAM);
     return;
   }
@@ -138,7 +140,7 @@ export function serveGrpc(
       stream,
       contentType,
       new WeftError(Code.UNIMPLEMENTED, `grpc-encoding "${encoding}" is not supported`, {
-        reason: "UNSUPPORTED_ENCODING",
+        reason: Reason.UNSUPPORTED_ENCODING,
       }),
       { "grpc-accept-encoding": ACCEPT_ENCODING },
     );
@@ -152,7 +154,7 @@ export function serveGrpc(
       refuse(
         stream,
         contentType,
-        new WeftError(Code.INVALID_ARGUMENT, `bad grpc-timeout "${timeout}"`, { reason: "BAD_TIMEOUT" }),
+        new WeftError(Code.INVALID_ARGUMENT, `bad grpc-timeout "${timeout}"`, { reason: Reason.BAD_TIMEOUT }),
       );
       return;
     }
@@ -166,7 +168,7 @@ export function serveGrpc(
         stream,
         contentType,
         new WeftError(Code.INVALID_ARGUMENT, `${path} cannot use content type ${contentType}`, {
-          reason: "UNSUPPORTED_SERIALIZER",
+          reason: Reason.UNSUPPORTED_SERIALIZER,
         }),
       );
       return;
@@ -289,7 +291,7 @@ class GrpcServerCall implements EnvelopeSink {
     if (this.#done || this.#abandoned) return;
     if ((flags & FLAG_COMPRESSED) !== 0 && !this.#compressed) {
       throw new WeftError(Code.INTERNAL, "compressed message without grpc-encoding", {
-        reason: "BAD_COMPRESSION",
+        reason: Reason.BAD_COMPRESSION,
       });
     }
     const inbox = this.#inbox;
@@ -308,7 +310,7 @@ class GrpcServerCall implements EnvelopeSink {
     }
     if (++this.#messages > 1) {
       throw new WeftError(Code.INVALID_ARGUMENT, `${this.#info.path} takes one request message`, {
-        reason: "TOO_MANY_MESSAGES",
+        reason: Reason.TOO_MANY_MESSAGES,
       });
     }
     this.#message = body;
@@ -320,7 +322,7 @@ class GrpcServerCall implements EnvelopeSink {
     if (this.#reader.buffered > 0) {
       this.#fail(
         new WeftError(Code.INVALID_ARGUMENT, "request ended inside a message", {
-          reason: "TRUNCATED_MESSAGE",
+          reason: Reason.TRUNCATED_MESSAGE,
         }),
       );
       return;
@@ -334,7 +336,7 @@ class GrpcServerCall implements EnvelopeSink {
     if (body === undefined) {
       this.#fail(
         new WeftError(Code.INVALID_ARGUMENT, `${this.#info.path} needs a request message`, {
-          reason: "MISSING_MESSAGE",
+          reason: Reason.MISSING_MESSAGE,
         }),
       );
       return;
@@ -491,7 +493,7 @@ class GrpcServerCall implements EnvelopeSink {
   /** The stream closed: normally after our status, or early because the client cancelled. */
   onClose(): void {
     if (this.#done) return;
-    const error = new WeftError(Code.CANCELLED, "call cancelled by the client", { reason: "CANCELLED" });
+    const error = new WeftError(Code.CANCELLED, "call cancelled by the client", { reason: Reason.CANCELLED });
     this.#complete();
     this.#inbox?.fail(error);
     this.#ext.cancel(error);

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { armDeadline } from "./deadline-timer.ts";
+import { armDeadline } from "./deadline.ts";
 
 describe("armDeadline", () => {
   afterEach(() => {

@@ -1,0 +1,126 @@
+/*
+ * Cancellation, once for every call on both sides: the shared never-aborting signal, the error an
+ * abort becomes, abort watchers that cost no closure, and the one way to wait for a promise no longer
+ * than a call's signal and deadline allow.
+ */
+import { Code } from "../errors/code.ts";
+import { Reason } from "../errors/reason.ts";
+import { WeftError } from "../errors/weft-error.ts";
+import { armDeadline, type DeadlineTimer, deadlineExceeded } from "./deadline.ts";
+
+/** A signal that never aborts, shared by calls made without one (skips listener bookkeeping). */
+export const NEVER: AbortSignal = new AbortController().signal;
+
+/**
+ * The error a call fails with once its signal aborted: the signal's reason when it is a `WeftError`
+ * (a deadline, a shutdown, an interceptor's own error), else CANCELLED with the reason as its cause.
+ */
+export function abortError(signal: AbortSignal): WeftError {
+  const reason: unknown = signal.reason;
+  if (reason instanceof WeftError) return reason;
+  return new WeftError(Code.CANCELLED, "call cancelled by the caller", {
+    reason: Reason.CANCELLED,
+    cause: reason,
+  });
+}
+
+/** Something told once a signal aborts. An object (not a closure), so a call can be its own watcher. */
+export interface AbortWatcher {
+  handleEvent(): void;
+}
+
+/** Options of every abort listener (shared: no object per call). */
+const ONCE = Object.freeze({ once: true });
+
+/**
+ * Calls `watcher.handleEvent()` once `signal` aborts; at once if it has already. Undo with
+ * `unwatchAbort` when the call ends, so a long-lived signal never collects watchers. `NEVER` is not
+ * watched at all.
+ */
+export function watchAbort(signal: AbortSignal, watcher: AbortWatcher): void {
+  if (signal === NEVER) return;
+  if (signal.aborted) watcher.handleEvent();
+  else signal.addEventListener("abort", watcher, ONCE);
+}
+
+export function unwatchAbort(signal: AbortSignal, watcher: AbortWatcher): void {
+  if (signal !== NEVER) signal.removeEventListener("abort", watcher);
+}
+
+/**
+ * Settles with `pending` (a connection being set up, a request being read, a handler's answer), but
+ * no longer than `signal` and `deadline` allow: it then rejects with `abortError(signal)` or
+ * `deadlineExceeded(deadline)`, and `pending`'s own outcome is dropped (never reported as an
+ * unhandled rejection). With neither, `pending` itself is returned.
+ */
+export function settleWithin<T>(
+  pending: Promise<T>,
+  signal: AbortSignal,
+  deadline: number | undefined,
+): Promise<T> {
+  if (deadline === undefined && signal === NEVER) return pending;
+  if (signal.aborted) {
+    pending.then(undefined, ignore);
+    return Promise.reject(abortError(signal));
+  }
+  return new Promise<T>((resolve, reject) => {
+    new Race(pending, signal, deadline, resolve, reject);
+  });
+}
+
+/** One `settleWithin`: its own abort watcher and deadline callback argument. */
+class Race<T> implements AbortWatcher {
+  readonly #signal: AbortSignal;
+  readonly #deadline: number | undefined;
+  readonly #resolve: (value: T) => void;
+  readonly #reject: (error: unknown) => void;
+  #timer: DeadlineTimer | undefined;
+  #settled = false;
+
+  constructor(
+    pending: Promise<T>,
+    signal: AbortSignal,
+    deadline: number | undefined,
+    resolve: (value: T) => void,
+    reject: (error: unknown) => void,
+  ) {
+    this.#signal = signal;
+    this.#deadline = deadline;
+    this.#resolve = resolve;
+    this.#reject = reject;
+    watchAbort(signal, this);
+    if (deadline !== undefined) this.#timer = armDeadline(deadline, expireRace, this);
+    pending.then(
+      (value) => {
+        if (this.#end()) this.#resolve(value);
+      },
+      (error: unknown) => {
+        if (this.#end()) this.#reject(error);
+      },
+    );
+  }
+
+  handleEvent(): void {
+    if (this.#end()) this.#reject(abortError(this.#signal));
+  }
+
+  expire(): void {
+    this.#timer = undefined;
+    if (this.#end()) this.#reject(deadlineExceeded(this.#deadline));
+  }
+
+  /** True the first time: the race is decided now. */
+  #end(): boolean {
+    if (this.#settled) return false;
+    this.#settled = true;
+    this.#timer?.cancel();
+    unwatchAbort(this.#signal, this);
+    return true;
+  }
+}
+
+function expireRace<T>(race: Race<T>): void {
+  race.expire();
+}
+
+function ignore(): void {}
