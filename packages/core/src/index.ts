@@ -9,6 +9,11 @@ export {
   type ClientOptions,
   createClient,
 } from "./client/client.ts";
+export {
+  createMemoryTransport,
+  createTcpTransport,
+  type TcpTransportOptions,
+} from "./cluster/tcp-transport.ts";
 export { type CompressionOptions, Compressor, type CompressorName } from "./codec/compression.ts";
 export { type MessageTypeOptions, messageType } from "./codec/json-codec.ts";
 export type { CodecType, MessageCodec } from "./codec/message-codec.ts";
@@ -67,6 +72,5 @@ export {
   serverStreaming,
   unary,
 } from "./service/service.ts";
-export { createMemoryTransport, type MemoryTransportOptions } from "./transport/memory-transport.ts";
-export { createTcpTransport, type TcpTransportOptions } from "./transport/tcp-transport.ts";
+export type { MemoryPeer, MemoryTransportOptions } from "./transport/memory-transport.ts";
 export type { Transport } from "./transport/transport.ts";

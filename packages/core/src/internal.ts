@@ -3,6 +3,7 @@
  * tooling) and for tests.
  */
 
+export { ClientCall, type ResponseStream, type RetryRefused } from "./call/client-call.ts";
 export {
   armDeadline,
   budgetLeft,
@@ -22,6 +23,8 @@ export {
   unwatchAbort,
   watchAbort,
 } from "./call/signal.ts";
+export { Cluster, type ClusterOptions, type Picker, roundRobin } from "./cluster/cluster.ts";
+export { TcpTransport } from "./cluster/tcp-transport.ts";
 export { firstMessage, singleMessage } from "./interceptor/call.ts";
 export {
   httpHeadersFromMetadata,
@@ -32,5 +35,6 @@ export { type ExternalCall, type ExternalCallInit, openExternalCall } from "./se
 export type { ServerCore } from "./server/server.ts";
 export { INITIAL_WINDOW, MESSAGE_OVERHEAD } from "./transport/flow-window.ts";
 export { Inbox } from "./transport/inbox.ts";
-export { type Dialer, TcpTransport } from "./transport/tcp-transport.ts";
+export type { TransportNode } from "./transport/node.ts";
+export { type Dialer, TcpNode, type TcpNodeOptions, tcpNodeSettings } from "./transport/tcp-node.ts";
 export { decodeBody, encodeBody, resolveCompression } from "./transport/wire-message.ts";

@@ -5,10 +5,10 @@
  */
 import { connect, createServer, type Server as NetServer, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
+import type { TcpTransportOptions } from "../src/cluster/tcp-transport.ts";
 import type { Transport } from "../src/index.ts";
 import { type Dialer, TcpTransport } from "../src/internal.ts";
 import { type DecodeErrorInfo, type Frame, FrameDecoder } from "../src/protocol/index.ts";
-import type { TcpTransportOptions } from "../src/transport/tcp-transport.ts";
 
 /** Every frame decoded off one byte stream, in order, with a way to wait for the next match. */
 export class FrameLog {

@@ -1,6 +1,6 @@
 import { type CompressionOptions, Compressor, compress, decompress } from "../codec/compression.ts";
 import type { MessageCodec } from "../codec/message-codec.ts";
-import { Serializer, type SerializerName, serializerName } from "../codec/serializer.ts";
+import { type SerializerName, serializerName } from "../codec/serializer.ts";
 import { Code } from "../errors/code.ts";
 import { Reason } from "../errors/reason.ts";
 import { WeftError } from "../errors/weft-error.ts";
@@ -53,8 +53,4 @@ export function decodeBody<T>(
     });
   }
   return codec.decode(compressorId === 0 ? body : decompress(compressorId, body, maxBytes), name);
-}
-
-export function serializerId(name: SerializerName): number {
-  return Serializer[name];
 }

@@ -15,7 +15,9 @@ import {
   clientStreaming,
   createClient,
   defineService,
+  type Interceptor,
   rawBytes,
+  serverStreaming,
   unary,
   type WeftError,
 } from "@weft/core";
@@ -226,5 +228,61 @@ describe("the gRPC transport against a scripted HTTP/2 peer", () => {
     expect(random![0]).toBe(0);
     expect(random!.length).toBe(5 + 4096);
     expect(small![0]).toBe(0);
+  });
+});
+
+const Feed = defineService("test.Feed", { watch: serverStreaming(rawBytes, rawBytes) });
+
+/** Replaces a streaming call's request with an iterable whose one message never comes. */
+const stalledRequest: Interceptor = (next) => (call) => {
+  if (call.stream) {
+    call.messages = (async function* () {
+      await new Promise(() => {});
+    })();
+  }
+  return next(call);
+};
+
+describe("a server-streaming request an interceptor wrapped, over gRPC as over Weft TCP", () => {
+  const cleanups: Array<() => Promise<void> | void> = [];
+  afterEach(async () => {
+    vi.useRealTimers();
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  async function stalledCall(options: { timeoutMs?: number; signal?: AbortSignal }) {
+    const p = await peer(() => {});
+    cleanups.push(p.close);
+    const transport = createGrpcTransport({ address: p.address });
+    cleanups.push(() => transport.close());
+    const client = createClient(Feed, transport, { interceptors: [stalledRequest] });
+    const outcome = (async () => {
+      for await (const _ of client.watch(new Uint8Array([1]), options));
+    })().then(
+      () => undefined,
+      (e: unknown) => e as WeftError,
+    );
+    return { p, outcome };
+  }
+
+  it("fails DEADLINE_EXCEEDED at the call's deadline when its message never comes", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
+    const { p, outcome } = await stalledCall({ timeoutMs: 300 });
+    vi.advanceTimersByTime(299);
+    expect(await settled(outcome)).toBe(false);
+    vi.advanceTimersByTime(1);
+    expect(await settled(outcome)).toBe(true);
+    expect(await outcome).toMatchObject({ code: Code.DEADLINE_EXCEEDED, reason: "DEADLINE_EXCEEDED" });
+    expect(p.seen).toHaveLength(0); // nothing was sent
+  });
+
+  it("fails CANCELLED as soon as the caller aborts", async () => {
+    const controller = new AbortController();
+    const { p, outcome } = await stalledCall({ signal: controller.signal });
+    expect(await settled(outcome)).toBe(false);
+    controller.abort();
+    expect(await settled(outcome)).toBe(true);
+    expect(await outcome).toMatchObject({ code: Code.CANCELLED });
+    expect(p.seen).toHaveLength(0);
   });
 });

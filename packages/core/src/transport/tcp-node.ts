@@ -1,6 +1,7 @@
 import { isIP, connect as netConnect } from "node:net";
 import type { Duplex } from "node:stream";
 import { type ConnectionOptions as TlsConnectionOptions, connect as tlsConnect } from "node:tls";
+import type { RetryRefused } from "../call/client-call.ts";
 import { settleWithin } from "../call/signal.ts";
 import type { CompressionOptions } from "../codec/compression.ts";
 import { Code } from "../errors/code.ts";
@@ -9,12 +10,11 @@ import { ConfigError, WeftError } from "../errors/weft-error.ts";
 import type { Call, CallResult } from "../interceptor/call.ts";
 import { DEFAULT_LIMITS, type FrameLimits } from "../protocol/frame.ts";
 import { ClientConnection, type ClientConnectionOptions } from "./client-connection.ts";
-import type { Transport } from "./transport.ts";
+import type { TransportNode } from "./node.ts";
 import { resolveCompression } from "./wire-message.ts";
 
-export interface TcpTransportOptions {
-  /** `host:port`, or several for a static list (calls go round-robin over the reachable ones). */
-  address: string | readonly string[];
+/** How every node of a Weft TCP transport connects: the options of `createTcpTransport` but the address list and retries. */
+export interface TcpNodeOptions {
   /** Connect with TLS. Give `ca` to trust a private CA, `cert`/`key` for mTLS, `servername` for SNI. */
   tls?: TlsConnectionOptions;
   /** Connections per address, opened as load requires. Default 1. */
@@ -29,132 +29,57 @@ export interface TcpTransportOptions {
   limits?: Partial<FrameLimits>;
   /** Compress request messages at or above the threshold. */
   compression?: CompressionOptions;
-  /** A transparently retried call (refused by a server going away) is tried this many times at most. Default 3. */
-  maxRefusedRetries?: number;
 }
 
-interface HostPort {
+export interface HostPort {
   host: string;
   port: number;
   key: string;
 }
 
+/** Opens a byte stream to an address; the TCP transport's socket factory, swappable for tests. */
+export type Dialer = (target: HostPort, options: TcpNodeOptions) => Duplex;
+
 /**
- * A transport over Weft's TCP protocol to one address or a static list. One connection multiplexes
- * many concurrent calls; a small pool per address opens more under load. A broken connection is
- * re-established with exponential backoff; while an address is backing off, calls go to the others
- * or fail fast with `UNAVAILABLE`. A call refused by a server that is going away (it was never
- * started) is retried on another connection transparently.
+ * What the nodes of one transport share, checked once: pass it to every `TcpNode` of the list.
+ * Throws `ConfigError` for a bad option.
  */
-export function createTcpTransport(options: TcpTransportOptions): Transport {
-  return new TcpTransport(options, null);
+export interface TcpNodeSettings {
+  readonly options: TcpNodeOptions;
+  readonly connection: ClientConnectionOptions;
+  readonly poolSize: number;
+  readonly dial: Dialer;
 }
 
-/** Opens a byte stream to an address; the TCP transport's socket factory, swappable for tests. */
-export type Dialer = (target: HostPort, options: TcpTransportOptions) => Duplex;
-
-export class TcpTransport implements Transport {
-  readonly #endpoints: Endpoint[];
-  readonly #maxRetries: number;
-  #next = 0;
-  #closed = false;
-
-  constructor(options: TcpTransportOptions, dialer: Dialer | null) {
-    const addresses = typeof options.address === "string" ? [options.address] : options.address;
-    if (!Array.isArray(addresses) || addresses.length === 0) {
-      throw new ConfigError("address", 'a "host:port" string or a non-empty list of them', options.address);
-    }
-    const poolSize = options.poolSize ?? 1;
-    if (!Number.isInteger(poolSize) || poolSize < 1)
-      throw new ConfigError("poolSize", "an integer ≥ 1", poolSize);
-    const ka = options.keepalive;
-    const keepalive =
-      ka === false ? null : { intervalMs: ka?.intervalMs ?? 15_000, timeoutMs: ka?.timeoutMs ?? 5_000 };
-    const connOptions: ClientConnectionOptions = {
+export function tcpNodeSettings(options: TcpNodeOptions, dialer: Dialer | null): TcpNodeSettings {
+  const poolSize = options.poolSize ?? 1;
+  if (!Number.isInteger(poolSize) || poolSize < 1)
+    throw new ConfigError("poolSize", "an integer ≥ 1", poolSize);
+  const ka = options.keepalive;
+  const keepalive =
+    ka === false ? null : { intervalMs: ka?.intervalMs ?? 15_000, timeoutMs: ka?.timeoutMs ?? 5_000 };
+  return {
+    options,
+    connection: {
       limits: { ...DEFAULT_LIMITS, ...options.limits },
       compression: resolveCompression(options.compression),
       keepalive,
-    };
-    const dial = dialer ?? defaultDialer;
-    this.#endpoints = addresses.map(
-      (a) => new Endpoint(parseAddress(a), options, connOptions, dial, poolSize),
-    );
-    this.#maxRetries = options.maxRefusedRetries ?? 3;
-  }
-
-  call(call: Call): Promise<CallResult> {
-    // Fast path: the next address has a ready connection; no extra promise in between.
-    const eps = this.#endpoints;
-    const ep = eps[this.#next]!;
-    if (!this.#closed && !ep.backingOff()) {
-      const ready = ep.acquire();
-      if (!(ready instanceof Promise)) {
-        this.#next = (this.#next + 1) % eps.length;
-        return ready.start(call, this.#retry, 0);
-      }
-      ready.catch(() => {}); // observed by the slow path below, which waits for the same attempt
-    }
-    return this.#callSlow(call, 0);
-  }
-
-  /** A call refused without being started (server going away) goes to another connection. */
-  readonly #retry = (call: Call, attempt: number): Promise<CallResult> => {
-    if (attempt > this.#maxRetries) {
-      return Promise.reject(
-        new WeftError(Code.UNAVAILABLE, `refused by ${attempt} servers going away`, {
-          reason: Reason.REFUSED_STREAM,
-        }),
-      );
-    }
-    return this.#callSlow(call, attempt);
+    },
+    poolSize,
+    dial: dialer ?? defaultDialer,
   };
-
-  async #callSlow(call: Call, attempt: number): Promise<CallResult> {
-    const conn = await this.#acquire(call);
-    return conn.start(call, this.#retry, attempt);
-  }
-
-  async close(): Promise<void> {
-    this.#closed = true;
-    await Promise.all(this.#endpoints.map((e) => e.close()));
-  }
-
-  async #acquire(call: Call): Promise<ClientConnection> {
-    if (this.#closed)
-      throw new WeftError(Code.UNAVAILABLE, "transport is closed", { reason: Reason.TRANSPORT_CLOSED });
-    const eps = this.#endpoints;
-    const n = eps.length;
-    let lastError: WeftError | undefined;
-    // Try each endpoint once, round-robin, skipping those in reconnect backoff.
-    const start = this.#next;
-    for (let i = 0; i < n; i++) {
-      const index = (start + i) % n;
-      const ep = eps[index]!;
-      if (ep.backingOff() && n > 1) continue;
-      // Take the turn before waiting for a connection, so calls started together spread out.
-      this.#next = (index + 1) % n;
-      try {
-        const ready = ep.acquire();
-        // Connecting can take up to connectTimeoutMs: the call's deadline and signal still apply.
-        return await (ready instanceof Promise ? settleWithin(ready, call.signal, call.deadline) : ready);
-      } catch (e) {
-        // the call's own deadline or cancellation: no other address will help
-        if (call.signal.aborted || (call.deadline !== undefined && Date.now() >= call.deadline)) throw e;
-        lastError = WeftError.from(e, Code.UNAVAILABLE);
-      }
-    }
-    throw (
-      lastError ??
-      new WeftError(Code.UNAVAILABLE, "every address is backing off after connection failures", {
-        reason: Reason.NO_AVAILABLE_NODE,
-      })
-    );
-  }
 }
 
-class Endpoint {
+/**
+ * One Weft TCP server: a small pool of connections, each multiplexing many calls, opened as load
+ * requires. A connection that fails to open puts the node in exponential reconnect backoff, during
+ * which calls fail fast with `UNAVAILABLE`. The node neither chooses among servers nor resends a
+ * refused call: the cluster above it does.
+ */
+export class TcpNode implements TransportNode {
+  readonly address: string;
   readonly #target: HostPort;
-  readonly #options: TcpTransportOptions;
+  readonly #options: TcpNodeOptions;
   readonly #connOptions: ClientConnectionOptions;
   readonly #dial: Dialer;
   readonly #poolSize: number;
@@ -170,25 +95,49 @@ class Endpoint {
   #retryAt = 0;
   #lastError: WeftError | undefined;
 
-  constructor(
-    target: HostPort,
-    options: TcpTransportOptions,
-    connOptions: ClientConnectionOptions,
-    dial: Dialer,
-    poolSize: number,
-  ) {
-    this.#target = target;
-    this.#options = options;
-    this.#connOptions = connOptions;
-    this.#dial = dial;
-    this.#poolSize = poolSize;
+  constructor(address: string, settings: TcpNodeSettings) {
+    this.#target = parseAddress(address);
+    this.address = this.#target.key;
+    this.#options = settings.options;
+    this.#connOptions = settings.connection;
+    this.#dial = settings.dial;
+    this.#poolSize = settings.poolSize;
   }
 
-  backingOff(): boolean {
+  get ready(): boolean {
+    for (const c of this.#conns) if (c.usable) return true;
+    return false;
+  }
+
+  get backingOff(): boolean {
     return this.#conns.length === 0 && Date.now() < this.#retryAt;
   }
 
-  acquire(): Promise<ClientConnection> | ClientConnection {
+  connect(): Promise<unknown> {
+    const got = this.#acquire();
+    return got instanceof Promise ? got : Promise.resolve(got);
+  }
+
+  call(call: Call, retry: RetryRefused | undefined, attempt: number): Promise<CallResult> {
+    const got = this.#acquire();
+    if (!(got instanceof Promise)) return got.start(call, retry, attempt);
+    return this.#callAfter(got, call, retry, attempt);
+  }
+
+  /** No connection was up: wait for one, within the call's signal and deadline. */
+  async #callAfter(
+    connecting: Promise<ClientConnection>,
+    call: Call,
+    retry: RetryRefused | undefined,
+    attempt: number,
+  ): Promise<CallResult> {
+    const conn = await settleWithin(connecting, call.signal, call.deadline);
+    return conn.start(call, retry, attempt);
+  }
+
+  /** The least loaded usable connection, or one being set up; opens another as load requires. */
+  #acquire(): Promise<ClientConnection> | ClientConnection {
+    if (this.#closed) return Promise.reject(transportClosed());
     let best: ClientConnection | undefined;
     for (const c of this.#conns) {
       if (c.usable && (best === undefined || c.load < best.load)) best = c;

@@ -1,0 +1,52 @@
+import { ConfigError } from "../errors/weft-error.ts";
+import { type MemoryPeer, type MemoryTransportOptions, memoryDialer } from "../transport/memory-transport.ts";
+import { type Dialer, TcpNode, type TcpNodeOptions, tcpNodeSettings } from "../transport/tcp-node.ts";
+import type { Transport } from "../transport/transport.ts";
+import { Cluster } from "./cluster.ts";
+
+export interface TcpTransportOptions extends TcpNodeOptions {
+  /** `host:port`, or several for a static list (calls go round-robin over the reachable ones). */
+  address: string | readonly string[];
+  /** A transparently retried call (refused by a server going away) is tried this many times at most. Default 3. */
+  maxRefusedRetries?: number;
+}
+
+/**
+ * A transport over Weft's TCP protocol to one address or a static list. One connection multiplexes
+ * many concurrent calls; a small pool per address opens more under load. A broken connection is
+ * re-established with exponential backoff; while an address is backing off, calls go to the others
+ * or fail fast with `UNAVAILABLE`. A call refused by a server that is going away (it was never
+ * started) is retried on another connection transparently.
+ */
+export function createTcpTransport(options: TcpTransportOptions): Transport {
+  return new TcpTransport(options, null);
+}
+
+/** The Weft TCP transport: a cluster over one `TcpNode` per address, all dialed by `dialer`. */
+export class TcpTransport extends Cluster {
+  constructor(options: TcpTransportOptions, dialer: Dialer | null) {
+    const addresses = typeof options.address === "string" ? [options.address] : options.address;
+    if (!Array.isArray(addresses) || addresses.length === 0) {
+      throw new ConfigError("address", 'a "host:port" string or a non-empty list of them', options.address);
+    }
+    const settings = tcpNodeSettings(options, dialer);
+    const retries = options.maxRefusedRetries;
+    super(
+      addresses.map((a: string) => new TcpNode(a, settings)),
+      retries === undefined ? {} : { maxRefusedRetries: retries },
+    );
+  }
+}
+
+/**
+ * A transport to a server in the same process with no socket in between: an in-memory byte pipe
+ * carries the real Weft protocol, so everything but the kernel is exercised. For tests and for
+ * embedding a service in its caller. Connecting to a server that is not serving (shutting down or
+ * stopped) fails at once with `UNAVAILABLE`, like a refused TCP connection.
+ */
+export function createMemoryTransport(server: MemoryPeer, options: MemoryTransportOptions = {}): Transport {
+  const node: TcpTransportOptions = { address: "memory:1", keepalive: options.keepalive ?? false };
+  if (options.limits !== undefined) node.limits = options.limits;
+  if (options.compression !== undefined) node.compression = options.compression;
+  return new TcpTransport(node, memoryDialer(server));
+}

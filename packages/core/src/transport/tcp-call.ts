@@ -1,0 +1,350 @@
+import { ClientCall, type RetryRefused } from "../call/client-call.ts";
+import { budgetLeft, deadlineExceeded } from "../call/deadline.ts";
+import { Code } from "../errors/code.ts";
+import { Reason } from "../errors/reason.ts";
+import { WeftError } from "../errors/weft-error.ts";
+import type { Call, CallResult, StreamCall } from "../interceptor/call.ts";
+import { singleMessage } from "../interceptor/call.ts";
+import { Metadata } from "../metadata/metadata.ts";
+import { encodeFrame, encodeOutFrame, headOf, type OutFrame } from "../protocol/encode.ts";
+import { Flags, type Frame, type FrameLimits, FrameType, PseudoKey } from "../protocol/frame.ts";
+import { decodeStatus, encodeCredit } from "../protocol/status.ts";
+import type { ClientConnection } from "./client-connection.ts";
+import { FlowWindow } from "./flow-window.ts";
+import { Inbox } from "./inbox.ts";
+import { decodeBody, encodeBody } from "./wire-message.ts";
+
+const TRAILER_PREFIX = "trailer-";
+
+/**
+ * One call on a Weft TCP connection: its lifetime is `ClientCall`'s; this class only frames it
+ * (stream id, REQUEST/MESSAGE/END/CANCEL/CREDIT frames, flow control). The inbox and the flow window
+ * exist only for streams.
+ */
+export class TcpClientCall extends ClientCall<OutFrame> {
+  readonly #conn: ClientConnection;
+  readonly #id: number;
+  #headers: Metadata | undefined;
+  #trailers: Metadata | undefined;
+  #inbox: Inbox<unknown> | undefined;
+  #flow: FlowWindow | undefined;
+
+  constructor(
+    conn: ClientConnection,
+    id: number,
+    call: Call,
+    retry: RetryRefused | undefined,
+    attempt: number,
+  ) {
+    super(call, retry, attempt);
+    this.#conn = conn;
+    this.#id = id;
+    this.#headers = undefined;
+    this.#trailers = undefined;
+    this.#inbox = undefined;
+    this.#flow = undefined;
+  }
+
+  protected prepare(message: unknown): OutFrame {
+    const call = this.call;
+    const conn = this.#conn;
+    // The connection may have closed while a wrapped request was read: nothing would ever answer.
+    const closed = conn.closeError;
+    if (closed !== undefined) throw closed;
+    const method = call.method;
+    const meta: Array<[string, string]> = [[PseudoKey.path, method.path]];
+    if (call.deadline !== undefined) {
+      const budget = budgetLeft(call.deadline);
+      if (budget <= 0) throw deadlineExceeded(call.deadline);
+      meta.push([PseudoKey.timeout, String(budget)]);
+    }
+    if (call.headers.size > 0) for (const entry of call.headers) meta.push(entry);
+    const single = !call.stream || method.kind === "server_streaming";
+    let body: Uint8Array | undefined;
+    let compressor = 0;
+    if (single) {
+      const encoded = encodeBody(method.input, message, this.serializer, conn.compression);
+      body = encoded.body;
+      compressor = encoded.compressor;
+    }
+    const flags = (single ? Flags.END_STREAM : 0) | (method.kind === "oneway" ? Flags.ONE_WAY : 0);
+    const frame = encodeOutFrame(
+      FrameType.REQUEST,
+      flags,
+      this.#id,
+      this.serializerId,
+      compressor,
+      meta,
+      body,
+    );
+    checkOutgoing(frame, conn.limits);
+    return frame;
+  }
+
+  /** True one-way: nothing comes back; the promise settles when the frame is written. */
+  protected override sendOneway(frame: OutFrame): Promise<CallResult> {
+    return new Promise((resolve, reject) => {
+      this.#conn.send(frame, (error) => {
+        if (error) {
+          reject(
+            new WeftError(Code.UNAVAILABLE, `one-way call not sent: ${error.message}`, {
+              reason: Reason.CONNECTION_CLOSED,
+              cause: error,
+            }),
+          );
+        } else {
+          resolve({ stream: false, headers: new Metadata(), message: undefined, trailers: new Metadata() });
+        }
+      });
+    });
+  }
+
+  protected send(frame: OutFrame): void {
+    const conn = this.#conn;
+    conn.register(this.#id, this);
+    conn.send(frame);
+    const call = this.call;
+    if (call.stream && call.method.kind !== "server_streaming") {
+      this.#flow = new FlowWindow(conn.limits.maxFrameBytes);
+      void this.#pump(call);
+    }
+  }
+
+  protected cancelOnWire(): void {
+    this.#conn.sendFrame(FrameType.CANCEL, 0, this.#id);
+  }
+
+  protected ended(): void {
+    this.#flow?.release();
+    this.#conn.unregister(this.#id);
+  }
+
+  /** True when the response is a stream of messages (server-streaming, bidi), not one RESPONSE. */
+  get #streamsResponse(): boolean {
+    const call = this.call;
+    return call.stream && call.method.kind !== "client_streaming";
+  }
+
+  onHeaders(frame: Frame): void {
+    if (!this.#streamsResponse) {
+      this.#unexpected("HEADERS");
+      return;
+    }
+    this.#headers = toMetadata(frame.metadata);
+    this.#startStream();
+  }
+
+  onResponse(frame: Frame): void {
+    if (this.#streamsResponse) {
+      this.#unexpected("RESPONSE");
+      return;
+    }
+    const headers = new Metadata();
+    const trailers = this.#trailersOf();
+    for (const [k, v] of frame.metadata) {
+      if (k.startsWith(TRAILER_PREFIX)) trailers.setRaw(k.slice(TRAILER_PREFIX.length), v);
+      else headers.setRaw(k, v);
+    }
+    let message: unknown;
+    try {
+      message = decodeBody(
+        this.call.method.output,
+        frame.body,
+        frame.serializer,
+        frame.compressor,
+        this.#conn.limits.maxFrameBytes,
+      );
+    } catch (e) {
+      this.fail(responseDecodeError(e));
+      return;
+    }
+    if (this.call.stream) {
+      this.respond({ stream: true, headers, messages: singleMessage(message), trailers });
+    } else {
+      this.respond({ stream: false, headers, message, trailers });
+    }
+  }
+
+  onMessage(frame: Frame): void {
+    if (!this.#streamsResponse) {
+      this.#unexpected("MESSAGE");
+      return;
+    }
+    if (this.#inbox === undefined) this.#startStream();
+    if (this.#flow!.received(frame.body.length)) {
+      this.fail(
+        new WeftError(Code.RESOURCE_EXHAUSTED, "peer ignored flow control", {
+          reason: Reason.FLOW_CONTROL_VIOLATION,
+        }),
+      );
+      this.sendCancel();
+      return;
+    }
+    this.#inbox!.push(frame.body, frame.serializer, frame.compressor);
+    if ((frame.flags & Flags.END_STREAM) !== 0) this.#inbox!.end();
+  }
+
+  onEnd(frame: Frame): void {
+    const trailers = this.#trailersOf();
+    for (const [k, v] of frame.metadata) trailers.setRaw(k, v);
+    const error = decodeStatus(frame.body, trailers);
+    if (error !== undefined) {
+      if (error.reason === Reason.REFUSED_STREAM && error.code === Code.UNAVAILABLE) {
+        this.refuse(new WeftError(Code.UNAVAILABLE, error.rawMessage, { reason: Reason.REFUSED_STREAM }));
+        return;
+      }
+      // messages already received stay readable; the error comes after them
+      this.finishWith(error);
+      return;
+    }
+    if (this.#inbox === undefined && this.#streamsResponse) this.#startStream();
+    if (this.#inbox !== undefined) {
+      this.finishWith(undefined);
+      return;
+    }
+    this.fail(
+      new WeftError(Code.INTERNAL, "call ended without a response", { reason: Reason.MISSING_RESPONSE }),
+    );
+  }
+
+  onCredit(bytes: number): void {
+    this.#flow?.onCredit(bytes);
+  }
+
+  /** The server is going away and will never process this call. */
+  refuseGoingAway(): void {
+    this.refuse(new WeftError(Code.UNAVAILABLE, "server is going away", { reason: Reason.REFUSED_STREAM }));
+  }
+
+  sendCancel(): void {
+    this.cancelOnWire();
+  }
+
+  /** A frame this kind of call never receives: a broken server. Fails the call and abandons it. */
+  #unexpected(type: string): void {
+    this.fail(
+      new WeftError(Code.INTERNAL, `server sent ${type} on a ${this.call.method.kind} call`, {
+        reason: Reason.UNEXPECTED_FRAME,
+      }),
+    );
+    this.sendCancel();
+  }
+
+  #trailersOf(): Metadata {
+    this.#trailers ??= new Metadata();
+    return this.#trailers;
+  }
+
+  #startStream(): void {
+    if (this.#inbox !== undefined) return;
+    const output = this.call.method.output;
+    const max = this.#conn.limits.maxFrameBytes;
+    this.#flow ??= new FlowWindow(max);
+    const inbox = new Inbox(
+      (body, ser, comp) => {
+        try {
+          return decodeBody(output, body, ser, comp, max);
+        } catch (e) {
+          throw responseDecodeError(e);
+        }
+      },
+      (bytes) => this.#onConsumed(bytes),
+      () => this.abandon(),
+    );
+    this.#inbox = inbox;
+    this.respondStream(
+      {
+        stream: true,
+        headers: this.#headers ?? new Metadata(),
+        messages: inbox,
+        trailers: this.#trailersOf(),
+      },
+      inbox,
+    );
+  }
+
+  #onConsumed(bytes: number): void {
+    const credit = this.#flow!.consumed(bytes);
+    if (credit > 0 && !this.finished) {
+      this.#conn.send(encodeFrame(FrameType.CREDIT, 0, this.#id, 0, 0, undefined, encodeCredit(credit)));
+    }
+  }
+
+  async #pump(call: StreamCall): Promise<void> {
+    const method = call.method;
+    const conn = this.#conn;
+    const flow = this.#flow!;
+    this.openRequest();
+    try {
+      for await (const message of call.messages) {
+        if (this.finished) return;
+        const { body, compressor } = encodeBody(method.input, message, this.serializer, conn.compression);
+        for (let wait = flow.waitForCredit(); wait !== undefined; wait = flow.waitForCredit()) {
+          await wait;
+          if (this.finished) return;
+        }
+        if (this.finished) return;
+        const frame = encodeOutFrame(
+          FrameType.MESSAGE,
+          0,
+          this.#id,
+          this.serializerId,
+          compressor,
+          undefined,
+          body,
+        );
+        checkOutgoing(frame, conn.limits);
+        flow.charge(body.length);
+        conn.send(frame);
+        const bp = conn.backpressure();
+        if (bp !== undefined) await bp;
+      }
+      if (!this.finished) conn.sendFrame(FrameType.END, 0, this.#id);
+    } catch (e) {
+      this.abort(WeftError.from(e, Code.CANCELLED));
+    }
+  }
+}
+
+/**
+ * Refuses to send a frame the peer would refuse (judged by this side's limits, which default to the
+ * server's): the caller gets the error and the connection, shared with other calls, stays healthy.
+ */
+export function checkOutgoing(frame: OutFrame, limits: FrameLimits): void {
+  const head = headOf(frame);
+  const meta = head.readUInt32BE(12);
+  if (meta > limits.maxMetadataBytes) {
+    throw new WeftError(
+      Code.RESOURCE_EXHAUSTED,
+      `request metadata of ${meta} bytes exceeds the limit of ${limits.maxMetadataBytes}`,
+      { reason: Reason.METADATA_TOO_LARGE },
+    );
+  }
+  const size = meta + head.readUInt32BE(16);
+  if (size > limits.maxFrameBytes) {
+    throw new WeftError(
+      Code.RESOURCE_EXHAUSTED,
+      `request frame of ${size} bytes exceeds the limit of ${limits.maxFrameBytes}`,
+      { reason: Reason.FRAME_TOO_LARGE },
+    );
+  }
+}
+
+/**
+ * A response the client cannot decode is the server's fault, not the caller's: `INTERNAL` (as gRPC
+ * does), keeping the codec's reason; a message over the size limit stays `RESOURCE_EXHAUSTED`.
+ */
+function responseDecodeError(e: unknown): WeftError {
+  const error = WeftError.from(e, Code.INTERNAL);
+  if (error.code !== Code.INVALID_ARGUMENT) return error;
+  return new WeftError(Code.INTERNAL, `cannot read the server's response: ${error.rawMessage}`, {
+    reason: error.reason,
+    cause: error,
+  });
+}
+
+function toMetadata(entries: Array<[string, string]>): Metadata {
+  const md = new Metadata();
+  for (const [k, v] of entries) md.setRaw(k, v);
+  return md;
+}

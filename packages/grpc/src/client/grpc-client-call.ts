@@ -1,0 +1,371 @@
+import {
+  type ClientHttp2Session,
+  type ClientHttp2Stream,
+  constants,
+  type IncomingHttpHeaders,
+  type OutgoingHttpHeaders,
+} from "node:http2";
+import { type Call, Code, Compressor, Metadata, Reason, WeftError } from "@weft/core";
+import {
+  ClientCall,
+  decodeBody,
+  encodeBody,
+  Inbox,
+  type RetryRefused,
+  singleMessage,
+} from "@weft/core/internal";
+import { drained, HIGH_WATER, LOW_WATER } from "../http2.ts";
+import { EnvelopeReader, type EnvelopeSink, encodeEnvelope, FLAG_COMPRESSED } from "../protocol/envelope.ts";
+import {
+  grpcContentType,
+  grpcSubtype,
+  headerValue,
+  metadataFromHeaders,
+  writeMetadata,
+} from "../protocol/headers.ts";
+import {
+  codeFromHttpStatus,
+  codeFromRstCode,
+  encodeGrpcTimeout,
+  errorFromStatus,
+  JSON_DETAILS_KEY,
+} from "../protocol/status.ts";
+import { type GrpcNode, transportClosed } from "./grpc-node.ts";
+
+const USER_AGENT = "weft-grpc/0.1";
+
+/**
+ * One call over gRPC: its lifetime is `ClientCall`'s; this class only frames it on an HTTP/2
+ * stream (request headers, length-prefixed envelopes, `grpc-status` trailers, RST_STREAM). What it
+ * prepares is the request's one envelope, or `undefined` for a streamed request.
+ */
+export class GrpcClientCall extends ClientCall<Buffer | undefined> implements EnvelopeSink {
+  readonly #node: GrpcNode;
+  readonly #reader: EnvelopeReader;
+  readonly #trailers = new Metadata();
+  #stream: ClientHttp2Stream | undefined;
+  #headers: Metadata | undefined;
+  #inbox: Inbox<unknown> | undefined;
+  #response: Buffer | undefined;
+  #responseFlags = 0;
+  #responses = 0;
+  #status: WeftError | null | undefined; // undefined: not known yet; null: OK
+  #error: Error | undefined;
+  /** The session whose active-stream count includes this call's stream. */
+  #counted: ClientHttp2Session | undefined;
+  #unconsumed = 0;
+  #paused = false;
+
+  constructor(node: GrpcNode, call: Call, retry: RetryRefused | undefined, attempt: number) {
+    super(call, retry, attempt);
+    this.#node = node;
+    this.#reader = new EnvelopeReader(node.settings.maxMessageBytes);
+  }
+
+  protected prepare(message: unknown): Buffer | undefined {
+    // the node may have closed while a wrapped request was read
+    if (this.#node.closed) throw transportClosed();
+    const call = this.call;
+    return call.stream && call.method.kind !== "server_streaming" ? undefined : this.#encode(message);
+  }
+
+  #encode(message: unknown): Buffer {
+    // core's encoding: at or above the threshold, compressed unless that would make it larger
+    const { body, compressor } = encodeBody(
+      this.call.method.input,
+      message,
+      this.serializer,
+      this.#node.settings.compression,
+    );
+    return encodeEnvelope(body, compressor === Compressor.none ? 0 : FLAG_COMPRESSED);
+  }
+
+  protected send(body: Buffer | undefined): void {
+    const call = this.call;
+    const node = this.#node;
+    node.calls.add(this);
+    const settings = node.settings;
+    const headers: OutgoingHttpHeaders = {
+      ":method": "POST",
+      ":path": settings.target.prefix + call.method.path,
+      "content-type": grpcContentType(this.serializer),
+      te: "trailers",
+      "user-agent": USER_AGENT,
+      "grpc-accept-encoding": "identity,gzip",
+    };
+    // the call's encoding; each message says whether it is compressed (small ones are not)
+    if (settings.compression !== null) headers["grpc-encoding"] = "gzip";
+    if (call.deadline !== undefined) headers["grpc-timeout"] = encodeGrpcTimeout(call.deadline - Date.now());
+    writeMetadata(call.headers, headers);
+    let stream: ClientHttp2Stream;
+    let session: ClientHttp2Session;
+    try {
+      session = node.session();
+      stream = session.request(headers, { endStream: false });
+    } catch (e) {
+      // the session received GOAWAY or closed in between: the call never started, a new one takes it
+      node.forget();
+      this.refuse(unavailable(e));
+      return;
+    }
+    this.#stream = stream;
+    this.#counted = session;
+    node.streamStarted(session);
+    stream.on("response", this.#onResponse);
+    stream.on("data", this.#onData);
+    stream.on("trailers", this.#onTrailers);
+    stream.on("error", this.#onError);
+    stream.on("close", this.#onClose);
+    if (body !== undefined) stream.end(body);
+    else void this.#pump(stream);
+  }
+
+  protected cancelOnWire(): void {
+    const stream = this.#stream;
+    if (stream !== undefined && !stream.destroyed) stream.close(constants.NGHTTP2_CANCEL);
+  }
+
+  protected ended(): void {
+    this.#node.calls.delete(this);
+    if (this.#paused) {
+      this.#paused = false;
+      this.#stream?.resume();
+    }
+  }
+
+  async #pump(stream: ClientHttp2Stream): Promise<void> {
+    const call = this.call;
+    if (!call.stream) return;
+    this.openRequest();
+    try {
+      for await (const message of call.messages) {
+        if (this.finished) return;
+        if (!stream.write(this.#encode(message))) {
+          await drained(stream);
+          if (this.finished) return;
+        }
+      }
+      if (!this.finished && !stream.destroyed) stream.end();
+    } catch (e) {
+      this.abort(WeftError.from(e, Code.CANCELLED));
+    }
+  }
+
+  readonly #onResponse = (headers: IncomingHttpHeaders): void => {
+    const status = Number(headers[":status"]);
+    const grpcStatus = headerValue(headers, "grpc-status");
+    if (status !== 200) {
+      if (grpcStatus === undefined) {
+        this.#status = new WeftError(codeFromHttpStatus(status), `HTTP status ${status} from a gRPC server`, {
+          reason: Reason.HTTP_STATUS,
+          metadata: { "http-status": String(status) },
+        });
+        this.#stream?.close(constants.NGHTTP2_CANCEL);
+        return;
+      }
+    }
+    const contentType = headerValue(headers, "content-type");
+    if (grpcSubtype(contentType) === undefined && grpcStatus === undefined) {
+      this.#status = new WeftError(
+        Code.UNKNOWN,
+        `response content type ${contentType ?? "(none)"} is not gRPC`,
+        {
+          reason: Reason.BAD_CONTENT_TYPE,
+        },
+      );
+      this.#stream?.close(constants.NGHTTP2_CANCEL);
+      return;
+    }
+    const encoding = headerValue(headers, "grpc-encoding");
+    if (encoding !== undefined && encoding !== "identity" && encoding !== "gzip") {
+      this.#status = new WeftError(Code.INTERNAL, `response grpc-encoding "${encoding}" is not supported`, {
+        reason: Reason.UNSUPPORTED_ENCODING,
+      });
+      this.#stream?.close(constants.NGHTTP2_CANCEL);
+      return;
+    }
+    if (grpcStatus !== undefined) {
+      // trailers-only: the status is in the headers
+      this.#readStatus(headers);
+      return;
+    }
+    this.#headers = metadataFromHeaders(headers);
+    const kind = this.call.method.kind;
+    if (kind === "server_streaming" || kind === "bidi_streaming") this.#startStream();
+  };
+
+  #startStream(): void {
+    if (this.#inbox !== undefined) return;
+    const output = this.call.method.output;
+    const max = this.#node.settings.maxMessageBytes;
+    const inbox = new Inbox(
+      (body, ser, comp) => decodeBody(output, body, ser, comp, max),
+      this.#onConsumed,
+      () => this.abandon(),
+    );
+    this.#inbox = inbox;
+    this.respondStream(
+      { stream: true, headers: this.#headers ?? new Metadata(), messages: inbox, trailers: this.#trailers },
+      inbox,
+    );
+  }
+
+  readonly #onData = (chunk: Buffer): void => {
+    if (this.finished || this.#status !== undefined) return;
+    try {
+      this.#reader.push(chunk, this);
+    } catch (e) {
+      this.#status = WeftError.from(e, Code.INTERNAL);
+      this.#stream?.close(constants.NGHTTP2_CANCEL);
+    }
+  };
+
+  onEnvelope(flags: number, body: Buffer): void {
+    const compressor = (flags & FLAG_COMPRESSED) !== 0 ? Compressor.gzip : Compressor.none;
+    const inbox = this.#inbox;
+    if (inbox !== undefined) {
+      this.#unconsumed += body.length;
+      inbox.push(body, this.serializerId, compressor);
+      if (this.#unconsumed > HIGH_WATER && !this.#paused) {
+        this.#paused = true;
+        this.#stream?.pause();
+      }
+      return;
+    }
+    if (++this.#responses > 1) {
+      throw new WeftError(Code.INTERNAL, "more than one response message for a single-response call", {
+        reason: Reason.TOO_MANY_MESSAGES,
+      });
+    }
+    this.#response = body;
+    this.#responseFlags = flags;
+  }
+
+  readonly #onConsumed = (bytes: number): void => {
+    this.#unconsumed -= bytes;
+    if (this.#paused && this.#unconsumed < LOW_WATER) {
+      this.#paused = false;
+      this.#stream?.resume();
+    }
+  };
+
+  readonly #onTrailers = (trailers: IncomingHttpHeaders): void => {
+    if (this.#status === undefined) this.#readStatus(trailers);
+  };
+
+  #readStatus(headers: IncomingHttpHeaders): void {
+    const trailers = this.#trailers;
+    trailers.merge(metadataFromHeaders(headers));
+    trailers.delete(JSON_DETAILS_KEY);
+    const code = Number(headerValue(headers, "grpc-status"));
+    this.#status =
+      errorFromStatus(
+        Number.isInteger(code) ? code : Code.UNKNOWN,
+        headerValue(headers, "grpc-message") ?? "",
+        headerValue(headers, "grpc-status-details-bin"),
+        headerValue(headers, JSON_DETAILS_KEY),
+        trailers,
+      ) ?? null;
+  }
+
+  readonly #onError = (error: Error): void => {
+    this.#error ??= error;
+  };
+
+  readonly #onClose = (): void => {
+    const stream = this.#stream;
+    if (stream === undefined) return;
+    this.#uncount();
+    if (this.finished) return;
+    const status = this.#status;
+    if (status === undefined) {
+      this.#closedWithoutStatus(stream);
+      return;
+    }
+    if (status !== null) {
+      this.finishWith(status);
+      return;
+    }
+    this.#succeed();
+  };
+
+  #closedWithoutStatus(stream: ClientHttp2Stream): void {
+    const rst = stream.rstCode ?? 0;
+    const error = this.#error;
+    const code = (error as { code?: string } | undefined)?.code;
+    let failure: WeftError;
+    if (error !== undefined && code !== "ERR_HTTP2_STREAM_ERROR") {
+      // the connection failed (refused, reset, timed out): nothing was answered
+      failure = unavailable(error);
+    } else if (rst === constants.NGHTTP2_REFUSED_STREAM) {
+      failure = new WeftError(Code.UNAVAILABLE, "the server refused the call", {
+        reason: Reason.REFUSED_STREAM,
+      });
+    } else {
+      failure = new WeftError(
+        rst === 0 ? Code.INTERNAL : codeFromRstCode(rst),
+        rst === 0 ? "stream ended without a gRPC status" : `stream reset by the server (HTTP/2 error ${rst})`,
+        { reason: rst === 0 ? Reason.MISSING_STATUS : Reason.STREAM_RESET },
+      );
+    }
+    // never started on the server (REFUSED_STREAM, or the session went away first): the cluster may resend it
+    const refused =
+      this.#headers === undefined &&
+      (rst === constants.NGHTTP2_REFUSED_STREAM || code === "ERR_HTTP2_GOAWAY_SESSION");
+    if (refused) this.refuse(failure);
+    else this.finishWith(failure);
+  }
+
+  /** The stream ended: it no longer keeps its session (and the process) alive. Counted once. */
+  #uncount(): void {
+    const session = this.#counted;
+    if (session === undefined) return;
+    this.#counted = undefined;
+    this.#node.streamEnded(session);
+  }
+
+  #succeed(): void {
+    const kind = this.call.method.kind;
+    if (kind === "server_streaming" || kind === "bidi_streaming") {
+      this.#startStream();
+      this.finishWith(undefined);
+      return;
+    }
+    const body = this.#response;
+    if (body === undefined) {
+      this.finishWith(
+        new WeftError(Code.INTERNAL, "call ended without a response message", {
+          reason: Reason.MISSING_RESPONSE,
+        }),
+      );
+      return;
+    }
+    let message: unknown;
+    try {
+      message = decodeBody(
+        this.call.method.output,
+        body,
+        this.serializerId,
+        (this.#responseFlags & FLAG_COMPRESSED) !== 0 ? Compressor.gzip : Compressor.none,
+        this.#node.settings.maxMessageBytes,
+      );
+    } catch (e) {
+      this.finishWith(WeftError.from(e, Code.INTERNAL));
+      return;
+    }
+    const headers = this.#headers ?? new Metadata();
+    if (kind === "client_streaming") {
+      this.respond({ stream: true, headers, messages: singleMessage(message), trailers: this.#trailers });
+    } else {
+      this.respond({ stream: false, headers, message, trailers: this.#trailers });
+    }
+  }
+}
+
+function unavailable(cause: unknown): WeftError {
+  const message = cause instanceof Error ? cause.message : String(cause);
+  return new WeftError(Code.UNAVAILABLE, `gRPC connection failed: ${message}`, {
+    reason: Reason.CONNECTION_FAILED,
+    cause,
+  });
+}
