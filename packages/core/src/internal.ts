@@ -31,8 +31,27 @@ export {
   metadataFromHttpHeaders,
   RESERVED_HTTP_HEADERS,
 } from "./metadata/http-headers.ts";
-export { type ExternalCall, type ExternalCallInit, openExternalCall } from "./server/external.ts";
-export type { ServerCore } from "./server/server.ts";
+export { type CallTracker, createCallTracker, type TrackedCall } from "./server/call-tracker.ts";
+export { type ServerInternals, serverInternals } from "./server/internals.ts";
+export {
+  type BindOptions,
+  createListener,
+  type Listener,
+  type ListenerCloseOptions,
+  type ListenerHooks,
+  type ListenerOwner,
+  STOPPED_GRACE_MS,
+} from "./server/listener.ts";
+export {
+  type CallDoor,
+  type CallOwner,
+  type OpenCall,
+  type OpenCallInit,
+  openCall,
+  type RegisteredMethod,
+  type ServerState,
+} from "./server/open-call.ts";
+export { type PeerSocket, peerOf } from "./server/peer.ts";
 export { INITIAL_WINDOW, MESSAGE_OVERHEAD } from "./transport/flow-window.ts";
 export { Inbox } from "./transport/inbox.ts";
 export type { TransportNode } from "./transport/node.ts";

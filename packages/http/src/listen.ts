@@ -1,6 +1,11 @@
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
-import { ConfigError, type Server } from "@weft/core";
-import { armDeadline, type DeadlineTimer, type ServerCore } from "@weft/core/internal";
+import type { Server } from "@weft/core";
+import {
+  createListener,
+  type Listener,
+  type ListenerCloseOptions,
+  serverInternals,
+} from "@weft/core/internal";
 import { createRestHandler, type RestHandler, type RestOptions, sendNotFound } from "./rest-handler.ts";
 
 export interface RestListenOptions extends RestOptions {
@@ -10,13 +15,11 @@ export interface RestListenOptions extends RestOptions {
   port?: number;
 }
 
-export interface RestCloseOptions {
-  /**
-   * How long requests in flight may take to finish before their connections are destroyed (which
-   * cancels their calls). Default 10 s, like `Server.shutdown`.
-   */
-  timeoutMs?: number;
-}
+/**
+ * `timeoutMs`: how long requests in flight may take to finish before their connections are
+ * destroyed (which cancels their calls). Default 10 s, like `Server.shutdown`.
+ */
+export type RestCloseOptions = ListenerCloseOptions;
 
 export interface RestListener {
   readonly host: string;
@@ -35,13 +38,6 @@ export interface RestListener {
 }
 
 /**
- * Once the Weft server has stopped, every call has been answered or cancelled: what is left on the
- * REST connections is the last bytes of responses (and clients that never sent a whole request).
- * They get this long before their connections are destroyed.
- */
-const FLUSH_GRACE_MS = 1000;
-
-/**
  * Serves a Weft server's REST gateway on its own port; paths that are none of its routes get a JSON
  * 404. When the Weft server begins shutting down it stops accepting connections, answers later
  * requests on open connections with 503 and `Connection: close`, and lets in-flight calls finish
@@ -50,101 +46,36 @@ const FLUSH_GRACE_MS = 1000;
  * reported to the Weft server's `onError` and do not stop the listener.
  */
 export async function listenRest(server: Server, options: RestListenOptions = {}): Promise<RestListener> {
+  const internals = serverInternals(server);
   const handler = createRestHandler(server, options);
-  const core = server as unknown as ServerCore;
-  let closing = false;
+  /** Requests whose response has not closed yet. */
   let active = 0;
   const http = createHttpServer((req, res) => {
     active++;
-    if (closing) res.setHeader("connection", "close");
+    if (listener.draining) res.setHeader("connection", "close");
     res.once("close", () => {
       active--;
-      if (!closing) return;
+      if (!listener.draining) return;
+      // with no request left, what remains is idle or has not sent a whole request: close it all
       if (active > 0) http.closeIdleConnections();
-      else {
-        // with no request left, what remains is idle or has not sent a whole request: close it all
-        http.closeAllConnections();
-        settle();
-      }
+      else http.closeAllConnections();
     });
     handler(req, res).then((handled) => {
       if (!handled) sendNotFound(req, res);
     });
   });
-
-  let closed: Promise<void> | undefined;
-  let resolveClosed: (() => void) | undefined;
-  let listenerClosed = false;
-  let done = false;
-  let cutoff: { readonly at: number; readonly timer: DeadlineTimer } | undefined;
-  /**
-   * Closed once the listener and its connections are and every request has seen its `close`; one
-   * turn later, so the calls those closes cancelled have been answered and released (microtasks).
-   */
-  const settle = (): void => {
-    if (done || !listenerClosed || active > 0) return;
-    done = true;
-    cutoff?.timer.cancel();
-    unsubscribe();
-    setImmediate(() => resolveClosed?.());
-  };
-  const stopAccepting = (): Promise<void> => {
-    if (closed !== undefined) return closed;
-    closing = true;
-    closed = new Promise<void>((resolve) => {
-      resolveClosed = resolve;
-    });
-    http.close(() => {
-      listenerClosed = true;
-      settle();
-    });
-    http.closeIdleConnections();
-    if (active === 0) http.closeAllConnections();
-    return closed;
-  };
-  /** Destroys every connection still open `ms` from now, unless an earlier cutoff is set. */
-  const cutOffIn = (ms: number): void => {
-    if (done) return;
-    const at = Date.now() + ms;
-    if (cutoff !== undefined) {
-      if (cutoff.at <= at) return;
-      cutoff.timer.cancel();
-    }
-    cutoff = { at, timer: armDeadline(at, () => http.closeAllConnections()) };
-  };
-  const unsubscribe = server.onStateChange((state) => {
-    if (state === "serving") return;
-    void stopAccepting();
-    if (state === "stopped") cutOffIn(FLUSH_GRACE_MS);
+  const listener: Listener = createListener(http, server, {
+    report: (error) => internals.report(error, undefined),
+    drain: () => {
+      http.closeIdleConnections();
+      if (active === 0) http.closeAllConnections();
+    },
   });
-  if (server.state !== "serving") {
-    unsubscribe();
-    throw new Error("the Weft server is shutting down");
-  }
-  const address = await new Promise<{ host: string; port: number }>((resolve, reject) => {
-    http.once("error", reject);
-    http.listen(options.port ?? 0, options.host ?? "127.0.0.1", () => {
-      http.off("error", reject);
-      const a = http.address();
-      if (a === null || typeof a === "string") reject(new Error("REST listener has no TCP address"));
-      else resolve({ host: a.address, port: a.port });
-    });
-  }).catch((e: unknown) => {
-    unsubscribe();
-    throw e;
-  });
-  // An error on the listening socket after listen (an accept failing with EMFILE, …) must not crash
-  // the process: node:http keeps accepting; report it like the Weft server's other errors.
-  http.on("error", (e) => core.report(e, undefined));
-
-  const close = (closeOptions: RestCloseOptions = {}): Promise<void> => {
-    const timeoutMs = closeOptions.timeoutMs ?? 10_000;
-    if (typeof timeoutMs !== "number" || !(timeoutMs >= 0)) {
-      throw new ConfigError("timeoutMs", "a number of milliseconds ≥ 0", timeoutMs);
-    }
-    const stopped = stopAccepting();
-    cutOffIn(server.state === "stopped" ? Math.min(timeoutMs, FLUSH_GRACE_MS) : timeoutMs);
-    return stopped;
+  const address = await listener.listen({ host: options.host, port: options.port });
+  return {
+    ...address,
+    handler,
+    server: http,
+    close: (closeOptions) => listener.close(closeOptions),
   };
-  return { ...address, handler, server: http, close };
 }

@@ -1,7 +1,5 @@
 import type { Duplex } from "node:stream";
-import { armDeadline, type DeadlineTimer, deadlineWhileRunning, expiredOnArrival } from "../call/deadline.ts";
 import { type SerializerName, serializerName } from "../codec/serializer.ts";
-import { runWithCallContext } from "../context/call-context.ts";
 import { Code } from "../errors/code.ts";
 import { Reason } from "../errors/reason.ts";
 import { WeftError } from "../errors/weft-error.ts";
@@ -9,29 +7,46 @@ import { type StreamResult, singleMessage } from "../interceptor/call.ts";
 import { Metadata } from "../metadata/metadata.ts";
 import type { DecodeErrorInfo } from "../protocol/decode.ts";
 import { encodeFrame, encodeOutFrame } from "../protocol/encode.ts";
-import { Flags, type Frame, FrameType, PseudoKey } from "../protocol/frame.ts";
+import { Flags, type Frame, type FrameLimits, FrameType, PseudoKey } from "../protocol/frame.ts";
 import { decodeCredit, encodeCredit, encodeStatus } from "../protocol/status.ts";
 import { Connection } from "../transport/connection.ts";
 import { FlowWindow } from "../transport/flow-window.ts";
 import { Inbox } from "../transport/inbox.ts";
-import { decodeBody, encodeBody } from "../transport/wire-message.ts";
-import { ServerHandlerContext } from "./handler.ts";
-import type { RegisteredMethod, ServerCore } from "./server.ts";
-import { callContextOf, invokeRoute, serverCall } from "./server-call.ts";
+import { type Compression, decodeBody, encodeBody } from "../transport/wire-message.ts";
+import { type CallDoor, type CallOwner, type OpenCall, type OpenCallInit, openCall } from "./open-call.ts";
 
 const TRAILER_PREFIX = "trailer-";
 
-/** The server side of one connection: dispatches REQUEST frames to handlers. */
+/** What a connection needs from its server, and nothing more. */
+export interface ConnectionHost {
+  /** Where every call is opened. */
+  readonly door: CallDoor;
+  readonly limits: FrameLimits;
+  readonly compression: Compression | null;
+  /** The server's error reporting (`onError`): protocol violations and requests that cannot start. */
+  report(error: unknown, path: string | undefined): void;
+  /** The connection has closed. */
+  connectionClosed(conn: ServerConnection): void;
+}
+
+/**
+ * The server side of one connection, the framing of Weft's protocol: reads REQUEST frames and opens
+ * their calls through the door, routes the frames of a call by stream id, answers with frames, and
+ * refuses new calls after goaway.
+ */
 export class ServerConnection extends Connection {
-  readonly server: ServerCore;
+  readonly host: ConnectionHost;
   readonly calls = new Map<number, ServerStream>();
   /** Highest stream id seen; after goaway, anything above it is refused. */
   maxStreamId = 0;
   #refuseAbove = Number.POSITIVE_INFINITY;
+  /** Filled for each request and handed to `openCall`, which keeps none of it: no object per call. */
+  readonly #init: OpenCallInit;
 
-  constructor(server: ServerCore, socket: Duplex, peer: string | undefined) {
-    super(socket, server.limits, peer);
-    this.server = server;
+  constructor(host: ConnectionHost, socket: Duplex, peer: string | undefined) {
+    super(socket, host.limits, peer);
+    this.host = host;
+    this.#init = { path: "", headers: EMPTY, timeoutMs: undefined, serializer: "protobuf", peer };
   }
 
   /** Sends goaway: no new calls on this connection; those in flight go on. */
@@ -77,7 +92,7 @@ export class ServerConnection extends Connection {
   }
 
   protected onDecodeError(info: DecodeErrorInfo): void {
-    this.server.report(info.error, undefined);
+    this.host.report(info.error, undefined);
     if (info.fatal) {
       this.sendGoaway(this.maxStreamId, info.error.code, info.error.rawMessage, info.error.reason);
       this.end();
@@ -96,15 +111,12 @@ export class ServerConnection extends Connection {
   protected onClose(error: WeftError): void {
     for (const stream of [...this.calls.values()]) stream.cancel(error, false);
     this.calls.clear();
-    this.server.connectionClosed(this);
+    this.host.connectionClosed(this);
   }
 
   remove(id: number): void {
     this.calls.delete(id);
-    if (this.calls.size === 0) {
-      if (this.draining) this.end();
-      this.server.callsChanged();
-    }
+    if (this.calls.size === 0 && this.draining) this.end();
   }
 
   sendEnd(id: number, error: WeftError | undefined, trailers: Metadata | undefined): void {
@@ -143,22 +155,19 @@ export class ServerConnection extends Connection {
         headers.setRaw(key, entry[1]);
       }
     }
-    const method = path === undefined ? undefined : this.server.routes.get(path);
-    if (method === undefined) {
+    if (path === undefined) {
       this.#reject(
         id,
         oneway,
         path,
-        new WeftError(Code.UNIMPLEMENTED, `unknown method ${path ?? "(no :path)"}`, {
-          reason: path === undefined ? Reason.MISSING_PATH : Reason.UNKNOWN_METHOD,
-        }),
+        new WeftError(Code.UNIMPLEMENTED, "unknown method (no :path)", { reason: Reason.MISSING_PATH }),
       );
       return;
     }
-    let deadline: number | undefined;
+    let timeoutMs: number | undefined;
     if (timeout !== undefined) {
-      const ms = /^\d{1,10}$/.test(timeout) ? Number(timeout) : Number.NaN;
-      if (Number.isNaN(ms)) {
+      timeoutMs = /^\d{1,10}$/.test(timeout) ? Number(timeout) : Number.NaN;
+      if (Number.isNaN(timeoutMs)) {
         this.#reject(
           id,
           oneway,
@@ -167,11 +176,6 @@ export class ServerConnection extends Connection {
         );
         return;
       }
-      if (ms <= 0) {
-        this.#reject(id, oneway, path, expiredOnArrival());
-        return;
-      }
-      deadline = Date.now() + ms;
     }
     if (this.calls.has(id)) {
       this.#reject(
@@ -194,67 +198,67 @@ export class ServerConnection extends Connection {
       );
       return;
     }
-    const stream = new ServerStream(
-      this,
-      id,
-      method,
-      frame,
-      headers ?? new Metadata(),
-      deadline,
-      oneway,
-      serializer,
-    );
-    if (oneway) this.server.onewayStarted(stream);
-    else this.calls.set(id, stream);
+    const init = this.#init;
+    init.path = path;
+    init.headers = headers ?? new Metadata();
+    init.timeoutMs = timeoutMs;
+    init.serializer = serializer;
+    let call: OpenCall;
+    try {
+      call = openCall(this.host.door, init);
+    } catch (e) {
+      this.#reject(id, oneway, path, WeftError.from(e));
+      return;
+    } finally {
+      init.headers = EMPTY;
+    }
+    const stream = new ServerStream(this, id, call, frame, oneway, serializer);
+    if (!oneway) this.calls.set(id, stream);
     stream.run(frame);
   }
 
   /** A request that cannot start: answered with END, or (one-way: never answered) reported. */
   #reject(id: number, oneway: boolean, path: string | undefined, error: WeftError): void {
-    if (oneway) this.server.report(error, path);
+    if (oneway) this.host.report(error, path);
     else this.sendEnd(id, error, undefined);
   }
 }
 
+/** No request headers: a placeholder for the connection's reusable `OpenCallInit` between calls. */
+const EMPTY = new Metadata();
+
 /**
- * One call on a server connection. Its deadline timer gets it as an argument and the flow window
- * and inbox exist only for streams, so a unary call costs no closures beyond its promise chain.
+ * The framing of one call on a server connection: its request frames in, its response frames out.
+ * The call itself (chain, contexts, deadline, tracking) is the `OpenCall` it was opened as; this
+ * object is its owner, told when the door stops it. The flow window and inbox exist only for
+ * streams, so a unary call costs no closures beyond its promise chain.
  */
-export class ServerStream {
+export class ServerStream implements CallOwner {
   readonly #conn: ServerConnection;
   readonly #id: number;
-  readonly #method: RegisteredMethod;
+  readonly #call: OpenCall;
   readonly #oneway: boolean;
   readonly #serializerId: number;
   readonly #serializer: SerializerName;
-  readonly #headers: Metadata;
-  readonly #controller: AbortController;
-  readonly #ctx: ServerHandlerContext;
   readonly #flow: FlowWindow | undefined;
   readonly #inbox: Inbox<unknown> | undefined;
-  #timer: DeadlineTimer | undefined;
   #finished = false;
 
   constructor(
     conn: ServerConnection,
     id: number,
-    method: RegisteredMethod,
+    call: OpenCall,
     frame: Frame,
-    headers: Metadata,
-    deadline: number | undefined,
     oneway: boolean,
     serializer: SerializerName,
   ) {
     this.#conn = conn;
     this.#id = id;
-    this.#method = method;
+    this.#call = call;
     this.#oneway = oneway;
     this.#serializerId = frame.serializer;
     this.#serializer = serializer;
-    this.#headers = headers;
-    this.#controller = new AbortController();
-    const info = method.info;
-    this.#ctx = new ServerHandlerContext(info, this.#controller.signal, deadline, headers, conn.peer);
+    const info = call.method;
     const kind = info.kind;
     this.#flow =
       kind === "unary" || kind === "oneway" ? undefined : new FlowWindow(conn.limits.maxFrameBytes);
@@ -268,11 +272,12 @@ export class ServerStream {
     } else {
       this.#inbox = undefined;
     }
-    this.#timer = deadline === undefined ? undefined : armDeadline(deadline, expire, this);
+    call.attach(this);
   }
 
   run(frame: Frame): void {
-    const info = this.#method.info;
+    const call = this.#call;
+    const info = call.method;
     const kind = info.kind;
     let input: unknown = this.#inbox;
     if (kind !== "client_streaming" && kind !== "bidi_streaming") {
@@ -290,27 +295,14 @@ export class ServerStream {
       }
       if (kind === "server_streaming") input = singleMessage(input);
     }
-    const ctx = this.#ctx;
-    const signal = ctx.signal;
-    const call = serverCall(
-      info,
-      this.#headers,
-      signal,
-      ctx.deadline,
-      this.#serializer,
-      this.#conn.peer,
-      ctx,
-      input,
-    );
-    const context = callContextOf(this.#conn.server, info, this.#headers, ctx.deadline, signal);
-    invokeRoute(this.#method, call, context).then(
+    call.run(input).then(
       (result) => {
         if (this.#finished) return;
         if (this.#oneway) {
           this.#finish();
           return;
         }
-        if (result.stream) void runWithCallContext(context, () => this.#sendStream(result));
+        if (result.stream) void call.within(() => this.#sendStream(result));
         else this.#sendResponse(result.headers, result.message, result.trailers);
       },
       (error) => this.#fail(error),
@@ -344,16 +336,15 @@ export class ServerStream {
   /** Stops the call: aborts the handler's signal and, when `answer`, tells the client why. */
   cancel(error: WeftError, answer: boolean): void {
     if (this.#finished) return;
-    this.#controller.abort(error);
+    this.#call.cancel(error);
     this.#inbox?.fail(error);
     if (answer && !this.#oneway) this.#conn.sendEnd(this.#id, error, undefined);
     this.#finish();
   }
 
-  /** The deadline passed while the handler ran. */
-  expire(): void {
-    this.#timer = undefined;
-    this.cancel(deadlineWhileRunning(), true);
+  /** The deadline passed while the handler ran, or shutdown gave up on the call. */
+  callStopped(error: WeftError): void {
+    this.cancel(error, true);
   }
 
   #onConsumed(bytes: number): void {
@@ -366,12 +357,7 @@ export class ServerStream {
   #sendResponse(headers: Metadata, message: unknown, trailers: Metadata): void {
     let encoded: { body: Uint8Array; compressor: number };
     try {
-      encoded = encodeBody(
-        this.#method.info.output,
-        message,
-        this.#serializer,
-        this.#conn.server.compression,
-      );
+      encoded = encodeBody(this.#call.method.output, message, this.#serializer, this.#conn.host.compression);
     } catch (e) {
       this.#fail(e);
       return;
@@ -398,7 +384,7 @@ export class ServerStream {
 
   async #sendStream(result: StreamResult): Promise<void> {
     const conn = this.#conn;
-    const info = this.#method.info;
+    const info = this.#call.method;
     if (info.kind === "client_streaming") {
       // one response message: sent as RESPONSE, like unary
       let message: unknown;
@@ -415,7 +401,7 @@ export class ServerStream {
       return;
     }
     let headersSent = false;
-    const compression = conn.server.compression;
+    const compression = conn.host.compression;
     const serializer = this.#serializer;
     const flow = this.#flow!;
     try {
@@ -452,26 +438,18 @@ export class ServerStream {
 
   #fail(reason: unknown): void {
     if (this.#finished) return;
-    const error = this.#conn.server.toWireError(reason, this.#method.info.path);
-    if (!this.#oneway) {
-      const trailers = this.#ctx.responseTrailers;
-      this.#conn.sendEnd(this.#id, error, trailers);
-    }
-    this.#controller.abort(error);
+    const call = this.#call;
+    const error = call.toWireError(reason);
+    if (!this.#oneway) this.#conn.sendEnd(this.#id, error, call.handlerContext.responseTrailers);
+    call.cancel(error);
     this.#finish();
   }
 
   #finish(): void {
     if (this.#finished) return;
     this.#finished = true;
-    if (this.#timer !== undefined) this.#timer.cancel();
+    this.#call.finish();
     this.#flow?.release();
-    if (this.#oneway) this.#conn.server.onewayFinished(this);
-    else this.#conn.remove(this.#id);
+    if (!this.#oneway) this.#conn.remove(this.#id);
   }
-}
-
-/** The deadline timer's callback: one function for every call, the call passed as its argument. */
-function expire(stream: ServerStream): void {
-  stream.expire();
 }

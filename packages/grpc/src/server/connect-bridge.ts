@@ -21,11 +21,13 @@ import {
   WeftError,
 } from "@weft/core";
 import {
-  type ExternalCall,
+  type CallDoor,
   firstMessage,
   httpHeadersFromMetadata,
   metadataFromHttpHeaders,
-  openExternalCall,
+  type OpenCall,
+  openCall,
+  peerOf,
   settleWithin,
   singleMessage,
 } from "@weft/core/internal";
@@ -43,6 +45,8 @@ export type NodeResponse = ServerResponse | Http2ServerResponse;
 export type NodeHandler = (req: NodeRequest, res: NodeResponse) => void;
 
 export interface ConnectBridgeOptions {
+  /** Where the server's calls are opened. */
+  door: CallDoor;
   grpcWeb: boolean;
   connect: boolean;
   maxMessageBytes: number;
@@ -53,8 +57,8 @@ const kPeer = createContextKey<string | undefined>(undefined, { description: "we
 
 /**
  * gRPC-web and Connect through `@connectrpc/connect-node`: every method of the server that has a
- * protobuf descriptor is registered on a Connect router as a handler that opens an external call on
- * the Weft server, so Weft's interceptors, deadline, call context and shutdown tracking apply
+ * protobuf descriptor is registered on a Connect router as a handler that opens its call through
+ * the Weft server's door, so Weft's interceptors, deadline, call context and shutdown tracking apply
  * exactly as they do over Weft's own protocol and over gRPC.
  */
 export function createConnectBridge(server: Server, options: ConnectBridgeOptions): NodeHandler {
@@ -65,30 +69,24 @@ export function createConnectBridge(server: Server, options: ConnectBridgeOption
     readMaxBytes: options.maxMessageBytes,
     routes(router: ConnectRouter) {
       for (const info of server.methods.values()) {
-        if (info.proto !== undefined) registerMethod(router, server, info, info.proto, options);
+        if (info.proto !== undefined) registerMethod(router, info, info.proto, options);
       }
     },
     fallback: (req, res) => unimplemented(req, res as unknown as NodeResponse),
-    contextValues: (req) => {
-      const socket = req.socket;
-      const peer =
-        socket?.remoteAddress === undefined ? undefined : `${socket.remoteAddress}:${socket.remotePort}`;
-      return createContextValues().set(kPeer, peer);
-    },
+    contextValues: (req) => createContextValues().set(kPeer, peerOf(req.socket)),
   });
   return adapter as NodeHandler;
 }
 
 function registerMethod(
   router: ConnectRouter,
-  server: Server,
   info: MethodInfo,
   desc: DescMethod,
   options: ConnectBridgeOptions,
 ): void {
-  const open = (ctx: ConnectContext): ExternalCall => {
+  const open = (ctx: ConnectContext): OpenCall => {
     try {
-      return openExternalCall(server, {
+      return openCall(options.door, {
         path: info.path,
         headers: metadataFromFetch(ctx.requestHeader),
         timeoutMs: ctx.timeoutMs(),
@@ -187,7 +185,7 @@ function registerMethod(
 }
 
 /** Connect's context signal aborts when the client goes away or its deadline passes: cancel the Weft call. */
-function link(signal: AbortSignal, ext: ExternalCall): () => void {
+function link(signal: AbortSignal, ext: OpenCall): () => void {
   const onAbort = () => {
     const reason = signal.reason;
     const code = reason instanceof ConnectError ? (reason.code as number) : Code.CANCELLED;
@@ -206,7 +204,7 @@ function link(signal: AbortSignal, ext: ExternalCall): () => void {
   return () => signal.removeEventListener("abort", onAbort);
 }
 
-function failure(ext: ExternalCall, reason: unknown): ConnectError {
+function failure(ext: OpenCall, reason: unknown): ConnectError {
   const error = ext.toWireError(reason);
   ext.cancel(error);
   return toConnectError(error, ext.handlerContext.responseTrailers);

@@ -19,14 +19,15 @@ import {
   WeftError,
 } from "@weft/core";
 import {
+  type CallDoor,
+  type CallOwner,
   decodeBody,
-  type ExternalCall,
   firstMessage,
   Inbox,
-  openExternalCall,
+  type OpenCall,
+  openCall,
+  peerOf,
   singleMessage,
-  unwatchAbort,
-  watchAbort,
 } from "@weft/core/internal";
 import { drained, HIGH_WATER, LOW_WATER } from "../http2.ts";
 import { EnvelopeReader, type EnvelopeSink, encodeEnvelope, FLAG_COMPRESSED } from "../protocol/envelope.ts";
@@ -48,6 +49,8 @@ import {
 /** What every gRPC call of one handler shares. */
 export interface GrpcServerContext {
   readonly server: Server;
+  /** Where the server's calls are opened. */
+  readonly door: CallDoor;
   readonly maxMessageBytes: number;
   /** Paths served even while the server drains (health). */
   readonly whileDraining: (path: string) => boolean;
@@ -65,13 +68,12 @@ function plainHeaders(contentType: string): OutgoingHttpHeaders {
   return [":status", "200", "content-type", contentType] as unknown as OutgoingHttpHeaders;
 }
 
+/** The peer of each HTTP/2 session, worked out once for all its calls. */
 const peers = new WeakMap<Http2Session, string | undefined>();
-function peerOf(session: Http2Session | undefined): string | undefined {
+function sessionPeer(session: Http2Session | undefined): string | undefined {
   if (session === undefined) return undefined;
   if (peers.has(session)) return peers.get(session);
-  const socket = session.socket;
-  const peer =
-    socket?.remoteAddress === undefined ? undefined : `${socket.remoteAddress}:${socket.remotePort}`;
+  const peer = peerOf(session.socket);
   peers.set(session, peer);
   return peer;
 }
@@ -175,14 +177,14 @@ export function serveGrpc(
     }
     serializer = s;
   }
-  let ext: ExternalCall;
+  let ext: OpenCall;
   try {
-    ext = openExternalCall(ctx.server, {
+    ext = openCall(ctx.door, {
       path,
       headers: rawHeaders === undefined ? metadataFromHeaders(headers) : metadataFromRaw(rawHeaders),
       timeoutMs,
       serializer,
-      peer: peerOf(stream.session),
+      peer: sessionPeer(stream.session),
       whileDraining: ctx.whileDraining(path),
     });
   } catch (e) {
@@ -208,11 +210,14 @@ function onWantTrailers(this: CallStream): void {
   this[kCall]?.onWantTrailers();
 }
 
-/** One gRPC call: reads the request, runs the Weft chain, writes the response and status. */
-class GrpcServerCall implements EnvelopeSink {
+/**
+ * The gRPC framing of one call: reads the request envelopes, runs the call opened through the
+ * door, writes the response and status. It owns the call: told when the door stops it.
+ */
+class GrpcServerCall implements EnvelopeSink, CallOwner {
   readonly #ctx: GrpcServerContext;
   readonly #stream: CallStream;
-  readonly #ext: ExternalCall;
+  readonly #ext: OpenCall;
   readonly #info: MethodInfo;
   readonly #serializer: SerializerName;
   readonly #serializerId: number;
@@ -236,7 +241,7 @@ class GrpcServerCall implements EnvelopeSink {
   constructor(
     ctx: GrpcServerContext,
     stream: ServerHttp2Stream,
-    ext: ExternalCall,
+    ext: OpenCall,
     serializer: SerializerName,
     contentType: string,
     compressed: boolean,
@@ -268,10 +273,8 @@ class GrpcServerCall implements EnvelopeSink {
     stream.on("data", onData);
     stream.on("end", onEnd);
     stream.on("close", onClose);
-    // The signal aborts at the deadline, when shutdown gives up on the call, or on cancel: the
-    // status goes out at once.
-    watchAbort(this.#ext.signal, this);
-    if (this.#done) return;
+    // at the deadline, or when shutdown gives up on the call, the status goes out at once
+    this.#ext.attach(this);
     if (this.#inbox !== undefined) this.#run(this.#inbox);
   }
 
@@ -483,11 +486,9 @@ class GrpcServerCall implements EnvelopeSink {
 
   // --- ending -------------------------------------------------------------------------------------
 
-  /** The call's signal aborted: the deadline passed, shutdown gave up on it, or it was cancelled. */
-  handleEvent(): void {
-    if (this.#done || !this.#ext.signal.aborted) return;
-    const reason = this.#ext.signal.reason;
-    this.#fail(reason instanceof WeftError ? reason : WeftError.from(reason, Code.CANCELLED));
+  /** The door stopped the call: its deadline passed, or shutdown gave up on it. */
+  callStopped(error: WeftError): void {
+    this.#fail(error);
   }
 
   /** The stream closed: normally after our status, or early because the client cancelled. */
@@ -524,7 +525,6 @@ class GrpcServerCall implements EnvelopeSink {
   /** The final status is decided: release the call (shutdown tracking, deadline timer, listeners). */
   #complete(): void {
     this.#done = true;
-    unwatchAbort(this.#ext.signal, this);
     this.#ext.finish();
     const stream = this.#stream;
     // later data events are ignored by onData (#done): no listener removal on the hot path

@@ -1,6 +1,7 @@
 import type { ServerResponse } from "node:http";
 import type { Http2SecureServer, Http2Server, IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import { ConfigError, type Server } from "@weft/core";
+import { type CallDoor, serverInternals } from "@weft/core/internal";
 import { DEFAULT_MAX_MESSAGE_BYTES } from "../http2.ts";
 import { grpcSubtype, headerValue } from "../protocol/headers.ts";
 import {
@@ -65,14 +66,13 @@ const HEALTH_PREFIX = "/grpc.health.v1.Health/";
  * ```
  */
 export function createGrpcHandler(server: Server, options: GrpcHandlerOptions = {}): GrpcHandler {
-  if (server === null || typeof server !== "object" || !(server.methods instanceof Map)) {
-    throw new ConfigError("server", "a Weft Server (createServer(...))", server);
-  }
+  const door = serverInternals(server);
   const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   if (!Number.isInteger(maxMessageBytes) || maxMessageBytes <= 0 || maxMessageBytes > 0xffffffff) {
     throw new ConfigError("maxMessageBytes", "a positive integer number of bytes", maxMessageBytes);
   }
   return new Handler(server, {
+    door,
     maxMessageBytes,
     grpcWeb: options.grpcWeb ?? true,
     connect: options.connect ?? true,
@@ -90,12 +90,16 @@ class Handler implements GrpcHandler {
   #bridge: NodeHandler | undefined;
   #bridgeMethods = -1;
 
-  constructor(server: Server, options: { maxMessageBytes: number; grpcWeb: boolean; connect: boolean }) {
+  constructor(
+    server: Server,
+    options: { door: CallDoor; maxMessageBytes: number; grpcWeb: boolean; connect: boolean },
+  ) {
     this.#server = server;
     // No subscription to the server: each call ends itself when its signal aborts (deadline,
     // shutdown giving up), so a handler holds nothing on the server and needs no closing.
     this.#ctx = {
       server,
+      door: options.door,
       maxMessageBytes: options.maxMessageBytes,
       whileDraining: (path) => path.startsWith(HEALTH_PREFIX),
     };
@@ -197,6 +201,7 @@ class Handler implements GrpcHandler {
     const n = this.#server.methods.size;
     if (this.#bridge === undefined || this.#bridgeMethods !== n) {
       this.#bridge = createConnectBridge(this.#server, {
+        door: this.#ctx.door,
         grpcWeb: this.#grpcWeb,
         connect: this.#connect,
         maxMessageBytes: this.#ctx.maxMessageBytes,

@@ -11,8 +11,12 @@ import {
 import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { Server } from "@weft/core";
-import { ConfigError } from "@weft/core";
-import type { ServerCore } from "@weft/core/internal";
+import {
+  createListener,
+  type Listener,
+  type ListenerCloseOptions,
+  serverInternals,
+} from "@weft/core/internal";
 import { SESSION_WINDOW, STREAM_WINDOW } from "../http2.ts";
 import type { NodeRequest, NodeResponse } from "./connect-bridge.ts";
 import { createGrpcHandler, type GrpcHandlerOptions } from "./handler.ts";
@@ -40,20 +44,16 @@ export interface GrpcListener {
   readonly port: number;
   /**
    * Stops accepting connections and sends every HTTP/2 connection a GOAWAY; calls in flight finish.
-   * Resolves once every connection has closed. Once the Weft server has stopped (its shutdown is
-   * over), what is still open — a stream whose client stopped reading, an idle connection — gets a
-   * short grace for its last frames and is then cut, so `close()` always resolves.
+   * Resolves once every connection has closed. It always resolves: what is still open `timeoutMs`
+   * (default 10 s) after this call, or a short grace after the Weft server has stopped (its shutdown
+   * is over), whichever comes first — a stream whose client stopped reading, an idle connection —
+   * is cut, which cancels its calls.
    */
-  close(): Promise<void>;
+  close(options?: ListenerCloseOptions): Promise<void>;
 }
 
 /** Default HTTP/2 settings: a 1 MiB stream window, so streams on fast links are not window-bound. */
 const DEFAULT_SETTINGS = { initialWindowSize: STREAM_WINDOW };
-/**
- * Once the Weft server has stopped, connections still open get this long to send their last frames
- * (the final status of a call that just ended), then are cut: as Weft TCP's "short grace".
- */
-const STOPPED_GRACE_MS = 1000;
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 
 /**
@@ -71,33 +71,14 @@ const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
  * ```
  */
 export async function listenGrpc(server: Server, options: ListenGrpcOptions = {}): Promise<GrpcListener> {
-  if (server.state !== "serving") throw new Error("listenGrpc: the Weft server was shut down");
-  if (
-    options.port !== undefined &&
-    (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535)
-  ) {
-    throw new ConfigError("port", "an integer port number 0–65535", options.port);
-  }
+  const internals = serverInternals(server);
   const handler = createGrpcHandler(server, options);
-  // the Weft server's own error reporting: its `onError`, else console.error
-  const core = server as unknown as Partial<ServerCore>;
-  const report = (error: unknown) => {
-    if (typeof core.report === "function") core.report(error, undefined);
-    else console.error("weft grpc listener:", error);
-  };
   const fallback =
     options.fallback ??
     ((_req: NodeRequest, res: NodeResponse) => {
       (res as ServerResponse).writeHead(404, { "content-type": "text/plain" });
       res.end("not found");
     });
-  let draining = false;
-  /** Every accepted connection, whatever it turned out to speak: cut when the grace after `stopped` ends. */
-  const sockets = new Set<Socket>();
-  const trackSocket = (socket: Socket) => {
-    sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
-  };
   /** HTTP/1.1 connections and their requests in flight, to close them when draining. */
   const http1Sockets = new Map<Socket, number>();
   const trackHttp1 = (socket: Socket) => {
@@ -112,7 +93,7 @@ export async function listenGrpc(server: Server, options: ListenGrpcOptions = {}
       res.once("close", () => {
         const left = (http1Sockets.get(socket) ?? 1) - 1;
         http1Sockets.set(socket, left);
-        if (draining && left === 0) socket.end();
+        if (listener.draining && left === 0) socket.end();
       });
     }
     if (!handler.handleRequest(req, res)) fallback(req, res);
@@ -120,22 +101,20 @@ export async function listenGrpc(server: Server, options: ListenGrpcOptions = {}
   const http2Options = { settings: DEFAULT_SETTINGS, ...options.http2 };
   const sessions = new Set<Http2Session>();
   let h2: Http2Server | Http2SecureServer;
-  let listener: NetServer | Http2SecureServer;
+  let net: NetServer | Http2SecureServer;
   if (options.tls !== undefined) {
     const secure = createSecureServer({ ...http2Options, ...options.tls, allowHTTP1: true }, onRequest);
-    secure.on("connection", trackSocket);
     secure.on("secureConnection", (socket: TLSSocket) => {
       if (socket.alpnProtocol !== "h2") trackHttp1(socket);
     });
     h2 = secure;
-    listener = secure;
+    net = secure;
   } else {
     const plain = createH2Server(http2Options, onRequest);
     const http1 = createHttpServer(onRequest);
     h2 = plain;
     // One cleartext port for both: HTTP/2 connections start with the preface, HTTP/1.1 ones never do.
-    listener = createNetServer({ noDelay: true }, (socket) => {
-      trackSocket(socket);
+    net = createNetServer({ noDelay: true }, (socket) => {
       // a reset before the first bytes must not crash the process (HTTP/1 and HTTP/2 add their own)
       socket.on("error", ignore);
       socket.once("data", (chunk: Buffer) => {
@@ -148,7 +127,7 @@ export async function listenGrpc(server: Server, options: ListenGrpcOptions = {}
           trackHttp1(socket);
           http1.emit("connection", socket);
           socket.resume();
-          if (draining) socket.end();
+          if (listener.draining) socket.end();
         }
       });
     });
@@ -163,73 +142,22 @@ export async function listenGrpc(server: Server, options: ListenGrpcOptions = {}
     } catch {
       // not fatal: the default window works, only slower
     }
-    if (draining) session.close();
+    if (listener.draining) session.close();
   });
-
-  let closed: Promise<void> | undefined;
-  let cutoff: NodeJS.Timeout | undefined;
-  let unsubscribe = (): void => {};
-  /** The Weft server has stopped: what is still open gets a short grace, then is cut. */
-  const armCutoff = () => {
-    if (cutoff !== undefined) return;
-    cutoff = setTimeout(() => {
-      for (const session of sessions) session.destroy();
-      for (const socket of sockets) socket.destroy();
-    }, STOPPED_GRACE_MS);
-    // nothing left open: nothing to cut, no reason to keep the process alive
-    cutoff.unref();
-  };
-  const stopAccepting = (): Promise<void> => {
-    if (closed !== undefined) return closed;
-    draining = true;
-    // Resolves when the listener has closed, which waits for every connection it accepted to end.
-    closed = new Promise<void>((resolve) =>
-      listener.close(() => {
-        if (cutoff !== undefined) clearTimeout(cutoff);
-        unsubscribe();
-        resolve();
-      }),
-    );
-    // GOAWAY: no new streams, those in flight finish, then the connection closes
-    for (const session of sessions) session.close();
-    // idle HTTP/1.1 keep-alive connections end now, busy ones after their last response
-    for (const [socket, active] of http1Sockets) if (active === 0) socket.end();
-    return closed;
-  };
-  unsubscribe = server.onStateChange((state) => {
-    if (state === "serving") return;
-    void stopAccepting();
-    if (state === "stopped") {
-      unsubscribe();
-      armCutoff();
-    }
-  });
-
-  try {
-    await new Promise<void>((resolve, reject) => {
-      listener.once("error", reject);
-      listener.listen(options.port ?? 0, options.host ?? "127.0.0.1", () => {
-        listener.off("error", reject);
-        resolve();
-      });
-    });
-  } catch (e) {
-    unsubscribe();
-    throw e;
-  }
-  // from now on an error (e.g. EMFILE while accepting) is reported, never thrown at the process
-  listener.on("error", report);
-  const address = listener.address();
-  if (address === null || typeof address === "string") throw new Error("listenGrpc: no TCP address");
-  return {
-    host: address.address,
-    port: address.port,
-    close: () => {
-      const done = stopAccepting();
-      if (server.state === "stopped") armCutoff();
-      return done;
+  const listener: Listener = createListener(net, server, {
+    report: (error) => internals.report(error, undefined),
+    drain: () => {
+      // GOAWAY: no new streams, those in flight finish, then the connection closes
+      for (const session of sessions) session.close();
+      // idle HTTP/1.1 keep-alive connections end now, busy ones after their last response
+      for (const [socket, active] of http1Sockets) if (active === 0) socket.end();
     },
-  };
+    cutOff: () => {
+      for (const session of sessions) session.destroy();
+    },
+  });
+  const address = await listener.listen({ host: options.host, port: options.port });
+  return { ...address, close: (closeOptions) => listener.close(closeOptions) };
 }
 
 function ignore(): void {}

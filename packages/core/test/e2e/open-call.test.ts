@@ -1,5 +1,5 @@
 /**
- * `openExternalCall`: a call brought by another protocol front-end runs through the same pieces as a
+ * `openCall`: a call brought by another protocol front-end runs through the same pieces as a
  * Weft call (call object, handler context, call context, deadline timer). `setTimeout`,
  * `clearTimeout` and `Date` are faked.
  */
@@ -13,7 +13,7 @@ import {
   type UnaryResult,
   WeftError,
 } from "../../src/index.ts";
-import { openExternalCall } from "../../src/internal.ts";
+import { type OpenCallInit, openCall, serverInternals } from "../../src/internal.ts";
 import { Echo } from "../fixtures.ts";
 
 const servers: Server[] = [];
@@ -48,7 +48,9 @@ const init = (timeoutMs: number | undefined) => ({
   peer: "10.0.0.1:5000",
 });
 
-describe("openExternalCall", () => {
+const openExternalCall = (s: Server, i: OpenCallInit) => openCall(serverInternals(s), i);
+
+describe("openCall", () => {
   it("waits out a budget beyond setTimeout's 24.8-day limit instead of expiring at once", () => {
     const thirtyDays = 30 * 24 * 3600 * 1000;
     const ext = openExternalCall(server(), init(thirtyDays));

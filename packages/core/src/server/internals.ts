@@ -1,0 +1,31 @@
+/*
+ * How Weft's own front ends (gRPC, Connect, REST) reach the internals of a server made by
+ * `createServer`: a typed lookup, never a cast. The public `Server` interface stays as it is.
+ */
+import { ConfigError } from "../errors/weft-error.ts";
+import type { CallDoor } from "./open-call.ts";
+
+/** What a protocol front end needs of a Weft server beyond its public interface. */
+export interface ServerInternals extends CallDoor {
+  /** The server's error reporting: its `onError`, else `console.error`. */
+  report(error: unknown, path: string | undefined): void;
+}
+
+const registry = new WeakMap<object, ServerInternals>();
+
+/** Called once by `createServer` for the server it made. */
+export function registerServerInternals(server: object, internals: ServerInternals): void {
+  registry.set(server, internals);
+}
+
+/**
+ * The internals of `server`. Throws a `ConfigError` for anything `createServer` did not make (a
+ * look-alike object, a server from a second copy of `@weft/core`).
+ */
+export function serverInternals(server: unknown): ServerInternals {
+  const internals = server !== null && typeof server === "object" ? registry.get(server) : undefined;
+  if (internals === undefined) {
+    throw new ConfigError("server", "a Weft Server (createServer(...))", server);
+  }
+  return internals;
+}

@@ -1,0 +1,242 @@
+/*
+ * The one door every server call comes in through, whichever protocol brought it (Weft's own
+ * connections in `server-connection.ts`, the gRPC, Connect and REST front ends): route lookup, the
+ * interceptor chain, the handler context, the call context, the deadline (armed once), cancellation
+ * and shutdown tracking exist here and nowhere else. What stays with a protocol is its framing:
+ * reading the request, writing the response and status.
+ */
+import { armDeadline, type DeadlineTimer, deadlineWhileRunning, expiredOnArrival } from "../call/deadline.ts";
+import type { SerializerName } from "../codec/serializer.ts";
+import { type CallContext, runWithCallContext } from "../context/call-context.ts";
+import { Code } from "../errors/code.ts";
+import { Reason } from "../errors/reason.ts";
+import { WeftError } from "../errors/weft-error.ts";
+import type { CallHandler, CallResult, StreamCall, UnaryCall } from "../interceptor/call.ts";
+import { Metadata } from "../metadata/metadata.ts";
+import type { MethodInfo } from "../service/service.ts";
+import type { CallTracker, TrackedCall } from "./call-tracker.ts";
+import { type HandlerContext, kContext, ServerHandlerContext } from "./handler.ts";
+
+/** `serving` → `draining` (shutdown begun) → `stopped`. */
+export type ServerState = "serving" | "draining" | "stopped";
+
+/** A registered method: its description and its interceptor chain, composed once around the handler. */
+export interface RegisteredMethod {
+  info: MethodInfo;
+  handler: CallHandler;
+}
+
+/** What opening a call needs from the server it is for. */
+export interface CallDoor {
+  readonly state: ServerState;
+  /** Counts every call opened here until it finishes. */
+  readonly tracker: CallTracker;
+  /** The method registered at `path`, or `undefined`. */
+  route(path: string): RegisteredMethod | undefined;
+  /** The request headers outgoing calls made inside the handler inherit, or `undefined` for none. */
+  propagatedFrom(headers: Metadata): Metadata | undefined;
+  /** `reason` as an error to send on the wire: unexpected errors are reported and become `INTERNAL`. */
+  toWireError(reason: unknown, path: string | undefined): WeftError;
+}
+
+/**
+ * What a protocol knows about an incoming call. `openCall` keeps nothing of it, so a caller on a hot
+ * path may fill and reuse one object.
+ */
+export interface OpenCallInit {
+  /** `/<service>/<method>`. */
+  path: string;
+  headers: Metadata;
+  /** Remaining budget in milliseconds as received (`:timeout`, `grpc-timeout`, …), or `undefined`. */
+  timeoutMs: number | undefined;
+  serializer: SerializerName;
+  peer: string | undefined;
+  /**
+   * Serve the call even though shutdown has begun (still refused once stopped). For the few calls
+   * that must be answered during a drain, such as a health check answering `NOT_SERVING`.
+   */
+  whileDraining?: boolean;
+}
+
+/** Told when the door stops a call on its own: its deadline passed, or shutdown gave up on it. */
+export interface CallOwner {
+  /** Answer the caller with `error` if that is still possible, stop, and `finish()` the call. */
+  callStopped(error: WeftError): void;
+}
+
+/** One call opened through the door. */
+export interface OpenCall {
+  readonly method: MethodInfo;
+  /** Aborts on `cancel`, at the deadline, or when shutdown gives up. */
+  readonly signal: AbortSignal;
+  readonly deadline: number | undefined;
+  /** The call context the handler's outgoing calls inherit. */
+  readonly context: CallContext;
+  /** The handler's context: its `responseTrailers` go out with an error status too. */
+  readonly handlerContext: HandlerContext;
+  /**
+   * Tells `owner` when the call is stopped by its deadline or by shutdown, so it answers at once. A
+   * front end that watches `signal` instead needs no owner.
+   */
+  attach(owner: CallOwner): void;
+  /**
+   * Runs the chain with the request: the message for unary and one-way methods, an `AsyncIterable`
+   * of messages for the others (a server-streaming request is a stream of one).
+   */
+  run(input: unknown): Promise<CallResult>;
+  /** Runs `fn` inside the call context, e.g. to pump a handler's response stream. */
+  within<T>(fn: () => T): T;
+  /** The response as an error to send on the wire (unexpected errors become a bare `INTERNAL`). */
+  toWireError(reason: unknown): WeftError;
+  /** The client went away, the request was bad, or the handler failed: abort the handler's signal. */
+  cancel(error: WeftError): void;
+  /** Must be called once the response is fully sent (or abandoned): stops the deadline, releases tracking. */
+  finish(): void;
+}
+
+/**
+ * Opens a call on the server behind `door`. Throws a `WeftError` the protocol maps to its own:
+ * `UNAVAILABLE` (`REFUSED_STREAM`) once shutdown began, `UNIMPLEMENTED` for an unknown path,
+ * `DEADLINE_EXCEEDED` for a budget spent on arrival.
+ */
+export function openCall(door: CallDoor, init: OpenCallInit): OpenCall {
+  const state = door.state;
+  if (state !== "serving" && !(state === "draining" && init.whileDraining === true)) {
+    throw new WeftError(Code.UNAVAILABLE, "server is shutting down", { reason: Reason.REFUSED_STREAM });
+  }
+  const route = door.route(init.path);
+  if (route === undefined) {
+    throw new WeftError(Code.UNIMPLEMENTED, `unknown method ${init.path}`, { reason: Reason.UNKNOWN_METHOD });
+  }
+  let deadline: number | undefined;
+  const timeoutMs = init.timeoutMs;
+  if (timeoutMs !== undefined) {
+    if (!(timeoutMs > 0)) throw expiredOnArrival();
+    deadline = Date.now() + timeoutMs;
+  }
+  return new InboundCall(door, route, init, deadline);
+}
+
+const NO_METADATA = new Metadata();
+
+/**
+ * The door's per-call object. It is the call's `AbortController` too, which spares one object per
+ * call; its deadline timer and the tracker hold it directly, so it costs no closure.
+ */
+class InboundCall extends AbortController implements OpenCall, TrackedCall {
+  readonly method: MethodInfo;
+  readonly deadline: number | undefined;
+  readonly context: CallContext;
+  readonly #door: CallDoor;
+  readonly #route: RegisteredMethod;
+  readonly #serializer: SerializerName;
+  readonly #ctx: ServerHandlerContext;
+  #owner: CallOwner | undefined;
+  #timer: DeadlineTimer | undefined;
+  #done: boolean;
+
+  constructor(door: CallDoor, route: RegisteredMethod, init: OpenCallInit, deadline: number | undefined) {
+    super();
+    const info = route.info;
+    const signal = this.signal;
+    const headers = init.headers;
+    this.method = info;
+    this.deadline = deadline;
+    this.context = {
+      deadline,
+      signal,
+      propagate: door.propagatedFrom(headers) ?? NO_METADATA,
+      path: info.path,
+    };
+    this.#door = door;
+    this.#route = route;
+    this.#serializer = init.serializer;
+    this.#ctx = new ServerHandlerContext(info, signal, deadline, headers, init.peer);
+    this.#owner = undefined;
+    this.#done = false;
+    door.tracker.track(this);
+    // armDeadline, not setTimeout: a budget beyond 24.8 days must not expire at once
+    this.#timer = deadline === undefined ? undefined : armDeadline(deadline, expire, this);
+  }
+
+  get handlerContext(): HandlerContext {
+    return this.#ctx;
+  }
+
+  attach(owner: CallOwner): void {
+    this.#owner = owner;
+  }
+
+  run(input: unknown): Promise<CallResult> {
+    const ctx = this.#ctx;
+    const info = this.method;
+    // every call object is built by one of these two literals, so they all have the same shape
+    const call: (UnaryCall | StreamCall) & { readonly [kContext]: ServerHandlerContext } =
+      info.kind === "unary" || info.kind === "oneway"
+        ? {
+            method: info,
+            side: "server",
+            headers: ctx.requestHeaders,
+            signal: ctx.signal,
+            deadline: ctx.deadline,
+            serializer: this.#serializer,
+            peer: ctx.peer,
+            [kContext]: ctx,
+            stream: false,
+            message: input,
+          }
+        : {
+            method: info,
+            side: "server",
+            headers: ctx.requestHeaders,
+            signal: ctx.signal,
+            deadline: ctx.deadline,
+            serializer: this.#serializer,
+            peer: ctx.peer,
+            [kContext]: ctx,
+            stream: true,
+            messages: input as AsyncIterable<unknown>,
+          };
+    try {
+      return runWithCallContext(this.context, this.#route.handler, call);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  within<T>(fn: () => T): T {
+    return runWithCallContext(this.context, fn);
+  }
+
+  toWireError(reason: unknown): WeftError {
+    return this.#door.toWireError(reason, this.method.path);
+  }
+
+  cancel(error: WeftError): void {
+    if (!this.signal.aborted) this.abort(error);
+  }
+
+  /** The deadline passed or shutdown gave up: abort, and have the owner answer. */
+  stop(error: WeftError): void {
+    this.cancel(error);
+    this.#owner?.callStopped(error);
+  }
+
+  finish(): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#timer?.cancel();
+    this.#timer = undefined;
+    this.#door.tracker.release(this);
+  }
+
+  expire(): void {
+    this.#timer = undefined;
+    this.stop(deadlineWhileRunning());
+  }
+}
+
+/** The deadline timer's callback: one function for every call, the call passed as its argument. */
+function expire(call: InboundCall): void {
+  call.expire();
+}

@@ -1,0 +1,150 @@
+/** Writing the REST gateway's answers: JSON bodies, metadata as headers, errors as HTTP statuses. */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import {
+  create as createMessage,
+  type DescMessage,
+  isMessage,
+  type JsonWriteOptions,
+  type Registry,
+  toJson,
+} from "@bufbuild/protobuf";
+import { Code, type Metadata, Reason, type WeftError } from "@weft/core";
+import { httpHeadersFromMetadata } from "@weft/core/internal";
+import { errorBody, httpStatusOf, RestError } from "./errors.ts";
+import type { Route } from "./routes.ts";
+
+export const JSON_TYPE = "application/json";
+
+/** An HTTP token (a header name). */
+export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
+
+/**
+ * Response metadata that must not become HTTP headers: besides core's `RESERVED_HTTP_HEADERS`
+ * (transport, framing, gRPC and Connect headers), the ones this gateway sets itself.
+ */
+const GATEWAY_HEADERS: ReadonlySet<string> = new Set([
+  "date",
+  "vary",
+  "allow",
+  "access-control-allow-origin",
+]);
+
+/** Writes a whole answer, merging `vary` with what CORS set; nothing once the response is gone. */
+export function send(
+  res: ServerResponse,
+  status: number,
+  body: string | Buffer,
+  contentType: string,
+  extra: Record<string, string> | undefined,
+): void {
+  if (res.destroyed) return;
+  const headers: Record<string, string> = { ...extra };
+  const vary = res.getHeader("vary");
+  if (vary !== undefined && headers.vary !== undefined)
+    headers.vary = `${String(vary)}, ${String(headers.vary)}`;
+  headers["content-type"] = contentType;
+  headers["content-length"] = String(typeof body === "string" ? Buffer.byteLength(body) : body.length);
+  res.writeHead(status, headers);
+  res.end(body);
+}
+
+/** Answers one error: `extra` headers, and the handler's `trailers` when the call got that far. */
+export type SendError = (
+  res: ServerResponse,
+  error: WeftError,
+  extra?: Record<string, string>,
+  trailers?: Metadata,
+) => void;
+
+/**
+ * The gateway's error answer. Like gRPC and Connect, an error carries the handler's response
+ * trailers (as prefixed headers, as on success) and the error's metadata (as headers); protobuf
+ * details are decoded with `registry`.
+ */
+export function errorSender(registry: Registry, trailerPrefix: string): SendError {
+  return (res, error, extra, trailers) => {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const headers: Record<string, string> = {};
+    if (trailers !== undefined) addMetadata(headers, trailers, trailerPrefix);
+    addMetadata(headers, error.metadata, "");
+    if (error instanceof RestError) Object.assign(headers, error.headers);
+    if (extra !== undefined) Object.assign(headers, extra);
+    const status = error instanceof RestError ? error.httpStatus : httpStatusOf(error.code);
+    send(res, status, JSON.stringify(errorBody(error, registry)), JSON_TYPE, headers);
+  };
+}
+
+/** The 404 a gateway answers for a path that is none of its routes (used by `listenRest`). */
+export function sendNotFound(req: IncomingMessage, res: ServerResponse): void {
+  const path = (req.url ?? "/").split("?")[0]!;
+  const error = new RestError(
+    404,
+    Code.NOT_FOUND,
+    Reason.ROUTE_NOT_FOUND,
+    `no route for ${req.method} ${path}`,
+  );
+  send(res, 404, JSON.stringify(errorBody(error, undefined)), JSON_TYPE, undefined);
+}
+
+export function methodNotAllowed(method: string, allow: readonly string[]): RestError {
+  return new RestError(
+    405,
+    Code.UNIMPLEMENTED,
+    Reason.METHOD_NOT_ALLOWED,
+    `${method} is not allowed here (allowed: ${allow.join(", ")})`,
+    {
+      headers: { allow: allow.join(", ") },
+    },
+  );
+}
+
+export function sendNotAcceptable(
+  res: ServerResponse,
+  requested: readonly string[],
+  supported: readonly string[],
+): void {
+  const error = new RestError(
+    406,
+    Code.INVALID_ARGUMENT,
+    Reason.UNSUPPORTED_VERSION,
+    `API version ${requested.join(", ")} is not served here; supported: ${supported.join(", ")}`,
+    {
+      details: [
+        { type: "weft.SupportedVersions", value: { requested: [...requested], supported: [...supported] } },
+      ],
+    },
+  );
+  const body = JSON.stringify({ ...errorBody(error, undefined), supportedVersions: supported });
+  send(res, 406, body, JSON_TYPE, { vary: "Accept" });
+}
+
+/** The response message as proto3 JSON, or the field `response_body` names. */
+export function responseJson(route: Route, message: unknown, options: Partial<JsonWriteOptions>): unknown {
+  const desc: DescMessage = route.output;
+  const msg = isMessage(message, desc) ? message : createMessage(desc, (message ?? {}) as never);
+  const json = toJson(desc, msg, options) as Record<string, unknown>;
+  const field = route.responseBody;
+  if (field === undefined) return json;
+  const key = options.useProtoFieldName === true ? field.name : field.key;
+  if (key in json) return json[key];
+  // the field holds its default value, which proto3 JSON leaves out: answer that default
+  const full = toJson(desc, msg, { ...options, alwaysEmitImplicit: true }) as Record<string, unknown>;
+  return full[key] ?? (field.field.fieldKind === "message" ? {} : null);
+}
+
+/**
+ * Adds metadata as response headers through core's mapping (which skips `RESERVED_HTTP_HEADERS` and
+ * values HTTP cannot carry), `prefix`ed (trailers); also skips names that are no HTTP token and,
+ * unprefixed, the headers the gateway owns.
+ */
+export function addMetadata(headers: Record<string, string>, md: Metadata, prefix: string): void {
+  if (md.size === 0) return;
+  const mapped = httpHeadersFromMetadata(md, {}, prefix);
+  for (const name of Object.keys(mapped)) {
+    if (!TOKEN.test(name) || (prefix === "" && GATEWAY_HEADERS.has(name))) continue;
+    headers[name] = mapped[name]!;
+  }
+}
