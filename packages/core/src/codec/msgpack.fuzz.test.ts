@@ -57,7 +57,9 @@ const token = fc.oneof(
   fc.nat(255),
 );
 
-const key = fc.string({ unit: "binary", maxLength: 6 }).filter((k) => k !== "__proto__");
+const key = fc
+  .oneof(fc.string({ maxLength: 40, size: "max" }), fc.string({ unit: "binary", maxLength: 40 }))
+  .filter((k) => k !== "__proto__");
 const leaf = fc.oneof(
   fc.constant(null),
   fc.boolean(),

@@ -91,6 +91,17 @@ describe("strict MessagePack decoding: what is accepted", () => {
     }
   });
 
+  it("decodes map keys of every length, ASCII and not, the same on every read", () => {
+    for (const n of [0, 1, 15, 16, 17, 24, 31, 32, 300]) {
+      for (const c of ["k", "é"]) {
+        const value = { [c.repeat(n)]: n, [`${c.repeat(n)}!`]: true };
+        expect(strict.decode(encodeMsgpack(value)), `${c} × ${n}`).toEqual(value);
+        expect(strict.decode(encodeMsgpack(value))).toEqual(value);
+      }
+    }
+    expect(decode(`81 bf ${"61".repeat(31)} 01`)).toEqual({ ["a".repeat(31)]: 1 });
+  });
+
   it("rounds 64-bit integers beyond 2^53 by default, keeps them exact with int64: bigint", () => {
     const big = createMsgpackDecoder({ int64: "bigint" });
     expect(decode("cf0020000000000001")).toBe(2 ** 53);

@@ -326,6 +326,7 @@ class StrictDecoder implements MsgpackDecoder {
    * cache, checked byte for byte (a collision only costs a miss).
    */
   #shortKey(length: number): string {
+    if (length > SHORT_STRING) return this.#string(length);
     this.#need(length, "string");
     const src = this.#src;
     const start = this.#pos;
@@ -380,7 +381,7 @@ class StrictDecoder implements MsgpackDecoder {
 }
 
 /**
- * `length` (0 to 16) ASCII bytes as a string. One `fromCharCode` call of fixed arity is several
+ * `length` ASCII bytes as a string (called with 0 to 16). One `fromCharCode` call of fixed arity is several
  * times faster than building the string a character at a time, or than `TextDecoder` for so few bytes.
  */
 function ascii(b: Uint8Array, s: number, length: number): string {
@@ -402,6 +403,6 @@ function ascii(b: Uint8Array, s: number, length: number): string {
     case 14: return String.fromCharCode(b[s]!, b[s + 1]!, b[s + 2]!, b[s + 3]!, b[s + 4]!, b[s + 5]!, b[s + 6]!, b[s + 7]!, b[s + 8]!, b[s + 9]!, b[s + 10]!, b[s + 11]!, b[s + 12]!, b[s + 13]!);
     case 15: return String.fromCharCode(b[s]!, b[s + 1]!, b[s + 2]!, b[s + 3]!, b[s + 4]!, b[s + 5]!, b[s + 6]!, b[s + 7]!, b[s + 8]!, b[s + 9]!, b[s + 10]!, b[s + 11]!, b[s + 12]!, b[s + 13]!, b[s + 14]!);
     case 16: return String.fromCharCode(b[s]!, b[s + 1]!, b[s + 2]!, b[s + 3]!, b[s + 4]!, b[s + 5]!, b[s + 6]!, b[s + 7]!, b[s + 8]!, b[s + 9]!, b[s + 10]!, b[s + 11]!, b[s + 12]!, b[s + 13]!, b[s + 14]!, b[s + 15]!);
-    default: return "";
+    default: return String.fromCharCode(...b.subarray(s, s + length));
   }
 }
