@@ -113,6 +113,31 @@ describe("messageType", () => {
   });
 });
 
+describe("messageType decodes MessagePack strictly", () => {
+  const Any = messageType<unknown>();
+
+  it("refuses msgpackr's extensions, a nested 0xc1 and __proto__ keys as DECODE_FAILED", () => {
+    const bodies = [
+      "91d4650093a54572726f72a178c0", // [Error("x")] as msgpackr writes it
+      "81a173d47300920102", // {s: Set {1, 2}}
+      "d4780092a3612b62a0", // /a+b/
+      "929101c1", // [[1], 0xc1]
+      "81a95f5f70726f746f5f5f81a178c3", // {"__proto__": {x: true}}
+    ];
+    for (const h of bodies) {
+      const e = caught(() => Any.decode(Buffer.from(h, "hex"), "msgpack"));
+      expect(e.code, h).toBe(Code.INVALID_ARGUMENT);
+      expect(e.reason).toBe("DECODE_FAILED");
+    }
+    expect(({} as { x?: unknown }).x).toBeUndefined();
+  });
+
+  it("keeps Dates, and sends undefined as null", () => {
+    const d = new Date(1_700_000_000_123);
+    expect(Any.decode(Any.encode({ d, u: undefined }, "msgpack"), "msgpack")).toEqual({ d, u: null });
+  });
+});
+
 describe("messageType with a Standard Schema (zod)", () => {
   const Item = z.object({
     sku: z.string().min(1),

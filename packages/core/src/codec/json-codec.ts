@@ -1,8 +1,8 @@
-import { C1, Packr } from "msgpackr";
 import { Code } from "../errors/code.ts";
 import { Reason } from "../errors/reason.ts";
 import { WeftError } from "../errors/weft-error.ts";
 import { decodeFailed, type MessageCodec, unsupportedSerializer } from "./message-codec.ts";
+import { createMsgpackDecoder, encodeMsgpack } from "./msgpack.ts";
 import type { SerializerName } from "./serializer.ts";
 import type { StandardSchemaV1 } from "./standard-schema.ts";
 
@@ -20,19 +20,15 @@ export interface MessageTypeOptions<T> {
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
-// structuredClone: false makes msgpackr refuse its reference extensions (0x69/0x70), with which a peer
-// could otherwise send a cyclic object graph.
-const packr = new Packr({
-  useRecords: false,
-  moreTypes: false,
-  mapsAsObjects: true,
-  int64AsType: "number",
-  structuredClone: false,
-});
+const msgpack = createMsgpackDecoder();
 
 /**
  * A code-first message type: values of `T` travel as MessagePack or JSON. Pass a Standard Schema to
  * validate what arrives; otherwise `T` is trusted as declared.
+ *
+ * MessagePack arrives through a strict decoder (`MsgpackDecoder` in `msgpack.ts`): plain types only,
+ * timestamps as `Date`, no other extension, depth and length limits, no `__proto__` key. `undefined`
+ * is sent as nil, so a property set to `undefined` arrives as `null` (JSON leaves it out).
  *
  * ```ts
  * const Item = messageType<{ sku: string; price: number }>();
@@ -54,7 +50,7 @@ export function messageType<T>(options: MessageTypeOptions<T> = {}): MessageCode
       switch (serializer) {
         case "msgpack":
           if (!serializers.includes("msgpack")) throw unsupportedSerializer(serializer, serializers);
-          return packr.pack(value);
+          return encodeMsgpack(value);
         case "json":
           if (!serializers.includes("json")) throw unsupportedSerializer(serializer, serializers);
           return encoder.encode(JSON.stringify(value) ?? "null");
@@ -68,9 +64,7 @@ export function messageType<T>(options: MessageTypeOptions<T> = {}): MessageCode
         switch (serializer) {
           case "msgpack":
             if (!serializers.includes("msgpack")) throw unsupportedSerializer(serializer, serializers);
-            value = bytes.length === 0 ? undefined : packr.unpack(bytes);
-            // msgpackr decodes the never-used byte 0xc1 to a marker object instead of failing
-            if (value === C1) throw new Error("0xc1 is not a MessagePack value");
+            value = bytes.length === 0 ? undefined : msgpack.decode(bytes);
             break;
           case "json":
             if (!serializers.includes("json")) throw unsupportedSerializer(serializer, serializers);

@@ -1,6 +1,7 @@
 import { create, equals, toBinary } from "@bufbuild/protobuf";
 import {
   DurationSchema,
+  Int64ValueSchema,
   SourceContextSchema,
   StructSchema,
   TimestampSchema,
@@ -125,6 +126,20 @@ describe("protobufType", () => {
       expect(e.code, `${s} ${bytes}`).toBe(Code.INVALID_ARGUMENT);
       expect(e.reason).toBe("DECODE_FAILED");
       expect(e.rawMessage).toContain(s);
+    }
+  });
+
+  it("reads MessagePack strictly, with 64-bit integers kept exact", () => {
+    const Int64 = protobufType(Int64ValueSchema);
+    // 2^53 + 1 as uint64: exact, where a double would round it
+    expect(Int64.decode(Buffer.from("cf0020000000000001", "hex"), "msgpack").value).toBe(2n ** 53n + 1n);
+    for (const h of [
+      "91c1", // a nested 0xc1
+      "d47300920102", // a msgpackr Set
+      "d6ff00000001", // a timestamp extension is a Date, which is no proto3 JSON value
+    ]) {
+      const e = caught(() => Int64.decode(Buffer.from(h, "hex"), "msgpack"));
+      expect(e.reason, h).toBe("DECODE_FAILED");
     }
   });
 
