@@ -24,10 +24,15 @@ export function abortError(signal: AbortSignal): WeftError {
   });
 }
 
-/** Something told once a signal aborts. An object (not a closure), so a call can be its own watcher. */
+/** Something told once a signal aborts. An object, so a call can be its own watcher. */
 export interface AbortWatcher {
   handleEvent(): void;
 }
+
+/** Where `watchAbort` keeps the function it registered for a watcher, to remove it again. */
+const kListener: unique symbol = Symbol("weft.abortListener");
+
+type Watched = AbortWatcher & { [kListener]?: (() => void) | undefined };
 
 /** Options of every abort listener (shared: no object per call). */
 const ONCE = Object.freeze({ once: true });
@@ -36,15 +41,29 @@ const ONCE = Object.freeze({ once: true });
  * Calls `watcher.handleEvent()` once `signal` aborts; at once if it has already. Undo with
  * `unwatchAbort` when the call ends, so a long-lived signal never collects watchers. `NEVER` is not
  * watched at all.
+ *
+ * The signal gets a small function, not the watcher object itself: Node's `EventTarget` wraps an
+ * object listener in an async closure that keeps it, and all it references (a call, its request
+ * and response), alive through young-generation collections. Measured on the REST gateway with
+ * 16 KiB bodies, that promoted every call to the old generation: 0.15 extra `mmap`/`munmap` pairs
+ * and about twice the server CPU per request.
  */
 export function watchAbort(signal: AbortSignal, watcher: AbortWatcher): void {
   if (signal === NEVER) return;
-  if (signal.aborted) watcher.handleEvent();
-  else signal.addEventListener("abort", watcher, ONCE);
+  if (signal.aborted) {
+    watcher.handleEvent();
+    return;
+  }
+  const listener = () => watcher.handleEvent();
+  (watcher as Watched)[kListener] = listener;
+  signal.addEventListener("abort", listener, ONCE);
 }
 
 export function unwatchAbort(signal: AbortSignal, watcher: AbortWatcher): void {
-  if (signal !== NEVER) signal.removeEventListener("abort", watcher);
+  const listener = (watcher as Watched)[kListener];
+  if (listener === undefined) return;
+  (watcher as Watched)[kListener] = undefined;
+  signal.removeEventListener("abort", listener);
 }
 
 /**
