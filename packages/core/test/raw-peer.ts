@@ -8,7 +8,14 @@ import type { Duplex } from "node:stream";
 import type { TcpTransportOptions } from "../src/cluster/tcp-transport.ts";
 import type { Transport } from "../src/index.ts";
 import { type Dialer, TcpTransport } from "../src/internal.ts";
-import { type DecodeErrorInfo, type Frame, FrameDecoder } from "../src/protocol/index.ts";
+import {
+  type DecodeErrorInfo,
+  type Frame,
+  FrameDecoder,
+  HEADER_SIZE,
+  MAGIC,
+  VERSION,
+} from "../src/protocol/index.ts";
 
 /** Every frame decoded off one byte stream, in order, with a way to wait for the next match. */
 export class FrameLog {
@@ -154,6 +161,18 @@ export async function closedPort(): Promise<number> {
   if (addr === null || typeof addr === "string") throw new Error("no TCP address");
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return addr.port;
+}
+
+/** Just the 20-byte header of a frame, declaring lengths whose bytes the caller may or may not send. */
+export function frameHeader(type: number, streamId: number, metaLength: number, bodyLength: number): Buffer {
+  const h = Buffer.alloc(HEADER_SIZE);
+  h.writeUInt16BE(MAGIC, 0);
+  h[2] = VERSION;
+  h[3] = type;
+  h.writeUInt32BE(streamId, 8);
+  h.writeUInt32BE(metaLength, 12);
+  h.writeUInt32BE(bodyLength, 16);
+  return h;
 }
 
 function splitAddress(address: string): [string, number] {

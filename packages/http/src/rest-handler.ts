@@ -9,6 +9,7 @@ import {
   serverInternals,
   settleWithin,
 } from "@weft/core/internal";
+import { decodeTimeout } from "@weft/core/protocol";
 import { checkContentType, readBody } from "./body.ts";
 import { applyCors, type CorsOptions, preflight, resolveCors } from "./cors.ts";
 import { RestError } from "./errors.ts";
@@ -319,17 +320,19 @@ function metadataOf(req: IncomingMessage, timeoutHeader: string): Metadata {
   return md;
 }
 
+/** The timeout header, read with the rule of Weft's `:timeout` (1 to 12 digits, docs/protocol.md §11). */
 function timeoutOf(value: string | string[] | undefined, header: string): number | undefined {
   if (value === undefined) return undefined;
-  if (typeof value !== "string" || !/^[0-9]{1,12}$/.test(value.trim())) {
+  const ms = typeof value === "string" ? decodeTimeout(value.trim()) : undefined;
+  if (ms === undefined) {
     throw new RestError(
       400,
       Code.INVALID_ARGUMENT,
       Reason.BAD_TIMEOUT,
-      `${header} must be a whole number of milliseconds`,
+      `${header} must be a whole number of milliseconds (at most 12 digits)`,
     );
   }
-  return Number(value.trim());
+  return ms;
 }
 
 function checkBasePath(basePath: string | undefined): string {

@@ -20,6 +20,8 @@ export const Reason = {
   BAD_MAGIC: "BAD_MAGIC",
   /** A protocol version this peer does not speak; over REST, an API version the route does not serve. */
   UNSUPPORTED_VERSION: "UNSUPPORTED_VERSION",
+  /** A PING or PONG that is not exactly 8 body bytes on stream 0 without metadata. */
+  MALFORMED_PING: "MALFORMED_PING",
   /** A status body that is not the documented JSON object. */
   MALFORMED_STATUS: "MALFORMED_STATUS",
   /** A decompressed message would exceed the size limit. */
@@ -44,17 +46,21 @@ export const Reason = {
   MISSING_PATH: "MISSING_PATH",
   /** No handler is registered for the path. */
   UNKNOWN_METHOD: "UNKNOWN_METHOD",
-  /** A time budget that is not a whole number of milliseconds in range. */
+  /** A time budget that is not a whole number of milliseconds in range (`:timeout`: 1 to 12 digits). */
   BAD_TIMEOUT: "BAD_TIMEOUT",
   /** The call's deadline passed: on arrival, while waiting, or while the handler ran. */
   DEADLINE_EXCEEDED: "DEADLINE_EXCEEDED",
   /** The caller (or a client interceptor) cancelled the call. */
   CANCELLED: "CANCELLED",
-  /** A REQUEST for a stream id whose call is still in progress. */
+  /** A REQUEST on stream id 0, which belongs to the connection. */
+  BAD_STREAM_ID: "BAD_STREAM_ID",
+  /** A REQUEST whose stream id is not above every stream id used before on the connection. */
   STREAM_ID_REUSED: "STREAM_ID_REUSED",
   /** A call that ended without the response its kind requires. */
   MISSING_RESPONSE: "MISSING_RESPONSE",
-  /** A frame this kind of call never receives. */
+  /** A MESSAGE or RESPONSE that names another serializer than the call's REQUEST. */
+  SERIALIZER_MISMATCH: "SERIALIZER_MISMATCH",
+  /** A frame this kind of call never receives, or a REQUEST whose END_STREAM does not fit the method. */
   UNEXPECTED_FRAME: "UNEXPECTED_FRAME",
   /** The server never started the call (it is going away); safe to send again elsewhere. */
   REFUSED_STREAM: "REFUSED_STREAM",

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { Code } from "../errors/code.ts";
 import { WeftError } from "../errors/weft-error.ts";
-import { type DecodeErrorInfo, FrameDecoder } from "./decode.ts";
+import { type DecodeErrorInfo, FrameDecoder, type FrameDecoderOptions } from "./decode.ts";
 import { encodeFrame } from "./encode.ts";
 import { Flags, type Frame, type FrameLimits, FrameType, HEADER_SIZE } from "./frame.ts";
 import vectors from "./golden-vectors.json" with { type: "json" };
@@ -12,7 +12,7 @@ interface Sink {
   errors: DecodeErrorInfo[];
 }
 
-function sink(limits?: Partial<FrameLimits>): Sink {
+function sink(limits?: FrameDecoderOptions): Sink {
   const frames: Frame[] = [];
   const errors: DecodeErrorInfo[] = [];
   const decoder = new FrameDecoder(
@@ -418,5 +418,131 @@ describe("FrameDecoder: malformed metadata", () => {
     s.decoder.push(frameWithRawMeta(Buffer.from([0x00, 0x01, 0x61, 0x00, 0x00])));
     expect(s.errors).toEqual([]);
     expect(s.frames[0]!.metadata).toEqual([["a", ""]]);
+  });
+});
+
+describe("FrameDecoder: strict, as a receiving peer decodes (§4, §7.3)", () => {
+  const strict = (limits?: Partial<FrameLimits>): Sink => sink({ ...limits, strict: true });
+
+  const cancel = encodeFrame(FrameType.CANCEL, 0, 7, 0, 0, undefined, undefined);
+
+  /** A frame of unknown type 0x0c whose 5-byte metadata block is malformed (key length 0xffff). */
+  function unknownWithBadMetadata(): Buffer {
+    const meta = Buffer.from([0xff, 0xff, 0x41, 0x42, 0x43]);
+    const body = Buffer.from("body");
+    return Buffer.concat([header(0x0c, 3, meta.length, body.length), meta, body]);
+  }
+
+  it("skips an unknown frame type by its lengths, without parsing its malformed metadata", () => {
+    const bytes = Buffer.concat([unknownWithBadMetadata(), cancel]);
+    // the default (inspecting) decoder reads the metadata and finds it malformed
+    const inspecting = sink();
+    inspecting.decoder.push(bytes);
+    expect(inspecting.errors.map((e) => e.error.reason)).toEqual(["MALFORMED_METADATA"]);
+    // a peer skips the frame: no error, no frame, and the next frame decodes
+    for (const step of [bytes.length, 1, 3]) {
+      const s = strict();
+      for (let at = 0; at < bytes.length; at += step) {
+        s.decoder.push(bytes.subarray(at, at + step));
+        expect(s.decoder.buffered).toBeLessThan(HEADER_SIZE); // the skipped payload is never held
+      }
+      expect(s.errors).toEqual([]);
+      expect(s.frames.map((f) => [f.type, f.streamId])).toEqual([[FrameType.CANCEL, 7]]);
+    }
+  });
+
+  it("skips unknown types 0x00 and 0x0b–0xff whatever they declare, over the limits included", () => {
+    for (const type of [0x00, 0x0b, 0x0c, 0x7f, 0xff]) {
+      const s = strict({ maxFrameBytes: 16, maxMetadataBytes: 8 });
+      const big = header(type, 0, 1000, 1000);
+      s.decoder.push(big);
+      s.decoder.push(Buffer.alloc(2000, 0xff));
+      s.decoder.push(cancel);
+      expect(s.errors).toEqual([]);
+      expect(s.frames.map((f) => f.type)).toEqual([FrameType.CANCEL]);
+    }
+  });
+
+  it("still checks magic and version on an unknown frame's header", () => {
+    const s = strict();
+    const h = header(0x0c, 0, 0, 0);
+    h[2] = 2;
+    s.decoder.push(h);
+    expect(s.errors.map((e) => [e.error.reason, e.fatal])).toEqual([["UNSUPPORTED_VERSION", true]]);
+  });
+
+  it("decodes every known type as the default decoder does", () => {
+    const s = strict();
+    s.decoder.push(stream);
+    expect(s.errors).toEqual([]);
+    expect(s.frames.map(plain)).toEqual(expected);
+  });
+
+  it("accepts a PING or PONG of exactly 8 body bytes on stream 0 without metadata", () => {
+    const s = strict();
+    const body = Buffer.from("01020304050607ff", "hex");
+    s.decoder.push(encodeFrame(FrameType.PING, 0, 0, 0, 0, undefined, body));
+    s.decoder.push(encodeFrame(FrameType.PONG, 0, 0, 0, 0, undefined, body));
+    expect(s.errors).toEqual([]);
+    expect(s.frames.map((f) => [f.type, Buffer.from(f.body).toString("hex")])).toEqual([
+      [FrameType.PING, "01020304050607ff"],
+      [FrameType.PONG, "01020304050607ff"],
+    ]);
+  });
+
+  it.each([
+    ["a 7-byte body", 0, undefined, 7],
+    ["a 9-byte body", 0, undefined, 9],
+    ["an empty body", 0, undefined, 0],
+    ["stream id 3", 3, undefined, 8],
+    ["metadata", 0, [["k", "v"]] as Array<[string, string]>, 8],
+  ])(
+    "refuses a PING or PONG with %s as MALFORMED_PING, skips it unread and goes on",
+    (_, streamId, meta, size) => {
+      for (const type of [FrameType.PING, FrameType.PONG]) {
+        const s = strict();
+        s.decoder.push(encodeFrame(type, 0, streamId, 0, 0, meta, Buffer.alloc(size, 1)));
+        s.decoder.push(cancel);
+        expect(s.frames.map((f) => f.type)).toEqual([FrameType.CANCEL]);
+        expect(s.errors).toHaveLength(1);
+        const info = s.errors[0]!;
+        expect(info.fatal).toBe(false);
+        expect(info.streamId).toBe(0); // the connection's, whatever stream the frame named
+        expect(info.type).toBe(type);
+        expect(info.error).toMatchObject({ code: Code.INTERNAL, reason: "MALFORMED_PING" });
+      }
+    },
+  );
+
+  it("refuses a PING that declares a huge body from its header alone", () => {
+    const s = strict();
+    s.decoder.push(header(FrameType.PING, 0, 0, 0xffffffff));
+    expect(s.errors.map((e) => e.error.reason)).toEqual(["MALFORMED_PING"]);
+    expect(s.decoder.buffered).toBe(0);
+  });
+});
+
+describe("FrameDecoder: strict, on garbage", () => {
+  it("never throws and never holds more than one frame at the limit", () => {
+    const random = rng(0x57460007);
+    const limits = { maxFrameBytes: 256, maxMetadataBytes: 64 };
+    for (let run = 0; run < 200; run++) {
+      // a valid stream with random bytes written over it, so headers stay close to real ones
+      const bytes = Buffer.from(stream);
+      for (let i = 0; i < 8; i++) bytes[Math.floor(random() * bytes.length)] = Math.floor(random() * 256);
+      const errors: DecodeErrorInfo[] = [];
+      const d = new FrameDecoder(
+        () => {},
+        (e) => errors.push(e),
+        { ...limits, strict: true },
+      );
+      for (let at = 0; at < bytes.length; ) {
+        const n = 1 + Math.floor(random() * 64);
+        d.push(bytes.subarray(at, at + n));
+        at += n;
+        expect(d.buffered).toBeLessThanOrEqual(limits.maxFrameBytes);
+      }
+      for (const e of errors) expect(e.error).toBeInstanceOf(WeftError);
+    }
   });
 });

@@ -1,15 +1,37 @@
 import { Code } from "../errors/code.ts";
 import { Reason } from "../errors/reason.ts";
 import { WeftError } from "../errors/weft-error.ts";
-import { DEFAULT_LIMITS, type Frame, type FrameLimits, HEADER_SIZE, MAGIC, VERSION } from "./frame.ts";
+import {
+  DEFAULT_LIMITS,
+  type Frame,
+  type FrameLimits,
+  FrameType,
+  HEADER_SIZE,
+  MAGIC,
+  VERSION,
+} from "./frame.ts";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** A `FrameDecoder`'s limits, and whether it applies the rules of a receiving peer. */
+export interface FrameDecoderOptions extends Partial<FrameLimits> {
+  /**
+   * Decode as a receiving peer must (docs/protocol.md §4, §7.3). A frame of an unknown type is
+   * skipped by its lengths: its metadata and body are neither read nor buffered, so nothing in them
+   * (not even malformed metadata or a size over the limits) is an error, and it is not reported. A
+   * PING or PONG that is not exactly 8 body bytes on stream 0 without metadata is dropped unread and
+   * reported as `MALFORMED_PING` (non-fatal, `streamId` 0). Default `false`: every frame is reported
+   * as it came, for tools and tests that inspect traffic.
+   */
+  strict?: boolean;
+}
 
 /**
  * What the decoder reports besides frames. `fatal` errors (bad magic, unsupported version) leave the
  * byte stream unusable: the decoder stops and the connection must close. Non-fatal errors (a frame
  * over a limit, malformed metadata) drop that one frame, skipping its bytes without buffering them,
- * and decoding goes on; `streamId` names the call the frame belonged to.
+ * and decoding goes on; `streamId` names the call the frame belonged to (0 for a frame of the
+ * connection: PING, PONG, GOAWAY).
  */
 export interface DecodeErrorInfo {
   error: WeftError;
@@ -33,6 +55,7 @@ const S_DEAD = 3;
  */
 export class FrameDecoder {
   readonly #limits: FrameLimits;
+  readonly #strict: boolean;
   readonly #onFrame: (frame: Frame) => void;
   readonly #onError: (info: DecodeErrorInfo) => void;
   #state = S_HEADER;
@@ -53,9 +76,11 @@ export class FrameDecoder {
   constructor(
     onFrame: (frame: Frame) => void,
     onError: (info: DecodeErrorInfo) => void,
-    limits: Partial<FrameLimits> = {},
+    options: FrameDecoderOptions = {},
   ) {
+    const { strict = false, ...limits } = options;
     this.#limits = { ...DEFAULT_LIMITS, ...limits };
+    this.#strict = strict;
     this.#onFrame = onFrame;
     this.#onError = onError;
   }
@@ -181,27 +206,58 @@ export class FrameDecoder {
     this.#metaLength = b.readUInt32BE(at + 12);
     this.#bodyLength = b.readUInt32BE(at + 16);
     const total = this.#metaLength + this.#bodyLength;
-    let error: WeftError | undefined;
+    if (this.#strict) {
+      const type = this.#type;
+      if (type === 0 || type > FrameType.HEADERS) {
+        // an unknown type (§4): skipped by its lengths, its metadata never parsed
+        this.#skip(total);
+        return;
+      }
+      if (
+        (type === FrameType.PING || type === FrameType.PONG) &&
+        (this.#streamId !== 0 || this.#metaLength !== 0 || this.#bodyLength !== PING_BYTES)
+      ) {
+        const name = type === FrameType.PING ? "PING" : "PONG";
+        const error = new WeftError(
+          Code.INTERNAL,
+          `malformed ${name} (stream ${this.#streamId}, ${this.#metaLength} metadata bytes, ${this.#bodyLength} body bytes): expected stream 0, no metadata, ${PING_BYTES} body bytes`,
+          { reason: Reason.MALFORMED_PING },
+        );
+        this.#drop(error, 0); // it belongs to the connection, not to the call it names
+        return;
+      }
+    }
     if (this.#metaLength > this.#limits.maxMetadataBytes) {
-      error = new WeftError(
+      const error = new WeftError(
         Code.RESOURCE_EXHAUSTED,
         `frame metadata of ${this.#metaLength} bytes exceeds the limit of ${this.#limits.maxMetadataBytes}`,
         { reason: Reason.METADATA_TOO_LARGE },
       );
-    } else if (total > this.#limits.maxFrameBytes) {
-      error = new WeftError(
+      this.#drop(error, this.#streamId);
+      return;
+    }
+    if (total > this.#limits.maxFrameBytes) {
+      const error = new WeftError(
         Code.RESOURCE_EXHAUSTED,
         `frame of ${total} bytes exceeds the limit of ${this.#limits.maxFrameBytes}`,
         { reason: Reason.FRAME_TOO_LARGE },
       );
-    }
-    if (error !== undefined) {
-      this.#skipLeft = total;
-      this.#state = total === 0 ? S_HEADER : S_SKIP;
-      this.#onError({ error, fatal: false, streamId: this.#streamId, type: this.#type, flags: this.#flags });
+      this.#drop(error, this.#streamId);
       return;
     }
     this.#state = S_PAYLOAD;
+  }
+
+  /** Skips the payload of the current frame without keeping any of it. */
+  #skip(total: number): void {
+    this.#skipLeft = total;
+    this.#state = total === 0 ? S_HEADER : S_SKIP;
+  }
+
+  /** Skips the current frame unread and reports it as a non-fatal `error` of `streamId`. */
+  #drop(error: WeftError, streamId: number): void {
+    this.#skip(this.#metaLength + this.#bodyLength);
+    this.#onError({ error, fatal: false, streamId, type: this.#type, flags: this.#flags });
   }
 
   #fatal(reason: string, message: string): void {
@@ -247,6 +303,9 @@ export class FrameDecoder {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** The body of a PING or PONG is exactly this many bytes (§7.3). */
+const PING_BYTES = 8;
 
 /** Decodes UTF-8, rejecting invalid sequences (checked strictly only when a replacement shows up). */
 function utf8At(b: Buffer, start: number, end: number): string {

@@ -1,4 +1,4 @@
-export { type DecodeErrorInfo, FrameDecoder } from "./decode.ts";
+export { type DecodeErrorInfo, FrameDecoder, type FrameDecoderOptions } from "./decode.ts";
 export {
   encodeFrame,
   encodeOutFrame,
@@ -26,3 +26,4 @@ export {
   encodeGoaway,
   encodeStatus,
 } from "./status.ts";
+export { decodeTimeout, encodeTimeout, MAX_TIMEOUT_MS } from "./timeout.ts";

@@ -9,10 +9,11 @@ import type { DecodeErrorInfo } from "../protocol/decode.ts";
 import { encodeFrame, encodeOutFrame } from "../protocol/encode.ts";
 import { Flags, type Frame, type FrameLimits, FrameType, PseudoKey } from "../protocol/frame.ts";
 import { decodeCredit, encodeCredit, encodeStatus } from "../protocol/status.ts";
+import { decodeTimeout } from "../protocol/timeout.ts";
 import { Connection } from "../transport/connection.ts";
 import { FlowWindow } from "../transport/flow-window.ts";
 import { Inbox } from "../transport/inbox.ts";
-import { type Compression, decodeBody, encodeBody } from "../transport/wire-message.ts";
+import { type Compression, decodeBody, encodeBody, serializerMismatch } from "../transport/wire-message.ts";
 import { type CallDoor, type CallOwner, type OpenCall, type OpenCallInit, openCall } from "./open-call.ts";
 
 const TRAILER_PREFIX = "trailer-";
@@ -37,7 +38,10 @@ export interface ConnectionHost {
 export class ServerConnection extends Connection {
   readonly host: ConnectionHost;
   readonly calls = new Map<number, ServerStream>();
-  /** Highest stream id seen; after goaway, anything above it is refused. */
+  /**
+   * Highest stream id of a REQUEST received: what a GOAWAY names as its last stream id (§7.4). Every
+   * new REQUEST must be above it (§9.1); after a goaway, anything above it is refused.
+   */
   maxStreamId = 0;
   #refuseAbove = Number.POSITIVE_INFINITY;
   /** Filled for each request and handed to `openCall`, which keeps none of it: no object per call. */
@@ -49,12 +53,31 @@ export class ServerConnection extends Connection {
     this.#init = { path: "", headers: EMPTY, timeoutMs: undefined, serializer: "protobuf", peer };
   }
 
-  /** Sends goaway: no new calls on this connection; those in flight go on. */
+  /** Sends goaway for a shutdown: no new calls on this connection; those in flight go on. */
   goaway(message: string): void {
-    if (this.#refuseAbove !== Number.POSITIVE_INFINITY) return;
+    this.#goaway(Code.UNAVAILABLE, message, Reason.SHUTTING_DOWN);
+  }
+
+  /**
+   * Sends GOAWAY with `code`, `message` and `reason` (the shutdown's, or the protocol error's, §15),
+   * unless one was sent already; stops taking calls, and closes once those in flight are done.
+   */
+  #goaway(code: Code, message: string, reason: string): void {
+    if (this.draining) return;
+    this.sendGoaway(this.maxStreamId, code, message, reason);
+    this.#drain();
+  }
+
+  /** Refuses calls above the highest stream id received; closes once no call is left. */
+  #drain(): void {
     this.#refuseAbove = this.maxStreamId;
-    this.sendGoaway(this.maxStreamId, Code.UNAVAILABLE, message, Reason.SHUTTING_DOWN);
     if (this.calls.size === 0) this.end();
+  }
+
+  /** The peer broke the protocol on this connection: reported, and answered with a GOAWAY carrying it. */
+  #protocolError(error: WeftError): void {
+    this.host.report(error, undefined);
+    this.#goaway(error.code, error.rawMessage, error.reason);
   }
 
   get draining(): boolean {
@@ -64,8 +87,12 @@ export class ServerConnection extends Connection {
   protected onFrame(frame: Frame): void {
     const id = frame.streamId;
     if (frame.type === FrameType.REQUEST) {
-      if (id > this.maxStreamId) this.maxStreamId = id;
-      this.#dispatch(frame);
+      if (id > this.maxStreamId) {
+        this.maxStreamId = id;
+        this.#dispatch(frame);
+      } else {
+        this.#badStreamId(frame);
+      }
       return;
     }
     const stream = this.calls.get(id);
@@ -91,9 +118,20 @@ export class ServerConnection extends Connection {
     }
   }
 
+  /**
+   * A client's GOAWAY (§14): it opens no more calls here. Calls in flight finish, then the connection
+   * closes; a GOAWAY that reports an error (any code but OK and UNAVAILABLE) is reported.
+   */
+  protected override onGoaway(_lastStreamId: number, code: number, message: string, reason: string): void {
+    if (code !== Code.OK && code !== Code.UNAVAILABLE) {
+      this.host.report(WeftError.fromWire(code, `client went away: ${message}`, { reason }), undefined);
+    }
+    if (!this.draining) this.#drain();
+  }
+
   protected onDecodeError(info: DecodeErrorInfo): void {
-    this.host.report(info.error, undefined);
     if (info.fatal) {
+      this.host.report(info.error, undefined);
       this.sendGoaway(this.maxStreamId, info.error.code, info.error.rawMessage, info.error.reason);
       this.end();
       return;
@@ -104,8 +142,34 @@ export class ServerConnection extends Connection {
     } else if (info.type === FrameType.REQUEST && info.streamId !== 0 && (info.flags & Flags.ONE_WAY) === 0) {
       this.sendEnd(info.streamId, info.error, undefined);
     }
-    // The peer broke a limit: it gets no new calls here; what is in flight may finish.
-    this.goaway(info.error.rawMessage);
+    // The peer broke a limit or the format: it gets no new calls here; what is in flight may finish.
+    this.#protocolError(info.error);
+  }
+
+  /**
+   * A REQUEST whose stream id is 0 or not above every id before it (§9.1). It never runs. A call in
+   * progress under that id is cancelled too, and one END (unless nothing there expects one) ends the
+   * id for both, so no later frame can be read as the other call's; the client gets a GOAWAY.
+   */
+  #badStreamId(frame: Frame): void {
+    const id = frame.streamId;
+    if (id === 0) {
+      this.#protocolError(
+        new WeftError(Code.INTERNAL, "REQUEST on stream id 0, which belongs to the connection", {
+          reason: Reason.BAD_STREAM_ID,
+        }),
+      );
+      return;
+    }
+    const error = new WeftError(
+      Code.INTERNAL,
+      `stream id ${id} is not above ${this.maxStreamId}, the highest already used on this connection`,
+      { reason: Reason.STREAM_ID_REUSED },
+    );
+    const original = this.calls.get(id);
+    if (original !== undefined) original.cancel(error, true);
+    else if ((frame.flags & Flags.ONE_WAY) === 0) this.sendEnd(id, error, undefined);
+    this.#protocolError(error);
   }
 
   protected onClose(error: WeftError): void {
@@ -166,8 +230,8 @@ export class ServerConnection extends Connection {
     }
     let timeoutMs: number | undefined;
     if (timeout !== undefined) {
-      timeoutMs = /^\d{1,10}$/.test(timeout) ? Number(timeout) : Number.NaN;
-      if (Number.isNaN(timeoutMs)) {
+      timeoutMs = decodeTimeout(timeout);
+      if (timeoutMs === undefined) {
         this.#reject(
           id,
           oneway,
@@ -176,15 +240,6 @@ export class ServerConnection extends Connection {
         );
         return;
       }
-    }
-    if (this.calls.has(id)) {
-      this.#reject(
-        id,
-        oneway,
-        path,
-        new WeftError(Code.INTERNAL, `stream id ${id} already in use`, { reason: Reason.STREAM_ID_REUSED }),
-      );
-      return;
     }
     const serializer = serializerName(frame.serializer);
     if (serializer === undefined) {
@@ -222,6 +277,13 @@ export class ServerConnection extends Connection {
     if (oneway) this.host.report(error, path);
     else this.sendEnd(id, error, undefined);
   }
+}
+
+/** A REQUEST whose END_STREAM flag or body does not fit the method's kind (§7.1). */
+function requestMismatch(what: string): WeftError {
+  return new WeftError(Code.INTERNAL, `${what}: client and server disagree on the method's kind`, {
+    reason: Reason.UNEXPECTED_FRAME,
+  });
 }
 
 /** No request headers: a placeholder for the connection's reusable `OpenCallInit` between calls. */
@@ -281,6 +343,11 @@ export class ServerStream implements CallOwner {
     const kind = info.kind;
     let input: unknown = this.#inbox;
     if (kind !== "client_streaming" && kind !== "bidi_streaming") {
+      // the REQUEST carries the one request message, so it ends the client's stream (§7.1)
+      if ((frame.flags & Flags.END_STREAM) === 0) {
+        this.#fail(requestMismatch(`a ${kind} REQUEST without END_STREAM`));
+        return;
+      }
       try {
         input = decodeBody(
           info.input,
@@ -294,6 +361,10 @@ export class ServerStream implements CallOwner {
         return;
       }
       if (kind === "server_streaming") input = singleMessage(input);
+    } else if (frame.body.length !== 0) {
+      // the messages of a streamed request come as MESSAGE frames; a body means the client thinks it unary
+      this.#fail(requestMismatch(`a ${kind} REQUEST with a body`));
+      return;
     }
     call.run(input).then(
       (result) => {
@@ -312,6 +383,10 @@ export class ServerStream implements CallOwner {
   onMessage(frame: Frame): void {
     const inbox = this.#inbox;
     if (inbox === undefined) return;
+    if (frame.serializer !== this.#serializerId) {
+      this.cancel(serializerMismatch(frame.serializer, this.#serializerId), true);
+      return;
+    }
     if (this.#flow!.received(frame.body.length)) {
       this.cancel(
         new WeftError(Code.RESOURCE_EXHAUSTED, "client ignored flow control", {

@@ -17,7 +17,10 @@ export interface MethodDef<
   readonly output: MessageCodec<O, OInit>;
   /** Safe to retry or hedge: calling twice has the effect of calling once. */
   readonly idempotent?: boolean;
-  /** Name on the wire when it differs from the property name (proto methods: `Lookup` for `lookup`). */
+  /**
+   * Name on the wire when it differs from the property name (proto methods: `Lookup` for `lookup`).
+   * Without it the property name is the wire name, verbatim; either way case matters.
+   */
   readonly rpcName?: string;
   /** The protobuf descriptor, for services generated from `.proto`. */
   readonly proto?: DescMethod;
@@ -58,6 +61,13 @@ export interface MethodInfo<I = unknown, O = unknown> {
 
 /**
  * Declares a service in code. The `.proto` code generator produces the same objects.
+ *
+ * Wire names: each method is called at `/<typeName>/<name>`, where `name` is the method's key **used
+ * verbatim**, or its `rpcName` when it sets one. Servers compare paths byte for byte, so case matters
+ * (docs/protocol.md §6): the key `lookup` below is `/catalog.v1.Catalog/lookup`. Services generated
+ * from `.proto` use the proto's method names as written, by convention PascalCase
+ * (`/catalog.v1.Catalog/Lookup`), with lowerCamelCase keys in JavaScript; a code-first service that
+ * must answer such calls (from gRPC tools, say) gives each method the proto's name as `rpcName`.
  *
  * ```ts
  * const Catalog = defineService("catalog.v1.Catalog", {

@@ -7,7 +7,7 @@ import type { Call, CallResult } from "../interceptor/call.ts";
 import type { DecodeErrorInfo } from "../protocol/decode.ts";
 import { encodeFrame } from "../protocol/encode.ts";
 import { type Frame, type FrameLimits, FrameType } from "../protocol/frame.ts";
-import { decodeCredit, decodeGoaway } from "../protocol/status.ts";
+import { decodeCredit } from "../protocol/status.ts";
 import { Connection } from "./connection.ts";
 import { TcpClientCall } from "./tcp-call.ts";
 import type { Compression } from "./wire-message.ts";
@@ -65,9 +65,17 @@ export class ClientConnection extends Connection {
    * those resends.
    */
   start(call: Call, retry?: RetryRefused, attempt = 0): Promise<CallResult> {
+    return new TcpClientCall(this, call, retry, attempt).start();
+  }
+
+  /**
+   * The stream id of a REQUEST about to be queued. Taken when the frame is made, not when the call
+   * starts (a call may wait for its first message), so ids go out in increasing order (§9.1).
+   */
+  nextStreamId(): number {
     const id = this.#nextId++;
     if (this.#nextId >= MAX_STREAM_ID) this.#markUnusable();
-    return new TcpClientCall(this, id, call, retry, attempt).start();
+    return id;
   }
 
   register(id: number, call: TcpClientCall): void {
@@ -83,17 +91,16 @@ export class ClientConnection extends Connection {
     return this.#options.compression;
   }
 
-  protected onFrame(frame: Frame): void {
-    if (frame.type === FrameType.GOAWAY) {
-      const { lastStreamId } = decodeGoaway(frame.body);
-      this.#markUnusable();
-      // Calls the server will never process can be retried elsewhere.
-      for (const [id, call] of this.#calls) {
-        if (id > lastStreamId) call.refuseGoingAway();
-      }
-      if (this.#calls.size === 0) this.end();
-      return;
+  protected override onGoaway(lastStreamId: number): void {
+    this.#markUnusable();
+    // Calls the server will never process can be retried elsewhere.
+    for (const [id, call] of this.#calls) {
+      if (id > lastStreamId) call.refuseGoingAway();
     }
+    if (this.#calls.size === 0) this.end();
+  }
+
+  protected onFrame(frame: Frame): void {
     const call = this.#calls.get(frame.streamId);
     if (call === undefined) return; // late frame of a finished or cancelled call
     switch (frame.type) {
@@ -120,6 +127,15 @@ export class ClientConnection extends Connection {
   protected onDecodeError(info: DecodeErrorInfo): void {
     if (info.fatal) {
       this.destroy(info.error);
+      return;
+    }
+    if (info.streamId === 0) {
+      // The server broke the protocol on the connection itself (a malformed PING, say): tell it why,
+      // open no more calls here, and close once the calls in flight are done (§15).
+      const { error } = info;
+      this.sendGoaway(0, error.code, error.rawMessage, error.reason);
+      this.#markUnusable();
+      if (this.#calls.size === 0) this.end();
       return;
     }
     const call = this.#calls.get(info.streamId);

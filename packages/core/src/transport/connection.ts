@@ -5,7 +5,7 @@ import { WeftError } from "../errors/weft-error.ts";
 import { type DecodeErrorInfo, FrameDecoder } from "../protocol/decode.ts";
 import { encodeFrame, type OutFrame } from "../protocol/encode.ts";
 import { type Frame, type FrameLimits, FrameType } from "../protocol/frame.ts";
-import { encodeGoaway } from "../protocol/status.ts";
+import { decodeGoaway, encodeGoaway } from "../protocol/status.ts";
 
 /** Bytes queued for the socket above which stream senders wait for it to drain. */
 const HIGH_WATER = 1024 * 1024;
@@ -42,10 +42,11 @@ export abstract class Connection {
     this.socket = socket;
     this.limits = limits;
     this.peer = peer;
+    // strict: unknown frame types are skipped unread, malformed PINGs and PONGs refused (§4, §7.3)
     this.decoder = new FrameDecoder(
       (frame) => this.#onFrame(frame),
       (info) => this.onDecodeError(info),
-      limits,
+      { ...limits, strict: true },
     );
     socket.on("data", (chunk: Buffer) => {
       this.received++;
@@ -176,12 +177,21 @@ export abstract class Connection {
         return;
       default:
         try {
-          this.onFrame(frame);
+          if (frame.type === FrameType.GOAWAY) this.#onGoawayFrame(frame);
+          else this.onFrame(frame);
         } catch (e) {
           // A bug in frame handling must not desynchronise the stream silently.
           this.destroy(WeftError.from(e, Code.INTERNAL));
         }
     }
+  }
+
+  /** A goaway is never lost to a wrong stream id: the stream id of a GOAWAY is ignored (§7.4). */
+  #onGoawayFrame(frame: Frame): void {
+    const { lastStreamId, code, message } = decodeGoaway(frame.body);
+    let reason = "";
+    for (const [key, value] of frame.metadata) if (key === "reason") reason = value;
+    this.onGoaway(lastStreamId, code, message, reason);
   }
 
   #terminate(error: Error | undefined): void {
@@ -208,7 +218,10 @@ export abstract class Connection {
     this.onClose(reason);
   }
 
+  /** Every frame of a call (all but PING, PONG and GOAWAY, which the connection handles). */
   protected abstract onFrame(frame: Frame): void;
+  /** The peer sent GOAWAY (§14): `reason` is its metadata's `reason`, or "". Ignored unless overridden. */
+  protected onGoaway(_lastStreamId: number, _code: number, _message: string, _reason: string): void {}
   protected abstract onDecodeError(info: DecodeErrorInfo): void;
   protected abstract onClose(error: WeftError): void;
 }

@@ -9,10 +9,11 @@ import { Metadata } from "../metadata/metadata.ts";
 import { encodeFrame, encodeOutFrame, headOf, type OutFrame } from "../protocol/encode.ts";
 import { Flags, type Frame, type FrameLimits, FrameType, PseudoKey } from "../protocol/frame.ts";
 import { decodeStatus, encodeCredit } from "../protocol/status.ts";
+import { encodeTimeout } from "../protocol/timeout.ts";
 import type { ClientConnection } from "./client-connection.ts";
 import { FlowWindow } from "./flow-window.ts";
 import { Inbox } from "./inbox.ts";
-import { decodeBody, encodeBody } from "./wire-message.ts";
+import { decodeBody, encodeBody, serializerMismatch } from "./wire-message.ts";
 
 const TRAILER_PREFIX = "trailer-";
 
@@ -23,22 +24,17 @@ const TRAILER_PREFIX = "trailer-";
  */
 export class TcpClientCall extends ClientCall<OutFrame> {
   readonly #conn: ClientConnection;
-  readonly #id: number;
+  /** Given when the REQUEST is made (`prepare`), so ids reach the wire in increasing order. */
+  #id: number;
   #headers: Metadata | undefined;
   #trailers: Metadata | undefined;
   #inbox: Inbox<unknown> | undefined;
   #flow: FlowWindow | undefined;
 
-  constructor(
-    conn: ClientConnection,
-    id: number,
-    call: Call,
-    retry: RetryRefused | undefined,
-    attempt: number,
-  ) {
+  constructor(conn: ClientConnection, call: Call, retry: RetryRefused | undefined, attempt: number) {
     super(call, retry, attempt);
     this.#conn = conn;
-    this.#id = id;
+    this.#id = 0;
     this.#headers = undefined;
     this.#trailers = undefined;
     this.#inbox = undefined;
@@ -56,7 +52,7 @@ export class TcpClientCall extends ClientCall<OutFrame> {
     if (call.deadline !== undefined) {
       const budget = budgetLeft(call.deadline);
       if (budget <= 0) throw deadlineExceeded(call.deadline);
-      meta.push([PseudoKey.timeout, String(budget)]);
+      meta.push([PseudoKey.timeout, encodeTimeout(budget)]);
     }
     if (call.headers.size > 0) for (const entry of call.headers) meta.push(entry);
     const single = !call.stream || method.kind === "server_streaming";
@@ -68,6 +64,8 @@ export class TcpClientCall extends ClientCall<OutFrame> {
       compressor = encoded.compressor;
     }
     const flags = (single ? Flags.END_STREAM : 0) | (method.kind === "oneway" ? Flags.ONE_WAY : 0);
+    // `send` queues the frame in this same synchronous step, so no later call's REQUEST can overtake it
+    this.#id = conn.nextStreamId();
     const frame = encodeOutFrame(
       FrameType.REQUEST,
       flags,
@@ -139,6 +137,10 @@ export class TcpClientCall extends ClientCall<OutFrame> {
       this.#unexpected("RESPONSE");
       return;
     }
+    if (frame.serializer !== this.serializerId) {
+      this.#mismatch(frame.serializer);
+      return;
+    }
     const headers = new Metadata();
     const trailers = this.#trailersOf();
     for (const [k, v] of frame.metadata) {
@@ -168,6 +170,10 @@ export class TcpClientCall extends ClientCall<OutFrame> {
   onMessage(frame: Frame): void {
     if (!this.#streamsResponse) {
       this.#unexpected("MESSAGE");
+      return;
+    }
+    if (frame.serializer !== this.serializerId) {
+      this.#mismatch(frame.serializer);
       return;
     }
     if (this.#inbox === undefined) this.#startStream();
@@ -227,6 +233,12 @@ export class TcpClientCall extends ClientCall<OutFrame> {
         reason: Reason.UNEXPECTED_FRAME,
       }),
     );
+    this.sendCancel();
+  }
+
+  /** A RESPONSE or MESSAGE in another serializer than the request's (§8): fails the call and abandons it. */
+  #mismatch(serializer: number): void {
+    this.fail(serializerMismatch(serializer, this.serializerId));
     this.sendCancel();
   }
 

@@ -54,3 +54,15 @@ export function decodeBody<T>(
   }
   return codec.decode(compressorId === 0 ? body : decompress(compressorId, body, maxBytes), name);
 }
+
+/**
+ * A MESSAGE or RESPONSE naming serializer `got` on a call whose REQUEST named `expected`: every message
+ * of a call uses the REQUEST's serializer (docs/protocol.md §8).
+ */
+export function serializerMismatch(got: number, expected: number): WeftError {
+  return new WeftError(
+    Code.INTERNAL,
+    `message in serializer ${got} on a call whose REQUEST named serializer ${expected}`,
+    { reason: Reason.SERIALIZER_MISMATCH },
+  );
+}

@@ -1,0 +1,39 @@
+/**
+ * `:timeout`, the deadline budget a REQUEST carries (docs/protocol.md §11): whole milliseconds as 1 to
+ * 12 ASCII digits. Weft's REST front end reads its timeout header with the same rule.
+ */
+
+/**
+ * The largest budget `:timeout` carries: 999,999,999,999 ms (12 digits, about 31.7 years). Far beyond
+ * any real deadline, it is exact in a double and fits a signed 64-bit count of nanoseconds, so every
+ * language's clock types hold it. Senders clamp a larger budget to it; receivers refuse more digits.
+ */
+export const MAX_TIMEOUT_MS = 999_999_999_999;
+
+/** Most digits a `:timeout` value has. */
+const MAX_DIGITS = 12;
+
+/**
+ * `:timeout`'s value for a remaining budget of `budgetMs` whole milliseconds (greater than 0), clamped
+ * to `MAX_TIMEOUT_MS`. The sender's own timer keeps its real deadline.
+ */
+export function encodeTimeout(budgetMs: number): string {
+  return String(Math.min(budgetMs, MAX_TIMEOUT_MS));
+}
+
+/**
+ * Reads a `:timeout` value: 1 to 12 ASCII digits (leading zeros allowed), nothing else (no sign,
+ * space, fraction or unit). `undefined` when it is malformed: the call is then refused with
+ * INVALID_ARGUMENT, reason `BAD_TIMEOUT`. 0 is well-formed (an already expired budget).
+ */
+export function decodeTimeout(value: string): number | undefined {
+  const n = value.length;
+  if (n === 0 || n > MAX_DIGITS) return undefined;
+  let ms = 0;
+  for (let i = 0; i < n; i++) {
+    const d = value.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return undefined;
+    ms = ms * 10 + d;
+  }
+  return ms;
+}
