@@ -267,23 +267,29 @@ export abstract class Connection {
     );
   }
 
-  /** Flushes what is queued, then ends the socket. */
+  /**
+   * Flushes what is queued, then ends the socket. A peer that has not closed its side
+   * `CLOSE_GRACE_MS` later is cut (nothing more can be sent to it).
+   */
   end(): void {
-    if (this.#closed) return;
-    this.#flush();
-    this.socket.end();
+    this.closeSoon(
+      new WeftError(Code.UNAVAILABLE, "connection closed: the peer did not close its side", {
+        reason: Reason.CONNECTION_CLOSED,
+      }),
+    );
   }
 
   /**
-   * Ends the socket after what is queued (a GOAWAY saying why, say) and cuts it `CLOSE_GRACE_MS`
-   * later if the peer has not closed its side by then; its calls then fail with `error`.
+   * `end()`, and if the peer has not closed its side `CLOSE_GRACE_MS` later, cut the connection: calls
+   * still on it fail with `error` (a timeout's).
    */
   protected closeSoon(error: WeftError): void {
     if (this.#closed || this.#closing !== undefined) return;
     this.#closing = error;
     this.#timer?.cancel();
     this.#timer = armDeadline(Date.now() + CLOSE_GRACE_MS, onTimer, this);
-    this.end();
+    this.#flush();
+    this.socket.end();
   }
 
   /** Closes at once and fails everything in flight with `error`. */

@@ -3,7 +3,7 @@
  * server side of each connection: what it holds unsent, whether it stopped reading, what it read.
  */
 import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
-import { createServer, type Server, type ServerOptions } from "../../src/index.ts";
+import { createServer, type Server, type ServerOptions, type ServiceImpl } from "../../src/index.ts";
 import { Echo, echoHandlers } from "../fixtures.ts";
 
 /** The server side of one accepted socket, watched. */
@@ -25,9 +25,12 @@ export interface AcceptingServer {
   close(): Promise<void>;
 }
 
-/** An Echo server (`echoHandlers`) behind a loopback `node:net` server on a free port. */
-export async function acceptingServer(options: ServerOptions = {}): Promise<AcceptingServer> {
-  const server = createServer({ onError: () => {}, ...options }).register(Echo, echoHandlers);
+/** An Echo server (`echoHandlers` unless given) behind a loopback `node:net` server on a free port. */
+export async function acceptingServer(
+  options: ServerOptions = {},
+  handlers: ServiceImpl<typeof Echo> = echoHandlers,
+): Promise<AcceptingServer> {
+  const server = createServer({ onError: () => {}, ...options }).register(Echo, handlers);
   const all: Accepted[] = [];
   let waiters: Array<() => void> = [];
   const net: NetServer = createNetServer((socket) => {

@@ -6,13 +6,7 @@
  */
 import { connect, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import {
-  createClient,
-  createServer,
-  createTcpTransport,
-  type Server,
-  type Transport,
-} from "../../src/index.ts";
+import { createClient, createTcpTransport, type Transport } from "../../src/index.ts";
 import { encodeFrame, Flags, FrameType, HEADER_SIZE, PseudoKey } from "../../src/protocol/index.ts";
 import { DEFAULT_HIGH_WATER_BYTES } from "../../src/transport/connection.ts";
 import { Echo } from "../fixtures.ts";
