@@ -43,3 +43,12 @@ export async function startServer(
   const { port } = await server.listen({ host: "127.0.0.1", port: 0 });
   return { server, address: `127.0.0.1:${port}` };
 }
+
+/** Echo's handlers at their simplest: `echo` answers with the request's text. */
+export const echoHandlers = {
+  echo: (req: EchoRequest): EchoReply => ({ text: req.text }),
+  count: async function* () {},
+  sum: async () => ({ total: 0, count: 0 }),
+  chat: async function* () {},
+  notify: () => {},
+};

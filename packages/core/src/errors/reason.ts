@@ -78,6 +78,16 @@ export const Reason = {
   KEEPALIVE_TIMEOUT: "KEEPALIVE_TIMEOUT",
   /** The connection closed under the call. */
   CONNECTION_CLOSED: "CONNECTION_CLOSED",
+  /** GOAWAY of a server closing a connection whose first frame did not arrive in time. */
+  HANDSHAKE_TIMEOUT: "HANDSHAKE_TIMEOUT",
+  /** GOAWAY of a server closing a connection on which a frame, once begun, did not complete in time. */
+  FRAME_TIMEOUT: "FRAME_TIMEOUT",
+  /** GOAWAY of a peer closing a connection that has had no call for its idle timeout. */
+  IDLE_TIMEOUT: "IDLE_TIMEOUT",
+  /** GOAWAY of a server refusing a connection beyond its `maxConnections`. */
+  TOO_MANY_CONNECTIONS: "TOO_MANY_CONNECTIONS",
+  /** To the server's `onError`: how many connection errors were not reported, to keep the log short. */
+  REPORTS_SUPPRESSED: "REPORTS_SUPPRESSED",
   /** A connection to the node could not be made (refused, timed out, in reconnect backoff). */
   CONNECTION_FAILED: "CONNECTION_FAILED",
   /** The client's transport was closed. */

@@ -64,6 +64,8 @@ export class FrameDecoder {
   #payload: Buffer[] | null = null;
   #payloadFill = 0;
   #skipLeft = 0;
+  /** Frames begun so far: counts each first byte of a header. */
+  #started = 0;
   // fields of the frame being read
   #type = 0;
   #flags = 0;
@@ -90,6 +92,20 @@ export class FrameDecoder {
     return this.#state === S_DEAD;
   }
 
+  /**
+   * Frames whose first byte has arrived so far (complete, skipped or in progress). With `inFrame`, a
+   * connection tells a frame that has been arriving for a while from a new one without a clock read
+   * per chunk.
+   */
+  get started(): number {
+    return this.#started;
+  }
+
+  /** True between the first byte of a frame and its last (a skipped frame included). */
+  get inFrame(): boolean {
+    return this.#state === S_PAYLOAD || this.#state === S_SKIP || this.#headerFill > 0;
+  }
+
   /** Bytes buffered for a frame not yet complete (0 between frames). */
   get buffered(): number {
     return this.#headerFill + this.#payloadFill;
@@ -104,6 +120,7 @@ export class FrameDecoder {
     while (pos < end) {
       switch (this.#state) {
         case S_HEADER: {
+          if (this.#headerFill === 0) this.#started++;
           if (this.#headerFill === 0 && end - pos >= HEADER_SIZE) {
             this.#readHeader(buf, pos);
             pos += HEADER_SIZE;

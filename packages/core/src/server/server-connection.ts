@@ -10,7 +10,7 @@ import { encodeFrame, encodeOutFrame } from "../protocol/encode.ts";
 import { Flags, type Frame, type FrameLimits, FrameType, PseudoKey } from "../protocol/frame.ts";
 import { decodeCredit, encodeCredit, encodeStatus } from "../protocol/status.ts";
 import { decodeTimeout } from "../protocol/timeout.ts";
-import { Connection } from "../transport/connection.ts";
+import { Connection, type ConnectionOptions } from "../transport/connection.ts";
 import { FlowWindow } from "../transport/flow-window.ts";
 import { Inbox } from "../transport/inbox.ts";
 import { type Compression, decodeBody, encodeBody, serializerMismatch } from "../transport/wire-message.ts";
@@ -24,8 +24,15 @@ export interface ConnectionHost {
   readonly door: CallDoor;
   readonly limits: FrameLimits;
   readonly compression: Compression | null;
-  /** The server's error reporting (`onError`): protocol violations and requests that cannot start. */
+  /** Output bound and timeouts of every connection. */
+  readonly connectionOptions: ConnectionOptions;
+  /** The server's error reporting (`onError`): requests that cannot start. */
   report(error: unknown, path: string | undefined): void;
+  /**
+   * A peer that broke the protocol or a limit, or was too slow: one short line with the peer and the
+   * reason, rate limited (many hostile connections must not flood the log).
+   */
+  warn(error: WeftError, peer: string | undefined): void;
   /** The connection has closed. */
   connectionClosed(conn: ServerConnection): void;
 }
@@ -48,7 +55,7 @@ export class ServerConnection extends Connection {
   readonly #init: OpenCallInit;
 
   constructor(host: ConnectionHost, socket: Duplex, peer: string | undefined) {
-    super(socket, host.limits, peer);
+    super(socket, host.limits, peer, host.connectionOptions);
     this.host = host;
     this.#init = { path: "", headers: EMPTY, timeoutMs: undefined, serializer: "protobuf", peer };
   }
@@ -76,12 +83,34 @@ export class ServerConnection extends Connection {
 
   /** The peer broke the protocol on this connection: reported, and answered with a GOAWAY carrying it. */
   #protocolError(error: WeftError): void {
-    this.host.report(error, undefined);
+    this.host.warn(error, this.peer);
     this.#goaway(error.code, error.rawMessage, error.reason);
   }
 
   get draining(): boolean {
     return this.#refuseAbove !== Number.POSITIVE_INFINITY;
+  }
+
+  /** Turns the connection away at once (`maxConnections`): GOAWAY with `error`'s code and reason, then close. */
+  refuse(error: WeftError): void {
+    this.#goAwayAndClose(error);
+  }
+
+  protected override get callsInFlight(): number {
+    return this.calls.size;
+  }
+
+  /** Idle: a goodbye clients retry from. Too slow to send a frame: also a warning. */
+  protected override onTimeout(error: WeftError): void {
+    if (error.reason !== Reason.IDLE_TIMEOUT) this.host.warn(error, this.peer);
+    this.#goAwayAndClose(error);
+  }
+
+  /** GOAWAY carrying `error`, then close: calls in flight are cut after a short grace. */
+  #goAwayAndClose(error: WeftError): void {
+    if (this.#refuseAbove > this.maxStreamId) this.#refuseAbove = this.maxStreamId;
+    this.sendGoaway(this.maxStreamId, error.code, error.rawMessage, error.reason);
+    this.closeSoon(error);
   }
 
   protected onFrame(frame: Frame): void {
@@ -131,7 +160,7 @@ export class ServerConnection extends Connection {
 
   protected onDecodeError(info: DecodeErrorInfo): void {
     if (info.fatal) {
-      this.host.report(info.error, undefined);
+      this.host.warn(info.error, this.peer);
       this.sendGoaway(this.maxStreamId, info.error.code, info.error.rawMessage, info.error.reason);
       this.end();
       return;

@@ -11,6 +11,7 @@ import { compose, type Interceptor } from "../interceptor/call.ts";
 import { Metadata } from "../metadata/metadata.ts";
 import { DEFAULT_LIMITS, type FrameLimits } from "../protocol/frame.ts";
 import { type MethodInfo, methodsOf, type ServiceDef } from "../service/service.ts";
+import { type ConnectionOptions, resolveConnectionOptions } from "../transport/connection.ts";
 import { type Compression, resolveCompression } from "../transport/wire-message.ts";
 import { type CallTracker, createCallTracker } from "./call-tracker.ts";
 import { adaptHandler, type ServiceImpl } from "./handler.ts";
@@ -19,6 +20,7 @@ import { createListener, type Listener, STOPPED_GRACE_MS } from "./listener.ts";
 import type { RegisteredMethod, ServerState } from "./open-call.ts";
 import { peerOf } from "./peer.ts";
 import { type ConnectionHost, ServerConnection } from "./server-connection.ts";
+import { WarningLimiter } from "./warnings.ts";
 
 export interface ServerOptions {
   /** Server interceptors, outermost first. Applied to every call of every service. */
@@ -36,8 +38,46 @@ export interface ServerOptions {
   exposeInternalErrors?: boolean;
   /** Extra request header keys that outgoing calls made inside a handler inherit. */
   propagateHeaders?: readonly string[];
-  /** Called with every unexpected handler error and every protocol violation. Default: `console.error`. */
-  onError?: (error: unknown, path: string | undefined) => void;
+  /**
+   * Called with every unexpected handler error, and with what a peer did wrong on a Weft TCP
+   * connection (a protocol violation, a timeout, a connection beyond `maxConnections`; `peer` says
+   * who). Those connection errors are rate limited: at most 10 a minute, then one `WeftError` with
+   * reason `REPORTS_SUPPRESSED` saying how many more there were. Default: handler errors go to
+   * `console.error`, connection errors to `console.warn` as one short line each.
+   */
+  onError?: (error: unknown, path: string | undefined, peer?: string) => void;
+  /**
+   * Bound on the output held for a client that does not read: a connection stops reading its socket
+   * while its unsent output (responses, END, PONG and every other frame queued or in the socket's
+   * buffer) is at or above `highWaterBytes`, and reads again below `lowWaterBytes`. Defaults 1 MiB /
+   * 256 KiB. Streams also wait for the output to drain below `highWaterBytes`.
+   */
+  writeBuffer?: { highWaterBytes?: number; lowWaterBytes?: number };
+  /**
+   * Close a connection whose first frame is not complete this long after it was accepted (after the
+   * TLS handshake, with `tls`), with a GOAWAY of reason `HANDSHAKE_TIMEOUT`. Default 30 s, above a
+   * Weft client's keepalive interval (15 s), so a client that connects ahead of its first call keeps
+   * its connection. 0 turns it off.
+   */
+  handshakeTimeoutMs?: number;
+  /**
+   * Close a connection on which a frame, once its first byte arrived, is not complete this long
+   * after (a peer dripping bytes), with a GOAWAY of reason `FRAME_TIMEOUT`. Default 60 s, as Node's
+   * `server.headersTimeout`; that is at least 70 KB/s for a 4 MiB frame. 0 turns it off.
+   */
+  frameTimeoutMs?: number;
+  /**
+   * Close a connection that has had no call in flight for this long (pings do not count), with a
+   * GOAWAY of reason `IDLE_TIMEOUT`; clients reconnect when they next need to. Checked when the
+   * connection's timer runs, so it may close up to `frameTimeoutMs` later. Default 5 minutes, as
+   * Node's `server.requestTimeout`. 0 turns it off.
+   */
+  idleTimeoutMs?: number;
+  /**
+   * Connections served at once. Beyond it, a new connection is answered with a GOAWAY (UNAVAILABLE,
+   * reason `TOO_MANY_CONNECTIONS`), so its calls go to another server, and closed. Default: no limit.
+   */
+  maxConnections?: number;
 }
 
 export interface ListenOptions {
@@ -100,6 +140,14 @@ export function createServer(options: ServerOptions = {}): Server {
   return server;
 }
 
+/** Timeouts of a server's connections unless its options say otherwise (see `ServerOptions`). */
+const SERVER_CONNECTION_DEFAULTS = {
+  answersOnly: false,
+  handshakeTimeoutMs: 30_000,
+  frameTimeoutMs: 60_000,
+  idleTimeoutMs: 300_000,
+};
+
 /**
  * What the server's connections and front ends share: routes, limits, state, call tracking and
  * error reporting. They receive it as the narrow interfaces they need (`ConnectionHost`,
@@ -111,9 +159,12 @@ class ServerCore implements ServerInternals, ConnectionHost {
   readonly tracker: CallTracker = createCallTracker();
   readonly routes = new Map<string, RegisteredMethod>();
   readonly connections = new Set<ServerConnection>();
+  readonly connectionOptions: ConnectionOptions;
+  readonly maxConnections: number;
   state: ServerState = "serving";
   readonly #options: ServerOptions;
   readonly #propagate: ReadonlySet<string>;
+  readonly #warnings: WarningLimiter;
 
   constructor(options: ServerOptions) {
     const limits = { ...DEFAULT_LIMITS, ...options.limits };
@@ -126,10 +177,33 @@ class ServerCore implements ServerInternals, ConnectionHost {
     if (options.interceptors !== undefined && !Array.isArray(options.interceptors)) {
       throw new ConfigError("interceptors", "an array of interceptors", options.interceptors);
     }
+    const maxConnections = options.maxConnections ?? Number.POSITIVE_INFINITY;
+    if (!(maxConnections >= 1) || (Number.isFinite(maxConnections) && !Number.isInteger(maxConnections))) {
+      throw new ConfigError("maxConnections", "an integer ≥ 1", options.maxConnections);
+    }
+    this.maxConnections = maxConnections;
+    this.connectionOptions = resolveConnectionOptions(options, SERVER_CONNECTION_DEFAULTS);
     this.limits = limits;
     this.compression = resolveCompression(options.compression);
     this.#options = options;
     this.#propagate = new Set((options.propagateHeaders ?? []).map((k) => k.toLowerCase()));
+    const onError = options.onError;
+    this.#warnings = new WarningLimiter({
+      warning: (error, peer) => {
+        if (onError !== undefined) onError(error, undefined, peer);
+        else
+          console.warn(`weft server: connection from ${peer ?? "?"}: ${error.reason}: ${error.rawMessage}`);
+      },
+      suppressed: (count, intervalMs) => {
+        const error = new WeftError(
+          Code.RESOURCE_EXHAUSTED,
+          `${count} more connection errors in the last ${intervalMs / 1000} s were not reported`,
+          { reason: Reason.REPORTS_SUPPRESSED },
+        );
+        if (onError !== undefined) onError(error, undefined);
+        else console.warn(`weft server: ${error.rawMessage}`);
+      },
+    });
   }
 
   get door(): this {
@@ -168,6 +242,10 @@ class ServerCore implements ServerInternals, ConnectionHost {
     const onError = this.#options.onError;
     if (onError !== undefined) onError(error, path);
     else console.error(`weft server: ${path ?? "connection"}:`, error);
+  }
+
+  warn(error: WeftError, peer: string | undefined): void {
+    this.#warnings.warn(error, peer);
   }
 
   connectionClosed(conn: ServerConnection): void {
@@ -244,7 +322,18 @@ class WeftServer implements Server {
       socket.destroy();
       return;
     }
-    core.connections.add(new ServerConnection(core, socket, peer));
+    const conn = new ServerConnection(core, socket, peer);
+    if (core.connections.size >= core.maxConnections) {
+      const error = new WeftError(
+        Code.UNAVAILABLE,
+        `the server has ${core.maxConnections} connections open (maxConnections)`,
+        { reason: Reason.TOO_MANY_CONNECTIONS },
+      );
+      core.warn(error, peer);
+      conn.refuse(error);
+      return;
+    }
+    core.connections.add(conn);
   }
 
   shutdown(options: ShutdownOptions = {}): Promise<ShutdownResult> {

@@ -8,7 +8,7 @@ import type { DecodeErrorInfo } from "../protocol/decode.ts";
 import { encodeFrame } from "../protocol/encode.ts";
 import { type Frame, type FrameLimits, FrameType } from "../protocol/frame.ts";
 import { decodeCredit } from "../protocol/status.ts";
-import { Connection } from "./connection.ts";
+import { Connection, type ConnectionOptions } from "./connection.ts";
 import { TcpClientCall } from "./tcp-call.ts";
 import type { Compression } from "./wire-message.ts";
 
@@ -18,6 +18,8 @@ export interface ClientConnectionOptions {
   limits: FrameLimits;
   compression: Compression | null;
   keepalive: { intervalMs: number; timeoutMs: number } | null;
+  /** Output bound (only PONGs count: `answersOnly`) and idle timeout. */
+  connection?: Partial<ConnectionOptions>;
 }
 
 /**
@@ -39,7 +41,7 @@ export class ClientConnection extends Connection {
   onUnusable: (() => void) | undefined;
 
   constructor(socket: Duplex, peer: string | undefined, options: ClientConnectionOptions) {
-    super(socket, options.limits, peer);
+    super(socket, options.limits, peer, options.connection);
     this.#options = options;
     if (options.keepalive !== null) {
       const { intervalMs } = options.keepalive;
@@ -51,6 +53,16 @@ export class ClientConnection extends Connection {
   /** Calls in flight. */
   get load(): number {
     return this.#calls.size;
+  }
+
+  protected override get callsInFlight(): number {
+    return this.#calls.size;
+  }
+
+  /** Idle for `idleTimeoutMs`: no new calls here, and close. */
+  protected override onTimeout(error: WeftError): void {
+    this.#markUnusable();
+    this.closeSoon(error);
   }
 
   /** True while new calls may be opened here. */

@@ -1,7 +1,7 @@
 import { Duplex } from "node:stream";
 import { describe, expect, it } from "vitest";
 import type { WeftError } from "../errors/weft-error.ts";
-import { encodeOutFrame, SPLIT_BODY_BYTES } from "../protocol/encode.ts";
+import { encodeFrame, encodeOutFrame, SPLIT_BODY_BYTES } from "../protocol/encode.ts";
 import { DEFAULT_LIMITS, FrameType, HEADER_SIZE } from "../protocol/frame.ts";
 import { Connection } from "./connection.ts";
 
@@ -68,5 +68,68 @@ describe("Connection writes", () => {
     connection.send(encodeOutFrame(FrameType.MESSAGE, 0, 1, 0, 0, undefined, Buffer.alloc(10)));
     await flushed(connection);
     expect(writes.map((w) => w.gathered)).toEqual([true, false]);
+  });
+});
+
+/** A duplex whose writes complete only when `release()` is called: a peer that does not read. */
+function stalledSocket() {
+  const pending: Array<() => void> = [];
+  const socket = new Duplex({
+    read() {},
+    write(_chunk: Buffer, _encoding, done) {
+      pending.push(() => done());
+    },
+  });
+  return {
+    socket,
+    release() {
+      for (const done of pending.splice(0)) done();
+    },
+  };
+}
+
+const ping = () => encodeFrame(FrameType.PING, 0, 0, 0, 0, undefined, Buffer.alloc(8));
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+describe("Connection output bound", () => {
+  it("stops reading at the high-water mark and reads again below the low-water mark", async () => {
+    const { socket, release } = stalledSocket();
+    const connection = new TestConnection(socket, DEFAULT_LIMITS, undefined, {
+      highWaterBytes: 1000,
+      lowWaterBytes: 100,
+    });
+    connection.send(Buffer.alloc(600));
+    expect(connection.readPaused).toBe(false);
+    connection.send(Buffer.alloc(600));
+    expect(connection.readPaused).toBe(true);
+    expect(socket.isPaused()).toBe(true);
+    await turn(); // flushed into the socket, still unsent
+    expect(connection.unsentBytes).toBe(1200);
+    expect(connection.readPaused).toBe(true);
+    release();
+    await turn();
+    expect(connection.unsentBytes).toBe(0);
+    expect(connection.readPaused).toBe(false);
+    expect(socket.isPaused()).toBe(false);
+  });
+
+  it("counts PONGs, not its own requests, when it counts answers only", async () => {
+    const { socket, release } = stalledSocket();
+    const connection = new TestConnection(socket, DEFAULT_LIMITS, undefined, {
+      highWaterBytes: 1000,
+      lowWaterBytes: 100,
+      answersOnly: true,
+    });
+    connection.send(Buffer.alloc(5000)); // a request: the application's own output
+    expect(connection.readPaused).toBe(false);
+    for (let i = 0; i < 35; i++) socket.push(ping()); // 35 PONGs: 980 bytes
+    await turn();
+    expect(connection.readPaused).toBe(false);
+    socket.push(ping());
+    await turn();
+    expect(connection.readPaused).toBe(true);
+    release();
+    await turn();
+    expect(connection.readPaused).toBe(false);
   });
 });

@@ -1,30 +1,118 @@
 import type { Duplex } from "node:stream";
+import { armDeadline, type DeadlineTimer } from "../call/deadline.ts";
 import { Code } from "../errors/code.ts";
 import { Reason } from "../errors/reason.ts";
-import { WeftError } from "../errors/weft-error.ts";
+import { ConfigError, WeftError } from "../errors/weft-error.ts";
 import { type DecodeErrorInfo, FrameDecoder } from "../protocol/decode.ts";
 import { encodeFrame, type OutFrame } from "../protocol/encode.ts";
 import { type Frame, type FrameLimits, FrameType } from "../protocol/frame.ts";
 import { decodeGoaway, encodeGoaway } from "../protocol/status.ts";
 
-/** Bytes queued for the socket above which stream senders wait for it to drain. */
-const HIGH_WATER = 1024 * 1024;
+/**
+ * How a connection bounds the output it holds for a peer that does not read, and how long it waits
+ * for a peer that is silent or slow. Timeouts of 0 are off.
+ */
+export interface ConnectionOptions {
+  /**
+   * Unsent output (frames queued, plus what the socket still holds) at or above which the connection
+   * stops reading from its socket, and stream senders wait.
+   */
+  highWaterBytes: number;
+  /** Unsent output below which a connection that stopped reading reads again. */
+  lowWaterBytes: number;
+  /**
+   * Count only answers to the peer (PONGs) towards `highWaterBytes` when deciding to stop reading:
+   * a client's requests are its own application's output, and stopping reads because of them could
+   * deadlock two peers that both write a lot (docs/protocol.md §10). Servers count all output, all
+   * of which answers their clients.
+   */
+  answersOnly: boolean;
+  /** Close a connection whose first frame is not complete this long after it opened. */
+  handshakeTimeoutMs: number;
+  /** Close a connection on which a frame, once begun, is not complete within this long. */
+  frameTimeoutMs: number;
+  /** Close a connection that has had no call in flight for this long. */
+  idleTimeoutMs: number;
+}
+
+/** Unsent output at which a connection stops reading: 1 MiB. */
+export const DEFAULT_HIGH_WATER_BYTES = 1024 * 1024;
+/** Unsent output below which it reads again: 256 KiB. */
+export const DEFAULT_LOW_WATER_BYTES = 256 * 1024;
+
+const DEFAULT_OPTIONS: ConnectionOptions = {
+  highWaterBytes: DEFAULT_HIGH_WATER_BYTES,
+  lowWaterBytes: DEFAULT_LOW_WATER_BYTES,
+  answersOnly: false,
+  handshakeTimeoutMs: 0,
+  frameTimeoutMs: 0,
+  idleTimeoutMs: 0,
+};
+
+/** The connection options a server or a transport takes from its user. */
+export interface ConnectionSettings {
+  /** Bound on the output held for a peer that does not read. Defaults 1 MiB / 256 KiB. */
+  writeBuffer?: { highWaterBytes?: number; lowWaterBytes?: number };
+  handshakeTimeoutMs?: number;
+  frameTimeoutMs?: number;
+  idleTimeoutMs?: number;
+}
+
+/**
+ * Checks `given` and completes it with `defaults` (the timeouts, and whose output counts). Throws
+ * `ConfigError` naming a bad option.
+ */
+export function resolveConnectionOptions(
+  given: ConnectionSettings,
+  defaults: Omit<ConnectionOptions, "highWaterBytes" | "lowWaterBytes">,
+): ConnectionOptions {
+  const high = given.writeBuffer?.highWaterBytes ?? DEFAULT_HIGH_WATER_BYTES;
+  if (!Number.isInteger(high) || high < 1) {
+    throw new ConfigError("writeBuffer.highWaterBytes", "an integer number of bytes ≥ 1", high);
+  }
+  const low = given.writeBuffer?.lowWaterBytes ?? Math.min(DEFAULT_LOW_WATER_BYTES, Math.floor(high / 4));
+  if (!Number.isInteger(low) || low < 0 || low > high) {
+    throw new ConfigError("writeBuffer.lowWaterBytes", `an integer number of bytes from 0 to ${high}`, low);
+  }
+  const out: ConnectionOptions = { ...defaults, highWaterBytes: high, lowWaterBytes: low };
+  for (const key of ["handshakeTimeoutMs", "frameTimeoutMs", "idleTimeoutMs"] as const) {
+    const ms = given[key] ?? defaults[key];
+    if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0) {
+      throw new ConfigError(key, "a number of milliseconds ≥ 0 (0 turns it off)", ms);
+    }
+    out[key] = ms;
+  }
+  return out;
+}
+
+/** How long a connection closed for a timeout waits for its peer to close before it is cut. */
+export const CLOSE_GRACE_MS = 1000;
 
 /**
  * A Weft connection over any byte duplex (TCP, TLS, or an in-memory pair): frame decoding, batched
- * writes, ping/pong and goaway. The client and server sides extend it with their call tables.
+ * writes, ping/pong and goaway, bounded output, and the connection's timeouts. The client and server
+ * sides extend it with their call tables.
  *
  * Writes are batched: frames queued during one turn of the event loop go out in one socket write
  * (`setImmediate`), which is what makes many small concurrent calls cheap. Small frames are
  * concatenated into one buffer; when a large body (`SPLIT_BODY_BYTES` or more, kept apart from its
  * frame head by `encodeOutFrame`) is queued, the flush is one gathered write instead, so the body is
  * never copied.
+ *
+ * Output is bounded: while the unsent output that counts (`ConnectionOptions.answersOnly`) is at or
+ * above the high-water mark, the socket is paused, so a peer that sends without reading what it is
+ * sent stops being read (its bytes wait in its own kernel buffers) until the output falls below the
+ * low-water mark.
+ *
+ * Timeouts cost one timer per connection (`armDeadline`), re-armed only when it fires: the data path
+ * reads the clock only when a chunk ends inside a frame that began in it.
  */
 export abstract class Connection {
   readonly socket: Duplex;
   readonly limits: FrameLimits;
   readonly peer: string | undefined;
   protected readonly decoder: FrameDecoder;
+  readonly #options: ConnectionOptions;
   #out: Uint8Array[] = [];
   #outBytes = 0;
   /** True when a split body (a part not to be copied) is queued: the flush is gathered. */
@@ -33,33 +121,89 @@ export abstract class Connection {
   #flushScheduled = false;
   #drainWaiters: Array<() => void> = [];
   #closed = false;
+  /** The socket is paused because too much output is unsent. */
+  #readPaused = false;
+  /** Bytes of PONGs not yet handed to the OS (what counts when `answersOnly`). */
+  #pongBytes = 0;
   /** When the peer's last frame arrived (`Date.now()`). */
   protected lastReceived = Date.now();
   /** Chunks received so far; the keepalive tick turns a change into `lastReceived` (no clock read per chunk). */
   protected received = 0;
+  // --- timeouts: one timer, re-armed when it fires ---
+  #timer: DeadlineTimer | undefined;
+  readonly #openedAt = Date.now();
+  /** Frames received whole (or dropped for a limit), and of those, PINGs and PONGs. */
+  #frames = 0;
+  #keepaliveFrames = 0;
+  /** `decoder.started` of the frame in progress when a chunk last ended inside one, and when it began. */
+  #frameMark = 0;
+  #frameStartedAt = 0;
+  /** Frames other than PING and PONG seen at the last check, and since when no call was in flight. */
+  #idleMark = 0;
+  #idleSince = this.#openedAt;
+  /** Set once the connection was closed for a timeout: the error its calls fail with if it is cut. */
+  #closing: WeftError | undefined;
 
-  constructor(socket: Duplex, limits: FrameLimits, peer: string | undefined) {
+  constructor(
+    socket: Duplex,
+    limits: FrameLimits,
+    peer: string | undefined,
+    options: Partial<ConnectionOptions> = {},
+  ) {
     this.socket = socket;
     this.limits = limits;
     this.peer = peer;
+    this.#options = { ...DEFAULT_OPTIONS, ...options };
     // strict: unknown frame types are skipped unread, malformed PINGs and PONGs refused (§4, §7.3)
     this.decoder = new FrameDecoder(
       (frame) => this.#onFrame(frame),
-      (info) => this.onDecodeError(info),
+      (info) => {
+        if (!info.fatal) this.#frames++;
+        this.onDecodeError(info);
+      },
       { ...limits, strict: true },
     );
+    const o = this.#options;
+    const watched = o.handshakeTimeoutMs > 0 || o.frameTimeoutMs > 0 || o.idleTimeoutMs > 0;
     socket.on("data", (chunk: Buffer) => {
       this.received++;
-      this.decoder.push(chunk);
+      const decoder = this.decoder;
+      decoder.push(chunk);
+      if (watched && decoder.inFrame && decoder.started !== this.#frameMark) {
+        // a frame began in this chunk and is not complete: its time budget starts now
+        this.#frameMark = decoder.started;
+        this.#frameStartedAt = Date.now();
+      }
     });
-    socket.on("drain", () => this.#wakeDrainWaiters());
+    socket.on("drain", () => {
+      this.#wakeDrainWaiters();
+      if (this.#readPaused) this.#resumeIfBelow();
+    });
     socket.on("error", (error: Error) => this.#terminate(error));
     socket.on("close", () => this.#terminate(undefined));
     socket.on("end", () => socket.end());
+    if (watched) {
+      // the first check comes at the earliest timeout (a subclass is not constructed yet)
+      let first = Number.POSITIVE_INFINITY;
+      for (const ms of [o.handshakeTimeoutMs, o.frameTimeoutMs, o.idleTimeoutMs]) {
+        if (ms > 0 && ms < first) first = ms;
+      }
+      this.#timer = armDeadline(this.#openedAt + first, onTimer, this);
+    }
   }
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** True while reading is paused because the peer is not reading what it is sent. */
+  get readPaused(): boolean {
+    return this.#readPaused;
+  }
+
+  /** Output not yet handed to the OS: frames queued for the next write plus what the socket holds. */
+  get unsentBytes(): number {
+    return this.#outBytes + this.socket.writableLength;
   }
 
   /** Queues a frame; `onWritten` runs once it has been handed to the OS (or the write failed). */
@@ -81,6 +225,13 @@ export abstract class Connection {
       this.#flushScheduled = true;
       setImmediate(this.#flush);
     }
+    if (
+      !this.#readPaused &&
+      !this.#options.answersOnly &&
+      this.#outBytes + this.socket.writableLength >= this.#options.highWaterBytes
+    ) {
+      this.#pauseReading();
+    }
   }
 
   sendFrame(
@@ -99,7 +250,7 @@ export abstract class Connection {
    */
   backpressure(): Promise<void> | undefined {
     if (this.#closed) return undefined;
-    if (this.#outBytes + this.socket.writableLength < HIGH_WATER) return undefined;
+    if (this.#outBytes + this.socket.writableLength < this.#options.highWaterBytes) return undefined;
     return new Promise((resolve) => this.#drainWaiters.push(resolve));
   }
 
@@ -117,9 +268,27 @@ export abstract class Connection {
     );
   }
 
-  /** Flushes what is queued, then ends the socket. */
+  /**
+   * Flushes what is queued, then ends the socket. A peer that has not closed its side
+   * `CLOSE_GRACE_MS` later is cut (nothing more can be sent to it).
+   */
   end(): void {
-    if (this.#closed) return;
+    this.closeSoon(
+      new WeftError(Code.UNAVAILABLE, "connection closed: the peer did not close its side", {
+        reason: Reason.CONNECTION_CLOSED,
+      }),
+    );
+  }
+
+  /**
+   * `end()`, and if the peer has not closed its side `CLOSE_GRACE_MS` later, cut the connection: calls
+   * still on it fail with `error` (a timeout's).
+   */
+  protected closeSoon(error: WeftError): void {
+    if (this.#closed || this.#closing !== undefined) return;
+    this.#closing = error;
+    this.#timer?.cancel();
+    this.#timer = armDeadline(Date.now() + CLOSE_GRACE_MS, onTimer, this);
     this.#flush();
     this.socket.end();
   }
@@ -130,10 +299,26 @@ export abstract class Connection {
     this.socket.destroy();
   }
 
+  /** Calls in flight; a connection with none for `idleTimeoutMs` is idle. */
+  protected get callsInFlight(): number {
+    return 0;
+  }
+
+  /**
+   * A timeout expired (`HANDSHAKE_TIMEOUT`, `FRAME_TIMEOUT` or `IDLE_TIMEOUT` in `error.reason`).
+   * By default: `closeSoon(error)`. The server side says why with a GOAWAY first.
+   */
+  protected onTimeout(error: WeftError): void {
+    this.closeSoon(error);
+  }
+
   readonly #flush = (): void => {
     this.#flushScheduled = false;
     const n = this.#out.length;
     if (n === 0 || this.#closed) return;
+    // while reading is paused, the end of each write may be what lets it resume ('drain' comes only
+    // after the socket's own buffer was full)
+    if (this.#readPaused) this.#callbacks.push(this.#afterPausedWrite);
     const callbacks = this.#callbacks;
     const out = this.#out;
     const bytes = this.#outBytes;
@@ -159,6 +344,7 @@ export abstract class Connection {
       this.socket.uncork();
     }
     if (!this.socket.writableNeedDrain) this.#wakeDrainWaiters();
+    if (this.#readPaused) this.#resumeIfBelow();
   };
 
   #wakeDrainWaiters(): void {
@@ -168,12 +354,38 @@ export abstract class Connection {
     for (const w of waiters) w();
   }
 
+  #pauseReading(): void {
+    if (this.#closing !== undefined) return;
+    this.#readPaused = true;
+    this.socket.pause();
+  }
+
+  #resumeIfBelow(): void {
+    const unsent = this.#options.answersOnly ? this.#pongBytes : this.#outBytes + this.socket.writableLength;
+    if (unsent >= this.#options.lowWaterBytes) return;
+    this.#readPaused = false;
+    if (!this.#closed) this.socket.resume();
+  }
+
+  readonly #afterPausedWrite = (): void => {
+    if (this.#readPaused) this.#resumeIfBelow();
+  };
+
+  /** `bytes` of PONG have been handed to the OS (or dropped with the connection). */
+  #pongWritten(bytes: number): void {
+    this.#pongBytes -= bytes;
+    if (this.#readPaused) this.#resumeIfBelow();
+  }
+
   #onFrame(frame: Frame): void {
+    this.#frames++;
     switch (frame.type) {
       case FrameType.PING:
-        this.send(encodeFrame(FrameType.PONG, 0, 0, 0, 0, undefined, frame.body));
+        this.#keepaliveFrames++;
+        this.#pong(frame.body);
         return;
       case FrameType.PONG:
+        this.#keepaliveFrames++;
         return;
       default:
         try {
@@ -194,9 +406,95 @@ export abstract class Connection {
     this.onGoaway(lastStreamId, code, message, reason);
   }
 
+  #pong(body: Uint8Array): void {
+    const pong = encodeFrame(FrameType.PONG, 0, 0, 0, 0, undefined, body);
+    if (!this.#options.answersOnly) {
+      this.send(pong);
+      return;
+    }
+    // a client answers few pings (Weft servers send none), so a callback each is cheap
+    const bytes = pong.length;
+    this.#pongBytes += bytes;
+    this.send(pong, () => this.#pongWritten(bytes));
+    if (!this.#readPaused && this.#pongBytes >= this.#options.highWaterBytes) this.#pauseReading();
+  }
+
+  /**
+   * The connection's one timer fired (or the connection is starting): close for a timeout that
+   * expired, else re-arm for the next. Not for other callers.
+   */
+  onTimer(): void {
+    this.#timer = undefined;
+    if (this.#closed) return;
+    if (this.#closing !== undefined) {
+      this.destroy(this.#closing);
+      return;
+    }
+    const o = this.#options;
+    const now = Date.now();
+    let next = Number.POSITIVE_INFINITY;
+    if (this.#frames === 0 && o.handshakeTimeoutMs > 0) {
+      const at = this.#openedAt + o.handshakeTimeoutMs;
+      if (now >= at) {
+        this.onTimeout(
+          new WeftError(Code.DEADLINE_EXCEEDED, `no complete frame within ${o.handshakeTimeoutMs} ms`, {
+            reason: Reason.HANDSHAKE_TIMEOUT,
+          }),
+        );
+        return;
+      }
+      next = at;
+    } else if (o.frameTimeoutMs > 0) {
+      const decoder = this.decoder;
+      if (this.#readPaused || !decoder.inFrame) {
+        // nothing in progress, or this side is not reading: the budget of a frame starts afresh
+        this.#frameStartedAt = now;
+        next = now + o.frameTimeoutMs;
+      } else {
+        if (decoder.started !== this.#frameMark) {
+          this.#frameMark = decoder.started;
+          this.#frameStartedAt = now;
+        }
+        const at = this.#frameStartedAt + o.frameTimeoutMs;
+        if (now >= at) {
+          this.onTimeout(
+            new WeftError(
+              Code.DEADLINE_EXCEEDED,
+              `a frame was not complete within ${o.frameTimeoutMs} ms (${decoder.buffered} bytes received)`,
+              { reason: Reason.FRAME_TIMEOUT },
+            ),
+          );
+          return;
+        }
+        next = at;
+      }
+    }
+    if (o.idleTimeoutMs > 0) {
+      // no clock read per call: a call that started and ended since the last check shows as frames
+      const activity = this.#frames - this.#keepaliveFrames;
+      if (this.callsInFlight > 0 || activity !== this.#idleMark) {
+        this.#idleMark = activity;
+        this.#idleSince = now;
+      }
+      const at = this.#idleSince + o.idleTimeoutMs;
+      if (now >= at) {
+        this.onTimeout(
+          new WeftError(Code.UNAVAILABLE, `no call for ${o.idleTimeoutMs} ms`, {
+            reason: Reason.IDLE_TIMEOUT,
+          }),
+        );
+        return;
+      }
+      if (at < next) next = at;
+    }
+    if (next !== Number.POSITIVE_INFINITY) this.#timer = armDeadline(next, onTimer, this);
+  }
+
   #terminate(error: Error | undefined): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#timer?.cancel();
+    this.#timer = undefined;
     const callbacks = this.#callbacks;
     this.#callbacks = [];
     this.#out = [];
@@ -224,4 +522,8 @@ export abstract class Connection {
   protected onGoaway(_lastStreamId: number, _code: number, _message: string, _reason: string): void {}
   protected abstract onDecodeError(info: DecodeErrorInfo): void;
   protected abstract onClose(error: WeftError): void;
+}
+
+function onTimer(connection: Connection): void {
+  connection.onTimer();
 }

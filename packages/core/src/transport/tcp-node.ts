@@ -10,6 +10,7 @@ import { ConfigError, WeftError } from "../errors/weft-error.ts";
 import type { Call, CallResult } from "../interceptor/call.ts";
 import { DEFAULT_LIMITS, type FrameLimits } from "../protocol/frame.ts";
 import { ClientConnection, type ClientConnectionOptions } from "./client-connection.ts";
+import { resolveConnectionOptions } from "./connection.ts";
 import type { TransportNode } from "./node.ts";
 import { resolveCompression } from "./wire-message.ts";
 
@@ -29,7 +30,28 @@ export interface TcpNodeOptions {
   limits?: Partial<FrameLimits>;
   /** Compress request messages at or above the threshold. */
   compression?: CompressionOptions;
+  /**
+   * Bound on the PONGs held for a server that sends pings without reading: above `highWaterBytes`
+   * of them unsent, a connection stops reading until they fall below `lowWaterBytes`. Requests do
+   * not count (they are the application's own output, and streams wait on flow control), so two
+   * Weft peers that both write a lot never wait on each other. Defaults 1 MiB / 256 KiB; streams
+   * wait for the socket to drain when its output reaches `highWaterBytes`.
+   */
+  writeBuffer?: { highWaterBytes?: number; lowWaterBytes?: number };
+  /**
+   * Close a connection that has had no call in flight for this long; the next call opens a new one.
+   * Default 0: off, keepalive watches idle connections instead.
+   */
+  idleTimeoutMs?: number;
 }
+
+/** A client connection counts only its PONGs towards its output bound, and has no timeouts but keepalive. */
+const CLIENT_CONNECTION_DEFAULTS = {
+  answersOnly: true,
+  handshakeTimeoutMs: 0,
+  frameTimeoutMs: 0,
+  idleTimeoutMs: 0,
+};
 
 export interface HostPort {
   host: string;
@@ -64,6 +86,7 @@ export function tcpNodeSettings(options: TcpNodeOptions, dialer: Dialer | null):
       limits: { ...DEFAULT_LIMITS, ...options.limits },
       compression: resolveCompression(options.compression),
       keepalive,
+      connection: resolveConnectionOptions(options, CLIENT_CONNECTION_DEFAULTS),
     },
     poolSize,
     dial: dialer ?? defaultDialer,
