@@ -40,6 +40,7 @@ export type {
   CallHandler,
   CallResult,
   Interceptor,
+  PeerIdentity,
   StreamCall,
   StreamResult,
   UnaryCall,

@@ -3,7 +3,12 @@
  * tooling) and for tests.
  */
 
-export { ClientCall, type ResponseStream, type RetryRefused } from "./call/client-call.ts";
+export {
+  ClientCall,
+  type RequestSink,
+  type ResponseStream,
+  type RetryRefused,
+} from "./call/client-call.ts";
 export {
   armDeadline,
   budgetLeft,
@@ -25,7 +30,7 @@ export {
 } from "./call/signal.ts";
 export { Cluster, type ClusterOptions, type Picker, roundRobin } from "./cluster/cluster.ts";
 export { TcpTransport } from "./cluster/tcp-transport.ts";
-export { firstMessage, singleMessage } from "./interceptor/call.ts";
+export { closeIterator, firstMessage, singleMessage } from "./interceptor/call.ts";
 export {
   httpHeadersFromMetadata,
   metadataFromHttpHeaders,
@@ -51,7 +56,12 @@ export {
   type RegisteredMethod,
   type ServerState,
 } from "./server/open-call.ts";
-export { type PeerSocket, peerOf } from "./server/peer.ts";
+export {
+  type PeerSocket,
+  type PeerTlsSocket,
+  peerIdentityOf,
+  peerOf,
+} from "./server/peer.ts";
 export { INITIAL_WINDOW, MESSAGE_OVERHEAD } from "./transport/flow-window.ts";
 export { Inbox } from "./transport/inbox.ts";
 export type { TransportNode } from "./transport/node.ts";

@@ -1,6 +1,6 @@
 /**
  * Throwaway TLS material for tests, made with the `openssl` CLI: a CA, a server certificate for
- * `127.0.0.1` and `localhost` signed by it, a client certificate signed by it (for mTLS), and a
+ * `127.0.0.1` and `localhost` signed by it, two client certificates signed by it (for mTLS), and a
  * self-signed client certificate it never issued. Nothing is committed; every run makes fresh keys
  * in a temporary directory.
  */
@@ -8,6 +8,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Code, type Interceptor, WeftError } from "../src/index.ts";
 
 export interface KeyPair {
   key: Buffer;
@@ -19,8 +20,10 @@ export interface TlsMaterial {
   ca: Buffer;
   /** For `127.0.0.1` and `localhost`, server auth only. */
   server: KeyPair;
-  /** Issued by the CA for client auth. */
+  /** Issued by the CA for client auth: `CN=weft-test-client`, SANs `URI:spiffe://weft.test/client`, `DNS:client.weft.test`. */
   client: KeyPair;
+  /** Another client the CA issued (`CN=weft-test-other`, `URI:spiffe://weft.test/other`): valid, but not `client`. */
+  other: KeyPair;
   /** A self-signed client certificate the CA never issued: mTLS servers must refuse it. */
   rogue: KeyPair;
   /** Removes the temporary directory. */
@@ -58,6 +61,13 @@ export function generateTlsMaterial(): TlsMaterial {
     "basicConstraints=CA:FALSE",
     "keyUsage=digitalSignature",
     "extendedKeyUsage=clientAuth",
+    "subjectAltName=URI:spiffe://weft.test/client,DNS:client.weft.test",
+  ]);
+  const other = issue("other", [
+    "basicConstraints=CA:FALSE",
+    "keyUsage=digitalSignature",
+    "extendedKeyUsage=clientAuth",
+    "subjectAltName=URI:spiffe://weft.test/other",
   ]);
 
   newKey("rogue");
@@ -67,7 +77,26 @@ export function generateTlsMaterial(): TlsMaterial {
     ca: read("ca.crt"),
     server,
     client,
+    other,
     rogue: { key: read("rogue.key"), cert: read("rogue.crt") },
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/**
+ * An auth interceptor for the mTLS tests: records each caller's common name in `callers`, then
+ * admits only calls whose verified certificate has the SAN `URI:spiffe://weft.test/client` (the
+ * `client` pair), refusing the rest with `PERMISSION_DENIED`, reason `NOT_ADMITTED`.
+ */
+export function admitOnlyClient(callers: Array<string | undefined> = []): Interceptor {
+  return (next) => (call) => {
+    const identity = call.peerIdentity;
+    callers.push(identity?.commonName);
+    if (!identity?.subjectAltNames.includes("URI:spiffe://weft.test/client")) {
+      throw new WeftError(Code.PERMISSION_DENIED, `${identity?.commonName ?? "anonymous"} may not call`, {
+        reason: "NOT_ADMITTED",
+      });
+    }
+    return next(call);
   };
 }

@@ -5,6 +5,8 @@ import {
   metadataFromHttpHeaders,
   type OpenCall,
   openCall,
+  type PeerTlsSocket,
+  peerIdentityOf,
   peerOf,
   serverInternals,
   settleWithin,
@@ -175,6 +177,8 @@ export function createRestHandler(server: Server, options: RestOptions = {}): Re
         timeoutMs: timeoutOf(req.headers[timeoutHeader], timeoutHeader),
         serializer: "json",
         peer: peerOf(req.socket),
+        // mounted on a `node:https` server: the client certificate of a mutual-TLS connection
+        peerIdentity: peerIdentityOf(req.socket as PeerTlsSocket),
       });
       const call = ext;
       res.once("close", () => {

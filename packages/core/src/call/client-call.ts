@@ -3,8 +3,8 @@
  * is sent, one settlement, one signal watch, one deadline timer, the errors a deadline or an abort
  * makes, and the hand-back of a call the server refused before starting it. A protocol's call
  * extends `ClientCall` and only frames: it encodes the request (`prepare`), puts it on the wire
- * (`send`), cancels it there (`cancelOnWire`), and reports what the server answers through
- * `respond`, `respondStream`, `finishWith` and `refuse`.
+ * (`send`, and `sendRequestStream` for a streamed request), cancels it there (`cancelOnWire`), and
+ * reports what the server answers through `respond`, `respondStream`, `finishWith` and `refuse`.
  */
 import { Serializer, type SerializerName } from "../codec/serializer.ts";
 import { Code } from "../errors/code.ts";
@@ -12,6 +12,7 @@ import { WeftError } from "../errors/weft-error.ts";
 import {
   type Call,
   type CallResult,
+  closeIterator,
   firstMessage,
   type StreamResult,
   singleMessage,
@@ -31,6 +32,19 @@ export interface ResponseStream {
   end(error?: WeftError): void;
   /** Fails the reader now, dropping what it has not read (cancellation, connection loss). */
   fail(error: WeftError): void;
+}
+
+/** Where `sendRequestStream` puts the messages of a streamed request: the protocol's framing of them. */
+export interface RequestSink {
+  /**
+   * `undefined` when a message may be sent now; else what to wait for before pulling the next one
+   * (flow-control credit, a write queue to drain). It must also settle when the call ends.
+   */
+  waitToSend(): Promise<void> | undefined;
+  /** Encodes and sends one message; throwing fails the call. */
+  sendMessage(message: unknown): void;
+  /** The request stream is complete: half-close. */
+  endRequest(): void;
 }
 
 /**
@@ -54,6 +68,8 @@ export abstract class ClientCall<Out> implements AbortWatcher {
   #timer: DeadlineTimer | undefined;
   #finished: boolean;
   #requestOpened: boolean;
+  /** The request stream `sendRequestStream` is reading, until it ends: closed if the call ends first. */
+  #requests: AsyncIterator<unknown> | undefined;
 
   constructor(call: Call, retry: RetryRefused | undefined, attempt: number) {
     this.call = call;
@@ -67,6 +83,7 @@ export abstract class ClientCall<Out> implements AbortWatcher {
     this.#timer = undefined;
     this.#finished = false;
     this.#requestOpened = false;
+    this.#requests = undefined;
   }
 
   /** True once the call has settled or been abandoned: nothing more is reported. */
@@ -163,6 +180,53 @@ export abstract class ClientCall<Out> implements AbortWatcher {
     this.#requestOpened = true;
   }
 
+  /**
+   * Sends the request stream of a client-streaming or bidi call through `sink`, after the request
+   * head went out. Before pulling each message it waits for `sink.waitToSend()`, so a server that
+   * stops reading holds the caller's iterator before it produces a message, not after. When the call
+   * ends first (deadline, cancellation, an error, the response complete), the iterator is closed at
+   * once (`return()`), even while its `next()` is pending: its `finally` runs and its resources go.
+   * An iterator that fails fails the call as `CANCELLED` unless its error says otherwise.
+   */
+  protected async sendRequestStream(sink: RequestSink): Promise<void> {
+    const call = this.call;
+    if (!call.stream) return;
+    this.openRequest();
+    let requests: AsyncIterator<unknown>;
+    try {
+      requests = call.messages[Symbol.asyncIterator]();
+    } catch (e) {
+      this.abort(WeftError.from(e, Code.CANCELLED));
+      return;
+    }
+    if (this.#finished) return closeIterator(requests);
+    this.#requests = requests;
+    for (;;) {
+      for (let wait = sink.waitToSend(); wait !== undefined; wait = sink.waitToSend()) {
+        await wait;
+        if (this.#finished) return; // #finish closed the iterator
+      }
+      let next: IteratorResult<unknown>;
+      try {
+        next = await requests.next();
+      } catch (e) {
+        this.#requests = undefined; // it failed: there is nothing to close
+        this.abort(WeftError.from(e, Code.CANCELLED));
+        return;
+      }
+      if (this.#finished) return;
+      if (next.done === true) break;
+      try {
+        sink.sendMessage(next.value);
+      } catch (e) {
+        this.abort(WeftError.from(e, Code.CANCELLED));
+        return;
+      }
+    }
+    this.#requests = undefined;
+    sink.endRequest();
+  }
+
   /** The call completed with `result`. */
   protected respond(result: CallResult): void {
     if (this.#finished) return;
@@ -255,6 +319,11 @@ export abstract class ClientCall<Out> implements AbortWatcher {
       this.#timer = undefined;
     }
     unwatchAbort(this.call.signal, this);
+    const requests = this.#requests;
+    if (requests !== undefined) {
+      this.#requests = undefined;
+      closeIterator(requests);
+    }
     this.ended();
   }
 }

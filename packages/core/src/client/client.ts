@@ -9,7 +9,6 @@ import {
   type CallHandler,
   type CallResult,
   compose,
-  firstMessage,
   type Interceptor,
   type StreamResult,
   singleMessage,
@@ -31,7 +30,11 @@ export interface CallOptions {
   serializer?: SerializerName;
   /** Receives the response headers. */
   onHeader?: (headers: Metadata) => void;
-  /** Receives the trailers when the call ends. */
+  /**
+   * Receives the trailers when the call ends, with an error too: then they are the error's `metadata`,
+   * what the server sent with its status (or, for an error of this side such as the deadline, what
+   * that error carries).
+   */
   onTrailer?: (trailers: Metadata) => void;
 }
 
@@ -161,32 +164,33 @@ function makeMethod(info: MethodInfo, chain: CallHandler, options: ClientOptions
 
   switch (info.kind) {
     case "unary":
-    case "oneway": {
+    case "oneway":
+    case "client_streaming": {
+      // one response message: a unary result, whether the request is one message or a stream
       const extract = info.kind === "oneway" ? () => undefined : unaryMessage;
-      return (message: unknown, callOptions?: CallOptions): Promise<unknown> => {
+      const streamed = info.kind === "client_streaming";
+      return (request: unknown, callOptions?: CallOptions): Promise<unknown> => {
         let pending: Promise<CallResult>;
         try {
-          pending = chain(build(callOptions, false, message));
+          pending = chain(build(callOptions, streamed, request));
         } catch (e) {
           return Promise.reject(e);
         }
         if (callOptions?.onHeader === undefined && callOptions?.onTrailer === undefined)
           return pending.then(extract);
-        return pending.then((result) => {
-          callOptions.onHeader?.(result.headers);
-          callOptions.onTrailer?.(result.trailers);
-          return extract(result);
-        });
+        return pending.then(
+          (result) => {
+            callOptions.onHeader?.(result.headers);
+            callOptions.onTrailer?.(result.trailers);
+            return extract(result);
+          },
+          (error: unknown) => {
+            callOptions.onTrailer?.(trailersOf(error));
+            throw error;
+          },
+        );
       };
     }
-    case "client_streaming":
-      return async (messages: AsyncIterable<unknown>, callOptions?: CallOptions) => {
-        const result = (await chain(build(callOptions, true, messages))) as StreamResult;
-        callOptions?.onHeader?.(result.headers);
-        const message = await firstMessage(result.messages);
-        callOptions?.onTrailer?.(result.trailers);
-        return message;
-      };
     case "server_streaming":
     case "bidi_streaming":
       return (input: unknown, callOptions?: CallOptions): AsyncIterable<unknown> => {
@@ -209,8 +213,29 @@ async function* streamResponse(
   call: Call,
   callOptions: CallOptions | undefined,
 ): AsyncGenerator<unknown> {
-  const result = (await chain(call)) as StreamResult;
+  const onTrailer = callOptions?.onTrailer;
+  let result: StreamResult;
+  try {
+    result = (await chain(call)) as StreamResult;
+  } catch (e) {
+    onTrailer?.(trailersOf(e));
+    throw e;
+  }
   callOptions?.onHeader?.(result.headers);
-  yield* result.messages;
-  callOptions?.onTrailer?.(result.trailers);
+  if (onTrailer === undefined) {
+    yield* result.messages;
+    return;
+  }
+  try {
+    yield* result.messages;
+  } catch (e) {
+    onTrailer(trailersOf(e));
+    throw e;
+  }
+  onTrailer(result.trailers);
+}
+
+/** The trailers of a call that failed: its error's metadata (a `WeftError`'s; none for anything else). */
+function trailersOf(error: unknown): Metadata {
+  return error instanceof WeftError ? error.metadata : new Metadata();
 }

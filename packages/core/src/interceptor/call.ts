@@ -3,6 +3,41 @@ import type { Metadata } from "../metadata/metadata.ts";
 import type { MethodInfo } from "../service/service.ts";
 
 /**
+ * Who is calling, as the TLS handshake proved it: the client certificate of a mutual-TLS connection,
+ * verified against the server's `ca`. Weft sets it on the server side only, on every front end that
+ * terminates TLS (Weft TCP, gRPC, gRPC-web, Connect, REST), and never for a certificate that did not
+ * verify (possible only with `rejectUnauthorized: false`). An auth interceptor checks it:
+ *
+ * ```ts
+ * const onlyBilling: Interceptor = (next) => (call) => {
+ *   if (!call.peerIdentity?.subjectAltNames.includes("URI:spiffe://acme/billing"))
+ *     throw new WeftError(Code.PERMISSION_DENIED, "billing only");
+ *   return next(call);
+ * };
+ * ```
+ */
+export interface PeerIdentity {
+  /** The subject's common name (`CN`), the usual name of a client; the last one when it has several. */
+  readonly commonName: string | undefined;
+  /** The subject's distinguished name as Node parses it: `{ O: "Acme", OU: ["a", "b"], CN: "billing" }`. */
+  readonly subject: Readonly<Record<string, string | readonly string[]>>;
+  /**
+   * Subject alternative names, each `type:value` as Node names the type: `"DNS:billing.acme.internal"`,
+   * `"URI:spiffe://acme/billing"`, `"IP Address:10.0.0.7"`, `"email:ops@acme.io"`. Empty when none.
+   */
+  readonly subjectAltNames: readonly string[];
+  /** The issuer's distinguished name, as `subject`. */
+  readonly issuer: Readonly<Record<string, string | readonly string[]>>;
+  /**
+   * SHA-256 of the certificate, upper-case hex bytes joined by colons, as
+   * `openssl x509 -noout -fingerprint -sha256` and Node's `X509Certificate` print it: for pinning.
+   */
+  readonly fingerprint256: string;
+  /** The certificate, DER-encoded; `new X509Certificate(raw)` (`node:crypto`) reads the rest of it. */
+  readonly raw: Uint8Array;
+}
+
+/**
  * One call as interceptors see it, on the client (before it is sent) and on the server (after it
  * arrived). Unary and one-way calls carry one `message`; streaming calls carry `messages`.
  */
@@ -20,6 +55,8 @@ interface CallBase<I, O> {
   serializer: SerializerName;
   /** The remote address (`host:port`), when known. */
   readonly peer: string | undefined;
+  /** Server side: the client's verified TLS certificate; `undefined` on cleartext or without one. */
+  readonly peerIdentity?: PeerIdentity | undefined;
 }
 
 export interface UnaryCall<I = unknown, O = unknown> extends CallBase<I, O> {
@@ -49,6 +86,11 @@ export interface StreamResult<O = unknown> {
   readonly trailers: Metadata;
 }
 
+/**
+ * What a call returns, by the response it has: a `UnaryResult` for one response message (unary,
+ * one-way and client-streaming methods), a `StreamResult` for a stream of them (server-streaming and
+ * bidi). The request side differs: a client-streaming call is a `StreamCall`.
+ */
 export type CallResult<O = unknown> = UnaryResult<O> | StreamResult<O>;
 
 /** Handles a call; the innermost one is the transport (client) or the handler (server). */
@@ -101,3 +143,19 @@ export function firstMessage<T>(messages: AsyncIterable<T>): T | Promise<T> {
     throw new TypeError("expected one message, the stream was empty");
   })();
 }
+
+/**
+ * Closes an iterator its reader is done with, as `break` in `for await` would: calls its `return()`,
+ * if it has one, without waiting for it, and ignores its failure. Called while a `next()` is still
+ * pending, an async generator runs its `finally` as soon as it reaches its next `yield` (JavaScript
+ * queues the `return()`); other iterators (Weft's streams, `events.on`, readable streams) stop at once.
+ */
+export function closeIterator(iterator: AsyncIterator<unknown>): void {
+  try {
+    iterator.return?.()?.then(undefined, ignore);
+  } catch {
+    // a return() that throws at once: the iterator is closed as far as it can be
+  }
+}
+
+function ignore(): void {}

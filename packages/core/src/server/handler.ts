@@ -5,9 +5,8 @@ import {
   type Call,
   type CallHandler,
   firstMessage,
+  type PeerIdentity,
   type StreamCall,
-  singleMessage,
-  type UnaryCall,
 } from "../interceptor/call.ts";
 import { Metadata } from "../metadata/metadata.ts";
 import type { MethodDef, MethodInfo, ServiceDef } from "../service/service.ts";
@@ -28,6 +27,8 @@ export interface HandlerContext {
   readonly responseTrailers: Metadata;
   /** Remote address `host:port`, when known. */
   readonly peer: string | undefined;
+  /** The client's verified TLS certificate (mutual TLS); `undefined` on cleartext or without one. */
+  readonly peerIdentity: PeerIdentity | undefined;
 }
 
 /** The handler signature for each method kind. */
@@ -56,6 +57,7 @@ export class ServerHandlerContext implements HandlerContext {
   readonly deadline: number | undefined;
   readonly requestHeaders: Metadata;
   readonly peer: string | undefined;
+  readonly peerIdentity: PeerIdentity | undefined;
   #responseHeaders: Metadata | undefined;
   #responseTrailers: Metadata | undefined;
 
@@ -65,12 +67,14 @@ export class ServerHandlerContext implements HandlerContext {
     deadline: number | undefined,
     requestHeaders: Metadata,
     peer: string | undefined,
+    peerIdentity: PeerIdentity | undefined,
   ) {
     this.method = method;
     this.signal = signal;
     this.deadline = deadline;
     this.requestHeaders = requestHeaders;
     this.peer = peer;
+    this.peerIdentity = peerIdentity;
   }
 
   timeRemaining(): number | undefined {
@@ -91,7 +95,14 @@ export class ServerHandlerContext implements HandlerContext {
 function contextOf(call: Call): HandlerContext {
   const ctx = (call as unknown as { [kContext]?: HandlerContext })[kContext];
   if (ctx !== undefined) return ctx;
-  return new ServerHandlerContext(call.method, call.signal, call.deadline, call.headers, call.peer);
+  return new ServerHandlerContext(
+    call.method,
+    call.signal,
+    call.deadline,
+    call.headers,
+    call.peer,
+    call.peerIdentity,
+  );
 }
 
 /** Adapts one user handler to the innermost `CallHandler` of the server chain. */
@@ -100,21 +111,12 @@ export function adaptHandler(method: MethodInfo, fn: (...args: never[]) => unkno
   switch (method.kind) {
     case "unary":
     case "oneway":
-      return async (call) => {
-        const ctx = contextOf(call);
-        const message = await impl((call as UnaryCall).message, ctx);
-        return { stream: false, headers: ctx.responseHeaders, message, trailers: ctx.responseTrailers };
-      };
     case "client_streaming":
+      // one response message: a unary result, whatever the request
       return async (call) => {
         const ctx = contextOf(call);
-        const message = await impl((call as StreamCall).messages, ctx);
-        return {
-          stream: true,
-          headers: ctx.responseHeaders,
-          messages: singleMessage(message),
-          trailers: ctx.responseTrailers,
-        };
+        const message = await impl(call.stream ? call.messages : call.message, ctx);
+        return { stream: false, headers: ctx.responseHeaders, message, trailers: ctx.responseTrailers };
       };
     case "server_streaming":
     case "bidi_streaming":

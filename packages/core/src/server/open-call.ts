@@ -11,7 +11,7 @@ import { type CallContext, runWithCallContext } from "../context/call-context.ts
 import { Code } from "../errors/code.ts";
 import { Reason } from "../errors/reason.ts";
 import { WeftError } from "../errors/weft-error.ts";
-import type { CallHandler, CallResult, StreamCall, UnaryCall } from "../interceptor/call.ts";
+import type { CallHandler, CallResult, PeerIdentity, StreamCall, UnaryCall } from "../interceptor/call.ts";
 import { Metadata } from "../metadata/metadata.ts";
 import type { MethodInfo } from "../service/service.ts";
 import type { CallTracker, TrackedCall } from "./call-tracker.ts";
@@ -51,6 +51,8 @@ export interface OpenCallInit {
   timeoutMs: number | undefined;
   serializer: SerializerName;
   peer: string | undefined;
+  /** The client's verified TLS certificate (`peerIdentityOf(socket)`); absent on cleartext. */
+  peerIdentity?: PeerIdentity | undefined;
   /**
    * Serve the call even though shutdown has begun (still refused once stopped). For the few calls
    * that must be answered during a drain, such as a health check answering `NOT_SERVING`.
@@ -151,7 +153,7 @@ class InboundCall extends AbortController implements OpenCall, TrackedCall {
     this.#door = door;
     this.#route = route;
     this.#serializer = init.serializer;
-    this.#ctx = new ServerHandlerContext(info, signal, deadline, headers, init.peer);
+    this.#ctx = new ServerHandlerContext(info, signal, deadline, headers, init.peer, init.peerIdentity);
     this.#owner = undefined;
     this.#done = false;
     door.tracker.track(this);
@@ -181,6 +183,7 @@ class InboundCall extends AbortController implements OpenCall, TrackedCall {
             deadline: ctx.deadline,
             serializer: this.#serializer,
             peer: ctx.peer,
+            peerIdentity: ctx.peerIdentity,
             [kContext]: ctx,
             stream: false,
             message: input,
@@ -193,6 +196,7 @@ class InboundCall extends AbortController implements OpenCall, TrackedCall {
             deadline: ctx.deadline,
             serializer: this.#serializer,
             peer: ctx.peer,
+            peerIdentity: ctx.peerIdentity,
             [kContext]: ctx,
             stream: true,
             messages: input as AsyncIterable<unknown>,

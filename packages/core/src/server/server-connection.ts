@@ -3,7 +3,7 @@ import { type SerializerName, serializerName } from "../codec/serializer.ts";
 import { Code } from "../errors/code.ts";
 import { Reason } from "../errors/reason.ts";
 import { WeftError } from "../errors/weft-error.ts";
-import { type StreamResult, singleMessage } from "../interceptor/call.ts";
+import { closeIterator, type StreamResult, singleMessage } from "../interceptor/call.ts";
 import { Metadata } from "../metadata/metadata.ts";
 import type { DecodeErrorInfo } from "../protocol/decode.ts";
 import { encodeFrame, encodeOutFrame } from "../protocol/encode.ts";
@@ -11,10 +11,11 @@ import { Flags, type Frame, type FrameLimits, FrameType, PseudoKey } from "../pr
 import { decodeCredit, encodeCredit, encodeStatus } from "../protocol/status.ts";
 import { decodeTimeout } from "../protocol/timeout.ts";
 import { Connection, type ConnectionOptions } from "../transport/connection.ts";
-import { FlowWindow } from "../transport/flow-window.ts";
+import { FlowWindow, sendWait } from "../transport/flow-window.ts";
 import { Inbox } from "../transport/inbox.ts";
 import { type Compression, decodeBody, encodeBody, serializerMismatch } from "../transport/wire-message.ts";
 import { type CallDoor, type CallOwner, type OpenCall, type OpenCallInit, openCall } from "./open-call.ts";
+import { type PeerTlsSocket, peerIdentityOf } from "./peer.ts";
 
 const TRAILER_PREFIX = "trailer-";
 
@@ -57,7 +58,15 @@ export class ServerConnection extends Connection {
   constructor(host: ConnectionHost, socket: Duplex, peer: string | undefined) {
     super(socket, host.limits, peer, host.connectionOptions);
     this.host = host;
-    this.#init = { path: "", headers: EMPTY, timeoutMs: undefined, serializer: "protobuf", peer };
+    this.#init = {
+      path: "",
+      headers: EMPTY,
+      timeoutMs: undefined,
+      serializer: "protobuf",
+      peer,
+      // a TLS socket has finished its handshake when it is accepted: its certificate is known now
+      peerIdentity: peerIdentityOf(socket as PeerTlsSocket),
+    };
   }
 
   /** Sends goaway for a shutdown: no new calls on this connection; those in flight go on. */
@@ -486,51 +495,53 @@ export class ServerStream implements CallOwner {
     this.#finish();
   }
 
+  /**
+   * Sends a response stream. Credit and the connection's write queue are waited for before the next
+   * message is pulled, so a client that stops reading holds the handler's generator before it makes a
+   * message, not after; once the call is finished, the generator is closed (`return()`).
+   */
   async #sendStream(result: StreamResult): Promise<void> {
     const conn = this.#conn;
     const info = this.#call.method;
-    if (info.kind === "client_streaming") {
-      // one response message: sent as RESPONSE, like unary
-      let message: unknown;
+    const compression = conn.host.compression;
+    const serializer = this.#serializer;
+    const flow = this.#flow!;
+    let messages: AsyncIterator<unknown>;
+    try {
+      messages = result.messages[Symbol.asyncIterator]();
+    } catch (e) {
+      this.#fail(e);
+      return;
+    }
+    let headersSent = false;
+    for (;;) {
+      for (let wait = sendWait(flow, conn); wait !== undefined; wait = sendWait(flow, conn)) {
+        await wait;
+        if (this.#finished) return closeIterator(messages);
+      }
+      let next: IteratorResult<unknown>;
       try {
-        for await (const m of result.messages) {
-          message = m;
-          break;
-        }
+        next = await messages.next();
       } catch (e) {
         this.#fail(e);
         return;
       }
-      if (!this.#finished) this.#sendResponse(result.headers, message, result.trailers);
-      return;
-    }
-    let headersSent = false;
-    const compression = conn.host.compression;
-    const serializer = this.#serializer;
-    const flow = this.#flow!;
-    try {
-      for await (const m of result.messages) {
-        if (this.#finished) return;
+      if (this.#finished) return closeIterator(messages);
+      if (next.done === true) break;
+      try {
         if (!headersSent) {
           headersSent = true;
           conn.send(encodeFrame(FrameType.HEADERS, 0, this.#id, 0, 0, result.headers, undefined));
         }
-        const { body, compressor } = encodeBody(info.output, m, serializer, compression);
-        for (let wait = flow.waitForCredit(); wait !== undefined; wait = flow.waitForCredit()) {
-          await wait;
-          if (this.#finished) return;
-        }
-        if (this.#finished) return;
+        const { body, compressor } = encodeBody(info.output, next.value, serializer, compression);
         flow.charge(body.length);
         conn.send(
           encodeOutFrame(FrameType.MESSAGE, 0, this.#id, this.#serializerId, compressor, undefined, body),
         );
-        const bp = conn.backpressure();
-        if (bp !== undefined) await bp;
+      } catch (e) {
+        this.#fail(e);
+        return closeIterator(messages);
       }
-    } catch (e) {
-      this.#fail(e);
-      return;
     }
     if (this.#finished) return;
     if (!headersSent && result.headers.size > 0) {

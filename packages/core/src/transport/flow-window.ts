@@ -78,3 +78,16 @@ export class FlowWindow {
     return grant;
   }
 }
+
+/**
+ * What a stream sender waits for before it pulls its next message: credit from the peer, then room
+ * in the connection's write queue; `undefined` when it may send now. Waiting before the pull, not
+ * after, means a reader that stops holds the producer before it makes a message it cannot send.
+ * A wait also ends when the stream ends (`release()`, the connection closing): re-check, then call again.
+ */
+export function sendWait(
+  flow: FlowWindow,
+  output: { backpressure(): Promise<void> | undefined },
+): Promise<void> | undefined {
+  return flow.waitForCredit() ?? output.backpressure();
+}

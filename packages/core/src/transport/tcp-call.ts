@@ -1,17 +1,16 @@
-import { ClientCall, type RetryRefused } from "../call/client-call.ts";
+import { ClientCall, type RequestSink, type RetryRefused } from "../call/client-call.ts";
 import { budgetLeft, deadlineExceeded } from "../call/deadline.ts";
 import { Code } from "../errors/code.ts";
 import { Reason } from "../errors/reason.ts";
 import { WeftError } from "../errors/weft-error.ts";
-import type { Call, CallResult, StreamCall } from "../interceptor/call.ts";
-import { singleMessage } from "../interceptor/call.ts";
+import type { Call, CallResult } from "../interceptor/call.ts";
 import { Metadata } from "../metadata/metadata.ts";
 import { encodeFrame, encodeOutFrame, headOf, type OutFrame } from "../protocol/encode.ts";
 import { Flags, type Frame, type FrameLimits, FrameType, PseudoKey } from "../protocol/frame.ts";
 import { decodeStatus, encodeCredit } from "../protocol/status.ts";
 import { encodeTimeout } from "../protocol/timeout.ts";
 import type { ClientConnection } from "./client-connection.ts";
-import { FlowWindow } from "./flow-window.ts";
+import { FlowWindow, sendWait } from "./flow-window.ts";
 import { Inbox } from "./inbox.ts";
 import { decodeBody, encodeBody, serializerMismatch } from "./wire-message.ts";
 
@@ -20,9 +19,9 @@ const TRAILER_PREFIX = "trailer-";
 /**
  * One call on a Weft TCP connection: its lifetime is `ClientCall`'s; this class only frames it
  * (stream id, REQUEST/MESSAGE/END/CANCEL/CREDIT frames, flow control). The inbox and the flow window
- * exist only for streams.
+ * exist only for streams. It is the sink of its own request stream.
  */
-export class TcpClientCall extends ClientCall<OutFrame> {
+export class TcpClientCall extends ClientCall<OutFrame> implements RequestSink {
   readonly #conn: ClientConnection;
   /** Given when the REQUEST is made (`prepare`), so ids reach the wire in increasing order. */
   #id: number;
@@ -104,7 +103,7 @@ export class TcpClientCall extends ClientCall<OutFrame> {
     const call = this.call;
     if (call.stream && call.method.kind !== "server_streaming") {
       this.#flow = new FlowWindow(conn.limits.maxFrameBytes);
-      void this.#pump(call);
+      void this.sendRequestStream(this);
     }
   }
 
@@ -160,11 +159,7 @@ export class TcpClientCall extends ClientCall<OutFrame> {
       this.fail(responseDecodeError(e));
       return;
     }
-    if (this.call.stream) {
-      this.respond({ stream: true, headers, messages: singleMessage(message), trailers });
-    } else {
-      this.respond({ stream: false, headers, message, trailers });
-    }
+    this.respond({ stream: false, headers, message, trailers });
   }
 
   onMessage(frame: Frame): void {
@@ -282,39 +277,35 @@ export class TcpClientCall extends ClientCall<OutFrame> {
     }
   }
 
-  async #pump(call: StreamCall): Promise<void> {
-    const method = call.method;
+  /** Credit from the server, then room in the connection's write queue. */
+  waitToSend(): Promise<void> | undefined {
+    return sendWait(this.#flow!, this.#conn);
+  }
+
+  sendMessage(message: unknown): void {
     const conn = this.#conn;
-    const flow = this.#flow!;
-    this.openRequest();
-    try {
-      for await (const message of call.messages) {
-        if (this.finished) return;
-        const { body, compressor } = encodeBody(method.input, message, this.serializer, conn.compression);
-        for (let wait = flow.waitForCredit(); wait !== undefined; wait = flow.waitForCredit()) {
-          await wait;
-          if (this.finished) return;
-        }
-        if (this.finished) return;
-        const frame = encodeOutFrame(
-          FrameType.MESSAGE,
-          0,
-          this.#id,
-          this.serializerId,
-          compressor,
-          undefined,
-          body,
-        );
-        checkOutgoing(frame, conn.limits);
-        flow.charge(body.length);
-        conn.send(frame);
-        const bp = conn.backpressure();
-        if (bp !== undefined) await bp;
-      }
-      if (!this.finished) conn.sendFrame(FrameType.END, 0, this.#id);
-    } catch (e) {
-      this.abort(WeftError.from(e, Code.CANCELLED));
-    }
+    const { body, compressor } = encodeBody(
+      this.call.method.input,
+      message,
+      this.serializer,
+      conn.compression,
+    );
+    const frame = encodeOutFrame(
+      FrameType.MESSAGE,
+      0,
+      this.#id,
+      this.serializerId,
+      compressor,
+      undefined,
+      body,
+    );
+    checkOutgoing(frame, conn.limits);
+    this.#flow!.charge(body.length);
+    conn.send(frame);
+  }
+
+  endRequest(): void {
+    this.#conn.sendFrame(FrameType.END, 0, this.#id);
   }
 }
 

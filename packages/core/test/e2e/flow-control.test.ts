@@ -13,11 +13,13 @@ import {
   defineService,
   rawBytes,
   type Server,
+  type ServiceImpl,
   serverStreaming,
   type Transport,
   unary,
 } from "../../src/index.ts";
 import { INITIAL_WINDOW, MESSAGE_OVERHEAD, TcpTransport } from "../../src/internal.ts";
+import { deferred } from "../deferred.ts";
 import { startServer } from "../fixtures.ts";
 
 const MSG = 64 * 1024;
@@ -334,5 +336,69 @@ describe("credit-based flow control over TCP", () => {
     } finally {
       listener.close();
     }
+  });
+});
+
+describe("back-pressure is checked before the next message is pulled", () => {
+  const SMALL = 1000;
+  /** Messages one window lets out: a sender with any credit left may send one more, overdrawing it. */
+  const FIT = Math.ceil(INITIAL_WINDOW / (SMALL + MESSAGE_OVERHEAD));
+
+  /** A Bulk server with `download` and `upload` as given, and a client on one connection. */
+  async function serveBulk(impl: Pick<ServiceImpl<typeof Bulk>, "download" | "upload">) {
+    const { server, address } = await startServer((s) => s.register(Bulk, { ...impl, ping: (m) => m }));
+    servers.push(server);
+    const transport = createTcpTransport({ address, poolSize: 1 });
+    transports.push(transport);
+    const client = createClient(Bulk, transport);
+    return { client, ping: () => client.ping(new Uint8Array([1])) };
+  }
+
+  it("a client that stops reading: the handler's generator made exactly what the window lets out", async () => {
+    let produced = 0;
+    const { client, ping } = await serveBulk({
+      async *download() {
+        for (let i = 0; i < 3 * FIT; i++) {
+          produced++;
+          yield new Uint8Array(SMALL);
+        }
+      },
+      upload: async () => new Uint8Array(0),
+    });
+    const it = client.download(new Uint8Array(0))[Symbol.asyncIterator]();
+    await it.next(); // one read, far from the half window that grants credit back; then nothing
+    await vi.waitFor(() => expect(produced).toBeGreaterThanOrEqual(FIT), { timeout: 5000, interval: 5 });
+    await settle(ping);
+    expect(produced).toBe(FIT); // not FIT + 1: no message is pulled to wait for credit
+    let read = 1;
+    while (!(await it.next()).done) read++;
+    expect(read).toBe(3 * FIT);
+  });
+
+  it("a server that stops reading: the caller's generator made exactly what the window lets out", async () => {
+    let produced = 0;
+    const released = deferred();
+    const { client, ping } = await serveBulk({
+      async *download() {},
+      async upload(requests) {
+        await released.promise; // reads nothing until then: no credit goes back
+        let n = 0;
+        for await (const _ of requests) n++;
+        return new Uint8Array([n >> 8, n & 0xff]);
+      },
+    });
+    async function* producer() {
+      for (let i = 0; i < 3 * FIT; i++) {
+        produced++;
+        yield new Uint8Array(SMALL);
+      }
+    }
+    const reply = client.upload(producer());
+    await vi.waitFor(() => expect(produced).toBeGreaterThanOrEqual(FIT), { timeout: 5000, interval: 5 });
+    await settle(ping);
+    expect(produced).toBe(FIT);
+    released.resolve();
+    const n = await reply;
+    expect((n[0]! << 8) | n[1]!).toBe(3 * FIT);
   });
 });

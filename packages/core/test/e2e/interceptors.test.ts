@@ -146,6 +146,32 @@ describe("interceptors over TCP", () => {
     expect(clientGot).toEqual(expected);
   });
 
+  it("see a client-streaming call's response as a unary result, on both sides, and can replace it", async () => {
+    const results: string[] = [];
+    const record =
+      (side: string): Interceptor =>
+      (next) =>
+      async (call) => {
+        const result = await next(call);
+        results.push(
+          `${side} ${call.stream} ${result.stream} ${JSON.stringify(!result.stream && result.message)}`,
+        );
+        if (!result.stream && call.side === "server") result.message = { total: 100, count: 1 };
+        return result;
+      };
+    const transport = await echoServer({ interceptors: [record("server")] });
+    const client = createClient(Echo, transport, { interceptors: [record("client")] });
+    async function* numbers() {
+      yield { n: 1 };
+      yield { n: 2 };
+    }
+    await expect(client.sum(numbers())).resolves.toEqual({ total: 100, count: 1 });
+    expect(results).toEqual([
+      'server true false {"total":3,"count":2}',
+      'client true false {"total":100,"count":1}',
+    ]);
+  });
+
   it("see every request message of client and bidi streams, and can transform them", async () => {
     const serverGot: unknown[] = [];
     const serverSide: Interceptor = (next) => async (call) => {

@@ -207,6 +207,83 @@ describe("server streaming over TCP", () => {
   });
 });
 
+describe("onTrailer when a call ends with an error", () => {
+  /** A handler that sets a trailer, then fails with `code` (after `messages` stream messages). */
+  const failing = (code: Code) => (ctx: { responseTrailers: Metadata }) => {
+    ctx.responseTrailers.set("x-progress", "half");
+    return new WeftError(code, "gave up", { reason: "GAVE_UP", metadata: { "x-why": "tired" } });
+  };
+
+  it("a stream that fails after its messages: the trailers after them, then the error", async () => {
+    const { client } = await serve({
+      async *count(_req, ctx) {
+        yield { i: 0 };
+        throw failing(Code.ABORTED)(ctx);
+      },
+    });
+    const events: string[] = [];
+    let trailers: Metadata | undefined;
+    const { items, error } = await drain(
+      client.count(
+        { n: 1 },
+        {
+          onHeader: () => events.push("headers"),
+          onTrailer: (t) => {
+            trailers = t;
+            events.push("trailers");
+          },
+        },
+      ),
+    );
+    expect(items).toEqual([{ i: 0 }]);
+    expect((error as WeftError).code).toBe(Code.ABORTED);
+    expect(events).toEqual(["headers", "trailers"]);
+    expect(trailers?.get("x-progress")).toBe("half");
+    expect(trailers?.get("x-why")).toBe("tired");
+    expect(trailers).toBe((error as WeftError).metadata);
+  });
+
+  it("a stream that fails before any message, a unary call and a client-streaming call that fail", async () => {
+    const { client } = await serve({
+      // biome-ignore lint/correctness/useYield: it fails before its first message
+      async *count(_req, ctx) {
+        throw failing(Code.UNAVAILABLE)(ctx);
+      },
+      echo: (_req, ctx) => {
+        throw failing(Code.NOT_FOUND)(ctx);
+      },
+      sum: async (_reqs, ctx) => {
+        throw failing(Code.INVALID_ARGUMENT)(ctx);
+      },
+    });
+    const seen: string[] = [];
+    const onTrailer = (t: Metadata) => seen.push(`${t.get("x-progress")} ${t.get("x-why")}`);
+    expect((await drain(client.count({ n: 1 }, { onTrailer }))).error).toBeInstanceOf(WeftError);
+    await expect(client.echo({ text: "x" }, { onTrailer })).rejects.toMatchObject({ code: Code.NOT_FOUND });
+    await expect(client.sum(from([{ n: 1 }]), { onTrailer })).rejects.toMatchObject({
+      code: Code.INVALID_ARGUMENT,
+    });
+    expect(seen).toEqual(["half tired", "half tired", "half tired"]);
+  });
+
+  it("an error of this side (the deadline) gives that error's metadata", async () => {
+    const { client } = await serve({
+      async *count(_req, ctx) {
+        yield { i: 0 };
+        await aborted(ctx.signal);
+      },
+    });
+    let trailers: Metadata | undefined;
+    const { error } = await drain(
+      client.count({ n: 1 }, { timeoutMs: 100, onTrailer: (t) => (trailers = t) }),
+    );
+    expect((error as WeftError).code).toBe(Code.DEADLINE_EXCEEDED);
+    expect(trailers).toBe((error as WeftError).metadata);
+    expect(trailers?.has("deadline-ms")).toBe(true);
+    expect(trailers?.has("x-progress")).toBe(false);
+  });
+});
+
 describe("client streaming over TCP", () => {
   const sum: EchoImpl["sum"] = async (requests, ctx) => {
     ctx.responseHeaders.set("x-kind", "sum");

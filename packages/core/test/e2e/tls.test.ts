@@ -1,9 +1,12 @@
+import { X509Certificate } from "node:crypto";
 import { connect as netConnect, Socket } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import {
   Code,
   createClient,
   createTcpTransport,
+  type Interceptor,
+  type PeerIdentity,
   type Server,
   type ServerOptions,
   type TcpTransportOptions,
@@ -12,7 +15,7 @@ import {
 } from "../../src/index.ts";
 import { deferred } from "../deferred.ts";
 import { Echo, startServer } from "../fixtures.ts";
-import { generateTlsMaterial, type TlsMaterial } from "../tls-fixtures.ts";
+import { admitOnlyClient, generateTlsMaterial, type TlsMaterial } from "../tls-fixtures.ts";
 
 let tls: TlsMaterial;
 beforeAll(() => {
@@ -144,6 +147,107 @@ describe("TLS", () => {
       const address = await tlsServer(mtls());
       const wrongUse = client({ address, tls: { ca: tls.ca, ...tls.server }, keepalive: false });
       expect((await failure(wrongUse.echo({ text: "x" }))).code).toBe(Code.UNAVAILABLE);
+    });
+  });
+
+  describe("handlers and interceptors see who is calling", () => {
+    const onlyClient = admitOnlyClient();
+
+    /** A TLS server whose echo handler records the identity it saw; `interceptors` run before it. */
+    async function identityServer(
+      serverTls: NonNullable<ServerOptions["tls"]>,
+      interceptors: Interceptor[] = [],
+    ) {
+      const seen: Array<PeerIdentity | undefined> = [];
+      const { server, address } = await startServer(
+        (s) =>
+          s.register(Echo, {
+            echo: (req, ctx) => {
+              seen.push(ctx.peerIdentity);
+              return { text: req.text };
+            },
+            count: async function* (_req, ctx) {
+              seen.push(ctx.peerIdentity);
+              yield { i: 0 };
+            },
+            sum: async () => ({ total: 0, count: 0 }),
+            chat: async function* () {},
+            notify: () => {},
+          }),
+        { tls: serverTls, interceptors },
+      );
+      servers.push(server);
+      return { address, seen };
+    }
+
+    const mtls = (extra: object = {}) => ({
+      key: tls.server.key,
+      cert: tls.server.cert,
+      ca: tls.ca,
+      requestCert: true,
+      rejectUnauthorized: true,
+      ...extra,
+    });
+
+    it("the client certificate's names, fingerprint and DER, the same for every call on the connection", async () => {
+      const { address, seen } = await identityServer(mtls());
+      const c = client({ address, tls: { ca: tls.ca, key: tls.client.key, cert: tls.client.cert } });
+      await c.echo({ text: "a" });
+      for await (const _ of c.count({ n: 1 })) {
+        // the stream's handler records it too
+      }
+      const x509 = new X509Certificate(tls.client.cert);
+      const identity = seen[0]!;
+      expect(identity).toEqual({
+        commonName: "weft-test-client",
+        subject: { CN: "weft-test-client" },
+        subjectAltNames: ["URI:spiffe://weft.test/client", "DNS:client.weft.test"],
+        issuer: { CN: "weft-test-ca" },
+        fingerprint256: x509.fingerprint256,
+        raw: new Uint8Array(x509.raw),
+      });
+      expect(seen[1]).toBe(identity); // read once per connection
+    });
+
+    it("an auth interceptor admits one client certificate and refuses another the same CA issued", async () => {
+      const { address, seen } = await identityServer(mtls(), [onlyClient]);
+      const admitted = client({ address, tls: { ca: tls.ca, ...tls.client } });
+      await expect(admitted.echo({ text: "in" })).resolves.toEqual({ text: "in" });
+      const refused = client({ address, tls: { ca: tls.ca, ...tls.other } });
+      const e = await failure(refused.echo({ text: "out" }));
+      expect(e.code).toBe(Code.PERMISSION_DENIED);
+      expect(e.reason).toBe("NOT_ADMITTED");
+      expect(e.message).toContain("weft-test-other may not call");
+      expect(seen.map((i) => i?.commonName)).toEqual(["weft-test-client"]);
+    });
+
+    it("is undefined on cleartext, over TLS without a client certificate, and for one that did not verify", async () => {
+      const plain = await startServer((s) =>
+        s.register(Echo, {
+          echo: (req, ctx) => ({ text: `${req.text}:${ctx.peerIdentity === undefined}` }),
+          count: async function* () {},
+          sum: async () => ({ total: 0, count: 0 }),
+          chat: async function* () {},
+          notify: () => {},
+        }),
+      );
+      servers.push(plain.server);
+      await expect(client({ address: plain.address }).echo({ text: "plain" })).resolves.toEqual({
+        text: "plain:true",
+      });
+
+      const oneWay = await identityServer({ key: tls.server.key, cert: tls.server.cert });
+      await client({ address: oneWay.address, tls: { ca: tls.ca, ...tls.client } }).echo({ text: "x" });
+      expect(oneWay.seen).toEqual([undefined]); // the server never asked for a certificate
+
+      // the server lets unverified certificates in: the rogue's names must not pass for an identity
+      const lax = await identityServer(mtls({ rejectUnauthorized: false }), [onlyClient]);
+      const rogue = client({ address: lax.address, tls: { ca: tls.ca, ...tls.rogue } });
+      expect((await failure(rogue.echo({ text: "x" }))).code).toBe(Code.PERMISSION_DENIED);
+      const anonymous = client({ address: lax.address, tls: { ca: tls.ca } });
+      expect((await failure(anonymous.echo({ text: "x" }))).code).toBe(Code.PERMISSION_DENIED);
+      const admitted = client({ address: lax.address, tls: { ca: tls.ca, ...tls.client } });
+      await expect(admitted.echo({ text: "ok" })).resolves.toEqual({ text: "ok" });
     });
   });
 });

@@ -11,8 +11,8 @@ import {
   decodeBody,
   encodeBody,
   Inbox,
+  type RequestSink,
   type RetryRefused,
-  singleMessage,
 } from "@weft/core/internal";
 import { drained, HIGH_WATER, LOW_WATER } from "../http2.ts";
 import { EnvelopeReader, type EnvelopeSink, encodeEnvelope, FLAG_COMPRESSED } from "../protocol/envelope.ts";
@@ -37,9 +37,9 @@ const USER_AGENT = "weft-grpc/0.1";
 /**
  * One call over gRPC: its lifetime is `ClientCall`'s; this class only frames it on an HTTP/2
  * stream (request headers, length-prefixed envelopes, `grpc-status` trailers, RST_STREAM). What it
- * prepares is the request's one envelope, or `undefined` for a streamed request.
+ * prepares is the request's one envelope, or `undefined` for a streamed request, which it sinks itself.
  */
-export class GrpcClientCall extends ClientCall<Buffer | undefined> implements EnvelopeSink {
+export class GrpcClientCall extends ClientCall<Buffer | undefined> implements EnvelopeSink, RequestSink {
   readonly #node: GrpcNode;
   readonly #reader: EnvelopeReader;
   readonly #trailers = new Metadata();
@@ -117,7 +117,7 @@ export class GrpcClientCall extends ClientCall<Buffer | undefined> implements En
     stream.on("error", this.#onError);
     stream.on("close", this.#onClose);
     if (body !== undefined) stream.end(body);
-    else void this.#pump(stream);
+    else void this.sendRequestStream(this);
   }
 
   protected cancelOnWire(): void {
@@ -133,22 +133,21 @@ export class GrpcClientCall extends ClientCall<Buffer | undefined> implements En
     }
   }
 
-  async #pump(stream: ClientHttp2Stream): Promise<void> {
-    const call = this.call;
-    if (!call.stream) return;
-    this.openRequest();
-    try {
-      for await (const message of call.messages) {
-        if (this.finished) return;
-        if (!stream.write(this.#encode(message))) {
-          await drained(stream);
-          if (this.finished) return;
-        }
-      }
-      if (!this.finished && !stream.destroyed) stream.end();
-    } catch (e) {
-      this.abort(WeftError.from(e, Code.CANCELLED));
-    }
+  /** The stream's write buffer under its high-water mark (else its drain, or its close). */
+  waitToSend(): Promise<void> | undefined {
+    const stream = this.#stream!;
+    return stream.writableNeedDrain && !stream.destroyed ? drained(stream) : undefined;
+  }
+
+  sendMessage(message: unknown): void {
+    const stream = this.#stream!;
+    // after the server's status the request side is closed: what the caller still sends is dropped
+    if (!stream.writableEnded) stream.write(this.#encode(message));
+  }
+
+  endRequest(): void {
+    const stream = this.#stream!;
+    if (!stream.destroyed && !stream.writableEnded) stream.end();
   }
 
   readonly #onResponse = (headers: IncomingHttpHeaders): void => {
@@ -266,6 +265,11 @@ export class GrpcClientCall extends ClientCall<Buffer | undefined> implements En
         headerValue(headers, JSON_DETAILS_KEY),
         trailers,
       ) ?? null;
+    // The server has answered: a request still being sent is over. Half-closing lets the stream close
+    // (and the call end) once the response is read, rather than when the caller's iterator, perhaps
+    // blocked, next yields; the call's end then closes that iterator.
+    const stream = this.#stream;
+    if (stream !== undefined && !stream.writableEnded) stream.end();
   }
 
   readonly #onError = (error: Error): void => {
@@ -353,12 +357,12 @@ export class GrpcClientCall extends ClientCall<Buffer | undefined> implements En
       this.finishWith(WeftError.from(e, Code.INTERNAL));
       return;
     }
-    const headers = this.#headers ?? new Metadata();
-    if (kind === "client_streaming") {
-      this.respond({ stream: true, headers, messages: singleMessage(message), trailers: this.#trailers });
-    } else {
-      this.respond({ stream: false, headers, message, trailers: this.#trailers });
-    }
+    this.respond({
+      stream: false,
+      headers: this.#headers ?? new Metadata(),
+      message,
+      trailers: this.#trailers,
+    });
   }
 }
 

@@ -14,6 +14,7 @@ import {
   Code,
   type Metadata,
   type MethodInfo,
+  type PeerIdentity,
   Reason,
   type Server,
   type StreamResult,
@@ -22,11 +23,12 @@ import {
 } from "@weft/core";
 import {
   type CallDoor,
-  firstMessage,
   httpHeadersFromMetadata,
   metadataFromHttpHeaders,
   type OpenCall,
   openCall,
+  type PeerTlsSocket,
+  peerIdentityOf,
   peerOf,
   settleWithin,
   singleMessage,
@@ -54,6 +56,9 @@ export interface ConnectBridgeOptions {
 }
 
 const kPeer = createContextKey<string | undefined>(undefined, { description: "weft peer" });
+const kPeerIdentity = createContextKey<PeerIdentity | undefined>(undefined, {
+  description: "weft peer identity",
+});
 
 /**
  * gRPC-web and Connect through `@connectrpc/connect-node`: every method of the server that has a
@@ -73,7 +78,10 @@ export function createConnectBridge(server: Server, options: ConnectBridgeOption
       }
     },
     fallback: (req, res) => unimplemented(req, res as unknown as NodeResponse),
-    contextValues: (req) => createContextValues().set(kPeer, peerOf(req.socket)),
+    contextValues: (req) =>
+      createContextValues()
+        .set(kPeer, peerOf(req.socket))
+        .set(kPeerIdentity, peerIdentityOf(req.socket as PeerTlsSocket)),
   });
   return adapter as NodeHandler;
 }
@@ -92,6 +100,7 @@ function registerMethod(
         timeoutMs: ctx.timeoutMs(),
         serializer: (ctx.requestHeader.get("content-type") ?? "").includes("json") ? "json" : "protobuf",
         peer: ctx.values.get(kPeer),
+        peerIdentity: ctx.values.get(kPeerIdentity),
         whileDraining: options.whileDraining(info.path),
       });
     } catch (e) {
@@ -103,6 +112,8 @@ function registerMethod(
   switch (info.kind) {
     case "unary":
     case "oneway":
+    case "client_streaming":
+      // one response message (the request of a client-streaming call is Connect's AsyncIterable)
       rpc(desc, async (request: unknown, ctx: ConnectContext) => {
         const ext = open(ctx);
         const unlink = link(ctx.signal, ext);
@@ -111,28 +122,6 @@ function registerMethod(
           copyHeaders(result.headers, ctx.responseHeader);
           copyHeaders(result.trailers, ctx.responseTrailer);
           return result.message ?? {};
-        } catch (e) {
-          throw failure(ext, e);
-        } finally {
-          unlink();
-          ext.finish();
-        }
-      });
-      return;
-    case "client_streaming":
-      rpc(desc, async (requests: AsyncIterable<unknown>, ctx: ConnectContext) => {
-        const ext = open(ctx);
-        const unlink = link(ctx.signal, ext);
-        try {
-          const result = (await settleWithin(ext.run(requests), ext.signal, undefined)) as StreamResult;
-          const message = await settleWithin(
-            ext.within(() => Promise.resolve(firstMessage(result.messages))),
-            ext.signal,
-            undefined,
-          );
-          copyHeaders(result.headers, ctx.responseHeader);
-          copyHeaders(result.trailers, ctx.responseTrailer);
-          return message;
         } catch (e) {
           throw failure(ext, e);
         } finally {

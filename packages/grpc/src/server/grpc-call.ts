@@ -22,10 +22,11 @@ import {
   type CallDoor,
   type CallOwner,
   decodeBody,
-  firstMessage,
   Inbox,
   type OpenCall,
   openCall,
+  type PeerTlsSocket,
+  peerIdentityOf,
   peerOf,
   singleMessage,
 } from "@weft/core/internal";
@@ -185,6 +186,7 @@ export function serveGrpc(
       timeoutMs,
       serializer,
       peer: sessionPeer(stream.session),
+      peerIdentity: peerIdentityOf(stream.session?.socket as PeerTlsSocket | undefined),
       whileDraining: ctx.whileDraining(path),
     });
   } catch (e) {
@@ -391,20 +393,6 @@ class GrpcServerCall implements EnvelopeSink, CallOwner {
     if (this.#done) return;
     if (!result.stream) {
       this.#sendUnary(result.headers, result.message, result.trailers);
-      return;
-    }
-    if (this.#info.kind === "client_streaming") {
-      const first = firstMessage(result.messages);
-      if (first instanceof Promise) {
-        first.then(
-          (m) => {
-            if (!this.#done) this.#sendUnary(result.headers, m, result.trailers);
-          },
-          (e) => this.#fail(e),
-        );
-      } else {
-        this.#sendUnary(result.headers, first, result.trailers);
-      }
       return;
     }
     void this.#ext.within(() => this.#pump(result));

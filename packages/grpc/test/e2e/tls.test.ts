@@ -1,13 +1,19 @@
 import { execFileSync } from "node:child_process";
+import { X509Certificate } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createClient as createConnectClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
+import {
+  ConnectError,
+  type Transport as ConnectTransport,
+  createClient as createConnectClient,
+} from "@connectrpc/connect";
+import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
-import { createClient, createServer } from "@weft/core";
+import { Code, createClient, createServer, type WeftError } from "@weft/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Catalog } from "../../../../examples/catalog/src/gen/catalog/v1/catalog_pb.ts";
+import { admitOnlyClient, generateTlsMaterial } from "../../../core/test/tls-fixtures.ts";
 import { createGrpcTransport, createTransport, type GrpcListener, listenGrpc } from "../../src/index.ts";
 import {
   type AnyClient,
@@ -85,5 +91,115 @@ describe("TLS: HTTP/2 for gRPC and, by ALPN, HTTP/1.1 for Connect on the same po
       nodeOptions: { ca: certs.ca },
     });
     expect((await createConnectClient(Catalog, transport).lookup({ sku: "C" })).name).toBe("item C");
+  });
+});
+
+describe("mutual TLS: handlers and interceptors see who is calling, over gRPC, Connect and gRPC-web", () => {
+  const tls = generateTlsMaterial();
+  const callers: Array<string | undefined> = [];
+  const onlyClient = admitOnlyClient(callers);
+  const server = createServer({ onError: () => {}, interceptors: [onlyClient] });
+  let listener: GrpcListener;
+  let address: string;
+
+  beforeAll(async () => {
+    server.register(CatalogService, catalogImpl(newObserved()));
+    listener = await listenGrpc(server, {
+      tls: { key: tls.server.key, cert: tls.server.cert, ca: tls.ca, requestCert: true },
+    });
+    address = `127.0.0.1:${listener.port}`;
+  });
+  afterAll(async () => {
+    await server.shutdown({ timeoutMs: 1000 });
+    await listener.close();
+    tls.cleanup();
+  });
+
+  /** Looks up a SKU as `who` with each protocol; the outcome per protocol, `ok` or the gRPC code. */
+  async function lookups(who: { key: Buffer; cert: Buffer }): Promise<Record<string, string>> {
+    const out: Record<string, string> = {};
+    const transport = createGrpcTransport({ address, tls: { ca: tls.ca, ...who } });
+    try {
+      await createClient(CatalogService, transport).lookup({ sku: "G" });
+      out.grpc = "ok";
+    } catch (e) {
+      out.grpc = String((e as WeftError).code);
+    } finally {
+      await transport.close();
+    }
+    const nodeOptions = { ca: tls.ca, ...who };
+    const connect: Record<string, ConnectTransport> = {
+      connectHttp1: createConnectTransport({
+        baseUrl: `https://${address}`,
+        httpVersion: "1.1",
+        nodeOptions,
+      }),
+      connectHttp2: createConnectTransport({ baseUrl: `https://${address}`, httpVersion: "2", nodeOptions }),
+      grpcWeb: createGrpcWebTransport({ baseUrl: `https://${address}`, httpVersion: "1.1", nodeOptions }),
+    };
+    for (const [name, t] of Object.entries(connect)) {
+      try {
+        await createConnectClient(Catalog, t).lookup({ sku: "C" });
+        out[name] = "ok";
+      } catch (e) {
+        out[name] = String(ConnectError.from(e).code);
+      }
+    }
+    return out;
+  }
+
+  it("an auth interceptor admits one client certificate and refuses another the same CA issued", async () => {
+    callers.length = 0;
+    expect(await lookups(tls.client)).toEqual({
+      grpc: "ok",
+      connectHttp1: "ok",
+      connectHttp2: "ok",
+      grpcWeb: "ok",
+    });
+    const denied = String(Code.PERMISSION_DENIED);
+    expect(await lookups(tls.other)).toEqual({
+      grpc: denied,
+      connectHttp1: denied,
+      connectHttp2: denied,
+      grpcWeb: denied,
+    });
+    expect(callers).toEqual([...Array(4).fill("weft-test-client"), ...Array(4).fill("weft-test-other")]);
+  });
+
+  it("grpc-js with a client certificate: the handler's context has its fingerprint; none without one", async () => {
+    const seen: string[] = [];
+    const s = createServer({ onError: () => {} });
+    s.register(CatalogService, {
+      ...catalogImpl(newObserved()),
+      lookup: (req, ctx) => {
+        seen.push(ctx.peerIdentity?.fingerprint256 ?? "none");
+        return { sku: req.sku, name: `item ${req.sku}` } as never;
+      },
+    });
+    const l = await listenGrpc(s, {
+      tls: {
+        key: tls.server.key,
+        cert: tls.server.cert,
+        ca: tls.ca,
+        requestCert: true,
+        rejectUnauthorized: false,
+      },
+    });
+    try {
+      const pkg = loadCatalogPackage() as AnyClient;
+      const c = new pkg.catalog.v1.Catalog(
+        `127.0.0.1:${l.port}`,
+        grpc.credentials.createSsl(tls.ca, tls.client.key, tls.client.cert),
+      );
+      await unaryCall(c, "Lookup", { sku: "J" });
+      c.close();
+      const anonymous = new pkg.catalog.v1.Catalog(`127.0.0.1:${l.port}`, grpc.credentials.createSsl(tls.ca));
+      await unaryCall(anonymous, "Lookup", { sku: "K" });
+      anonymous.close();
+    } finally {
+      await s.shutdown({ timeoutMs: 1000 });
+      await l.close();
+    }
+    expect(seen).toEqual([new X509Certificate(tls.client.cert).fingerprint256, "none"]);
   });
 });
