@@ -10,7 +10,7 @@ import {
   settleWithin,
 } from "@weft/core/internal";
 import { checkContentType, readBody } from "./body.ts";
-import { applyCors, type CorsOptions, preflight, resolveCors } from "./cors.ts";
+import { applyCors, type CorsOptions, preflight, resolveRestCors } from "./cors.ts";
 import { RestError } from "./errors.ts";
 import { PlanCache } from "./field-plan.ts";
 import { parseAccept, VENDOR_TYPE } from "./negotiate.ts";
@@ -46,7 +46,11 @@ export interface RestOptions {
   defaultVersion?: string;
   /** Serve `/vN/…` routes also without their version prefix, negotiated by `Accept`. Default true. */
   unversionedAliases?: boolean;
-  /** CORS. Off by default: no CORS headers, and preflights get a plain `Allow` answer. */
+  /**
+   * CORS. Off by default: no CORS headers, and preflights get a plain `Allow` answer. Allowed request
+   * headers default to `content-type`, `accept`, `authorization`, the timeout header, `traceparent`,
+   * `tracestate` and `baggage`; no response headers are exposed unless `exposeHeaders` names them.
+   */
   cors?: CorsOptions | false;
   /** Request header carrying the call budget in milliseconds (the handler's deadline). Default `x-weft-timeout-ms`. */
   timeoutHeader?: string;
@@ -121,7 +125,7 @@ export function createRestHandler(server: Server, options: RestOptions = {}): Re
   const v = defaultVersion.replace(/^v(?=[0-9])/, "");
   const ignoreUnknownFields = options.ignoreUnknownFields ?? true;
   const useProtoFieldName = options.json?.useProtoFieldName ?? false;
-  const cors = resolveCors(options.cors, timeoutHeader);
+  const cors = resolveRestCors(options.cors, timeoutHeader);
 
   const routes = compileRoutes(server.methods.values(), new PlanCache());
   const router = new Router(routes, { aliases, defaultVersion: v });
