@@ -15,7 +15,13 @@ import {
   singleMessage,
 } from "@weft/core/internal";
 import { drained, HIGH_WATER, LOW_WATER } from "../http2.ts";
-import { EnvelopeReader, type EnvelopeSink, encodeEnvelope, FLAG_COMPRESSED } from "../protocol/envelope.ts";
+import {
+  EnvelopeReader,
+  type EnvelopeSink,
+  encodeEnvelope,
+  FLAG_COMPRESSED,
+  messageCompressor,
+} from "../protocol/envelope.ts";
 import {
   grpcContentType,
   grpcSubtype,
@@ -47,7 +53,9 @@ export class GrpcClientCall extends ClientCall<Buffer | undefined> implements En
   #headers: Metadata | undefined;
   #inbox: Inbox<unknown> | undefined;
   #response: Buffer | undefined;
-  #responseFlags = 0;
+  #responseCompressor: number = Compressor.none;
+  /** The response's `grpc-encoding` is gzip: messages flagged compressed are gzip. */
+  #gzip = false;
   #responses = 0;
   #status: WeftError | null | undefined; // undefined: not known yet; null: OK
   #error: Error | undefined;
@@ -91,8 +99,10 @@ export class GrpcClientCall extends ClientCall<Buffer | undefined> implements En
       "content-type": grpcContentType(this.serializer),
       te: "trailers",
       "user-agent": USER_AGENT,
-      "grpc-accept-encoding": "identity,gzip",
     };
+    // asking for gzipped answers is opting into compression, as sending them is (a server may still
+    // answer gzipped unasked, and that is read too)
+    if (settings.compression !== null) headers["grpc-accept-encoding"] = "identity,gzip";
     // the call's encoding; each message says whether it is compressed (small ones are not)
     if (settings.compression !== null) headers["grpc-encoding"] = "gzip";
     if (call.deadline !== undefined) headers["grpc-timeout"] = encodeGrpcTimeout(call.deadline - Date.now());
@@ -184,6 +194,7 @@ export class GrpcClientCall extends ClientCall<Buffer | undefined> implements En
       this.#stream?.close(constants.NGHTTP2_CANCEL);
       return;
     }
+    this.#gzip = encoding === "gzip";
     if (grpcStatus !== undefined) {
       // trailers-only: the status is in the headers
       this.#readStatus(headers);
@@ -221,7 +232,7 @@ export class GrpcClientCall extends ClientCall<Buffer | undefined> implements En
   };
 
   onEnvelope(flags: number, body: Buffer): void {
-    const compressor = (flags & FLAG_COMPRESSED) !== 0 ? Compressor.gzip : Compressor.none;
+    const compressor = messageCompressor(flags, this.#gzip);
     const inbox = this.#inbox;
     if (inbox !== undefined) {
       this.#unconsumed += body.length;
@@ -238,7 +249,7 @@ export class GrpcClientCall extends ClientCall<Buffer | undefined> implements En
       });
     }
     this.#response = body;
-    this.#responseFlags = flags;
+    this.#responseCompressor = compressor;
   }
 
   readonly #onConsumed = (bytes: number): void => {
@@ -346,7 +357,7 @@ export class GrpcClientCall extends ClientCall<Buffer | undefined> implements En
         this.call.method.output,
         body,
         this.serializerId,
-        (this.#responseFlags & FLAG_COMPRESSED) !== 0 ? Compressor.gzip : Compressor.none,
+        this.#responseCompressor,
         this.#node.settings.maxMessageBytes,
       );
     } catch (e) {

@@ -13,7 +13,11 @@ export interface GrpcTransportOptions {
   tls?: boolean | SecureClientSessionOptions;
   /** Largest response message accepted, in bytes. Default 4 MiB. */
   maxMessageBytes?: number;
-  /** gzip request messages of at least `threshold` bytes (default 1024). Responses are always accepted gzipped. */
+  /**
+   * gzip request messages of at least `threshold` bytes (default 1024), and ask the server for gzipped
+   * responses (`grpc-accept-encoding`). Without it nothing is asked for; gzipped responses are read
+   * either way.
+   */
   compression?: { algorithm: "gzip"; threshold?: number };
   /** Give up connecting after this long. Default 5 s. */
   connectTimeoutMs?: number;

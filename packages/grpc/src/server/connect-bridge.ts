@@ -63,6 +63,8 @@ export interface ConnectBridgeOptions {
   connect: boolean;
   maxMessageBytes: number;
   whileDraining: (path: string) => boolean;
+  /** Smallest response message Connect compresses (for clients that accept it); none: never. */
+  compressMinBytes: number | undefined;
 }
 
 const kPeer = createContextKey<string | undefined>(undefined, { description: "weft peer" });
@@ -88,6 +90,7 @@ export function createConnectBridge(server: Server, options: ConnectBridgeOption
     connect: options.connect,
     readMaxBytes: options.maxMessageBytes,
     acceptCompression: [compressionGzip, compressionBrotli],
+    compressMinBytes: options.compressMinBytes ?? Number.POSITIVE_INFINITY,
   });
   for (const info of server.methods.values()) {
     if (info.proto !== undefined) registerMethod(router, info, info.proto, options);

@@ -8,6 +8,7 @@ import {
   isPreflight,
   preflightHeaders,
   type ResolvedCors,
+  resolveCompression,
   resolveCors,
   serverInternals,
   TRACE_HEADERS,
@@ -42,6 +43,13 @@ export interface GrpcHandlerOptions {
    * plus `exposeHeaders` (default none).
    */
   cors?: CorsOptions | false;
+  /**
+   * gzip gRPC response messages of at least `threshold` bytes (default 1024) for clients whose
+   * `grpc-accept-encoding` names gzip (grpc-js, grpc-go and Weft's gRPC transport all do); a message
+   * that would not get smaller goes as it is. `false` never compresses. Default on. gRPC-web and
+   * Connect compress as `@connectrpc/connect` does, with the same threshold.
+   */
+  compression?: { algorithm: "gzip"; threshold?: number } | false;
 }
 
 /** What gRPC-web and Connect need a browser to send and read, whatever the options add. */
@@ -117,9 +125,18 @@ export function createGrpcHandler(server: Server, options: GrpcHandlerOptions = 
   if (!Number.isInteger(maxMessageBytes) || maxMessageBytes <= 0 || maxMessageBytes > 0xffffffff) {
     throw new ConfigError("maxMessageBytes", "a positive integer number of bytes", maxMessageBytes);
   }
+  const c = options.compression ?? { algorithm: "gzip" };
+  if (c !== false && (c === null || typeof c !== "object" || c.algorithm !== "gzip")) {
+    throw new ConfigError("compression", '{ algorithm: "gzip", threshold? } or false', c);
+  }
+  const threshold = c === false ? 0 : (c.threshold ?? 1024);
+  if (!Number.isInteger(threshold) || threshold < 0) {
+    throw new ConfigError("compression.threshold", "a whole number of bytes ≥ 0", threshold);
+  }
   return new Handler(server, {
     door,
     maxMessageBytes,
+    compression: c === false ? null : resolveCompression({ algorithm: "gzip", threshold }),
     grpcWeb: options.grpcWeb ?? true,
     connect: options.connect ?? true,
     cors: resolveCors(options.cors, GRPC_CORS),
@@ -146,6 +163,7 @@ class Handler implements GrpcHandler {
       grpcWeb: boolean;
       connect: boolean;
       cors: ResolvedCors | undefined;
+      compression: ReturnType<typeof resolveCompression>;
     },
   ) {
     this.#server = server;
@@ -156,6 +174,7 @@ class Handler implements GrpcHandler {
       door: options.door,
       maxMessageBytes: options.maxMessageBytes,
       whileDraining: (path) => path.startsWith(HEALTH_PREFIX),
+      compression: options.compression,
     };
     this.#grpcWeb = options.grpcWeb;
     this.#connect = options.connect;
@@ -271,6 +290,7 @@ class Handler implements GrpcHandler {
         connect: this.#connect,
         maxMessageBytes: this.#ctx.maxMessageBytes,
         whileDraining: this.#ctx.whileDraining,
+        compressMinBytes: this.#ctx.compression?.threshold,
       });
       this.#bridgeMethods = n;
     }
