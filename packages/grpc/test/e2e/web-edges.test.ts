@@ -17,37 +17,15 @@ import {
 import { createGrpcHandler, type GrpcListener, listenGrpc } from "../../src/index.ts";
 import { encodeEnvelope } from "../../src/protocol/envelope.ts";
 import { decodeGrpcMessage } from "../../src/protocol/status.ts";
-import { CatalogService, catalogImpl, type Harness, newObserved, startCatalog } from "./fixtures.ts";
-
-/** The frames of a gRPC-web body: messages, and the trailers frame parsed into a map. */
-function webFrames(body: Buffer): { messages: Buffer[]; trailers: Map<string, string> } {
-  const messages: Buffer[] = [];
-  const trailers = new Map<string, string>();
-  let at = 0;
-  while (at + 5 <= body.length) {
-    const flags = body[at]!;
-    const length = body.readUInt32BE(at + 1);
-    const payload = body.subarray(at + 5, at + 5 + length);
-    at += 5 + length;
-    if ((flags & 0x80) === 0) {
-      messages.push(payload);
-      continue;
-    }
-    for (const line of payload.toString("latin1").split("\r\n")) {
-      const colon = line.indexOf(":");
-      if (colon > 0) trailers.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
-    }
-  }
-  return { messages, trailers };
-}
-
-/** Base64 text made of runs that may each end in padding, decoded run by run as the grpc-web client does. */
-function fromRuns(text: string): Buffer {
-  const bytes: Buffer[] = [];
-  for (const run of text.match(/[A-Za-z0-9+/]*(?:==|=)?/g) ?? [])
-    if (run !== "") bytes.push(Buffer.from(run, "base64"));
-  return Buffer.concat(bytes);
-}
+import {
+  CatalogService,
+  catalogImpl,
+  fromRuns,
+  type Harness,
+  newObserved,
+  startCatalog,
+  webFrames,
+} from "./fixtures.ts";
 
 describe("gRPC-web text, deadlines and CORS over gRPC-web and Connect", () => {
   let h: Harness;
