@@ -220,9 +220,10 @@ export function createRestHandler(server: Server, options: RestOptions = {}): Re
       );
     } catch (e) {
       const error = e instanceof WeftError ? e : ext !== undefined ? ext.toWireError(e) : WeftError.from(e);
-      // the rest of an unread body is not waited for: the connection closes after the answer
+      // the rest of an unread body is read and dropped (up to a bound), so a client still sending
+      // reads the answer; then the connection closes
       const extra = readingBody ? { ...vary, connection: "close" } : vary;
-      sendError(res, error, extra, ext?.handlerContext.responseTrailers);
+      sendError(res, error, extra, ext?.handlerContext.responseTrailers, readingBody ? req : undefined);
     } finally {
       ext?.finish();
     }
