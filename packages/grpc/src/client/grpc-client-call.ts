@@ -108,13 +108,13 @@ export class GrpcClientCall extends ClientCall<Buffer | undefined> implements En
     if (call.deadline !== undefined) headers["grpc-timeout"] = encodeGrpcTimeout(call.deadline - Date.now());
     writeMetadata(call.headers, headers);
     let stream: ClientHttp2Stream;
-    let session: ClientHttp2Session;
+    let session: ClientHttp2Session | undefined;
     try {
       session = node.session();
       stream = session.request(headers, { endStream: false });
     } catch (e) {
       // the session received GOAWAY or closed in between: the call never started, a new one takes it
-      node.forget();
+      node.forget(session);
       this.refuse(unavailable(e));
       return;
     }
@@ -305,7 +305,10 @@ export class GrpcClientCall extends ClientCall<Buffer | undefined> implements En
     const error = this.#error;
     const code = (error as { code?: string } | undefined)?.code;
     let failure: WeftError;
-    if (error !== undefined && code !== "ERR_HTTP2_STREAM_ERROR") {
+    if (error instanceof WeftError) {
+      // the node ended the connection and said why (a keepalive ping went unanswered)
+      failure = error;
+    } else if (error !== undefined && code !== "ERR_HTTP2_STREAM_ERROR") {
       // the connection failed (refused, reset, timed out): nothing was answered
       failure = unavailable(error);
     } else if (rst === constants.NGHTTP2_REFUSED_STREAM) {
