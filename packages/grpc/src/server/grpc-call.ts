@@ -81,7 +81,7 @@ function plainHeaders(contentType: string, gzip: boolean): OutgoingHttpHeaders {
 }
 
 /** True when a `grpc-accept-encoding` list names gzip. */
-export function acceptsGzip(value: string | undefined): boolean {
+function acceptsGzip(value: string | undefined): boolean {
   if (value === undefined) return false;
   for (const part of value.split(",")) if (part.trim().toLowerCase() === "gzip") return true;
   return false;
