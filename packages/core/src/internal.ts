@@ -37,6 +37,18 @@ export {
   RESERVED_HTTP_HEADERS,
 } from "./metadata/http-headers.ts";
 export { type CallTracker, createCallTracker, type TrackedCall } from "./server/call-tracker.ts";
+export {
+  applyCors,
+  type CorsDefaults,
+  type CorsOptions,
+  type CorsRequest,
+  type CorsResponse,
+  isPreflight,
+  preflightHeaders,
+  type ResolvedCors,
+  resolveCors,
+  TRACE_HEADERS,
+} from "./server/cors.ts";
 export { type ServerInternals, serverInternals } from "./server/internals.ts";
 export {
   type BindOptions,

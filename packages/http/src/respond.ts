@@ -29,13 +29,18 @@ const GATEWAY_HEADERS: ReadonlySet<string> = new Set([
   "access-control-allow-origin",
 ]);
 
-/** Writes a whole answer, merging `vary` with what CORS set; nothing once the response is gone. */
+/**
+ * Writes a whole answer, merging `vary` with what CORS set; nothing once the response is gone.
+ * `unread`: a request whose body is still arriving; the answer is written at once but ended (and
+ * the connection closed) only once the rest of that body has been read and dropped.
+ */
 export function send(
   res: ServerResponse,
   status: number,
   body: string | Buffer,
   contentType: string,
   extra: Record<string, string> | undefined,
+  unread?: IncomingMessage,
 ): void {
   if (res.destroyed) return;
   const headers: Record<string, string> = { ...extra };
@@ -45,15 +50,67 @@ export function send(
   headers["content-type"] = contentType;
   headers["content-length"] = String(typeof body === "string" ? Buffer.byteLength(body) : body.length);
   res.writeHead(status, headers);
-  res.end(body);
+  if (unread === undefined) {
+    res.end(body);
+    return;
+  }
+  res.write(body);
+  discardBody(unread, () => res.end());
 }
 
-/** Answers one error: `extra` headers, and the handler's `trailers` when the call got that far. */
+/**
+ * How much more of a request body is read and dropped after an early answer (a 413, a deadline that
+ * passed while the body arrived) so the client, still sending, gets to read that answer: closing
+ * with unread bytes makes the kernel reset the connection, and the client sees EPIPE instead.
+ */
+export const DISCARD_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Reads and drops the rest of `req`'s body, then calls `done` (also when the connection closes
+ * first). A body that goes on past `DISCARD_BYTES` more, or declares more than that, is not waited
+ * for: the connection is destroyed.
+ */
+export function discardBody(req: IncomingMessage, done: () => void): void {
+  if (req.complete || req.destroyed) {
+    done();
+    return;
+  }
+  const declared = Number(req.headers["content-length"]);
+  let left = DISCARD_BYTES;
+  const finish = () => {
+    req.off("data", onData);
+    req.off("end", finish);
+    req.off("close", finish);
+    done();
+  };
+  const onData = (chunk: Buffer) => {
+    left -= chunk.length;
+    if (left < 0) {
+      finish();
+      req.socket.destroy();
+    }
+  };
+  if (declared > DISCARD_BYTES) {
+    done();
+    req.socket.destroy();
+    return;
+  }
+  req.on("data", onData);
+  req.on("end", finish);
+  req.on("close", finish);
+  req.resume();
+}
+
+/**
+ * Answers one error: `extra` headers, and the handler's `trailers` when the call got that far;
+ * `unread`, a request whose body is still arriving (see `send`).
+ */
 export type SendError = (
   res: ServerResponse,
   error: WeftError,
   extra?: Record<string, string>,
   trailers?: Metadata,
+  unread?: IncomingMessage,
 ) => void;
 
 /**
@@ -62,7 +119,7 @@ export type SendError = (
  * details are decoded with `registry`.
  */
 export function errorSender(registry: Registry, trailerPrefix: string): SendError {
-  return (res, error, extra, trailers) => {
+  return (res, error, extra, trailers, unread) => {
     if (res.headersSent) {
       res.destroy();
       return;
@@ -73,7 +130,7 @@ export function errorSender(registry: Registry, trailerPrefix: string): SendErro
     if (error instanceof RestError) Object.assign(headers, error.headers);
     if (extra !== undefined) Object.assign(headers, extra);
     const status = error instanceof RestError ? error.httpStatus : httpStatusOf(error.code);
-    send(res, status, JSON.stringify(errorBody(error, registry)), JSON_TYPE, headers);
+    send(res, status, JSON.stringify(errorBody(error, registry)), JSON_TYPE, headers, unread);
   };
 }
 

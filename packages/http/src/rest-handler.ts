@@ -13,7 +13,7 @@ import {
 } from "@weft/core/internal";
 import { decodeTimeout } from "@weft/core/protocol";
 import { checkContentType, readBody } from "./body.ts";
-import { applyCors, type CorsOptions, preflight, resolveCors } from "./cors.ts";
+import { applyCors, type CorsOptions, preflight, resolveRestCors } from "./cors.ts";
 import { RestError } from "./errors.ts";
 import { PlanCache } from "./field-plan.ts";
 import { parseAccept, VENDOR_TYPE } from "./negotiate.ts";
@@ -49,7 +49,11 @@ export interface RestOptions {
   defaultVersion?: string;
   /** Serve `/vN/…` routes also without their version prefix, negotiated by `Accept`. Default true. */
   unversionedAliases?: boolean;
-  /** CORS. Off by default: no CORS headers, and preflights get a plain `Allow` answer. */
+  /**
+   * CORS. Off by default: no CORS headers, and preflights get a plain `Allow` answer. Allowed request
+   * headers default to `content-type`, `accept`, `authorization`, the timeout header, `traceparent`,
+   * `tracestate` and `baggage`; no response headers are exposed unless `exposeHeaders` names them.
+   */
   cors?: CorsOptions | false;
   /** Request header carrying the call budget in milliseconds (the handler's deadline). Default `x-weft-timeout-ms`. */
   timeoutHeader?: string;
@@ -124,7 +128,7 @@ export function createRestHandler(server: Server, options: RestOptions = {}): Re
   const v = defaultVersion.replace(/^v(?=[0-9])/, "");
   const ignoreUnknownFields = options.ignoreUnknownFields ?? true;
   const useProtoFieldName = options.json?.useProtoFieldName ?? false;
-  const cors = resolveCors(options.cors, timeoutHeader);
+  const cors = resolveRestCors(options.cors, timeoutHeader);
 
   const routes = compileRoutes(server.methods.values(), new PlanCache());
   const router = new Router(routes, { aliases, defaultVersion: v });
@@ -221,9 +225,10 @@ export function createRestHandler(server: Server, options: RestOptions = {}): Re
       );
     } catch (e) {
       const error = e instanceof WeftError ? e : ext !== undefined ? ext.toWireError(e) : WeftError.from(e);
-      // the rest of an unread body is not waited for: the connection closes after the answer
+      // the rest of an unread body is read and dropped (up to a bound), so a client still sending
+      // reads the answer; then the connection closes
       const extra = readingBody ? { ...vary, connection: "close" } : vary;
-      sendError(res, error, extra, ext?.handlerContext.responseTrailers);
+      sendError(res, error, extra, ext?.handlerContext.responseTrailers, readingBody ? req : undefined);
     } finally {
       ext?.finish();
     }

@@ -15,7 +15,13 @@ import {
   type RetryRefused,
 } from "@weft/core/internal";
 import { drained, HIGH_WATER, LOW_WATER } from "../http2.ts";
-import { EnvelopeReader, type EnvelopeSink, encodeEnvelope, FLAG_COMPRESSED } from "../protocol/envelope.ts";
+import {
+  EnvelopeReader,
+  type EnvelopeSink,
+  encodeEnvelope,
+  FLAG_COMPRESSED,
+  messageCompressor,
+} from "../protocol/envelope.ts";
 import {
   grpcContentType,
   grpcSubtype,
@@ -47,7 +53,9 @@ export class GrpcClientCall extends ClientCall<Buffer | undefined> implements En
   #headers: Metadata | undefined;
   #inbox: Inbox<unknown> | undefined;
   #response: Buffer | undefined;
-  #responseFlags = 0;
+  #responseCompressor: number = Compressor.none;
+  /** The response's `grpc-encoding` is gzip: messages flagged compressed are gzip. */
+  #gzip = false;
   #responses = 0;
   #status: WeftError | null | undefined; // undefined: not known yet; null: OK
   #error: Error | undefined;
@@ -91,20 +99,22 @@ export class GrpcClientCall extends ClientCall<Buffer | undefined> implements En
       "content-type": grpcContentType(this.serializer),
       te: "trailers",
       "user-agent": USER_AGENT,
-      "grpc-accept-encoding": "identity,gzip",
     };
+    // asking for gzipped answers is opting into compression, as sending them is (a server may still
+    // answer gzipped unasked, and that is read too)
+    if (settings.compression !== null) headers["grpc-accept-encoding"] = "identity,gzip";
     // the call's encoding; each message says whether it is compressed (small ones are not)
     if (settings.compression !== null) headers["grpc-encoding"] = "gzip";
     if (call.deadline !== undefined) headers["grpc-timeout"] = encodeGrpcTimeout(call.deadline - Date.now());
     writeMetadata(call.headers, headers);
     let stream: ClientHttp2Stream;
-    let session: ClientHttp2Session;
+    let session: ClientHttp2Session | undefined;
     try {
       session = node.session();
       stream = session.request(headers, { endStream: false });
     } catch (e) {
       // the session received GOAWAY or closed in between: the call never started, a new one takes it
-      node.forget();
+      node.forget(session);
       this.refuse(unavailable(e));
       return;
     }
@@ -183,6 +193,7 @@ export class GrpcClientCall extends ClientCall<Buffer | undefined> implements En
       this.#stream?.close(constants.NGHTTP2_CANCEL);
       return;
     }
+    this.#gzip = encoding === "gzip";
     if (grpcStatus !== undefined) {
       // trailers-only: the status is in the headers
       this.#readStatus(headers);
@@ -220,7 +231,7 @@ export class GrpcClientCall extends ClientCall<Buffer | undefined> implements En
   };
 
   onEnvelope(flags: number, body: Buffer): void {
-    const compressor = (flags & FLAG_COMPRESSED) !== 0 ? Compressor.gzip : Compressor.none;
+    const compressor = messageCompressor(flags, this.#gzip);
     const inbox = this.#inbox;
     if (inbox !== undefined) {
       this.#unconsumed += body.length;
@@ -237,7 +248,7 @@ export class GrpcClientCall extends ClientCall<Buffer | undefined> implements En
       });
     }
     this.#response = body;
-    this.#responseFlags = flags;
+    this.#responseCompressor = compressor;
   }
 
   readonly #onConsumed = (bytes: number): void => {
@@ -298,7 +309,10 @@ export class GrpcClientCall extends ClientCall<Buffer | undefined> implements En
     const error = this.#error;
     const code = (error as { code?: string } | undefined)?.code;
     let failure: WeftError;
-    if (error !== undefined && code !== "ERR_HTTP2_STREAM_ERROR") {
+    if (error instanceof WeftError) {
+      // the node ended the connection and said why (a keepalive ping went unanswered)
+      failure = error;
+    } else if (error !== undefined && code !== "ERR_HTTP2_STREAM_ERROR") {
       // the connection failed (refused, reset, timed out): nothing was answered
       failure = unavailable(error);
     } else if (rst === constants.NGHTTP2_REFUSED_STREAM) {
@@ -350,7 +364,7 @@ export class GrpcClientCall extends ClientCall<Buffer | undefined> implements En
         this.call.method.output,
         body,
         this.serializerId,
-        (this.#responseFlags & FLAG_COMPRESSED) !== 0 ? Compressor.gzip : Compressor.none,
+        this.#responseCompressor,
         this.#node.settings.maxMessageBytes,
       );
     } catch (e) {

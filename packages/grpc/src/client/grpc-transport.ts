@@ -13,10 +13,28 @@ export interface GrpcTransportOptions {
   tls?: boolean | SecureClientSessionOptions;
   /** Largest response message accepted, in bytes. Default 4 MiB. */
   maxMessageBytes?: number;
-  /** gzip request messages of at least `threshold` bytes (default 1024). Responses are always accepted gzipped. */
+  /**
+   * gzip request messages of at least `threshold` bytes (default 1024), and ask the server for gzipped
+   * responses (`grpc-accept-encoding`). Without it nothing is asked for; gzipped responses are read
+   * either way.
+   */
   compression?: { algorithm: "gzip"; threshold?: number };
   /** Give up connecting after this long. Default 5 s. */
   connectTimeoutMs?: number;
+  /**
+   * HTTP/2 connections to the server, opened as load requires: a call goes on the least busy one, and
+   * another is opened while every one has calls in flight. Default 1 (HTTP/2 multiplexes; more help
+   * past one connection's flow-control window or one socket's throughput).
+   */
+  poolSize?: number;
+  /**
+   * HTTP/2 PING a connection with calls in flight every `intervalMs`; when no answer comes within
+   * `timeoutMs`, the connection is closed and its calls fail `UNAVAILABLE`/`KEEPALIVE_TIMEOUT` (a
+   * server that vanished without closing its socket is found out). Idle connections are not pinged.
+   * Defaults 300 s / 20 s: gRPC servers refuse more frequent pings by default (grpc-go answers them
+   * with GOAWAY `too_many_pings`), so lower it only for servers that allow it. `false` to disable.
+   */
+  keepalive?: { intervalMs?: number; timeoutMs?: number } | false;
   /** A call refused before the server started it (RST_STREAM REFUSED_STREAM, GOAWAY) is retried this often. Default 3. */
   maxRefusedRetries?: number;
   /** Extra options for `http2.connect` (settings, limits). */
@@ -52,15 +70,38 @@ export function createGrpcTransport(options: GrpcTransportOptions): Transport {
     ...(target.secure ? { ...tls, ALPNProtocols: ["h2"] } : {}),
     ...options.http2,
   };
+  const poolSize = options.poolSize ?? 1;
+  if (!Number.isInteger(poolSize) || poolSize < 1)
+    throw new ConfigError("poolSize", "an integer ≥ 1", poolSize);
   const node = new GrpcNode({
     target,
     sessionOptions,
     connectTimeoutMs: options.connectTimeoutMs ?? 5000,
     maxMessageBytes,
     compression: resolveCompression(c),
+    poolSize,
+    keepalive: keepaliveOf(options.keepalive),
   });
   const retries = options.maxRefusedRetries;
   return new Cluster([node], retries === undefined ? {} : { maxRefusedRetries: retries });
+}
+
+function keepaliveOf(
+  ka: GrpcTransportOptions["keepalive"],
+): { intervalMs: number; timeoutMs: number } | null {
+  if (ka === false) return null;
+  if (ka !== undefined && (ka === null || typeof ka !== "object")) {
+    throw new ConfigError("keepalive", "{ intervalMs?, timeoutMs? } or false", ka);
+  }
+  const intervalMs = ka?.intervalMs ?? 300_000;
+  const timeoutMs = ka?.timeoutMs ?? 20_000;
+  if (!Number.isInteger(intervalMs) || intervalMs < 1) {
+    throw new ConfigError("keepalive.intervalMs", "a whole number of milliseconds ≥ 1", intervalMs);
+  }
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 1) {
+    throw new ConfigError("keepalive.timeoutMs", "a whole number of milliseconds ≥ 1", timeoutMs);
+  }
+  return { intervalMs, timeoutMs };
 }
 
 function parseTarget(options: GrpcTransportOptions): GrpcTarget {

@@ -1,7 +1,7 @@
-import { Code, WeftError } from "@weft/core";
+import { Code, Compressor, Reason, WeftError } from "@weft/core";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { EnvelopeReader, encodeEnvelope, FLAG_COMPRESSED } from "./envelope.ts";
+import { EnvelopeReader, encodeEnvelope, FLAG_COMPRESSED, messageCompressor } from "./envelope.ts";
 
 function readAll(reader: EnvelopeReader, chunks: Buffer[]): Array<[number, string]> {
   const out: Array<[number, string]> = [];
@@ -21,6 +21,30 @@ function split(buf: Buffer, sizes: number[]): Buffer[] {
   }
   return chunks;
 }
+
+describe("messageCompressor", () => {
+  it("reads 0 as uncompressed and 1 as gzip when the call announced an encoding", () => {
+    expect(messageCompressor(0, false)).toBe(Compressor.none);
+    expect(messageCompressor(0, true)).toBe(Compressor.none);
+    expect(messageCompressor(1, true)).toBe(Compressor.gzip);
+  });
+
+  it("rejects any other flag byte, and 1 without an encoding, as INTERNAL", () => {
+    for (const flags of [2, 3, 0x80, 0xff]) {
+      const e = (() => {
+        try {
+          messageCompressor(flags, true);
+        } catch (error) {
+          return error;
+        }
+      })() as WeftError;
+      expect(e).toBeInstanceOf(WeftError);
+      expect(e.code).toBe(Code.INTERNAL);
+      expect(e.reason).toBe(Reason.BAD_COMPRESSION);
+    }
+    expect(() => messageCompressor(1, false)).toThrow(/without grpc-encoding/);
+  });
+});
 
 describe("encodeEnvelope", () => {
   it("writes flags, a big-endian u32 length, then the body", () => {

@@ -1,4 +1,4 @@
-import { Code, Reason, WeftError } from "@weft/core";
+import { Code, Compressor, Reason, WeftError } from "@weft/core";
 
 /** Flag bit of a compressed message (gRPC, gRPC-web, Connect streaming). */
 export const FLAG_COMPRESSED = 0x01;
@@ -6,6 +6,23 @@ export const FLAG_COMPRESSED = 0x01;
 export const FLAG_TRAILERS = 0x80;
 /** Size of the length prefix: one flags byte and a big-endian u32 length. */
 export const PREFIX_BYTES = 5;
+
+/**
+ * The compressor a message's flag byte names: 0 is uncompressed, 1 is compressed with the call's
+ * encoding (gzip, the only one spoken), which `encoded` says was announced. Any other byte, or 1
+ * without an encoding, is a broken peer: INTERNAL, as the gRPC spec asks, never read as uncompressed.
+ */
+export function messageCompressor(flags: number, encoded: boolean): number {
+  if (flags === 0) return Compressor.none;
+  if (flags === FLAG_COMPRESSED && encoded) return Compressor.gzip;
+  throw new WeftError(
+    Code.INTERNAL,
+    flags === FLAG_COMPRESSED
+      ? "compressed message without grpc-encoding"
+      : `message flag byte 0x${flags.toString(16).padStart(2, "0")} is neither 0 nor 1`,
+    { reason: Reason.BAD_COMPRESSION },
+  );
+}
 
 /** Frames `body` as `flags`, u32 length, body (one allocation, one copy). */
 export function encodeEnvelope(body: Uint8Array, flags = 0): Buffer {

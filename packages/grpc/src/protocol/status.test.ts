@@ -92,6 +92,23 @@ describe("status details", () => {
     expect(wire).toEqual(weft.details);
   });
 
+  it("sends -bin values unpadded, as the gRPC spec asks, and reads them padded or not", () => {
+    for (let n = 0; n < 6; n++) {
+      const error = new WeftError(Code.NOT_FOUND, "g".repeat(n), {
+        reason: `R${"x".repeat(n)}`,
+        details: [{ type: "example.Json", value: "y".repeat(n) }],
+      });
+      const status = encodeStatusDetails(error)!;
+      const json = encodeJsonDetails(error.details)!;
+      expect(status).toMatch(/^[A-Za-z0-9+/]+$/);
+      expect(json).toMatch(/^[A-Za-z0-9+/]+$/);
+      const pad = (b64: string) => b64 + "=".repeat((4 - (b64.length % 4)) % 4);
+      const expected = { reason: error.reason, details: [{ type: "example.Json", value: "y".repeat(n) }] };
+      expect(decodeDetails(status, json)).toEqual(expected);
+      expect(decodeDetails(pad(status), pad(json))).toEqual(expected);
+    }
+  });
+
   it("sends nothing for an error with neither reason nor details", () => {
     const error = new WeftError(Code.INTERNAL, "x");
     expect(encodeStatusDetails(error)).toBeUndefined();

@@ -104,8 +104,8 @@ export function encodeGrpcTimeout(ms: number): string {
 // Status details
 
 /**
- * `grpc-status-details-bin` for an error (base64 of a `google.rpc.Status`), or `undefined` when it
- * has neither a reason nor protobuf-bytes details.
+ * `grpc-status-details-bin` for an error (base64 of a `google.rpc.Status`, unpadded as the gRPC spec
+ * asks of `-bin` values), or `undefined` when it has neither a reason nor protobuf-bytes details.
  */
 export function encodeStatusDetails(error: WeftError): string | undefined {
   let any = error.reason !== "";
@@ -119,7 +119,14 @@ export function encodeStatusDetails(error: WeftError): string | undefined {
   }
   if (error.reason !== "") writeAny(w, ERROR_INFO_TYPE, encodeErrorInfo(error.reason, WEFT_DOMAIN));
   const bytes = w.finish();
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64");
+  return unpadded(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64"));
+}
+
+/** Base64 without its `=` padding: how gRPC sends `-bin` values (readers accept either). */
+function unpadded(base64: string): string {
+  let end = base64.length;
+  while (end > 0 && base64.charCodeAt(end - 1) === 0x3d /* = */) end--;
+  return end === base64.length ? base64 : base64.slice(0, end);
 }
 
 /** The JSON details of an error as a `weft-error-details-bin` value, or `undefined` when it has none. */
@@ -128,7 +135,9 @@ export function encodeJsonDetails(details: readonly ErrorDetail[]): string | und
   for (const d of details) {
     if (!(d.value instanceof Uint8Array)) json.push({ type: d.type, json: d.value });
   }
-  return json.length === 0 ? undefined : Buffer.from(JSON.stringify(json), "utf8").toString("base64");
+  return json.length === 0
+    ? undefined
+    : unpadded(Buffer.from(JSON.stringify(json), "utf8").toString("base64"));
 }
 
 /** What `grpc-status-details-bin` and `weft-error-details-bin` say: a reason and the details. */

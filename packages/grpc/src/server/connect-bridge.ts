@@ -3,13 +3,21 @@ import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import type { DescMethod } from "@bufbuild/protobuf";
 import {
   type Code as ConnectCode,
+  Code as ConnectCodeEnum,
   type HandlerContext as ConnectContext,
   ConnectError,
   type ConnectRouter,
+  createConnectRouter,
   createContextKey,
   createContextValues,
 } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { UniversalHandler, UniversalServerResponse } from "@connectrpc/connect/protocol";
+import {
+  compressionBrotli,
+  compressionGzip,
+  universalRequestFromNodeRequest,
+  universalResponseToNodeResponse,
+} from "@connectrpc/connect-node";
 import {
   Code,
   type Metadata,
@@ -23,6 +31,7 @@ import {
 } from "@weft/core";
 import {
   type CallDoor,
+  deadlineAfter,
   httpHeadersFromMetadata,
   metadataFromHttpHeaders,
   type OpenCall,
@@ -39,12 +48,15 @@ import {
   encodeGrpcMessage,
   encodeJsonDetails,
   JSON_DETAILS_KEY,
+  parseGrpcTimeout,
   WEFT_DOMAIN,
 } from "../protocol/status.ts";
+import { binaryWebType, decodeWebText, encodeWebText, isWebText, textWebType } from "../protocol/web-text.ts";
 
 export type NodeRequest = IncomingMessage | Http2ServerRequest;
 export type NodeResponse = ServerResponse | Http2ServerResponse;
 export type NodeHandler = (req: NodeRequest, res: NodeResponse) => void;
+type NodeServerResponse = Parameters<typeof universalResponseToNodeResponse>[1];
 
 export interface ConnectBridgeOptions {
   /** Where the server's calls are opened. */
@@ -53,37 +65,106 @@ export interface ConnectBridgeOptions {
   connect: boolean;
   maxMessageBytes: number;
   whileDraining: (path: string) => boolean;
+  /** Smallest response message Connect compresses (for clients that accept it); none: never. */
+  compressMinBytes: number | undefined;
 }
 
 const kPeer = createContextKey<string | undefined>(undefined, { description: "weft peer" });
 const kPeerIdentity = createContextKey<PeerIdentity | undefined>(undefined, {
   description: "weft peer identity",
 });
+/** The call's absolute deadline, read from its timeout header when the request arrived. */
+const kDeadline = createContextKey<number | undefined>(undefined, { description: "weft deadline" });
 
 /**
- * gRPC-web and Connect through `@connectrpc/connect-node`: every method of the server that has a
+ * gRPC-web and Connect through `@connectrpc/connect`'s router: every method of the server that has a
  * protobuf descriptor is registered on a Connect router as a handler that opens its call through
  * the Weft server's door, so Weft's interceptors, deadline, call context and shutdown tracking apply
  * exactly as they do over Weft's own protocol and over gRPC.
+ *
+ * Two things happen before Connect sees a request. Its timeout header (`connect-timeout-ms`,
+ * `grpc-timeout`) is taken off and becomes the call's deadline at the door, so one timer ends the
+ * call and a deadline always ends it as over gRPC (with both timers armed, Connect's fired first as
+ * often as not and the call ended "cancelled"); a malformed one is left for Connect to refuse.
+ * `application/grpc-web-text` is turned into binary gRPC-web and its answer back into base64.
  */
 export function createConnectBridge(server: Server, options: ConnectBridgeOptions): NodeHandler {
-  const adapter = connectNodeAdapter({
+  const router = createConnectRouter({
     grpc: false,
     grpcWeb: options.grpcWeb,
     connect: options.connect,
     readMaxBytes: options.maxMessageBytes,
-    routes(router: ConnectRouter) {
-      for (const info of server.methods.values()) {
-        if (info.proto !== undefined) registerMethod(router, info, info.proto, options);
-      }
-    },
-    fallback: (req, res) => unimplemented(req, res as unknown as NodeResponse),
-    contextValues: (req) =>
-      createContextValues()
-        .set(kPeer, peerOf(req.socket))
-        .set(kPeerIdentity, peerIdentityOf(req.socket as PeerTlsSocket)),
+    acceptCompression: [compressionGzip, compressionBrotli],
+    compressMinBytes: options.compressMinBytes ?? Number.POSITIVE_INFINITY,
   });
-  return adapter as NodeHandler;
+  for (const info of server.methods.values()) {
+    if (info.proto !== undefined) registerMethod(router, info, info.proto, options);
+  }
+  const paths = new Map<string, UniversalHandler>();
+  for (const h of router.handlers) paths.set(h.requestPath, h);
+  return (req, res) => {
+    const handler = paths.get((req.url ?? "").split("?", 1)[0] ?? "");
+    if (handler === undefined) {
+      unimplemented(req, res);
+      return;
+    }
+    const values = createContextValues()
+      .set(kPeer, peerOf(req.socket))
+      .set(kPeerIdentity, peerIdentityOf(req.socket as PeerTlsSocket));
+    const out = res as NodeServerResponse;
+    const uReq = universalRequestFromNodeRequest(req, out, undefined, values);
+    const contentType = uReq.header.get("content-type") ?? "";
+    const web = contentType.startsWith("application/grpc-web");
+    values.set(kDeadline, takeDeadline(uReq.header, web ? "grpc-timeout" : "connect-timeout-ms"));
+    const text = web && isWebText(contentType);
+    if (text) {
+      uReq.header.set("content-type", binaryWebType(contentType));
+      uReq.body = decodeWebText(uReq.body as AsyncIterable<Uint8Array>);
+    }
+    handler(uReq)
+      .then((uRes) => universalResponseToNodeResponse(text ? toWebText(uRes) : uRes, out))
+      .catch((reason: unknown) => {
+        // the client went away while the answer was written: nothing to tell anyone
+        if (ConnectError.from(reason).code === ConnectCodeEnum.Aborted) return;
+        if (!res.headersSent) {
+          (res as ServerResponse).writeHead(500);
+          res.end();
+        } else {
+          (res as ServerResponse).destroy();
+        }
+      });
+  };
+}
+
+/**
+ * Removes a well-formed timeout header and returns the deadline it sets (from now); leaves a
+ * malformed one in place for Connect to refuse in the protocol's own way.
+ */
+function takeDeadline(header: Headers, name: "grpc-timeout" | "connect-timeout-ms"): number | undefined {
+  const value = header.get(name);
+  if (value === null) return undefined;
+  const ms = name === "grpc-timeout" ? parseGrpcTimeout(value) : parseConnectTimeout(value);
+  if (ms === undefined) return undefined;
+  header.delete(name);
+  return deadlineAfter(ms);
+}
+
+/** `connect-timeout-ms`: up to ten digits of milliseconds. */
+function parseConnectTimeout(value: string): number | undefined {
+  return /^\d{1,10}$/.test(value) ? Number(value) : undefined;
+}
+
+/** A binary gRPC-web answer as gRPC-web text. */
+function toWebText(uRes: UniversalServerResponse): UniversalServerResponse {
+  const header = new Headers(uRes.header);
+  const type = header.get("content-type");
+  if (type !== null) header.set("content-type", textWebType(type));
+  header.delete("content-length");
+  return {
+    ...uRes,
+    header,
+    ...(uRes.body === undefined ? {} : { body: encodeWebText(uRes.body) }),
+  };
 }
 
 function registerMethod(
@@ -97,7 +178,7 @@ function registerMethod(
       return openCall(options.door, {
         path: info.path,
         headers: metadataFromFetch(ctx.requestHeader),
-        timeoutMs: ctx.timeoutMs(),
+        timeoutMs: budgetOf(ctx.values.get(kDeadline)),
         serializer: (ctx.requestHeader.get("content-type") ?? "").includes("json") ? "json" : "protobuf",
         peer: ctx.values.get(kPeer),
         peerIdentity: ctx.values.get(kPeerIdentity),
@@ -173,20 +254,18 @@ function registerMethod(
   }
 }
 
-/** Connect's context signal aborts when the client goes away or its deadline passes: cancel the Weft call. */
+/** The budget left of a deadline read on arrival (none: no deadline). */
+function budgetOf(deadline: number | undefined): number | undefined {
+  return deadline === undefined ? undefined : deadline - Date.now();
+}
+
+/**
+ * Connect's context signal aborts when the client goes away (the deadline is the door's, never
+ * Connect's): cancel the Weft call as gRPC does when its stream closes early.
+ */
 function link(signal: AbortSignal, ext: OpenCall): () => void {
   const onAbort = () => {
-    const reason = signal.reason;
-    const code = reason instanceof ConnectError ? (reason.code as number) : Code.CANCELLED;
-    ext.cancel(
-      new WeftError(
-        code === Code.DEADLINE_EXCEEDED ? Code.DEADLINE_EXCEEDED : Code.CANCELLED,
-        "call cancelled",
-        {
-          reason: code === Code.DEADLINE_EXCEEDED ? Reason.DEADLINE_EXCEEDED : Reason.CANCELLED,
-        },
-      ),
-    );
+    ext.cancel(new WeftError(Code.CANCELLED, "call cancelled by the client", { reason: Reason.CANCELLED }));
   };
   if (signal.aborted) onAbort();
   else signal.addEventListener("abort", onAbort, { once: true });

@@ -22,16 +22,24 @@ import {
   type CallDoor,
   type CallOwner,
   decodeBody,
+  encodeBody,
   Inbox,
   type OpenCall,
   openCall,
   type PeerTlsSocket,
   peerIdentityOf,
   peerOf,
+  type resolveCompression,
   singleMessage,
 } from "@weft/core/internal";
 import { drained, HIGH_WATER, LOW_WATER } from "../http2.ts";
-import { EnvelopeReader, type EnvelopeSink, encodeEnvelope, FLAG_COMPRESSED } from "../protocol/envelope.ts";
+import {
+  EnvelopeReader,
+  type EnvelopeSink,
+  encodeEnvelope,
+  FLAG_COMPRESSED,
+  messageCompressor,
+} from "../protocol/envelope.ts";
 import {
   headerValue,
   metadataFromHeaders,
@@ -55,6 +63,8 @@ export interface GrpcServerContext {
   readonly maxMessageBytes: number;
   /** Paths served even while the server drains (health). */
   readonly whileDraining: (path: string) => boolean;
+  /** How response messages are compressed for a client that accepts gzip, or `null` for never. */
+  readonly compression: ReturnType<typeof resolveCompression>;
 }
 
 const ACCEPT_ENCODING = "identity,gzip";
@@ -65,8 +75,17 @@ const OK_TRAILERS: OutgoingHttpHeaders = Object.freeze({ "grpc-status": "0" });
  * Response headers with no metadata, as a raw `[name, value, …]` list: node:http2 takes it without
  * copying it into a new object (it appends `date` to it, so it is made per call).
  */
-function plainHeaders(contentType: string): OutgoingHttpHeaders {
-  return [":status", "200", "content-type", contentType] as unknown as OutgoingHttpHeaders;
+function plainHeaders(contentType: string, gzip: boolean): OutgoingHttpHeaders {
+  const h = [":status", "200", "content-type", contentType];
+  if (gzip) h.push("grpc-encoding", "gzip");
+  return h as unknown as OutgoingHttpHeaders;
+}
+
+/** True when a `grpc-accept-encoding` list names gzip. */
+function acceptsGzip(value: string | undefined): boolean {
+  if (value === undefined) return false;
+  for (const part of value.split(",")) if (part.trim().toLowerCase() === "gzip") return true;
+  return false;
 }
 
 /** The peer of each HTTP/2 session, worked out once for all its calls. */
@@ -193,7 +212,8 @@ export function serveGrpc(
     refuse(stream, contentType, WeftError.from(e));
     return;
   }
-  new GrpcServerCall(ctx, stream, ext, serializer, contentType, encoding === "gzip").start();
+  const gzipResponses = ctx.compression !== null && acceptsGzip(headerValue(headers, "grpc-accept-encoding"));
+  new GrpcServerCall(ctx, stream, ext, serializer, contentType, encoding === "gzip", gzipResponses).start();
 }
 
 const kCall = Symbol("weft.grpc.call");
@@ -225,12 +245,14 @@ class GrpcServerCall implements EnvelopeSink, CallOwner {
   readonly #serializerId: number;
   readonly #contentType: string;
   readonly #compressed: boolean;
+  /** Response messages at or above the threshold go out gzipped (the client accepts it). */
+  readonly #compression: ReturnType<typeof resolveCompression>;
   readonly #reader: EnvelopeReader;
   /** Streaming requests: the queue the handler reads. */
   readonly #inbox: Inbox<unknown> | undefined;
   /** Single-message requests: the message, once it arrived. */
   #message: Buffer | undefined;
-  #messageFlags = 0;
+  #messageCompressor: number = Compressor.none;
   #messages = 0;
   #unconsumed = 0;
   #paused = false;
@@ -247,6 +269,7 @@ class GrpcServerCall implements EnvelopeSink, CallOwner {
     serializer: SerializerName,
     contentType: string,
     compressed: boolean,
+    gzipResponses: boolean,
   ) {
     this.#ctx = ctx;
     this.#stream = stream;
@@ -256,6 +279,7 @@ class GrpcServerCall implements EnvelopeSink, CallOwner {
     this.#serializerId = Serializer[serializer];
     this.#contentType = contentType;
     this.#compressed = compressed;
+    this.#compression = gzipResponses ? ctx.compression : null;
     this.#reader = new EnvelopeReader(ctx.maxMessageBytes);
     const kind = ext.method.kind;
     if (kind === "client_streaming" || kind === "bidi_streaming") {
@@ -294,19 +318,11 @@ class GrpcServerCall implements EnvelopeSink, CallOwner {
   onEnvelope(flags: number, body: Buffer): void {
     // abandoned: nobody will consume it, so it is neither queued nor counted towards pausing
     if (this.#done || this.#abandoned) return;
-    if ((flags & FLAG_COMPRESSED) !== 0 && !this.#compressed) {
-      throw new WeftError(Code.INTERNAL, "compressed message without grpc-encoding", {
-        reason: Reason.BAD_COMPRESSION,
-      });
-    }
+    const compressor = messageCompressor(flags, this.#compressed);
     const inbox = this.#inbox;
     if (inbox !== undefined) {
       this.#unconsumed += body.length;
-      inbox.push(
-        body,
-        this.#serializerId,
-        (flags & FLAG_COMPRESSED) !== 0 ? Compressor.gzip : Compressor.none,
-      );
+      inbox.push(body, this.#serializerId, compressor);
       if (this.#unconsumed > HIGH_WATER && !this.#paused) {
         this.#paused = true;
         this.#stream.pause();
@@ -319,7 +335,7 @@ class GrpcServerCall implements EnvelopeSink, CallOwner {
       });
     }
     this.#message = body;
-    this.#messageFlags = flags;
+    this.#messageCompressor = compressor;
   }
 
   onEnd(): void {
@@ -352,7 +368,7 @@ class GrpcServerCall implements EnvelopeSink, CallOwner {
         this.#info.input,
         body,
         this.#serializerId,
-        (this.#messageFlags & FLAG_COMPRESSED) !== 0 ? Compressor.gzip : Compressor.none,
+        this.#messageCompressor,
         this.#ctx.maxMessageBytes,
       );
     } catch (e) {
@@ -398,10 +414,16 @@ class GrpcServerCall implements EnvelopeSink, CallOwner {
     void this.#ext.within(() => this.#pump(result));
   }
 
+  /** One response message as its envelope: gzipped at or above the threshold when it gets smaller. */
+  #encode(message: unknown): Buffer {
+    const { body, compressor } = encodeBody(this.#info.output, message, this.#serializer, this.#compression);
+    return encodeEnvelope(body, compressor === Compressor.none ? 0 : FLAG_COMPRESSED);
+  }
+
   #sendUnary(headers: Metadata, message: unknown, trailers: Metadata): void {
-    let body: Uint8Array;
+    let frame: Buffer;
     try {
-      body = this.#info.output.encode(message, this.#serializer);
+      frame = this.#encode(message);
     } catch (e) {
       this.#fail(e);
       return;
@@ -411,18 +433,16 @@ class GrpcServerCall implements EnvelopeSink, CallOwner {
     this.#trailers = trailers.size > 0 ? this.#okTrailers(trailers) : OK_TRAILERS;
     this.#complete();
     this.#sendHeaders(headers);
-    stream.end(encodeEnvelope(body));
+    stream.end(frame);
   }
 
   async #pump(result: StreamResult): Promise<void> {
     const stream = this.#stream;
-    const output = this.#info.output;
-    const serializer = this.#serializer;
     let headersSent = false;
     try {
       for await (const message of result.messages) {
         if (this.#done) return;
-        const frame = encodeEnvelope(output.encode(message, serializer));
+        const frame = this.#encode(message);
         if (!headersSent) {
           headersSent = true;
           this.#sendHeaders(result.headers);
@@ -446,10 +466,12 @@ class GrpcServerCall implements EnvelopeSink, CallOwner {
   #sendHeaders(md: Metadata): void {
     const stream = this.#stream;
     let h: OutgoingHttpHeaders;
+    const gzip = this.#compression !== null;
     if (md.size === 0) {
-      h = plainHeaders(this.#contentType);
+      h = plainHeaders(this.#contentType, gzip);
     } else {
       h = { ":status": 200, "content-type": this.#contentType };
+      if (gzip) h["grpc-encoding"] = "gzip";
       writeMetadata(md, h);
     }
     // fires once per stream; a plain listener spares the `once` wrapper

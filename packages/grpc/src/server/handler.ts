@@ -1,7 +1,18 @@
 import type { ServerResponse } from "node:http";
 import type { Http2SecureServer, Http2Server, IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import { ConfigError, type Server } from "@weft/core";
-import { type CallDoor, serverInternals } from "@weft/core/internal";
+import {
+  applyCors,
+  type CallDoor,
+  type CorsOptions,
+  isPreflight,
+  preflightHeaders,
+  type ResolvedCors,
+  resolveCompression,
+  resolveCors,
+  serverInternals,
+  TRACE_HEADERS,
+} from "@weft/core/internal";
 import { DEFAULT_MAX_MESSAGE_BYTES } from "../http2.ts";
 import { grpcSubtype, headerValue } from "../protocol/headers.ts";
 import {
@@ -19,7 +30,50 @@ export interface GrpcHandlerOptions {
   grpcWeb?: boolean;
   /** Serve the Connect protocol (through `@connectrpc/connect-node`). Default `true`. */
   connect?: boolean;
+  /**
+   * CORS for gRPC-web and Connect, so browser pages on other origins can call; the same shape as
+   * `listenRest`'s. Off by default: no CORS headers, and a preflight is not answered (it reaches
+   * `fallback`). On, a preflight to a served service's path is answered `204` for `POST` and `GET`.
+   *
+   * Allowed request headers: the protocols' own (`content-type`, `grpc-timeout`,
+   * `connect-protocol-version`, `connect-timeout-ms`, `connect-accept-encoding`,
+   * `connect-content-encoding`, `x-grpc-web`, `x-user-agent`) always, plus `allowHeaders`, which
+   * defaults to `accept`, `authorization`, `traceparent`, `tracestate` and `baggage`. Exposed response
+   * headers: `grpc-status`, `grpc-message`, `grpc-status-details-bin`, `weft-error-details-bin` always,
+   * plus `exposeHeaders` (default none).
+   */
+  cors?: CorsOptions | false;
+  /**
+   * gzip gRPC response messages of at least `threshold` bytes (default 1024) for clients whose
+   * `grpc-accept-encoding` names gzip (grpc-js, grpc-go and Weft's gRPC transport all do); a message
+   * that would not get smaller goes as it is. `false` never compresses. Default on. gRPC-web and
+   * Connect compress as `@connectrpc/connect` does, with the same threshold.
+   */
+  compression?: { algorithm: "gzip"; threshold?: number } | false;
 }
+
+/** What gRPC-web and Connect need a browser to send and read, whatever the options add. */
+const GRPC_CORS = {
+  allowHeaders: {
+    required: [
+      "content-type",
+      "grpc-timeout",
+      "connect-protocol-version",
+      "connect-timeout-ms",
+      "connect-accept-encoding",
+      "connect-content-encoding",
+      "x-grpc-web",
+      "x-user-agent",
+    ],
+    defaults: ["accept", "authorization", ...TRACE_HEADERS],
+  },
+  exposeHeaders: {
+    required: ["grpc-status", "grpc-message", "grpc-status-details-bin", "weft-error-details-bin"],
+    defaults: [],
+  },
+};
+/** Methods a preflight is told: POST for every call, GET for Connect's cacheable unary calls. */
+const CORS_METHODS = "POST, GET";
 
 /**
  * Serves a Weft server's services as gRPC, gRPC-web and Connect on a `node:http2` (or, for gRPC-web
@@ -71,11 +125,21 @@ export function createGrpcHandler(server: Server, options: GrpcHandlerOptions = 
   if (!Number.isInteger(maxMessageBytes) || maxMessageBytes <= 0 || maxMessageBytes > 0xffffffff) {
     throw new ConfigError("maxMessageBytes", "a positive integer number of bytes", maxMessageBytes);
   }
+  const c = options.compression ?? { algorithm: "gzip" };
+  if (c !== false && (c === null || typeof c !== "object" || c.algorithm !== "gzip")) {
+    throw new ConfigError("compression", '{ algorithm: "gzip", threshold? } or false', c);
+  }
+  const threshold = c === false ? 0 : (c.threshold ?? 1024);
+  if (!Number.isInteger(threshold) || threshold < 0) {
+    throw new ConfigError("compression.threshold", "a whole number of bytes ≥ 0", threshold);
+  }
   return new Handler(server, {
     door,
     maxMessageBytes,
+    compression: c === false ? null : resolveCompression({ algorithm: "gzip", threshold }),
     grpcWeb: options.grpcWeb ?? true,
     connect: options.connect ?? true,
+    cors: resolveCors(options.cors, GRPC_CORS),
   });
 }
 
@@ -87,12 +151,20 @@ class Handler implements GrpcHandler {
   readonly #ctx: GrpcServerContext;
   readonly #grpcWeb: boolean;
   readonly #connect: boolean;
+  readonly #cors: ResolvedCors | undefined;
   #bridge: NodeHandler | undefined;
   #bridgeMethods = -1;
 
   constructor(
     server: Server,
-    options: { door: CallDoor; maxMessageBytes: number; grpcWeb: boolean; connect: boolean },
+    options: {
+      door: CallDoor;
+      maxMessageBytes: number;
+      grpcWeb: boolean;
+      connect: boolean;
+      cors: ResolvedCors | undefined;
+      compression: ReturnType<typeof resolveCompression>;
+    },
   ) {
     this.#server = server;
     // No subscription to the server: each call ends itself when its signal aborts (deadline,
@@ -102,9 +174,11 @@ class Handler implements GrpcHandler {
       door: options.door,
       maxMessageBytes: options.maxMessageBytes,
       whileDraining: (path) => path.startsWith(HEALTH_PREFIX),
+      compression: options.compression,
     };
     this.#grpcWeb = options.grpcWeb;
     this.#connect = options.connect;
+    this.#cors = options.cors;
   }
 
   handleStream(
@@ -129,9 +203,18 @@ class Handler implements GrpcHandler {
   }
 
   handleRequest(req: NodeRequest, res: NodeResponse): boolean {
+    const cors = this.#cors;
+    if (cors !== undefined && isPreflight(req.method, req) && (this.#grpcWeb || this.#connect)) {
+      if (!this.#knownService(pathOf(req.url ?? ""))) return false;
+      applyCors(cors, req, res);
+      (res as ServerResponse).writeHead(204, preflightHeaders(cors, req, res, CORS_METHODS));
+      res.end();
+      return true;
+    }
     const contentType = headerValue(req.headers, "content-type") ?? "";
     if (contentType.startsWith("application/grpc-web")) {
       if (!this.#grpcWeb) return false;
+      if (cors !== undefined) applyCors(cors, req, res);
       this.#bridgeFor()(req, res);
       return true;
     }
@@ -149,6 +232,7 @@ class Handler implements GrpcHandler {
       return this.handleStream(stream, req.headers as IncomingHttpHeaders);
     }
     if (!this.#connect || !this.#isConnect(req, contentType)) return false;
+    if (cors !== undefined) applyCors(cors, req, res);
     this.#bridgeFor()(req, res);
     return true;
   }
@@ -178,7 +262,7 @@ class Handler implements GrpcHandler {
     if (req.headers["connect-protocol-version"] !== undefined) return true;
     const url = req.url ?? "";
     const q = url.indexOf("?");
-    const path = q < 0 ? url : url.slice(0, q);
+    const path = pathOf(url);
     const known = this.#server.methods.has(path) || this.#knownService(path);
     if (!known) return false;
     if (req.method === "GET") return q >= 0 && url.includes("connect=v1", q);
@@ -206,9 +290,16 @@ class Handler implements GrpcHandler {
         connect: this.#connect,
         maxMessageBytes: this.#ctx.maxMessageBytes,
         whileDraining: this.#ctx.whileDraining,
+        compressMinBytes: this.#ctx.compression?.threshold,
       });
       this.#bridgeMethods = n;
     }
     return this.#bridge;
   }
+}
+
+/** The path of a request target, without its query. */
+function pathOf(url: string): string {
+  const q = url.indexOf("?");
+  return q < 0 ? url : url.slice(0, q);
 }

@@ -237,4 +237,34 @@ export function grpcError(promise: Promise<unknown>): Promise<grpc.ServiceError>
   );
 }
 
+/** The frames of a gRPC-web body: messages, and the trailers frame parsed into a map. */
+export function webFrames(body: Buffer): { messages: Buffer[]; trailers: Map<string, string> } {
+  const messages: Buffer[] = [];
+  const trailers = new Map<string, string>();
+  let at = 0;
+  while (at + 5 <= body.length) {
+    const flags = body[at]!;
+    const length = body.readUInt32BE(at + 1);
+    const payload = body.subarray(at + 5, at + 5 + length);
+    at += 5 + length;
+    if ((flags & 0x80) === 0) {
+      messages.push(payload);
+      continue;
+    }
+    for (const line of payload.toString("latin1").split("\r\n")) {
+      const colon = line.indexOf(":");
+      if (colon > 0) trailers.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
+    }
+  }
+  return { messages, trailers };
+}
+
+/** Base64 text made of runs that may each end in padding, decoded run by run as the grpc-web client does. */
+export function fromRuns(text: string): Buffer {
+  const bytes: Buffer[] = [];
+  for (const run of text.match(/[A-Za-z0-9+/]*(?:==|=)?/g) ?? [])
+    if (run !== "") bytes.push(Buffer.from(run, "base64"));
+  return Buffer.concat(bytes);
+}
+
 export { Metadata };

@@ -254,6 +254,67 @@ describe("bad requests are 400/413/415 naming what is wrong, never 500", () => {
     }
   });
 
+  it("a client still sending an oversize body reads the 413, chunked or with a Content-Length, every time", async () => {
+    /** Sends 12 MiB (more than socket buffers hold) in 64 KiB chunks as fast as the socket takes them, whatever the server answers. */
+    const sendBig = (declared: boolean) =>
+      new Promise<{ status: number; body: string; sendError: string | undefined }>((resolve) => {
+        const chunk = Buffer.alloc(64 * 1024, 0x61);
+        const total = 192;
+        const headers: Record<string, string> = { "content-type": "application/json" };
+        if (declared) headers["content-length"] = String(total * chunk.length + 2);
+        let answer: { status: number; body: string } | undefined;
+        let sendError: string | undefined;
+        let sending = true;
+        const settle = () => {
+          if (answer !== undefined && !sending) resolve({ ...answer, sendError });
+        };
+        const req = request(`${gw.url}/v1/orders`, { method: "POST", headers, agent: false }, (res) => {
+          let body = "";
+          res.setEncoding("utf8");
+          res.on("data", (c: string) => {
+            body += c;
+          });
+          res.on("end", () => {
+            answer = { status: res.statusCode ?? 0, body };
+            settle();
+          });
+        });
+        // writing failed (EPIPE, ECONNRESET): what the client saw before the server drained the body
+        req.on("error", (e: NodeJS.ErrnoException) => {
+          sendError ??= e.code ?? e.message;
+          sending = false;
+          answer ??= { status: 0, body: "" };
+          settle();
+        });
+        // or the client stopped on its own: node ends a request whose answer said `connection: close`
+        req.on("close", () => {
+          sending = false;
+          settle();
+        });
+        let sent = 0;
+        const pump = () => {
+          if (sent === 0) req.write('"');
+          while (sent < total) {
+            sent++;
+            if (!req.write(chunk)) {
+              req.once("drain", pump);
+              return;
+            }
+          }
+          req.end('"');
+        };
+        pump();
+      });
+    for (let i = 0; i < 3; i++) {
+      for (const declared of [false, true]) {
+        const r = await sendBig(declared);
+        expect(r.sendError).toBeUndefined();
+        expect(r.status).toBe(413);
+        expect(JSON.parse(r.body)).toMatchObject({ reason: "MESSAGE_TOO_LARGE" });
+      }
+    }
+  });
+
   it("arbitrary bodies never produce a 500", async () => {
     await fc.assert(
       fc.asyncProperty(

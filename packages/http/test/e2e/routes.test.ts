@@ -322,4 +322,24 @@ describe("CORS", () => {
       await g.close();
     }
   });
+
+  it("lets browsers send the trace headers by default", async () => {
+    const g = await startGateway({ rest: { cors: { allowOrigins: "*" } } });
+    try {
+      const pre = await fetch(`${g.url}/v1/orders/1`, {
+        method: "OPTIONS",
+        headers: {
+          origin: "https://app.example",
+          "access-control-request-method": "GET",
+          "access-control-request-headers": "traceparent, tracestate, baggage",
+        },
+      });
+      expect(pre.status).toBe(204);
+      expect(pre.headers.get("access-control-allow-headers")).toBe(
+        "content-type, accept, authorization, x-weft-timeout-ms, traceparent, tracestate, baggage",
+      );
+    } finally {
+      await g.close();
+    }
+  });
 });

@@ -1,0 +1,277 @@
+/**
+ * What outside clients of gRPC-web and Connect hit: gRPC-web's text mode, deadlines that end the same
+ * way on every protocol, and CORS for pages on other origins (the browser itself: `browser.test.ts`).
+ */
+import { connect as http2Connect } from "node:http2";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { Code, ConfigError, createServer } from "@weft/core";
+import { deadlineWhileRunning } from "@weft/core/internal";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  type Item,
+  ItemSchema,
+  LookupRequestSchema,
+  PriceTickSchema,
+  WatchPricesRequestSchema,
+} from "../../../../examples/catalog/src/gen/catalog/v1/catalog_pb.ts";
+import { createGrpcHandler, type GrpcListener, listenGrpc } from "../../src/index.ts";
+import { encodeEnvelope } from "../../src/protocol/envelope.ts";
+import { decodeGrpcMessage } from "../../src/protocol/status.ts";
+import {
+  CatalogService,
+  catalogImpl,
+  fromRuns,
+  type Harness,
+  newObserved,
+  startCatalog,
+  webFrames,
+} from "./fixtures.ts";
+
+describe("gRPC-web text, deadlines and CORS over gRPC-web and Connect", () => {
+  let h: Harness;
+  let baseUrl: string;
+
+  beforeAll(async () => {
+    h = await startCatalog();
+    baseUrl = `http://${h.address}`;
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  const webText = (path: string, body: string, extra: Record<string, string> = {}) =>
+    fetch(`${baseUrl}${path}`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/grpc-web-text",
+        accept: "application/grpc-web-text",
+        "x-grpc-web": "1",
+        ...extra,
+      },
+      body,
+    });
+
+  it("application/grpc-web-text: a unary call, its request in two separately padded runs", async () => {
+    const frame = encodeEnvelope(toBinary(LookupRequestSchema, create(LookupRequestSchema, { sku: "T-1" })));
+    // the grpc-web client may send its body as several base64 runs, each padded
+    const body = frame.subarray(0, 4).toString("base64") + frame.subarray(4).toString("base64");
+    expect(body.slice(0, 8)).toMatch(/=/);
+    const res = await webText("/catalog.v1.Catalog/Lookup", body);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("application/grpc-web-text+proto");
+    const text = await res.text();
+    expect(text).toMatch(/^[A-Za-z0-9+/=]+$/);
+    const { messages, trailers } = webFrames(fromRuns(text));
+    expect(trailers.get("grpc-status")).toBe("0");
+    expect(messages).toHaveLength(1);
+    const item: Item = fromBinary(ItemSchema, messages[0]!);
+    expect(item).toMatchObject({ sku: "T-1", name: "item T-1", priceCents: 1250n });
+  });
+
+  it("application/grpc-web-text: server streaming, each chunk its own base64 run", async () => {
+    const frame = encodeEnvelope(
+      toBinary(WatchPricesRequestSchema, create(WatchPricesRequestSchema, { sku: "S", ticks: 3 })),
+    );
+    const res = await webText("/catalog.v1.Catalog/WatchPrices", frame.toString("base64"));
+    const text = await res.text();
+    const { messages, trailers } = webFrames(fromRuns(text));
+    expect(messages.map((m) => fromBinary(PriceTickSchema, m).seq)).toEqual([1, 2, 3]);
+    expect(trailers.get("grpc-status")).toBe("0");
+    expect(trailers.get("x-ticks")).toBe("3");
+  });
+
+  it("application/grpc-web-text: a body that is not base64 is an error status, not a crash", async () => {
+    const res = await webText("/catalog.v1.Catalog/Lookup", "not*base64!");
+    const status =
+      res.headers.get("grpc-status") ?? webFrames(fromRuns(await res.text())).trailers.get("grpc-status");
+    expect(status).not.toBe("0");
+    expect(status).toBeDefined();
+  });
+
+  /** The status message of one call whose deadline ends it on the server. */
+  async function deadlineOverGrpc(ms: number): Promise<{ code: string; message: string }> {
+    const session = http2Connect(baseUrl);
+    try {
+      const frame = encodeEnvelope(
+        toBinary(LookupRequestSchema, create(LookupRequestSchema, { sku: "slow" })),
+      );
+      const stream = session.request({
+        ":method": "POST",
+        ":path": "/catalog.v1.Catalog/Lookup",
+        "content-type": "application/grpc",
+        te: "trailers",
+        "grpc-timeout": `${ms}m`,
+      });
+      stream.end(frame);
+      return await new Promise((resolve, reject) => {
+        const pick = (hs: Record<string, unknown>) => {
+          if (hs["grpc-status"] !== undefined)
+            resolve({
+              code: String(hs["grpc-status"]),
+              message: decodeGrpcMessage(String(hs["grpc-message"])),
+            });
+        };
+        stream.on("response", pick);
+        stream.on("trailers", pick);
+        stream.on("error", reject);
+        stream.resume();
+      });
+    } finally {
+      session.close();
+    }
+  }
+
+  async function deadlineOverConnect(ms: number): Promise<{ code: string; message: string }> {
+    const res = await fetch(`${baseUrl}/catalog.v1.Catalog/Lookup`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "connect-protocol-version": "1",
+        "connect-timeout-ms": String(ms),
+      },
+      body: JSON.stringify({ sku: "slow" }),
+    });
+    const body = (await res.json()) as { code: string; message: string };
+    return { code: body.code, message: body.message };
+  }
+
+  async function deadlineOverGrpcWeb(ms: number): Promise<{ code: string; message: string }> {
+    const frame = encodeEnvelope(toBinary(LookupRequestSchema, create(LookupRequestSchema, { sku: "slow" })));
+    const res = await fetch(`${baseUrl}/catalog.v1.Catalog/Lookup`, {
+      method: "POST",
+      headers: { "content-type": "application/grpc-web+proto", "x-grpc-web": "1", "grpc-timeout": `${ms}m` },
+      body: frame,
+    });
+    const body = Buffer.from(await res.arrayBuffer());
+    const trailers = res.headers.has("grpc-status")
+      ? new Map([
+          ["grpc-status", res.headers.get("grpc-status")!],
+          ["grpc-message", res.headers.get("grpc-message") ?? ""],
+        ])
+      : webFrames(body).trailers;
+    return {
+      code: trailers.get("grpc-status")!,
+      message: decodeGrpcMessage(trailers.get("grpc-message") ?? ""),
+    };
+  }
+
+  it("a deadline ends a call with the same code and message over gRPC, gRPC-web and Connect, every time", async () => {
+    const expected = deadlineWhileRunning().rawMessage;
+    expect(await deadlineOverGrpc(200)).toEqual({ code: String(Code.DEADLINE_EXCEEDED), message: expected });
+    // one timer ends the call: no run may come out "cancelled", whichever protocol
+    const runs = 15;
+    const outcomes = await Promise.all(
+      Array.from({ length: runs }, (_, i) =>
+        Promise.all([deadlineOverConnect(200 + (i % 5)), deadlineOverGrpcWeb(200 + (i % 5))]),
+      ),
+    );
+    for (const [connect, web] of outcomes) {
+      expect(connect).toEqual({ code: "deadline_exceeded", message: expected });
+      expect(web).toEqual({ code: String(Code.DEADLINE_EXCEEDED), message: expected });
+    }
+  });
+
+  it("a malformed timeout header is still refused by the protocol, not ignored", async () => {
+    const res = await fetch(`${baseUrl}/catalog.v1.Catalog/Lookup`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "connect-protocol-version": "1",
+        "connect-timeout-ms": "soon",
+      },
+      body: JSON.stringify({ sku: "A" }),
+    });
+    expect(((await res.json()) as { code: string }).code).toBe("invalid_argument");
+  });
+});
+
+describe("listenGrpc cors", () => {
+  let grpc: GrpcListener;
+  let baseUrl: string;
+  const server = createServer({ onError: () => {} });
+  server.register(CatalogService, catalogImpl(newObserved()));
+
+  beforeAll(async () => {
+    grpc = await listenGrpc(server, {
+      cors: { allowOrigins: ["http://app.example"], exposeHeaders: ["x-echo"] },
+      fallback: (_req, res) => {
+        res.statusCode = 418;
+        res.end();
+      },
+    });
+    baseUrl = `http://127.0.0.1:${grpc.port}`;
+  });
+  afterAll(async () => {
+    await server.shutdown({ timeoutMs: 1000 });
+    await grpc.close();
+  });
+
+  const preflight = (origin: string, path = "/catalog.v1.Catalog/Lookup") =>
+    fetch(`${baseUrl}${path}`, {
+      method: "OPTIONS",
+      headers: {
+        origin,
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "content-type,x-grpc-web,traceparent",
+      },
+    });
+
+  it("answers a preflight from an allowed origin with the protocols' and trace headers", async () => {
+    const res = await preflight("http://app.example");
+    expect(res.status).toBe(204);
+    expect(res.headers.get("access-control-allow-origin")).toBe("http://app.example");
+    expect(res.headers.get("access-control-allow-methods")).toBe("POST, GET");
+    const allowed = res.headers.get("access-control-allow-headers")!.split(", ");
+    for (const h of [
+      "content-type",
+      "traceparent",
+      "tracestate",
+      "baggage",
+      "grpc-timeout",
+      "connect-protocol-version",
+      "connect-timeout-ms",
+      "x-grpc-web",
+      "x-user-agent",
+      "authorization",
+    ]) {
+      expect(allowed).toContain(h);
+    }
+    expect(res.headers.get("access-control-max-age")).toBe("600");
+    expect(res.headers.get("vary")).toBe("Origin");
+  });
+
+  it("tells another origin nothing, and leaves preflights of other paths to the fallback", async () => {
+    const other = await preflight("http://evil.example");
+    expect(other.status).toBe(204);
+    expect(other.headers.get("access-control-allow-origin")).toBeNull();
+    expect(other.headers.get("access-control-allow-headers")).toBeNull();
+    expect((await preflight("http://app.example", "/not/a/service")).status).toBe(418);
+  });
+
+  it("a cross-origin Connect call gets the origin and the exposed gRPC headers", async () => {
+    const res = await fetch(`${baseUrl}/catalog.v1.Catalog/Lookup`, {
+      method: "POST",
+      headers: {
+        origin: "http://app.example",
+        "content-type": "application/json",
+        "connect-protocol-version": "1",
+      },
+      body: JSON.stringify({ sku: "C-1" }),
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("access-control-allow-origin")).toBe("http://app.example");
+    expect(res.headers.get("access-control-expose-headers")).toBe(
+      "grpc-status, grpc-message, grpc-status-details-bin, weft-error-details-bin, x-echo",
+    );
+    expect(await res.json()).toMatchObject({ sku: "C-1" });
+  });
+
+  it("checks the option", () => {
+    expect(() => createGrpcHandler(server, { cors: { allowOrigins: "*", allowCredentials: true } })).toThrow(
+      ConfigError,
+    );
+    expect(() => createGrpcHandler(server, { cors: { allowOrigins: "x" as never } })).toThrow(
+      /cors.allowOrigins/,
+    );
+  });
+});
