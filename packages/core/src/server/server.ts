@@ -67,6 +67,14 @@ export interface ServerOptions {
    */
   frameTimeoutMs?: number;
   /**
+   * Close a connection on which a frame in progress arrives, on average, slower than `bytesPerSecond`
+   * once it has been arriving for `graceMs` (a peer dripping bytes: a 54-byte frame sent over 5.4 s
+   * is closed 5 s in), with a GOAWAY of reason `FRAME_TIMEOUT`. Checked each second while a frame is
+   * in progress; time with reading paused (the peer not reading its answers) does not count.
+   * Defaults 240 bytes/s after 5 s, as ASP.NET Core's Kestrel for request bodies. `false` turns it off.
+   */
+  minFrameRate?: { bytesPerSecond?: number; graceMs?: number } | false;
+  /**
    * Close a connection that has had no call in flight for this long (pings do not count), with a
    * GOAWAY of reason `IDLE_TIMEOUT`; clients reconnect when they next need to. Checked when the
    * connection's timer runs, so it may close up to `frameTimeoutMs` later. Default 5 minutes, as
@@ -145,6 +153,8 @@ const SERVER_CONNECTION_DEFAULTS = {
   answersOnly: false,
   handshakeTimeoutMs: 30_000,
   frameTimeoutMs: 60_000,
+  minFrameBytesPerSecond: 240,
+  frameRateGraceMs: 5_000,
   idleTimeoutMs: 300_000,
 };
 

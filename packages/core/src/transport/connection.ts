@@ -31,6 +31,12 @@ export interface ConnectionOptions {
   handshakeTimeoutMs: number;
   /** Close a connection on which a frame, once begun, is not complete within this long. */
   frameTimeoutMs: number;
+  /**
+   * Close a connection on which a frame in progress arrives slower than this many bytes a second
+   * on average, once it has been arriving for `frameRateGraceMs` (a peer dripping bytes). 0 is off.
+   */
+  minFrameBytesPerSecond: number;
+  frameRateGraceMs: number;
   /** Close a connection that has had no call in flight for this long. */
   idleTimeoutMs: number;
 }
@@ -46,6 +52,8 @@ const DEFAULT_OPTIONS: ConnectionOptions = {
   answersOnly: false,
   handshakeTimeoutMs: 0,
   frameTimeoutMs: 0,
+  minFrameBytesPerSecond: 0,
+  frameRateGraceMs: 0,
   idleTimeoutMs: 0,
 };
 
@@ -55,6 +63,8 @@ export interface ConnectionSettings {
   writeBuffer?: { highWaterBytes?: number; lowWaterBytes?: number };
   handshakeTimeoutMs?: number;
   frameTimeoutMs?: number;
+  /** The slowest a frame may arrive, after a grace; `false` turns the check off. */
+  minFrameRate?: { bytesPerSecond?: number; graceMs?: number } | false;
   idleTimeoutMs?: number;
 }
 
@@ -81,6 +91,21 @@ export function resolveConnectionOptions(
       throw new ConfigError(key, "a number of milliseconds ≥ 0 (0 turns it off)", ms);
     }
     out[key] = ms;
+  }
+  const rate = given.minFrameRate;
+  if (rate === false) {
+    out.minFrameBytesPerSecond = 0;
+  } else if (rate !== undefined) {
+    const bytes = rate.bytesPerSecond ?? defaults.minFrameBytesPerSecond;
+    if (typeof bytes !== "number" || !Number.isFinite(bytes) || bytes < 0) {
+      throw new ConfigError("minFrameRate.bytesPerSecond", "a number of bytes ≥ 0 (0 turns it off)", bytes);
+    }
+    const grace = rate.graceMs ?? defaults.frameRateGraceMs;
+    if (typeof grace !== "number" || !Number.isFinite(grace) || grace < 1) {
+      throw new ConfigError("minFrameRate.graceMs", "a number of milliseconds ≥ 1", grace);
+    }
+    out.minFrameBytesPerSecond = bytes;
+    out.frameRateGraceMs = grace;
   }
   return out;
 }
@@ -164,7 +189,8 @@ export abstract class Connection {
       { ...limits, strict: true },
     );
     const o = this.#options;
-    const watched = o.handshakeTimeoutMs > 0 || o.frameTimeoutMs > 0 || o.idleTimeoutMs > 0;
+    const framesWatched = o.frameTimeoutMs > 0 || o.minFrameBytesPerSecond > 0;
+    const watched = o.handshakeTimeoutMs > 0 || framesWatched || o.idleTimeoutMs > 0;
     socket.on("data", (chunk: Buffer) => {
       this.received++;
       const decoder = this.decoder;
@@ -185,7 +211,8 @@ export abstract class Connection {
     if (watched) {
       // the first check comes at the earliest timeout (a subclass is not constructed yet)
       let first = Number.POSITIVE_INFINITY;
-      for (const ms of [o.handshakeTimeoutMs, o.frameTimeoutMs, o.idleTimeoutMs]) {
+      const rateGrace = o.minFrameBytesPerSecond > 0 ? o.frameRateGraceMs : 0;
+      for (const ms of [o.handshakeTimeoutMs, o.frameTimeoutMs, rateGrace, o.idleTimeoutMs]) {
         if (ms > 0 && ms < first) first = ms;
       }
       this.#timer = armDeadline(this.#openedAt + first, onTimer, this);
@@ -444,19 +471,22 @@ export abstract class Connection {
         return;
       }
       next = at;
-    } else if (o.frameTimeoutMs > 0) {
+    }
+    // the first frame is a frame too: a drip is caught before the handshake timeout runs out
+    if (o.frameTimeoutMs > 0 || o.minFrameBytesPerSecond > 0) {
       const decoder = this.decoder;
       if (this.#readPaused || !decoder.inFrame) {
         // nothing in progress, or this side is not reading: the budget of a frame starts afresh
         this.#frameStartedAt = now;
-        next = now + o.frameTimeoutMs;
+        const check = o.frameTimeoutMs > 0 ? o.frameTimeoutMs : o.frameRateGraceMs;
+        if (now + check < next) next = now + check;
       } else {
         if (decoder.started !== this.#frameMark) {
           this.#frameMark = decoder.started;
           this.#frameStartedAt = now;
         }
-        const at = this.#frameStartedAt + o.frameTimeoutMs;
-        if (now >= at) {
+        const elapsed = now - this.#frameStartedAt;
+        if (o.frameTimeoutMs > 0 && elapsed >= o.frameTimeoutMs) {
           this.onTimeout(
             new WeftError(
               Code.DEADLINE_EXCEEDED,
@@ -466,7 +496,27 @@ export abstract class Connection {
           );
           return;
         }
-        next = at;
+        let at = o.frameTimeoutMs > 0 ? this.#frameStartedAt + o.frameTimeoutMs : Number.POSITIVE_INFINITY;
+        if (o.minFrameBytesPerSecond > 0) {
+          if (elapsed >= o.frameRateGraceMs) {
+            const rate = (decoder.buffered * 1000) / elapsed;
+            if (rate < o.minFrameBytesPerSecond) {
+              this.onTimeout(
+                new WeftError(
+                  Code.DEADLINE_EXCEEDED,
+                  `a frame arrived at ${Math.round(rate)} bytes/s, slower than the minimum of ${o.minFrameBytesPerSecond} (${decoder.buffered} bytes in ${elapsed} ms)`,
+                  { reason: Reason.FRAME_TIMEOUT },
+                ),
+              );
+              return;
+            }
+            // checked again each second while the frame is still arriving
+            if (now + 1000 < at) at = now + 1000;
+          } else if (this.#frameStartedAt + o.frameRateGraceMs < at) {
+            at = this.#frameStartedAt + o.frameRateGraceMs;
+          }
+        }
+        if (at < next) next = at;
       }
     }
     if (o.idleTimeoutMs > 0) {

@@ -50,6 +50,8 @@ const CLIENT_CONNECTION_DEFAULTS = {
   answersOnly: true,
   handshakeTimeoutMs: 0,
   frameTimeoutMs: 0,
+  minFrameBytesPerSecond: 0,
+  frameRateGraceMs: 5_000,
   idleTimeoutMs: 0,
 };
 

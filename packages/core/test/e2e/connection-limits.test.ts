@@ -137,8 +137,37 @@ describe("frame timeout", () => {
     }
   }
 
-  it("answers a frame dripped within the budget (63 bytes over 6.3 s; default 60 s)", async () => {
+  it("closes a connection whose first frame drips in slower than 240 bytes/s, 5 s in (defaults)", async () => {
     const srv = await start();
+    const client = await raw(srv.address);
+    const accepted = await srv.accepted(0);
+    // 10 bytes a second, from the first byte of the connection: the handshake timeout is 30 s away
+    await drip(client, 0, echoRequest(1, "dripped"), 100, () => accepted.socket.writableEnded);
+    const away = goawayOf(await goaway(client));
+    expect(away).toEqual({ code: Code.DEADLINE_EXCEEDED, lastStreamId: 0, reason: "FRAME_TIMEOUT" });
+    expect(client.log.ofType(FrameType.RESPONSE)).toHaveLength(0);
+    expect(accepted.socket.bytesRead).toBe(50); // 5 s of the drip
+    await client.closed;
+  });
+
+  it("answers a frame that arrives slowly but above the minimum rate (3,000 bytes at 300 bytes/s)", async () => {
+    const srv = await start();
+    const client = await raw(srv.address);
+    const accepted = await srv.accepted(0);
+    const request = echoRequest(1, "x".repeat(2940));
+    expect(request.length).toBeGreaterThanOrEqual(2990);
+    for (let at = 0; at < request.length; at += 30) {
+      client.send(request.subarray(at, at + 30));
+      await accepted.read(Math.min(at + 30, request.length));
+      vi.advanceTimersByTime(100);
+    }
+    const response = await client.log.next((f) => f.type === FrameType.RESPONSE);
+    expect(Echo.methods.echo.output.decode(response.body, "msgpack")).toEqual({ text: "x".repeat(2940) });
+    expect(client.log.ofType(FrameType.GOAWAY)).toHaveLength(0);
+  });
+
+  it("answers a frame dripped within frameTimeoutMs when the rate check is off (63 bytes over 6.3 s)", async () => {
+    const srv = await start({ minFrameRate: false });
     const client = await raw(srv.address);
     const request = echoRequest(1, "dripped");
     expect(request.length).toBe(63);
@@ -165,8 +194,8 @@ describe("frame timeout", () => {
     await client.closed;
   });
 
-  it("closes an endless drip after the default 60 s", async () => {
-    const srv = await start();
+  it("closes an endless drip after the default 60 s (rate check off)", async () => {
+    const srv = await start({ minFrameRate: false });
     const client = await raw(srv.address);
     const accepted = await srv.accepted(0);
     client.send(ping());
@@ -345,6 +374,10 @@ describe("options", () => {
   it("are checked: a bad one throws a ConfigError naming it", () => {
     expect(() => createServer({ maxConnections: 0 })).toThrow(/maxConnections/);
     expect(() => createServer({ idleTimeoutMs: -1 })).toThrow(/idleTimeoutMs/);
+    expect(() => createServer({ minFrameRate: { bytesPerSecond: -5 } })).toThrow(
+      /minFrameRate.bytesPerSecond/,
+    );
+    expect(() => createServer({ minFrameRate: { graceMs: 0 } })).toThrow(/minFrameRate.graceMs/);
     expect(() => createServer({ writeBuffer: { highWaterBytes: 1000, lowWaterBytes: 2000 } })).toThrow(
       /writeBuffer\.lowWaterBytes/,
     );
