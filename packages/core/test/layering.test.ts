@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
+import { sourceFiles } from "./source-files.ts";
 
 /*
  * The layer order of docs/architecture.md, enforced: inside @weft/core no import points from a lower
@@ -29,19 +30,6 @@ const RANK: Record<string, number> = {
 /** The entry points (`index.ts`, `internal.ts`) sit above everything. */
 const TOP = 99;
 
-function sources(dir: string): string[] {
-  const out: string[] = [];
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) {
-      if (entry.name !== "gen" && entry.name !== "node_modules") out.push(...sources(path));
-    } else if (entry.name.endsWith(".ts") && !entry.name.endsWith(".test.ts")) {
-      out.push(path);
-    }
-  }
-  return out;
-}
-
 /** Every module specifier a file imports or re-exports, `import type` included. */
 function specifiers(file: string): string[] {
   const text = readFileSync(file, "utf8");
@@ -65,7 +53,7 @@ function rankOf(file: string): number {
 describe("layering", () => {
   it("inside @weft/core, no import points from a lower layer to a higher one", () => {
     const violations: string[] = [];
-    for (const file of sources(coreSrc)) {
+    for (const file of sourceFiles(coreSrc)) {
       const from = rankOf(file);
       for (const spec of specifiers(file)) {
         if (!spec.startsWith(".")) continue;
@@ -83,7 +71,7 @@ describe("layering", () => {
     };
     const allowed = new Set(Object.keys(pkg.dependencies ?? {}));
     const violations: string[] = [];
-    for (const file of sources(coreSrc)) {
+    for (const file of sourceFiles(coreSrc)) {
       for (const spec of specifiers(file)) {
         if (spec.startsWith(".") || spec.startsWith("node:")) continue;
         const name = spec.startsWith("@") ? spec.split("/").slice(0, 2).join("/") : spec.split("/")[0]!;
@@ -95,7 +83,7 @@ describe("layering", () => {
 
   it("the wire protocol never touches sockets (it is fed plain bytes)", () => {
     const violations: string[] = [];
-    for (const file of sources(join(coreSrc, "protocol"))) {
+    for (const file of sourceFiles(join(coreSrc, "protocol"))) {
       for (const spec of specifiers(file)) {
         if (/^node:(net|tls|http2?|dgram)$/.test(spec))
           violations.push(`${relative(coreSrc, file)} → ${spec}`);
@@ -112,7 +100,7 @@ describe("layering", () => {
       if (name === "core") continue;
       let files: string[];
       try {
-        files = sources(join(packages, name, "src"));
+        files = sourceFiles(join(packages, name, "src"));
       } catch {
         continue;
       }

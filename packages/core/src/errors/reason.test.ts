@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { sourceFiles } from "../../test/source-files.ts";
 import { Reason } from "./reason.ts";
 
 const root = join(import.meta.dirname, "../../../..");
@@ -16,19 +17,6 @@ function documentedReasons(): Set<string> {
     if (!line.startsWith("| `")) continue;
     const first = line.split("|")[1]!;
     for (const m of first.matchAll(/`([A-Z_]+)`/g)) out.add(m[1]!);
-  }
-  return out;
-}
-
-function sourceFiles(dir: string): string[] {
-  const out: string[] = [];
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) {
-      if (entry.name !== "gen" && entry.name !== "node_modules") out.push(...sourceFiles(path));
-    } else if (entry.name.endsWith(".ts") && !entry.name.endsWith(".test.ts")) {
-      out.push(path);
-    }
   }
   return out;
 }

@@ -1,5 +1,5 @@
 import type { Socket } from "node:net";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import {
   Code,
@@ -8,9 +8,7 @@ import {
   defineService,
   type Interceptor,
   messageType,
-  type Server,
   type ServerOptions,
-  type Transport,
   unary,
   WeftError,
 } from "../../src/index.ts";
@@ -27,18 +25,8 @@ import {
 } from "../../src/protocol/index.ts";
 import { deferred } from "../deferred.ts";
 import { Echo, startServer } from "../fixtures.ts";
-import { type FrameLog, type RawClient, type RawServer, rawConnect, startRawServer } from "../raw-peer.ts";
-
-const servers: Server[] = [];
-const transports: Transport[] = [];
-const rawServers: RawServer[] = [];
-const rawClients: RawClient[] = [];
-afterEach(async () => {
-  for (const c of rawClients.splice(0)) c.socket.destroy();
-  await Promise.all(transports.splice(0).map((t) => t.close()));
-  await Promise.all(servers.splice(0).map((s) => s.shutdown({ timeoutMs: 1000 })));
-  await Promise.all(rawServers.splice(0).map((s) => s.close()));
-});
+import { type FrameLog, type RawClient, rawConnect, startRawServer } from "../raw-peer.ts";
+import { rawClients, rawServers, servers, transports } from "./open-resources.ts";
 
 /** An Echo server whose `echo` waits for `gate` when asked to (`text: "wait"`), and counts calls. */
 async function echoServer(options: ServerOptions = {}) {

@@ -4,15 +4,8 @@
  * ids (§9.1), END_STREAM and serializer agreement (§7.1, §8), `:timeout` (§11), method names (§6).
  */
 import type { Socket } from "node:net";
-import { afterEach, describe, expect, it } from "vitest";
-import {
-  Code,
-  createClient,
-  createTcpTransport,
-  type Server,
-  type Transport,
-  type WeftError,
-} from "../../src/index.ts";
+import { describe, expect, it } from "vitest";
+import { Code, createClient, createTcpTransport, type Transport, type WeftError } from "../../src/index.ts";
 import { Metadata } from "../../src/metadata/metadata.ts";
 import {
   decodeGoaway,
@@ -26,25 +19,8 @@ import {
 } from "../../src/protocol/index.ts";
 import { deferred } from "../deferred.ts";
 import { Echo, startServer } from "../fixtures.ts";
-import {
-  type FrameLog,
-  frameHeader,
-  type RawClient,
-  type RawServer,
-  rawConnect,
-  startRawServer,
-} from "../raw-peer.ts";
-
-const servers: Server[] = [];
-const transports: Transport[] = [];
-const rawServers: RawServer[] = [];
-const rawClients: RawClient[] = [];
-afterEach(async () => {
-  for (const c of rawClients.splice(0)) c.socket.destroy();
-  await Promise.all(transports.splice(0).map((t) => t.close()));
-  await Promise.all(servers.splice(0).map((s) => s.shutdown({ timeoutMs: 1000 })));
-  await Promise.all(rawServers.splice(0).map((s) => s.close()));
-});
+import { type FrameLog, frameHeader, type RawClient, rawConnect, startRawServer } from "../raw-peer.ts";
+import { rawClients, rawServers, servers, transports } from "./open-resources.ts";
 
 const MSGPACK = 3;
 const JSON_ID = 2;
