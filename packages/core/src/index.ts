@@ -2,6 +2,18 @@
  * @weft/core: the stable public API. Internals that may change between minor versions are exported
  * from `@weft/core/internal` only; the wire protocol's encoder and decoder from `@weft/core/protocol`.
  */
+
+export type { Balancer, BalancerNode, DoneInfo, Picked, RandomOptions } from "./balancer/balancer.ts";
+export {
+  type ConsistentHashOptions,
+  consistentHash,
+  type HashOptions,
+  hashBy,
+  stableHash,
+} from "./balancer/hash.ts";
+export { leastActive, type P2cOptions, p2cEwma } from "./balancer/least-active.ts";
+export { random, weightedRandom } from "./balancer/random.ts";
+export { roundRobin, smoothWeightedRoundRobin } from "./balancer/round-robin.ts";
 export {
   type CallOptions,
   type Client,

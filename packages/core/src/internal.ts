@@ -28,7 +28,7 @@ export {
   unwatchAbort,
   watchAbort,
 } from "./call/signal.ts";
-export { Cluster, type ClusterOptions, type Picker, roundRobin } from "./cluster/cluster.ts";
+export { Cluster, type ClusterOptions, type Picker } from "./cluster/cluster.ts";
 export { TcpTransport } from "./cluster/tcp-transport.ts";
 export { closeIterator, firstMessage, singleMessage } from "./interceptor/call.ts";
 export {

@@ -23,6 +23,7 @@ const RANK: Record<string, number> = {
   context: 3,
   call: 3,
   transport: 4,
+  balancer: 4,
   cluster: 5,
   client: 6,
   server: 6,

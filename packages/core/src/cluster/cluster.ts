@@ -4,6 +4,8 @@
  * server refused before starting it. A balancer, routing filters, cluster modes and per-instance
  * breakers belong here, never in a protocol's transport.
  */
+import type { Balancer, Picked } from "../balancer/balancer.ts";
+import { roundRobin as roundRobinBalancer } from "../balancer/round-robin.ts";
 import type { RetryRefused } from "../call/client-call.ts";
 import { isSpent } from "../call/deadline.ts";
 import { settleWithin } from "../call/signal.ts";
@@ -15,53 +17,58 @@ import type { TransportNode } from "../transport/node.ts";
 import type { Transport } from "../transport/transport.ts";
 
 /**
- * Chooses the node of a call among `nodes` (the candidates, in a stable order), or `undefined` when
- * none should take it now. The seam a balancer fills.
+ * A plain node chooser without feedback: the node of a call among `nodes` (the candidates, in a
+ * stable order), or `undefined` when none should take it now. A `Balancer` is the full seam; a
+ * picker given to a cluster acts as a balancer without feedback.
  */
 export interface Picker<N extends TransportNode = TransportNode> {
   pick(nodes: readonly N[], call: Call): N | undefined;
 }
 
-/**
- * Round robin over the nodes, skipping those in reconnect backoff (a lone node is still picked: its
- * own error says why it cannot take the call and when it tries again).
- */
+/** `roundRobin()` of the balancers, as a plain `Picker`. */
 export function roundRobin(): Picker {
-  return new RoundRobin();
+  const balancer = roundRobinBalancer();
+  return { pick: (nodes, call) => balancer.pick(nodes, call)?.node };
 }
 
-class RoundRobin implements Picker {
-  #next = 0;
+/** A picker seen as a balancer without feedback (one reused `Picked`, no allocation per call). */
+class PickerBalancer implements Balancer {
+  readonly feedback = false;
+  readonly #picker: Picker;
+  readonly #picked = { node: undefined as unknown, done: (): void => {} };
 
-  pick<N extends TransportNode>(nodes: readonly N[], _call: Call): N | undefined {
-    const n = nodes.length;
-    for (let i = 0; i < n; i++) {
-      const index = (this.#next + i) % n;
-      const node = nodes[index]!;
-      if (node.backingOff && n > 1) continue;
-      this.#next = (index + 1) % n;
-      return node;
-    }
-    return undefined;
+  constructor(picker: Picker) {
+    this.#picker = picker;
+  }
+
+  pick<N>(nodes: readonly N[], call: Call): Picked<N & TransportNode> | undefined {
+    const node = this.#picker.pick(nodes as unknown as readonly TransportNode[], call);
+    if (node === undefined) return undefined;
+    this.#picked.node = node;
+    return this.#picked as Picked<N & TransportNode>;
   }
 }
 
 export interface ClusterOptions {
   /** A call refused by servers going away is sent again at most this many times. Default 3. */
   maxRefusedRetries?: number;
-  /** How the node of each call is chosen. Default `roundRobin()`. */
+  /** How the node of each call is chosen, with feedback when it asks for it. Default `roundRobin()`. */
+  balancer?: Balancer;
+  /** A plain chooser instead of a balancer (not both). */
   picker?: Picker;
 }
 
 /**
- * A transport over `nodes`. A call goes to the node the picker chooses; when that node has no
+ * A transport over `nodes`. A call goes to the node the balancer chooses; when that node has no
  * connection up, the call waits for one within its signal and deadline, and goes to the next node
  * if it cannot connect. A call refused before it started (goaway, shutdown) is sent again through the
- * picker, at most `maxRefusedRetries` times.
+ * balancer, at most `maxRefusedRetries` times. A balancer with `feedback` hears how each attempt went.
  */
 export class Cluster implements Transport {
   readonly #nodes: readonly TransportNode[];
-  readonly #picker: Picker;
+  readonly #balancer: Balancer;
+  /** The balancer's `feedback`: every attempt is timed and reported to its `done`. */
+  readonly #feedback: boolean;
   readonly #maxRetries: number;
   #closed = false;
 
@@ -72,21 +79,36 @@ export class Cluster implements Transport {
       throw new ConfigError("maxRefusedRetries", "an integer ≥ 0", options.maxRefusedRetries);
     }
     this.#nodes = nodes;
-    this.#picker = options.picker ?? roundRobin();
+    if (options.balancer !== undefined && options.picker !== undefined) {
+      throw new ConfigError("picker", "absent when a balancer is given", options.picker);
+    }
+    const balancer =
+      options.balancer ??
+      (options.picker === undefined ? roundRobinBalancer() : new PickerBalancer(options.picker));
+    if (typeof balancer?.pick !== "function") {
+      throw new ConfigError("balancer", "an object with pick(nodes, call)", options.balancer);
+    }
+    this.#balancer = balancer;
+    this.#feedback = balancer.feedback === true;
     this.#maxRetries = max;
   }
 
   call(call: Call): Promise<CallResult> {
-    // Fast path: the chosen node has a connection up; no promise or closure in between.
+    // Fast path: the chosen node has a connection up and the balancer wants no feedback; no promise
+    // or closure in between.
     if (!this.#closed) {
-      const node = this.#picker.pick(this.#nodes, call);
-      if (node?.ready === true) return node.call(call, this.#retry, 0);
-      if (node !== undefined) return this.#callWaiting(call, 0, node);
+      const picked = this.#balancer.pick(this.#nodes, call);
+      if (picked !== undefined) {
+        const node = picked.node;
+        if (this.#feedback) return this.#callWaiting(call, 0, picked);
+        if (node.ready) return node.call(call, this.#retry, 0);
+        return this.#callWaiting(call, 0, node);
+      }
     }
     return this.#callWaiting(call, 0, undefined);
   }
 
-  /** A call refused without being started goes through the picker again; given to every node call. */
+  /** A call refused without being started goes through the balancer again; given to every node call. */
   readonly #retry: RetryRefused = (call, attempt) => {
     if (attempt > this.#maxRetries) {
       return Promise.reject(
@@ -99,34 +121,89 @@ export class Cluster implements Transport {
   };
 
   /**
-   * The slow path: waits for `first` (or the picked node) to connect, within the call's signal and
-   * deadline; a node that cannot connect hands the call to the next one the picker chooses among
-   * those not tried yet and not backing off.
+   * The slow path: waits for the first node (given, or picked now) to connect, within the call's
+   * signal and deadline; a node that cannot connect hands the call to the next one the balancer
+   * chooses among those not tried yet and not backing off. With a feedback balancer, `first` is its
+   * `Picked` and every attempt is reported to `done` once.
    */
-  async #callWaiting(call: Call, attempt: number, first: TransportNode | undefined): Promise<CallResult> {
-    if (this.#closed) throw transportClosed();
-    let node = first ?? this.#picker.pick(this.#nodes, call);
+  async #callWaiting(
+    call: Call,
+    attempt: number,
+    first: TransportNode | Picked<TransportNode> | undefined,
+  ): Promise<CallResult> {
+    let picked: Picked<TransportNode> | undefined;
+    let node: TransportNode | undefined;
+    if (first === undefined) {
+      picked = this.#balancer.pick(this.#nodes, call);
+      node = picked?.node;
+    } else if ("done" in first) {
+      picked = first;
+      node = first.node;
+    } else {
+      node = first;
+    }
     let lastError: WeftError | undefined;
     const tried: TransportNode[] = [];
     while (node !== undefined) {
+      const start = this.#feedback ? performance.now() : 0;
       try {
+        if (this.#closed) throw transportClosed();
         if (!node.ready) await settleWithin(node.connect(), call.signal, call.deadline);
         if (this.#closed) throw transportClosed();
-        return node.call(call, this.#retry, attempt);
+        if (!this.#feedback || picked === undefined) return node.call(call, this.#retry, attempt);
+        return this.#observed(node, picked, call, attempt);
       } catch (e) {
+        if (this.#feedback) picked?.done({ latencyMs: performance.now() - start, error: e });
         // the call's own deadline or cancellation, or the transport closed: no other node will help
         if (this.#closed || call.signal.aborted || isSpent(call.deadline)) throw e;
         lastError = WeftError.from(e, Code.UNAVAILABLE);
       }
       tried.push(node);
       const rest = this.#nodes.filter((n) => !tried.includes(n) && !n.backingOff);
-      node = rest.length === 0 ? undefined : this.#picker.pick(rest, call);
+      picked = rest.length === 0 ? undefined : this.#balancer.pick(rest, call);
+      node = picked?.node;
     }
+    if (this.#closed) throw transportClosed();
     throw (
       lastError ??
       new WeftError(Code.UNAVAILABLE, "every address is backing off after connection failures", {
         reason: Reason.NO_AVAILABLE_NODE,
       })
+    );
+  }
+
+  /**
+   * Sends `call` to `node` and reports the attempt to `picked.done` exactly once: when the node
+   * refuses it (before the resend goes through the balancer again), or when it settles.
+   */
+  #observed(
+    node: TransportNode,
+    picked: Picked<TransportNode>,
+    call: Call,
+    attempt: number,
+  ): Promise<CallResult> {
+    const start = performance.now();
+    let open = true;
+    const report = (error: unknown): void => {
+      if (!open) return;
+      open = false;
+      picked.done({ latencyMs: performance.now() - start, error });
+    };
+    const retry: RetryRefused = (resent, next) => {
+      report(
+        new WeftError(Code.UNAVAILABLE, "refused by a server going away", { reason: Reason.REFUSED_STREAM }),
+      );
+      return this.#retry(resent, next);
+    };
+    return node.call(call, retry, attempt).then(
+      (result) => {
+        report(undefined);
+        return result;
+      },
+      (error: unknown) => {
+        report(error);
+        throw error;
+      },
     );
   }
 
