@@ -22,6 +22,7 @@ const RANK: Record<string, number> = {
   context: 3,
   call: 3,
   transport: 4,
+  discovery: 4,
   cluster: 5,
   client: 6,
   server: 6,
