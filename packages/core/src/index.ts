@@ -26,6 +26,11 @@ export {
   DEFAULT_PROPAGATED_HEADERS,
   PROPAGATED_PREFIX,
 } from "./context/call-context.ts";
+export {
+  createLocalRegistry,
+  LOCAL_REGISTRY_DEFAULTS,
+  type LocalRegistryOptions,
+} from "./discovery/local-registry.ts";
 export { createMemoryRegistry } from "./discovery/memory-registry.ts";
 export type {
   AdvertisedProtocol,
