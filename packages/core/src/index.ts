@@ -38,6 +38,24 @@ export {
   DEFAULT_PROPAGATED_HEADERS,
   PROPAGATED_PREFIX,
 } from "./context/call-context.ts";
+export {
+  createLocalRegistry,
+  LOCAL_REGISTRY_DEFAULTS,
+  type LocalRegistryOptions,
+} from "./discovery/local-registry.ts";
+export { createMemoryRegistry } from "./discovery/memory-registry.ts";
+export type {
+  AdvertisedProtocol,
+  Discovery,
+  Instance,
+  InstanceChange,
+  InstanceInput,
+  InstancePatch,
+  RegisterOptions,
+  Registrar,
+  Registration,
+  Registry,
+} from "./discovery/registry.ts";
 export { Code, type CodeName, codeName } from "./errors/code.ts";
 export { Reason } from "./errors/reason.ts";
 export {

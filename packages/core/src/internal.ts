@@ -30,6 +30,7 @@ export {
 } from "./call/signal.ts";
 export { Cluster, type ClusterOptions, type Picker } from "./cluster/cluster.ts";
 export { TcpTransport } from "./cluster/tcp-transport.ts";
+export { abandonRegistration, activeWatches } from "./discovery/probe.ts";
 export { closeIterator, firstMessage, singleMessage } from "./interceptor/call.ts";
 export {
   httpHeadersFromMetadata,

@@ -24,6 +24,7 @@ const RANK: Record<string, number> = {
   call: 3,
   transport: 4,
   balancer: 4,
+  discovery: 4,
   cluster: 5,
   client: 6,
   server: 6,
