@@ -64,6 +64,8 @@ export class FrameDecoder {
   #payload: Buffer[] | null = null;
   #payloadFill = 0;
   #skipLeft = 0;
+  /** Payload bytes of the frame being skipped, in all. */
+  #skipTotal = 0;
   /** Frames begun so far: counts each first byte of a header. */
   #started = 0;
   // fields of the frame being read
@@ -108,6 +110,15 @@ export class FrameDecoder {
 
   /** Bytes buffered for a frame not yet complete (0 between frames). */
   get buffered(): number {
+    return this.#headerFill + this.#payloadFill;
+  }
+
+  /**
+   * Bytes received so far of the frame in progress, whether it is buffered or skipped unread (0
+   * between frames): how fast a frame arrives is measured on this.
+   */
+  get frameBytes(): number {
+    if (this.#state === S_SKIP) return HEADER_SIZE + this.#skipTotal - this.#skipLeft;
     return this.#headerFill + this.#payloadFill;
   }
 
@@ -268,6 +279,7 @@ export class FrameDecoder {
   /** Skips the payload of the current frame without keeping any of it. */
   #skip(total: number): void {
     this.#skipLeft = total;
+    this.#skipTotal = total;
     this.#state = total === 0 ? S_HEADER : S_SKIP;
   }
 

@@ -499,12 +499,13 @@ export abstract class Connection {
         let at = o.frameTimeoutMs > 0 ? this.#frameStartedAt + o.frameTimeoutMs : Number.POSITIVE_INFINITY;
         if (o.minFrameBytesPerSecond > 0) {
           if (elapsed >= o.frameRateGraceMs) {
-            const rate = (decoder.buffered * 1000) / elapsed;
+            const received = decoder.frameBytes;
+            const rate = (received * 1000) / elapsed;
             if (rate < o.minFrameBytesPerSecond) {
               this.onTimeout(
                 new WeftError(
                   Code.DEADLINE_EXCEEDED,
-                  `a frame arrived at ${Math.round(rate)} bytes/s, slower than the minimum of ${o.minFrameBytesPerSecond} (${decoder.buffered} bytes in ${elapsed} ms)`,
+                  `a frame arrived at ${Math.round(rate)} bytes/s, slower than the minimum of ${o.minFrameBytesPerSecond} (${received} bytes in ${elapsed} ms)`,
                   { reason: Reason.FRAME_TIMEOUT },
                 ),
               );

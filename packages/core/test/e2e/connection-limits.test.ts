@@ -166,6 +166,24 @@ describe("frame timeout", () => {
     expect(client.log.ofType(FrameType.GOAWAY)).toHaveLength(0);
   });
 
+  it("measures a frame it skips unread (an unknown type) at the rate its bytes arrive", async () => {
+    const srv = await start();
+    const client = await raw(srv.address);
+    const accepted = await srv.accepted(0);
+    client.send(ping());
+    await client.log.next((f) => f.type === FrameType.PONG);
+    // 2,020 bytes at 300 bytes/s, about 6.7 s: skipped unread (§4), and never taken for a drip
+    const unknown = encodeFrame(0x0c as FrameType, 0, 0, 0, 0, undefined, Buffer.alloc(2000));
+    for (let at = 0; at < unknown.length; at += 30) {
+      client.send(unknown.subarray(at, at + 30));
+      await accepted.read(28 + Math.min(at + 30, unknown.length));
+      vi.advanceTimersByTime(100);
+    }
+    client.send(ping());
+    await client.log.next((f) => f.type === FrameType.PONG && client.log.ofType(FrameType.PONG).length === 2);
+    expect(client.log.ofType(FrameType.GOAWAY)).toHaveLength(0);
+  });
+
   it("answers a frame dripped within frameTimeoutMs when the rate check is off (63 bytes over 6.3 s)", async () => {
     const srv = await start({ minFrameRate: false });
     const client = await raw(srv.address);
