@@ -33,6 +33,25 @@ function flushed(connection: Connection): Promise<void> {
 }
 
 describe("Connection writes", () => {
+  it("writes what was queued before end() and refuses what comes after, leaving the socket intact", async () => {
+    const { socket, writes } = recordingSocket();
+    const errors: unknown[] = [];
+    socket.on("error", (e) => errors.push(e));
+    const connection = new TestConnection(socket, DEFAULT_LIMITS, undefined);
+    connection.send(encodeFrame(FrameType.PING, 0, 0, 0, 0, undefined, Buffer.alloc(8)));
+    connection.end();
+    const refused = await new Promise<Error | null | undefined>((resolve) =>
+      connection.send(encodeFrame(FrameType.PONG, 0, 0, 0, 0, undefined, Buffer.alloc(8)), resolve),
+    );
+    expect(refused).toBeInstanceOf(Error);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(writes).toHaveLength(1);
+    expect(writes[0]!.parts[0]![3]).toBe(FrameType.PING);
+    expect(errors).toEqual([]);
+    expect(socket.destroyed).toBe(false);
+    connection.destroy(new Error("done") as WeftError);
+  });
+
   it("concatenates small frames queued in one turn into one write", async () => {
     const { socket, writes } = recordingSocket();
     const connection = new TestConnection(socket, DEFAULT_LIMITS, undefined);

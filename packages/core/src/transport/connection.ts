@@ -235,7 +235,9 @@ export abstract class Connection {
 
   /** Queues a frame; `onWritten` runs once it has been handed to the OS (or the write failed). */
   send(frame: OutFrame, onWritten?: (error?: Error | null) => void): void {
-    if (this.#closed) {
+    // once ending, what was queued is flushed and the socket ended: a later write would fail it
+    // (`ERR_STREAM_WRITE_AFTER_END`) and cut off what the socket still holds for the peer
+    if (this.#closed || this.#closing !== undefined) {
       onWritten?.(new Error("connection closed"));
       return;
     }
