@@ -240,12 +240,12 @@ function registerMethod(
           finished = true;
           copyHeaders(result.trailers, ctx.responseTrailer);
         } catch (e) {
-          finished = true;
           throw failure(ext, e);
         } finally {
           unlink();
           ext.finish();
-          // the client went away mid-stream: stop the handler's generator
+          // the call ended before the handler's stream did (the client went away, the deadline or
+          // shutdown stopped it while a message was awaited): stop the handler's iterator
           if (!finished) void iterator?.return?.()?.catch(() => {});
         }
       });
