@@ -50,7 +50,8 @@ export interface RequestSink {
 /**
  * One client call on one transport. Settles exactly once: the caller's promise, or once a response
  * stream was handed out, that stream. The call is its own abort watcher and its deadline timer gets
- * it as argument, so the lifetime costs no closure; the promise is made without an executor closure.
+ * it as argument; the promise is made without an executor closure. A call with a signal costs one
+ * small listener function (see `watchAbort`), a call without one (`NEVER`) none.
  *
  * `Out` is what `prepare` makes and `send` writes (a frame, a request body).
  */

@@ -1,6 +1,6 @@
 /*
  * Cancellation, once for every call on both sides: the shared never-aborting signal, the error an
- * abort becomes, abort watchers that cost no closure, and the one way to wait for a promise no longer
+ * abort becomes, abort watchers, and the one way to wait for a promise no longer
  * than a call's signal and deadline allow.
  */
 import { Code } from "../errors/code.ts";
