@@ -8,6 +8,7 @@ export {
   type RequestSink,
   type ResponseStream,
   type RetryRefused,
+  responseDecodeError,
 } from "./call/client-call.ts";
 export {
   armDeadline,

@@ -220,7 +220,8 @@ export abstract class ClientCall<Out> implements AbortWatcher {
       try {
         sink.sendMessage(next.value);
       } catch (e) {
-        this.abort(WeftError.from(e, Code.CANCELLED));
+        // a request message that cannot be encoded (or is over the limit) is the caller's error
+        this.abort(WeftError.from(e, Code.INVALID_ARGUMENT));
         return;
       }
     }
@@ -351,4 +352,17 @@ function capture(resolve: (result: CallResult) => void, reject: (error: unknown)
 /** A request iterable that failed before its one message fails the call as cancelled by the caller's side. */
 function asCancelled(e: unknown): never {
   throw WeftError.from(e, Code.CANCELLED);
+}
+
+/**
+ * A response the client cannot decode is the server's fault, not the caller's: `INTERNAL` (as gRPC
+ * does), keeping the codec's reason; a message over the size limit stays `RESOURCE_EXHAUSTED`.
+ */
+export function responseDecodeError(e: unknown): WeftError {
+  const error = WeftError.from(e, Code.INTERNAL);
+  if (error.code !== Code.INVALID_ARGUMENT) return error;
+  return new WeftError(Code.INTERNAL, `cannot read the server's response: ${error.rawMessage}`, {
+    reason: error.reason,
+    cause: error,
+  });
 }

@@ -1,4 +1,4 @@
-import { ClientCall, type RequestSink, type RetryRefused } from "../call/client-call.ts";
+import { ClientCall, type RequestSink, type RetryRefused, responseDecodeError } from "../call/client-call.ts";
 import { budgetLeft, deadlineExceeded } from "../call/deadline.ts";
 import { Code } from "../errors/code.ts";
 import { Reason } from "../errors/reason.ts";
@@ -331,19 +331,6 @@ export function checkOutgoing(frame: OutFrame, limits: FrameLimits): void {
       { reason: Reason.FRAME_TOO_LARGE },
     );
   }
-}
-
-/**
- * A response the client cannot decode is the server's fault, not the caller's: `INTERNAL` (as gRPC
- * does), keeping the codec's reason; a message over the size limit stays `RESOURCE_EXHAUSTED`.
- */
-function responseDecodeError(e: unknown): WeftError {
-  const error = WeftError.from(e, Code.INTERNAL);
-  if (error.code !== Code.INVALID_ARGUMENT) return error;
-  return new WeftError(Code.INTERNAL, `cannot read the server's response: ${error.rawMessage}`, {
-    reason: error.reason,
-    cause: error,
-  });
 }
 
 function toMetadata(entries: Array<[string, string]>): Metadata {

@@ -13,6 +13,7 @@ import {
   Inbox,
   type RequestSink,
   type RetryRefused,
+  responseDecodeError,
 } from "@weft/core/internal";
 import { drained, HIGH_WATER, LOW_WATER } from "../http2.ts";
 import {
@@ -209,7 +210,13 @@ export class GrpcClientCall extends ClientCall<Buffer | undefined> implements En
     const output = this.call.method.output;
     const max = this.#node.settings.maxMessageBytes;
     const inbox = new Inbox(
-      (body, ser, comp) => decodeBody(output, body, ser, comp, max),
+      (body, ser, comp) => {
+        try {
+          return decodeBody(output, body, ser, comp, max);
+        } catch (e) {
+          throw responseDecodeError(e);
+        }
+      },
       this.#onConsumed,
       () => this.abandon(),
     );
@@ -368,7 +375,7 @@ export class GrpcClientCall extends ClientCall<Buffer | undefined> implements En
         this.#node.settings.maxMessageBytes,
       );
     } catch (e) {
-      this.finishWith(WeftError.from(e, Code.INTERNAL));
+      this.finishWith(responseDecodeError(e));
       return;
     }
     this.respond({
