@@ -31,7 +31,15 @@ export {
 } from "./call/signal.ts";
 export { Cluster, type ClusterOptions, type Picker } from "./cluster/cluster.ts";
 export { TcpTransport } from "./cluster/tcp-transport.ts";
-export { abandonRegistration, activeWatches } from "./discovery/probe.ts";
+export { checkService, offering, patched, toInstance, ttlOf } from "./discovery/instance.ts";
+export {
+  abandonRegistration,
+  activeWatches,
+  probe,
+  type RegistrationProbe,
+  type RegistryProbe,
+} from "./discovery/probe.ts";
+export { ServiceWatch } from "./discovery/watch.ts";
 export { closeIterator, firstMessage, singleMessage } from "./interceptor/call.ts";
 export {
   httpHeadersFromMetadata,

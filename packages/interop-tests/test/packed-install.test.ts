@@ -148,6 +148,7 @@ describe("the packed packages", () => {
       "@weft/grpc",
       "@weft/http",
       "@weft/protoc-gen-weft",
+      "@weft/registry-etcd",
     ]);
     for (const pkg of publishable) {
       const files = packed.find((p) => p.name === pkg.name)?.files.map((f) => f.path) ?? [];

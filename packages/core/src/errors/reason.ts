@@ -95,6 +95,10 @@ export const Reason = {
   /** No node can take the call: all are unreachable, or none is left after filtering. */
   NO_AVAILABLE_NODE: "NO_AVAILABLE_NODE",
 
+  // --- Registries (@weft/registry-etcd) ---
+  /** The registry's server could not be reached, or failed the request. */
+  REGISTRY_UNAVAILABLE: "REGISTRY_UNAVAILABLE",
+
   // --- gRPC, gRPC-web and Connect (@weft/grpc) ---
   /** A `grpc-encoding` other than identity or gzip. */
   UNSUPPORTED_ENCODING: "UNSUPPORTED_ENCODING",

@@ -1,0 +1,378 @@
+import {
+  Code,
+  ConfigError,
+  type Instance,
+  type InstanceChange,
+  type InstanceInput,
+  type InstancePatch,
+  Reason,
+  type RegisterOptions,
+  type Registration,
+  type Registry,
+  WeftError,
+} from "@weft/core";
+import {
+  checkService,
+  patched,
+  probe,
+  type RegistrationProbe,
+  type RegistryProbe,
+  ServiceWatch,
+  toInstance,
+  ttlOf,
+} from "@weft/core/internal";
+import { Etcd3, type IKeyValue, type IWatchResponse, type Lease, type Watcher } from "etcd3";
+
+export interface EtcdRegistryOptions {
+  /** The etcd client URLs, e.g. `["http://127.0.0.1:2379"]`; at least one. */
+  endpoints: readonly string[];
+  /** The key prefix every record sits under; default `/weft/services`. */
+  prefix?: string;
+  /**
+   * The TTL of a registration that does not give its own `ttlMs`: milliseconds, default 10,000. The
+   * lease is granted for the TTL rounded up to whole seconds, at least 1 s.
+   */
+  ttlMs?: number;
+}
+
+/** The defaults of `createEtcdRegistry`. */
+export const ETCD_REGISTRY_DEFAULTS = { prefix: "/weft/services", ttlMs: 10_000 } as const;
+
+/** How long a watch waits before listing again after etcd failed it, and before re-granting a lost lease. */
+const RETRY_MS = 500;
+const MAX_RETRY_MS = 5_000;
+
+/**
+ * A registry on etcd. Each registration holds one lease (its TTL in whole seconds, kept alive by the
+ * client) and writes one key per service it offers, `<prefix>/<service>/<id>` (both parts
+ * URI-encoded), whose value is the whole instance record as JSON. `update` rewrites the keys,
+ * `deregister` revokes the lease (etcd deletes the keys). A watch lists `<prefix>/<service>/` at a
+ * revision, then watches the prefix from the next revision; after a reconnect it resumes right after
+ * the last event it applied, and drops events it has already applied, so nothing is missed or
+ * replayed. When etcd cancels the watch (its revision was compacted) the watch lists again and pushes
+ * the difference.
+ */
+export function createEtcdRegistry(options: EtcdRegistryOptions): Registry {
+  if (typeof options !== "object" || options === null)
+    throw new ConfigError("options", "an object with endpoints", options);
+  const endpoints = options.endpoints as unknown;
+  if (
+    !Array.isArray(endpoints) ||
+    endpoints.length === 0 ||
+    !endpoints.every((e) => typeof e === "string" && e !== "")
+  )
+    throw new ConfigError("endpoints", "a non-empty array of etcd client URLs", endpoints);
+  const prefix = options.prefix ?? ETCD_REGISTRY_DEFAULTS.prefix;
+  if (typeof prefix !== "string" || prefix === "" || prefix.endsWith("/"))
+    throw new ConfigError("prefix", "a non-empty key prefix not ending in /", prefix);
+  const ttlMs = options.ttlMs ?? ETCD_REGISTRY_DEFAULTS.ttlMs;
+  if (typeof ttlMs !== "number" || !Number.isSafeInteger(ttlMs) || ttlMs <= 0)
+    throw new ConfigError("ttlMs", "a positive integer of milliseconds", ttlMs);
+  return new EtcdRegistry(new Etcd3({ hosts: [...endpoints] as string[] }), prefix, ttlMs);
+}
+
+/** An etcd failure as Weft reports it. */
+function unavailable(error: unknown): WeftError {
+  if (error instanceof WeftError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new WeftError(Code.UNAVAILABLE, `etcd: ${message}`, {
+    reason: Reason.REGISTRY_UNAVAILABLE,
+    cause: error,
+  });
+}
+
+async function reaching<T>(step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (error) {
+    throw unavailable(error);
+  }
+}
+
+/** The lease TTL for `ttlMs`: whole seconds, rounded up, at least 1. */
+export const leaseSeconds = (ttlMs: number): number => Math.max(1, Math.ceil(ttlMs / 1000));
+
+const ignore = (): void => {};
+
+function parseRecord(value: Buffer): Instance | undefined {
+  try {
+    const instance = JSON.parse(value.toString("utf8")) as Partial<Instance>;
+    return typeof instance.id === "string" && Array.isArray(instance.services)
+      ? (instance as Instance)
+      : undefined;
+  } catch {
+    return undefined; // not a record of ours
+  }
+}
+
+class EtcdRegistry implements Registry {
+  readonly client: Etcd3;
+  readonly #prefix: string;
+  readonly #ttlMs: number;
+  readonly #registrations = new Set<EtcdRegistration>();
+  readonly #watches = new Set<EtcdWatch>();
+  #closed = false;
+
+  readonly [probe]: RegistryProbe = { activeWatches: () => this.#watches.size };
+
+  constructor(client: Etcd3, prefix: string, ttlMs: number) {
+    this.client = client;
+    this.#prefix = prefix;
+    this.#ttlMs = ttlMs;
+  }
+
+  /** The prefix of one service's keys, ending in `/`. */
+  servicePrefix(service: string): string {
+    return `${this.#prefix}/${encodeURIComponent(service)}/`;
+  }
+
+  async register(input: InstanceInput, options?: RegisterOptions): Promise<Registration> {
+    const instance = toInstance(input, Date.now());
+    const ttlMs = ttlOf(options, this.#ttlMs);
+    if (this.#closed) throw unavailable(new Error("the registry is closed"));
+    const registration = new EtcdRegistration(this, instance, leaseSeconds(ttlMs));
+    await registration.start();
+    this.#registrations.add(registration);
+    return registration;
+  }
+
+  async list(service: string): Promise<Instance[]> {
+    checkService(service);
+    const { instances } = await this.read(service);
+    return [...instances.values()];
+  }
+
+  /** The service's records and the revision they were read at. */
+  async read(service: string): Promise<{ instances: Map<string, Instance>; revision: number }> {
+    const response = await reaching(() => this.client.getAll().prefix(this.servicePrefix(service)).exec());
+    const instances = new Map<string, Instance>();
+    for (const kv of response.kvs) {
+      const instance = parseRecord(kv.value);
+      if (instance !== undefined) instances.set(instance.id, instance);
+    }
+    return { instances, revision: Number(response.header.revision) };
+  }
+
+  watch(service: string): AsyncIterable<InstanceChange> {
+    const watch = new EtcdWatch(this, checkService(service), (w) => this.#watches.delete(w));
+    this.#watches.add(watch);
+    if (this.#closed) watch.end();
+    else watch.begin();
+    return watch;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const watch of [...this.#watches]) watch.end();
+    await Promise.all([...this.#registrations].map((r) => r.deregister().catch(ignore)));
+    this.client.close();
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  forget(registration: EtcdRegistration): void {
+    this.#registrations.delete(registration);
+  }
+}
+
+class EtcdRegistration implements Registration {
+  #instance: Instance;
+  #lease: Lease;
+  #stopped = false;
+  /** Writes and the revocation, one after another, so an older write never lands after a newer one. */
+  #queue: Promise<void> = Promise.resolve();
+  #regrantDelay = RETRY_MS;
+  readonly #registry: EtcdRegistry;
+  readonly #seconds: number;
+
+  readonly [probe]: RegistrationProbe = {
+    abandon: () => {
+      this.#stopped = true;
+      this.#lease.removeAllListeners("lost");
+      this.#lease.release(); // no more keepalives, no revocation: etcd expires the lease
+      this.#registry.forget(this);
+    },
+  };
+
+  constructor(registry: EtcdRegistry, instance: Instance, seconds: number) {
+    this.#registry = registry;
+    this.#instance = instance;
+    this.#seconds = seconds;
+    this.#lease = this.#grant();
+  }
+
+  get instance(): Instance {
+    return this.#instance;
+  }
+
+  async start(): Promise<void> {
+    try {
+      await this.#write();
+    } catch (error) {
+      this.#stopped = true;
+      this.#lease.removeAllListeners("lost");
+      await this.#lease.revoke().catch(ignore);
+      throw error;
+    }
+  }
+
+  async update(patch: InstancePatch): Promise<void> {
+    const next = patched(this.#instance, patch);
+    if (this.#stopped) return;
+    this.#instance = next;
+    await this.#write();
+  }
+
+  async deregister(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#registry.forget(this);
+    const lease = this.#lease;
+    lease.removeAllListeners("lost");
+    await this.#enqueue(() => reaching(() => lease.revoke()));
+  }
+
+  /** A lease kept alive by the client; when etcd says it is lost (an outage longer than the TTL), a new one. */
+  #grant(): Lease {
+    const lease = this.#registry.client.lease(this.#seconds);
+    lease.on("lost", () => {
+      if (this.#stopped) return;
+      const delay = this.#regrantDelay;
+      this.#regrantDelay = Math.min(MAX_RETRY_MS, delay * 2);
+      setTimeout(() => {
+        if (this.#stopped || this.#registry.closed) return;
+        this.#lease = this.#grant();
+        this.#write().then(() => {
+          this.#regrantDelay = RETRY_MS;
+        }, ignore);
+      }, delay).unref();
+    });
+    return lease;
+  }
+
+  #write(): Promise<void> {
+    return this.#enqueue(async () => {
+      if (this.#stopped) return;
+      const value = JSON.stringify(this.#instance);
+      const lease = this.#lease;
+      const key = encodeURIComponent(this.#instance.id);
+      await reaching(() =>
+        Promise.all(
+          this.#instance.services.map((s) =>
+            lease
+              .put(`${this.#registry.servicePrefix(s)}${key}`)
+              .value(value)
+              .exec(),
+          ),
+        ),
+      );
+    });
+  }
+
+  #enqueue(step: () => Promise<void>): Promise<void> {
+    const run = this.#queue.then(step);
+    this.#queue = run.catch(ignore);
+    return run;
+  }
+}
+
+/** One watch of one service: a listing, then an etcd watch from the revision after it. */
+class EtcdWatch extends ServiceWatch {
+  readonly #registry: EtcdRegistry;
+  #instances = new Map<string, Instance>();
+  /** The revision of the last listing or event applied; events at or below it are replays. */
+  #revision = 0;
+  #watcher: Watcher | undefined;
+  #ended = false;
+  #retryDelay = RETRY_MS;
+  #retry: NodeJS.Timeout | undefined;
+
+  constructor(registry: EtcdRegistry, service: string, onEnd: (watch: EtcdWatch) => void) {
+    super(service, (w) => {
+      this.#stop();
+      onEnd(w as EtcdWatch);
+    });
+    this.#registry = registry;
+  }
+
+  /** Lists the service and watches from the next revision; on failure, tries again with backoff. */
+  begin(): void {
+    void this.#sync().catch(() => this.#again());
+  }
+
+  async #sync(): Promise<void> {
+    const { instances, revision } = await this.#registry.read(this.service);
+    if (this.#ended) return;
+    this.#instances = instances;
+    this.#revision = revision;
+    this.offer(new Map(instances));
+    const prefix = this.#registry.servicePrefix(this.service);
+    const watcher = await reaching(() =>
+      this.#registry.client
+        .watch()
+        .prefix(prefix)
+        .startRevision(String(revision + 1))
+        .create(),
+    );
+    if (this.#ended) {
+      await watcher.cancel().catch(ignore);
+      return;
+    }
+    this.#watcher = watcher;
+    this.#retryDelay = RETRY_MS;
+    watcher.on("data", (response) => this.#apply(watcher, response));
+    // etcd3 resumes a watch after a reconnect from the revision it last heard of, which can be past
+    // events it has not delivered yet: resume right after the last event applied instead
+    watcher.on("connected", () => this.#resumeAfterApplied(watcher));
+    watcher.on("error", () => {
+      // etcd cancelled the watch (e.g. the revision was compacted): list again, push the difference
+      if (this.#watcher !== watcher) return;
+      this.#watcher = undefined;
+      void watcher.cancel().catch(ignore);
+      this.#again();
+    });
+  }
+
+  #apply(watcher: Watcher, response: IWatchResponse): void {
+    let changed = false;
+    for (const event of response.events) {
+      const kv: IKeyValue = event.kv;
+      const revision = Number(kv.mod_revision);
+      if (revision <= this.#revision) continue; // already applied before a reconnect
+      this.#revision = revision;
+      const id = decodeURIComponent(kv.key.toString("utf8").split("/").pop() ?? "");
+      if (event.type === "Delete") changed = this.#instances.delete(id) || changed;
+      else {
+        const instance = parseRecord(kv.value);
+        if (instance === undefined) continue;
+        this.#instances.set(instance.id, instance);
+        changed = true;
+      }
+    }
+    this.#resumeAfterApplied(watcher);
+    if (changed) this.offer(new Map(this.#instances));
+  }
+
+  #resumeAfterApplied(watcher: Watcher): void {
+    watcher.request.start_revision = String(this.#revision + 1);
+  }
+
+  #again(): void {
+    if (this.#ended || this.#registry.closed) return;
+    const delay = this.#retryDelay;
+    this.#retryDelay = Math.min(MAX_RETRY_MS, delay * 2);
+    this.#retry = setTimeout(() => this.begin(), delay);
+    this.#retry.unref();
+  }
+
+  #stop(): void {
+    this.#ended = true;
+    clearTimeout(this.#retry);
+    const watcher = this.#watcher;
+    this.#watcher = undefined;
+    void watcher?.cancel().catch(ignore);
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * A real etcd for tests: Debian's `/usr/bin/etcd` (installed by `scripts/ensure-etcd.sh` when
+ * missing), on free loopback ports with its own data directory, removed when stopped. Short raft
+ * timings let it grant 1 s leases (etcd raises a lease's TTL to 1.5 election timeouts).
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Etcd3 } from "etcd3";
+
+const ETCD = "/usr/bin/etcd";
+const ENSURE = fileURLToPath(new URL("../../../scripts/ensure-etcd.sh", import.meta.url));
+
+export interface EtcdServer {
+  /** The client URL, `http://127.0.0.1:<port>`. */
+  readonly endpoint: string;
+  /** Kills etcd and removes its data directory. */
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const address = server.address();
+  server.close();
+  if (address === null || typeof address === "string") throw new Error("no port");
+  return address.port;
+}
+
+/** Resolves once etcd answers a request on its client port; rejects if it exits first. */
+async function ready(child: ChildProcess, endpoint: string, timeoutMs: number): Promise<void> {
+  let exited: unknown;
+  const onExit = (code: number | null) => {
+    exited = new Error(`etcd exited with ${code} before it was ready`);
+  };
+  child.once("exit", onExit);
+  const deadline = Date.now() + timeoutMs;
+  try {
+    for (let pause = 10; ; pause = Math.min(200, pause * 2)) {
+      if (exited !== undefined) throw exited;
+      // a fresh client per attempt: etcd3's circuit breaker would hold back a reused one
+      const client = new Etcd3({ hosts: endpoint, dialTimeout: 1_000 });
+      try {
+        await client.maintenance.status();
+        return;
+      } catch (error) {
+        if (Date.now() > deadline) throw new Error(`etcd did not answer at ${endpoint}`, { cause: error });
+      } finally {
+        client.close();
+      }
+      await new Promise((resolve) => setTimeout(resolve, pause)); // the poll's interval
+    }
+  } finally {
+    child.off("exit", onExit);
+  }
+}
+
+export async function startEtcd(): Promise<EtcdServer> {
+  execFileSync("bash", [ENSURE], { stdio: ["ignore", "inherit", "inherit"] });
+  const dataDir = mkdtempSync(join(tmpdir(), "weft-etcd-"));
+  const [clientPort, peerPort] = [await freePort(), await freePort()];
+  const endpoint = `http://127.0.0.1:${clientPort}`;
+  const peer = `http://127.0.0.1:${peerPort}`;
+  const child = spawn(
+    ETCD,
+    [
+      "--name=weft-test",
+      `--data-dir=${dataDir}`,
+      `--listen-client-urls=${endpoint}`,
+      `--advertise-client-urls=${endpoint}`,
+      `--listen-peer-urls=${peer}`,
+      `--initial-advertise-peer-urls=${peer}`,
+      `--initial-cluster=weft-test=${peer}`,
+      "--heartbeat-interval=10",
+      "--election-timeout=100",
+      "--logger=zap",
+      "--log-level=error",
+    ],
+    { stdio: ["ignore", "ignore", "inherit"] },
+  );
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = once(child, "exit");
+      child.kill("SIGKILL");
+      await exited;
+    }
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  try {
+    await ready(child, endpoint, 20_000);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { endpoint, stop };
+}
