@@ -342,6 +342,8 @@ export class ServerStream implements CallOwner {
   readonly #serializer: SerializerName;
   readonly #flow: FlowWindow | undefined;
   readonly #inbox: Inbox<unknown> | undefined;
+  /** The handler's response stream while it is being sent: `#finish` closes it. */
+  #responses: AsyncIterator<unknown> | undefined = undefined;
   #finished = false;
 
   constructor(
@@ -498,7 +500,9 @@ export class ServerStream implements CallOwner {
   /**
    * Sends a response stream. Credit and the connection's write queue are waited for before the next
    * message is pulled, so a client that stops reading holds the handler's generator before it makes a
-   * message, not after; once the call is finished, the generator is closed (`return()`).
+   * message, not after. When the call ends first (cancellation, deadline, shutdown, the connection
+   * closing), `#finish` closes the iterator at once (`return()`), even while its `next()` is pending,
+   * and wakes a wait for credit or for the connection to drain.
    */
   async #sendStream(result: StreamResult): Promise<void> {
     const conn = this.#conn;
@@ -513,20 +517,23 @@ export class ServerStream implements CallOwner {
       this.#fail(e);
       return;
     }
+    if (this.#finished) return closeIterator(messages);
+    this.#responses = messages;
     let headersSent = false;
     for (;;) {
       for (let wait = sendWait(flow, conn); wait !== undefined; wait = sendWait(flow, conn)) {
         await wait;
-        if (this.#finished) return closeIterator(messages);
+        if (this.#finished) return; // #finish closed the iterator
       }
       let next: IteratorResult<unknown>;
       try {
         next = await messages.next();
       } catch (e) {
+        this.#responses = undefined; // it failed: there is nothing to close
         this.#fail(e);
         return;
       }
-      if (this.#finished) return closeIterator(messages);
+      if (this.#finished) return;
       if (next.done === true) break;
       try {
         if (!headersSent) {
@@ -539,10 +546,11 @@ export class ServerStream implements CallOwner {
           encodeOutFrame(FrameType.MESSAGE, 0, this.#id, this.#serializerId, compressor, undefined, body),
         );
       } catch (e) {
-        this.#fail(e);
-        return closeIterator(messages);
+        this.#fail(e); // closes the iterator
+        return;
       }
     }
+    this.#responses = undefined;
     if (this.#finished) return;
     if (!headersSent && result.headers.size > 0) {
       conn.send(encodeFrame(FrameType.HEADERS, 0, this.#id, 0, 0, result.headers, undefined));
@@ -564,7 +572,16 @@ export class ServerStream implements CallOwner {
     if (this.#finished) return;
     this.#finished = true;
     this.#call.finish();
-    this.#flow?.release();
+    const flow = this.#flow;
+    if (flow !== undefined) {
+      // a streaming call: wake its sender's wait, close the handler's response stream
+      flow.release();
+      const responses = this.#responses;
+      if (responses !== undefined) {
+        this.#responses = undefined;
+        closeIterator(responses);
+      }
+    }
     if (!this.#oneway) this.#conn.remove(this.#id);
   }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { FlowWindow, INITIAL_WINDOW, MESSAGE_OVERHEAD } from "./flow-window.ts";
+import { FlowWindow, INITIAL_WINDOW, MESSAGE_OVERHEAD, sendWait } from "./flow-window.ts";
 
 describe("FlowWindow", () => {
   it("charges each message its body plus the frame header, and waits once the window is spent", () => {
@@ -74,5 +74,39 @@ describe("FlowWindow", () => {
     expect(flow.received(body)).toBe(false);
     flow.consumed(body);
     expect(flow.received(body)).toBe(false);
+  });
+});
+
+describe("sendWait", () => {
+  const full = { backpressure: () => new Promise<void>(() => {}) };
+  const free = { backpressure: () => undefined };
+
+  it("is undefined with credit and room in the write queue", () => {
+    expect(sendWait(new FlowWindow(4096), free)).toBeUndefined();
+  });
+
+  it("ends a wait for credit when the stream ends", async () => {
+    const flow = new FlowWindow(4096);
+    flow.charge(INITIAL_WINDOW);
+    const wait = sendWait(flow, free);
+    expect(wait).toBeDefined();
+    flow.release();
+    await wait;
+  });
+
+  it("ends a wait for a write queue that never drains when the stream ends", async () => {
+    const flow = new FlowWindow(4096);
+    const wait = sendWait(flow, full);
+    expect(wait).toBeDefined();
+    flow.release();
+    await wait;
+  });
+
+  it("ends the wait when the write queue drains", async () => {
+    const flow = new FlowWindow(4096);
+    let drain!: () => void;
+    const wait = sendWait(flow, { backpressure: () => new Promise<void>((r) => (drain = r)) });
+    drain();
+    await wait;
   });
 });

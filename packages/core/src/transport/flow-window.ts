@@ -38,7 +38,7 @@ export class FlowWindow {
 
   /**
    * `undefined` while there is credit to send; else a promise that resolves when credit arrives or
-   * `release()` is called. Only one sender waits at a time.
+   * `release()` is called. Only one sender waits at a time (for credit or in `waitWithin`).
    */
   waitForCredit(): Promise<void> | undefined {
     if (this.#send > 0) return undefined;
@@ -53,7 +53,21 @@ export class FlowWindow {
     if (this.#send > 0) this.release();
   }
 
-  /** Wakes a sender waiting for credit (the stream ended: it re-checks and stops). */
+  /**
+   * Waits for `drain` (the connection's write queue), or less: `release()` ends the wait too, so a
+   * sender held by a connection that does not drain is woken when its stream ends.
+   */
+  waitWithin(drain: Promise<void>): Promise<void> {
+    return new Promise((resolve) => {
+      this.#waiter = resolve;
+      drain.then(() => {
+        if (this.#waiter === resolve) this.#waiter = undefined;
+        resolve();
+      });
+    });
+  }
+
+  /** Wakes a waiting sender (credit came, or the stream ended: it re-checks and stops). */
   release(): void {
     const w = this.#waiter;
     if (w === undefined) return;
@@ -83,11 +97,15 @@ export class FlowWindow {
  * What a stream sender waits for before it pulls its next message: credit from the peer, then room
  * in the connection's write queue; `undefined` when it may send now. Waiting before the pull, not
  * after, means a reader that stops holds the producer before it makes a message it cannot send.
- * A wait also ends when the stream ends (`release()`, the connection closing): re-check, then call again.
+ * Either wait also ends when the stream ends (`flow.release()`) or the connection closes: re-check,
+ * then call again.
  */
 export function sendWait(
   flow: FlowWindow,
   output: { backpressure(): Promise<void> | undefined },
 ): Promise<void> | undefined {
-  return flow.waitForCredit() ?? output.backpressure();
+  const credit = flow.waitForCredit();
+  if (credit !== undefined) return credit;
+  const drain = output.backpressure();
+  return drain === undefined ? undefined : flow.waitWithin(drain);
 }

@@ -21,6 +21,7 @@ import {
 import {
   type CallDoor,
   type CallOwner,
+  closeIterator,
   decodeBody,
   encodeBody,
   Inbox,
@@ -261,6 +262,10 @@ class GrpcServerCall implements EnvelopeSink, CallOwner {
   /** The final status is decided (or the client left): nothing more is sent. */
   #done = false;
   #trailers: OutgoingHttpHeaders = OK_TRAILERS;
+  /** The handler's response stream while it is being sent: `#complete` closes it. */
+  #responses: AsyncIterator<unknown> | undefined = undefined;
+  /** Ends the response pump's wait for the stream to drain: `#complete` calls it. */
+  #wake: (() => void) | undefined = undefined;
 
   constructor(
     ctx: GrpcServerContext,
@@ -436,31 +441,67 @@ class GrpcServerCall implements EnvelopeSink, CallOwner {
     stream.end(frame);
   }
 
+  /**
+   * Sends a response stream, waiting for the stream to drain when it is full. When the call ends
+   * first (cancellation, deadline, shutdown, the client gone), `#complete` closes the handler's
+   * iterator at once (`return()`), even while its `next()` is pending, and ends a wait for drain.
+   */
   async #pump(result: StreamResult): Promise<void> {
     const stream = this.#stream;
-    let headersSent = false;
+    let messages: AsyncIterator<unknown>;
     try {
-      for await (const message of result.messages) {
-        if (this.#done) return;
-        const frame = this.#encode(message);
-        if (!headersSent) {
-          headersSent = true;
-          this.#sendHeaders(result.headers);
-        }
-        if (!stream.write(frame)) {
-          await drained(stream);
-          if (this.#done) return;
-        }
-      }
+      messages = result.messages[Symbol.asyncIterator]();
     } catch (e) {
       this.#fail(e);
       return;
     }
+    if (this.#done) return closeIterator(messages);
+    this.#responses = messages;
+    let headersSent = false;
+    for (;;) {
+      let next: IteratorResult<unknown>;
+      try {
+        next = await messages.next();
+      } catch (e) {
+        this.#responses = undefined; // it failed: there is nothing to close
+        this.#fail(e);
+        return;
+      }
+      if (this.#done) return; // #complete closed the iterator
+      if (next.done === true) break;
+      let frame: Buffer;
+      try {
+        frame = this.#encode(next.value);
+      } catch (e) {
+        this.#fail(e); // closes the iterator
+        return;
+      }
+      if (!headersSent) {
+        headersSent = true;
+        this.#sendHeaders(result.headers);
+      }
+      if (!stream.write(frame)) {
+        await this.#drained();
+        if (this.#done) return;
+      }
+    }
+    this.#responses = undefined;
     if (this.#done || stream.destroyed) return;
     this.#trailers = result.trailers.size > 0 ? this.#okTrailers(result.trailers) : OK_TRAILERS;
     this.#complete();
     if (!headersSent) this.#sendHeaders(result.headers);
     stream.end();
+  }
+
+  /** The stream drained or closed, or the call ended (`#complete`). */
+  #drained(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#wake = resolve;
+      drained(this.#stream).then(() => {
+        if (this.#wake === resolve) this.#wake = undefined;
+        resolve();
+      });
+    });
   }
 
   #sendHeaders(md: Metadata): void {
@@ -536,6 +577,14 @@ class GrpcServerCall implements EnvelopeSink, CallOwner {
   #complete(): void {
     this.#done = true;
     this.#ext.finish();
+    const responses = this.#responses;
+    if (responses !== undefined) {
+      this.#responses = undefined;
+      closeIterator(responses);
+      const wake = this.#wake;
+      this.#wake = undefined;
+      wake?.();
+    }
     const stream = this.#stream;
     // later data events are ignored by onData (#done): no listener removal on the hot path
     if (this.#paused) {

@@ -1,7 +1,9 @@
+import type { Server } from "@weft/core";
 import { requestClosingSuite } from "../../../core/test/request-closing.ts";
+import { responseClosingSuite } from "../../../core/test/response-closing.ts";
 import { createGrpcTransport, listenGrpc } from "../../src/index.ts";
 
-requestClosingSuite(async (server) => {
+async function listen(server: Server) {
   const listener = await listenGrpc(server);
   const transport = createGrpcTransport({ address: `127.0.0.1:${listener.port}` });
   return {
@@ -11,4 +13,7 @@ requestClosingSuite(async (server) => {
       await listener.close();
     },
   };
-});
+}
+
+requestClosingSuite(listen);
+responseClosingSuite(listen);
