@@ -2,6 +2,7 @@ import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { clientCall } from "../../test/client-calls.ts";
+import { seededRandom } from "../../test/seeded-random.ts";
 import { messageType } from "../codec/json-codec.ts";
 import { Code } from "../errors/code.ts";
 import { ConfigError, WeftError } from "../errors/weft-error.ts";
@@ -24,18 +25,6 @@ interface Node extends BalancerNode {
 }
 const node = (address: string, weight?: number): Node =>
   weight === undefined ? { address, backingOff: false } : { address, weight, backingOff: false };
-
-/** A seeded random source (mulberry32): deterministic draws in [0, 1). */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function counts(balancer: Balancer, nodes: readonly Node[], picks: number): Map<string, number> {
   const out = new Map<string, number>();
@@ -78,13 +67,13 @@ describe("smoothWeightedRoundRobin", () => {
 describe("random and weightedRandom", () => {
   it("spreads picks evenly within 5%", () => {
     const nodes = [node("a"), node("b"), node("c"), node("d")];
-    const got = counts(random({ random: seeded(1) }), nodes, 40_000);
+    const got = counts(random({ random: seededRandom(1) }), nodes, 40_000);
     for (const n of nodes) expect(Math.abs(got.get(n.address)! - 10_000)).toBeLessThan(500);
   });
 
   it("respects weights within 5%", () => {
     const nodes = [node("a", 100), node("b", 200), node("c", 700)];
-    const got = counts(weightedRandom({ random: seeded(2) }), nodes, 50_000);
+    const got = counts(weightedRandom({ random: seededRandom(2) }), nodes, 50_000);
     expect(got.get("a")! / 50_000).toBeCloseTo(0.1, 1);
     expect(got.get("b")! / 50_000).toBeCloseTo(0.2, 1);
     expect(got.get("c")! / 50_000).toBeCloseTo(0.7, 1);
@@ -93,8 +82,8 @@ describe("random and weightedRandom", () => {
   it("passes over a node backing off", () => {
     const nodes = [node("a"), node("b")];
     nodes[0]!.backingOff = true;
-    expect(counts(weightedRandom({ random: seeded(3) }), nodes, 100).get("b")).toBe(100);
-    expect(counts(random({ random: seeded(3) }), nodes, 100).get("b")).toBe(100);
+    expect(counts(weightedRandom({ random: seededRandom(3) }), nodes, 100).get("b")).toBe(100);
+    expect(counts(random({ random: seededRandom(3) }), nodes, 100).get("b")).toBe(100);
   });
 });
 
@@ -177,7 +166,7 @@ describe("consistentHash", () => {
 describe("leastActive", () => {
   it("prefers the idle node and counts calls until done", () => {
     const nodes = [node("a"), node("b"), node("c")];
-    const la = leastActive({ random: seeded(4) });
+    const la = leastActive({ random: seededRandom(4) });
     expect(la.feedback).toBe(true);
     const first = la.pick(nodes, call)!;
     const second = la.pick(nodes, call)!;
@@ -223,7 +212,7 @@ describe("p2cEwma", () => {
   it("moves at least 90% of a slow node's share away within 2 s, and gives it back after recovery", () => {
     const nodes = [node("slow"), node("b"), node("c"), node("d")];
     const state = { now: 0, slow: false };
-    const p2c = p2cEwma({ random: seeded(5), now: () => state.now });
+    const p2c = p2cEwma({ random: seededRandom(5), now: () => state.now });
     const even = simulate(2000, state, p2c, nodes);
     expect(even.get("slow")! / 8000).toBeGreaterThan(0.2);
     state.slow = true;
@@ -241,7 +230,7 @@ describe("p2cEwma", () => {
   it("shuns a node that fails", () => {
     const nodes = [node("bad"), node("good")];
     const state = { now: 0 };
-    const p2c = p2cEwma({ random: seeded(6), now: () => state.now });
+    const p2c = p2cEwma({ random: seededRandom(6), now: () => state.now });
     const got = new Map<string, number>();
     for (let t = 0; t < 2000; t++) {
       state.now++;

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { seededRandom } from "../../test/seeded-random.ts";
 import { Code } from "../errors/code.ts";
 import { WeftError } from "../errors/weft-error.ts";
 import { type DecodeErrorInfo, FrameDecoder, type FrameDecoderOptions } from "./decode.ts";
@@ -26,18 +27,6 @@ function sink(limits?: FrameDecoderOptions): Sink {
 /** A comparable form of a frame (bodies are views; compare their bytes). */
 function plain(f: Frame) {
   return { ...f, body: Buffer.from(f.body).toString("hex") };
-}
-
-/** Deterministic PRNG (mulberry32), so "random" chunkings are the same on every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function header(type: number, streamId: number, metaLength: number, bodyLength: number): Buffer {
@@ -104,7 +93,7 @@ describe("FrameDecoder: chunking", () => {
   it("decodes under random chunk sizes", () => {
     const all = Buffer.concat([stream, bigFrame, stream]);
     for (let seed = 1; seed <= 40; seed++) {
-      const next = rng(seed);
+      const next = seededRandom(seed);
       const maxChunk = 1 + Math.floor(next() * (seed % 4 === 0 ? 100_000 : 64));
       const s = sink();
       let pos = 0;
@@ -524,7 +513,7 @@ describe("FrameDecoder: strict, as a receiving peer decodes (§4, §7.3)", () =>
 
 describe("FrameDecoder: strict, on garbage", () => {
   it("never throws and never holds more than one frame at the limit", () => {
-    const random = rng(0x57460007);
+    const random = seededRandom(0x57460007);
     const limits = { maxFrameBytes: 256, maxMetadataBytes: 64 };
     for (let run = 0; run < 200; run++) {
       // a valid stream with random bytes written over it, so headers stay close to real ones

@@ -4,6 +4,7 @@ import { FrameType } from "../../src/protocol/index.ts";
 import { deferred } from "../deferred.ts";
 import { Echo, startServer } from "../fixtures.ts";
 import { tappedTransport } from "../raw-peer.ts";
+import { seededRandom } from "../seeded-random.ts";
 
 const servers: Server[] = [];
 const transports: Transport[] = [];
@@ -14,14 +15,7 @@ afterEach(async () => {
 
 /** Deterministic shuffle (mulberry32-driven Fisher–Yates). */
 function shuffled<T>(items: readonly T[], seed: number): T[] {
-  let a = seed >>> 0;
-  const rand = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rand = seededRandom(seed);
   const out = [...items];
   for (let i = out.length - 1; i > 0; i--) {
     const j = Math.floor(rand() * (i + 1));
