@@ -56,6 +56,16 @@ export type {
   Registration,
   Registry,
 } from "./discovery/registry.ts";
+export {
+  isHostPort,
+  localScheme,
+  type OpenedDiscovery,
+  openDiscovery,
+  parseTarget,
+  type SchemeResolver,
+  type Schemes,
+  type Target,
+} from "./discovery/target.ts";
 export { Code, type CodeName, codeName } from "./errors/code.ts";
 export { Reason } from "./errors/reason.ts";
 export {

@@ -94,6 +94,11 @@ export interface Discovery {
    * for a grace period is the client's policy, not the backend's.
    */
   watch(service: string): AsyncIterable<InstanceChange>;
+  /**
+   * The names of the services that have at least one live instance, sorted. Optional: a backend that
+   * can only resolve a name it is given (DNS) leaves it out.
+   */
+  services?(): Promise<string[]>;
 }
 
 /** A backend: both sides, and `close` (deregisters this registry's registrations and ends its watches). */

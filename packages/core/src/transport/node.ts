@@ -1,4 +1,5 @@
 import type { RetryRefused } from "../call/client-call.ts";
+import type { Instance } from "../discovery/registry.ts";
 import type { Call, CallResult } from "../interceptor/call.ts";
 
 /**
@@ -10,6 +11,16 @@ import type { Call, CallResult } from "../interceptor/call.ts";
 export interface TransportNode {
   /** The node's identity: the address it dials (`host:port`, a base URL). */
   readonly address: string;
+  /**
+   * The registry record this node was made from, set by the cluster when the node came from
+   * discovery; `undefined` for a static address. Routing filters read its labels and zone.
+   */
+  instance?: Instance | undefined;
+  /**
+   * Relative share of traffic for weight-aware balancers: the instance's weight, reduced while it
+   * warms up. `undefined` reads as 100.
+   */
+  weight?: number | undefined;
   /** True while it can take a call at once, on a connection that is up: the cluster's fast path. */
   readonly ready: boolean;
   /**
