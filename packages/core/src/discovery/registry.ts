@@ -99,6 +99,12 @@ export interface Discovery {
    * can only resolve a name it is given (DNS) leaves it out.
    */
   services?(): Promise<string[]>;
+  /**
+   * Asks the backend to re-read `service` now, because a client failed to connect to one of its
+   * instances. Optional: a push backend (memory, local, etcd) leaves it out; a polling one (DNS)
+   * re-resolves at once instead of waiting for its interval.
+   */
+  refresh?(service: string): void;
 }
 
 /** A backend: both sides, and `close` (deregisters this registry's registrations and ends its watches). */
