@@ -26,7 +26,13 @@ export interface BenchOptions {
   durationMs: number;
   streamMessages: number;
   out: string;
+  /** `--micro NAME`: run that micro-benchmark instead of the macro one. */
+  micro: MicroName | undefined;
 }
+
+/** The micro-benchmarks `--micro` runs. */
+export const MICROS = ["pick", "msgpack-decode"] as const;
+export type MicroName = (typeof MICROS)[number];
 
 export const USAGE = `usage: npm run bench -- [options]
 
@@ -38,6 +44,7 @@ export const USAGE = `usage: npm run bench -- [options]
   --warmup S            warm-up per run, seconds (default 2; --quick: 1)
   --stream-messages N   messages asked for per server-streaming call (default 200000)
   --out FILE            where to write the JSON results (default bench/results/latest.json)
+  --micro NAME          run a micro-benchmark instead: ${MICROS.join(", ")} (pick: ns per balancer pick at 10 and 1,000 nodes)
   --help`;
 
 /** Parses the command line; a bad option throws an Error whose message names it. */
@@ -54,6 +61,7 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
       warmup: { type: "string" },
       "stream-messages": { type: "string" },
       out: { type: "string" },
+      micro: { type: "string" },
       help: { type: "boolean", default: false },
     },
   });
@@ -78,6 +86,7 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
     durationMs: Math.round(1000 * positive(values.duration, "--duration", quick ? 3 : 5, false)),
     streamMessages: positive(values["stream-messages"], "--stream-messages", 200_000, true),
     out: values.out ?? defaultOut,
+    micro: values.micro === undefined ? undefined : list(values.micro, "--micro", MICROS)[0],
   };
 }
 

@@ -2,12 +2,13 @@
  * Micro-benchmark of message decoding: a ~100-byte object and a ~16 KiB one, as MessagePack and as
  * JSON, through `messageType()` (the path every schema-less call takes).
  *
- *   npx node bench/src/micro/msgpack-decode.ts
+ *   npm run bench -- --micro msgpack-decode   (or: npx node bench/src/micro/msgpack-decode.ts)
  *
  * Prints nanoseconds per decode (the fastest of several rounds, the figure least disturbed by other
  * work on the machine) and the body sizes. Not run by the tests.
  */
 import { messageType, type SerializerName } from "@weft/core";
+import { nsPerOp } from "./measure.ts";
 
 const item = (i: number) => ({
   id: `ord-${10000 + i}`,
@@ -22,34 +23,24 @@ const small = item(0);
 const large = { page: 1, total: 155, items: Array.from({ length: 155 }, (_, i) => item(i)) };
 
 const codec = messageType<unknown>();
-const ROUNDS = 9;
-const BUDGET_NS = 200_000_000n;
 
 function measure(bytes: Uint8Array, serializer: SerializerName): number {
-  let sink = 0;
-  const once = (n: number) => {
-    const start = process.hrtime.bigint();
-    for (let i = 0; i < n; i++) if (codec.decode(bytes, serializer) !== undefined) sink++;
-    return process.hrtime.bigint() - start;
-  };
-  // Calibrate to about BUDGET_NS per round, warming the JIT on the way.
-  let n = 100;
-  while (once(n) < BUDGET_NS / 4n) n *= 2;
-  const perOp: number[] = [];
-  for (let r = 0; r < ROUNDS; r++) perOp.push(Number(once(n)) / n);
-  if (sink === 0) throw new Error("nothing decoded");
-  return Math.min(...perOp);
+  return nsPerOp(() => codec.decode(bytes, serializer));
 }
 
-for (const [name, value] of [
-  ["small", small],
-  ["large", large],
-] as const) {
-  for (const serializer of ["msgpack", "json"] as const) {
-    const bytes = codec.encode(value, serializer);
-    const ns = measure(bytes, serializer);
-    console.log(
-      `${name.padEnd(6)} ${serializer.padEnd(8)} ${String(bytes.length).padStart(6)} B ${ns.toFixed(0).padStart(8)} ns/op`,
-    );
+export function run(): void {
+  for (const [name, value] of [
+    ["small", small],
+    ["large", large],
+  ] as const) {
+    for (const serializer of ["msgpack", "json"] as const) {
+      const bytes = codec.encode(value, serializer);
+      const ns = measure(bytes, serializer);
+      console.log(
+        `${name.padEnd(6)} ${serializer.padEnd(8)} ${String(bytes.length).padStart(6)} B ${ns.toFixed(0).padStart(8)} ns/op`,
+      );
+    }
   }
 }
+
+if (import.meta.main) run();

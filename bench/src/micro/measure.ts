@@ -1,0 +1,19 @@
+/**
+ * The timing loop the micro-benchmarks share: calibrates a batch to about 50 ms, warming the JIT on
+ * the way, then times `rounds` batches and returns the fastest one's nanoseconds per operation (the
+ * figure least disturbed by other work on the machine).
+ */
+export function nsPerOp(op: () => unknown, rounds = 9, budgetNs = 200_000_000n): number {
+  let sink = 0;
+  const batch = (n: number): bigint => {
+    const start = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) if (op() !== undefined) sink++;
+    return process.hrtime.bigint() - start;
+  };
+  let n = 100;
+  while (batch(n) < budgetNs / 4n) n *= 2;
+  const perOp: number[] = [];
+  for (let r = 0; r < rounds; r++) perOp.push(Number(batch(n)) / n);
+  if (sink === 0) throw new Error("the measured operation returned nothing");
+  return Math.min(...perOp);
+}
