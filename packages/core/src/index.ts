@@ -39,6 +39,12 @@ export {
   PROPAGATED_PREFIX,
 } from "./context/call-context.ts";
 export {
+  createDnsDiscovery,
+  DNS_DISCOVERY_DEFAULTS,
+  type DnsDiscovery,
+  type DnsDiscoveryOptions,
+} from "./discovery/dns.ts";
+export {
   createLocalRegistry,
   LOCAL_REGISTRY_DEFAULTS,
   type LocalRegistryOptions,
@@ -57,6 +63,7 @@ export type {
   Registry,
 } from "./discovery/registry.ts";
 export {
+  dnsScheme,
   isHostPort,
   localScheme,
   type OpenedDiscovery,

@@ -1,7 +1,8 @@
 /**
  * The registry interface: a registrar side (register → a handle that updates and deregisters) and a
  * discovery side (list, and watch pushing `{ added, updated, removed }`). Every backend (memory,
- * local, etcd, DNS) implements it and passes `registryConformance` from `@weft/testing`.
+ * local, etcd) implements it and passes `registryConformance` from `@weft/testing`; DNS implements
+ * the discovery side only.
  */
 
 /** The protocols an instance can advertise an address for. */

@@ -2,10 +2,11 @@
  * Targets: what a client names, as the gRPC ecosystem writes it. `host:port` (or a list of them) is a
  * static address; `scheme://authority/endpoint` names a service a registry resolves. The scheme table
  * maps a scheme to the registry that resolves it; it is passed in (`schemes`), never global, and the
- * built-in `local` scheme needs nothing installed. `etcd` comes from `@weft/registry-etcd`
- * (`etcdScheme`), `dns` from the DNS discovery.
+ * built-in `local` and `dns` schemes need nothing installed. `etcd` comes from `@weft/registry-etcd`
+ * (`etcdScheme`).
  */
 import { ConfigError } from "../errors/weft-error.ts";
+import { createDnsDiscovery, type DnsDiscovery } from "./dns.ts";
 import { createLocalRegistry } from "./local-registry.ts";
 import type { Discovery } from "./registry.ts";
 
@@ -77,7 +78,7 @@ export interface OpenedDiscovery {
 /** Opens the registry a target of one scheme names (its authority and params say where and how). */
 export type SchemeResolver = (target: Target) => OpenedDiscovery;
 
-/** Scheme → resolver, given beside a target. Merged over the built-in ones (`local`). */
+/** Scheme → resolver, given beside a target. Merged over the built-in ones (`local`, `dns`). */
 export type Schemes = Readonly<Record<string, SchemeResolver>>;
 
 /**
@@ -92,8 +93,28 @@ export const localScheme: SchemeResolver = (target) => {
   return { discovery: registry, close: () => registry.close() };
 };
 
+/**
+ * `dns:///catalog.internal:4000` (the system's DNS servers) or `dns://10.0.0.2:53/catalog.internal:4000`
+ * (that server: the authority names the DNS server, as in gRPC): `createDnsDiscovery` with its
+ * defaults. The endpoint is `host:port` (A/AAAA) or an SRV name.
+ */
+export const dnsScheme: SchemeResolver = (target) => {
+  let discovery: DnsDiscovery;
+  try {
+    discovery = createDnsDiscovery(target.authority === "" ? {} : { servers: [target.authority] });
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    throw new ConfigError(
+      "target",
+      "dns://<DNS server ip[:port], or none>/<host:port or SRV name>",
+      target.text,
+    );
+  }
+  return { discovery, close: () => discovery.close() };
+};
+
 /** The schemes core resolves with nothing given. */
-export const BUILT_IN_SCHEMES: Schemes = { local: localScheme };
+export const BUILT_IN_SCHEMES: Schemes = { local: localScheme, dns: dnsScheme };
 
 /**
  * Opens the registry `target` names, from `schemes` (given) over the built-in ones. Throws

@@ -47,4 +47,24 @@ describe("ServiceWatch", () => {
     expect(await watch.next()).toEqual({ value: undefined, done: true });
     expect(ended).toBe(1);
   });
+
+  it("fails once: the waiting pull throws, later pulls see the end, onEnd runs once", async () => {
+    let ended = 0;
+    const watch = new ServiceWatch("s", () => ended++);
+    const pending = watch.next();
+    const error = new Error("unreachable");
+    watch.fail(error);
+    await expect(pending).rejects.toBe(error);
+    watch.fail(new Error("again"));
+    expect(await watch.next()).toEqual({ value: undefined, done: true });
+    expect(ended).toBe(1);
+  });
+
+  it("fails a watch nobody is pulling: the next pull throws, then the end", async () => {
+    const watch = new ServiceWatch("s", () => {});
+    const error = new Error("unreachable");
+    watch.fail(error);
+    await expect(watch.next()).rejects.toBe(error);
+    expect(await watch.next()).toEqual({ value: undefined, done: true });
+  });
 });
