@@ -6,7 +6,7 @@
  */
 import { type BackoffOptions, backoffDelay } from "../call/backoff.ts";
 import { isSpent } from "../call/deadline.ts";
-import { NEVER } from "../call/signal.ts";
+import { eitherSignal, NEVER } from "../call/signal.ts";
 import { Code } from "../errors/code.ts";
 import { Reason } from "../errors/reason.ts";
 import { ConfigError, WeftError } from "../errors/weft-error.ts";
@@ -313,8 +313,7 @@ export function forking(options: ForkingOptions = {}): ClusterMode {
       const attempts: Promise<CallResult>[] = [];
       for (let i = 0; i < count && (i === 0 || untried(nodes, tried)); i++) {
         const controller = new AbortController();
-        const signal =
-          call.signal === NEVER ? controller.signal : AbortSignal.any([call.signal, controller.signal]);
+        const signal = eitherSignal(call.signal, controller.signal);
         forks.push(controller);
         attempts.push(cluster.attempt({ ...call, signal }, nodes, tried));
       }
