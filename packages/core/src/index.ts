@@ -22,6 +22,41 @@ export {
   createClient,
 } from "./client/client.ts";
 export {
+  type BroadcastOptions,
+  broadcast,
+  type MulticastOptions,
+  multicast,
+  type NodeOutcome,
+} from "./cluster/broadcast.ts";
+export {
+  type ClusterMode,
+  type FailbackMode,
+  type FailbackOptions,
+  type FailbackStats,
+  type FailoverOptions,
+  type FailsafeOptions,
+  type ForkingOptions,
+  failback,
+  failfast,
+  failover,
+  failsafe,
+  forking,
+} from "./cluster/modes.ts";
+export type { MethodPolicy } from "./cluster/policy.ts";
+export {
+  groupRoute,
+  type LabelRouteOptions,
+  type OnEmpty,
+  type PinRouteOptions,
+  pinRoute,
+  type RouteFilter,
+  type StressRouteOptions,
+  stressRoute,
+  tierRoute,
+  type ZoneRouteOptions,
+  zoneRoute,
+} from "./cluster/routing.ts";
+export {
   createMemoryTransport,
   createTcpTransport,
   type TcpTransportOptions,

@@ -24,6 +24,12 @@ export function abortError(signal: AbortSignal): WeftError {
   });
 }
 
+/** A signal that aborts when either does (`a` itself when `b` is `NEVER`, and the other way round). */
+export function eitherSignal(a: AbortSignal, b: AbortSignal): AbortSignal {
+  if (b === NEVER) return a;
+  return a === NEVER ? b : AbortSignal.any([a, b]);
+}
+
 /** Something told once a signal aborts. An object, so a call can be its own watcher. */
 export interface AbortWatcher {
   handleEvent(): void;

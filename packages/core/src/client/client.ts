@@ -1,4 +1,5 @@
-import { NEVER } from "../call/signal.ts";
+import { earlierDeadline } from "../call/deadline.ts";
+import { eitherSignal, NEVER } from "../call/signal.ts";
 import type { SerializerName } from "../codec/serializer.ts";
 import { currentCallContext } from "../context/call-context.ts";
 import { Code } from "../errors/code.ts";
@@ -116,9 +117,8 @@ function makeMethod(info: MethodInfo, chain: CallHandler, options: ClientOptions
     let signal = callOptions?.signal ?? NEVER;
     const headers = new Metadata();
     if (ctx !== undefined) {
-      if (ctx.deadline !== undefined && (deadline === undefined || ctx.deadline < deadline))
-        deadline = ctx.deadline;
-      signal = signal === NEVER ? ctx.signal : AbortSignal.any([signal, ctx.signal]);
+      deadline = earlierDeadline(deadline, ctx.deadline);
+      signal = eitherSignal(signal, ctx.signal);
       headers.merge(ctx.propagate);
     }
     if (clientHeaders !== undefined)

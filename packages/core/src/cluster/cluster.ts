@@ -13,8 +13,12 @@ import { Code } from "../errors/code.ts";
 import { Reason } from "../errors/reason.ts";
 import { ConfigError, WeftError } from "../errors/weft-error.ts";
 import type { Call, CallResult } from "../interceptor/call.ts";
+import type { MethodInfo } from "../service/service.ts";
 import type { TransportNode } from "../transport/node.ts";
 import type { Transport } from "../transport/transport.ts";
+import { type ClusterMode, type ClusterSeam, checkMode } from "./modes.ts";
+import type { MethodPolicy } from "./policy.ts";
+import { checkRouting, type RouteFilter, route } from "./routing.ts";
 
 /**
  * A plain node chooser without feedback: the node of a call among `nodes` (the candidates, in a
@@ -56,6 +60,35 @@ export interface ClusterOptions {
   balancer?: Balancer;
   /** A plain chooser instead of a balancer (not both). */
   picker?: Picker;
+  /** Filters narrowing the nodes of every call before the balancer, in order. Default none. */
+  routing?: readonly RouteFilter[];
+  /**
+   * How every call runs beyond one attempt (`failover()`, `failsafe()`, …). Default: one attempt,
+   * moving to another node only when the request never left (as `failfast()`).
+   */
+  mode?: ClusterMode;
+  /**
+   * Per-method overrides, keyed by wire path (`/catalog.v1.Catalog/Lookup`) or bare method name
+   * (`Lookup`); the path wins. Resolved once per method.
+   */
+  methods?: Readonly<Record<string, MethodPolicy>>;
+}
+
+/** What the calls of one method run with: its routing and mode, or why its mode cannot run it. */
+interface Governance {
+  readonly routing: readonly RouteFilter[] | undefined;
+  readonly mode: ClusterMode | undefined;
+  readonly misfit: WeftError | undefined;
+}
+
+/** The governance of a method with no routing and no mode: its calls take the plain path. */
+const PLAIN: Governance = { routing: undefined, mode: undefined, misfit: undefined };
+
+let seamOf: (cluster: Cluster) => ClusterSeam;
+
+/** The internals of `cluster` that broadcast uses (its routing, sending to one node). */
+export function clusterSeam(cluster: Cluster): ClusterSeam {
+  return seamOf(cluster);
 }
 
 /**
@@ -70,6 +103,10 @@ export class Cluster implements Transport {
   /** The balancer's `feedback`: every attempt is timed and reported to its `done`. */
   readonly #feedback: boolean;
   readonly #maxRetries: number;
+  /** Routing, mode and per-method options; `undefined` when none is set (the plain path only). */
+  readonly #options: ClusterOptions | undefined;
+  /** The governance of each method seen, resolved on its first call. */
+  readonly #governance = new WeakMap<MethodInfo, Governance>();
   #closed = false;
 
   constructor(nodes: readonly TransportNode[], options: ClusterOptions = {}) {
@@ -91,21 +128,31 @@ export class Cluster implements Transport {
     this.#balancer = balancer;
     this.#feedback = balancer.feedback === true;
     this.#maxRetries = max;
+    const { routing, mode, methods } = options;
+    if (routing !== undefined) checkRouting("routing", routing);
+    if (mode !== undefined) checkMode("mode", mode);
+    if (methods !== undefined) checkMethods(methods);
+    const governed = routing !== undefined || mode !== undefined || methods !== undefined;
+    this.#options = governed ? options : undefined;
   }
 
   call(call: Call): Promise<CallResult> {
+    if (this.#options !== undefined) {
+      const governance = this.#governanceOf(call.method);
+      if (governance !== PLAIN) return this.#governed(call, governance);
+    }
     // Fast path: the chosen node has a connection up and the balancer wants no feedback; no promise
     // or closure in between.
     if (!this.#closed) {
       const picked = this.#balancer.pick(this.#nodes, call);
       if (picked !== undefined) {
         const node = picked.node;
-        if (this.#feedback) return this.#callWaiting(call, 0, picked);
+        if (this.#feedback) return this.#callWaiting(call, 0, picked, this.#nodes, []);
         if (node.ready) return node.call(call, this.#retry, 0);
-        return this.#callWaiting(call, 0, node);
+        return this.#callWaiting(call, 0, node, this.#nodes, []);
       }
     }
-    return this.#callWaiting(call, 0, undefined);
+    return this.#callWaiting(call, 0, undefined, this.#nodes, []);
   }
 
   /** A call refused without being started goes through the balancer again; given to every node call. */
@@ -117,24 +164,83 @@ export class Cluster implements Transport {
         }),
       );
     }
-    return this.#callWaiting(call, attempt, undefined);
+    if (this.#options === undefined) return this.#callWaiting(call, attempt, undefined, this.#nodes, []);
+    let nodes: readonly TransportNode[];
+    try {
+      nodes = this.#routed(call);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.#callWaiting(call, attempt, undefined, nodes, []);
   };
 
+  /** The routing and mode of `method`'s calls, resolved on its first call. */
+  #governanceOf(method: MethodInfo): Governance {
+    let governance = this.#governance.get(method);
+    if (governance === undefined) {
+      governance = resolveGovernance(this.#options!, method);
+      this.#governance.set(method, governance);
+    }
+    return governance;
+  }
+
+  /** The nodes `call` may go to after its method's routing filters. */
+  #routed(call: Call): readonly TransportNode[] {
+    const routing = this.#options === undefined ? undefined : this.#governanceOf(call.method).routing;
+    return routing === undefined ? this.#nodes : route(routing, this.#nodes, call);
+  }
+
+  /** A call with routing filters or a mode: routed, then run by its mode or as one attempt. */
+  #governed(call: Call, governance: Governance): Promise<CallResult> {
+    if (governance.misfit !== undefined) return Promise.reject(governance.misfit);
+    let nodes: readonly TransportNode[];
+    try {
+      nodes = governance.routing === undefined ? this.#nodes : route(governance.routing, this.#nodes, call);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (governance.mode === undefined) return this.#callWaiting(call, 0, undefined, nodes, []);
+    return governance.mode.run(this.#seam, call, nodes);
+  }
+
+  static {
+    seamOf = (cluster) => cluster.#seam;
+  }
+
+  /** What cluster modes and broadcast use of this cluster. */
+  readonly #seam: ClusterSeam = {
+    routed: (call) => this.#routed(call),
+    attempt: (call, nodes, tried) => this.#callWaiting(call, 0, undefined, nodes, tried),
+    send: (call, node) => this.#send(call, node),
+  };
+
+  /** Sends `call` to `node` only, once it is connected; a refusal is this node's outcome. */
+  async #send(call: Call, node: TransportNode): Promise<CallResult> {
+    if (this.#closed) throw transportClosed();
+    if (!node.ready) await settleWithin(node.connect(), call.signal, call.deadline);
+    if (this.#closed) throw transportClosed();
+    return node.call(call, undefined, 0);
+  }
+
   /**
-   * The slow path: waits for the first node (given, or picked now) to connect, within the call's
-   * signal and deadline; a node that cannot connect hands the call to the next one the balancer
-   * chooses among those not tried yet and not backing off. With a feedback balancer, `first` is its
-   * `Picked` and every attempt is reported to `done` once.
+   * The slow path: waits for the first node (given, or picked now among `nodes` not in `tried`) to
+   * connect, within the call's signal and deadline; a node that cannot connect hands the call to the
+   * next one the balancer chooses among those not tried yet and not backing off. Every node picked
+   * goes into `tried` (a cluster mode's next attempt avoids it). With a feedback balancer, `first` is
+   * its `Picked` and every attempt is reported to `done` once.
    */
   async #callWaiting(
     call: Call,
     attempt: number,
     first: TransportNode | Picked<TransportNode> | undefined,
+    nodes: readonly TransportNode[],
+    tried: TransportNode[],
   ): Promise<CallResult> {
     let picked: Picked<TransportNode> | undefined;
     let node: TransportNode | undefined;
     if (first === undefined) {
-      picked = this.#balancer.pick(this.#nodes, call);
+      const pool = tried.length === 0 ? nodes : nodes.filter((n) => !tried.includes(n) && !n.backingOff);
+      picked = pool.length === 0 ? undefined : this.#balancer.pick(pool, call);
       node = picked?.node;
     } else if ("done" in first) {
       picked = first;
@@ -143,8 +249,8 @@ export class Cluster implements Transport {
       node = first;
     }
     let lastError: WeftError | undefined;
-    const tried: TransportNode[] = [];
     while (node !== undefined) {
+      tried.push(node);
       const start = this.#feedback ? performance.now() : 0;
       try {
         if (this.#closed) throw transportClosed();
@@ -158,8 +264,7 @@ export class Cluster implements Transport {
         if (this.#closed || call.signal.aborted || isSpent(call.deadline)) throw e;
         lastError = WeftError.from(e, Code.UNAVAILABLE);
       }
-      tried.push(node);
-      const rest = this.#nodes.filter((n) => !tried.includes(n) && !n.backingOff);
+      const rest = nodes.filter((n) => !tried.includes(n) && !n.backingOff);
       picked = rest.length === 0 ? undefined : this.#balancer.pick(rest, call);
       node = picked?.node;
     }
@@ -210,6 +315,40 @@ export class Cluster implements Transport {
   async close(): Promise<void> {
     this.#closed = true;
     await Promise.all(this.#nodes.map((node) => node.close()));
+  }
+}
+
+/**
+ * The routing and mode of `method`: its own (`methods[path]`, else `methods[name]`) over the
+ * cluster's. A cluster-wide mode that does not fit the method leaves it out; the method's own
+ * misfitting mode makes its calls fail with FAILED_PRECONDITION.
+ */
+function resolveGovernance(options: ClusterOptions, method: MethodInfo): Governance {
+  const own = options.methods?.[method.path] ?? options.methods?.[method.name];
+  const routing = own?.routing ?? options.routing;
+  let mode = own?.mode ?? options.mode;
+  let misfit: WeftError | undefined;
+  if (mode !== undefined && !mode.fits(method)) {
+    if (own?.mode !== undefined) {
+      misfit = new WeftError(
+        Code.FAILED_PRECONDITION,
+        `${method.path} (${method.kind}${method.idempotent ? ", idempotent" : ""}) cannot run in ${mode.name} mode`,
+      );
+    }
+    mode = undefined;
+  }
+  if (misfit === undefined && mode === undefined && (routing === undefined || routing.length === 0))
+    return PLAIN;
+  return { routing: routing?.length === 0 ? undefined : routing, mode, misfit };
+}
+
+function checkMethods(methods: Readonly<Record<string, MethodPolicy>>): void {
+  if (typeof methods !== "object" || methods === null) {
+    throw new ConfigError("methods", "an object of method policies keyed by path or name", methods);
+  }
+  for (const [key, policy] of Object.entries(methods)) {
+    if (policy.routing !== undefined) checkRouting(`methods.${key}.routing`, policy.routing);
+    if (policy.mode !== undefined) checkMode(`methods.${key}.mode`, policy.mode);
   }
 }
 

@@ -1,6 +1,7 @@
 import { isIP, connect as netConnect } from "node:net";
 import type { Duplex } from "node:stream";
 import { type ConnectionOptions as TlsConnectionOptions, connect as tlsConnect } from "node:tls";
+import { backoffDelay } from "../call/backoff.ts";
 import type { RetryRefused } from "../call/client-call.ts";
 import { settleWithin } from "../call/signal.ts";
 import type { CompressionOptions } from "../codec/compression.ts";
@@ -237,10 +238,9 @@ export class TcpNode implements TransportNode {
           return;
         }
         this.#failures++;
-        const base = this.#options.reconnect?.initialDelayMs ?? 100;
-        const max = this.#options.reconnect?.maxDelayMs ?? 10_000;
-        const delay = Math.min(max, base * 2 ** (this.#failures - 1));
-        this.#retryAt = Date.now() + delay * (0.8 + Math.random() * 0.4);
+        const initialDelayMs = this.#options.reconnect?.initialDelayMs ?? 100;
+        const maxDelayMs = this.#options.reconnect?.maxDelayMs ?? 10_000;
+        this.#retryAt = Date.now() + backoffDelay(this.#failures, { initialDelayMs, maxDelayMs });
         this.#lastError = new WeftError(
           Code.UNAVAILABLE,
           `cannot connect to ${target.key}: ${error.message}`,
