@@ -45,13 +45,17 @@ export class UsageError extends Error {
   override readonly name = "UsageError";
 }
 
-/** `parseArgs` from `node:util`, with its errors turned into `UsageError`s. */
+/**
+ * `parseArgs` from `node:util`, with its errors turned into `UsageError`s. Positional arguments are
+ * refused unless `allowPositionals` is true.
+ */
 export function parseCommandArgs<const O extends NonNullable<ParseArgsConfig["options"]>>(
   args: readonly string[],
   options: O,
+  allowPositionals = false,
 ) {
   try {
-    return parseArgs({ args: [...args], options, strict: true, allowPositionals: false });
+    return parseArgs({ args: [...args], options, strict: true, allowPositionals });
   } catch (e) {
     throw new UsageError(e instanceof Error ? e.message : String(e));
   }

@@ -132,6 +132,11 @@ export { Metadata } from "./metadata/metadata.ts";
 export type { FrameLimits } from "./protocol/frame.ts";
 export type { HandlerContext, HandlerFor, ServiceImpl } from "./server/handler.ts";
 export {
+  REGISTRATION_DEFAULTS,
+  type ServerRegistration,
+  type ServerRegistrationOptions,
+} from "./server/registration.ts";
+export {
   createServer,
   type ListenOptions,
   type Server,

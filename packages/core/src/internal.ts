@@ -31,7 +31,7 @@ export {
 } from "./call/signal.ts";
 export { Cluster, type ClusterOptions, type Picker } from "./cluster/cluster.ts";
 export { TcpTransport } from "./cluster/tcp-transport.ts";
-export { checkService, offering, patched, toInstance, ttlOf } from "./discovery/instance.ts";
+export { checkService, offering, patched, serviceNames, toInstance, ttlOf } from "./discovery/instance.ts";
 export {
   abandonRegistration,
   activeWatches,

@@ -72,6 +72,7 @@ export async function listenRest(server: Server, options: RestListenOptions = {}
     },
   });
   const address = await listener.listen({ host: options.host, port: options.port });
+  internals.bound("http", address);
   return {
     ...address,
     handler,

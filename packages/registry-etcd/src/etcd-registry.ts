@@ -18,6 +18,7 @@ import {
   type RegistrationProbe,
   type RegistryProbe,
   ServiceWatch,
+  serviceNames,
   toInstance,
   ttlOf,
 } from "@weft/core/internal";
@@ -151,6 +152,17 @@ class EtcdRegistry implements Registry {
       if (instance !== undefined) instances.set(instance.id, instance);
     }
     return { instances, revision: Number(response.header.revision) };
+  }
+
+  /** Reads every record under the prefix (one range request) and names the services they offer. */
+  async services(): Promise<string[]> {
+    const response = await reaching(() => this.client.getAll().prefix(`${this.#prefix}/`).exec());
+    const instances: Instance[] = [];
+    for (const kv of response.kvs) {
+      const instance = parseRecord(kv.value);
+      if (instance !== undefined) instances.push(instance);
+    }
+    return serviceNames(instances);
   }
 
   watch(service: string): AsyncIterable<InstanceChange> {

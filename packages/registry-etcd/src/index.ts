@@ -3,3 +3,4 @@
  * the last revision after a reconnect).
  */
 export { createEtcdRegistry, ETCD_REGISTRY_DEFAULTS, type EtcdRegistryOptions } from "./etcd-registry.ts";
+export { etcdScheme } from "./scheme.ts";

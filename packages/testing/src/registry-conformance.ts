@@ -272,6 +272,23 @@ export function registryConformance(factory: Factory, options: RegistryConforman
       expect(await w.ended()).toBe(true);
     });
 
+    it("services() names the services with a live instance, sorted (when the backend has it)", async () => {
+      const registry = await fresh();
+      if (registry.services === undefined) return;
+      const [a, b] = [service(), service()].sort() as [string, string];
+      const ra = await registry.register(input([b, a]));
+      const rb = await registry.register(input([b]));
+      const names = await registry.services();
+      expect(names).toEqual([...names].sort());
+      expect(names.filter((n) => n === a || n === b)).toEqual([a, b]);
+      await ra.deregister();
+      const after = await registry.services();
+      expect(after).toContain(b);
+      expect(after).not.toContain(a);
+      await rb.deregister();
+      expect(await registry.services()).not.toContain(b);
+    });
+
     it("rejects bad input with a ConfigError naming the field", async () => {
       const registry = await fresh();
       const s = service();

@@ -131,3 +131,10 @@ export function offering(all: Iterable<Instance>, service: string): Map<string, 
   for (const instance of all) if (instance.services.includes(service)) out.set(instance.id, instance);
   return out;
 }
+
+/** The sorted names of the services `all` offers (what `Discovery.services()` returns). */
+export function serviceNames(all: Iterable<Instance>): string[] {
+  const names = new Set<string>();
+  for (const instance of all) for (const service of instance.services) names.add(service);
+  return [...names].sort();
+}

@@ -4,7 +4,7 @@ import { mkdir, readdir, readFile, rename, unlink, writeFile } from "node:fs/pro
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError } from "../errors/weft-error.ts";
-import { checkService, offering, patched, toInstance, ttlOf } from "./instance.ts";
+import { checkService, offering, patched, serviceNames, toInstance, ttlOf } from "./instance.ts";
 import { probe, type RegistrationProbe, type RegistryProbe } from "./probe.ts";
 import type {
   Instance,
@@ -145,6 +145,10 @@ class LocalRegistry implements Registry {
   async list(service: string): Promise<Instance[]> {
     checkService(service);
     return [...offering(await this.#read(), service).values()];
+  }
+
+  async services(): Promise<string[]> {
+    return serviceNames(await this.#read());
   }
 
   watch(service: string): AsyncIterable<InstanceChange> {

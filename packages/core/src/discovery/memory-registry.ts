@@ -1,4 +1,4 @@
-import { checkService, offering, patched, toInstance, ttlOf } from "./instance.ts";
+import { checkService, offering, patched, serviceNames, toInstance, ttlOf } from "./instance.ts";
 import { probe, type RegistrationProbe, type RegistryProbe } from "./probe.ts";
 import type {
   Instance,
@@ -49,6 +49,10 @@ class MemoryRegistry implements Registry {
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  services(): Promise<string[]> {
+    return Promise.resolve(serviceNames(this.#instances.values()));
   }
 
   watch(service: string): AsyncIterable<InstanceChange> {

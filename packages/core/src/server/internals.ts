@@ -2,6 +2,7 @@
  * How Weft's own front ends (gRPC, Connect, REST) reach the internals of a server made by
  * `createServer`: a typed lookup, never a cast. The public `Server` interface stays as it is.
  */
+import type { AdvertisedProtocol } from "../discovery/registry.ts";
 import { ConfigError } from "../errors/weft-error.ts";
 import type { CallDoor } from "./open-call.ts";
 
@@ -9,6 +10,8 @@ import type { CallDoor } from "./open-call.ts";
 export interface ServerInternals extends CallDoor {
   /** The server's error reporting: its `onError`, else `console.error`. */
   report(error: unknown, path: string | undefined): void;
+  /** A front end listens on `address` for `protocol`: what `registerWith` advertises. */
+  bound(protocol: AdvertisedProtocol, address: { host: string; port: number }): void;
 }
 
 const registry = new WeakMap<object, ServerInternals>();

@@ -7,7 +7,7 @@
 import type { Server as NetServer, Socket } from "node:net";
 import { armDeadline, type DeadlineTimer } from "../call/deadline.ts";
 import { ConfigError } from "../errors/weft-error.ts";
-import type { ServerState } from "./open-call.ts";
+import { type ServerState, takesCalls } from "./open-call.ts";
 
 /** Idle time before TCP keepalive probes start on an accepted socket. */
 const TCP_KEEPALIVE_MS = 30_000;
@@ -173,7 +173,7 @@ class Lifecycle implements Listener {
   }
 
   #onState(state: ServerState): void {
-    if (state === "serving") return;
+    if (takesCalls(state)) return;
     void this.#stopAccepting();
     if (state === "stopped") {
       this.#stopFollowing();

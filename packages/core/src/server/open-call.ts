@@ -18,7 +18,16 @@ import type { CallTracker, TrackedCall } from "./call-tracker.ts";
 import { type HandlerContext, kContext, ServerHandlerContext } from "./handler.ts";
 
 /** `serving` → `draining` (shutdown begun) → `stopped`. */
-export type ServerState = "serving" | "draining" | "stopped";
+export type ServerState = "serving" | "leaving" | "draining" | "stopped";
+
+/**
+ * Whether a server in `state` takes new connections and calls: `serving`, and `leaving` (shutdown
+ * began: it left its registries and reports `NOT_SERVING` to health checks, but clients that have not
+ * seen the change yet are still served until the drain).
+ */
+export function takesCalls(state: ServerState): boolean {
+  return state === "serving" || state === "leaving";
+}
 
 /** A registered method: its description and its interceptor chain, composed once around the handler. */
 export interface RegisteredMethod {
@@ -103,7 +112,7 @@ export interface OpenCall {
  */
 export function openCall(door: CallDoor, init: OpenCallInit): OpenCall {
   const state = door.state;
-  if (state !== "serving" && !(state === "draining" && init.whileDraining === true)) {
+  if (!takesCalls(state) && !(state === "draining" && init.whileDraining === true)) {
     throw new WeftError(Code.UNAVAILABLE, "server is shutting down", { reason: Reason.REFUSED_STREAM });
   }
   const route = door.route(init.path);

@@ -1,9 +1,10 @@
 import { createServer as createNetServer, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { createServer as createTlsServer, type TlsOptions } from "node:tls";
-import { deadlineAfter } from "../call/deadline.ts";
+import { armDeadline, deadlineAfter } from "../call/deadline.ts";
 import type { CompressionOptions } from "../codec/compression.ts";
 import { isPropagated } from "../context/call-context.ts";
+import type { AdvertisedProtocol, Registrar } from "../discovery/registry.ts";
 import { Code } from "../errors/code.ts";
 import { Reason } from "../errors/reason.ts";
 import { ConfigError, WeftError } from "../errors/weft-error.ts";
@@ -17,8 +18,16 @@ import { type CallTracker, createCallTracker } from "./call-tracker.ts";
 import { adaptHandler, type ServiceImpl } from "./handler.ts";
 import { registerServerInternals, type ServerInternals } from "./internals.ts";
 import { createListener, type Listener, STOPPED_GRACE_MS } from "./listener.ts";
-import type { RegisteredMethod, ServerState } from "./open-call.ts";
+import { type RegisteredMethod, type ServerState, takesCalls } from "./open-call.ts";
 import { peerOf } from "./peer.ts";
+import {
+  type BoundAddress,
+  checkMs,
+  REGISTRATION_DEFAULTS,
+  Registrations,
+  type ServerRegistration,
+  type ServerRegistrationOptions,
+} from "./registration.ts";
 import { type ConnectionHost, ServerConnection } from "./server-connection.ts";
 import { WarningLimiter } from "./warnings.ts";
 
@@ -95,8 +104,22 @@ export interface ListenOptions {
 }
 
 export interface ShutdownOptions {
-  /** How long in-flight calls and streams may take to finish before they are cancelled. Default 10 s. */
+  /**
+   * How long in-flight calls and streams may take to finish before they are cancelled, counted from
+   * the start of the drain (after the registry steps). Default 10 s.
+   */
   timeoutMs?: number;
+  /**
+   * Milliseconds between leaving the registries and draining, so clients watching them move their
+   * traffic before the server refuses calls (it serves calls meanwhile, state `leaving`). Default
+   * 1,000 when the server has registrations (`registerWith`), 0 otherwise.
+   */
+  deregisterDelayMs?: number;
+  /**
+   * Milliseconds shutdown waits for the registries to confirm deregistration; a registry that fails
+   * or is slower is reported to `onError` and shutdown goes on. Default 2,000.
+   */
+  deregisterTimeoutMs?: number;
 }
 
 export interface ShutdownResult {
@@ -118,14 +141,25 @@ export interface Server {
    * says how many.
    */
   shutdown(options?: ShutdownOptions): Promise<ShutdownResult>;
+  /**
+   * Registers the server in a registry: one record advertising every service registered on it (or
+   * one per service) with the address of each protocol it listens on. Call it after `listen` (and
+   * `listenGrpc`/`listenRest`): with no address to advertise it rejects with a `ConfigError`
+   * (option `advertise`). Resolves once the registry has the record(s), after `ready` passed when
+   * given. `shutdown` deregisters it first of all. Bad options reject with a `ConfigError`.
+   */
+  registerWith(registrar: Registrar, options?: ServerRegistrationOptions): Promise<ServerRegistration>;
   /** Calls in flight across all connections. */
   readonly inFlight: number;
-  /** `serving` → `draining` (shutdown begun) → `stopped`. */
+  /**
+   * `serving` → `leaving` (shutdown begun: deregistered, health `NOT_SERVING`, calls still served for
+   * `deregisterDelayMs`; skipped with no registrations and no delay) → `draining` → `stopped`.
+   */
   readonly state: ServerState;
   /** The registered methods, keyed by wire path. */
   readonly methods: ReadonlyMap<string, MethodInfo>;
   /**
-   * Calls `listener` on every state change (`draining` when shutdown begins, then `stopped`).
+   * Calls `listener` on every state change (`leaving` and `draining` as shutdown begins, then `stopped`).
    * Protocol front-ends use it to stop accepting and to report health. Returns an unsubscribe function.
    */
   onStateChange(listener: (state: ServerState) => void): () => void;
@@ -172,6 +206,8 @@ class ServerCore implements ServerInternals, ConnectionHost {
   readonly connectionOptions: ConnectionOptions;
   readonly maxConnections: number;
   state: ServerState = "serving";
+  /** The protocols listened on and their addresses, for `registerWith`. */
+  readonly addresses = new Map<AdvertisedProtocol, BoundAddress>();
   readonly #options: ServerOptions;
   readonly #propagate: ReadonlySet<string>;
   readonly #warnings: WarningLimiter;
@@ -254,6 +290,10 @@ class ServerCore implements ServerInternals, ConnectionHost {
     else console.error(`weft server: ${path ?? "connection"}:`, error);
   }
 
+  bound(protocol: AdvertisedProtocol, address: { host: string; port: number }): void {
+    this.addresses.set(protocol, { host: address.host, port: address.port });
+  }
+
   warn(error: WeftError, peer: string | undefined): void {
     this.#warnings.warn(error, peer);
   }
@@ -272,6 +312,7 @@ class WeftServer implements Server {
   #listener: Listener | undefined;
   readonly #stateListeners = new Set<(state: ServerState) => void>();
   #shutdown: Promise<ShutdownResult> | undefined;
+  readonly #registrations = new Registrations();
 
   constructor(core: ServerCore, options: ServerOptions) {
     this.#core = core;
@@ -320,15 +361,21 @@ class WeftServer implements Server {
       },
     });
     this.#listener = listener;
-    return listener.listen(options).catch((e: unknown) => {
-      if (this.#listener === listener) this.#listener = undefined;
-      throw e;
-    });
+    return listener.listen(options).then(
+      (address) => {
+        core.bound("weft", address);
+        return address;
+      },
+      (e: unknown) => {
+        if (this.#listener === listener) this.#listener = undefined;
+        throw e;
+      },
+    );
   }
 
   accept(socket: Duplex, peer?: string): void {
     const core = this.#core;
-    if (core.state !== "serving") {
+    if (!takesCalls(core.state)) {
       socket.destroy();
       return;
     }
@@ -348,8 +395,43 @@ class WeftServer implements Server {
 
   shutdown(options: ShutdownOptions = {}): Promise<ShutdownResult> {
     // A second call while the first is under way waits for the same outcome.
-    this.#shutdown ??= this.#drain(options.timeoutMs ?? 10_000);
+    this.#shutdown ??= this.#stop(options);
     return this.#shutdown;
+  }
+
+  registerWith(registrar: Registrar, options?: ServerRegistrationOptions): Promise<ServerRegistration> {
+    const core = this.#core;
+    const server = {
+      get serving() {
+        return core.state === "serving";
+      },
+      services: () => [...new Set([...core.routes.values()].map((r) => r.info.service.typeName))],
+      bound: core.addresses,
+    };
+    if (core.state !== "serving") return Promise.reject(new Error("the server was shut down"));
+    return this.#registrations.register(server, registrar, options);
+  }
+
+  /** The shutdown order: leave the registries, wait for clients to see it, then drain. */
+  async #stop(options: ShutdownOptions): Promise<ShutdownResult> {
+    const registered = this.#registrations.size > 0;
+    const delayMs = checkMs(
+      "deregisterDelayMs",
+      options.deregisterDelayMs,
+      registered ? REGISTRATION_DEFAULTS.deregisterDelayMs : 0,
+    );
+    const leaveMs = checkMs(
+      "deregisterTimeoutMs",
+      options.deregisterTimeoutMs,
+      REGISTRATION_DEFAULTS.deregisterTimeoutMs,
+    );
+    const timeoutMs = checkMs("timeoutMs", options.timeoutMs, 10_000);
+    if (this.#core.state === "serving" && (registered || delayMs > 0)) {
+      this.#setState("leaving");
+      await this.#registrations.leave(leaveMs, (error) => this.#core.report(error, undefined));
+      if (delayMs > 0) await new Promise<void>((resolve) => armDeadline(deadlineAfter(delayMs), resolve));
+    }
+    return this.#drain(timeoutMs);
   }
 
   async #drain(timeoutMs: number): Promise<ShutdownResult> {

@@ -30,7 +30,7 @@ export function memoryDialer(server: MemoryPeer): Dialer {
     // other open, and calls without a deadline on it would wait forever.
     clientSide.once("close", () => serverSide.destroy());
     serverSide.once("close", () => clientSide.destroy());
-    if (server.state !== "serving") {
+    if (server.state === "draining" || server.state === "stopped") {
       queueMicrotask(() => clientSide.destroy(new Error(`server is ${server.state}`)));
       return clientSide;
     }

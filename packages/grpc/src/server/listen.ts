@@ -157,6 +157,7 @@ export async function listenGrpc(server: Server, options: ListenGrpcOptions = {}
     },
   });
   const address = await listener.listen({ host: options.host, port: options.port });
+  internals.bound("grpc", address);
   return { ...address, close: (closeOptions) => listener.close(closeOptions) };
 }
 

@@ -4,12 +4,13 @@ import * as loader from "@grpc/proto-loader";
 import {
   Code,
   createClient,
+  createMemoryRegistry,
   createServer,
   createTcpTransport,
   type Server,
   type WeftError,
 } from "@weft/core";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import {
   addHealth,
   createGrpcHandler,
@@ -95,6 +96,30 @@ describe("grpc.health.v1.Health", () => {
     );
     expect(list.statuses[""]?.status).toBe("SERVING");
     expect(list.statuses["catalog.v1.Catalog"]?.status).toBe("NOT_SERVING");
+  });
+
+  it("registered: shutdown deregisters (advertising the gRPC address), then NOT_SERVING for every service while still serving, then drains", async () => {
+    const { server, address } = await start();
+    const registry = createMemoryRegistry();
+    await server.registerWith(registry, { env: {} });
+    expect((await registry.list("catalog.v1.Catalog"))[0]?.addresses).toEqual({ grpc: address });
+    const client = healthClient(address);
+    cleanups.push(() => client.close());
+    const leaving = new Promise<void>((resolve) =>
+      server.onStateChange((state) => state === "leaving" && resolve()),
+    );
+    expect(await check(client, "")).toBe("SERVING"); // connected before the clock is faked
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
+    const stopped = server.shutdown({ deregisterDelayMs: 60_000 });
+    await leaving;
+    expect(await registry.list("catalog.v1.Catalog")).toEqual([]);
+    for (const service of ["", "catalog.v1.Catalog", "grpc.health.v1.Health"])
+      expect(await check(client, service)).toBe("NOT_SERVING");
+    expect(server.state).toBe("leaving");
+    await vi.advanceTimersByTimeAsync(60_000);
+    vi.useRealTimers();
+    await stopped;
+    expect(server.state).toBe("stopped");
   });
 
   it("is an ordinary Weft service: the Weft gRPC transport (or TCP) can check it too", async () => {
