@@ -14,6 +14,7 @@ import { WeftError } from "../errors/weft-error.ts";
 import type { CallHandler, CallResult, PeerIdentity, StreamCall, UnaryCall } from "../interceptor/call.ts";
 import { Metadata } from "../metadata/metadata.ts";
 import type { MethodInfo } from "../service/service.ts";
+import type { WireProtocol } from "../telemetry/telemetry.ts";
 import type { CallTracker, TrackedCall } from "./call-tracker.ts";
 import { type HandlerContext, kContext, ServerHandlerContext } from "./handler.ts";
 
@@ -46,6 +47,8 @@ export interface CallDoor {
 export interface OpenCallInit {
   /** `/<service>/<method>`. */
   path: string;
+  /** The front end the call came through: becomes the call's `protocol`. */
+  protocol: WireProtocol;
   headers: Metadata;
   /** Remaining budget in milliseconds as received (`:timeout`, `grpc-timeout`, …), or `undefined`. */
   timeoutMs: number | undefined;
@@ -132,6 +135,7 @@ class InboundCall extends AbortController implements OpenCall, TrackedCall {
   readonly #door: CallDoor;
   readonly #route: RegisteredMethod;
   readonly #serializer: SerializerName;
+  readonly #protocol: WireProtocol;
   readonly #ctx: ServerHandlerContext;
   #owner: CallOwner | undefined;
   #timer: DeadlineTimer | undefined;
@@ -153,6 +157,7 @@ class InboundCall extends AbortController implements OpenCall, TrackedCall {
     this.#door = door;
     this.#route = route;
     this.#serializer = init.serializer;
+    this.#protocol = init.protocol;
     this.#ctx = new ServerHandlerContext(info, signal, deadline, headers, init.peer, init.peerIdentity);
     this.#owner = undefined;
     this.#done = false;
@@ -184,6 +189,7 @@ class InboundCall extends AbortController implements OpenCall, TrackedCall {
             serializer: this.#serializer,
             peer: ctx.peer,
             peerIdentity: ctx.peerIdentity,
+            protocol: this.#protocol,
             [kContext]: ctx,
             stream: false,
             message: input,
@@ -197,6 +203,7 @@ class InboundCall extends AbortController implements OpenCall, TrackedCall {
             serializer: this.#serializer,
             peer: ctx.peer,
             peerIdentity: ctx.peerIdentity,
+            protocol: this.#protocol,
             [kContext]: ctx,
             stream: true,
             messages: input as AsyncIterable<unknown>,
