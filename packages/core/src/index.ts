@@ -160,5 +160,16 @@ export {
   serverStreaming,
   unary,
 } from "./service/service.ts";
+export {
+  type ConnectionAttributes,
+  type LogFn,
+  type Logger,
+  SILENT_LOGGER,
+  type Side,
+  type Telemetry,
+  type WeftEventName,
+  type WeftEvents,
+  type WireProtocol,
+} from "./telemetry/telemetry.ts";
 export type { MemoryPeer, MemoryTransportOptions } from "./transport/memory-transport.ts";
 export type { Transport } from "./transport/transport.ts";

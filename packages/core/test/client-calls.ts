@@ -19,6 +19,7 @@ export function clientCall(
     deadline: options.deadline,
     serializer: "json",
     peer: undefined,
+    protocol: undefined,
   } as const;
   return options.messages === undefined
     ? { ...base, stream: false, message: { n: 1 } }

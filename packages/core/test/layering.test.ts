@@ -15,6 +15,7 @@ const coreSrc = join(root, "packages/core/src");
 /** Rank of each folder of core/src: a file may import only folders of its own rank or below. */
 const RANK: Record<string, number> = {
   errors: 0,
+  telemetry: 0,
   metadata: 0,
   codec: 1,
   protocol: 1,

@@ -177,6 +177,7 @@ export function createRestHandler(server: Server, options: RestOptions = {}): Re
       const headers = metadataOf(req, timeoutHeader);
       ext = openCall(door, {
         path: route.method.path,
+        protocol: "http",
         headers,
         timeoutMs: timeoutOf(req.headers[timeoutHeader], timeoutHeader),
         serializer: "json",

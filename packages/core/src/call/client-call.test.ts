@@ -24,7 +24,7 @@ class ScriptedCall extends ClientCall<string> {
   readonly log: string[] = [];
 
   constructor(call: Call, retry?: RetryRefused, attempt = 0) {
-    super(call, retry, attempt);
+    super(call, retry, attempt, "weft", undefined);
   }
 
   protected prepare(message: unknown): string {

@@ -17,6 +17,7 @@ import {
   type StreamResult,
   singleMessage,
 } from "../interceptor/call.ts";
+import type { WireProtocol } from "../telemetry/telemetry.ts";
 import { armDeadline, type DeadlineTimer, deadlineExceeded, isSpent } from "./deadline.ts";
 import { type AbortWatcher, abortError, settleWithin, unwatchAbort, watchAbort } from "./signal.ts";
 
@@ -72,7 +73,19 @@ export abstract class ClientCall<Out> implements AbortWatcher {
   /** The request stream `sendRequestStream` is reading, until it ends: closed if the call ends first. */
   #requests: AsyncIterator<unknown> | undefined;
 
-  constructor(call: Call, retry: RetryRefused | undefined, attempt: number) {
+  /**
+   * `protocol` and `peer` (the node's address) are recorded on the call, where client interceptors
+   * read them once it settles.
+   */
+  constructor(
+    call: Call,
+    retry: RetryRefused | undefined,
+    attempt: number,
+    protocol: WireProtocol,
+    peer: string | undefined,
+  ) {
+    call.protocol = protocol;
+    call.peer = peer;
     this.call = call;
     this.serializer = call.serializer;
     this.serializerId = Serializer[call.serializer];

@@ -146,6 +146,7 @@ function makeMethod(info: MethodInfo, chain: CallHandler, options: ClientOptions
           deadline,
           serializer,
           peer: undefined,
+          protocol: undefined,
           stream: true,
           messages: payload as AsyncIterable<unknown>,
         }
@@ -157,6 +158,7 @@ function makeMethod(info: MethodInfo, chain: CallHandler, options: ClientOptions
           deadline,
           serializer,
           peer: undefined,
+          protocol: undefined,
           stream: false,
           message: payload,
         };

@@ -156,6 +156,7 @@ function outgoingCall(info: MethodInfo, message: unknown, options: BroadcastOpti
     deadline: earlierDeadline(own, ctx?.deadline),
     serializer: options.serializer ?? info.input.serializers[0]!,
     peer: undefined,
+    protocol: undefined,
     stream: false,
     message,
   };

@@ -1,6 +1,7 @@
 import type { SerializerName } from "../codec/serializer.ts";
 import type { Metadata } from "../metadata/metadata.ts";
 import type { MethodInfo } from "../service/service.ts";
+import type { WireProtocol } from "../telemetry/telemetry.ts";
 
 /**
  * Who is calling, as the TLS handshake proved it: the client certificate of a mutual-TLS connection,
@@ -53,8 +54,19 @@ interface CallBase<I, O> {
   deadline: number | undefined;
   /** Serializer of this call's messages. */
   serializer: SerializerName;
-  /** The remote address (`host:port`), when known. */
-  readonly peer: string | undefined;
+  /**
+   * The remote address, when known. Server side: the client's `host:port`, set at arrival. Client
+   * side: the node the transport sent the call to (`host:port`, or a gRPC base URL's authority and
+   * path), set as the transport starts the call; `undefined` before (a client interceptor reads it
+   * once `next(call)` has settled), and the last node tried when a refused call was sent again.
+   */
+  peer: string | undefined;
+  /**
+   * The protocol the call travels on. Server side: the front end it came through (`weft` for Weft
+   * TCP, `grpc`, `grpc-web`, `connect`, `http` for REST), set at arrival. Client side: set by the
+   * transport as it starts the call, `undefined` before, like `peer`.
+   */
+  protocol: WireProtocol | undefined;
   /** Server side: the client's verified TLS certificate; `undefined` on cleartext or without one. */
   readonly peerIdentity?: PeerIdentity | undefined;
 }

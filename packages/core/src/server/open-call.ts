@@ -14,6 +14,7 @@ import { WeftError } from "../errors/weft-error.ts";
 import type { CallHandler, CallResult, PeerIdentity, StreamCall, UnaryCall } from "../interceptor/call.ts";
 import { Metadata } from "../metadata/metadata.ts";
 import type { MethodInfo } from "../service/service.ts";
+import type { WireProtocol } from "../telemetry/telemetry.ts";
 import type { CallTracker, TrackedCall } from "./call-tracker.ts";
 import { type HandlerContext, kContext, ServerHandlerContext } from "./handler.ts";
 
@@ -55,6 +56,8 @@ export interface CallDoor {
 export interface OpenCallInit {
   /** `/<service>/<method>`. */
   path: string;
+  /** The front end the call came through: becomes the call's `protocol`. */
+  protocol: WireProtocol;
   headers: Metadata;
   /** Remaining budget in milliseconds as received (`:timeout`, `grpc-timeout`, …), or `undefined`. */
   timeoutMs: number | undefined;
@@ -141,6 +144,7 @@ class InboundCall extends AbortController implements OpenCall, TrackedCall {
   readonly #door: CallDoor;
   readonly #route: RegisteredMethod;
   readonly #serializer: SerializerName;
+  readonly #protocol: WireProtocol;
   readonly #ctx: ServerHandlerContext;
   #owner: CallOwner | undefined;
   #timer: DeadlineTimer | undefined;
@@ -162,6 +166,7 @@ class InboundCall extends AbortController implements OpenCall, TrackedCall {
     this.#door = door;
     this.#route = route;
     this.#serializer = init.serializer;
+    this.#protocol = init.protocol;
     this.#ctx = new ServerHandlerContext(info, signal, deadline, headers, init.peer, init.peerIdentity);
     this.#owner = undefined;
     this.#done = false;
@@ -193,6 +198,7 @@ class InboundCall extends AbortController implements OpenCall, TrackedCall {
             serializer: this.#serializer,
             peer: ctx.peer,
             peerIdentity: ctx.peerIdentity,
+            protocol: this.#protocol,
             [kContext]: ctx,
             stream: false,
             message: input,
@@ -206,6 +212,7 @@ class InboundCall extends AbortController implements OpenCall, TrackedCall {
             serializer: this.#serializer,
             peer: ctx.peer,
             peerIdentity: ctx.peerIdentity,
+            protocol: this.#protocol,
             [kContext]: ctx,
             stream: true,
             messages: input as AsyncIterable<unknown>,

@@ -60,6 +60,7 @@ export class ServerConnection extends Connection {
     this.host = host;
     this.#init = {
       path: "",
+      protocol: "weft",
       headers: EMPTY,
       timeoutMs: undefined,
       serializer: "protobuf",

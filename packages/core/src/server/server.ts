@@ -12,6 +12,7 @@ import { compose, type Interceptor } from "../interceptor/call.ts";
 import { Metadata } from "../metadata/metadata.ts";
 import { DEFAULT_LIMITS, type FrameLimits } from "../protocol/frame.ts";
 import { type MethodInfo, methodsOf, type ServiceDef } from "../service/service.ts";
+import { emit, type Telemetry } from "../telemetry/telemetry.ts";
 import { type ConnectionOptions, resolveConnectionOptions } from "../transport/connection.ts";
 import { type Compression, resolveCompression } from "../transport/wire-message.ts";
 import { type CallTracker, createCallTracker } from "./call-tracker.ts";
@@ -95,6 +96,12 @@ export interface ServerOptions {
    * reason `TOO_MANY_CONNECTIONS`), so its calls go to another server, and closed. Default: no limit.
    */
   maxConnections?: number;
+  /**
+   * Receives the events of this side's connections and of shutdown (see `Telemetry`): connections
+   * opened and closed, goaway, flow-control stalls, shutdown progress. Default: none, at the cost of a property
+   * check per event.
+   */
+  telemetry?: Telemetry | undefined;
 }
 
 export interface ListenOptions {
@@ -185,6 +192,7 @@ export function createServer(options: ServerOptions = {}): Server {
 /** Timeouts of a server's connections unless its options say otherwise (see `ServerOptions`). */
 const SERVER_CONNECTION_DEFAULTS = {
   answersOnly: false,
+  side: "server" as const,
   handshakeTimeoutMs: 30_000,
   frameTimeoutMs: 60_000,
   minFrameBytesPerSecond: 240,
@@ -313,11 +321,13 @@ class WeftServer implements Server {
   readonly #stateListeners = new Set<(state: ServerState) => void>();
   #shutdown: Promise<ShutdownResult> | undefined;
   readonly #registrations = new Registrations();
+  readonly #telemetry: Telemetry | undefined;
 
   constructor(core: ServerCore, options: ServerOptions) {
     this.#core = core;
     this.#options = options;
     this.#interceptors = options.interceptors ?? [];
+    this.#telemetry = core.connectionOptions.telemetry;
   }
 
   get state(): ServerState {
@@ -438,9 +448,15 @@ class WeftServer implements Server {
     const core = this.#core;
     if (core.state === "stopped") return { cancelled: 0 };
     const deadline = deadlineAfter(timeoutMs);
+    const telemetry = this.#telemetry;
+    const startedAt = telemetry === undefined ? 0 : Date.now();
     // the listener stops accepting as the state changes
     this.#setState("draining");
     for (const conn of core.connections) conn.goaway("server is shutting down");
+    if (telemetry !== undefined) {
+      const connections = core.connections.size;
+      emit(telemetry, "shutdown.draining", { inFlight: core.tracker.size, connections });
+    }
     let cancelled = 0;
     if (!(await core.tracker.whenIdle(deadline))) {
       cancelled = core.tracker.stopAll(
@@ -449,6 +465,8 @@ class WeftServer implements Server {
         }),
       );
     }
+    if (telemetry !== undefined)
+      emit(telemetry, "shutdown.drained", { inFlight: core.tracker.size, cancelled });
     for (const conn of [...core.connections]) conn.end();
     // Peers close their side when they see ours. One that does not (hung, half-open) must not hold
     // shutdown past its timeout: it is cut off then, or after a short grace for the last frames sent.
@@ -459,6 +477,7 @@ class WeftServer implements Server {
       });
     }
     this.#setState("stopped");
+    if (telemetry !== undefined) emit(telemetry, "shutdown.closed", { durationMs: Date.now() - startedAt });
     return { cancelled };
   }
 

@@ -7,6 +7,13 @@ import { type DecodeErrorInfo, FrameDecoder } from "../protocol/decode.ts";
 import { encodeFrame, type OutFrame } from "../protocol/encode.ts";
 import { type Frame, type FrameLimits, FrameType } from "../protocol/frame.ts";
 import { decodeGoaway, encodeGoaway } from "../protocol/status.ts";
+import {
+  type ConnectionAttributes,
+  emit,
+  type Side,
+  type Telemetry,
+  telemetryOption,
+} from "../telemetry/telemetry.ts";
 
 /**
  * How a connection bounds the output it holds for a peer that does not read, and how long it waits
@@ -39,6 +46,10 @@ export interface ConnectionOptions {
   frameRateGraceMs: number;
   /** Close a connection that has had no call in flight for this long. */
   idleTimeoutMs: number;
+  /** Which end this is, as its telemetry events say. */
+  side: Side;
+  /** Receives the connection's events (opened, closed, goaway, flow-control stalls); `undefined` for none. */
+  telemetry: Telemetry | undefined;
 }
 
 /** Unsent output at which a connection stops reading: 1 MiB. */
@@ -55,6 +66,8 @@ const DEFAULT_OPTIONS: ConnectionOptions = {
   minFrameBytesPerSecond: 0,
   frameRateGraceMs: 0,
   idleTimeoutMs: 0,
+  side: "client",
+  telemetry: undefined,
 };
 
 /** The connection options a server or a transport takes from its user. */
@@ -66,6 +79,8 @@ export interface ConnectionSettings {
   /** The slowest a frame may arrive, after a grace; `false` turns the check off. */
   minFrameRate?: { bytesPerSecond?: number; graceMs?: number } | false;
   idleTimeoutMs?: number;
+  /** Receives the connection events (see `Telemetry`). Default: none. */
+  telemetry?: Telemetry | undefined;
 }
 
 /**
@@ -74,7 +89,7 @@ export interface ConnectionSettings {
  */
 export function resolveConnectionOptions(
   given: ConnectionSettings,
-  defaults: Omit<ConnectionOptions, "highWaterBytes" | "lowWaterBytes">,
+  defaults: Omit<ConnectionOptions, "highWaterBytes" | "lowWaterBytes" | "telemetry">,
 ): ConnectionOptions {
   const high = given.writeBuffer?.highWaterBytes ?? DEFAULT_HIGH_WATER_BYTES;
   if (!Number.isInteger(high) || high < 1) {
@@ -84,7 +99,12 @@ export function resolveConnectionOptions(
   if (!Number.isInteger(low) || low < 0 || low > high) {
     throw new ConfigError("writeBuffer.lowWaterBytes", `an integer number of bytes from 0 to ${high}`, low);
   }
-  const out: ConnectionOptions = { ...defaults, highWaterBytes: high, lowWaterBytes: low };
+  const out: ConnectionOptions = {
+    ...defaults,
+    highWaterBytes: high,
+    lowWaterBytes: low,
+    telemetry: telemetryOption(given.telemetry),
+  };
   for (const key of ["handshakeTimeoutMs", "frameTimeoutMs", "idleTimeoutMs"] as const) {
     const ms = given[key] ?? defaults[key];
     if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0) {
@@ -136,6 +156,8 @@ export abstract class Connection {
   readonly socket: Duplex;
   readonly limits: FrameLimits;
   readonly peer: string | undefined;
+  /** Where the connection's events go (`ConnectionOptions.telemetry`); `undefined` for nowhere. */
+  readonly telemetry: Telemetry | undefined;
   protected readonly decoder: FrameDecoder;
   readonly #options: ConnectionOptions;
   #out: Uint8Array[] = [];
@@ -179,6 +201,9 @@ export abstract class Connection {
     this.limits = limits;
     this.peer = peer;
     this.#options = { ...DEFAULT_OPTIONS, ...options };
+    const telemetry = this.#options.telemetry;
+    this.telemetry = telemetry;
+    if (telemetry !== undefined) emit(telemetry, "connection.opened", this.connectionAttributes());
     // strict: unknown frame types are skipped unread, malformed PINGs and PONGs refused (§4, §7.3)
     this.decoder = new FrameDecoder(
       (frame) => this.#onFrame(frame),
@@ -221,6 +246,11 @@ export abstract class Connection {
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** What every telemetry event of this connection says about it. */
+  connectionAttributes(): ConnectionAttributes {
+    return { side: this.#options.side, protocol: "weft", peer: this.peer };
   }
 
   /** True while reading is paused because the peer is not reading what it is sent. */
@@ -284,6 +314,10 @@ export abstract class Connection {
   }
 
   sendGoaway(lastStreamId: number, code: Code, message: string, reason?: string): void {
+    const telemetry = this.telemetry;
+    if (telemetry !== undefined) {
+      emit(telemetry, "goaway.sent", { ...this.connectionAttributes(), code, reason: reason ?? "" });
+    }
     this.send(
       encodeFrame(
         FrameType.GOAWAY,
@@ -432,6 +466,9 @@ export abstract class Connection {
     const { lastStreamId, code, message } = decodeGoaway(frame.body);
     let reason = "";
     for (const [key, value] of frame.metadata) if (key === "reason") reason = value;
+    const telemetry = this.telemetry;
+    if (telemetry !== undefined)
+      emit(telemetry, "goaway.received", { ...this.connectionAttributes(), code, reason });
     this.onGoaway(lastStreamId, code, message, reason);
   }
 
@@ -566,6 +603,10 @@ export abstract class Connection {
               ...(error === undefined ? {} : { cause: error }),
             },
           );
+    const telemetry = this.telemetry;
+    if (telemetry !== undefined) {
+      emit(telemetry, "connection.closed", { ...this.connectionAttributes(), reason: reason.reason });
+    }
     this.onClose(reason);
   }
 

@@ -1,4 +1,5 @@
 import { HEADER_SIZE } from "../protocol/frame.ts";
+import { type ConnectionAttributes, emit, type Telemetry } from "../telemetry/telemetry.ts";
 
 /** Each stream direction starts with this many bytes of credit (protocol constant). */
 export const INITIAL_WINDOW = 1024 * 1024;
@@ -100,12 +101,26 @@ export class FlowWindow {
  * Either wait also ends when the stream ends (`flow.release()`) or the connection closes: re-check,
  * then call again.
  */
-export function sendWait(
-  flow: FlowWindow,
-  output: { backpressure(): Promise<void> | undefined },
-): Promise<void> | undefined {
+export function sendWait(flow: FlowWindow, output: StallOutput): Promise<void> | undefined {
   const credit = flow.waitForCredit();
-  if (credit !== undefined) return credit;
+  if (credit !== undefined) {
+    if (output.telemetry !== undefined) stalled(output, output.telemetry, "credit");
+    return credit;
+  }
   const drain = output.backpressure();
-  return drain === undefined ? undefined : flow.waitWithin(drain);
+  if (drain === undefined) return undefined;
+  if (output.telemetry !== undefined) stalled(output, output.telemetry, "drain");
+  return flow.waitWithin(drain);
+}
+
+/** What `sendWait` needs of a connection: its back-pressure, and where a stall is reported. */
+export interface StallOutput {
+  backpressure(): Promise<void> | undefined;
+  readonly telemetry?: Telemetry | undefined;
+  connectionAttributes?(): ConnectionAttributes;
+}
+
+function stalled(output: StallOutput, telemetry: Telemetry, waitingFor: "credit" | "drain"): void {
+  const attributes = output.connectionAttributes?.() ?? { side: "client", protocol: "weft", peer: undefined };
+  emit(telemetry, "flow.stalled", { ...attributes, waitingFor });
 }

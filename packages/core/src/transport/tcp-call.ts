@@ -31,7 +31,7 @@ export class TcpClientCall extends ClientCall<OutFrame> implements RequestSink {
   #flow: FlowWindow | undefined;
 
   constructor(conn: ClientConnection, call: Call, retry: RetryRefused | undefined, attempt: number) {
-    super(call, retry, attempt);
+    super(call, retry, attempt, "weft", conn.peer);
     this.#conn = conn;
     this.#id = 0;
     this.#headers = undefined;

@@ -10,6 +10,7 @@ import { Reason } from "../errors/reason.ts";
 import { ConfigError, WeftError } from "../errors/weft-error.ts";
 import type { Call, CallResult } from "../interceptor/call.ts";
 import { DEFAULT_LIMITS, type FrameLimits } from "../protocol/frame.ts";
+import type { Telemetry } from "../telemetry/telemetry.ts";
 import { ClientConnection, type ClientConnectionOptions } from "./client-connection.ts";
 import { resolveConnectionOptions } from "./connection.ts";
 import type { TransportNode } from "./node.ts";
@@ -44,11 +45,18 @@ export interface TcpNodeOptions {
    * Default 0: off, keepalive watches idle connections instead.
    */
   idleTimeoutMs?: number;
+  /**
+   * Receives the events of this side's connections and of shutdown (see `Telemetry`): connections
+   * opened and closed, goaway, flow-control stalls. Default: none, at the cost of a property
+   * check per event.
+   */
+  telemetry?: Telemetry | undefined;
 }
 
 /** A client connection counts only its PONGs towards its output bound, and has no timeouts but keepalive. */
 const CLIENT_CONNECTION_DEFAULTS = {
   answersOnly: true,
+  side: "client" as const,
   handshakeTimeoutMs: 0,
   frameTimeoutMs: 0,
   minFrameBytesPerSecond: 0,

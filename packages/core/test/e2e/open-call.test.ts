@@ -45,6 +45,7 @@ const init = (timeoutMs: number | undefined) => ({
   headers: new Metadata({ traceparent: "00-abc-def-01", "x-other": "1" }),
   timeoutMs,
   serializer: "json" as const,
+  protocol: "weft" as const,
   peer: "10.0.0.1:5000",
 });
 

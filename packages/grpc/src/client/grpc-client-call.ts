@@ -66,7 +66,7 @@ export class GrpcClientCall extends ClientCall<Buffer | undefined> implements En
   #paused = false;
 
   constructor(node: GrpcNode, call: Call, retry: RetryRefused | undefined, attempt: number) {
-    super(call, retry, attempt);
+    super(call, retry, attempt, "grpc", node.address);
     this.#node = node;
     this.#reader = new EnvelopeReader(node.settings.maxMessageBytes);
   }

@@ -177,6 +177,9 @@ function registerMethod(
     try {
       return openCall(options.door, {
         path: info.path,
+        // connect-node serves both: "connect" or "grpc-web"
+        protocol:
+          ctx.protocolName === "grpc-web" ? "grpc-web" : ctx.protocolName === "grpc" ? "grpc" : "connect",
         headers: metadataFromFetch(ctx.requestHeader),
         timeoutMs: budgetOf(ctx.values.get(kDeadline)),
         serializer: (ctx.requestHeader.get("content-type") ?? "").includes("json") ? "json" : "protobuf",

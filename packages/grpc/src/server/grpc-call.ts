@@ -202,6 +202,7 @@ export function serveGrpc(
   try {
     ext = openCall(ctx.door, {
       path,
+      protocol: "grpc",
       headers: rawHeaders === undefined ? metadataFromHeaders(headers) : metadataFromRaw(rawHeaders),
       timeoutMs,
       serializer,

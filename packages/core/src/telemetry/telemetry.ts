@@ -1,0 +1,127 @@
+/*
+ * The one hook through which Weft reports what happens below the calls (connections, goaway, flow
+ * control, shutdown), and the logger interface. Both are plain objects passed in options, never
+ * globals; with none installed, an emission point costs one property check.
+ */
+import { ConfigError } from "../errors/weft-error.ts";
+
+/** Which end of a connection reports: the one that dialed (`client`) or the one that accepted. */
+export type Side = "client" | "server";
+
+/**
+ * The protocol a call or connection speaks: Weft's own framing over TCP/TLS, gRPC over HTTP/2,
+ * gRPC-web, Connect, or REST/JSON over HTTP.
+ */
+export type WireProtocol = "weft" | "grpc" | "grpc-web" | "connect" | "http";
+
+/** Attributes every connection event carries. */
+export interface ConnectionAttributes {
+  readonly side: Side;
+  readonly protocol: WireProtocol;
+  /** The remote address (`host:port`), when known. */
+  readonly peer: string | undefined;
+  /** The service the peer is known to serve (a client's discovery target), when known. */
+  readonly peerService?: string | undefined;
+}
+
+/**
+ * Every event Weft emits, by name, with its attributes. Counts are plain numbers, durations are
+ * milliseconds. Later parts of Weft (resilience: breaker state changes and retries; discovery:
+ * membership changes and registry outages; messaging) add their events to this map, so one
+ * `Telemetry` object receives them all.
+ */
+export interface WeftEvents {
+  /** A connection was established (server: accepted; client: dialed and ready for calls). */
+  "connection.opened": ConnectionAttributes;
+  /** A connection closed; `reason` is the `Reason` of its error, `CONNECTION_CLOSED` for a plain close. */
+  "connection.closed": ConnectionAttributes & { readonly reason: string };
+  /** This side sent GOAWAY: no stream after `lastStreamId` will be processed. */
+  "goaway.sent": ConnectionAttributes & { readonly code: number; readonly reason: string };
+  /** The peer sent GOAWAY. */
+  "goaway.received": ConnectionAttributes & { readonly code: number; readonly reason: string };
+  /**
+   * A stream sender had to wait before its next message: for the peer's flow-control credit
+   * (`credit`), or for the connection's unsent output to drain below its high-water mark (`drain`).
+   */
+  "flow.stalled": ConnectionAttributes & { readonly waitingFor: "credit" | "drain" };
+  /** Shutdown began: the server stopped accepting and sent goaway; `inFlight` calls are left to finish. */
+  "shutdown.draining": { readonly inFlight: number; readonly connections: number };
+  /** In-flight calls finished or were cancelled at the timeout (`cancelled` of them). */
+  "shutdown.drained": { readonly inFlight: number; readonly cancelled: number };
+  /** The server closed its listener and connections; `durationMs` since draining began. */
+  "shutdown.closed": { readonly durationMs: number };
+}
+
+/** The name of an event Weft emits. */
+export type WeftEventName = keyof WeftEvents;
+
+/**
+ * Receives Weft's events. Give one to `createServer({ telemetry })` and to a transport
+ * (`createTcpTransport({ telemetry })`); `@weft/observability` turns them into metrics and logs.
+ * `event` runs synchronously on Weft's path: keep it cheap, and never throw (an exception
+ * is caught and dropped).
+ *
+ * ```ts
+ * const telemetry: Telemetry = {
+ *   event(name, attributes) { if (name === "goaway.received") console.log(attributes.peer); },
+ * };
+ * ```
+ */
+export interface Telemetry {
+  event<N extends WeftEventName>(name: N, attributes: WeftEvents[N]): void;
+}
+
+/** Emits one event, never letting the receiver's exception reach Weft's path. */
+export function emit<N extends WeftEventName>(
+  telemetry: Telemetry,
+  name: N,
+  attributes: WeftEvents[N],
+): void {
+  try {
+    telemetry.event(name, attributes);
+  } catch {
+    // a receiver's bug must not break a connection or a shutdown
+  }
+}
+
+/** One logging method: pino's `(object, message)` convention, or a message alone. */
+export interface LogFn {
+  (object: object, message?: string): void;
+  (message: string): void;
+}
+
+/**
+ * A structured logger, with the calling convention of pino (`logger.info({ peer }, "connected")`),
+ * so a pino logger is one as it is. Weft's libraries log nothing unless given one (`SILENT_LOGGER`).
+ */
+export interface Logger {
+  debug: LogFn;
+  info: LogFn;
+  warn: LogFn;
+  error: LogFn;
+  /** A logger whose every line carries `bindings` too (e.g. `{ service, method }`). */
+  child(bindings: Record<string, unknown>): Logger;
+}
+
+function silent(): void {}
+
+/** The logger that writes nothing: the default wherever Weft takes a `Logger`. */
+export const SILENT_LOGGER: Logger = {
+  debug: silent,
+  info: silent,
+  warn: silent,
+  error: silent,
+  child: () => SILENT_LOGGER,
+};
+
+/**
+ * The `telemetry` option as given: `undefined` for none, else an object with an `event` method.
+ * Throws `ConfigError` naming the option otherwise.
+ */
+export function telemetryOption(value: unknown): Telemetry | undefined {
+  if (value === undefined) return undefined;
+  if (value === null || typeof value !== "object" || typeof (value as Telemetry).event !== "function") {
+    throw new ConfigError("telemetry", "an object with an event(name, attributes) method", value);
+  }
+  return value as Telemetry;
+}
