@@ -8,8 +8,10 @@ const sourceCondition = "@weft/source";
 const nodeOptions = [process.env.NODE_OPTIONS, `--conditions=${sourceCondition}`].filter(Boolean).join(" ");
 
 export default defineConfig({
-  // tests run in Vite's server environment: the condition, then Vite's defaults for it
-  ssr: { resolve: { conditions: [sourceCondition, "module", "node", "development|production"] } },
+  // tests run in Vite's server environment: the condition, then Vite's defaults for it but "module",
+  // which Vitest also hands to Node (`--conditions`) and which picks builds Node cannot load
+  // (OpenTelemetry's ESM, whose imports have no file extensions); Node in production never uses it
+  ssr: { resolve: { conditions: [sourceCondition, "node", "development|production"] } },
   test: {
     include: ["packages/*/src/**/*.test.ts", "packages/*/test/**/*.test.ts", "examples/*/src/**/*.test.ts"],
     testTimeout: 30_000,

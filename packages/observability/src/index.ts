@@ -1,0 +1,1 @@
+export { INSTRUMENTATION_NAME, type Tracing, type TracingOptions, tracing } from "./tracing.ts";
