@@ -9,6 +9,7 @@ import { Reason } from "../errors/reason.ts";
 import { ConfigError, WeftError } from "../errors/weft-error.ts";
 import type { Call, CallResult } from "../interceptor/call.ts";
 import { DEFAULT_LIMITS, type FrameLimits } from "../protocol/frame.ts";
+import { backoffDelay } from "./backoff.ts";
 import { ClientConnection, type ClientConnectionOptions } from "./client-connection.ts";
 import { resolveConnectionOptions } from "./connection.ts";
 import type { TransportNode } from "./node.ts";
@@ -138,6 +139,12 @@ export class TcpNode implements TransportNode {
     return this.#conns.length === 0 && Date.now() < this.#retryAt;
   }
 
+  get inFlight(): number {
+    let calls = 0;
+    for (const c of this.#live) calls += c.load;
+    return calls;
+  }
+
   connect(): Promise<unknown> {
     const got = this.#acquire();
     return got instanceof Promise ? got : Promise.resolve(got);
@@ -239,8 +246,7 @@ export class TcpNode implements TransportNode {
         this.#failures++;
         const base = this.#options.reconnect?.initialDelayMs ?? 100;
         const max = this.#options.reconnect?.maxDelayMs ?? 10_000;
-        const delay = Math.min(max, base * 2 ** (this.#failures - 1));
-        this.#retryAt = Date.now() + delay * (0.8 + Math.random() * 0.4);
+        this.#retryAt = Date.now() + backoffDelay(this.#failures, base, max);
         this.#lastError = new WeftError(
           Code.UNAVAILABLE,
           `cannot connect to ${target.key}: ${error.message}`,
