@@ -21,6 +21,8 @@ export {
   type ClientOptions,
   createClient,
 } from "./client/client.ts";
+export type { DiscoveryPolicy, TargetOptions } from "./cluster/membership.ts";
+export type { MethodPolicy } from "./cluster/policy.ts";
 export {
   createMemoryTransport,
   createTcpTransport,

@@ -13,8 +13,10 @@ import { Code } from "../errors/code.ts";
 import { Reason } from "../errors/reason.ts";
 import { ConfigError, WeftError } from "../errors/weft-error.ts";
 import type { Call, CallResult } from "../interceptor/call.ts";
+import type { MethodInfo } from "../service/service.ts";
 import type { TransportNode } from "../transport/node.ts";
 import type { Transport } from "../transport/transport.ts";
+import type { MethodPolicy } from "./policy.ts";
 
 /**
  * A plain node chooser without feedback: the node of a call among `nodes` (the candidates, in a
@@ -49,6 +51,47 @@ class PickerBalancer implements Balancer {
   }
 }
 
+/**
+ * Where a cluster reads its nodes: a static list, or a membership following a registry. The cluster
+ * reads `nodes` on every pick; a source replaces the array (never mutates it) when its nodes change,
+ * so balancers that cache per list see the change.
+ */
+export interface NodeSource {
+  /** The current nodes, in a stable order. */
+  readonly nodes: readonly TransportNode[];
+  /** Pending until the first set of nodes is known; `undefined` once it is (or never will be). */
+  readonly firstSet: Promise<void> | undefined;
+  /** The error of a call that finds no node. */
+  noNodeError(): WeftError;
+  /** A node failed to connect. */
+  nodeFailed?(node: TransportNode): void;
+  /** Closes every node. */
+  close(): Promise<void>;
+}
+
+/** `UNAVAILABLE`/`NO_AVAILABLE_NODE`: no node can take the call. */
+export function noNode(message: string): WeftError {
+  return new WeftError(Code.UNAVAILABLE, message, { reason: Reason.NO_AVAILABLE_NODE });
+}
+
+/** A fixed list of nodes. */
+class StaticNodes implements NodeSource {
+  readonly nodes: readonly TransportNode[];
+  readonly firstSet = undefined;
+
+  constructor(nodes: readonly TransportNode[]) {
+    this.nodes = Object.freeze([...nodes]);
+  }
+
+  noNodeError(): WeftError {
+    return noNode("the cluster has no node");
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.nodes.map((node) => node.close()));
+  }
+}
+
 export interface ClusterOptions {
   /** A call refused by servers going away is sent again at most this many times. Default 3. */
   maxRefusedRetries?: number;
@@ -56,29 +99,37 @@ export interface ClusterOptions {
   balancer?: Balancer;
   /** A plain chooser instead of a balancer (not both). */
   picker?: Picker;
+  /**
+   * Per-method overrides, keyed by the method's wire path (`/catalog.v1.Catalog/Lookup`) or its bare
+   * name (`Lookup`); the path wins. Resolved once per method.
+   */
+  methods?: Readonly<Record<string, MethodPolicy>>;
 }
 
 /**
- * A transport over `nodes`. A call goes to the node the balancer chooses; when that node has no
+ * A transport over `nodes` (a static list, or a `NodeSource` whose list changes). A call goes to the node the balancer chooses; when that node has no
  * connection up, the call waits for one within its signal and deadline, and goes to the next node
  * if it cannot connect. A call refused before it started (goaway, shutdown) is sent again through the
  * balancer, at most `maxRefusedRetries` times. A balancer with `feedback` hears how each attempt went.
  */
 export class Cluster implements Transport {
-  readonly #nodes: readonly TransportNode[];
+  readonly #source: NodeSource;
   readonly #balancer: Balancer;
-  /** The balancer's `feedback`: every attempt is timed and reported to its `done`. */
-  readonly #feedback: boolean;
+  /** Per-method overrides, when any are given. */
+  readonly #methods: Readonly<Record<string, MethodPolicy>> | undefined;
+  /** The balancer of each method seen, resolved once from `#methods`. */
+  readonly #byMethod = new WeakMap<MethodInfo, Balancer>();
   readonly #maxRetries: number;
   #closed = false;
 
-  constructor(nodes: readonly TransportNode[], options: ClusterOptions = {}) {
-    if (nodes.length === 0) throw new ConfigError("nodes", "at least one node", nodes);
+  constructor(nodes: readonly TransportNode[] | NodeSource, options: ClusterOptions = {}) {
+    if (Array.isArray(nodes) && nodes.length === 0)
+      throw new ConfigError("nodes", "at least one node", nodes);
     const max = options.maxRefusedRetries ?? 3;
     if (!Number.isInteger(max) || max < 0) {
       throw new ConfigError("maxRefusedRetries", "an integer ≥ 0", options.maxRefusedRetries);
     }
-    this.#nodes = nodes;
+    this.#source = Array.isArray(nodes) ? new StaticNodes(nodes) : (nodes as NodeSource);
     if (options.balancer !== undefined && options.picker !== undefined) {
       throw new ConfigError("picker", "absent when a balancer is given", options.picker);
     }
@@ -89,18 +140,34 @@ export class Cluster implements Transport {
       throw new ConfigError("balancer", "an object with pick(nodes, call)", options.balancer);
     }
     this.#balancer = balancer;
-    this.#feedback = balancer.feedback === true;
+    this.#methods = checkMethods(options.methods);
     this.#maxRetries = max;
+  }
+
+  /** The balancer of `method`'s calls: its override, or the cluster's. */
+  #balancerOf(method: MethodInfo): Balancer {
+    const methods = this.#methods;
+    if (methods === undefined) return this.#balancer;
+    let balancer = this.#byMethod.get(method);
+    if (balancer === undefined) {
+      const bare = method.path.slice(method.path.lastIndexOf("/") + 1);
+      const policy = own(methods, method.path) ?? own(methods, bare) ?? own(methods, method.name);
+      balancer = policy?.balancer ?? this.#balancer;
+      this.#byMethod.set(method, balancer);
+    }
+    return balancer;
   }
 
   call(call: Call): Promise<CallResult> {
     // Fast path: the chosen node has a connection up and the balancer wants no feedback; no promise
     // or closure in between.
-    if (!this.#closed) {
-      const picked = this.#balancer.pick(this.#nodes, call);
+    const nodes = this.#source.nodes;
+    if (!this.#closed && nodes.length !== 0) {
+      const balancer = this.#methods === undefined ? this.#balancer : this.#balancerOf(call.method);
+      const picked = balancer.pick(nodes, call);
       if (picked !== undefined) {
         const node = picked.node;
-        if (this.#feedback) return this.#callWaiting(call, 0, picked);
+        if (balancer.feedback) return this.#callWaiting(call, 0, picked);
         if (node.ready) return node.call(call, this.#retry, 0);
         return this.#callWaiting(call, 0, node);
       }
@@ -131,10 +198,18 @@ export class Cluster implements Transport {
     attempt: number,
     first: TransportNode | Picked<TransportNode> | undefined,
   ): Promise<CallResult> {
+    const balancer = this.#balancerOf(call.method);
+    const feedback = balancer.feedback;
     let picked: Picked<TransportNode> | undefined;
     let node: TransportNode | undefined;
     if (first === undefined) {
-      picked = this.#balancer.pick(this.#nodes, call);
+      if (this.#closed) throw transportClosed();
+      const source = this.#source;
+      if (source.nodes.length === 0 && source.firstSet !== undefined) {
+        await settleWithin(source.firstSet, call.signal, call.deadline);
+      }
+      if (source.nodes.length === 0) throw source.noNodeError();
+      picked = balancer.pick(source.nodes, call);
       node = picked?.node;
     } else if ("done" in first) {
       picked = first;
@@ -145,22 +220,23 @@ export class Cluster implements Transport {
     let lastError: WeftError | undefined;
     const tried: TransportNode[] = [];
     while (node !== undefined) {
-      const start = this.#feedback ? performance.now() : 0;
+      const start = feedback ? performance.now() : 0;
       try {
         if (this.#closed) throw transportClosed();
         if (!node.ready) await settleWithin(node.connect(), call.signal, call.deadline);
         if (this.#closed) throw transportClosed();
-        if (!this.#feedback || picked === undefined) return node.call(call, this.#retry, attempt);
+        if (!feedback || picked === undefined) return node.call(call, this.#retry, attempt);
         return this.#observed(node, picked, call, attempt);
       } catch (e) {
-        if (this.#feedback) picked?.done({ latencyMs: performance.now() - start, error: e });
+        if (feedback) picked?.done({ latencyMs: performance.now() - start, error: e });
+        if (e instanceof WeftError && e.reason === Reason.CONNECTION_FAILED) this.#source.nodeFailed?.(node);
         // the call's own deadline or cancellation, or the transport closed: no other node will help
         if (this.#closed || call.signal.aborted || isSpent(call.deadline)) throw e;
         lastError = WeftError.from(e, Code.UNAVAILABLE);
       }
       tried.push(node);
-      const rest = this.#nodes.filter((n) => !tried.includes(n) && !n.backingOff);
-      picked = rest.length === 0 ? undefined : this.#balancer.pick(rest, call);
+      const rest = this.#source.nodes.filter((n) => !tried.includes(n) && !n.backingOff);
+      picked = rest.length === 0 ? undefined : balancer.pick(rest, call);
       node = picked?.node;
     }
     if (this.#closed) throw transportClosed();
@@ -209,10 +285,36 @@ export class Cluster implements Transport {
 
   async close(): Promise<void> {
     this.#closed = true;
-    await Promise.all(this.#nodes.map((node) => node.close()));
+    await this.#source.close();
   }
 }
 
 function transportClosed(): WeftError {
   return new WeftError(Code.UNAVAILABLE, "transport is closed", { reason: Reason.TRANSPORT_CLOSED });
+}
+
+function own<T>(record: Readonly<Record<string, T>>, key: string): T | undefined {
+  return Object.hasOwn(record, key) ? record[key] : undefined;
+}
+
+function checkMethods(
+  methods: Readonly<Record<string, MethodPolicy>> | undefined,
+): Readonly<Record<string, MethodPolicy>> | undefined {
+  if (methods === undefined) return undefined;
+  if (typeof methods !== "object" || methods === null) {
+    throw new ConfigError(
+      "methods",
+      'an object keyed by method path or name ("/pkg.Svc/Method", "Method")',
+      methods,
+    );
+  }
+  for (const [key, policy] of Object.entries(methods)) {
+    if (typeof policy !== "object" || policy === null)
+      throw new ConfigError(`methods["${key}"]`, "an object", policy);
+    const balancer = policy.balancer;
+    if (balancer !== undefined && typeof balancer?.pick !== "function") {
+      throw new ConfigError(`methods["${key}"].balancer`, "an object with pick(nodes, call)", balancer);
+    }
+  }
+  return Object.keys(methods).length === 0 ? undefined : methods;
 }
