@@ -28,6 +28,7 @@ export {
   multicast,
   type NodeOutcome,
 } from "./cluster/broadcast.ts";
+export type { DiscoveryPolicy, TargetOptions } from "./cluster/membership.ts";
 export {
   type ClusterMode,
   type FailbackMode,

@@ -53,6 +53,47 @@ class PickerBalancer implements Balancer {
   }
 }
 
+/**
+ * Where a cluster reads its nodes: a static list, or a membership following a registry. The cluster
+ * reads `nodes` on every pick; a source replaces the array (never mutates it) when its nodes change,
+ * so balancers that cache per list see the change.
+ */
+export interface NodeSource {
+  /** The current nodes, in a stable order. */
+  readonly nodes: readonly TransportNode[];
+  /** Pending until the first set of nodes is known; `undefined` once it is (or never will be). */
+  readonly firstSet: Promise<void> | undefined;
+  /** The error of a call that finds no node. */
+  noNodeError(): WeftError;
+  /** A node failed to connect. */
+  nodeFailed?(node: TransportNode): void;
+  /** Closes every node. */
+  close(): Promise<void>;
+}
+
+/** `UNAVAILABLE`/`NO_AVAILABLE_NODE`: no node can take the call. */
+export function noNode(message: string): WeftError {
+  return new WeftError(Code.UNAVAILABLE, message, { reason: Reason.NO_AVAILABLE_NODE });
+}
+
+/** A fixed list of nodes. */
+class StaticNodes implements NodeSource {
+  readonly nodes: readonly TransportNode[];
+  readonly firstSet = undefined;
+
+  constructor(nodes: readonly TransportNode[]) {
+    this.nodes = Object.freeze([...nodes]);
+  }
+
+  noNodeError(): WeftError {
+    return noNode("the cluster has no node");
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.nodes.map((node) => node.close()));
+  }
+}
+
 export interface ClusterOptions {
   /** A call refused by servers going away is sent again at most this many times. Default 3. */
   maxRefusedRetries?: number;
@@ -74,15 +115,17 @@ export interface ClusterOptions {
   methods?: Readonly<Record<string, MethodPolicy>>;
 }
 
-/** What the calls of one method run with: its routing and mode, or why its mode cannot run it. */
+/**
+ * What the calls of one method run with: its balancer, routing and mode, or why its mode cannot run
+ * it. `direct` when it has neither routing nor mode: its calls take the fast path.
+ */
 interface Governance {
+  readonly balancer: Balancer;
+  readonly direct: boolean;
   readonly routing: readonly RouteFilter[] | undefined;
   readonly mode: ClusterMode | undefined;
   readonly misfit: WeftError | undefined;
 }
-
-/** The governance of a method with no routing and no mode: its calls take the plain path. */
-const PLAIN: Governance = { routing: undefined, mode: undefined, misfit: undefined };
 
 let seamOf: (cluster: Cluster) => ClusterSeam;
 
@@ -92,30 +135,34 @@ export function clusterSeam(cluster: Cluster): ClusterSeam {
 }
 
 /**
- * A transport over `nodes`. A call goes to the node the balancer chooses; when that node has no
- * connection up, the call waits for one within its signal and deadline, and goes to the next node
- * if it cannot connect. A call refused before it started (goaway, shutdown) is sent again through the
- * balancer, at most `maxRefusedRetries` times. A balancer with `feedback` hears how each attempt went.
+ * A transport over `nodes` (a static list, or a `NodeSource` whose list changes, such as a membership
+ * following a registry). A call goes through its method's routing filters, then to the node the
+ * balancer chooses; when that node has no connection up, the call waits for one within its signal and
+ * deadline, and goes to the next node if it cannot connect. Before a membership knows its first set,
+ * calls wait for it within their deadline. A call refused before it started (goaway, shutdown) is
+ * sent again through the balancer, at most `maxRefusedRetries` times. A balancer with `feedback`
+ * hears how each attempt went. A cluster mode runs the calls of the methods it is given to.
  */
 export class Cluster implements Transport {
-  readonly #nodes: readonly TransportNode[];
+  readonly #source: NodeSource;
   readonly #balancer: Balancer;
-  /** The balancer's `feedback`: every attempt is timed and reported to its `done`. */
-  readonly #feedback: boolean;
   readonly #maxRetries: number;
   /** Routing, mode and per-method options; `undefined` when none is set (the plain path only). */
   readonly #options: ClusterOptions | undefined;
   /** The governance of each method seen, resolved on its first call. */
   readonly #governance = new WeakMap<MethodInfo, Governance>();
+  /** The governance of every method when no routing, mode or per-method option is set. */
+  readonly #plain: Governance;
   #closed = false;
 
-  constructor(nodes: readonly TransportNode[], options: ClusterOptions = {}) {
-    if (nodes.length === 0) throw new ConfigError("nodes", "at least one node", nodes);
+  constructor(nodes: readonly TransportNode[] | NodeSource, options: ClusterOptions = {}) {
+    if (Array.isArray(nodes) && nodes.length === 0)
+      throw new ConfigError("nodes", "at least one node", nodes);
     const max = options.maxRefusedRetries ?? 3;
     if (!Number.isInteger(max) || max < 0) {
       throw new ConfigError("maxRefusedRetries", "an integer ≥ 0", options.maxRefusedRetries);
     }
-    this.#nodes = nodes;
+    this.#source = Array.isArray(nodes) ? new StaticNodes(nodes) : (nodes as NodeSource);
     if (options.balancer !== undefined && options.picker !== undefined) {
       throw new ConfigError("picker", "absent when a balancer is given", options.picker);
     }
@@ -126,33 +173,35 @@ export class Cluster implements Transport {
       throw new ConfigError("balancer", "an object with pick(nodes, call)", options.balancer);
     }
     this.#balancer = balancer;
-    this.#feedback = balancer.feedback === true;
+    this.#plain = { ...DIRECT, balancer };
     this.#maxRetries = max;
     const { routing, mode, methods } = options;
     if (routing !== undefined) checkRouting("routing", routing);
     if (mode !== undefined) checkMode("mode", mode);
-    if (methods !== undefined) checkMethods(methods);
-    const governed = routing !== undefined || mode !== undefined || methods !== undefined;
+    const governed = routing !== undefined || mode !== undefined || checkMethods(methods) !== undefined;
     this.#options = governed ? options : undefined;
   }
 
   call(call: Call): Promise<CallResult> {
+    let balancer = this.#balancer;
     if (this.#options !== undefined) {
       const governance = this.#governanceOf(call.method);
-      if (governance !== PLAIN) return this.#governed(call, governance);
+      if (!governance.direct) return this.#governed(call, governance);
+      balancer = governance.balancer;
     }
     // Fast path: the chosen node has a connection up and the balancer wants no feedback; no promise
     // or closure in between.
-    if (!this.#closed) {
-      const picked = this.#balancer.pick(this.#nodes, call);
+    const nodes = this.#source.nodes;
+    if (!this.#closed && nodes.length !== 0) {
+      const picked = balancer.pick(nodes, call);
       if (picked !== undefined) {
         const node = picked.node;
-        if (this.#feedback) return this.#callWaiting(call, 0, picked, this.#nodes, []);
+        if (balancer.feedback) return this.#callWaiting(call, 0, picked, nodes, []);
         if (node.ready) return node.call(call, this.#retry, 0);
-        return this.#callWaiting(call, 0, node, this.#nodes, []);
+        return this.#callWaiting(call, 0, node, nodes, []);
       }
     }
-    return this.#callWaiting(call, 0, undefined, this.#nodes, []);
+    return this.#callWaiting(call, 0, undefined, undefined, []);
   }
 
   /** A call refused without being started goes through the balancer again; given to every node call. */
@@ -164,41 +213,46 @@ export class Cluster implements Transport {
         }),
       );
     }
-    if (this.#options === undefined) return this.#callWaiting(call, attempt, undefined, this.#nodes, []);
-    let nodes: readonly TransportNode[];
-    try {
-      nodes = this.#routed(call);
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    return this.#callWaiting(call, attempt, undefined, nodes, []);
+    return this.#callWaiting(call, attempt, undefined, undefined, []);
   };
 
-  /** The routing and mode of `method`'s calls, resolved on its first call. */
+  /** The balancer, routing and mode of `method`'s calls, resolved on its first call. */
   #governanceOf(method: MethodInfo): Governance {
+    const options = this.#options;
+    if (options === undefined) return this.#plain;
     let governance = this.#governance.get(method);
     if (governance === undefined) {
-      governance = resolveGovernance(this.#options!, method);
+      governance = resolveGovernance(options, method, this.#balancer);
       this.#governance.set(method, governance);
     }
     return governance;
   }
 
-  /** The nodes `call` may go to after its method's routing filters. */
+  /**
+   * The nodes `call` may go to now, after its method's routing filters. Throws the source's error
+   * when it has no node (none discovered, the registry unreachable), or a filter's when it leaves none.
+   */
   #routed(call: Call): readonly TransportNode[] {
+    const nodes = this.#source.nodes;
+    if (nodes.length === 0) throw this.#source.noNodeError();
     const routing = this.#options === undefined ? undefined : this.#governanceOf(call.method).routing;
-    return routing === undefined ? this.#nodes : route(routing, this.#nodes, call);
+    return routing === undefined ? nodes : route(routing, nodes, call);
+  }
+
+  /** Resolves once the source knows its first set of nodes (at once for a static list), within the call's signal and deadline. */
+  async #firstSet(call: Call): Promise<void> {
+    const first = this.#source.firstSet;
+    if (first !== undefined && this.#source.nodes.length === 0) {
+      await settleWithin(first, call.signal, call.deadline);
+    }
   }
 
   /** A call with routing filters or a mode: routed, then run by its mode or as one attempt. */
-  #governed(call: Call, governance: Governance): Promise<CallResult> {
-    if (governance.misfit !== undefined) return Promise.reject(governance.misfit);
-    let nodes: readonly TransportNode[];
-    try {
-      nodes = governance.routing === undefined ? this.#nodes : route(governance.routing, this.#nodes, call);
-    } catch (e) {
-      return Promise.reject(e);
-    }
+  async #governed(call: Call, governance: Governance): Promise<CallResult> {
+    if (governance.misfit !== undefined) throw governance.misfit;
+    if (this.#closed) throw transportClosed();
+    await this.#firstSet(call);
+    const nodes = this.#routed(call);
     if (governance.mode === undefined) return this.#callWaiting(call, 0, undefined, nodes, []);
     return governance.mode.run(this.#seam, call, nodes);
   }
@@ -223,24 +277,33 @@ export class Cluster implements Transport {
   }
 
   /**
-   * The slow path: waits for the first node (given, or picked now among `nodes` not in `tried`) to
-   * connect, within the call's signal and deadline; a node that cannot connect hands the call to the
-   * next one the balancer chooses among those not tried yet and not backing off. Every node picked
-   * goes into `tried` (a cluster mode's next attempt avoids it). With a feedback balancer, `first` is
-   * its `Picked` and every attempt is reported to `done` once.
+   * The slow path: waits for the first node (given, or picked now among `nodes` not in `tried`; with
+   * `nodes` undefined, among the routed nodes once the source knows its first set) to connect, within
+   * the call's signal and deadline; a node that cannot connect hands the call to the next one the
+   * balancer chooses among those not tried yet and not backing off. Every node picked goes into
+   * `tried` (a cluster mode's next attempt avoids it). With a feedback balancer, `first` is its
+   * `Picked` and every attempt is reported to `done` once.
    */
   async #callWaiting(
     call: Call,
     attempt: number,
     first: TransportNode | Picked<TransportNode> | undefined,
-    nodes: readonly TransportNode[],
+    candidates: readonly TransportNode[] | undefined,
     tried: TransportNode[],
   ): Promise<CallResult> {
+    const balancer = this.#governanceOf(call.method).balancer;
+    const feedback = balancer.feedback;
+    let nodes = candidates;
     let picked: Picked<TransportNode> | undefined;
     let node: TransportNode | undefined;
     if (first === undefined) {
+      if (nodes === undefined) {
+        if (this.#closed) throw transportClosed();
+        await this.#firstSet(call);
+        nodes = this.#routed(call);
+      }
       const pool = tried.length === 0 ? nodes : nodes.filter((n) => !tried.includes(n) && !n.backingOff);
-      picked = pool.length === 0 ? undefined : this.#balancer.pick(pool, call);
+      picked = pool.length === 0 ? undefined : balancer.pick(pool, call);
       node = picked?.node;
     } else if ("done" in first) {
       picked = first;
@@ -251,21 +314,22 @@ export class Cluster implements Transport {
     let lastError: WeftError | undefined;
     while (node !== undefined) {
       tried.push(node);
-      const start = this.#feedback ? performance.now() : 0;
+      const start = feedback ? performance.now() : 0;
       try {
         if (this.#closed) throw transportClosed();
         if (!node.ready) await settleWithin(node.connect(), call.signal, call.deadline);
         if (this.#closed) throw transportClosed();
-        if (!this.#feedback || picked === undefined) return node.call(call, this.#retry, attempt);
+        if (!feedback || picked === undefined) return node.call(call, this.#retry, attempt);
         return this.#observed(node, picked, call, attempt);
       } catch (e) {
-        if (this.#feedback) picked?.done({ latencyMs: performance.now() - start, error: e });
+        if (feedback) picked?.done({ latencyMs: performance.now() - start, error: e });
+        if (e instanceof WeftError && e.reason === Reason.CONNECTION_FAILED) this.#source.nodeFailed?.(node);
         // the call's own deadline or cancellation, or the transport closed: no other node will help
         if (this.#closed || call.signal.aborted || isSpent(call.deadline)) throw e;
         lastError = WeftError.from(e, Code.UNAVAILABLE);
       }
-      const rest = nodes.filter((n) => !tried.includes(n) && !n.backingOff);
-      picked = rest.length === 0 ? undefined : this.#balancer.pick(rest, call);
+      const rest = (nodes ?? this.#source.nodes).filter((n) => !tried.includes(n) && !n.backingOff);
+      picked = rest.length === 0 ? undefined : balancer.pick(rest, call);
       node = picked?.node;
     }
     if (this.#closed) throw transportClosed();
@@ -314,17 +378,26 @@ export class Cluster implements Transport {
 
   async close(): Promise<void> {
     this.#closed = true;
-    await Promise.all(this.#nodes.map((node) => node.close()));
+    await this.#source.close();
   }
 }
 
+/** A method with neither routing nor mode: its calls take the fast path with `balancer`. */
+const DIRECT = { direct: true, routing: undefined, mode: undefined, misfit: undefined } as const;
+
 /**
- * The routing and mode of `method`: its own (`methods[path]`, else `methods[name]`) over the
- * cluster's. A cluster-wide mode that does not fit the method leaves it out; the method's own
+ * The balancer, routing and mode of `method`: its own (`methods[path]`, else `methods[name]`) over
+ * the cluster's. A cluster-wide mode that does not fit the method leaves it out; the method's own
  * misfitting mode makes its calls fail with FAILED_PRECONDITION.
  */
-function resolveGovernance(options: ClusterOptions, method: MethodInfo): Governance {
-  const own = options.methods?.[method.path] ?? options.methods?.[method.name];
+function resolveGovernance(options: ClusterOptions, method: MethodInfo, fallback: Balancer): Governance {
+  const methods = options.methods;
+  const bare = method.path.slice(method.path.lastIndexOf("/") + 1);
+  const own =
+    methods === undefined
+      ? undefined
+      : (ownKey(methods, method.path) ?? ownKey(methods, bare) ?? ownKey(methods, method.name));
+  const balancer = own?.balancer ?? fallback;
   const routing = own?.routing ?? options.routing;
   let mode = own?.mode ?? options.mode;
   let misfit: WeftError | undefined;
@@ -338,18 +411,37 @@ function resolveGovernance(options: ClusterOptions, method: MethodInfo): Governa
     mode = undefined;
   }
   if (misfit === undefined && mode === undefined && (routing === undefined || routing.length === 0))
-    return PLAIN;
-  return { routing: routing?.length === 0 ? undefined : routing, mode, misfit };
+    return { ...DIRECT, balancer };
+  return { balancer, direct: false, routing: routing?.length === 0 ? undefined : routing, mode, misfit };
 }
 
-function checkMethods(methods: Readonly<Record<string, MethodPolicy>>): void {
+function ownKey<T>(record: Readonly<Record<string, T>>, key: string): T | undefined {
+  return Object.hasOwn(record, key) ? record[key] : undefined;
+}
+
+/** Checks `methods`; `undefined` when absent or empty. */
+function checkMethods(
+  methods: Readonly<Record<string, MethodPolicy>> | undefined,
+): Readonly<Record<string, MethodPolicy>> | undefined {
+  if (methods === undefined) return undefined;
   if (typeof methods !== "object" || methods === null) {
-    throw new ConfigError("methods", "an object of method policies keyed by path or name", methods);
+    throw new ConfigError(
+      "methods",
+      'an object keyed by method path or name ("/pkg.Svc/Method", "Method")',
+      methods,
+    );
   }
   for (const [key, policy] of Object.entries(methods)) {
+    if (typeof policy !== "object" || policy === null)
+      throw new ConfigError(`methods.${key}`, "an object", policy);
+    const balancer = policy.balancer;
+    if (balancer !== undefined && typeof balancer?.pick !== "function") {
+      throw new ConfigError(`methods.${key}.balancer`, "an object with pick(nodes, call)", balancer);
+    }
     if (policy.routing !== undefined) checkRouting(`methods.${key}.routing`, policy.routing);
     if (policy.mode !== undefined) checkMode(`methods.${key}.mode`, policy.mode);
   }
+  return Object.keys(methods).length === 0 ? undefined : methods;
 }
 
 function transportClosed(): WeftError {

@@ -1,39 +1,53 @@
-import { ConfigError } from "../errors/weft-error.ts";
+import type { Balancer } from "../balancer/balancer.ts";
 import { type MemoryPeer, type MemoryTransportOptions, memoryDialer } from "../transport/memory-transport.ts";
 import { type Dialer, TcpNode, type TcpNodeOptions, tcpNodeSettings } from "../transport/tcp-node.ts";
 import type { Transport } from "../transport/transport.ts";
-import { Cluster } from "./cluster.ts";
+import { Cluster, type ClusterOptions } from "./cluster.ts";
+import { nodesOf, type TargetOptions } from "./membership.ts";
+import type { MethodPolicy } from "./policy.ts";
 
-export interface TcpTransportOptions extends TcpNodeOptions {
-  /** `host:port`, or several for a static list (calls go round-robin over the reachable ones). */
-  address: string | readonly string[];
+export interface TcpTransportOptions extends TcpNodeOptions, TargetOptions {
   /** A transparently retried call (refused by a server going away) is tried this many times at most. Default 3. */
   maxRefusedRetries?: number;
+  /** How the node of each call is chosen. Default `roundRobin()`. */
+  balancer?: Balancer;
+  /** Per-method overrides (`balancer`), keyed by wire path (`/pkg.Svc/Method`) or bare name (`Method`). */
+  methods?: Readonly<Record<string, MethodPolicy>>;
 }
 
 /**
- * A transport over Weft's TCP protocol to one address or a static list. One connection multiplexes
- * many concurrent calls; a small pool per address opens more under load. A broken connection is
- * re-established with exponential backoff; while an address is backing off, calls go to the others
- * or fail fast with `UNAVAILABLE`. A call refused by a server that is going away (it was never
- * started) is retried on another connection transparently.
+ * A transport over Weft's TCP protocol to one address, a static list, or the instances of a service
+ * in a registry (`target: "local:///catalog.v1.Catalog"`: each instance's `addresses.weft`, followed
+ * as instances come and go; see docs/discovery.md). One connection multiplexes many concurrent calls;
+ * a small pool per address opens more under load. A broken connection is re-established with
+ * exponential backoff; while an address is backing off, calls go to the others or fail fast with
+ * `UNAVAILABLE`. A call refused by a server that is going away (it was never started) is retried on
+ * another connection transparently.
  */
 export function createTcpTransport(options: TcpTransportOptions): Transport {
   return new TcpTransport(options, null);
 }
 
+/** The cluster options (retries, balancer, per-method policies) of a transport's options. */
+export function clusterOptionsOf(options: {
+  maxRefusedRetries?: number | undefined;
+  balancer?: Balancer | undefined;
+  methods?: Readonly<Record<string, MethodPolicy>> | undefined;
+}): ClusterOptions {
+  const out: ClusterOptions = {};
+  if (options.maxRefusedRetries !== undefined) out.maxRefusedRetries = options.maxRefusedRetries;
+  if (options.balancer !== undefined) out.balancer = options.balancer;
+  if (options.methods !== undefined) out.methods = options.methods;
+  return out;
+}
+
 /** The Weft TCP transport: a cluster over one `TcpNode` per address, all dialed by `dialer`. */
 export class TcpTransport extends Cluster {
   constructor(options: TcpTransportOptions, dialer: Dialer | null) {
-    const addresses = typeof options.address === "string" ? [options.address] : options.address;
-    if (!Array.isArray(addresses) || addresses.length === 0) {
-      throw new ConfigError("address", 'a "host:port" string or a non-empty list of them', options.address);
-    }
     const settings = tcpNodeSettings(options, dialer);
-    const retries = options.maxRefusedRetries;
     super(
-      addresses.map((a: string) => new TcpNode(a, settings)),
-      retries === undefined ? {} : { maxRefusedRetries: retries },
+      nodesOf(options, "weft", (address) => new TcpNode(address, settings)),
+      clusterOptionsOf(options),
     );
   }
 }

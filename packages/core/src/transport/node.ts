@@ -21,6 +21,11 @@ export interface TransportNode {
    * warms up. `undefined` reads as 100.
    */
   weight?: number | undefined;
+  /**
+   * Calls in flight on it now. Optional: a cluster retiring a node that counts them closes it once
+   * they have ended; one that does not is closed after the retirement grace.
+   */
+  readonly inFlight?: number;
   /** True while it can take a call at once, on a connection that is up: the cluster's fast path. */
   readonly ready: boolean;
   /**

@@ -147,6 +147,12 @@ export class TcpNode implements TransportNode {
     return this.#conns.length === 0 && Date.now() < this.#retryAt;
   }
 
+  get inFlight(): number {
+    let calls = 0;
+    for (const c of this.#live) calls += c.load;
+    return calls;
+  }
+
   connect(): Promise<unknown> {
     const got = this.#acquire();
     return got instanceof Promise ? got : Promise.resolve(got);

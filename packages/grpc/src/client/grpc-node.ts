@@ -115,6 +115,10 @@ export class GrpcNode implements TransportNode {
     return false;
   }
 
+  get inFlight(): number {
+    return this.calls.size;
+  }
+
   connect(): Promise<unknown> {
     return this.#closed ? Promise.reject(transportClosed()) : Promise.resolve();
   }

@@ -1,13 +1,25 @@
 import type { ClientSessionOptions, SecureClientSessionOptions } from "node:http2";
-import { ConfigError, type Transport } from "@weft/core";
-import { Cluster, resolveCompression } from "@weft/core/internal";
+import {
+  type Balancer,
+  ConfigError,
+  type MethodPolicy,
+  type TargetOptions,
+  type Transport,
+} from "@weft/core";
+import { Cluster, clusterOptionsOf, nodesOf, resolveCompression } from "@weft/core/internal";
 import { DEFAULT_MAX_MESSAGE_BYTES, STREAM_WINDOW } from "../http2.ts";
 import { GrpcNode, type GrpcTarget } from "./grpc-node.ts";
 
-export interface GrpcTransportOptions {
-  /** `host:port` of a gRPC server; cleartext HTTP/2 unless `tls` is given. */
-  address?: string;
-  /** `http://host:port` or `https://host:port`, with an optional path prefix. Instead of `address`. */
+export interface GrpcTransportOptions extends TargetOptions {
+  /**
+   * `host:port` of a gRPC server, or a list of them; cleartext HTTP/2 unless `tls` is given. A
+   * `target` URI names a service in a registry instead: its instances' `addresses.grpc` are dialed.
+   */
+  address?: string | readonly string[];
+  /**
+   * `http://host:port` or `https://host:port`, with an optional path prefix: one static server,
+   * instead of `address`, `target` or `discoveryFrom`.
+   */
   baseUrl?: string;
   /** TLS: `true` to trust the system CAs, or options (`ca`, `cert`/`key` for mTLS, `servername`). */
   tls?: boolean | SecureClientSessionOptions;
@@ -39,6 +51,10 @@ export interface GrpcTransportOptions {
   maxRefusedRetries?: number;
   /** Extra options for `http2.connect` (settings, limits). */
   http2?: ClientSessionOptions;
+  /** How the node of each call is chosen. Default `roundRobin()`. */
+  balancer?: Balancer;
+  /** Per-method overrides (`balancer`), keyed by wire path (`/pkg.Svc/Method`) or bare name (`Method`). */
+  methods?: Readonly<Record<string, MethodPolicy>>;
 }
 
 /**
@@ -49,13 +65,15 @@ export interface GrpcTransportOptions {
  *
  * ```ts
  * const catalog = createClient(Catalog, createGrpcTransport({ address: "127.0.0.1:50051" }));
+ * const followed = createGrpcTransport({ target: "local:///catalog.v1.Catalog" });
  * ```
  */
 export function createGrpcTransport(options: GrpcTransportOptions): Transport {
   if (options === null || typeof options !== "object") {
-    throw new ConfigError("options", "an object with address or baseUrl", options);
+    throw new ConfigError("options", "an object with target, address or baseUrl", options);
   }
-  const target = parseTarget(options);
+  const secure = options.tls !== undefined && options.tls !== false;
+  const base = options.baseUrl === undefined ? undefined : parseBaseUrl(options.baseUrl, secure);
   const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   if (!Number.isInteger(maxMessageBytes) || maxMessageBytes <= 0) {
     throw new ConfigError("maxMessageBytes", "a positive integer number of bytes", options.maxMessageBytes);
@@ -67,24 +85,46 @@ export function createGrpcTransport(options: GrpcTransportOptions): Transport {
   const tls = typeof options.tls === "object" ? options.tls : {};
   const sessionOptions: ClientSessionOptions | SecureClientSessionOptions = {
     settings: { initialWindowSize: STREAM_WINDOW },
-    ...(target.secure ? { ...tls, ALPNProtocols: ["h2"] } : {}),
+    ...((base?.secure ?? secure) ? { ...tls, ALPNProtocols: ["h2"] } : {}),
     ...options.http2,
   };
   const poolSize = options.poolSize ?? 1;
   if (!Number.isInteger(poolSize) || poolSize < 1)
     throw new ConfigError("poolSize", "an integer ≥ 1", poolSize);
-  const node = new GrpcNode({
-    target,
+  const settings = {
     sessionOptions,
     connectTimeoutMs: options.connectTimeoutMs ?? 5000,
     maxMessageBytes,
     compression: resolveCompression(c),
     poolSize,
     keepalive: keepaliveOf(options.keepalive),
+  };
+  const clusterOptions = clusterOptionsOf(options);
+  if (base !== undefined) {
+    if (
+      options.address !== undefined ||
+      options.target !== undefined ||
+      options.discoveryFrom !== undefined
+    ) {
+      throw new ConfigError(
+        "baseUrl",
+        "absent when target, address or discoveryFrom is given",
+        options.baseUrl,
+      );
+    }
+    return new Cluster([new GrpcNode({ ...settings, target: base })], clusterOptions);
+  }
+  const nodes = nodesOf(options, "grpc", (address) => {
+    if (!HOST_PORT.test(address)) throw new ConfigError("address", 'a "host:port" string', address);
+    return new GrpcNode({
+      ...settings,
+      target: { authority: `${secure ? "https" : "http"}://${address}`, prefix: "", secure },
+    });
   });
-  const retries = options.maxRefusedRetries;
-  return new Cluster([node], retries === undefined ? {} : { maxRefusedRetries: retries });
+  return new Cluster(nodes, clusterOptions);
 }
+
+const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[^:/\s]+):\d{1,5}$/;
 
 function keepaliveOf(
   ka: GrpcTransportOptions["keepalive"],
@@ -104,28 +144,20 @@ function keepaliveOf(
   return { intervalMs, timeoutMs };
 }
 
-function parseTarget(options: GrpcTransportOptions): GrpcTarget {
-  if (options.baseUrl !== undefined) {
-    let url: URL;
-    try {
-      url = new URL(options.baseUrl);
-    } catch {
-      throw new ConfigError("baseUrl", 'a URL such as "http://host:port"', options.baseUrl);
-    }
-    if (url.protocol !== "http:" && url.protocol !== "https:") {
-      throw new ConfigError("baseUrl", "an http: or https: URL", options.baseUrl);
-    }
-    const secure = url.protocol === "https:" || (options.tls !== undefined && options.tls !== false);
-    return {
-      authority: `${secure ? "https" : "http"}://${url.host}`,
-      prefix: url.pathname.replace(/\/+$/, ""),
-      secure,
-    };
+function parseBaseUrl(baseUrl: string, tls: boolean): GrpcTarget {
+  let url: URL;
+  try {
+    url = new URL(baseUrl);
+  } catch {
+    throw new ConfigError("baseUrl", 'a URL such as "http://host:port"', baseUrl);
   }
-  const address = options.address;
-  if (typeof address !== "string" || !/^(\[[0-9a-fA-F:.]+\]|[^:/\s]+):\d{1,5}$/.test(address)) {
-    throw new ConfigError("address", 'a "host:port" string (or give baseUrl)', address);
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new ConfigError("baseUrl", "an http: or https: URL", baseUrl);
   }
-  const secure = options.tls !== undefined && options.tls !== false;
-  return { authority: `${secure ? "https" : "http"}://${address}`, prefix: "", secure };
+  const secure = url.protocol === "https:" || tls;
+  return {
+    authority: `${secure ? "https" : "http"}://${url.host}`,
+    prefix: url.pathname.replace(/\/+$/, ""),
+    secure,
+  };
 }
