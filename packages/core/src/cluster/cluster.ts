@@ -239,19 +239,22 @@ export class Cluster implements Transport {
     return routing === undefined ? nodes : route(routing, nodes, call);
   }
 
-  /** Resolves once the source knows its first set of nodes (at once for a static list), within the call's signal and deadline. */
-  async #firstSet(call: Call): Promise<void> {
+  /**
+   * While the source has no node but expects its first set: that wait, within the call's signal and
+   * deadline. `undefined` otherwise (a static list, a known set), so callers go on without a turn.
+   */
+  #firstSet(call: Call): Promise<unknown> | undefined {
     const first = this.#source.firstSet;
-    if (first !== undefined && this.#source.nodes.length === 0) {
-      await settleWithin(first, call.signal, call.deadline);
-    }
+    if (first === undefined || this.#source.nodes.length !== 0) return undefined;
+    return settleWithin(first, call.signal, call.deadline);
   }
 
   /** A call with routing filters or a mode: routed, then run by its mode or as one attempt. */
   async #governed(call: Call, governance: Governance): Promise<CallResult> {
     if (governance.misfit !== undefined) throw governance.misfit;
     if (this.#closed) throw transportClosed();
-    await this.#firstSet(call);
+    const waiting = this.#firstSet(call);
+    if (waiting !== undefined) await waiting;
     const nodes = this.#routed(call);
     if (governance.mode === undefined) return this.#callWaiting(call, 0, undefined, nodes, []);
     return governance.mode.run(this.#seam, call, nodes);
@@ -299,7 +302,8 @@ export class Cluster implements Transport {
     if (first === undefined) {
       if (nodes === undefined) {
         if (this.#closed) throw transportClosed();
-        await this.#firstSet(call);
+        const waiting = this.#firstSet(call);
+        if (waiting !== undefined) await waiting;
         nodes = this.#routed(call);
       }
       const pool = tried.length === 0 ? nodes : nodes.filter((n) => !tried.includes(n) && !n.backingOff);
