@@ -150,6 +150,8 @@ describe("the packed packages", () => {
       "@weft/observability",
       "@weft/protoc-gen-weft",
       "@weft/registry-etcd",
+      "@weft/resilience",
+      "@weft/resilience-redis",
     ]);
     for (const pkg of publishable) {
       const files = packed.find((p) => p.name === pkg.name)?.files.map((f) => f.path) ?? [];

@@ -1,0 +1,4 @@
+/*
+ * @weft/resilience-redis: distributed rate limiters on Redis.
+ */
+export {};
