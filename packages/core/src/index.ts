@@ -31,6 +31,7 @@ export {
 export type { DiscoveryPolicy, TargetOptions } from "./cluster/membership.ts";
 export {
   type ClusterMode,
+  type ClusterSeam,
   type FailbackMode,
   type FailbackOptions,
   type FailbackStats,
