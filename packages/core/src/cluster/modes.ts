@@ -15,7 +15,7 @@ import { Metadata } from "../metadata/metadata.ts";
 import type { MethodInfo } from "../service/service.ts";
 import type { TransportNode } from "../transport/node.ts";
 
-/** What a mode may do with its cluster. Internal: modes are made by the factories below. */
+/** What a mode may do with its cluster: a `ClusterMode`, built in or custom, receives it in `run`. */
 export interface ClusterSeam {
   /**
    * The nodes `call` may go to now, after its method's routing filters (rejects with
