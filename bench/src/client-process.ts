@@ -18,7 +18,9 @@ const onWindow = (edge: "start" | "end"): void => {
   process.send?.(message);
 };
 
-const client = await (await loadClient(job.system))(job.port, job.payloadBytes);
+const client = await (await loadClient(job.system))(job.port, job.payloadBytes, {
+  registryDir: job.registryDir,
+});
 const result =
   job.kind === "unary"
     ? await runUnary(client, {

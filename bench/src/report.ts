@@ -51,8 +51,15 @@ export interface Ratios {
   rpsVsRaw: number | null;
   rpsVsMoleculer: number | null;
   rpsVsGrpc: number | null;
-  /** weft-grpc only: the same Weft server behind gRPC instead of Weft's own protocol. */
+  /**
+   * weft-grpc: the same Weft server behind gRPC instead of Weft's own protocol; weft-p2c3: three
+   * servers found through discovery and picked by P2C-EWMA instead of one static address.
+   */
   rpsVsWeft: number | null;
+  /** weft-p2c3 only: client CPU µs per request relative to `weft`'s (the cost of discovery + P2C). */
+  clientCpuVsWeft: number | null;
+  /** weft-p2c3 only: p99 latency relative to `weft`'s. */
+  p99VsWeft: number | null;
   /** weft-rest only: against the bare node:http JSON echo, with the same client. */
   rpsVsHttp: number | null;
   /** Server CPU µs per request relative to the grpc-js server's (below 1x is cheaper). */
@@ -87,6 +94,14 @@ const TARGETS: readonly {
     what: "cpu",
     value: (r) => r.serverCpuVsGrpc,
     atMost: 0.5,
+  },
+  {
+    label: "weft-p2c3 client CPU/req vs weft (discovery + P2C over 3 servers)",
+    system: "weft-p2c3",
+    peer: "weft",
+    what: "cpu",
+    value: (r) => r.clientCpuVsWeft,
+    atMost: 1.05,
   },
   {
     label: "weft-rest req/s vs bare node:http JSON echo",
@@ -157,11 +172,15 @@ export function summarize(outcomes: RunOutcome[], systems: SystemName[], cases: 
       a == null || b == null || b === 0 ? null : round2(a / b);
     const raw = peer("raw");
     const grpc = peer("grpc");
+    const weft = row.system === "weft-grpc" || row.system === "weft-p2c3" ? peer("weft") : undefined;
+    const p2c = row.system === "weft-p2c3";
     row.ratios = {
       rpsVsRaw: ratio(row.rps, raw?.rps),
       rpsVsMoleculer: ratio(row.rps, peer("moleculer")?.rps),
       rpsVsGrpc: ratio(row.rps, grpc?.rps),
-      rpsVsWeft: row.system === "weft-grpc" ? ratio(row.rps, peer("weft")?.rps) : null,
+      rpsVsWeft: ratio(row.rps, weft?.rps),
+      clientCpuVsWeft: p2c ? ratio(row.clientCpuUsPerReq, weft?.clientCpuUsPerReq) : null,
+      p99VsWeft: p2c ? ratio(row.p99Us, weft?.p99Us) : null,
       rpsVsHttp: row.system === "weft-rest" ? ratio(row.rps, peer("http")?.rps) : null,
       serverCpuVsGrpc: ratio(row.serverCpuUsPerReq, grpc?.serverCpuUsPerReq),
       p99VsRaw: ratio(row.p99Us, raw?.p99Us),
@@ -172,7 +191,7 @@ export function summarize(outcomes: RunOutcome[], systems: SystemName[], cases: 
 
 /** Ratio rows: the Weft systems first, then the others in the order of SYSTEMS. */
 function ratioOrder(system: SystemName): number {
-  const first: readonly SystemName[] = ["weft", "weft-grpc", "weft-rest"];
+  const first: readonly SystemName[] = ["weft", "weft-p2c3", "weft-grpc", "weft-rest"];
   const i = first.indexOf(system);
   return i >= 0 ? i : first.length + SYSTEMS.indexOf(system);
 }
@@ -278,6 +297,8 @@ export function formatResults(rows: ResultRow[]): string {
   out.push(
     "  server-stream rows: req/s counts messages/s and CPU is per message; latency does not apply.",
     "  * moleculer, http, weft-rest: payload is { data: <string of that many characters> } as JSON, not raw bytes.",
+    "  weft-p2c3: the weft row's client through a local:/// target and p2cEwma() to three weft server",
+    "  processes in a local registry; its srv CPU sums the three.",
     "  weft-grpc: the weft row's server behind @weft/grpc, called by the grpc row's grpc-js client.",
     "  weft-rest: a Weft proto service behind @weft/http, called by the http row's undici client.",
     "  n/a: the system has no such case. spread: half the range of req/s over the rounds, relative to the",
@@ -310,6 +331,8 @@ export function formatResults(rows: ResultRow[]): string {
           "vs http",
           "srv CPU vs grpc-js",
           "p99 vs raw",
+          "cli CPU vs weft",
+          "p99 vs weft",
         ],
         compared.map((r) => [
           r.system,
@@ -319,10 +342,12 @@ export function formatResults(rows: ResultRow[]): string {
           fmtRatio(r.ratios?.rpsVsRaw, false),
           fmtRatio(r.ratios?.rpsVsMoleculer, r.system === "moleculer"),
           fmtRatio(r.ratios?.rpsVsGrpc, r.system === "grpc"),
-          fmtRatio(r.ratios?.rpsVsWeft, r.system !== "weft-grpc"),
+          fmtRatio(r.ratios?.rpsVsWeft, r.system !== "weft-grpc" && r.system !== "weft-p2c3"),
           fmtRatio(r.ratios?.rpsVsHttp, r.system !== "weft-rest"),
           fmtRatio(r.ratios?.serverCpuVsGrpc, r.system === "grpc"),
           fmtRatio(r.ratios?.p99VsRaw, false),
+          fmtRatio(r.ratios?.clientCpuVsWeft, r.system !== "weft-p2c3"),
+          fmtRatio(r.ratios?.p99VsWeft, r.system !== "weft-p2c3"),
         ]),
         2,
       ),

@@ -1,18 +1,25 @@
 /**
  * Benchmark orchestrator. For every round, case and system (interleaved, system order rotated each
- * round) it forks a server process and a client process on loopback, samples the server's CPU at the
- * edges of the client's measured window, and at the end prints the median round of each pair and
- * writes bench/results/latest.json.
+ * round) it forks the system's server processes (one, or as many as its `SystemSpec` asks) and a
+ * client process on loopback, samples the servers' CPU at the edges of the client's measured window,
+ * and at the end prints the median round of each pair and writes bench/results/latest.json.
  */
 import { type ChildProcess, fork } from "node:child_process";
 import { once } from "node:events";
-import { mkdir, writeFile } from "node:fs/promises";
-import { cpus, loadavg } from "node:os";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { createInterface } from "node:readline";
 import { type BenchCase, type BenchOptions, parseOptions, USAGE } from "./options.ts";
 import { formatResults, type RunOutcome, summarize } from "./report.ts";
-import { type ClientJob, type ClientResult, isRecord, type SystemName, supportsCase } from "./types.ts";
+import {
+  type ClientJob,
+  type ClientResult,
+  isRecord,
+  type SystemName,
+  specOf,
+  supportsCase,
+} from "./types.ts";
 
 const SERVER_SCRIPT = join(import.meta.dirname, "server-process.ts");
 const CLIENT_SCRIPT = join(import.meta.dirname, "client-process.ts");
@@ -58,7 +65,7 @@ async function main(): Promise<number> {
   for (let round = 1; round <= options.rounds; round++) {
     for (const benchCase of options.cases) {
       for (const system of rotate(options.systems, round - 1)) {
-        const label = `  [round ${round}/${options.rounds}] ${benchCase.id.padEnd(9)} ${system.padEnd(9)}`;
+        const label = `  [round ${round}/${options.rounds}] ${benchCase.id.padEnd(9)} ${system.padEnd(10)}`;
         if (!supportsCase(system, benchCase.kind)) {
           console.log(`${label} n/a: no ${benchCase.kind} case`);
           continue;
@@ -94,7 +101,10 @@ function describe(outcome: RunOutcome): string {
   return r.p99Us === null ? `${rate} ${unit}` : `${rate} ${unit}, p99 ${r.p99Us} µs`;
 }
 
-/** Starts the server, runs one client against it, stops both. Never throws. */
+/**
+ * Starts the system's server processes (several for some systems, each in the run's registry
+ * directory when the system uses one), runs one client against them, stops them all. Never throws.
+ */
 async function runOne(
   system: SystemName,
   benchCase: BenchCase,
@@ -102,29 +112,19 @@ async function runOne(
   options: BenchOptions,
 ): Promise<RunOutcome> {
   const outcome: RunOutcome = { system, benchCase, round, result: null, serverCpuUs: null, error: null };
-  const server = startChild(SERVER_SCRIPT, [system]);
+  const spec = specOf(system);
+  const registryDir = spec.registry ? await mkdtemp(join(tmpdir(), "weft-bench-registry-")) : null;
+  const serverArgs = registryDir === null ? [system] : [system, registryDir];
+  const servers = Array.from({ length: spec.servers }, () => startChild(SERVER_SCRIPT, serverArgs));
   let client: Child | null = null;
   try {
-    const hello = await readJsonLine(server.process, 30_000, "server");
-    const port = hello.port;
+    const hellos = await Promise.all(servers.map((s) => readJsonLine(s.process, 30_000, "server")));
+    const port = hellos[0]?.port;
     if (typeof port !== "number") throw new Error("server printed no port");
-
-    const cpuReplies: ((userSystemUs: number) => void)[] = [];
-    server.process.on("message", (message: unknown) => {
-      if (isRecord(message) && message.type === "cpu") {
-        const us = Number(message.userUs) + Number(message.systemUs);
-        cpuReplies.shift()?.(us);
-      }
-    });
-    const serverCpu = (): Promise<number> =>
-      new Promise<number>((resolve, reject) => {
-        if (!server.process.connected) {
-          reject(new Error("server went away before its CPU was sampled"));
-          return;
-        }
-        cpuReplies.push(resolve);
-        server.process.send({ type: "cpu" });
-      });
+    const samplers = servers.map(cpuSampler);
+    // the CPU of every server of the run, summed
+    const serverCpu = async (): Promise<number> =>
+      (await Promise.all(samplers.map((sample) => sample()))).reduce((a, b) => a + b, 0);
 
     const job: ClientJob = {
       system,
@@ -135,6 +135,7 @@ async function runOne(
       warmupMs: options.warmupMs,
       durationMs: options.durationMs,
       streamMessages: options.streamMessages,
+      registryDir,
     };
     const marks: Promise<number>[] = [];
     const started = startChild(CLIENT_SCRIPT, [JSON.stringify(job)]);
@@ -151,9 +152,30 @@ async function runOne(
     outcome.error = error instanceof Error ? error.message : String(error);
   } finally {
     if (client !== null) await stopChild(client, outcome.error === null ? null : "kill");
-    await stopChild(server, { type: "stop" });
+    await Promise.all(servers.map((s) => stopChild(s, { type: "stop" })));
+    if (registryDir !== null) await rm(registryDir, { recursive: true, force: true });
   }
   return outcome;
+}
+
+/** Asks one server process for its cumulative CPU time (user + system, µs) over IPC. */
+function cpuSampler(server: Child): () => Promise<number> {
+  const replies: ((userSystemUs: number) => void)[] = [];
+  server.process.on("message", (message: unknown) => {
+    if (isRecord(message) && message.type === "cpu") {
+      const us = Number(message.userUs) + Number(message.systemUs);
+      replies.shift()?.(us);
+    }
+  });
+  return () =>
+    new Promise<number>((resolve, reject) => {
+      if (!server.process.connected) {
+        reject(new Error("server went away before its CPU was sampled"));
+        return;
+      }
+      replies.push(resolve);
+      server.process.send({ type: "cpu" });
+    });
 }
 
 function toClientResult(value: Record<string, unknown>): ClientResult {

@@ -1,5 +1,5 @@
 /**
- * Server host process: `node server-process.ts <system>`.
+ * Server host process: `node server-process.ts <system> [registry-dir]`.
  * Prints `{"port":N}` on stdout once listening. Over IPC (when forked) it answers `{type:"cpu"}`
  * with its cumulative CPU time and shuts down on `{type:"stop"}` or when the parent goes away.
  */
@@ -8,11 +8,11 @@ import { type CpuMessage, isRecord, SYSTEMS, type SystemName } from "./types.ts"
 
 const system = process.argv[2];
 if (!isSystem(system)) {
-  process.stderr.write(`usage: server-process.ts <${SYSTEMS.join("|")}>\n`);
+  process.stderr.write(`usage: server-process.ts <${SYSTEMS.join("|")}> [registry-dir]\n`);
   process.exit(2);
 }
 
-const server = await (await loadServer(system))();
+const server = await (await loadServer(system))({ registryDir: process.argv[3] ?? null });
 process.stdout.write(`${JSON.stringify({ port: server.port })}\n`);
 
 let stopping = false;

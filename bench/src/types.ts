@@ -1,7 +1,35 @@
 /** Contracts between the orchestrator, the server/client host processes and the systems under test. */
 
-export const SYSTEMS = ["raw", "grpc", "moleculer", "weft", "weft-grpc", "http", "weft-rest"] as const;
+export const SYSTEMS = [
+  "raw",
+  "grpc",
+  "moleculer",
+  "weft",
+  "weft-p2c3",
+  "weft-grpc",
+  "http",
+  "weft-rest",
+] as const;
 export type SystemName = (typeof SYSTEMS)[number];
+
+/** How a system is deployed, beyond its server and client code. */
+export interface SystemSpec {
+  /** Server processes the orchestrator starts per run (default 1); their CPU is summed. */
+  servers: number;
+  /**
+   * True when the servers register in a local registry (a fresh temp directory per run, passed to
+   * the servers and the client) and the client finds them through it instead of one port.
+   */
+  registry: boolean;
+}
+
+const SPECS: Partial<Record<SystemName, SystemSpec>> = {
+  "weft-p2c3": { servers: 3, registry: true },
+};
+
+export function specOf(system: SystemName): SystemSpec {
+  return SPECS[system] ?? { servers: 1, registry: false };
+}
 
 /** REST is request/response: these systems have no server-streaming case (reported as n/a, not run). */
 const UNARY_ONLY: ReadonlySet<SystemName> = new Set(["http", "weft-rest"]);
@@ -38,8 +66,15 @@ export interface BenchClient {
   close(): Promise<void>;
 }
 
-export type StartServer = () => Promise<BenchServer>;
-export type ConnectClient = (port: number, payloadBytes: number) => Promise<BenchClient>;
+/** Where a run's servers meet their client besides a port. */
+export interface RunEnv {
+  /** The local registry's directory of the run, for systems whose spec has `registry`; else null. */
+  registryDir: string | null;
+}
+
+export type StartServer = (env: RunEnv) => Promise<BenchServer>;
+/** `port` is the first server's; systems with a registry find every server through `env`. */
+export type ConnectClient = (port: number, payloadBytes: number, env: RunEnv) => Promise<BenchClient>;
 
 export type CaseKind = "unary" | "server-stream";
 
@@ -54,6 +89,8 @@ export interface ClientJob {
   durationMs: number;
   /** Messages asked for per server-streaming call. */
   streamMessages: number;
+  /** See `RunEnv`. */
+  registryDir: string | null;
 }
 
 /** The one JSON line a client process prints on stdout when it is done. */

@@ -11,6 +11,8 @@ export async function loadServer(system: SystemName): Promise<StartServer> {
       return (await import("./moleculer/server.ts")).startServer;
     case "weft":
       return (await import("./weft/server.ts")).startServer;
+    case "weft-p2c3":
+      return (await import("./weft-p2c3/server.ts")).startServer;
     case "weft-grpc":
       return (await import("./weft-grpc/server.ts")).startServer;
     case "http":
@@ -32,6 +34,8 @@ export async function loadClient(system: SystemName): Promise<ConnectClient> {
       return (await import("./moleculer/client.ts")).connectClient;
     case "weft":
       return (await import("./weft/client.ts")).connectClient;
+    case "weft-p2c3":
+      return (await import("./weft-p2c3/client.ts")).connectClient;
     case "http":
     case "weft-rest":
       return (await import("./http/client.ts")).connectClient;

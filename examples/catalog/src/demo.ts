@@ -1,38 +1,148 @@
 /**
- * `npm run demo`: starts the catalog server in its own process, runs the client in another, prints
- * what each side did, then shuts the server down gracefully.
+ * `npm run demo`: starts three catalog servers, each in its own process, registered in a registry
+ * (by default a local registry in a fresh temp directory; `WEFT_REGISTRY=etcd://127.0.0.1:2379` uses
+ * an etcd you run), prints the instances it discovers there, runs the client (every call kind over
+ * Weft TCP, gRPC, Connect and REST) against one of them, spreads calls over all three through the
+ * registry with P2C-EWMA, kills one with SIGKILL while calls run (failover keeps them succeeding),
+ * then shuts the others down gracefully.
  */
-import { spawn } from "node:child_process";
+import { type ChildProcessByStdio, spawn } from "node:child_process";
 import { once } from "node:events";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
+import type { Instance, Schemes } from "@weft/core";
+import { ensureReachable, openRegistry, SERVICE, targetOf } from "./registry.ts";
+import { formatTally, openTraffic } from "./traffic.ts";
 
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
+const say = (line: string) => process.stdout.write(`${line}\n`);
 
-const server = spawn(process.execPath, [here("./server.ts")], { stdio: ["ignore", "pipe", "inherit"] });
-const ports = await new Promise<{ weft: number; grpc: number; rest: number }>((resolve, reject) => {
-  let buffered = "";
-  server.stdout.setEncoding("utf8");
-  server.stdout.on("data", (chunk: string) => {
-    buffered += chunk;
-    const m = /LISTENING weft=(\d+) grpc=(\d+) rest=(\d+)/.exec(buffered);
-    if (m !== null) {
-      resolve({ weft: Number(m[1]), grpc: Number(m[2]), rest: Number(m[3]) });
-      buffered = buffered.slice(buffered.indexOf("\n", m.index) + 1);
-      if (buffered.length > 0) process.stdout.write(buffered);
-      server.stdout.on("data", (c: string) => process.stdout.write(c));
-    }
-  });
-  server.once("exit", (code) => reject(new Error(`server exited early with code ${code}`)));
-});
-process.stdout.write(
-  `[demo] catalog server (pid ${server.pid}) listening on 127.0.0.1: Weft TCP :${ports.weft}, ` +
-    `gRPC/gRPC-web/Connect :${ports.grpc}, REST :${ports.rest}\n`,
+const tempDir = process.env.WEFT_REGISTRY === undefined ? await mkdtemp(join(tmpdir(), "weft-demo-")) : null;
+const registryUrl = process.env.WEFT_REGISTRY ?? `local:///?dir=${encodeURIComponent(tempDir ?? "")}`;
+const registry = await openRegistry(registryUrl);
+try {
+  await ensureReachable(registry, registryUrl);
+} catch (e) {
+  process.stderr.write(`[demo] ${e instanceof Error ? e.message : String(e)}\n`);
+  await registry.close();
+  process.exit(1);
+}
+say(
+  `[demo] registry ${registryUrl}${tempDir === null ? "" : " (a temp directory; WEFT_REGISTRY=etcd://… for etcd)"}`,
 );
 
-const client = spawn(process.execPath, [here("./client.ts"), JSON.stringify(ports)], { stdio: "inherit" });
-const [clientCode] = (await once(client, "exit")) as [number | null];
+type Server = ChildProcessByStdio<null, Readable, null>;
 
-server.kill("SIGTERM");
-await once(server, "exit");
-process.stdout.write(`[demo] finished (client exit code ${clientCode})\n`);
-process.exit(clientCode ?? 1);
+/** Starts one catalog server registered as `id`; resolves once it listens and is registered. */
+async function startServer(id: string): Promise<Server> {
+  const server = spawn(process.execPath, [here("./server.ts")], {
+    stdio: ["ignore", "pipe", "inherit"],
+    env: { ...process.env, WEFT_REGISTRY: registryUrl, CATALOG_INSTANCE: id },
+  });
+  await new Promise<void>((resolve, reject) => {
+    let buffered = "";
+    server.stdout.setEncoding("utf8");
+    const onData = (chunk: string) => {
+      buffered += chunk;
+      const at = buffered.indexOf("LISTENING ");
+      if (at < 0) return;
+      const end = buffered.indexOf("\n", at);
+      if (end < 0) return;
+      server.stdout.off("data", onData);
+      server.off("exit", onExit);
+      // everything the server prints from now on goes to the demo's output
+      const rest = buffered.slice(end + 1);
+      if (rest.length > 0) process.stdout.write(rest);
+      server.stdout.on("data", (c: string) => process.stdout.write(c));
+      resolve();
+    };
+    const onExit = (code: number | null) => reject(new Error(`server ${id} exited early with code ${code}`));
+    server.stdout.on("data", onData);
+    server.once("exit", onExit);
+  });
+  return server;
+}
+
+const ids = ["catalog-1", "catalog-2", "catalog-3"];
+const servers = new Map<string, Server>();
+let exitCode = 1;
+try {
+  for (const [id, server] of await Promise.all(ids.map(async (id) => [id, await startServer(id)] as const)))
+    servers.set(id, server);
+
+  // What `weft ls <registry-url> catalog.v1.Catalog` prints: the instances the registry knows.
+  const instances = (await registry.list(SERVICE)).sort((a, b) => a.id.localeCompare(b.id));
+  say(`[demo] discovered ${SERVICE} (${instances.length} instances):`);
+  for (const instance of instances) {
+    const addresses = Object.entries(instance.addresses).map(
+      ([protocol, address]) => `${protocol}=${address}`,
+    );
+    say(`[demo]   ${instance.id}  pid ${servers.get(instance.id)?.pid}  ${addresses.join(" ")}`);
+  }
+
+  // The client tour: every call kind, against the first instance found, on each of its protocols.
+  const first = instances[0];
+  if (first === undefined) throw new Error("no instance registered");
+  const ports = portsOf(first);
+  say(`[demo] running the client against ${first.id}`);
+  const client = spawn(process.execPath, [here("./client.ts"), JSON.stringify(ports)], { stdio: "inherit" });
+  const [clientCode] = (await once(client, "exit")) as [number | null];
+  if (clientCode !== 0) throw new Error(`client exited with code ${clientCode}`);
+
+  // Through the registry: the transport follows the target, P2C-EWMA spreads the calls.
+  const schemes: Schemes = registryUrl.startsWith("etcd:")
+    ? { etcd: (await import("@weft/registry-etcd")).etcdScheme }
+    : {};
+  const target = targetOf(registryUrl);
+  const traffic = openTraffic(target, schemes);
+  try {
+    const spread = await traffic.run(300, 8);
+    say(`[demo] target ${target}, balancer p2cEwma()`);
+    say(`[demo] spread 300 lookups: ${formatTally(spread)} (failed ${spread.failed})`);
+
+    // Failover: one instance dies mid-traffic; lookups (idempotent) are resent to another instance.
+    const victim = "catalog-2";
+    const victimPid = servers.get(victim)?.pid;
+    const failoverCalls = await traffic.run(300, 8, (done) => {
+      if (done === 100) {
+        servers.get(victim)?.kill("SIGKILL");
+        say(`[demo] kill -9 ${victim} (pid ${victimPid}) after 100 of 300 lookups`);
+      }
+    });
+    const ok = 300 - failoverCalls.failed;
+    say(
+      `[demo] failover: ${ok}/300 lookups succeeded: ${formatTally(failoverCalls)} (failed ${failoverCalls.failed})`,
+    );
+    exitCode = failoverCalls.failed === 0 && spread.failed === 0 ? 0 : 1;
+  } finally {
+    await traffic.close();
+  }
+} catch (e) {
+  process.stderr.write(`[demo] ${e instanceof Error ? e.message : String(e)}\n`);
+} finally {
+  await Promise.all(
+    [...servers.values()].map(async (server) => {
+      if (server.exitCode !== null || server.signalCode !== null) return;
+      const exited = once(server, "exit");
+      server.kill("SIGTERM");
+      await exited;
+    }),
+  );
+  await registry.close();
+  if (tempDir !== null) await rm(tempDir, { recursive: true, force: true });
+}
+say(`[demo] finished (exit code ${exitCode})`);
+process.exit(exitCode);
+
+/** The ports of an instance's advertised addresses (`host:port` per protocol). */
+function portsOf(instance: Instance): { weft: number; grpc: number; rest: number } {
+  const port = (address: string | undefined) => Number(address?.slice(address.lastIndexOf(":") + 1));
+  return {
+    weft: port(instance.addresses.weft),
+    grpc: port(instance.addresses.grpc),
+    rest: port(instance.addresses.http),
+  };
+}

@@ -1,19 +1,28 @@
-import { createServer, type Interceptor } from "@weft/core";
+import { randomUUID } from "node:crypto";
+import { createServer, type Interceptor, type Registry } from "@weft/core";
 import { addHealth, addReflection, listenGrpc } from "@weft/grpc";
 import { listenRest } from "@weft/http";
 import { createCatalog } from "./catalog-service.ts";
 import { CatalogService } from "./gen/catalog/v1/catalog_weft.ts";
 import { CatalogService as CatalogV2Service } from "./gen/catalog/v2/catalog_weft.ts";
+import { openRegistry } from "./registry.ts";
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
-/** A server interceptor: counts calls per method, visible in the `x-served-calls` response header. */
+/** This instance's id in the registry (`CATALOG_INSTANCE`, default a random UUID). */
+const instanceId = process.env.CATALOG_INSTANCE ?? randomUUID();
+
+/**
+ * A server interceptor: counts calls per method, visible in the `x-served-calls` response header,
+ * and names the instance that served the call in `x-instance`.
+ */
 const calls = new Map<string, number>();
 const counting: Interceptor = (next) => async (call) => {
   const n = (calls.get(call.method.path) ?? 0) + 1;
   calls.set(call.method.path, n);
   const result = await next(call);
   result.headers.set("x-served-calls", String(n));
+  result.headers.set("x-instance", instanceId);
   return result;
 };
 
@@ -31,11 +40,21 @@ addReflection(server);
 const weft = await server.listen({ host: "127.0.0.1", port: Number(process.env.WEFT_PORT ?? 0) });
 const grpc = await listenGrpc(server, { host: "127.0.0.1", port: Number(process.env.GRPC_PORT ?? 0) });
 const rest = await listenRest(server, { host: "127.0.0.1", port: Number(process.env.REST_PORT ?? 0) });
-say(`LISTENING weft=${weft.port} grpc=${grpc.port} rest=${rest.port}`);
+
+// With WEFT_REGISTRY (local:///?dir=… or etcd://host:port) the server advertises its three addresses
+// there, so clients find it by the service's name; shutdown deregisters it before draining.
+let registry: Registry | undefined;
+if (process.env.WEFT_REGISTRY !== undefined) {
+  registry = await openRegistry(process.env.WEFT_REGISTRY);
+  await server.registerWith(registry, { id: instanceId });
+}
+say(`LISTENING weft=${weft.port} grpc=${grpc.port} rest=${rest.port} id=${instanceId}`);
 
 const stop = async () => {
-  // Draining the Weft server also stops the gRPC and REST listeners from taking new calls.
-  const { cancelled } = await server.shutdown({ timeoutMs: 2000 });
+  // Leaves the registry first, lets watching clients move away for 300 ms, then drains; draining the
+  // Weft server also stops the gRPC and REST listeners from taking new calls.
+  const { cancelled } = await server.shutdown({ timeoutMs: 2000, deregisterDelayMs: 300 });
+  await registry?.close();
   await Promise.all([grpc.close(), rest.close()]);
   say(`[server] shut down gracefully (${cancelled} calls cancelled)`);
   process.exit(0);

@@ -1,9 +1,13 @@
-import { createClient, createTcpTransport } from "@weft/core";
+import { createClient, createTcpTransport, type Transport } from "@weft/core";
 import { type BenchClient, makeStreamRequest } from "../../types.ts";
 import { Echo } from "./service.ts";
 
-export async function connectClient(port: number, payloadBytes: number): Promise<BenchClient> {
-  const transport = createTcpTransport({ address: `127.0.0.1:${port}` });
+export function connectClient(port: number, payloadBytes: number): Promise<BenchClient> {
+  return Promise.resolve(echoClient(createTcpTransport({ address: `127.0.0.1:${port}` }), payloadBytes));
+}
+
+/** The bench client over any Weft transport: `weft` gives one static address, `weft-p2c3` a target. */
+export function echoClient(transport: Transport, payloadBytes: number): BenchClient {
   const client = createClient(Echo, transport);
   const payload = new Uint8Array(payloadBytes).fill(0x61);
 

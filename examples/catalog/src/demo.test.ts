@@ -1,0 +1,79 @@
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { describe, expect, it } from "vitest";
+
+const run = promisify(execFile);
+const demo = fileURLToPath(new URL("./demo.ts", import.meta.url));
+
+/** Runs `npm run demo`'s script as a user would, on a local registry in a temp directory. */
+async function runDemo(env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [demo], { env, timeout: 90_000 });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const failed = e as { code?: number; stdout?: string; stderr?: string };
+    return { code: failed.code ?? -1, stdout: failed.stdout ?? "", stderr: failed.stderr ?? "" };
+  }
+}
+
+describe("npm run demo", () => {
+  it("discovers three servers, runs every call kind, spreads calls and fails over a killed one", async () => {
+    const env = { ...process.env };
+    delete env.WEFT_REGISTRY;
+    const { code, stdout, stderr } = await runDemo(env);
+    expect(stderr).not.toMatch(/\[demo\]/);
+    expect(code).toBe(0);
+
+    expect(stdout).toMatch(/\[demo\] discovered catalog\.v1\.Catalog \(3 instances\):/);
+    for (const id of ["catalog-1", "catalog-2", "catalog-3"])
+      expect(stdout).toMatch(
+        new RegExp(`\\[demo\\]   ${id}  pid \\d+  weft=127\\.0\\.0\\.1:\\d+ grpc=\\S+ http=\\S+`),
+      );
+
+    // the client's tour, every call kind and protocol
+    for (const line of [
+      "[client] unary lookup A-100 -> Loom shuttle, 12.50 EUR",
+      "[client] unary lookup Z-999 -> error code=5 reason=ITEM_NOT_FOUND",
+      "[client] client-stream importItems -> imported 3 items",
+      "[client] bidi quote 12 x C-100 -> 33.48 EUR",
+      "[client] watchPrices with a 50 ms budget -> DEADLINE_EXCEEDED",
+      "[client] gRPC    lookup B-200 -> Warp thread (1 km)",
+      "[client] Connect lookup A-100 -> Loom shuttle",
+      "[client] REST    GET /v1/items/Z-999 -> HTTP 404",
+      "[client] done",
+    ])
+      expect(stdout).toContain(line);
+
+    // the balancer spread the calls over all three instances
+    const spread =
+      /\[demo\] spread 300 lookups: catalog-1=(\d+) catalog-2=(\d+) catalog-3=(\d+) \(failed 0\)/.exec(
+        stdout,
+      );
+    expect(spread).not.toBeNull();
+    const counts = spread!.slice(1).map(Number);
+    expect(counts.reduce((a, b) => a + b, 0)).toBe(300);
+    for (const n of counts) expect(n).toBeGreaterThan(0);
+
+    // one instance killed with SIGKILL mid-traffic: every lookup still succeeded, on the others
+    expect(stdout).toMatch(/\[demo\] kill -9 catalog-2 \(pid \d+\) after 100 of 300 lookups/);
+    const failover = /\[demo\] failover: 300\/300 lookups succeeded: (.*) \(failed 0\)/.exec(stdout);
+    expect(failover).not.toBeNull();
+    const after = Object.fromEntries(
+      failover![1]!.split(" ").map((kv) => [kv.split("=")[0], Number(kv.split("=")[1])]),
+    );
+    expect((after["catalog-1"] ?? 0) + (after["catalog-3"] ?? 0)).toBeGreaterThanOrEqual(200);
+    expect(after["catalog-2"] ?? 0).toBeLessThanOrEqual(100);
+
+    expect(stdout.match(/\[server\] shut down gracefully/g)).toHaveLength(2);
+    expect(stdout).toContain("[demo] finished (exit code 0)");
+  }, 120_000);
+
+  it("says clearly when WEFT_REGISTRY names an etcd that does not answer", async () => {
+    // port 9 (discard) on loopback: nothing listens there
+    const { code, stderr } = await runDemo({ ...process.env, WEFT_REGISTRY: "etcd://127.0.0.1:9" });
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/\[demo\] cannot reach the registry WEFT_REGISTRY=etcd:\/\/127\.0\.0\.1:9/);
+    expect(stderr).toMatch(/unset WEFT_REGISTRY/);
+  }, 60_000);
+});
