@@ -28,6 +28,7 @@ export {
   multicast,
   type NodeOutcome,
 } from "./cluster/broadcast.ts";
+export type { ClusterPolicies } from "./cluster/cluster.ts";
 export type { DiscoveryPolicy, TargetOptions } from "./cluster/membership.ts";
 export {
   type ClusterMode,

@@ -29,9 +29,15 @@ export {
   unwatchAbort,
   watchAbort,
 } from "./call/signal.ts";
-export { Cluster, type ClusterOptions, type NodeSource, type Picker } from "./cluster/cluster.ts";
+export {
+  Cluster,
+  type ClusterOptions,
+  clusterOptionsOf,
+  type NodeSource,
+  type Picker,
+} from "./cluster/cluster.ts";
 export { Membership, type NodeFactory, nodesOf } from "./cluster/membership.ts";
-export { clusterOptionsOf, TcpTransport } from "./cluster/tcp-transport.ts";
+export { TcpTransport } from "./cluster/tcp-transport.ts";
 export { checkService, offering, patched, serviceNames, toInstance, ttlOf } from "./discovery/instance.ts";
 export {
   abandonRegistration,

@@ -116,6 +116,28 @@ export interface ClusterOptions {
 }
 
 /**
+ * The cluster options a transport takes beside its target and connection options (everything but
+ * the plain `picker`): retries of refused calls, the balancer, routing filters, the mode, per-method
+ * overrides.
+ */
+export type ClusterPolicies = Omit<ClusterOptions, "picker">;
+
+const POLICY_KEYS = [
+  "maxRefusedRetries",
+  "balancer",
+  "routing",
+  "mode",
+  "methods",
+] as const satisfies readonly (keyof ClusterPolicies)[];
+
+/** The cluster options among a transport's options (those given, none other). */
+export function clusterOptionsOf(options: ClusterPolicies): ClusterOptions {
+  const out: Record<string, unknown> = {};
+  for (const key of POLICY_KEYS) if (options[key] !== undefined) out[key] = options[key];
+  return out as ClusterOptions;
+}
+
+/**
  * What the calls of one method run with: its balancer, routing and mode, or why its mode cannot run
  * it. `direct` when it has neither routing nor mode: its calls take the fast path.
  */
@@ -196,7 +218,11 @@ export class Cluster implements Transport {
       const picked = balancer.pick(nodes, call);
       if (picked !== undefined) {
         const node = picked.node;
-        if (balancer.feedback) return this.#callWaiting(call, 0, picked, nodes, []);
+        if (balancer.feedback) {
+          // a connected node: straight to the observed send, no slow-path frame in between
+          if (node.ready) return this.#observed(node, picked, call, 0);
+          return this.#callWaiting(call, 0, picked, nodes, []);
+        }
         if (node.ready) return node.call(call, this.#retry, 0);
         return this.#callWaiting(call, 0, node, nodes, []);
       }

@@ -1,19 +1,15 @@
-import type { Balancer } from "../balancer/balancer.ts";
 import { type MemoryPeer, type MemoryTransportOptions, memoryDialer } from "../transport/memory-transport.ts";
 import { type Dialer, TcpNode, type TcpNodeOptions, tcpNodeSettings } from "../transport/tcp-node.ts";
 import type { Transport } from "../transport/transport.ts";
-import { Cluster, type ClusterOptions } from "./cluster.ts";
+import { Cluster, type ClusterPolicies, clusterOptionsOf } from "./cluster.ts";
 import { nodesOf, type TargetOptions } from "./membership.ts";
-import type { MethodPolicy } from "./policy.ts";
 
-export interface TcpTransportOptions extends TcpNodeOptions, TargetOptions {
-  /** A transparently retried call (refused by a server going away) is tried this many times at most. Default 3. */
-  maxRefusedRetries?: number;
-  /** How the node of each call is chosen. Default `roundRobin()`. */
-  balancer?: Balancer;
-  /** Per-method overrides (`balancer`), keyed by wire path (`/pkg.Svc/Method`) or bare name (`Method`). */
-  methods?: Readonly<Record<string, MethodPolicy>>;
-}
+/**
+ * The options of `createTcpTransport`: where to connect (`TargetOptions`), how (`TcpNodeOptions`) and
+ * the cluster's policies (`ClusterPolicies`: `balancer`, `routing`, `mode`, `methods`,
+ * `maxRefusedRetries`).
+ */
+export interface TcpTransportOptions extends TcpNodeOptions, TargetOptions, ClusterPolicies {}
 
 /**
  * A transport over Weft's TCP protocol to one address, a static list, or the instances of a service
@@ -26,19 +22,6 @@ export interface TcpTransportOptions extends TcpNodeOptions, TargetOptions {
  */
 export function createTcpTransport(options: TcpTransportOptions): Transport {
   return new TcpTransport(options, null);
-}
-
-/** The cluster options (retries, balancer, per-method policies) of a transport's options. */
-export function clusterOptionsOf(options: {
-  maxRefusedRetries?: number | undefined;
-  balancer?: Balancer | undefined;
-  methods?: Readonly<Record<string, MethodPolicy>> | undefined;
-}): ClusterOptions {
-  const out: ClusterOptions = {};
-  if (options.maxRefusedRetries !== undefined) out.maxRefusedRetries = options.maxRefusedRetries;
-  if (options.balancer !== undefined) out.balancer = options.balancer;
-  if (options.methods !== undefined) out.methods = options.methods;
-  return out;
 }
 
 /** The Weft TCP transport: a cluster over one `TcpNode` per address, all dialed by `dialer`. */

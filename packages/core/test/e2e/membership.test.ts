@@ -11,6 +11,8 @@ import {
   createClient,
   createLocalRegistry,
   createTcpTransport,
+  failfast,
+  pinRoute,
   type Registration,
   type Registry,
   type Server,
@@ -79,5 +81,31 @@ describe("a client following a service in a local registry over TCP", () => {
     await b.deregister();
     await until(client, ["a", "c"]);
     for (let i = 0; i < 30; i++) expect((await client.echo({ text: "" })).text).not.toBe("b");
+  });
+});
+
+describe("a transport's cluster policies", () => {
+  it("takes routing and a mode beside its target, not only per method", async () => {
+    const registry = createLocalRegistry({ directory: mkdtempSync(join(root, "policies-")) });
+    registries.push(registry);
+    const a = await namedServer(registry, "a");
+    await namedServer(registry, "b");
+    const transport = createTcpTransport({
+      address: [
+        a.instance.addresses.weft!,
+        (await registry.list(Echo.typeName)).find((i) => i.id !== a.instance.id)!.addresses.weft!,
+      ],
+      routing: [pinRoute()],
+      mode: failfast(),
+    });
+    transports.push(transport);
+    const client = createClient(Echo, transport);
+    const pinned = { headers: { "weft-debug-instance": a.instance.addresses.weft! } };
+    const answers = new Set<string>();
+    for (let i = 0; i < 6; i++) answers.add((await client.echo({ text: "" }, pinned)).text);
+    expect([...answers]).toEqual(["a"]);
+    await expect(
+      client.echo({ text: "" }, { headers: { "weft-debug-instance": "127.0.0.1:1" } }),
+    ).rejects.toMatchObject({ reason: "NO_AVAILABLE_NODE" });
   });
 });

@@ -1,16 +1,10 @@
 import type { ClientSessionOptions, SecureClientSessionOptions } from "node:http2";
-import {
-  type Balancer,
-  ConfigError,
-  type MethodPolicy,
-  type TargetOptions,
-  type Transport,
-} from "@weft/core";
+import { type ClusterPolicies, ConfigError, type TargetOptions, type Transport } from "@weft/core";
 import { Cluster, clusterOptionsOf, nodesOf, resolveCompression } from "@weft/core/internal";
 import { DEFAULT_MAX_MESSAGE_BYTES, STREAM_WINDOW } from "../http2.ts";
 import { GrpcNode, type GrpcTarget } from "./grpc-node.ts";
 
-export interface GrpcTransportOptions extends TargetOptions {
+export interface GrpcTransportOptions extends TargetOptions, ClusterPolicies {
   /**
    * `host:port` of a gRPC server, or a list of them; cleartext HTTP/2 unless `tls` is given. A
    * `target` URI names a service in a registry instead: its instances' `addresses.grpc` are dialed.
@@ -47,14 +41,8 @@ export interface GrpcTransportOptions extends TargetOptions {
    * with GOAWAY `too_many_pings`), so lower it only for servers that allow it. `false` to disable.
    */
   keepalive?: { intervalMs?: number; timeoutMs?: number } | false;
-  /** A call refused before the server started it (RST_STREAM REFUSED_STREAM, GOAWAY) is retried this often. Default 3. */
-  maxRefusedRetries?: number;
   /** Extra options for `http2.connect` (settings, limits). */
   http2?: ClientSessionOptions;
-  /** How the node of each call is chosen. Default `roundRobin()`. */
-  balancer?: Balancer;
-  /** Per-method overrides (`balancer`), keyed by wire path (`/pkg.Svc/Method`) or bare name (`Method`). */
-  methods?: Readonly<Record<string, MethodPolicy>>;
 }
 
 /**
