@@ -60,6 +60,11 @@ export interface Ratios {
   clientCpuVsWeft: number | null;
   /** weft-p2c3 only: p99 latency relative to `weft`'s. */
   p99VsWeft: number | null;
+  /**
+   * weft-p2c3 only: client CPU µs per request relative to `weft-static3`'s, the same three servers as
+   * a static round-robin list: the cost of discovery + P2C alone, three connections on both sides.
+   */
+  clientCpuVsStatic3: number | null;
   /** weft-rest only: against the bare node:http JSON echo, with the same client. */
   rpsVsHttp: number | null;
   /** Server CPU µs per request relative to the grpc-js server's (below 1x is cheaper). */
@@ -96,11 +101,11 @@ const TARGETS: readonly {
     atMost: 0.5,
   },
   {
-    label: "weft-p2c3 client CPU/req vs weft (discovery + P2C over 3 servers)",
+    label: "weft-p2c3 client CPU/req vs weft-static3 (discovery + P2C, same 3 servers)",
     system: "weft-p2c3",
-    peer: "weft",
+    peer: "weft-static3",
     what: "cpu",
-    value: (r) => r.clientCpuVsWeft,
+    value: (r) => r.clientCpuVsStatic3,
     atMost: 1.05,
   },
   {
@@ -172,7 +177,8 @@ export function summarize(outcomes: RunOutcome[], systems: SystemName[], cases: 
       a == null || b == null || b === 0 ? null : round2(a / b);
     const raw = peer("raw");
     const grpc = peer("grpc");
-    const weft = row.system === "weft-grpc" || row.system === "weft-p2c3" ? peer("weft") : undefined;
+    const vsWeft = row.system === "weft-grpc" || row.system === "weft-p2c3" || row.system === "weft-static3";
+    const weft = vsWeft ? peer("weft") : undefined;
     const p2c = row.system === "weft-p2c3";
     row.ratios = {
       rpsVsRaw: ratio(row.rps, raw?.rps),
@@ -181,6 +187,7 @@ export function summarize(outcomes: RunOutcome[], systems: SystemName[], cases: 
       rpsVsWeft: ratio(row.rps, weft?.rps),
       clientCpuVsWeft: p2c ? ratio(row.clientCpuUsPerReq, weft?.clientCpuUsPerReq) : null,
       p99VsWeft: p2c ? ratio(row.p99Us, weft?.p99Us) : null,
+      clientCpuVsStatic3: p2c ? ratio(row.clientCpuUsPerReq, peer("weft-static3")?.clientCpuUsPerReq) : null,
       rpsVsHttp: row.system === "weft-rest" ? ratio(row.rps, peer("http")?.rps) : null,
       serverCpuVsGrpc: ratio(row.serverCpuUsPerReq, grpc?.serverCpuUsPerReq),
       p99VsRaw: ratio(row.p99Us, raw?.p99Us),
@@ -191,7 +198,7 @@ export function summarize(outcomes: RunOutcome[], systems: SystemName[], cases: 
 
 /** Ratio rows: the Weft systems first, then the others in the order of SYSTEMS. */
 function ratioOrder(system: SystemName): number {
-  const first: readonly SystemName[] = ["weft", "weft-p2c3", "weft-grpc", "weft-rest"];
+  const first: readonly SystemName[] = ["weft", "weft-static3", "weft-p2c3", "weft-grpc", "weft-rest"];
   const i = first.indexOf(system);
   return i >= 0 ? i : first.length + SYSTEMS.indexOf(system);
 }
@@ -298,7 +305,8 @@ export function formatResults(rows: ResultRow[]): string {
     "  server-stream rows: req/s counts messages/s and CPU is per message; latency does not apply.",
     "  * moleculer, http, weft-rest: payload is { data: <string of that many characters> } as JSON, not raw bytes.",
     "  weft-p2c3: the weft row's client through a local:/// target and p2cEwma() to three weft server",
-    "  processes in a local registry; its srv CPU sums the three.",
+    "  processes in a local registry; its srv CPU sums the three. weft-static3: the same three servers as",
+    "  a static list (round robin), so weft-p2c3 vs weft-static3 is the cost of discovery + P2C alone.",
     "  weft-grpc: the weft row's server behind @weft/grpc, called by the grpc row's grpc-js client.",
     "  weft-rest: a Weft proto service behind @weft/http, called by the http row's undici client.",
     "  n/a: the system has no such case. spread: half the range of req/s over the rounds, relative to the",
@@ -333,6 +341,7 @@ export function formatResults(rows: ResultRow[]): string {
           "p99 vs raw",
           "cli CPU vs weft",
           "p99 vs weft",
+          "cli CPU vs static3",
         ],
         compared.map((r) => [
           r.system,
@@ -342,12 +351,16 @@ export function formatResults(rows: ResultRow[]): string {
           fmtRatio(r.ratios?.rpsVsRaw, false),
           fmtRatio(r.ratios?.rpsVsMoleculer, r.system === "moleculer"),
           fmtRatio(r.ratios?.rpsVsGrpc, r.system === "grpc"),
-          fmtRatio(r.ratios?.rpsVsWeft, r.system !== "weft-grpc" && r.system !== "weft-p2c3"),
+          fmtRatio(
+            r.ratios?.rpsVsWeft,
+            r.system !== "weft-grpc" && r.system !== "weft-p2c3" && r.system !== "weft-static3",
+          ),
           fmtRatio(r.ratios?.rpsVsHttp, r.system !== "weft-rest"),
           fmtRatio(r.ratios?.serverCpuVsGrpc, r.system === "grpc"),
           fmtRatio(r.ratios?.p99VsRaw, false),
           fmtRatio(r.ratios?.clientCpuVsWeft, r.system !== "weft-p2c3"),
           fmtRatio(r.ratios?.p99VsWeft, r.system !== "weft-p2c3"),
+          fmtRatio(r.ratios?.clientCpuVsStatic3, r.system !== "weft-p2c3"),
         ]),
         2,
       ),

@@ -6,6 +6,7 @@ export const SYSTEMS = [
   "moleculer",
   "weft",
   "weft-p2c3",
+  "weft-static3",
   "weft-grpc",
   "http",
   "weft-rest",
@@ -25,6 +26,7 @@ export interface SystemSpec {
 
 const SPECS: Partial<Record<SystemName, SystemSpec>> = {
   "weft-p2c3": { servers: 3, registry: true },
+  "weft-static3": { servers: 3, registry: true },
 };
 
 export function specOf(system: SystemName): SystemSpec {

@@ -12,6 +12,7 @@ export async function loadServer(system: SystemName): Promise<StartServer> {
     case "weft":
       return (await import("./weft/server.ts")).startServer;
     case "weft-p2c3":
+    case "weft-static3":
       return (await import("./weft-p2c3/server.ts")).startServer;
     case "weft-grpc":
       return (await import("./weft-grpc/server.ts")).startServer;
@@ -36,6 +37,8 @@ export async function loadClient(system: SystemName): Promise<ConnectClient> {
       return (await import("./weft/client.ts")).connectClient;
     case "weft-p2c3":
       return (await import("./weft-p2c3/client.ts")).connectClient;
+    case "weft-static3":
+      return (await import("./weft-static3/client.ts")).connectClient;
     case "http":
     case "weft-rest":
       return (await import("./http/client.ts")).connectClient;
