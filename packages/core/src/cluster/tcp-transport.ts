@@ -4,6 +4,7 @@ import { type Dialer, TcpNode, type TcpNodeOptions, tcpNodeSettings } from "../t
 import type { Transport } from "../transport/transport.ts";
 import { Cluster, type ClusterOptions } from "./cluster.ts";
 import { nodesOf, type TargetOptions } from "./membership.ts";
+import type { NodeHealth } from "./node-health.ts";
 import type { MethodPolicy } from "./policy.ts";
 
 export interface TcpTransportOptions extends TcpNodeOptions, TargetOptions {
@@ -13,6 +14,8 @@ export interface TcpTransportOptions extends TcpNodeOptions, TargetOptions {
   balancer?: Balancer;
   /** Per-method overrides (`balancer`), keyed by wire path (`/pkg.Svc/Method`) or bare name (`Method`). */
   methods?: Readonly<Record<string, MethodPolicy>>;
+  /** Which nodes may take calls now (per-instance circuit breakers); see `ClusterOptions.nodeHealth`. Default none. */
+  nodeHealth?: NodeHealth;
 }
 
 /**
@@ -33,11 +36,13 @@ export function clusterOptionsOf(options: {
   maxRefusedRetries?: number | undefined;
   balancer?: Balancer | undefined;
   methods?: Readonly<Record<string, MethodPolicy>> | undefined;
+  nodeHealth?: NodeHealth | undefined;
 }): ClusterOptions {
   const out: ClusterOptions = {};
   if (options.maxRefusedRetries !== undefined) out.maxRefusedRetries = options.maxRefusedRetries;
   if (options.balancer !== undefined) out.balancer = options.balancer;
   if (options.methods !== undefined) out.methods = options.methods;
+  if (options.nodeHealth !== undefined) out.nodeHealth = options.nodeHealth;
   return out;
 }
 
