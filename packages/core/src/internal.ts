@@ -3,7 +3,7 @@
  * tooling) and for tests.
  */
 
-export { isNodeFailure } from "./balancer/balancer.ts";
+export { functionOption, isNodeFailure, numberOption } from "./balancer/balancer.ts";
 export {
   ClientCall,
   type RequestSink,
