@@ -13,6 +13,7 @@ import {
   type WeftEventName,
 } from "@weft/core";
 import { describe, expect, it } from "vitest";
+import { clientCall } from "../../test/call.ts";
 import { type BreakerOptions, breakerSettings, createBreaker } from "./breaker.ts";
 import { circuitBreaker } from "./interceptor.ts";
 import { adaptiveThrottling, consecutiveFailures, failureRatio, slowCallRatio } from "./rules.ts";
@@ -46,18 +47,7 @@ const methods = Object.fromEntries(
 ) as unknown as Record<"get" | "put", Call["method"]>;
 
 function call(method: "get" | "put" = "get"): Call {
-  return {
-    method: methods[method],
-    side: "client",
-    stream: false,
-    message: {},
-    headers: new Metadata(),
-    signal: new AbortController().signal,
-    deadline: undefined,
-    serializer: "json",
-    peer: undefined,
-    protocol: undefined,
-  };
+  return clientCall(methods[method]);
 }
 
 const ok: CallResult = { stream: false, headers: new Metadata(), message: "ok", trailers: new Metadata() };
