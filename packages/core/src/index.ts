@@ -45,6 +45,7 @@ export {
   failsafe,
   forking,
 } from "./cluster/modes.ts";
+export type { NodeHealth } from "./cluster/node-health.ts";
 export type { MethodPolicy } from "./cluster/policy.ts";
 export {
   groupRoute,

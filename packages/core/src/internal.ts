@@ -3,6 +3,7 @@
  * tooling) and for tests.
  */
 
+export { functionOption, isNodeFailure, numberOption } from "./balancer/balancer.ts";
 export {
   ClientCall,
   type RequestSink,
@@ -91,6 +92,7 @@ export {
   peerIdentityOf,
   peerOf,
 } from "./server/peer.ts";
+export { emit, telemetryOption } from "./telemetry/telemetry.ts";
 export { INITIAL_WINDOW, MESSAGE_OVERHEAD } from "./transport/flow-window.ts";
 export { Inbox } from "./transport/inbox.ts";
 export type { TransportNode } from "./transport/node.ts";

@@ -17,6 +17,7 @@ import type { MethodInfo } from "../service/service.ts";
 import type { TransportNode } from "../transport/node.ts";
 import type { Transport } from "../transport/transport.ts";
 import { type ClusterMode, type ClusterSeam, checkMode } from "./modes.ts";
+import type { NodeHealth } from "./node-health.ts";
 import type { MethodPolicy } from "./policy.ts";
 import { checkRouting, type RouteFilter, route } from "./routing.ts";
 
@@ -113,6 +114,13 @@ export interface ClusterOptions {
    * (`Lookup`); the path wins. Resolved once per method.
    */
   methods?: Readonly<Record<string, MethodPolicy>>;
+  /**
+   * Which nodes may take calls now (per-node circuit breakers, `instanceBreakers()` of
+   * `@weft/resilience`): while it restricts, the balancer picks only among the nodes it allows, and a
+   * call it refuses on every node fails at once with its error; it hears how every attempt went.
+   * Default none (every call takes the fast path).
+   */
+  nodeHealth?: NodeHealth;
 }
 
 /**
@@ -128,6 +136,7 @@ const POLICY_KEYS = [
   "routing",
   "mode",
   "methods",
+  "nodeHealth",
 ] as const satisfies readonly (keyof ClusterPolicies)[];
 
 /** The cluster options among a transport's options (those given, none other). */
@@ -175,6 +184,8 @@ export class Cluster implements Transport {
   readonly #governance = new WeakMap<MethodInfo, Governance>();
   /** The governance of every method when no routing, mode or per-method option is set. */
   readonly #plain: Governance;
+  /** Per-node health; `undefined` when none is given (the fast path stays as it is). */
+  readonly #health: NodeHealth | undefined;
   #closed = false;
 
   constructor(nodes: readonly TransportNode[] | NodeSource, options: ClusterOptions = {}) {
@@ -197,6 +208,7 @@ export class Cluster implements Transport {
     this.#balancer = balancer;
     this.#plain = { ...DIRECT, balancer };
     this.#maxRetries = max;
+    this.#health = checkHealth(options.nodeHealth);
     const { routing, mode, methods } = options;
     if (routing !== undefined) checkRouting("routing", routing);
     if (mode !== undefined) checkMode("mode", mode);
@@ -211,6 +223,7 @@ export class Cluster implements Transport {
       if (!governance.direct) return this.#governed(call, governance);
       balancer = governance.balancer;
     }
+    if (this.#health !== undefined) return this.#callWaiting(call, 0, undefined, undefined, []);
     // Fast path: the chosen node has a connection up and the balancer wants no feedback; no promise
     // or closure in between.
     const nodes = this.#source.nodes;
@@ -322,6 +335,8 @@ export class Cluster implements Transport {
   ): Promise<CallResult> {
     const balancer = this.#governanceOf(call.method).balancer;
     const feedback = balancer.feedback;
+    const health = this.#health;
+    const observe = feedback || health !== undefined;
     let nodes = candidates;
     let picked: Picked<TransportNode> | undefined;
     let node: TransportNode | undefined;
@@ -332,7 +347,7 @@ export class Cluster implements Transport {
         if (waiting !== undefined) await waiting;
         nodes = this.#routed(call);
       }
-      const pool = tried.length === 0 ? nodes : nodes.filter((n) => !tried.includes(n) && !n.backingOff);
+      const pool = this.#candidates(nodes, tried);
       picked = pool.length === 0 ? undefined : balancer.pick(pool, call);
       node = picked?.node;
     } else if ("done" in first) {
@@ -344,21 +359,22 @@ export class Cluster implements Transport {
     let lastError: WeftError | undefined;
     while (node !== undefined) {
       tried.push(node);
-      const start = feedback ? performance.now() : 0;
+      health?.started(node);
+      const start = observe ? performance.now() : 0;
       try {
         if (this.#closed) throw transportClosed();
         if (!node.ready) await settleWithin(node.connect(), call.signal, call.deadline);
         if (this.#closed) throw transportClosed();
-        if (!feedback || picked === undefined) return node.call(call, this.#retry, attempt);
-        return this.#observed(node, picked, call, attempt);
+        if (!observe) return node.call(call, this.#retry, attempt);
+        return this.#observed(node, feedback ? picked : undefined, call, attempt);
       } catch (e) {
-        if (feedback) picked?.done({ latencyMs: performance.now() - start, error: e });
+        if (observe) this.#report(node, feedback ? picked : undefined, performance.now() - start, e);
         if (e instanceof WeftError && e.reason === Reason.CONNECTION_FAILED) this.#source.nodeFailed?.(node);
         // the call's own deadline or cancellation, or the transport closed: no other node will help
         if (this.#closed || call.signal.aborted || isSpent(call.deadline)) throw e;
         lastError = WeftError.from(e, Code.UNAVAILABLE);
       }
-      const rest = (nodes ?? this.#source.nodes).filter((n) => !tried.includes(n) && !n.backingOff);
+      const rest = this.#candidates(nodes ?? this.#source.nodes, tried);
       picked = rest.length === 0 ? undefined : balancer.pick(rest, call);
       node = picked?.node;
     }
@@ -372,12 +388,39 @@ export class Cluster implements Transport {
   }
 
   /**
-   * Sends `call` to `node` and reports the attempt to `picked.done` exactly once: when the node
-   * refuses it (before the resend goes through the balancer again), or when it settles.
+   * The nodes a call may go to among `nodes`: all of them on its first pick, else those not tried yet
+   * and not backing off; then, while the node health restricts, those it allows. Throws its error
+   * when it refuses every node of a first pick (the call fails fast, nothing was sent).
+   */
+  #candidates(nodes: readonly TransportNode[], tried: readonly TransportNode[]): readonly TransportNode[] {
+    const pool = tried.length === 0 ? nodes : nodes.filter((n) => !tried.includes(n) && !n.backingOff);
+    const health = this.#health;
+    if (health === undefined || !health.restricting || pool.length === 0) return pool;
+    const allowed = pool.filter((n) => health.allows(n));
+    if (allowed.length === 0 && tried.length === 0) throw health.refusedError();
+    return allowed;
+  }
+
+  /** Reports one attempt on `node` to the balancer's `picked` (when it wants feedback) and the node health. */
+  #report(
+    node: TransportNode,
+    picked: Picked<TransportNode> | undefined,
+    latencyMs: number,
+    error: unknown,
+  ): void {
+    const info = { latencyMs, error };
+    picked?.done(info);
+    this.#health?.done(node, info);
+  }
+
+  /**
+   * Sends `call` to `node` and reports the attempt (to `picked.done`, when given, and the node
+   * health) exactly once: when the node refuses it (before the resend goes through the balancer
+   * again), or when it settles.
    */
   #observed(
     node: TransportNode,
-    picked: Picked<TransportNode>,
+    picked: Picked<TransportNode> | undefined,
     call: Call,
     attempt: number,
   ): Promise<CallResult> {
@@ -386,7 +429,7 @@ export class Cluster implements Transport {
     const report = (error: unknown): void => {
       if (!open) return;
       open = false;
-      picked.done({ latencyMs: performance.now() - start, error });
+      this.#report(node, picked, performance.now() - start, error);
     };
     const retry: RetryRefused = (resent, next) => {
       report(
@@ -472,6 +515,23 @@ function checkMethods(
     if (policy.mode !== undefined) checkMode(`methods.${key}.mode`, policy.mode);
   }
   return Object.keys(methods).length === 0 ? undefined : methods;
+}
+
+/** Checks the `nodeHealth` option. */
+function checkHealth(health: NodeHealth | undefined): NodeHealth | undefined {
+  if (health === undefined) return undefined;
+  const h = health as Partial<NodeHealth> | null;
+  if (
+    typeof h !== "object" ||
+    h === null ||
+    typeof h.allows !== "function" ||
+    typeof h.started !== "function" ||
+    typeof h.done !== "function" ||
+    typeof h.refusedError !== "function"
+  ) {
+    throw new ConfigError("nodeHealth", "an object with allows, started, done and refusedError", health);
+  }
+  return health;
 }
 
 function transportClosed(): WeftError {

@@ -7,7 +7,7 @@ import { nodesOf, type TargetOptions } from "./membership.ts";
 /**
  * The options of `createTcpTransport`: where to connect (`TargetOptions`), how (`TcpNodeOptions`) and
  * the cluster's policies (`ClusterPolicies`: `balancer`, `routing`, `mode`, `methods`,
- * `maxRefusedRetries`).
+ * `maxRefusedRetries`, `nodeHealth`).
  */
 export interface TcpTransportOptions extends TcpNodeOptions, TargetOptions, ClusterPolicies {}
 

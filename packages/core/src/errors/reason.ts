@@ -95,6 +95,10 @@ export const Reason = {
   /** No node can take the call: all are unreachable, or none is left after filtering. */
   NO_AVAILABLE_NODE: "NO_AVAILABLE_NODE",
 
+  // --- Resilience (@weft/resilience) ---
+  /** A circuit breaker rejected the call locally (it never reached the network); with UNAVAILABLE. */
+  CIRCUIT_OPEN: "CIRCUIT_OPEN",
+
   // --- Registries (@weft/registry-etcd) ---
   /** The registry's server could not be reached, or failed the request. */
   REGISTRY_UNAVAILABLE: "REGISTRY_UNAVAILABLE",

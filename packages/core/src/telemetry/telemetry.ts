@@ -50,6 +50,22 @@ export interface WeftEvents {
   "shutdown.drained": { readonly inFlight: number; readonly cancelled: number };
   /** The server closed its listener and connections; `durationMs` since draining began. */
   "shutdown.closed": { readonly durationMs: number };
+  /**
+   * A circuit breaker changed state. `name` is what it guards: a method's path (`/pkg.Svc/Method`),
+   * a service's name, or a node's address.
+   */
+  "breaker.state": {
+    readonly name: string;
+    readonly from: "closed" | "open" | "half-open";
+    readonly to: "closed" | "open" | "half-open";
+  };
+  /** A circuit breaker rejected a call locally (UNAVAILABLE/CIRCUIT_OPEN); `name` as in `breaker.state`. */
+  "breaker.rejected": { readonly name: string };
+  /**
+   * A fallback answered a call that failed: `method` is its path, `code` and `reason` the error's
+   * (`reason` empty when the error had none).
+   */
+  "fallback.used": { readonly method: string; readonly code: number; readonly reason: string };
 }
 
 /** The name of an event Weft emits. */

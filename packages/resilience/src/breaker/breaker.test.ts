@@ -1,0 +1,363 @@
+import {
+  type Call,
+  type CallResult,
+  Code,
+  ConfigError,
+  defineService,
+  Metadata,
+  messageType,
+  Reason,
+  type Telemetry,
+  unary,
+  WeftError,
+  type WeftEventName,
+} from "@weft/core";
+import { describe, expect, it } from "vitest";
+import { clientCall } from "../../test/call.ts";
+import { type BreakerOptions, breakerSettings, createBreaker } from "./breaker.ts";
+import { circuitBreaker } from "./interceptor.ts";
+import { adaptiveThrottling, consecutiveFailures, failureRatio, slowCallRatio } from "./rules.ts";
+
+const Svc = defineService("test.Svc", {
+  get: unary(messageType<unknown>(), messageType<unknown>()),
+  put: unary(messageType<unknown>(), messageType<unknown>()),
+});
+
+const unavailable = () => new WeftError(Code.UNAVAILABLE, "down");
+
+/** A fake clock, a recording telemetry, and a client call of `method`. */
+function harness() {
+  const clock = { t: 1_000_000 };
+  const events: string[] = [];
+  const telemetry: Telemetry = {
+    event(name: WeftEventName, attributes: unknown) {
+      const a = attributes as { name?: string; from?: string; to?: string };
+      events.push(name === "breaker.state" ? `${a.name}: ${a.from} → ${a.to}` : `${name} ${a.name}`);
+    },
+  };
+  return { clock, events, telemetry, now: () => clock.t };
+}
+
+/** The method info of `name`, as a client builds it (one object per method). */
+const methods = Object.fromEntries(
+  (["get", "put"] as const).map((name) => [
+    name,
+    { ...Svc.methods[name], service: Svc, name, path: `/test.Svc/${name}`, proto: undefined },
+  ]),
+) as unknown as Record<"get" | "put", Call["method"]>;
+
+function call(method: "get" | "put" = "get"): Call {
+  return clientCall(methods[method]);
+}
+
+const ok: CallResult = { stream: false, headers: new Metadata(), message: "ok", trailers: new Metadata() };
+
+/** A dependency the test drives: each call fails with `error` when set, and takes `latency` ms on the fake clock. */
+function dependency(clock: { t: number }) {
+  const dep = {
+    error: undefined as Error | undefined,
+    latency: 0,
+    calls: 0,
+    handler: async (_call: Call): Promise<CallResult> => {
+      dep.calls++;
+      clock.t += dep.latency;
+      if (dep.error !== undefined) throw dep.error;
+      return ok;
+    },
+  };
+  return dep;
+}
+
+/** Runs one call through `handler`: "ok", "failed" (the dependency's error) or "rejected" (CIRCUIT_OPEN). */
+async function outcome(
+  handler: (call: Call) => Promise<CallResult>,
+  method?: "get" | "put",
+): Promise<string> {
+  try {
+    await handler(call(method));
+    return "ok";
+  } catch (e) {
+    return e instanceof WeftError && e.reason === Reason.CIRCUIT_OPEN ? "rejected" : "failed";
+  }
+}
+
+describe("circuitBreaker: states", () => {
+  it("opens on its rule, rejects locally for openMs, lets one probe through, and closes on its success", async () => {
+    const { clock, events, telemetry, now } = harness();
+    const dep = dependency(clock);
+    const handler = circuitBreaker({
+      rule: consecutiveFailures({ failures: 3 }),
+      openMs: 1000,
+      now,
+      telemetry,
+    })(dep.handler);
+    dep.error = unavailable();
+    expect([await outcome(handler), await outcome(handler), await outcome(handler)]).toEqual([
+      "failed",
+      "failed",
+      "failed",
+    ]);
+    expect(await outcome(handler)).toBe("rejected");
+    expect(dep.calls).toBe(3);
+    clock.t += 999;
+    expect(await outcome(handler)).toBe("rejected");
+    clock.t += 1;
+    dep.error = undefined;
+    expect(await outcome(handler)).toBe("ok");
+    expect(await outcome(handler)).toBe("ok");
+    expect(events).toEqual([
+      "/test.Svc/get: closed → open",
+      "breaker.rejected /test.Svc/get",
+      "breaker.rejected /test.Svc/get",
+      "/test.Svc/get: open → half-open",
+      "/test.Svc/get: half-open → closed",
+    ]);
+  });
+
+  it("reopens when a probe fails, for another openMs", async () => {
+    const { clock, events, telemetry, now } = harness();
+    const dep = dependency(clock);
+    const handler = circuitBreaker({
+      rule: consecutiveFailures({ failures: 1 }),
+      openMs: 500,
+      now,
+      telemetry,
+    })(dep.handler);
+    dep.error = unavailable();
+    await outcome(handler);
+    clock.t += 500;
+    expect(await outcome(handler)).toBe("failed");
+    expect(await outcome(handler)).toBe("rejected");
+    clock.t += 499;
+    expect(await outcome(handler)).toBe("rejected");
+    clock.t += 1;
+    dep.error = undefined;
+    expect(await outcome(handler)).toBe("ok");
+    expect(events.filter((e) => e.includes("→"))).toEqual([
+      "/test.Svc/get: closed → open",
+      "/test.Svc/get: open → half-open",
+      "/test.Svc/get: half-open → open",
+      "/test.Svc/get: open → half-open",
+      "/test.Svc/get: half-open → closed",
+    ]);
+  });
+
+  it("admits only `probes` calls at once while half-open, and needs that many successes to close", () => {
+    const { clock, now } = harness();
+    const breaker = createBreaker(
+      "b",
+      breakerSettings({ rule: consecutiveFailures({ failures: 1 }), probes: 2, openMs: 100, now }),
+    );
+    breaker.take();
+    breaker.done(true, 1);
+    expect(breaker.state).toBe("open");
+    clock.t += 100;
+    expect(breaker.admits()).toBe(true);
+    breaker.take();
+    expect(breaker.state).toBe("half-open");
+    expect(breaker.admits()).toBe(true);
+    breaker.take();
+    expect(breaker.admits()).toBe(false);
+    breaker.done(false, 1);
+    expect(breaker.state).toBe("half-open");
+    expect(breaker.admits()).toBe(false);
+    breaker.done(false, 1);
+    expect(breaker.state).toBe("closed");
+  });
+
+  it("counts only the failures of isFailure: a business NOT_FOUND or INVALID_ARGUMENT does not trip it", async () => {
+    const { clock, now } = harness();
+    const dep = dependency(clock);
+    const handler = circuitBreaker({ rule: consecutiveFailures({ failures: 2 }), now })(dep.handler);
+    dep.error = new WeftError(Code.NOT_FOUND, "no such item");
+    for (let i = 0; i < 5; i++) expect(await outcome(handler)).toBe("failed");
+    dep.error = new WeftError(Code.INVALID_ARGUMENT, "bad");
+    for (let i = 0; i < 5; i++) expect(await outcome(handler)).toBe("failed");
+    const custom = circuitBreaker({
+      rule: consecutiveFailures({ failures: 2 }),
+      now,
+      isFailure: (e) => e instanceof WeftError && e.code === Code.NOT_FOUND,
+    })(dep.handler);
+    dep.error = new WeftError(Code.NOT_FOUND, "no such item");
+    expect([await outcome(custom), await outcome(custom), await outcome(custom)]).toEqual([
+      "failed",
+      "failed",
+      "rejected",
+    ]);
+  });
+
+  it("keeps one breaker per method, or one per service", async () => {
+    const { clock, now } = harness();
+    const dep = dependency(clock);
+    dep.error = unavailable();
+    const perMethod = circuitBreaker({ rule: consecutiveFailures({ failures: 1 }), now })(dep.handler);
+    await outcome(perMethod, "get");
+    expect(await outcome(perMethod, "get")).toBe("rejected");
+    expect(await outcome(perMethod, "put")).toBe("failed");
+    const perService = circuitBreaker({ rule: consecutiveFailures({ failures: 1 }), now, scope: "service" })(
+      dep.handler,
+    );
+    await outcome(perService, "get");
+    expect(await outcome(perService, "put")).toBe("rejected");
+  });
+
+  it("rejects bad options with a ConfigError naming the option", () => {
+    const rule = consecutiveFailures();
+    const bad: [BreakerOptions & { scope?: unknown }, RegExp][] = [
+      [{} as BreakerOptions, /rule/],
+      [{ rule, openMs: -1 }, /openMs/],
+      [{ rule, probes: 0 }, /probes/],
+      [{ rule, scope: "node" }, /scope/],
+    ];
+    for (const [options, name] of bad) {
+      expect(() => circuitBreaker(options as BreakerOptions)).toThrow(ConfigError);
+      expect(() => circuitBreaker(options as BreakerOptions)).toThrow(name);
+    }
+    expect(() => consecutiveFailures({ failures: 1.5 })).toThrow(/failures/);
+    expect(() => failureRatio({ ratio: 1.5 })).toThrow(/ratio/);
+    expect(() => slowCallRatio({ ratio: 0.3 } as never)).toThrow(/slowCallMs/);
+    expect(() => adaptiveThrottling({ k: 0.5 })).toThrow(/k/);
+  });
+});
+
+describe("trip rules", () => {
+  it("consecutive failures: a success starts the count again", async () => {
+    const { clock, now } = harness();
+    const dep = dependency(clock);
+    const handler = circuitBreaker({ rule: consecutiveFailures({ failures: 3 }), now })(dep.handler);
+    for (const error of [unavailable(), unavailable(), undefined, unavailable(), unavailable()]) {
+      dep.error = error;
+      await outcome(handler);
+    }
+    expect(await outcome(handler)).toBe("failed");
+    expect(await outcome(handler)).toBe("rejected");
+  });
+
+  it("failure ratio: needs minRequests in the window, trips at the ratio, forgets buckets that slid out", async () => {
+    const { clock, now } = harness();
+    const dep = dependency(clock);
+    const rule = failureRatio({ windowMs: 10_000, buckets: 10, ratio: 0.5, minRequests: 10 });
+    const handler = circuitBreaker({ rule, now })(dep.handler);
+    dep.error = unavailable();
+    for (let i = 0; i < 9; i++) expect(await outcome(handler)).toBe("failed"); // 9 < minRequests
+    clock.t += 10_000; // those 9 slid out of the window
+    for (let i = 0; i < 6; i++) {
+      dep.error = undefined;
+      await outcome(handler);
+      dep.error = i < 4 ? unavailable() : undefined;
+      expect(await outcome(handler)).not.toBe("rejected");
+    } // 12 calls, 4 failed: 33%
+    dep.error = unavailable();
+    expect(await outcome(handler)).toBe("failed"); // 13, 5 failed
+    expect(await outcome(handler)).toBe("failed"); // 14, 6 failed
+    expect(await outcome(handler)).toBe("failed"); // 15, 7 failed
+    expect(await outcome(handler)).toBe("failed"); // 16, 8 failed: 50% → opens
+    expect(await outcome(handler)).toBe("rejected");
+  });
+
+  it("slow-call ratio: the notes' rule (1 minute, 30% slower than 1 s) trips at 40% of calls taking 1.2 s", async () => {
+    const { clock, now } = harness();
+    const dep = dependency(clock);
+    const rule = slowCallRatio({ windowMs: 60_000, slowCallMs: 1000, ratio: 0.3, minRequests: 20 });
+    const handler = circuitBreaker({ rule, now })(dep.handler);
+    const results: string[] = [];
+    for (let i = 0; i < 40; i++) {
+      dep.latency = i % 5 < 2 ? 1200 : 50; // 40% slow
+      results.push(await outcome(handler));
+    }
+    expect(results.slice(0, 20)).not.toContain("rejected");
+    expect(results.at(-1)).toBe("rejected");
+  });
+
+  it("slow-call ratio: does not trip at 20% slow calls, nor on calls of exactly slowCallMs", async () => {
+    const { clock, now } = harness();
+    const dep = dependency(clock);
+    const rule = slowCallRatio({ windowMs: 60_000, slowCallMs: 1000, ratio: 0.3, minRequests: 20 });
+    const handler = circuitBreaker({ rule, now })(dep.handler);
+    for (let i = 0; i < 500; i++) {
+      dep.latency = i % 5 === 0 ? 1200 : i % 5 === 1 ? 1000 : 50; // 20% slow, 20% at exactly 1 s
+      expect(await outcome(handler)).toBe("ok");
+    }
+  });
+
+  it("slow-call ratio: a slow half-open probe reopens the breaker", async () => {
+    const { clock, now } = harness();
+    const dep = dependency(clock);
+    const rule = slowCallRatio({ windowMs: 60_000, slowCallMs: 1000, ratio: 0.3, minRequests: 1 });
+    const handler = circuitBreaker({ rule, now, openMs: 5000 })(dep.handler);
+    dep.latency = 1200;
+    await outcome(handler);
+    expect(await outcome(handler)).toBe("rejected");
+    clock.t += 5000;
+    expect(await outcome(handler)).toBe("ok"); // the probe answers, slowly
+    expect(await outcome(handler)).toBe("rejected");
+  });
+});
+
+describe("adaptive throttling", () => {
+  /** A random source cycling through 0, 0.01, …, 0.99. */
+  const cycling = () => {
+    let i = 0;
+    return () => (i++ % 100) / 100;
+  };
+
+  it("rejects nothing at 30% failures with K = 2", async () => {
+    const { clock, now } = harness();
+    const dep = dependency(clock);
+    const handler = circuitBreaker({ rule: adaptiveThrottling({ k: 2 }), now, random: cycling() })(
+      dep.handler,
+    );
+    for (let i = 0; i < 3000; i++) {
+      dep.error = i % 10 < 3 ? unavailable() : undefined;
+      clock.t += 1;
+      expect(await outcome(handler)).not.toBe("rejected");
+    }
+  });
+
+  it("rejects with probability (requests − K·accepts) / (requests + 1), counting rejections as requests", () => {
+    const { now } = harness();
+    let draw = 0;
+    const settings = breakerSettings({
+      rule: adaptiveThrottling({ k: 2, minRequests: 20 }),
+      now,
+      random: () => draw,
+    });
+    const breaker = createBreaker("b", settings);
+    for (let i = 0; i < 19; i++) breaker.done(true, 1);
+    expect(breaker.admits()).toBe(true); // below minRequests
+    breaker.done(true, 1); // 20 requests, 0 accepts: p = 20/21
+    draw = 20 / 21 - 0.001;
+    expect(breaker.admits()).toBe(false);
+    draw = 20 / 21;
+    expect(breaker.admits()).toBe(true);
+    breaker.rejected(); // 21 requests: p = 21/22
+    draw = 21 / 22 - 0.001;
+    expect(breaker.admits()).toBe(false);
+    for (let i = 0; i < 11; i++) breaker.done(false, 1); // 32 requests, 11 accepts: p = 10/33
+    draw = 10 / 33 - 0.001;
+    expect(breaker.admits()).toBe(false);
+    draw = 10 / 33;
+    expect(breaker.admits()).toBe(true);
+    expect(breaker.state).toBe("closed");
+  });
+
+  it("follows a failing dependency down and back up as its 3 s window slides", async () => {
+    const { clock, now } = harness();
+    const dep = dependency(clock);
+    const handler = circuitBreaker({ rule: adaptiveThrottling(), now, random: cycling() })(dep.handler);
+    dep.error = unavailable();
+    const failing: string[] = [];
+    for (let i = 0; i < 300; i++) {
+      clock.t += 10;
+      failing.push(await outcome(handler));
+    }
+    const rejected = failing.slice(100).filter((o) => o === "rejected").length;
+    expect(rejected / 200).toBeGreaterThan(0.9);
+    dep.error = undefined;
+    clock.t += 3000; // the failures slid out
+    for (let i = 0; i < 100; i++) {
+      clock.t += 10;
+      expect(await outcome(handler)).toBe("ok");
+    }
+  });
+});

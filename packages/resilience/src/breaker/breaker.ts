@@ -1,0 +1,245 @@
+/*
+ * One circuit breaker: the state machine closed → open → half-open of the trip rules, or adaptive
+ * throttling. The interceptor keeps one per method or service, `instanceBreakers` one per node.
+ */
+import { Code, ConfigError, Reason, type Telemetry, WeftError } from "@weft/core";
+import { emit, functionOption, isNodeFailure, numberOption, telemetryOption } from "@weft/core/internal";
+import {
+  type BreakerRule,
+  integerOption,
+  type ThrottleRule,
+  type TripCounter,
+  type TripRule,
+} from "./rules.ts";
+import { BucketWindow } from "./window.ts";
+
+/** The state of a breaker. Adaptive throttling is always `closed`. */
+export type BreakerState = "closed" | "open" | "half-open";
+
+/** Options every breaker takes. */
+export interface BreakerOptions {
+  /** What trips the breaker: `consecutiveFailures()`, `failureRatio()`, `slowCallRatio()` or `adaptiveThrottling()`. */
+  rule: BreakerRule;
+  /** Milliseconds an open breaker rejects every call before it lets probes through. Default 5,000. */
+  openMs?: number;
+  /**
+   * Probe calls a half-open breaker lets through at once; that many successes close it, one failure
+   * reopens it. Default 1.
+   */
+  probes?: number;
+  /**
+   * Which errors count as failures. Default: UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED,
+   * INTERNAL, UNKNOWN, DATA_LOSS and anything that is not a `WeftError`; an application's own answer
+   * (NOT_FOUND, INVALID_ARGUMENT…) is a success. A cancelled call counts for nothing.
+   */
+  isFailure?: (error: unknown) => boolean;
+  /** Receives `breaker.state` and `breaker.rejected` events. Default none. */
+  telemetry?: Telemetry;
+  /** The clock, in milliseconds. Default `performance.now`; inject one in tests. */
+  now?: () => number;
+  /** The random source of adaptive throttling, in [0, 1). Default `Math.random`. */
+  random?: () => number;
+}
+
+/** The options of a breaker, checked and with their defaults, shared by every breaker of one policy. */
+export interface BreakerSettings {
+  readonly rule: BreakerRule;
+  readonly openMs: number;
+  readonly probes: number;
+  readonly isFailure: (error: unknown) => boolean;
+  readonly telemetry: Telemetry | undefined;
+  readonly now: () => number;
+  readonly random: () => number;
+}
+
+/** Checks `options` and fills in the defaults. */
+export function breakerSettings(options: BreakerOptions): BreakerSettings {
+  if (typeof options !== "object" || options === null) throw new ConfigError("options", "an object", options);
+  const rule = options.rule;
+  if (rule?.kind !== "trip" && rule?.kind !== "throttle") {
+    throw new ConfigError(
+      "rule",
+      "consecutiveFailures(), failureRatio(), slowCallRatio() or adaptiveThrottling()",
+      rule,
+    );
+  }
+  return {
+    rule,
+    openMs: numberOption("openMs", options.openMs, 5000, 0),
+    probes: integerOption("probes", options.probes, 1),
+    isFailure: functionOption(
+      "isFailure",
+      options.isFailure ?? isNodeFailure,
+      "a function (error) => boolean",
+    ),
+    telemetry: telemetryOption(options.telemetry),
+    now: functionOption("now", options.now ?? (() => performance.now()), "a function returning milliseconds"),
+    random: functionOption(
+      "random",
+      options.random ?? Math.random,
+      "a function returning a number in [0, 1)",
+    ),
+  };
+}
+
+/** How a call ended, for a breaker: a failure, a success, or neither (cancelled by its caller). */
+export function outcomeOf(settings: BreakerSettings, error: unknown): boolean | undefined {
+  if (error instanceof WeftError && error.code === Code.CANCELLED) return undefined;
+  return settings.isFailure(error);
+}
+
+/** One breaker. */
+export interface Breaker {
+  readonly name: string;
+  readonly state: BreakerState;
+  /** True while it may reject calls (open, half-open, or throttling with a probability above 0). */
+  readonly restricting: boolean;
+  /**
+   * True when a call may go now. Claims nothing (`take` does), except that adaptive throttling draws
+   * its random number here.
+   */
+  admits(): boolean;
+  /** A call admitted by `admits` goes out: an open breaker whose time is up turns half-open. */
+  take(): void;
+  /** A call was rejected locally. */
+  rejected(): void;
+  /** How a call that was taken ended: failed (`true`), succeeded, or neither (`undefined`). */
+  done(failure: boolean | undefined, latencyMs: number): void;
+  /** The error of a rejected call: UNAVAILABLE, reason CIRCUIT_OPEN. */
+  error(): WeftError;
+}
+
+/** A breaker named `name` (what it guards) with `settings`. */
+export function createBreaker(name: string, settings: BreakerSettings): Breaker {
+  return settings.rule.kind === "trip"
+    ? new StateBreaker(name, settings, settings.rule)
+    : new ThrottleBreaker(name, settings, settings.rule);
+}
+
+/** UNAVAILABLE/CIRCUIT_OPEN, the error of every call a breaker rejects. */
+export function circuitOpen(message: string): WeftError {
+  return new WeftError(Code.UNAVAILABLE, message, { reason: Reason.CIRCUIT_OPEN });
+}
+
+/** closed → open (after the rule trips) → half-open (after `openMs`, `probes` calls) → closed or open. */
+class StateBreaker implements Breaker {
+  readonly name: string;
+  state: BreakerState = "closed";
+  readonly #settings: BreakerSettings;
+  readonly #counter: TripCounter;
+  readonly #slowCallMs: number;
+  #openedAt = 0;
+  /** Half-open: probes in flight, and probes that succeeded. */
+  #probing = 0;
+  #passed = 0;
+
+  constructor(name: string, settings: BreakerSettings, rule: TripRule) {
+    this.name = name;
+    this.#settings = settings;
+    this.#counter = rule.counter();
+    this.#slowCallMs = rule.slowCallMs ?? Number.POSITIVE_INFINITY;
+  }
+
+  get restricting(): boolean {
+    return this.state !== "closed";
+  }
+
+  admits(): boolean {
+    switch (this.state) {
+      case "closed":
+        return true;
+      case "open":
+        return this.#settings.now() - this.#openedAt >= this.#settings.openMs;
+      case "half-open":
+        return this.#probing + this.#passed < this.#settings.probes;
+    }
+  }
+
+  take(): void {
+    if (this.state === "open") this.#move("half-open");
+    if (this.state === "half-open") this.#probing++;
+  }
+
+  rejected(): void {}
+
+  done(failure: boolean | undefined, latencyMs: number): void {
+    if (this.state === "closed") {
+      if (failure === undefined) return;
+      if (this.#counter.record(this.#settings.now(), failure, latencyMs)) this.#open();
+      return;
+    }
+    // an outcome while open, or in half-open beyond the probes, is of a call sent before it opened
+    if (this.state !== "half-open" || this.#probing === 0) return;
+    this.#probing--;
+    if (failure === undefined) return;
+    if (failure || latencyMs > this.#slowCallMs) this.#open();
+    else if (++this.#passed >= this.#settings.probes) this.#move("closed");
+  }
+
+  error(): WeftError {
+    return circuitOpen(`circuit breaker ${this.name} is ${this.state}`);
+  }
+
+  #open(): void {
+    this.#openedAt = this.#settings.now();
+    this.#move("open");
+  }
+
+  #move(to: BreakerState): void {
+    const from = this.state;
+    this.state = to;
+    this.#probing = 0;
+    this.#passed = 0;
+    if (to === "closed") this.#counter.reset();
+    const telemetry = this.#settings.telemetry;
+    if (telemetry !== undefined) emit(telemetry, "breaker.state", { name: this.name, from, to });
+  }
+}
+
+/** Adaptive client-side throttling: rejects at random with the SRE formula's probability. */
+class ThrottleBreaker implements Breaker {
+  readonly name: string;
+  readonly state = "closed";
+  restricting = false;
+  readonly #settings: BreakerSettings;
+  readonly #rule: ThrottleRule;
+  readonly #window: BucketWindow;
+
+  constructor(name: string, settings: BreakerSettings, rule: ThrottleRule) {
+    this.name = name;
+    this.#settings = settings;
+    this.#rule = rule;
+    this.#window = new BucketWindow(rule.windowMs, rule.buckets);
+  }
+
+  /** max(0, (requests − K·accepts) / (requests + 1)) over the window, 0 below `minRequests`. */
+  probability(): number {
+    const window = this.#window;
+    window.sum(this.#settings.now());
+    const requests = window.total;
+    if (requests < this.#rule.minRequests) return 0;
+    return Math.max(0, (requests - this.#rule.k * (requests - window.bad)) / (requests + 1));
+  }
+
+  admits(): boolean {
+    const p = this.probability();
+    this.restricting = p > 0;
+    return p <= 0 || this.#settings.random() >= p;
+  }
+
+  take(): void {}
+
+  rejected(): void {
+    this.#window.add(this.#settings.now(), true);
+  }
+
+  done(failure: boolean | undefined, _latencyMs: number): void {
+    if (failure === undefined) return;
+    this.#window.add(this.#settings.now(), failure);
+    if (failure) this.restricting = this.probability() > 0;
+  }
+
+  error(): WeftError {
+    return circuitOpen(`circuit breaker ${this.name} is throttling`);
+  }
+}

@@ -1,0 +1,98 @@
+import { type Call, type CallResult, Code, ConfigError, Metadata, Reason, WeftError } from "@weft/core";
+import { Cluster, type TransportNode } from "@weft/core/internal";
+import { describe, expect, it } from "vitest";
+import { clientCall } from "../../test/call.ts";
+import { instanceBreakers } from "./instances.ts";
+import { consecutiveFailures } from "./rules.ts";
+
+/** A node without sockets: answers with its address, or fails with UNAVAILABLE while `failing`. */
+class Node implements TransportNode {
+  readonly address: string;
+  ready = true;
+  backingOff = false;
+  failing = false;
+  calls = 0;
+  constructor(address: string) {
+    this.address = address;
+  }
+  connect(): Promise<unknown> {
+    return Promise.resolve();
+  }
+  call(): Promise<CallResult> {
+    this.calls++;
+    if (this.failing) return Promise.reject(new WeftError(Code.UNAVAILABLE, "down"));
+    return Promise.resolve({
+      stream: false,
+      headers: new Metadata(),
+      message: this.address,
+      trailers: new Metadata(),
+    });
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+const call = clientCall({ path: "/test.Svc/get", name: "get", kind: "unary" } as unknown as Call["method"]);
+
+async function outcome(cluster: Cluster): Promise<string> {
+  try {
+    const r = await cluster.call(call);
+    return r.stream ? "stream" : String(r.message);
+  } catch (e) {
+    return e instanceof WeftError && e.reason === Reason.CIRCUIT_OPEN ? "rejected" : "failed";
+  }
+}
+
+describe("instanceBreakers", () => {
+  it("skips a node whose breaker is open, probes it after openMs, and takes it back once it heals", async () => {
+    const clock = { t: 0 };
+    const nodes = [new Node("a"), new Node("b"), new Node("c")];
+    const nodeHealth = instanceBreakers({
+      rule: consecutiveFailures({ failures: 2 }),
+      openMs: 1000,
+      now: () => clock.t,
+    });
+    const cluster = new Cluster(nodes, { nodeHealth });
+    nodes[1]!.failing = true;
+    const first: string[] = [];
+    for (let i = 0; i < 6; i++) first.push(await outcome(cluster));
+    expect(first.slice(0, 5)).toEqual(["a", "failed", "c", "a", "failed"]); // b failed twice: open
+    expect(first[5]).not.toBe("failed");
+    expect(nodeHealth.restricting).toBe(true);
+    const open: string[] = [];
+    for (let i = 0; i < 20; i++) open.push(await outcome(cluster));
+    expect(open).not.toContain("b");
+    expect(open).not.toContain("failed");
+    expect(nodes[1]!.calls).toBe(2);
+    clock.t += 1000;
+    nodes[1]!.failing = false;
+    const healed: string[] = [];
+    for (let i = 0; i < 6; i++) healed.push(await outcome(cluster));
+    expect(healed.filter((n) => n === "b")).toHaveLength(2); // the probe, then its fair share
+    expect(nodeHealth.restricting).toBe(false);
+  });
+
+  it("fails fast with CIRCUIT_OPEN when every node's breaker is open, sending nothing", async () => {
+    const clock = { t: 0 };
+    const nodes = [new Node("a"), new Node("b")];
+    for (const n of nodes) n.failing = true;
+    const nodeHealth = instanceBreakers({
+      rule: consecutiveFailures({ failures: 1 }),
+      openMs: 1000,
+      now: () => clock.t,
+    });
+    const cluster = new Cluster(nodes, { nodeHealth });
+    expect([await outcome(cluster), await outcome(cluster)]).toEqual(["failed", "failed"]);
+    const error = await cluster.call(call).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: Code.UNAVAILABLE, reason: Reason.CIRCUIT_OPEN });
+    expect(nodes.map((n) => n.calls)).toEqual([1, 1]);
+    clock.t += 1000;
+    nodes[0]!.failing = false;
+    expect(await outcome(cluster)).toBe("a"); // a's probe
+  });
+
+  it("checks its options", () => {
+    expect(() => instanceBreakers({ rule: consecutiveFailures(), openMs: Number.NaN })).toThrow(ConfigError);
+  });
+});

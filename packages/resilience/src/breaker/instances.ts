@@ -1,0 +1,70 @@
+import type { DoneInfo, NodeHealth, WeftError } from "@weft/core";
+import type { TransportNode } from "@weft/core/internal";
+import { emit } from "@weft/core/internal";
+import {
+  type Breaker,
+  type BreakerOptions,
+  breakerSettings,
+  circuitOpen,
+  createBreaker,
+  outcomeOf,
+} from "./breaker.ts";
+
+/**
+ * One circuit breaker per node (instance) of a cluster, as its `nodeHealth` option: while a node's
+ * breaker is open the balancer does not pick it; once its `openMs` is up the next call picked for it
+ * is its probe. When every node's breaker refuses, a call fails at once with UNAVAILABLE, reason
+ * CIRCUIT_OPEN. Breakers are named by node address and kept per node object.
+ *
+ * ```ts
+ * const transport = createTcpTransport({
+ *   target: "local:///catalog.v1.Catalog",
+ *   nodeHealth: instanceBreakers({ rule: consecutiveFailures({ failures: 5 }), openMs: 10_000 }),
+ * });
+ * ```
+ */
+export function instanceBreakers(options: BreakerOptions): NodeHealth {
+  const settings = breakerSettings(options);
+  const breakers = new WeakMap<TransportNode, Breaker>();
+  /** Breakers that may refuse now; the cluster filters only while there is one. */
+  const restricting = new Set<Breaker>();
+  const breakerOf = (node: TransportNode): Breaker => {
+    let breaker = breakers.get(node);
+    if (breaker === undefined) {
+      breaker = createBreaker(node.address, settings);
+      breakers.set(node, breaker);
+    }
+    return breaker;
+  };
+  const track = (breaker: Breaker): void => {
+    if (breaker.restricting) restricting.add(breaker);
+    else restricting.delete(breaker);
+  };
+  return {
+    get restricting() {
+      return restricting.size > 0;
+    },
+    allows(node) {
+      const breaker = breakerOf(node);
+      const admits = breaker.admits();
+      track(breaker);
+      if (!admits) {
+        breaker.rejected();
+        if (settings.telemetry !== undefined)
+          emit(settings.telemetry, "breaker.rejected", { name: breaker.name });
+      }
+      return admits;
+    },
+    started(node) {
+      breakerOf(node).take();
+    },
+    done(node: TransportNode, info: DoneInfo) {
+      const breaker = breakerOf(node);
+      breaker.done(info.error === undefined ? false : outcomeOf(settings, info.error), info.latencyMs);
+      track(breaker);
+    },
+    refusedError(): WeftError {
+      return circuitOpen("every node's circuit breaker is open");
+    },
+  };
+}
