@@ -4,12 +4,16 @@
  * bounded poll.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import { EventEmitter, once } from "node:events";
 import { createInterface } from "node:readline";
 import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { WeftError } from "@weft/core";
-import type { EchoServerArgs } from "./echo.ts";
+import { createClient, type Registry, type Transport, WeftError } from "@weft/core";
+import { createEtcdRegistry } from "@weft/registry-etcd";
+import { type EtcdServer, startEtcd } from "@weft/testing";
+import { afterAll, afterEach, beforeAll, expect } from "vitest";
+import { type EchoServerArgs, TrafficEcho } from "./echo.ts";
 
 const SCRIPT = fileURLToPath(new URL("./echo-server.ts", import.meta.url));
 /** How long a process may take to start, register and print its ready line, in milliseconds. */
@@ -175,4 +179,76 @@ export async function until(
     await delay(intervalMs);
   }
   return performance.now() - start;
+}
+
+/** `TrafficEcho` under a fresh key prefix of one etcd: its target, a registry to read it, its servers. */
+export interface EtcdService {
+  /** `etcd://host:port/traffic.v1.Echo?prefix=…`, for a transport with `schemes: { etcd: etcdScheme }`. */
+  readonly target: string;
+  /** An etcd registry on the same prefix, for the test to read (closed by `close`). */
+  readonly registry: Registry;
+  /** Starts an echo server process registering under the prefix, with a latency of 1 ms unless given. */
+  start(id: string, options?: { grpc?: boolean; latencyMs?: number }): Promise<EchoProcess>;
+  /** Whether the registry lists `id` now. */
+  lists(id: string): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/** `TrafficEcho` on the etcd at `endpoint`, under a prefix of its own; registrations last `ttlMs`. */
+export function etcdService(endpoint: string, ttlMs: number): EtcdService {
+  const prefix = `/weft-faults/${randomUUID()}`;
+  const registry = createEtcdRegistry({ endpoints: [endpoint], prefix });
+  const service = TrafficEcho.typeName;
+  return {
+    target: `etcd://${new URL(endpoint).host}/${service}?prefix=${encodeURIComponent(prefix)}`,
+    registry,
+    start: (id, options = {}) =>
+      startEchoServer({
+        id,
+        registry: { kind: "etcd", endpoint, prefix },
+        ttlMs,
+        grpc: options.grpc ?? false,
+        latencyMs: options.latencyMs ?? 1,
+      }),
+    lists: async (id) => (await registry.list(service)).some((instance) => instance.id === id),
+    close: () => registry.close(),
+  };
+}
+
+/**
+ * One real etcd for a test file: started before its tests, stopped after them; echo processes a test
+ * left running are killed after it. Returns the etcd (available once the tests run).
+ */
+export function useEtcd(): () => EtcdServer {
+  let etcd: EtcdServer | undefined;
+  beforeAll(async () => {
+    etcd = await startEtcd();
+  });
+  afterEach(killAll);
+  afterAll(() => etcd?.stop());
+  return () => etcd ?? expect.fail("etcd is not started");
+}
+
+/**
+ * `concurrency` closed-loop callers of `TrafficEcho.echo` over `transport` (5 s deadline per call);
+ * resolves once each of `ids` has served a call (within 10 s).
+ */
+export async function echoLoad(
+  transport: Transport,
+  concurrency: number,
+  ids: readonly string[],
+): Promise<Load> {
+  const client = createClient(TrafficEcho, transport);
+  const load = startLoad(concurrency, (n) => client.echo({ n }, { timeoutMs: 5_000 }));
+  try {
+    await until(
+      "every instance serves",
+      () => ids.every((id) => load.snapshot().perInstance.has(id)),
+      10_000,
+    );
+  } catch (error) {
+    await load.stop();
+    throw error;
+  }
+  return load;
 }

@@ -5,15 +5,12 @@
  * before the client knows it is gone, fail over to the others), and its record leaves etcd within
  * its lease TTL. Once over Weft TCP, once over gRPC against the servers' `listenGrpc` endpoints.
  */
-import { randomUUID } from "node:crypto";
 import { setTimeout as delay } from "node:timers/promises";
-import { createClient, createTcpTransport, failover, type Transport } from "@weft/core";
+import { createTcpTransport, failover, type Transport } from "@weft/core";
 import { createGrpcTransport } from "@weft/grpc";
-import { createEtcdRegistry, etcdScheme } from "@weft/registry-etcd";
-import { type EtcdServer, startEtcd } from "@weft/testing";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { TrafficEcho } from "./echo.ts";
-import { killAll, startEchoServer, startLoad, until, windowOf } from "./fixtures.ts";
+import { etcdScheme } from "@weft/registry-etcd";
+import { describe, expect, it } from "vitest";
+import { echoLoad, etcdService, until, useEtcd, windowOf } from "./fixtures.ts";
 
 /** The registrations' TTL: etcd grants 1 s leases with the launcher's raft timings. */
 const TTL_MS = 1_000;
@@ -24,44 +21,21 @@ const TTL_MS = 1_000;
 const LEAVE_SLACK_MS = 1_000;
 const CALLERS = 64;
 
-let etcd: EtcdServer;
-beforeAll(async () => {
-  etcd = await startEtcd();
-});
-afterEach(killAll);
-afterAll(() => etcd?.stop());
+const etcd = useEtcd();
 
 async function killUnderLoad(protocol: "weft" | "grpc"): Promise<void> {
-  const prefix = `/weft-faults/${randomUUID()}`;
-  const service = TrafficEcho.typeName;
+  const echo = etcdService(etcd().endpoint, TTL_MS);
   const ids = ["a", "b", "c"].map((name) => `${protocol}-${name}`);
-  const servers = await Promise.all(
-    ids.map((id) =>
-      startEchoServer({
-        id,
-        registry: { kind: "etcd", endpoint: etcd.endpoint, prefix },
-        ttlMs: TTL_MS,
-        grpc: protocol === "grpc",
-        latencyMs: 1,
-      }),
-    ),
-  );
-  const registry = createEtcdRegistry({ endpoints: [etcd.endpoint], prefix });
+  const servers = await Promise.all(ids.map((id) => echo.start(id, { grpc: protocol === "grpc" })));
   const options = {
-    target: `etcd://${new URL(etcd.endpoint).host}/${service}?prefix=${encodeURIComponent(prefix)}`,
+    target: echo.target,
     schemes: { etcd: etcdScheme },
     methods: { echo: { mode: failover() } },
   };
   const transport: Transport =
     protocol === "weft" ? createTcpTransport(options) : createGrpcTransport(options);
-  const client = createClient(TrafficEcho, transport);
-  const load = startLoad(CALLERS, (n) => client.echo({ n }, { timeoutMs: 5_000 }));
+  const load = await echoLoad(transport, CALLERS, ids);
   try {
-    await until(
-      "every instance serves",
-      () => ids.every((id) => load.snapshot().perInstance.has(id)),
-      10_000,
-    );
     await delay(1_000); // a second of steady load before the kill
     const victim = servers[0] ?? expect.fail("no server");
     const killedAt = performance.now();
@@ -69,7 +43,7 @@ async function killUnderLoad(protocol: "weft" | "grpc"): Promise<void> {
     const exitedMs = performance.now() - killedAt;
     await until(
       "the killed instance leaves etcd",
-      async () => !(await registry.list(service)).some((instance) => instance.id === victim.id),
+      async () => !(await echo.lists(victim.id)),
       TTL_MS + 10_000,
     );
     const leftMs = performance.now() - killedAt;
@@ -90,7 +64,7 @@ async function killUnderLoad(protocol: "weft" | "grpc"): Promise<void> {
   } finally {
     await load.stop();
     await transport.close();
-    await registry.close();
+    await echo.close();
   }
 }
 
