@@ -1,8 +1,7 @@
 import { randomUUID } from "node:crypto";
-import { registryConformance } from "@weft/testing";
+import { type EtcdServer, registryConformance, startEtcd } from "@weft/testing";
 import { afterAll, beforeAll } from "vitest";
 import { createEtcdRegistry } from "../src/index.ts";
-import { type EtcdServer, startEtcd } from "./etcd-server.ts";
 
 let etcd: EtcdServer;
 beforeAll(async () => {

@@ -1,10 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { ConfigError, type InstanceChange, Reason, WeftError } from "@weft/core";
 import { abandonRegistration } from "@weft/core/internal";
+import { type EtcdServer, startEtcd } from "@weft/testing";
 import { Etcd3 } from "etcd3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEtcdRegistry, ETCD_REGISTRY_DEFAULTS } from "../src/index.ts";
-import { type EtcdServer, startEtcd } from "./etcd-server.ts";
 
 let etcd: EtcdServer;
 beforeAll(async () => {

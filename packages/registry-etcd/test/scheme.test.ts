@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { ConfigError, openDiscovery, parseTarget } from "@weft/core";
+import { type EtcdServer, startEtcd } from "@weft/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEtcdRegistry, etcdScheme } from "../src/index.ts";
-import { type EtcdServer, startEtcd } from "./etcd-server.ts";
 
 let etcd: EtcdServer;
 beforeAll(async () => {

@@ -1,5 +1,7 @@
 /**
  * @weft/testing: conformance suites that every implementation of a Weft interface must pass, each a
- * function that defines a Vitest suite for one factory.
+ * function that defines a Vitest suite for one factory, and launchers of the real servers tests run
+ * against (`startEtcd()`).
  */
+export { type EtcdServer, startEtcd } from "./etcd-server.ts";
 export { type RegistryConformanceOptions, registryConformance } from "./registry-conformance.ts";

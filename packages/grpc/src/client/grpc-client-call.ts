@@ -297,11 +297,12 @@ export class GrpcClientCall extends ClientCall<Buffer | undefined> implements En
   readonly #onClose = (): void => {
     const stream = this.#stream;
     if (stream === undefined) return;
+    const session = this.#counted;
     this.#uncount();
     if (this.finished) return;
     const status = this.#status;
     if (status === undefined) {
-      this.#closedWithoutStatus(stream);
+      this.#closedWithoutStatus(stream, session);
       return;
     }
     if (status !== null) {
@@ -311,7 +312,7 @@ export class GrpcClientCall extends ClientCall<Buffer | undefined> implements En
     this.#succeed();
   };
 
-  #closedWithoutStatus(stream: ClientHttp2Stream): void {
+  #closedWithoutStatus(stream: ClientHttp2Stream, session: ClientHttp2Session | undefined): void {
     const rst = stream.rstCode ?? 0;
     const error = this.#error;
     const code = (error as { code?: string } | undefined)?.code;
@@ -325,6 +326,12 @@ export class GrpcClientCall extends ClientCall<Buffer | undefined> implements En
     } else if (rst === constants.NGHTTP2_REFUSED_STREAM) {
       failure = new WeftError(Code.UNAVAILABLE, "the server refused the call", {
         reason: Reason.REFUSED_STREAM,
+      });
+    } else if (session?.destroyed === true) {
+      // the connection closed under the call without an error (the server's process died, its
+      // socket closed by the kernel): Node ends the stream with CANCEL, a reset the server never sent
+      failure = new WeftError(Code.UNAVAILABLE, "the connection closed under the call", {
+        reason: Reason.CONNECTION_CLOSED,
       });
     } else {
       failure = new WeftError(

@@ -16,6 +16,7 @@ import {
   createClient,
   defineService,
   type Interceptor,
+  Reason,
   rawBytes,
   serverStreaming,
   unary,
@@ -66,6 +67,7 @@ async function peer(answer: (stream: ServerHttp2Stream, index: number, seen: See
   await once(server, "listening");
   const port = (server.address() as { port: number }).port;
   return {
+    server,
     port,
     address: `127.0.0.1:${port}`,
     seen,
@@ -129,6 +131,28 @@ describe("the gRPC transport against a scripted HTTP/2 peer", () => {
     const error = await outcome;
     expect(error?.code).toBe(Code.DEADLINE_EXCEEDED);
     expect(error?.metadata.get("deadline-ms")).toBe(String(start + 30 * DAY));
+  });
+
+  it("fails a call UNAVAILABLE/CONNECTION_CLOSED when the connection closes under it (a killed server), so failover resends it", async () => {
+    // the server answered the headers, then its process died: the kernel closes the socket, no GOAWAY
+    const p = await peer((stream) => {
+      stream.respond({ ":status": 200, "content-type": "application/grpc" });
+      setImmediate(() => {
+        for (const socket of sockets) socket.destroy();
+      });
+    });
+    const sockets: Socket[] = [];
+    p.server.on("connection", (socket: Socket) => sockets.push(socket));
+    cleanups.push(p.close);
+    const transport = createGrpcTransport({ address: p.address });
+    cleanups.push(() => transport.close());
+    const error = await createClient(Raw, transport)
+      .echo(new Uint8Array([1]))
+      .then(
+        () => undefined,
+        (e: unknown) => e as WeftError,
+      );
+    expect(error).toMatchObject({ code: Code.UNAVAILABLE, reason: Reason.CONNECTION_CLOSED });
   });
 
   for (const goaway of [false, true]) {

@@ -14,10 +14,24 @@ import { Etcd3 } from "etcd3";
 
 const ETCD = "/usr/bin/etcd";
 const ENSURE = fileURLToPath(new URL("../../../scripts/ensure-etcd.sh", import.meta.url));
+/** How long etcd may take to answer after it was (re)started, in milliseconds. */
+const READY_TIMEOUT_MS = 20_000;
 
+/** A running etcd started by `startEtcd()`. */
 export interface EtcdServer {
   /** The client URL, `http://127.0.0.1:<port>`. */
   readonly endpoint: string;
+  /**
+   * Kills the etcd process (`SIGKILL`, as a crash) but keeps its data directory and ports, so that
+   * `restart()` brings back the same keys and revisions. Resolves once the process has exited; does
+   * nothing when it is not running.
+   */
+  kill(): Promise<void>;
+  /**
+   * Starts etcd again on the same ports and data directory after `kill()`; resolves once it answers
+   * (within 20 s). Does nothing when it is running.
+   */
+  restart(): Promise<void>;
   /** Kills etcd and removes its data directory. */
   stop(): Promise<void>;
 }
@@ -60,42 +74,57 @@ async function ready(child: ChildProcess, endpoint: string, timeoutMs: number): 
   }
 }
 
+async function killed(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, "exit");
+  child.kill("SIGKILL");
+  await exited;
+}
+
+/**
+ * Starts a single-member etcd on free loopback ports with a fresh data directory (heartbeat 10 ms,
+ * election timeout 100 ms, so leases of 1 s are granted as asked). Resolves once it answers.
+ */
 export async function startEtcd(): Promise<EtcdServer> {
   execFileSync("bash", [ENSURE], { stdio: ["ignore", "inherit", "inherit"] });
   const dataDir = mkdtempSync(join(tmpdir(), "weft-etcd-"));
   const [clientPort, peerPort] = [await freePort(), await freePort()];
   const endpoint = `http://127.0.0.1:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
-  const child = spawn(
-    ETCD,
-    [
-      "--name=weft-test",
-      `--data-dir=${dataDir}`,
-      `--listen-client-urls=${endpoint}`,
-      `--advertise-client-urls=${endpoint}`,
-      `--listen-peer-urls=${peer}`,
-      `--initial-advertise-peer-urls=${peer}`,
-      `--initial-cluster=weft-test=${peer}`,
-      "--heartbeat-interval=10",
-      "--election-timeout=100",
-      "--logger=zap",
-      "--log-level=error",
-    ],
-    { stdio: ["ignore", "ignore", "inherit"] },
-  );
+  const spawnEtcd = (): ChildProcess =>
+    spawn(
+      ETCD,
+      [
+        "--name=weft-test",
+        `--data-dir=${dataDir}`,
+        `--listen-client-urls=${endpoint}`,
+        `--advertise-client-urls=${endpoint}`,
+        `--listen-peer-urls=${peer}`,
+        `--initial-advertise-peer-urls=${peer}`,
+        `--initial-cluster=weft-test=${peer}`,
+        "--heartbeat-interval=10",
+        "--election-timeout=100",
+        "--logger=zap",
+        "--log-level=error",
+      ],
+      { stdio: ["ignore", "ignore", "inherit"] },
+    );
+  let child = spawnEtcd();
+  const running = (): boolean => child.exitCode === null && child.signalCode === null;
   const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = once(child, "exit");
-      child.kill("SIGKILL");
-      await exited;
-    }
+    await killed(child);
     rmSync(dataDir, { recursive: true, force: true });
   };
+  const restart = async (): Promise<void> => {
+    if (running()) return;
+    child = spawnEtcd();
+    await ready(child, endpoint, READY_TIMEOUT_MS);
+  };
   try {
-    await ready(child, endpoint, 20_000);
+    await ready(child, endpoint, READY_TIMEOUT_MS);
   } catch (error) {
     await stop();
     throw error;
   }
-  return { endpoint, stop };
+  return { endpoint, kill: () => killed(child), restart, stop };
 }
