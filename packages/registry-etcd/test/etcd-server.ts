@@ -4,12 +4,11 @@
  * timings let it grant 1 s leases (etcd raises a lease's TTL to 1.5 election timeouts).
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { once } from "node:events";
-import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { freePort, killAndRemove } from "@weft/testing";
 import { Etcd3 } from "etcd3";
 
 const ETCD = "/usr/bin/etcd";
@@ -20,16 +19,6 @@ export interface EtcdServer {
   readonly endpoint: string;
   /** Kills etcd and removes its data directory. */
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const address = server.address();
-  server.close();
-  if (address === null || typeof address === "string") throw new Error("no port");
-  return address.port;
 }
 
 /** Resolves once etcd answers a request on its client port; rejects if it exits first. */
@@ -83,14 +72,7 @@ export async function startEtcd(): Promise<EtcdServer> {
     ],
     { stdio: ["ignore", "ignore", "inherit"] },
   );
-  const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = once(child, "exit");
-      child.kill("SIGKILL");
-      await exited;
-    }
-    rmSync(dataDir, { recursive: true, force: true });
-  };
+  const stop = (): Promise<void> => killAndRemove(child, dataDir);
   try {
     await ready(child, endpoint, 20_000);
   } catch (error) {
