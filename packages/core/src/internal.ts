@@ -67,7 +67,7 @@ export {
   resolveCors,
   TRACE_HEADERS,
 } from "./server/cors.ts";
-export { type ServerInternals, serverInternals } from "./server/internals.ts";
+export { type ServerInternals, type ServerReadiness, serverInternals } from "./server/internals.ts";
 export {
   type BindOptions,
   createListener,

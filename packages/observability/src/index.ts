@@ -1,1 +1,4 @@
+export { type AdminEndpoint, type AdminOptions, listenAdmin } from "./admin.ts";
+export { accessLog, createLogger, type LoggerOptions, type LogLevel, logLevel } from "./logs.ts";
+export { DEFAULT_BUCKETS, type Metrics, type MetricsOptions, metrics } from "./metrics.ts";
 export { INSTRUMENTATION_NAME, type Tracing, type TracingOptions, tracing } from "./tracing.ts";

@@ -103,7 +103,7 @@ const setter: TextMapSetter<Metadata> = {
 };
 
 /** `rpc.system.name` of each protocol; REST calls report `http`. */
-const SYSTEM: Record<WireProtocol, string> = {
+export const SYSTEM: Record<WireProtocol, string> = {
   weft: "weft",
   grpc: "grpc",
   "grpc-web": "grpc",

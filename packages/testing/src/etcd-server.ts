@@ -4,13 +4,12 @@
  * timings let it grant 1 s leases (etcd raises a lease's TTL to 1.5 election timeouts).
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { once } from "node:events";
-import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Etcd3 } from "etcd3";
+import { freePort, killAndRemove, killed } from "./processes.ts";
 
 const ETCD = "/usr/bin/etcd";
 const ENSURE = fileURLToPath(new URL("../../../scripts/ensure-etcd.sh", import.meta.url));
@@ -34,16 +33,6 @@ export interface EtcdServer {
   restart(): Promise<void>;
   /** Kills etcd and removes its data directory. */
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const address = server.address();
-  server.close();
-  if (address === null || typeof address === "string") throw new Error("no port");
-  return address.port;
 }
 
 /** Resolves once etcd answers a request on its client port; rejects if it exits first. */
@@ -72,13 +61,6 @@ async function ready(child: ChildProcess, endpoint: string, timeoutMs: number): 
   } finally {
     child.off("exit", onExit);
   }
-}
-
-async function killed(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, "exit");
-  child.kill("SIGKILL");
-  await exited;
 }
 
 /**
@@ -111,10 +93,7 @@ export async function startEtcd(): Promise<EtcdServer> {
     );
   let child = spawnEtcd();
   const running = (): boolean => child.exitCode === null && child.signalCode === null;
-  const stop = async (): Promise<void> => {
-    await killed(child);
-    rmSync(dataDir, { recursive: true, force: true });
-  };
+  const stop = (): Promise<void> => killAndRemove(child, dataDir);
   const restart = async (): Promise<void> => {
     if (running()) return;
     child = spawnEtcd();

@@ -12,6 +12,18 @@ export interface ServerInternals extends CallDoor {
   report(error: unknown, path: string | undefined): void;
   /** A front end listens on `address` for `protocol`: what `registerWith` advertises. */
   bound(protocol: AdvertisedProtocol, address: { host: string; port: number }): void;
+  /** What readiness depends on, beyond the server's state (an admin endpoint's `/readyz`). */
+  readonly readiness: ServerReadiness;
+}
+
+/** Whether a server listens and how its registrations stand. */
+export interface ServerReadiness {
+  /** A front end (Weft TCP, gRPC, REST) listens. */
+  readonly listening: boolean;
+  /** `registerWith` calls under way. */
+  readonly registering: number;
+  /** `registerWith` calls that succeeded. */
+  readonly registered: number;
 }
 
 const registry = new WeakMap<object, ServerInternals>();

@@ -17,7 +17,7 @@ import { type ConnectionOptions, resolveConnectionOptions } from "../transport/c
 import { type Compression, resolveCompression } from "../transport/wire-message.ts";
 import { type CallTracker, createCallTracker } from "./call-tracker.ts";
 import { adaptHandler, type ServiceImpl } from "./handler.ts";
-import { registerServerInternals, type ServerInternals } from "./internals.ts";
+import { registerServerInternals, type ServerInternals, type ServerReadiness } from "./internals.ts";
 import { createListener, type Listener, STOPPED_GRACE_MS } from "./listener.ts";
 import { type RegisteredMethod, type ServerState, takesCalls } from "./open-call.ts";
 import { peerOf } from "./peer.ts";
@@ -216,6 +216,9 @@ class ServerCore implements ServerInternals, ConnectionHost {
   state: ServerState = "serving";
   /** The protocols listened on and their addresses, for `registerWith`. */
   readonly addresses = new Map<AdvertisedProtocol, BoundAddress>();
+  /** `registerWith` calls under way, and those that succeeded. */
+  registering = 0;
+  registered = 0;
   readonly #options: ServerOptions;
   readonly #propagate: ReadonlySet<string>;
   readonly #warnings: WarningLimiter;
@@ -300,6 +303,10 @@ class ServerCore implements ServerInternals, ConnectionHost {
 
   bound(protocol: AdvertisedProtocol, address: { host: string; port: number }): void {
     this.addresses.set(protocol, { host: address.host, port: address.port });
+  }
+
+  get readiness(): ServerReadiness {
+    return { listening: this.addresses.size > 0, registering: this.registering, registered: this.registered };
   }
 
   warn(error: WeftError, peer: string | undefined): void {
@@ -419,7 +426,18 @@ class WeftServer implements Server {
       bound: core.addresses,
     };
     if (core.state !== "serving") return Promise.reject(new Error("the server was shut down"));
-    return this.#registrations.register(server, registrar, options);
+    core.registering++;
+    return this.#registrations.register(server, registrar, options).then(
+      (registration) => {
+        core.registering--;
+        core.registered++;
+        return registration;
+      },
+      (error: unknown) => {
+        core.registering--;
+        throw error;
+      },
+    );
   }
 
   /** The shutdown order: leave the registries, wait for clients to see it, then drain. */

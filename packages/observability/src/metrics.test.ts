@@ -1,0 +1,206 @@
+/**
+ * The metrics against a real server and client over the in-memory transport (the real Weft
+ * protocol): counts by code, durations in the configured buckets (fake clock), in-flight calls,
+ * stream messages, the bound on methods, connections and shutdown from the telemetry events, and
+ * the OpenTelemetry duration histograms.
+ */
+import { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
+import {
+  Code,
+  ConfigError,
+  createClient,
+  createMemoryTransport,
+  createServer,
+  defineService,
+  messageType,
+  serverStreaming,
+  unary,
+  WeftError,
+} from "@weft/core";
+import type { Registry } from "prom-client";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { metrics } from "./index.ts";
+
+const Svc = defineService("test.Svc", {
+  get: unary(messageType<string>(), messageType<string>()),
+  other: unary(messageType<string>(), messageType<string>()),
+  list: serverStreaming(messageType<number>(), messageType<number>()),
+});
+
+/** The value of one series of `name` (a histogram's `_count`/`_bucket` by `suffix`). */
+async function value(registry: Registry, name: string, labels: Record<string, string | number>) {
+  const metric = registry.getSingleMetric(name);
+  if (metric === undefined) throw new Error(`no metric ${name}`);
+  const { values } = await metric.get();
+  const found = values.find((v) =>
+    Object.entries(labels).every(([k, l]) => String((v.labels as Record<string, unknown>)[k]) === String(l)),
+  );
+  return found?.value ?? 0;
+}
+
+let release: (() => void) | undefined;
+
+function start(options: Parameters<typeof metrics>[0] = {}) {
+  const m = metrics(options);
+  const server = createServer({ interceptors: [m.server], telemetry: m.telemetry, onError: () => {} });
+  server.register(Svc, {
+    get: async (sku) => {
+      if (sku === "missing") throw new WeftError(Code.NOT_FOUND, "no such item");
+      if (sku === "slow") await new Promise((resolve) => setTimeout(resolve, 50));
+      if (sku === "held") await new Promise<void>((resolve) => (release = resolve));
+      return sku;
+    },
+    other: async (sku) => sku,
+    list: async function* (n) {
+      for (let i = 0; i < n; i++) yield i;
+    },
+  });
+  const transport = createMemoryTransport(server);
+  const client = createClient(Svc, transport, { interceptors: [m.client] });
+  return { m, server, transport, client };
+}
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe("metrics()", () => {
+  it("counts calls by side, method and status code, and times them into the buckets", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "performance"] });
+    const { m, client, server, transport } = start({ buckets: [0.01, 0.1] });
+    await client.get("a");
+    await client.get("b");
+    await expect(client.get("missing")).rejects.toMatchObject({ code: Code.NOT_FOUND });
+    const slow = client.get("slow");
+    await vi.advanceTimersByTimeAsync(50);
+    await slow;
+
+    const r = m.registry;
+    for (const side of ["server", "client"]) {
+      const ok = { service: "test.Svc", method: "get", code: "OK" };
+      expect(await value(r, `weft_${side}_calls_total`, ok)).toBe(3);
+      expect(await value(r, `weft_${side}_calls_total`, { ...ok, code: "NOT_FOUND" })).toBe(1);
+      const duration = `weft_${side}_call_duration_seconds`;
+      const metric = await r.getSingleMetric(duration)!.get();
+      const bucket = (le: number | string) =>
+        (metric.values as { metricName?: string; labels: Record<string, unknown>; value: number }[]).find(
+          (v) => v.metricName === `${duration}_bucket` && v.labels.code === "OK" && v.labels.le === le,
+        )?.value;
+      // the fake clock stands still but for the slow call's 50 ms
+      expect([bucket(0.01), bucket(0.1), bucket("+Inf")]).toEqual([2, 3, 3]);
+      expect(await value(r, `weft_${side}_calls_in_flight`, { method: "get" })).toBe(0);
+    }
+    await transport.close();
+    await server.shutdown();
+  });
+
+  it("shows calls in flight until they end", async () => {
+    const { m, client, server, transport } = start();
+    const held = client.get("held");
+    await vi.waitFor(() => expect(release).toBeDefined());
+    expect(await value(m.registry, "weft_server_calls_in_flight", { method: "get" })).toBe(1);
+    expect(await value(m.registry, "weft_client_calls_in_flight", { method: "get" })).toBe(1);
+    release!();
+    await held;
+    expect(await value(m.registry, "weft_server_calls_in_flight", { method: "get" })).toBe(0);
+    expect(await value(m.registry, "weft_client_calls_in_flight", { method: "get" })).toBe(0);
+    release = undefined;
+    await transport.close();
+    await server.shutdown();
+  });
+
+  it("counts stream messages each way and ends a stream's call when the stream ends", async () => {
+    const { m, client, server, transport } = start();
+    const got: number[] = [];
+    for await (const n of client.list(3)) got.push(n);
+    expect(got).toEqual([0, 1, 2]);
+    const labels = { service: "test.Svc", method: "list" };
+    expect(await value(m.registry, "weft_server_stream_messages_sent_total", labels)).toBe(3);
+    expect(await value(m.registry, "weft_client_stream_messages_received_total", labels)).toBe(3);
+    // a server-streaming request is one message, received by the server
+    expect(await value(m.registry, "weft_server_stream_messages_received_total", labels)).toBe(1);
+    expect(await value(m.registry, "weft_client_calls_total", { ...labels, code: "OK" })).toBe(1);
+
+    for await (const _ of client.list(5)) break; // the reader stops early
+    await vi.waitFor(async () =>
+      expect(await value(m.registry, "weft_client_calls_total", { ...labels, code: "CANCELLED" })).toBe(1),
+    );
+    await transport.close();
+    await server.shutdown();
+  });
+
+  it("counts methods beyond maxMethods under one label value", async () => {
+    const { m, client, server, transport } = start({ maxMethods: 1 });
+    await client.get("a");
+    await client.other("b");
+    await client.other("c");
+    const r = m.registry;
+    expect(await value(r, "weft_server_calls_total", { method: "get", code: "OK" })).toBe(1);
+    expect(await value(r, "weft_server_calls_total", { service: "other", method: "other" })).toBe(2);
+    const { values } = await r.getSingleMetric("weft_server_calls_total")!.get();
+    expect(values.map((v) => v.labels.method).sort()).toEqual(["get", "other"]);
+    await transport.close();
+    await server.shutdown();
+  });
+
+  it("counts connections and shutdown progress from the telemetry events", async () => {
+    const { m, client, server, transport } = start();
+    await client.get("a");
+    const r = m.registry;
+    expect(await value(r, "weft_connections", { side: "server", protocol: "weft" })).toBe(1);
+    expect(await value(r, "weft_connections_opened_total", { side: "server" })).toBe(1);
+    const done = server.shutdown();
+    expect(await value(r, "weft_server_draining", {})).toBe(1);
+    await done;
+    await transport.close();
+    expect(await value(r, "weft_server_draining", {})).toBe(0);
+    expect(await value(r, "weft_server_drain_calls_in_flight", {})).toBe(0);
+    // the connection reports its close as its socket ends, after shutdown
+    await vi.waitFor(async () =>
+      expect(await value(r, "weft_connections", { side: "server", protocol: "weft" })).toBe(0),
+    );
+    expect(await value(r, "weft_connections_closed_total", { side: "server" })).toBe(1);
+    const { values } = await r.getSingleMetric("weft_server_shutdown_duration_seconds")!.get();
+    expect(values).toHaveLength(1);
+  });
+
+  it("records rpc.{server,client}.call.duration through an OpenTelemetry meter provider", async () => {
+    const reader = new ManualReader();
+    const { client, server, transport } = start({ meterProvider: new MeterProvider({ readers: [reader] }) });
+    await client.get("a");
+    await expect(client.get("missing")).rejects.toThrow();
+    const { resourceMetrics } = await reader.collect();
+    const found = resourceMetrics.scopeMetrics.flatMap((s) => s.metrics);
+    const server_ = found.find((d) => d.descriptor.name === "rpc.server.call.duration")!;
+    expect(server_.descriptor.unit).toBe("s");
+    const attrs = server_.dataPoints
+      .map((p) => p.attributes)
+      .sort((a, b) =>
+        String(a["rpc.response.status_code"]).localeCompare(String(b["rpc.response.status_code"])),
+      );
+    expect(attrs).toEqual([
+      { "rpc.method": "test.Svc/get", "rpc.response.status_code": "NOT_FOUND", "rpc.system.name": "weft" },
+      { "rpc.method": "test.Svc/get", "rpc.response.status_code": "OK", "rpc.system.name": "weft" },
+    ]);
+    expect(found.some((d) => d.descriptor.name === "rpc.client.call.duration")).toBe(true);
+    await transport.close();
+    await server.shutdown();
+  });
+
+  it("rejects bad options with a ConfigError naming the option", () => {
+    expect(() => metrics({ buckets: [0.1, 0.05] })).toThrow(ConfigError);
+    expect(() => metrics({ buckets: [] })).toThrow(/buckets/);
+    expect(() => metrics({ maxMethods: 0 })).toThrow(/maxMethods/);
+    expect(() => metrics({ registry: {} as Registry })).toThrow(/registry/);
+  });
+});
+
+/** A reader collected on demand. */
+class ManualReader extends MetricReader {
+  protected override onShutdown(): Promise<void> {
+    return Promise.resolve();
+  }
+  protected override onForceFlush(): Promise<void> {
+    return Promise.resolve();
+  }
+}
