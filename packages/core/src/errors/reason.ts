@@ -95,6 +95,14 @@ export const Reason = {
   /** No node can take the call: all are unreachable, or none is left after filtering. */
   NO_AVAILABLE_NODE: "NO_AVAILABLE_NODE",
 
+  // --- resilience policies (@weft/resilience, docs/resilience.md) ---
+  /** A rate limiter refused the call; the `retry-after-ms` trailer says when to try again. */
+  RATE_LIMITED: "RATE_LIMITED",
+  /** A bulkhead refused the call: its method's concurrency and queue were full, or the queue wait ran out. */
+  BULKHEAD_FULL: "BULKHEAD_FULL",
+  /** The server shed the call under overload, before decoding its body. */
+  OVERLOADED: "OVERLOADED",
+
   // --- Registries (@weft/registry-etcd) ---
   /** The registry's server could not be reached, or failed the request. */
   REGISTRY_UNAVAILABLE: "REGISTRY_UNAVAILABLE",
