@@ -1,4 +1,24 @@
 /*
  * @weft/resilience: every policy is an `Interceptor` (the core's one type) with a small options object.
  */
-export {};
+
+// --- rate limiters, bulkheads, load shedding ---
+export { type BulkheadOptions, bulkhead } from "./bulkhead.ts";
+export { type LeakyBucketOptions, leakyBucket } from "./limit/leaky-bucket.ts";
+export type { Acquisition, Limiter, LocalLimiterOptions } from "./limit/limiter.ts";
+export {
+  callerKey,
+  methodKey,
+  type RateLimitOptions,
+  RETRY_AFTER_MS,
+  rateLimit,
+  rateLimited,
+} from "./limit/rate-limit.ts";
+export { slidingWindowLog } from "./limit/sliding-log.ts";
+export { type TokenBucketOptions, tokenBucket } from "./limit/token-bucket.ts";
+export {
+  type FixedWindowOptions,
+  fixedWindow,
+  type SlidingWindowOptions,
+  slidingWindowCounter,
+} from "./limit/window-counter.ts";
