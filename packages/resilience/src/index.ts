@@ -22,3 +22,11 @@ export {
   type SlidingWindowOptions,
   slidingWindowCounter,
 } from "./limit/window-counter.ts";
+export { type LoadSource, type ProcessLoadOptions, processLoad } from "./shed/load.ts";
+export {
+  PRIORITY_HEADER,
+  type Shedder,
+  type ShedderOptions,
+  type ShedStats,
+  shedder,
+} from "./shed/shedder.ts";
