@@ -135,6 +135,7 @@ export type {
 export { Metadata } from "./metadata/metadata.ts";
 export type { FrameLimits } from "./protocol/frame.ts";
 export type { HandlerContext, HandlerFor, ServiceImpl } from "./server/handler.ts";
+export type { CallAdmission } from "./server/open-call.ts";
 export {
   REGISTRATION_DEFAULTS,
   type ServerRegistration,

@@ -1,4 +1,10 @@
 /*
  * @weft/resilience-redis: distributed rate limiters on Redis.
  */
-export {};
+export {
+  type RedisLimiterOptions,
+  type RedisSlidingWindowOptions,
+  type RedisTokenBucketOptions,
+  redisSlidingWindow,
+  redisTokenBucket,
+} from "./redis-limiter.ts";

@@ -21,6 +21,8 @@ export {
   type TripRule,
   type WindowOptions,
 } from "./breaker/rules.ts";
+// --- rate limiters, bulkheads, load shedding ---
+export { type BulkheadOptions, bulkhead } from "./bulkhead.ts";
 export {
   type Degradable,
   type DegradableOptions,
@@ -31,3 +33,29 @@ export {
   type FallbackOptions,
   fallback,
 } from "./fallback.ts";
+export { type LeakyBucketOptions, leakyBucket } from "./limit/leaky-bucket.ts";
+export type { Acquisition, Limiter, LocalLimiterOptions } from "./limit/limiter.ts";
+export {
+  callerKey,
+  methodKey,
+  type RateLimitOptions,
+  RETRY_AFTER_MS,
+  rateLimit,
+  rateLimited,
+} from "./limit/rate-limit.ts";
+export { slidingWindowLog } from "./limit/sliding-log.ts";
+export { type TokenBucketOptions, tokenBucket } from "./limit/token-bucket.ts";
+export {
+  type FixedWindowOptions,
+  fixedWindow,
+  type SlidingWindowOptions,
+  slidingWindowCounter,
+} from "./limit/window-counter.ts";
+export { type LoadSource, type ProcessLoadOptions, processLoad } from "./shed/load.ts";
+export {
+  PRIORITY_HEADER,
+  type Shedder,
+  type ShedderOptions,
+  type ShedStats,
+  shedder,
+} from "./shed/shedder.ts";

@@ -98,6 +98,12 @@ export const Reason = {
   // --- Resilience (@weft/resilience) ---
   /** A circuit breaker rejected the call locally (it never reached the network); with UNAVAILABLE. */
   CIRCUIT_OPEN: "CIRCUIT_OPEN",
+  /** A rate limiter refused the call; the `retry-after-ms` trailer says when to try again. */
+  RATE_LIMITED: "RATE_LIMITED",
+  /** A bulkhead refused the call: its method's concurrency and queue were full, or the queue wait ran out. */
+  BULKHEAD_FULL: "BULKHEAD_FULL",
+  /** The server shed the call under overload, before decoding its body. */
+  OVERLOADED: "OVERLOADED",
 
   // --- Registries (@weft/registry-etcd) ---
   /** The registry's server could not be reached, or failed the request. */

@@ -36,9 +36,27 @@ export interface RegisteredMethod {
   handler: CallHandler;
 }
 
+/**
+ * Decides at the door whether a call is served, before anything else is done for it: on Weft TCP
+ * before its request body is decoded, on every front end before the interceptors and the handler
+ * run. A load shedder is one (`@weft/resilience` `shedder()`); give it as `createServer({ admission })`.
+ * Both methods run synchronously on the call path: keep them cheap.
+ */
+export interface CallAdmission {
+  /**
+   * `undefined` admits the call (`finished` is then called once when it ends); a `WeftError`
+   * refuses it, and the caller is answered with that error at once.
+   */
+  admit(path: string, headers: Metadata): WeftError | undefined;
+  /** An admitted call ended (answered, failed or abandoned), `durationMs` milliseconds after admission. */
+  finished(durationMs: number): void;
+}
+
 /** What opening a call needs from the server it is for. */
 export interface CallDoor {
   readonly state: ServerState;
+  /** Asked before each call is opened; `undefined` admits every call. */
+  readonly admission?: CallAdmission | undefined;
   /** Counts every call opened here until it finishes. */
   readonly tracker: CallTracker;
   /** The method registered at `path`, or `undefined`. */
@@ -128,7 +146,12 @@ export function openCall(door: CallDoor, init: OpenCallInit): OpenCall {
     if (!(timeoutMs > 0)) throw expiredOnArrival();
     deadline = Date.now() + timeoutMs;
   }
-  return new InboundCall(door, route, init, deadline);
+  const admission = door.admission;
+  if (admission !== undefined) {
+    const refused = admission.admit(init.path, init.headers);
+    if (refused !== undefined) throw refused;
+  }
+  return new InboundCall(door, route, init, deadline, admission);
 }
 
 const NO_METADATA = new Metadata();
@@ -149,8 +172,18 @@ class InboundCall extends AbortController implements OpenCall, TrackedCall {
   #owner: CallOwner | undefined;
   #timer: DeadlineTimer | undefined;
   #done: boolean;
+  /** The admission that let the call in, told when it ends; `undefined` without one. */
+  readonly #admission: CallAdmission | undefined;
+  /** `performance.now()` at admission; 0 without an admission. */
+  readonly #admittedAt: number;
 
-  constructor(door: CallDoor, route: RegisteredMethod, init: OpenCallInit, deadline: number | undefined) {
+  constructor(
+    door: CallDoor,
+    route: RegisteredMethod,
+    init: OpenCallInit,
+    deadline: number | undefined,
+    admission: CallAdmission | undefined,
+  ) {
     super();
     const info = route.info;
     const signal = this.signal;
@@ -170,6 +203,8 @@ class InboundCall extends AbortController implements OpenCall, TrackedCall {
     this.#ctx = new ServerHandlerContext(info, signal, deadline, headers, init.peer, init.peerIdentity);
     this.#owner = undefined;
     this.#done = false;
+    this.#admission = admission;
+    this.#admittedAt = admission === undefined ? 0 : performance.now();
     door.tracker.track(this);
     // armDeadline, not setTimeout: a budget beyond 24.8 days must not expire at once
     this.#timer = deadline === undefined ? undefined : armDeadline(deadline, expire, this);
@@ -248,6 +283,7 @@ class InboundCall extends AbortController implements OpenCall, TrackedCall {
     this.#timer?.cancel();
     this.#timer = undefined;
     this.#door.tracker.release(this);
+    this.#admission?.finished(performance.now() - this.#admittedAt);
   }
 
   expire(): void {

@@ -19,7 +19,7 @@ import { type CallTracker, createCallTracker } from "./call-tracker.ts";
 import { adaptHandler, type ServiceImpl } from "./handler.ts";
 import { registerServerInternals, type ServerInternals, type ServerReadiness } from "./internals.ts";
 import { createListener, type Listener, STOPPED_GRACE_MS } from "./listener.ts";
-import { type RegisteredMethod, type ServerState, takesCalls } from "./open-call.ts";
+import { type CallAdmission, type RegisteredMethod, type ServerState, takesCalls } from "./open-call.ts";
 import { peerOf } from "./peer.ts";
 import {
   type BoundAddress,
@@ -102,6 +102,11 @@ export interface ServerOptions {
    * check per event.
    */
   telemetry?: Telemetry | undefined;
+  /**
+   * Asked as each call arrives, before its body is decoded and before any interceptor: refuses calls
+   * at the door (a load shedder, `@weft/resilience` `shedder()`). Default: every call is admitted.
+   */
+  admission?: CallAdmission | undefined;
 }
 
 export interface ListenOptions {
@@ -213,6 +218,7 @@ class ServerCore implements ServerInternals, ConnectionHost {
   readonly connections = new Set<ServerConnection>();
   readonly connectionOptions: ConnectionOptions;
   readonly maxConnections: number;
+  readonly admission: CallAdmission | undefined;
   state: ServerState = "serving";
   /** The protocols listened on and their addresses, for `registerWith`. */
   readonly addresses = new Map<AdvertisedProtocol, BoundAddress>();
@@ -239,6 +245,21 @@ class ServerCore implements ServerInternals, ConnectionHost {
       throw new ConfigError("maxConnections", "an integer ≥ 1", options.maxConnections);
     }
     this.maxConnections = maxConnections;
+    const admission = options.admission;
+    if (
+      admission !== undefined &&
+      (admission === null ||
+        typeof admission !== "object" ||
+        typeof admission.admit !== "function" ||
+        typeof admission.finished !== "function")
+    ) {
+      throw new ConfigError(
+        "admission",
+        "an object with admit(path, headers) and finished(durationMs)",
+        admission,
+      );
+    }
+    this.admission = admission;
     this.connectionOptions = resolveConnectionOptions(options, SERVER_CONNECTION_DEFAULTS);
     this.limits = limits;
     this.compression = resolveCompression(options.compression);

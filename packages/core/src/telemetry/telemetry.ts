@@ -66,6 +66,32 @@ export interface WeftEvents {
    * (`reason` empty when the error had none).
    */
   "fallback.used": { readonly method: string; readonly code: number; readonly reason: string };
+  /** A rate limiter refused a call (`@weft/resilience` `rateLimit`); `key` is the limiter's key for it. */
+  "ratelimit.rejected": {
+    readonly side: Side;
+    readonly method: string;
+    readonly key: string;
+    readonly retryAfterMs: number;
+  };
+  /**
+   * A distributed limiter switched backend: to its local limiter because its store (Redis) is
+   * unreachable (`active: true`), or back to the store (`active: false`).
+   */
+  "ratelimit.fallback": { readonly active: boolean; readonly error?: string | undefined };
+  /** A bulkhead refused a call: `full` (no slot and no queue room) or `timeout` (queued too long). */
+  "bulkhead.rejected": { readonly method: string; readonly why: "full" | "timeout" };
+  /**
+   * The load shedder dropped a call before decoding it. `cpu` in ‰ of one core (EMA), `loopDelayMs`
+   * the event loop's p99 delay, `inFlight` and `maxInFlight` the calls running and the estimated limit.
+   */
+  "shed.dropped": {
+    readonly method: string;
+    readonly priority: number;
+    readonly cpu: number;
+    readonly loopDelayMs: number;
+    readonly inFlight: number;
+    readonly maxInFlight: number;
+  };
 }
 
 /** The name of an event Weft emits. */
