@@ -3,6 +3,7 @@
  * tooling) and for tests.
  */
 
+export { type BackoffOptions, backoffDelay } from "./call/backoff.ts";
 export {
   ClientCall,
   type RequestSink,
@@ -24,6 +25,7 @@ export {
 export {
   type AbortWatcher,
   abortError,
+  eitherSignal,
   NEVER,
   settleWithin,
   unwatchAbort,
@@ -41,6 +43,7 @@ export {
   type RegistryProbe,
 } from "./discovery/probe.ts";
 export { ServiceWatch } from "./discovery/watch.ts";
+export { isFromCall, markFromCall, relayedError } from "./errors/downstream.ts";
 export { closeIterator, firstMessage, singleMessage } from "./interceptor/call.ts";
 export {
   httpHeadersFromMetadata,
@@ -85,6 +88,7 @@ export {
   peerIdentityOf,
   peerOf,
 } from "./server/peer.ts";
+export { emit, telemetryOption } from "./telemetry/telemetry.ts";
 export { INITIAL_WINDOW, MESSAGE_OVERHEAD } from "./transport/flow-window.ts";
 export { Inbox } from "./transport/inbox.ts";
 export type { TransportNode } from "./transport/node.ts";
