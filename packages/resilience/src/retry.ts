@@ -31,9 +31,10 @@ import { type RetryBudget, retryBudget } from "./budget.ts";
 
 /**
  * Request header of a retried attempt: how many attempts went before it (`"1"` for the first
- * retry). A server whose handler received it does not retry that handler's own outgoing calls, so a
- * chain of services that all retry sends at most `maxAttempts` calls to its last hop per original
- * request, not `maxAttempts` to the power of the chain's length. It is not propagated.
+ * retry). The retry policy of a handler that received it does not retry that handler's outgoing
+ * calls and sends them with the same marker, so the hops below do not retry either: a chain of
+ * services that all retry grows its attempts linearly with its length, not as `maxAttempts` to the
+ * power of it. Only the retry policy carries it on (it is not a `weft-ctx-` header).
  */
 export const RETRIED_KEY = "weft-retried";
 
@@ -76,8 +77,8 @@ export interface RetryOptions {
  * its deadline; its signal aborted; the retry budget is spent; the error is a server's relay of a
  * downstream failure (`weft-downstream: 1`, see `createServer({ errors })`); the server pushed back
  * with `retry-after-ms: stop` (or a negative number); or the call is made inside a handler whose own
- * call was a retry (`weft-retried` received), so a chain does not multiply its attempts. Retried
- * attempts carry `weft-retried`.
+ * call was a retry (`weft-retried` received: the call carries it on), so a chain does not multiply
+ * its attempts. Retried attempts carry `weft-retried`.
  *
  * ```ts
  * createClient(Catalog, transport, { interceptors: [timeout({ ms: 1_000 }), retry({ maxAttempts: 3 })] });
@@ -130,9 +131,13 @@ class RetryPolicy {
 
   async run(next: CallHandler, call: Call): Promise<CallResult> {
     this.#budget.recordRequest();
-    if (this.#maxAttempts === 1 || currentCallContext()?.requestHeaders.get(RETRIED_KEY) !== undefined) {
+    const inbound = currentCallContext()?.requestHeaders.get(RETRIED_KEY);
+    if (inbound !== undefined) {
+      // made by a handler whose own call was a retry: no retry here, and the hops below are told
+      call.headers.set(RETRIED_KEY, inbound);
       return next(call);
     }
+    if (this.#maxAttempts === 1) return next(call);
     const deadline = call.deadline;
     const attemptMs = this.#attemptTimeoutMs;
     for (let attempt = 1; ; attempt++) {
