@@ -91,6 +91,7 @@ class HedgedCall {
   readonly #delayMs: number;
   readonly #settings: HedgeSettings;
   readonly #attempts: AbortController[] = [];
+  readonly #start = Date.now();
   #pending = 0;
   #settled = false;
   #timer: NodeJS.Timeout | undefined;
@@ -122,7 +123,7 @@ class HedgedCall {
       emit(this.#settings.telemetry, "hedge.sent", {
         path: call.method.path,
         hedge: index,
-        delayMs: this.#delayMs * index,
+        delayMs: Date.now() - this.#start,
       });
     }
     this.#pending++;

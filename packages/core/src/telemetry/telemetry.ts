@@ -67,7 +67,7 @@ export interface WeftEvents {
    * `undefined` when it asked not to retry.
    */
   "retry.pushback": { readonly path: string; readonly retryAfterMs: number | undefined };
-  /** A hedging policy sent hedge `hedge` (1 for the first backup) of a call to `path`, `delayMs` after the first. */
+  /** A hedging policy sent hedge `hedge` (1 for the first backup) of a call to `path`, `delayMs` after the first attempt. */
   "hedge.sent": { readonly path: string; readonly hedge: number; readonly delayMs: number };
   /** A hedged call to `path` was answered by attempt `attempt` (0 for the original); the others were cancelled. */
   "hedge.won": { readonly path: string; readonly attempt: number; readonly cancelled: number };
