@@ -113,6 +113,7 @@ export {
   type Target,
 } from "./discovery/target.ts";
 export { Code, type CodeName, codeName } from "./errors/code.ts";
+export { DOWNSTREAM_KEY, isDownstreamError } from "./errors/downstream.ts";
 export { Reason } from "./errors/reason.ts";
 export {
   ConfigError,

@@ -4,6 +4,7 @@
  */
 
 export { functionOption, isNodeFailure, numberOption } from "./balancer/balancer.ts";
+export { type BackoffOptions, backoffDelay } from "./call/backoff.ts";
 export {
   ClientCall,
   type RequestSink,
@@ -25,6 +26,7 @@ export {
 export {
   type AbortWatcher,
   abortError,
+  eitherSignal,
   NEVER,
   settleWithin,
   unwatchAbort,
@@ -48,6 +50,7 @@ export {
   type RegistryProbe,
 } from "./discovery/probe.ts";
 export { ServiceWatch } from "./discovery/watch.ts";
+export { isFromCall, markFromCall, relayedError } from "./errors/downstream.ts";
 export { closeIterator, firstMessage, singleMessage } from "./interceptor/call.ts";
 export {
   httpHeadersFromMetadata,

@@ -21,6 +21,8 @@ export {
   type TripRule,
   type WindowOptions,
 } from "./breaker/rules.ts";
+// timeouts, retries, retry budget, hedging
+export { type RetryBudget, type RetryBudgetOptions, retryBudget } from "./budget.ts";
 // --- rate limiters, bulkheads, load shedding ---
 export { type BulkheadOptions, bulkhead } from "./bulkhead.ts";
 export {
@@ -33,6 +35,7 @@ export {
   type FallbackOptions,
   fallback,
 } from "./fallback.ts";
+export { type HedgeOptions, hedge } from "./hedge.ts";
 export { type LeakyBucketOptions, leakyBucket } from "./limit/leaky-bucket.ts";
 export type { Acquisition, Limiter, LocalLimiterOptions } from "./limit/limiter.ts";
 export {
@@ -51,6 +54,8 @@ export {
   type SlidingWindowOptions,
   slidingWindowCounter,
 } from "./limit/window-counter.ts";
+export type { PerMethod } from "./per-method.ts";
+export { RETRIED_KEY, RETRY_AFTER_KEY, type RetryOptions, retry } from "./retry.ts";
 export { type LoadSource, type ProcessLoadOptions, processLoad } from "./shed/load.ts";
 export {
   PRIORITY_HEADER,
@@ -59,3 +64,4 @@ export {
   type ShedStats,
   shedder,
 } from "./shed/shedder.ts";
+export { type TimeoutOptions, timeout } from "./timeout.ts";

@@ -3,6 +3,7 @@ import { eitherSignal, NEVER } from "../call/signal.ts";
 import type { SerializerName } from "../codec/serializer.ts";
 import { currentCallContext } from "../context/call-context.ts";
 import { Code } from "../errors/code.ts";
+import { markFromCall } from "../errors/downstream.ts";
 import { Reason } from "../errors/reason.ts";
 import { ConfigError, WeftError } from "../errors/weft-error.ts";
 import {
@@ -176,10 +177,10 @@ function makeMethod(info: MethodInfo, chain: CallHandler, options: ClientOptions
         try {
           pending = chain(build(callOptions, streamed, request));
         } catch (e) {
-          return Promise.reject(e);
+          return Promise.reject(markFromCall(e));
         }
         if (callOptions?.onHeader === undefined && callOptions?.onTrailer === undefined)
-          return pending.then(extract);
+          return pending.then(extract, rethrowFromCall);
         return pending.then(
           (result) => {
             callOptions.onHeader?.(result.headers);
@@ -188,7 +189,7 @@ function makeMethod(info: MethodInfo, chain: CallHandler, options: ClientOptions
           },
           (error: unknown) => {
             callOptions.onTrailer?.(trailersOf(error));
-            throw error;
+            throw markFromCall(error);
           },
         );
       };
@@ -221,20 +222,21 @@ async function* streamResponse(
     result = (await chain(call)) as StreamResult;
   } catch (e) {
     onTrailer?.(trailersOf(e));
-    throw e;
+    throw markFromCall(e);
   }
   callOptions?.onHeader?.(result.headers);
-  if (onTrailer === undefined) {
-    yield* result.messages;
-    return;
-  }
   try {
     yield* result.messages;
   } catch (e) {
-    onTrailer(trailersOf(e));
-    throw e;
+    onTrailer?.(trailersOf(e));
+    throw markFromCall(e);
   }
-  onTrailer(result.trailers);
+  onTrailer?.(result.trailers);
+}
+
+/** Every error a client call rejects with is marked as coming from a call (see `markFromCall`). */
+function rethrowFromCall(error: unknown): never {
+  throw markFromCall(error);
 }
 
 /** The trailers of a call that failed: its error's metadata (a `WeftError`'s; none for anything else). */

@@ -7,7 +7,10 @@ import type { Metadata } from "../metadata/metadata.ts";
  * so it follows `await`, timers and callbacks started inside the handler.
  */
 export interface CallContext {
-  /** Absolute deadline in `Date.now()` milliseconds, or `undefined` for none. */
+  /**
+   * Absolute deadline in `Date.now()` milliseconds, or `undefined` for none. A server interceptor
+   * that shortens its call's `deadline` shortens this one too.
+   */
   readonly deadline: number | undefined;
   /** The inbound call's signal: aborted when it is cancelled or its deadline passes. */
   readonly signal: AbortSignal;
@@ -15,6 +18,11 @@ export interface CallContext {
   readonly propagate: Metadata;
   /** Path of the inbound call, e.g. `/catalog.v1.Catalog/lookup`. */
   readonly path: string;
+  /**
+   * Every header of the inbound call, propagated or not: what a client policy reads about the call
+   * it runs inside (e.g. a retry policy seeing `weft-retried`, which is never propagated as such).
+   */
+  readonly requestHeaders: Metadata;
 }
 
 const storage = new AsyncLocalStorage<CallContext>();

@@ -1,3 +1,4 @@
+import { deadlineWhileRunning, isSpent } from "../call/deadline.ts";
 import { Code } from "../errors/code.ts";
 import { Reason } from "../errors/reason.ts";
 import { WeftError } from "../errors/weft-error.ts";
@@ -51,15 +52,21 @@ export type ServiceImpl<S extends ServiceDef> = { [K in keyof S["methods"]]: Han
 /** Symbol under which the server attaches the handler context to a call (survives `{...call}`). */
 export const kContext: unique symbol = Symbol("weft.handlerContext");
 
+/** Who keeps a server call's deadline: told when a server interceptor shortened it. */
+export interface DeadlineKeeper {
+  shortenDeadline(deadline: number): void;
+}
+
 export class ServerHandlerContext implements HandlerContext {
   readonly method: MethodInfo;
   readonly signal: AbortSignal;
-  readonly deadline: number | undefined;
+  deadline: number | undefined;
   readonly requestHeaders: Metadata;
   readonly peer: string | undefined;
   readonly peerIdentity: PeerIdentity | undefined;
   #responseHeaders: Metadata | undefined;
   #responseTrailers: Metadata | undefined;
+  readonly #keeper: DeadlineKeeper | undefined;
 
   constructor(
     method: MethodInfo,
@@ -68,6 +75,7 @@ export class ServerHandlerContext implements HandlerContext {
     requestHeaders: Metadata,
     peer: string | undefined,
     peerIdentity: PeerIdentity | undefined,
+    keeper?: DeadlineKeeper,
   ) {
     this.method = method;
     this.signal = signal;
@@ -75,6 +83,25 @@ export class ServerHandlerContext implements HandlerContext {
     this.requestHeaders = requestHeaders;
     this.peer = peer;
     this.peerIdentity = peerIdentity;
+    this.#keeper = keeper;
+  }
+
+  /**
+   * Takes the deadline a server interceptor set on `call` when it is earlier than this one: the
+   * handler, its outgoing calls and the door's timer follow it. A later one is ignored (and put back
+   * on the call): an interceptor can shorten a call's budget, never extend it. Throws the door's
+   * deadline error when the new deadline has already passed, so the handler does not run.
+   */
+  adoptDeadline(call: Call): void {
+    const wanted = call.deadline;
+    const current = this.deadline;
+    if (wanted === undefined || (current !== undefined && wanted >= current)) {
+      call.deadline = current;
+      return;
+    }
+    this.deadline = wanted;
+    this.#keeper?.shortenDeadline(wanted);
+    if (isSpent(wanted)) throw deadlineWhileRunning();
   }
 
   timeRemaining(): number | undefined {
@@ -92,8 +119,8 @@ export class ServerHandlerContext implements HandlerContext {
   }
 }
 
-function contextOf(call: Call): HandlerContext {
-  const ctx = (call as unknown as { [kContext]?: HandlerContext })[kContext];
+function contextOf(call: Call): ServerHandlerContext {
+  const ctx = (call as unknown as { [kContext]?: ServerHandlerContext })[kContext];
   if (ctx !== undefined) return ctx;
   return new ServerHandlerContext(
     call.method,
@@ -115,6 +142,7 @@ export function adaptHandler(method: MethodInfo, fn: (...args: never[]) => unkno
       // one response message: a unary result, whatever the request
       return async (call) => {
         const ctx = contextOf(call);
+        if (call.deadline !== ctx.deadline) ctx.adoptDeadline(call);
         const message = await impl(call.stream ? call.messages : call.message, ctx);
         return { stream: false, headers: ctx.responseHeaders, message, trailers: ctx.responseTrailers };
       };
@@ -122,6 +150,7 @@ export function adaptHandler(method: MethodInfo, fn: (...args: never[]) => unkno
     case "bidi_streaming":
       return async (call) => {
         const ctx = contextOf(call);
+        if (call.deadline !== ctx.deadline) ctx.adoptDeadline(call);
         const stream = call as StreamCall;
         const input =
           method.kind === "server_streaming" ? await firstMessage(stream.messages) : stream.messages;

@@ -16,7 +16,7 @@ import { Metadata } from "../metadata/metadata.ts";
 import type { MethodInfo } from "../service/service.ts";
 import type { WireProtocol } from "../telemetry/telemetry.ts";
 import type { CallTracker, TrackedCall } from "./call-tracker.ts";
-import { type HandlerContext, kContext, ServerHandlerContext } from "./handler.ts";
+import { type DeadlineKeeper, type HandlerContext, kContext, ServerHandlerContext } from "./handler.ts";
 
 /** `serving` → `draining` (shutdown begun) → `stopped`. */
 export type ServerState = "serving" | "leaving" | "draining" | "stopped";
@@ -101,6 +101,7 @@ export interface OpenCall {
   readonly method: MethodInfo;
   /** Aborts on `cancel`, at the deadline, or when shutdown gives up. */
   readonly signal: AbortSignal;
+  /** Absolute deadline; earlier once a server interceptor shortened it (never later). */
   readonly deadline: number | undefined;
   /** The call context the handler's outgoing calls inherit. */
   readonly context: CallContext;
@@ -160,10 +161,10 @@ const NO_METADATA = new Metadata();
  * The door's per-call object. It is the call's `AbortController` too, which spares one object per
  * call; its deadline timer and the tracker hold it directly, so it costs no closure.
  */
-class InboundCall extends AbortController implements OpenCall, TrackedCall {
+class InboundCall extends AbortController implements OpenCall, TrackedCall, DeadlineKeeper {
   readonly method: MethodInfo;
-  readonly deadline: number | undefined;
-  readonly context: CallContext;
+  deadline: number | undefined;
+  readonly context: { -readonly [K in keyof CallContext]: CallContext[K] };
   readonly #door: CallDoor;
   readonly #route: RegisteredMethod;
   readonly #serializer: SerializerName;
@@ -195,12 +196,13 @@ class InboundCall extends AbortController implements OpenCall, TrackedCall {
       signal,
       propagate: door.propagatedFrom(headers) ?? NO_METADATA,
       path: info.path,
+      requestHeaders: headers,
     };
     this.#door = door;
     this.#route = route;
     this.#serializer = init.serializer;
     this.#protocol = init.protocol;
-    this.#ctx = new ServerHandlerContext(info, signal, deadline, headers, init.peer, init.peerIdentity);
+    this.#ctx = new ServerHandlerContext(info, signal, deadline, headers, init.peer, init.peerIdentity, this);
     this.#owner = undefined;
     this.#done = false;
     this.#admission = admission;
@@ -275,6 +277,15 @@ class InboundCall extends AbortController implements OpenCall, TrackedCall {
   stop(error: WeftError): void {
     this.cancel(error);
     this.#owner?.callStopped(error);
+  }
+
+  /** A server interceptor shortened the call's deadline (the handler context checked it is earlier). */
+  shortenDeadline(deadline: number): void {
+    this.deadline = deadline;
+    this.context.deadline = deadline;
+    if (this.#done) return;
+    this.#timer?.cancel();
+    this.#timer = armDeadline(deadline, expire, this);
   }
 
   finish(): void {

@@ -6,6 +6,7 @@ import type { CompressionOptions } from "../codec/compression.ts";
 import { isPropagated } from "../context/call-context.ts";
 import type { AdvertisedProtocol, Registrar } from "../discovery/registry.ts";
 import { Code } from "../errors/code.ts";
+import { isFromCall, relayedError } from "../errors/downstream.ts";
 import { Reason } from "../errors/reason.ts";
 import { ConfigError, WeftError } from "../errors/weft-error.ts";
 import { compose, type Interceptor } from "../interceptor/call.ts";
@@ -48,6 +49,14 @@ export interface ServerOptions {
   exposeInternalErrors?: boolean;
   /** Extra request header keys that outgoing calls made inside a handler inherit. */
   propagateHeaders?: readonly string[];
+  /**
+   * What a handler's uncaught error from a call it made (a downstream error) becomes for this
+   * server's caller. `"relay"` (the default): its code, reason and message, with none of the
+   * downstream's metadata and details, and the trailer `weft-downstream: 1`, so the caller's retry
+   * policies know the failing hop had its own chance to retry. `"forward"`: the error whole, as the
+   * downstream sent it, for trusted internal chains.
+   */
+  errors?: "relay" | "forward";
   /**
    * Called with every unexpected handler error, and with what a peer did wrong on a Weft TCP
    * connection (a protocol violation, a timeout, a connection beyond `maxConnections`; `peer` says
@@ -228,6 +237,7 @@ class ServerCore implements ServerInternals, ConnectionHost {
   readonly #options: ServerOptions;
   readonly #propagate: ReadonlySet<string>;
   readonly #warnings: WarningLimiter;
+  readonly #forwardErrors: boolean;
 
   constructor(options: ServerOptions) {
     const limits = { ...DEFAULT_LIMITS, ...options.limits };
@@ -260,6 +270,10 @@ class ServerCore implements ServerInternals, ConnectionHost {
       );
     }
     this.admission = admission;
+    if (options.errors !== undefined && options.errors !== "relay" && options.errors !== "forward") {
+      throw new ConfigError("errors", '"relay" or "forward"', options.errors);
+    }
+    this.#forwardErrors = options.errors === "forward";
     this.connectionOptions = resolveConnectionOptions(options, SERVER_CONNECTION_DEFAULTS);
     this.limits = limits;
     this.compression = resolveCompression(options.compression);
@@ -304,7 +318,9 @@ class ServerCore implements ServerInternals, ConnectionHost {
   }
 
   toWireError(reason: unknown, path: string | undefined): WeftError {
-    if (reason instanceof WeftError) return reason;
+    if (reason instanceof WeftError) {
+      return this.#forwardErrors || !isFromCall(reason) ? reason : relayedError(reason);
+    }
     this.report(reason, path);
     if (this.#options.exposeInternalErrors === true) {
       const e = reason instanceof Error ? reason : new Error(String(reason));

@@ -92,6 +92,27 @@ export interface WeftEvents {
     readonly inFlight: number;
     readonly maxInFlight: number;
   };
+  /**
+   * A retry policy (`@weft/resilience`) sends attempt `attempt` (2 for the first retry) of a call to
+   * `path` after `delayMs`, because the previous attempt failed with `code`.
+   */
+  "retry.attempt": {
+    readonly path: string;
+    readonly attempt: number;
+    readonly code: number;
+    readonly delayMs: number;
+  };
+  /** A retry policy did not retry a call to `path` failed with `code`: its retry budget was spent. */
+  "retry.budget_exhausted": { readonly path: string; readonly code: number };
+  /**
+   * A server's pushback decided the next attempt of a call to `path`: wait `retryAfterMs`, or
+   * `undefined` when it asked not to retry.
+   */
+  "retry.pushback": { readonly path: string; readonly retryAfterMs: number | undefined };
+  /** A hedging policy sent hedge `hedge` (1 for the first backup) of a call to `path`, `delayMs` after the first attempt. */
+  "hedge.sent": { readonly path: string; readonly hedge: number; readonly delayMs: number };
+  /** A hedged call to `path` was answered by attempt `attempt` (0 for the original); the others were cancelled. */
+  "hedge.won": { readonly path: string; readonly attempt: number; readonly cancelled: number };
 }
 
 /** The name of an event Weft emits. */
