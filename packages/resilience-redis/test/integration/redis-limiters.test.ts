@@ -2,7 +2,7 @@
  * The Redis limiters against the real Redis of this machine (127.0.0.1:6379), and against a private
  * `redis-server` on a free port that the fallback test stops and starts again.
  */
-import { type ChildProcess, fork, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, fork, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createServer as createNetServer } from "node:net";
 import { fileURLToPath } from "node:url";
@@ -15,6 +15,10 @@ import { redisSlidingWindow, redisTokenBucket } from "../../src/index.ts";
 const prefix = () => `weft:test:${randomBytes(6).toString("hex")}:`;
 let redis: Redis;
 beforeAll(async () => {
+  // the machine's Redis: started when it is down, never skipped
+  execFileSync("bash", [fileURLToPath(new URL("../../../../scripts/ensure-redis.sh", import.meta.url))], {
+    stdio: "inherit",
+  });
   redis = new Redis({ host: "127.0.0.1", port: 6379, enableOfflineQueue: false, lazyConnect: true });
   await redis.connect();
 });
