@@ -85,6 +85,20 @@ describe("random and weightedRandom", () => {
     expect(counts(weightedRandom({ random: seededRandom(3) }), nodes, 100).get("b")).toBe(100);
     expect(counts(random({ random: seededRandom(3) }), nodes, 100).get("b")).toBe(100);
   });
+
+  it("keeps the others' shares exact while a node backs off, and follows a new list's weights", () => {
+    const nodes = [node("a", 100), node("b", 300), node("c", 600), node("d", 0)];
+    nodes[2]!.backingOff = true;
+    const balancer = weightedRandom({ random: seededRandom(4) });
+    const got = counts(balancer, nodes, 40_000);
+    expect(got.get("a")! / 40_000).toBeCloseTo(0.25, 1);
+    expect(got.get("b")! / 40_000).toBeCloseTo(0.75, 1);
+    expect(got.has("c") || got.has("d")).toBe(false);
+    // a membership replaces its list when a weight changes: the sums follow the new list
+    const next = [node("a", 900), node("b", 100)];
+    const after = counts(balancer, next, 20_000);
+    expect(after.get("a")! / 20_000).toBeCloseTo(0.9, 1);
+  });
 });
 
 const keyed = (key: string): Call => {
