@@ -4,7 +4,13 @@
  */
 
 export { functionOption, isNodeFailure, numberOption } from "./balancer/balancer.ts";
-export { type BackoffOptions, backoffDelay } from "./call/backoff.ts";
+export {
+  type BackoffOptions,
+  backoffDelay,
+  RECONNECT_DEFAULTS,
+  ReconnectBackoff,
+  reconnectOptions,
+} from "./call/backoff.ts";
 export {
   ClientCall,
   type RequestSink,

@@ -12,7 +12,10 @@ import {
   WeftError,
 } from "@weft/core";
 import {
+  armDeadline,
   checkService,
+  type DeadlineTimer,
+  numberOption,
   patched,
   probe,
   type RegistrationProbe,
@@ -34,12 +37,24 @@ export interface EtcdRegistryOptions {
    * lease is granted for the TTL rounded up to whole seconds, at least 1 s.
    */
   ttlMs?: number;
+  /**
+   * How long a watch may stay disconnected from etcd, in milliseconds, before its iterator throws
+   * `UNAVAILABLE`/`REGISTRY_UNAVAILABLE`: a reconnect within it resumes from the last revision
+   * applied (nothing missed or replayed, nothing reported); past it the consumer learns of the
+   * outage and watches again (a client's membership keeps its set, reports once, and re-watches with
+   * backoff). Default 3,000.
+   */
+  watchGraceMs?: number;
 }
 
 /** The defaults of `createEtcdRegistry`. */
-export const ETCD_REGISTRY_DEFAULTS = { prefix: "/weft/services", ttlMs: 10_000 } as const;
+export const ETCD_REGISTRY_DEFAULTS = {
+  prefix: "/weft/services",
+  ttlMs: 10_000,
+  watchGraceMs: 3_000,
+} as const;
 
-/** How long a watch waits before listing again after etcd failed it, and before re-granting a lost lease. */
+/** How long a registration waits before re-granting a lost lease (doubling up to the maximum). */
 const RETRY_MS = 500;
 const MAX_RETRY_MS = 5_000;
 
@@ -48,10 +63,12 @@ const MAX_RETRY_MS = 5_000;
  * client) and writes one key per service it offers, `<prefix>/<service>/<id>` (both parts
  * URI-encoded), whose value is the whole instance record as JSON. `update` rewrites the keys,
  * `deregister` revokes the lease (etcd deletes the keys). A watch lists `<prefix>/<service>/` at a
- * revision, then watches the prefix from the next revision; after a reconnect it resumes right after
- * the last event it applied, and drops events it has already applied, so nothing is missed or
- * replayed. When etcd cancels the watch (its revision was compacted) the watch lists again and pushes
- * the difference.
+ * revision, then watches the prefix from the next revision; after a reconnect within `watchGraceMs`
+ * it resumes right after the last event it applied, and drops events it has already applied, so
+ * nothing is missed or replayed. When etcd cancels the watch (its revision was compacted) the watch
+ * lists again and pushes the difference. A watch that cannot list, or stays disconnected past
+ * `watchGraceMs`, throws `UNAVAILABLE`/`REGISTRY_UNAVAILABLE` and ends; the consumer watches again.
+ * Bad options throw `ConfigError` naming the option.
  */
 export function createEtcdRegistry(options: EtcdRegistryOptions): Registry {
   if (typeof options !== "object" || options === null)
@@ -69,7 +86,8 @@ export function createEtcdRegistry(options: EtcdRegistryOptions): Registry {
   const ttlMs = options.ttlMs ?? ETCD_REGISTRY_DEFAULTS.ttlMs;
   if (typeof ttlMs !== "number" || !Number.isSafeInteger(ttlMs) || ttlMs <= 0)
     throw new ConfigError("ttlMs", "a positive integer of milliseconds", ttlMs);
-  return new EtcdRegistry(new Etcd3({ hosts: [...endpoints] as string[] }), prefix, ttlMs);
+  const graceMs = numberOption("watchGraceMs", options.watchGraceMs, ETCD_REGISTRY_DEFAULTS.watchGraceMs, 0);
+  return new EtcdRegistry(new Etcd3({ hosts: [...endpoints] as string[] }), prefix, ttlMs, graceMs);
 }
 
 /** An etcd failure as Weft reports it. */
@@ -110,16 +128,19 @@ class EtcdRegistry implements Registry {
   readonly client: Etcd3;
   readonly #prefix: string;
   readonly #ttlMs: number;
+  /** How long a watch may stay disconnected before it throws. */
+  readonly watchGraceMs: number;
   readonly #registrations = new Set<EtcdRegistration>();
   readonly #watches = new Set<EtcdWatch>();
   #closed = false;
 
   readonly [probe]: RegistryProbe = { activeWatches: () => this.#watches.size };
 
-  constructor(client: Etcd3, prefix: string, ttlMs: number) {
+  constructor(client: Etcd3, prefix: string, ttlMs: number, watchGraceMs: number) {
     this.client = client;
     this.#prefix = prefix;
     this.#ttlMs = ttlMs;
+    this.watchGraceMs = watchGraceMs;
   }
 
   /** The prefix of one service's keys, ending in `/`. */
@@ -291,7 +312,11 @@ class EtcdRegistration implements Registration {
   }
 }
 
-/** One watch of one service: a listing, then an etcd watch from the revision after it. */
+/**
+ * One watch of one service: a listing, then an etcd watch from the revision after it. It throws
+ * `UNAVAILABLE`/`REGISTRY_UNAVAILABLE` (and ends) when the listing fails, or when the etcd watcher
+ * stays disconnected longer than the registry's `watchGraceMs`; re-watching is the consumer's.
+ */
 class EtcdWatch extends ServiceWatch {
   readonly #registry: EtcdRegistry;
   #instances = new Map<string, Instance>();
@@ -299,8 +324,10 @@ class EtcdWatch extends ServiceWatch {
   #revision = 0;
   #watcher: Watcher | undefined;
   #ended = false;
-  #retryDelay = RETRY_MS;
-  #retry: NodeJS.Timeout | undefined;
+  /** Armed while the watcher is disconnected: past it, the watch fails. */
+  #grace: DeadlineTimer | undefined;
+  /** Why the watcher last disconnected. */
+  #lost: unknown;
 
   constructor(registry: EtcdRegistry, service: string, onEnd: (watch: EtcdWatch) => void) {
     super(service, (w) => {
@@ -310,9 +337,9 @@ class EtcdWatch extends ServiceWatch {
     this.#registry = registry;
   }
 
-  /** Lists the service and watches from the next revision; on failure, tries again with backoff. */
+  /** Lists the service and watches from the next revision; a failure ends the watch with it. */
   begin(): void {
-    void this.#sync().catch(() => this.#again());
+    void this.#sync().catch((error: unknown) => this.fail(unavailable(error)));
   }
 
   async #sync(): Promise<void> {
@@ -322,30 +349,63 @@ class EtcdWatch extends ServiceWatch {
     this.#revision = revision;
     this.offer(new Map(instances));
     const prefix = this.#registry.servicePrefix(this.service);
-    const watcher = await reaching(() =>
-      this.#registry.client
-        .watch()
-        .prefix(prefix)
-        .startRevision(String(revision + 1))
-        .create(),
-    );
+    const creating = this.#registry.client
+      .watch()
+      .prefix(prefix)
+      .startRevision(String(revision + 1))
+      .create();
+    // etcd3 creates the watch once it reaches etcd, however long that takes: the grace runs meanwhile
+    this.#disconnected(undefined);
+    const watcher = await reaching(() => creating);
     if (this.#ended) {
       await watcher.cancel().catch(ignore);
       return;
     }
+    this.#connected();
     this.#watcher = watcher;
-    this.#retryDelay = RETRY_MS;
     watcher.on("data", (response) => this.#apply(watcher, response));
     // etcd3 resumes a watch after a reconnect from the revision it last heard of, which can be past
     // events it has not delivered yet: resume right after the last event applied instead
-    watcher.on("connected", () => this.#resumeAfterApplied(watcher));
+    watcher.on("connected", () => {
+      this.#connected();
+      this.#resumeAfterApplied(watcher);
+    });
+    // etcd3 reconnects by itself (and says so again per failed attempt): give it the grace, then fail
+    watcher.on("disconnected", (error: unknown) => {
+      if (this.#watcher === watcher) this.#disconnected(error);
+    });
     watcher.on("error", () => {
       // etcd cancelled the watch (e.g. the revision was compacted): list again, push the difference
       if (this.#watcher !== watcher) return;
       this.#watcher = undefined;
       void watcher.cancel().catch(ignore);
-      this.#again();
+      this.begin();
     });
+  }
+
+  /** Not connected to etcd (`error`: why, when known): arms the grace unless it runs already. */
+  #disconnected(error: unknown): void {
+    if (error !== undefined) this.#lost = error;
+    this.#grace ??= armDeadline(Date.now() + this.#registry.watchGraceMs, lostTooLong, this);
+  }
+
+  #connected(): void {
+    this.#grace?.cancel();
+    this.#grace = undefined;
+    this.#lost = undefined;
+  }
+
+  /** The watcher stayed disconnected through the grace: the consumer learns of the outage. */
+  lostTooLong(): void {
+    this.#grace = undefined;
+    const ms = this.#registry.watchGraceMs;
+    const why = this.#lost instanceof Error ? `: ${this.#lost.message}` : "";
+    this.fail(
+      new WeftError(Code.UNAVAILABLE, `etcd: the watch of ${this.service} lost etcd for ${ms} ms${why}`, {
+        reason: Reason.REGISTRY_UNAVAILABLE,
+        cause: this.#lost,
+      }),
+    );
   }
 
   #apply(watcher: Watcher, response: IWatchResponse): void {
@@ -372,19 +432,16 @@ class EtcdWatch extends ServiceWatch {
     watcher.request.start_revision = String(this.#revision + 1);
   }
 
-  #again(): void {
-    if (this.#ended || this.#registry.closed) return;
-    const delay = this.#retryDelay;
-    this.#retryDelay = Math.min(MAX_RETRY_MS, delay * 2);
-    this.#retry = setTimeout(() => this.begin(), delay);
-    this.#retry.unref();
-  }
-
   #stop(): void {
     this.#ended = true;
-    clearTimeout(this.#retry);
+    this.#grace?.cancel();
+    this.#grace = undefined;
     const watcher = this.#watcher;
     this.#watcher = undefined;
     void watcher?.cancel().catch(ignore);
   }
+}
+
+function lostTooLong(watch: EtcdWatch): void {
+  watch.lostTooLong();
 }

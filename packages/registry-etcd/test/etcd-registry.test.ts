@@ -26,8 +26,8 @@ async function until(
 }
 
 describe("createEtcdRegistry", () => {
-  it("defaults to the /weft/services prefix and a 10 s TTL", () => {
-    expect(ETCD_REGISTRY_DEFAULTS).toEqual({ prefix: "/weft/services", ttlMs: 10_000 });
+  it("defaults to the /weft/services prefix, a 10 s TTL and a 3 s watch grace", () => {
+    expect(ETCD_REGISTRY_DEFAULTS).toEqual({ prefix: "/weft/services", ttlMs: 10_000, watchGraceMs: 3_000 });
   });
 
   it("rejects bad options with a ConfigError naming the option", () => {

@@ -1,9 +1,11 @@
-import { type Discovery, type Instance, openDiscovery, parseTarget } from "@weft/core";
+import { type Discovery, type Instance, type InstanceChange, openDiscovery, parseTarget } from "@weft/core";
 import { etcdScheme } from "@weft/registry-etcd";
 import { type Command, Exit, type ExitCode, type Io, parseCommandArgs, UsageError } from "../command.ts";
 
 /** How often `--watch` without a service looks for services that appeared. */
 const SERVICES_POLL_MS = 2_000;
+/** How long `--watch` waits before watching a service again after its watch failed. */
+const REWATCH_MS = 1_000;
 
 const help = `Usage: weft ls <registry-url> [service] [--json] [--watch]
 
@@ -139,6 +141,9 @@ async function watchAll(
       io.out(`${at} ${mark} ${name} ${describe(instance, Date.now())}\n`);
     }
   };
+  let stopping = false;
+  /** Services whose watch failed and has not delivered since. */
+  const failing = new Set<string>();
   const follow = (name: string, isNew: boolean) => {
     if (watches.has(name)) return;
     const iterator = discovery.watch(name)[Symbol.asyncIterator]();
@@ -147,7 +152,20 @@ async function watchAll(
       (async () => {
         let first = true;
         for (;;) {
-          const item = await iterator.next();
+          let item: IteratorResult<InstanceChange>;
+          try {
+            item = await iterator.next();
+          } catch (e) {
+            // the registry is unreachable (an etcd outage): say so once, watch again every second; the
+            // set a re-watch starts with is printed whole, as `+` lines
+            if (!failing.has(name))
+              io.err(`weft ls: watching ${name} failed: ${e instanceof Error ? e.message : String(e)}\n`);
+            failing.add(name);
+            watches.delete(name);
+            if (!stopping) setTimeout(() => !stopping && follow(name, true), REWATCH_MS);
+            return;
+          }
+          if (failing.delete(name)) io.err(`weft ls: watching ${name} again\n`);
           if (item.done === true) return;
           // the first item is the set already listed, unless the service appeared while watching
           if (first && !isNew) {
@@ -178,6 +196,7 @@ async function watchAll(
     process.once("SIGINT", resolve);
     process.once("SIGTERM", resolve);
   });
+  stopping = true;
   clearInterval(poll);
   for (const iterator of watches.values()) await iterator.return?.();
   await Promise.all(done);

@@ -1,7 +1,7 @@
 import { isIP, connect as netConnect } from "node:net";
 import type { Duplex } from "node:stream";
 import { type ConnectionOptions as TlsConnectionOptions, connect as tlsConnect } from "node:tls";
-import { backoffDelay } from "../call/backoff.ts";
+import { type BackoffOptions, ReconnectBackoff, reconnectOptions } from "../call/backoff.ts";
 import type { RetryRefused } from "../call/client-call.ts";
 import { settleWithin } from "../call/signal.ts";
 import type { CompressionOptions } from "../codec/compression.ts";
@@ -82,6 +82,8 @@ export interface TcpNodeSettings {
   readonly connection: ClientConnectionOptions;
   readonly poolSize: number;
   readonly dial: Dialer;
+  /** The reconnect backoff's delays, from `options.reconnect`. */
+  readonly reconnect: BackoffOptions;
 }
 
 export function tcpNodeSettings(options: TcpNodeOptions, dialer: Dialer | null): TcpNodeSettings {
@@ -101,6 +103,7 @@ export function tcpNodeSettings(options: TcpNodeOptions, dialer: Dialer | null):
     },
     poolSize,
     dial: dialer ?? defaultDialer,
+    reconnect: reconnectOptions(options.reconnect),
   };
 }
 
@@ -125,9 +128,7 @@ export class TcpNode implements TransportNode {
   /** The socket being dialed, until it connects or fails. */
   #dialing: Duplex | undefined;
   #closed = false;
-  #failures = 0;
-  #retryAt = 0;
-  #lastError: WeftError | undefined;
+  readonly #backoff: ReconnectBackoff;
 
   constructor(address: string, settings: TcpNodeSettings) {
     this.#target = parseAddress(address);
@@ -136,6 +137,7 @@ export class TcpNode implements TransportNode {
     this.#connOptions = settings.connection;
     this.#dial = settings.dial;
     this.#poolSize = settings.poolSize;
+    this.#backoff = new ReconnectBackoff(settings.reconnect);
   }
 
   get ready(): boolean {
@@ -144,7 +146,7 @@ export class TcpNode implements TransportNode {
   }
 
   get backingOff(): boolean {
-    return this.#conns.length === 0 && Date.now() < this.#retryAt;
+    return this.#conns.length === 0 && this.#backoff.waiting;
   }
 
   get inFlight(): number {
@@ -186,18 +188,9 @@ export class TcpNode implements TransportNode {
       return best;
     }
     if (this.#connecting !== undefined) return best ?? this.#connecting;
-    if (Date.now() < this.#retryAt) {
+    if (this.#backoff.waiting) {
       if (best !== undefined) return best;
-      return Promise.reject(
-        new WeftError(
-          Code.UNAVAILABLE,
-          `${this.#target.key} is unreachable; next attempt in ${this.#retryAt - Date.now()} ms`,
-          {
-            reason: Reason.CONNECTION_FAILED,
-            cause: this.#lastError,
-          },
-        ),
-      );
+      return Promise.reject(this.#backoff.refusal(this.#target.key));
     }
     const connecting = this.#connect();
     this.#connecting = connecting;
@@ -251,19 +244,7 @@ export class TcpNode implements TransportNode {
           reject(transportClosed());
           return;
         }
-        this.#failures++;
-        const initialDelayMs = this.#options.reconnect?.initialDelayMs ?? 100;
-        const maxDelayMs = this.#options.reconnect?.maxDelayMs ?? 10_000;
-        this.#retryAt = Date.now() + backoffDelay(this.#failures, { initialDelayMs, maxDelayMs });
-        this.#lastError = new WeftError(
-          Code.UNAVAILABLE,
-          `cannot connect to ${target.key}: ${error.message}`,
-          {
-            reason: Reason.CONNECTION_FAILED,
-            cause: error,
-          },
-        );
-        reject(this.#lastError);
+        reject(this.#backoff.failed(target.key, error));
       };
       socket.once("error", onError);
       socket.once(readyEvent, () => {
@@ -277,8 +258,7 @@ export class TcpNode implements TransportNode {
           return;
         }
         socket.off("error", onError);
-        this.#failures = 0;
-        this.#retryAt = 0;
+        this.#backoff.succeeded();
         const conn = new ClientConnection(socket, target.key, this.#connOptions);
         conn.onUnusable = () => {
           const i = this.#conns.indexOf(conn);

@@ -5,7 +5,13 @@ import {
   type SecureClientSessionOptions,
 } from "node:http2";
 import { type Call, type CallResult, Code, Reason, WeftError } from "@weft/core";
-import type { RetryRefused, resolveCompression, TransportNode } from "@weft/core/internal";
+import {
+  type BackoffOptions,
+  ReconnectBackoff,
+  type RetryRefused,
+  type resolveCompression,
+  type TransportNode,
+} from "@weft/core/internal";
 import { SESSION_WINDOW } from "../http2.ts";
 import { GrpcClientCall } from "./grpc-client-call.ts";
 
@@ -28,6 +34,8 @@ export interface GrpcNodeSettings {
   readonly poolSize: number;
   /** Ping a connection with calls in flight every `intervalMs`; fail them if no answer within `timeoutMs`. */
   readonly keepalive: { readonly intervalMs: number; readonly timeoutMs: number } | null;
+  /** The delays of the reconnect backoff after a connection failed to open. */
+  readonly reconnect: BackoffOptions;
 }
 
 /** One HTTP/2 connection of a node and what the node keeps about it. */
@@ -37,6 +45,10 @@ class Pooled {
   active = 0;
   /** No new calls go here: it received GOAWAY, closed, or a request on it threw. */
   retired = false;
+  /** The session has connected. */
+  up = false;
+  /** Resolves when the session connects; rejects (`CONNECTION_FAILED`) when it closes before. */
+  connected: Promise<void> = Promise.resolve();
   #keepalive: NodeJS.Timeout | undefined;
   #pingTimer: NodeJS.Timeout | undefined;
 
@@ -89,8 +101,10 @@ class Pooled {
  * One gRPC server over `node:http2`: a pool of up to `poolSize` HTTP/2 connections, opened as load
  * requires (a call goes on the least busy one; another is opened while every one has calls), the
  * connections still finishing calls after a GOAWAY, keepalive pings, and the reference counting that
- * keeps the process alive only while calls are in flight. Calls are `GrpcClientCall`s; choosing a
- * server and resending refused calls are the cluster's.
+ * keeps the process alive only while calls are in flight. `connect()` establishes a session; one that
+ * fails to open (refused, timed out) puts the node in core's reconnect backoff, as a `TcpNode`, during
+ * which connecting fails at once with `UNAVAILABLE`/`CONNECTION_FAILED`. Calls are `GrpcClientCall`s;
+ * choosing a server and resending refused calls are the cluster's.
  */
 export class GrpcNode implements TransportNode {
   readonly address: string;
@@ -100,27 +114,47 @@ export class GrpcNode implements TransportNode {
   /** Every open connection, retired ones included, by session. */
   readonly #pool = new Map<ClientHttp2Session, Pooled>();
   #closed = false;
+  readonly #backoff: ReconnectBackoff;
 
   constructor(settings: GrpcNodeSettings) {
     this.settings = settings;
     this.address = settings.target.authority + settings.target.prefix;
+    this.#backoff = new ReconnectBackoff(settings.reconnect);
   }
 
-  /** HTTP/2 sessions queue requests while they connect: a node takes calls at once until it is closed. */
+  /** True while a session is connected and takes new calls. */
   get ready(): boolean {
-    return !this.#closed;
+    if (this.#closed) return false;
+    for (const p of this.#pool.values()) if (p.up && p.usable) return true;
+    return false;
   }
 
+  /** True while no session is usable and the node waits out its reconnect backoff. */
   get backingOff(): boolean {
-    return false;
+    for (const p of this.#pool.values()) if (p.usable) return false;
+    return this.#backoff.waiting;
   }
 
   get inFlight(): number {
     return this.calls.size;
   }
 
+  /**
+   * Resolves once a session is connected (opening one if none is usable); rejects with
+   * `UNAVAILABLE`/`CONNECTION_FAILED` when it fails to open or the node is backing off, and
+   * `TRANSPORT_CLOSED` once closed.
+   */
   connect(): Promise<unknown> {
-    return this.#closed ? Promise.reject(transportClosed()) : Promise.resolve();
+    if (this.#closed) return Promise.reject(transportClosed());
+    let opening: Pooled | undefined;
+    for (const p of this.#pool.values()) {
+      if (!p.usable) continue;
+      if (p.up) return Promise.resolve();
+      opening ??= p;
+    }
+    if (opening !== undefined) return opening.connected;
+    if (this.#backoff.waiting) return Promise.reject(this.#backoff.refusal(this.address));
+    return this.#open().connected;
   }
 
   get closed(): boolean {
@@ -179,7 +213,23 @@ export class GrpcNode implements TransportNode {
     const pooled = new Pooled(session);
     this.#pool.set(session, pooled);
     session.unref();
-    session.on("error", () => {}); // streams report their own failure
+    let failure: Error | undefined;
+    session.on("error", (error: Error) => {
+      failure ??= error; // streams report their own failure; this one is the connection's
+    });
+    pooled.connected = new Promise((resolve, reject) => {
+      session.once("connect", () => {
+        pooled.up = true;
+        this.#backoff.succeeded();
+        resolve();
+      });
+      session.once("close", () => {
+        if (pooled.up) return;
+        if (this.#closed) reject(transportClosed());
+        else reject(this.#backoff.failed(this.address, failure ?? new Error("closed before it connected")));
+      });
+    });
+    pooled.connected.catch(() => {}); // a session opened for a call, not by connect(): its call reports
     session.once("connect", () => {
       try {
         // a connection window as large as the server's: streams are limited by their own window

@@ -1,6 +1,12 @@
 import type { ClientSessionOptions, SecureClientSessionOptions } from "node:http2";
 import { type ClusterPolicies, ConfigError, type TargetOptions, type Transport } from "@weft/core";
-import { Cluster, clusterOptionsOf, nodesOf, resolveCompression } from "@weft/core/internal";
+import {
+  Cluster,
+  clusterOptionsOf,
+  nodesOf,
+  reconnectOptions,
+  resolveCompression,
+} from "@weft/core/internal";
 import { DEFAULT_MAX_MESSAGE_BYTES, STREAM_WINDOW } from "../http2.ts";
 import { GrpcNode, type GrpcTarget } from "./grpc-node.ts";
 
@@ -27,6 +33,13 @@ export interface GrpcTransportOptions extends TargetOptions, ClusterPolicies {
   compression?: { algorithm: "gzip"; threshold?: number };
   /** Give up connecting after this long. Default 5 s. */
   connectTimeoutMs?: number;
+  /**
+   * Reconnect backoff after a connection failed to open (refused, timed out), as Weft TCP's: the
+   * node waits `initialDelayMs × 2^(n−1)` (capped at `maxDelayMs`, ±20 % jitter) after the n-th
+   * failure in a row, during which calls skip it (another node takes them) or fail at once with
+   * `UNAVAILABLE`/`CONNECTION_FAILED`. Milliseconds; defaults 100 / 10,000.
+   */
+  reconnect?: { initialDelayMs?: number; maxDelayMs?: number };
   /**
    * HTTP/2 connections to the server, opened as load requires: a call goes on the least busy one, and
    * another is opened while every one has calls in flight. Default 1 (HTTP/2 multiplexes; more help
@@ -86,6 +99,7 @@ export function createGrpcTransport(options: GrpcTransportOptions): Transport {
     compression: resolveCompression(c),
     poolSize,
     keepalive: keepaliveOf(options.keepalive),
+    reconnect: reconnectOptions(options.reconnect),
   };
   const clusterOptions = clusterOptionsOf(options);
   if (base !== undefined) {

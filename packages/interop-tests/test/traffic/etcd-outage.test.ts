@@ -1,9 +1,10 @@
 /**
  * etcd down for a minute under load: three echo server processes in a real etcd, 16 closed-loop
  * callers through a Weft TCP transport following the service (no cluster mode). etcd is killed and
- * kept down for 60 s: the client keeps calling the instances it knows, and no call fails. etcd comes
- * back with its data on the same port: the watches resume, and a process started afterwards gets
- * traffic.
+ * kept down for 60 s: the client keeps calling the instances it knows, and no call fails; its watch
+ * fails once the etcd watcher stayed disconnected past the registry's grace, so the outage reaches
+ * the client's outage policy, reported once. etcd comes back with its data on the same port: a
+ * re-watch succeeds (recovery reported once), and a process started afterwards gets traffic.
  */
 import { setTimeout as delay } from "node:timers/promises";
 import { createTcpTransport } from "@weft/core";
@@ -26,8 +27,10 @@ describe("etcd stopped for a minute under load", () => {
       target: echo.target,
       schemes: { etcd: etcdScheme },
       discovery: {
-        onDiscoveryError: (error) => reports.push(`error: ${error.rawMessage}`),
+        onDiscoveryError: (error) => reports.push(`error: ${error.reason} ${error.rawMessage}`),
         onDiscoveryRecovered: () => reports.push("recovered"),
+        // re-watches at most 5 s apart, so recovery is seen within seconds of etcd's return
+        retry: { maxDelayMs: 5_000 },
       },
     });
     const load = await echoLoad(transport, CALLERS, ids);
@@ -36,6 +39,7 @@ describe("etcd stopped for a minute under load", () => {
       await etcd().kill();
       await delay(OUTAGE_MS);
       const during = windowOf(down, load.snapshot());
+      const reportedDuring = [...reports];
       const restarting = performance.now();
       await etcd().restart();
       const restartMs = performance.now() - restarting;
@@ -54,6 +58,9 @@ describe("etcd stopped for a minute under load", () => {
       );
       expect(end.failed, JSON.stringify(load.failures())).toBe(0);
       for (const id of ids) expect(during.of(id)).toBeGreaterThan(0);
+      // the outage reached the policy once, while etcd was down; recovery once, after it came back
+      expect(reportedDuring).toEqual([expect.stringMatching(/^error: REGISTRY_UNAVAILABLE /)]);
+      expect(reports.slice(1)).toEqual(["recovered"]);
     } finally {
       await load.stop();
       await transport.close();
