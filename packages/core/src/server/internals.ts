@@ -8,7 +8,7 @@ import type { CallDoor } from "./open-call.ts";
 
 /** What a protocol front end needs of a Weft server beyond its public interface. */
 export interface ServerInternals extends CallDoor {
-  /** The server's error reporting: its `onError`, else `console.error`. */
+  /** The server's error reporting: its `onError`, else its `logger`. */
   report(error: unknown, path: string | undefined): void;
   /** A front end listens on `address` for `protocol`: what `registerWith` advertises. */
   bound(protocol: AdvertisedProtocol, address: { host: string; port: number }): void;
