@@ -4,6 +4,7 @@
  */
 import type { AdvertisedProtocol } from "../discovery/registry.ts";
 import { ConfigError } from "../errors/weft-error.ts";
+import type { Telemetry } from "../telemetry/telemetry.ts";
 import type { CallDoor } from "./open-call.ts";
 
 /** What a protocol front end needs of a Weft server beyond its public interface. */
@@ -14,6 +15,8 @@ export interface ServerInternals extends CallDoor {
   bound(protocol: AdvertisedProtocol, address: { host: string; port: number }): void;
   /** What readiness depends on, beyond the server's state (an admin endpoint's `/readyz`). */
   readonly readiness: ServerReadiness;
+  /** The server's `telemetry` option: where front ends report their connections. */
+  readonly telemetry: Telemetry | undefined;
 }
 
 /** Whether a server listens and how its registrations stand. */

@@ -350,6 +350,10 @@ class ServerCore implements ServerInternals, ConnectionHost {
     this.addresses.set(protocol, { host: address.host, port: address.port });
   }
 
+  get telemetry(): Telemetry | undefined {
+    return this.connectionOptions.telemetry;
+  }
+
   get readiness(): ServerReadiness {
     return { listening: this.addresses.size > 0, registering: this.registering, registered: this.registered };
   }
