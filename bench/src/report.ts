@@ -56,8 +56,18 @@ export interface Ratios {
    * servers found through discovery and picked by P2C-EWMA instead of one static address.
    */
   rpsVsWeft: number | null;
-  /** weft-p2c3 only: client CPU µs per request relative to `weft`'s (the cost of discovery + P2C). */
+  /**
+   * weft-p2c3 and the observability systems: client CPU µs per request relative to `weft`'s (the
+   * cost of discovery + P2C; of what the client side installs).
+   */
   clientCpuVsWeft: number | null;
+  /** Observability systems only: server CPU µs per request relative to `weft`'s. */
+  serverCpuVsWeft: number | null;
+  /**
+   * Observability systems only: client + server CPU µs per request relative to `weft`'s, the CPU a
+   * call costs with both sides instrumented (1.05x: 5% more).
+   */
+  cpuVsWeft: number | null;
   /** weft-p2c3 only: p99 latency relative to `weft`'s. */
   p99VsWeft: number | null;
   /**
@@ -116,7 +126,47 @@ const TARGETS: readonly {
     value: (r) => r.rpsVsHttp,
     atLeast: 0.7,
   },
+  {
+    label: "weft-metrics CPU/call vs weft (metrics on both sides)",
+    system: "weft-metrics",
+    peer: "weft",
+    what: "cpu",
+    value: (r) => r.cpuVsWeft,
+    atMost: 1.05,
+  },
+  {
+    label: "weft-trace-noop CPU/call vs weft (tracing, no-op provider)",
+    system: "weft-trace-noop",
+    peer: "weft",
+    what: "cpu",
+    value: (r) => r.cpuVsWeft,
+    atMost: 1.03,
+  },
+  {
+    label: "weft-trace-1pct CPU/call vs weft (SDK, 1% sampled)",
+    system: "weft-trace-1pct",
+    peer: "weft",
+    what: "cpu",
+    value: (r) => r.cpuVsWeft,
+    atMost: 1.08,
+  },
 ];
+
+/** The `weft` echo with observability installed on both sides, compared with `weft` as is. */
+const OBSERVED: ReadonlySet<SystemName> = new Set([
+  "weft-metrics",
+  "weft-trace-noop",
+  "weft-trace-1pct",
+  "weft-trace-100pct",
+  "weft-observed",
+]);
+
+/** Rows with a `vs weft` req/s ratio. */
+function comparedWithWeft(system: SystemName): boolean {
+  return (
+    system === "weft-grpc" || system === "weft-p2c3" || system === "weft-static3" || OBSERVED.has(system)
+  );
+}
 
 function rpsOf(outcome: RunOutcome): number {
   const r = outcome.result;
@@ -177,15 +227,17 @@ export function summarize(outcomes: RunOutcome[], systems: SystemName[], cases: 
       a == null || b == null || b === 0 ? null : round2(a / b);
     const raw = peer("raw");
     const grpc = peer("grpc");
-    const vsWeft = row.system === "weft-grpc" || row.system === "weft-p2c3" || row.system === "weft-static3";
-    const weft = vsWeft ? peer("weft") : undefined;
+    const weft = comparedWithWeft(row.system) ? peer("weft") : undefined;
     const p2c = row.system === "weft-p2c3";
+    const observed = OBSERVED.has(row.system);
     row.ratios = {
       rpsVsRaw: ratio(row.rps, raw?.rps),
       rpsVsMoleculer: ratio(row.rps, peer("moleculer")?.rps),
       rpsVsGrpc: ratio(row.rps, grpc?.rps),
       rpsVsWeft: ratio(row.rps, weft?.rps),
-      clientCpuVsWeft: p2c ? ratio(row.clientCpuUsPerReq, weft?.clientCpuUsPerReq) : null,
+      clientCpuVsWeft: p2c || observed ? ratio(row.clientCpuUsPerReq, weft?.clientCpuUsPerReq) : null,
+      serverCpuVsWeft: observed ? ratio(row.serverCpuUsPerReq, weft?.serverCpuUsPerReq) : null,
+      cpuVsWeft: observed ? ratio(sumCpu(row), weft === undefined ? null : sumCpu(weft)) : null,
       p99VsWeft: p2c ? ratio(row.p99Us, weft?.p99Us) : null,
       clientCpuVsStatic3: p2c ? ratio(row.clientCpuUsPerReq, peer("weft-static3")?.clientCpuUsPerReq) : null,
       rpsVsHttp: row.system === "weft-rest" ? ratio(row.rps, peer("http")?.rps) : null,
@@ -198,7 +250,18 @@ export function summarize(outcomes: RunOutcome[], systems: SystemName[], cases: 
 
 /** Ratio rows: the Weft systems first, then the others in the order of SYSTEMS. */
 function ratioOrder(system: SystemName): number {
-  const first: readonly SystemName[] = ["weft", "weft-static3", "weft-p2c3", "weft-grpc", "weft-rest"];
+  const first: readonly SystemName[] = [
+    "weft",
+    "weft-static3",
+    "weft-p2c3",
+    "weft-metrics",
+    "weft-trace-noop",
+    "weft-trace-1pct",
+    "weft-trace-100pct",
+    "weft-observed",
+    "weft-grpc",
+    "weft-rest",
+  ];
   const i = first.indexOf(system);
   return i >= 0 ? i : first.length + SYSTEMS.indexOf(system);
 }
@@ -221,6 +284,13 @@ function fmtShare(x: number | null): string {
 
 function peerRow(rows: ResultRow[], system: SystemName, caseId: string): ResultRow | undefined {
   return rows.find((r) => r.system === system && r.caseId === caseId);
+}
+
+/** Client + server CPU µs per request, when both were measured. */
+function sumCpu(row: ResultRow): number | null {
+  return row.clientCpuUsPerReq === null || row.serverCpuUsPerReq === null
+    ? null
+    : row.clientCpuUsPerReq + row.serverCpuUsPerReq;
 }
 
 function round2(x: number): number {
@@ -309,6 +379,9 @@ export function formatResults(rows: ResultRow[]): string {
     "  a static list (round robin), so weft-p2c3 vs weft-static3 is the cost of discovery + P2C alone.",
     "  weft-grpc: the weft row's server behind @weft/grpc, called by the grpc row's grpc-js client.",
     "  weft-rest: a Weft proto service behind @weft/http, called by the http row's undici client.",
+    "  weft-metrics, weft-trace-*, weft-observed: the weft row with @weft/observability on both sides:",
+    "  metrics; tracing with no SDK (no-op); the SDK sampling 1% or 100% into an in-memory exporter;",
+    "  observed: metrics + the SDK at 1%. CPU vs weft: client + server CPU µs/req over weft's.",
     "  n/a: the system has no such case. spread: half the range of req/s over the rounds, relative to the",
     "  median round reported. cli/srv core: share of one core the process used in the window; from",
     `  ${pct(CLIENT_BOUND)} the client, not the server, sets req/s: compare srv CPU µs/req then (the grpc-js`,
@@ -342,6 +415,8 @@ export function formatResults(rows: ResultRow[]): string {
           "cli CPU vs weft",
           "p99 vs weft",
           "cli CPU vs static3",
+          "srv CPU vs weft",
+          "CPU vs weft",
         ],
         compared.map((r) => [
           r.system,
@@ -351,16 +426,15 @@ export function formatResults(rows: ResultRow[]): string {
           fmtRatio(r.ratios?.rpsVsRaw, false),
           fmtRatio(r.ratios?.rpsVsMoleculer, r.system === "moleculer"),
           fmtRatio(r.ratios?.rpsVsGrpc, r.system === "grpc"),
-          fmtRatio(
-            r.ratios?.rpsVsWeft,
-            r.system !== "weft-grpc" && r.system !== "weft-p2c3" && r.system !== "weft-static3",
-          ),
+          fmtRatio(r.ratios?.rpsVsWeft, !comparedWithWeft(r.system)),
           fmtRatio(r.ratios?.rpsVsHttp, r.system !== "weft-rest"),
           fmtRatio(r.ratios?.serverCpuVsGrpc, r.system === "grpc"),
           fmtRatio(r.ratios?.p99VsRaw, false),
-          fmtRatio(r.ratios?.clientCpuVsWeft, r.system !== "weft-p2c3"),
+          fmtRatio(r.ratios?.clientCpuVsWeft, r.system !== "weft-p2c3" && !OBSERVED.has(r.system)),
           fmtRatio(r.ratios?.p99VsWeft, r.system !== "weft-p2c3"),
           fmtRatio(r.ratios?.clientCpuVsStatic3, r.system !== "weft-p2c3"),
+          fmtRatio(r.ratios?.serverCpuVsWeft, !OBSERVED.has(r.system)),
+          fmtRatio(r.ratios?.cpuVsWeft, !OBSERVED.has(r.system)),
         ]),
         2,
       ),

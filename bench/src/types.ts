@@ -10,6 +10,11 @@ export const SYSTEMS = [
   "weft-grpc",
   "http",
   "weft-rest",
+  "weft-metrics",
+  "weft-trace-noop",
+  "weft-trace-1pct",
+  "weft-trace-100pct",
+  "weft-observed",
 ] as const;
 export type SystemName = (typeof SYSTEMS)[number];
 

@@ -1,4 +1,14 @@
 import type { ConnectClient, StartServer, SystemName } from "../types.ts";
+import type { Observed } from "./weft-observed/instruments.ts";
+
+/** The `weft` echo with observability installed: what each system installs on both sides. */
+const OBSERVED = {
+  "weft-metrics": "metrics",
+  "weft-trace-noop": "trace-noop",
+  "weft-trace-1pct": "trace-1pct",
+  "weft-trace-100pct": "trace-100pct",
+  "weft-observed": "all",
+} as const satisfies Partial<Record<SystemName, Observed>>;
 
 /** Loaded lazily, so a system whose dependency is missing fails only when it is run. */
 export async function loadServer(system: SystemName): Promise<StartServer> {
@@ -20,6 +30,12 @@ export async function loadServer(system: SystemName): Promise<StartServer> {
       return (await import("./http/server.ts")).startServer;
     case "weft-rest":
       return (await import("./weft-rest/server.ts")).startServer;
+    case "weft-metrics":
+    case "weft-trace-noop":
+    case "weft-trace-1pct":
+    case "weft-trace-100pct":
+    case "weft-observed":
+      return (await import("./weft-observed/server.ts")).serverFor(OBSERVED[system]);
   }
 }
 
@@ -42,5 +58,11 @@ export async function loadClient(system: SystemName): Promise<ConnectClient> {
     case "http":
     case "weft-rest":
       return (await import("./http/client.ts")).connectClient;
+    case "weft-metrics":
+    case "weft-trace-noop":
+    case "weft-trace-1pct":
+    case "weft-trace-100pct":
+    case "weft-observed":
+      return (await import("./weft-observed/client.ts")).clientFor(OBSERVED[system]);
   }
 }

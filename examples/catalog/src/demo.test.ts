@@ -65,6 +65,31 @@ describe("npm run demo", () => {
     expect((after["catalog-1"] ?? 0) + (after["catalog-3"] ?? 0)).toBeGreaterThanOrEqual(200);
     expect(after["catalog-2"] ?? 0).toBeLessThanOrEqual(100);
 
+    // the observability scene: one trace across Weft TCP, gRPC and REST, then the edge's /metrics
+    expect(stdout).toContain(
+      "[observability] lookup A-100 -> Loom shuttle through edge (Weft TCP) -> middle (gRPC) -> store (REST)",
+    );
+    expect(stdout).toMatch(/\[observability\] trace [0-9a-f]{32}: 5 spans/);
+    const tree = [
+      ...stdout.matchAll(
+        /^\[observability\]( +)catalog\.v1\.Catalog\/Lookup {2}(\w+) {2}(\w+) {2}[\d.]+ ms {2}OK$/gm,
+      ),
+    ];
+    // depth in the tree: two spaces of indent per level, after the prefix's own space
+    expect(tree.map((m) => [(m[1]!.length - 1) / 2, m[2], m[3]])).toEqual([
+      [1, "CLIENT", "weft"],
+      [2, "SERVER", "weft"],
+      [3, "CLIENT", "grpc"],
+      [4, "SERVER", "grpc"],
+      [5, "SERVER", "http"],
+    ]);
+    expect(stdout).toContain(
+      '[observability]   weft_server_calls_total{service="catalog.v1.Catalog",method="Lookup",code="OK"} 1',
+    );
+    expect(stdout).toContain(
+      '[observability]   weft_connections{side="server",protocol="weft",peer_service=""} 1',
+    );
+
     expect(stdout.match(/\[server\] shut down gracefully/g)).toHaveLength(2);
     expect(stdout).toContain("[demo] finished (exit code 0)");
   }, 120_000);

@@ -14,6 +14,7 @@ import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import type { Instance, Schemes } from "@weft/core";
+import { observabilityScene } from "./observability-scene.ts";
 import { ensureReachable, openRegistry, SERVICE, targetOf } from "./registry.ts";
 import { formatTally, openTraffic } from "./traffic.ts";
 
@@ -120,6 +121,7 @@ try {
   } finally {
     await traffic.close();
   }
+  await observabilityScene(say);
 } catch (e) {
   process.stderr.write(`[demo] ${e instanceof Error ? e.message : String(e)}\n`);
 } finally {

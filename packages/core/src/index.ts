@@ -167,6 +167,7 @@ export {
   unary,
 } from "./service/service.ts";
 export {
+  CONSOLE_LOGGER,
   type ConnectionAttributes,
   type LogFn,
   type Logger,

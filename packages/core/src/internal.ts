@@ -101,7 +101,7 @@ export {
   peerIdentityOf,
   peerOf,
 } from "./server/peer.ts";
-export { emit, telemetryOption } from "./telemetry/telemetry.ts";
+export { emit, loggerOption, telemetryOption } from "./telemetry/telemetry.ts";
 export { INITIAL_WINDOW, MESSAGE_OVERHEAD } from "./transport/flow-window.ts";
 export { Inbox } from "./transport/inbox.ts";
 export type { TransportNode } from "./transport/node.ts";

@@ -66,6 +66,7 @@ export async function listenRest(server: Server, options: RestListenOptions = {}
   });
   const listener: Listener = createListener(http, server, {
     report: (error) => internals.report(error, undefined),
+    events: { protocol: "http", telemetry: internals.telemetry },
     drain: () => {
       http.closeIdleConnections();
       if (active === 0) http.closeAllConnections();

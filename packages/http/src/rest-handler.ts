@@ -1,7 +1,17 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createRegistry, type DescFile, type JsonWriteOptions, type Registry } from "@bufbuild/protobuf";
-import { Code, ConfigError, type Metadata, Reason, type Server, WeftError } from "@weft/core";
 import {
+  CONSOLE_LOGGER,
+  Code,
+  ConfigError,
+  type Logger,
+  type Metadata,
+  Reason,
+  type Server,
+  WeftError,
+} from "@weft/core";
+import {
+  loggerOption,
   metadataFromHttpHeaders,
   type OpenCall,
   openCall,
@@ -70,6 +80,11 @@ export interface RestOptions {
   registry?: Registry;
   /** Prefix of the HTTP headers that carry a response's trailers. Default `weft-trailer-`. */
   trailerPrefix?: string;
+  /**
+   * Where the gateway writes an unexpected error of its own (a bug: the request is answered 500),
+   * as `error({ err }, "weft rest gateway:")`. Default `CONSOLE_LOGGER` (`console.error`).
+   */
+  logger?: Logger;
 }
 
 /** One REST route, as the gateway exposes it. */
@@ -120,6 +135,7 @@ export function createRestHandler(server: Server, options: RestOptions = {}): Re
   const trailerPrefix = (options.trailerPrefix ?? "weft-trailer-").toLowerCase();
   if (!TOKEN.test(trailerPrefix))
     throw new ConfigError("trailerPrefix", "an HTTP header name prefix", options.trailerPrefix);
+  const logger = loggerOption("logger", options.logger, CONSOLE_LOGGER);
   const aliases = options.unversionedAliases ?? true;
   const defaultVersion = options.defaultVersion ?? "oldest";
   if (typeof defaultVersion !== "string" || defaultVersion === "") {
@@ -294,7 +310,7 @@ export function createRestHandler(server: Server, options: RestOptions = {}): Re
       }
     } catch (e) {
       // only a bug gets here: answer rather than leave the client hanging
-      console.error("weft rest gateway:", e);
+      logger.error({ err: e }, "weft rest gateway:");
       try {
         if (!res.headersSent) sendError(res, new WeftError(Code.INTERNAL, "internal error"));
         else res.destroy();

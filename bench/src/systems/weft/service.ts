@@ -1,4 +1,12 @@
-import { createServer, defineService, rawBytes, type Server, serverStreaming, unary } from "@weft/core";
+import {
+  createServer,
+  defineService,
+  rawBytes,
+  type Server,
+  type ServerOptions,
+  serverStreaming,
+  unary,
+} from "@weft/core";
 
 /**
  * Bytes in, bytes out, like the grpc-js service: the bench measures the RPC stack, not a codec.
@@ -10,9 +18,12 @@ export const Echo = defineService("bench.Echo", {
   stream: serverStreaming(rawBytes, rawBytes, { rpcName: "Stream" }),
 });
 
-/** A Weft server with `Echo` registered, not listening yet: `weft` and `weft-grpc` serve the same one. */
-export function createEchoServer(): Server {
-  const server = createServer();
+/**
+ * A Weft server with `Echo` registered, not listening yet: `weft` and `weft-grpc` serve the same one;
+ * the observability systems pass their interceptors and telemetry in `options`.
+ */
+export function createEchoServer(options: ServerOptions = {}): Server {
+  const server = createServer(options);
   server.register(Echo, {
     echo: (req: Uint8Array) => req,
     /** Sends the request back `count` times (count in its first 4 bytes). */

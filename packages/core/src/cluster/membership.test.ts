@@ -444,6 +444,7 @@ describe("Membership", () => {
     expect(() => new Cluster(m, { methods: { Put: { balancer: {} as never } } })).toThrow(ConfigError);
     expect(() => follow({ emptyGraceMs: -1 })).toThrow(/discovery\.emptyGraceMs/);
     expect(() => follow({ onDiscoveryError: 1 as never })).toThrow(/discovery\.onDiscoveryError/);
+    expect(() => follow({ logger: {} as never })).toThrow(/discovery\.logger/);
   });
 });
 

@@ -13,6 +13,7 @@ import { openDiscovery, parseTarget, type Schemes } from "../discovery/target.ts
 import { Code } from "../errors/code.ts";
 import { Reason } from "../errors/reason.ts";
 import { ConfigError, WeftError } from "../errors/weft-error.ts";
+import { CONSOLE_LOGGER, type Logger, loggerOption } from "../telemetry/telemetry.ts";
 import type { TransportNode } from "../transport/node.ts";
 import { type NodeSource, noNode } from "./cluster.ts";
 
@@ -45,11 +46,16 @@ export interface DiscoveryPolicy {
   retireGraceMs?: number;
   /**
    * Told once when the watch fails (not per retry, not per call), with why. Default: one
-   * `console.warn` line.
+   * `logger.warn` line.
    */
   onDiscoveryError?: (error: WeftError) => void;
-  /** Told once when a failed watch works again. Default: one `console.warn` line. */
+  /** Told once when a failed watch works again. Default: one `logger.warn` line. */
   onDiscoveryRecovered?: () => void;
+  /**
+   * Where the default `onDiscoveryError`/`onDiscoveryRecovered` write their line. Default
+   * `CONSOLE_LOGGER` (`console.warn`); a pino logger fits as it is.
+   */
+  logger?: Logger;
 }
 
 /** Builds the node of one address. */
@@ -89,6 +95,7 @@ function settingsOf(policy: DiscoveryPolicy | undefined, service: string): Setti
   const p = policy ?? {};
   if (typeof p !== "object" || p === null) throw new ConfigError("discovery", "an object", policy);
   const initialDelayMs = msOption("retry.initialDelayMs", p.retry?.initialDelayMs, 500);
+  const logger = loggerOption("discovery.logger", p.logger, CONSOLE_LOGGER);
   return {
     maxStalenessMs: msOption("maxStalenessMs", p.maxStalenessMs, Number.POSITIVE_INFINITY, true),
     emptyGraceMs: msOption("emptyGraceMs", p.emptyGraceMs, 5_000),
@@ -97,12 +104,12 @@ function settingsOf(policy: DiscoveryPolicy | undefined, service: string): Setti
     warmupMs: msOption("warmupMs", p.warmupMs, 0),
     retireGraceMs: msOption("retireGraceMs", p.retireGraceMs, 30_000),
     onError: callbackOption("onDiscoveryError", p.onDiscoveryError, (error: WeftError) =>
-      console.warn(
+      logger.warn(
         `weft client: watching ${service} failed (${error.rawMessage}); using the last known instances`,
       ),
     ),
     onRecovered: callbackOption("onDiscoveryRecovered", p.onDiscoveryRecovered, () =>
-      console.warn(`weft client: watching ${service} works again`),
+      logger.warn(`weft client: watching ${service} works again`),
     ),
   };
 }

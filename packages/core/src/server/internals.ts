@@ -4,16 +4,19 @@
  */
 import type { AdvertisedProtocol } from "../discovery/registry.ts";
 import { ConfigError } from "../errors/weft-error.ts";
+import type { Telemetry } from "../telemetry/telemetry.ts";
 import type { CallDoor } from "./open-call.ts";
 
 /** What a protocol front end needs of a Weft server beyond its public interface. */
 export interface ServerInternals extends CallDoor {
-  /** The server's error reporting: its `onError`, else `console.error`. */
+  /** The server's error reporting: its `onError`, else its `logger`. */
   report(error: unknown, path: string | undefined): void;
   /** A front end listens on `address` for `protocol`: what `registerWith` advertises. */
   bound(protocol: AdvertisedProtocol, address: { host: string; port: number }): void;
   /** What readiness depends on, beyond the server's state (an admin endpoint's `/readyz`). */
   readonly readiness: ServerReadiness;
+  /** The server's `telemetry` option: where front ends report their connections. */
+  readonly telemetry: Telemetry | undefined;
 }
 
 /** Whether a server listens and how its registrations stand. */

@@ -6,8 +6,11 @@
  */
 import type { Server as NetServer, Socket } from "node:net";
 import { armDeadline, type DeadlineTimer } from "../call/deadline.ts";
+import { Reason } from "../errors/reason.ts";
 import { ConfigError } from "../errors/weft-error.ts";
+import { emit, type Telemetry, type WireProtocol } from "../telemetry/telemetry.ts";
 import { type ServerState, takesCalls } from "./open-call.ts";
+import { peerOf } from "./peer.ts";
 
 /** Idle time before TCP keepalive probes start on an accepted socket. */
 const TCP_KEEPALIVE_MS = 30_000;
@@ -39,6 +42,12 @@ export interface ListenerHooks {
   drain?(): void;
   /** Open sockets are about to be destroyed: tear down what the protocol keeps on them. */
   cutOff?(): void;
+  /**
+   * Emit `connection.opened` and `connection.closed` (reason `CONNECTION_CLOSED`) to `telemetry` for
+   * every socket accepted, as `protocol`. For front ends whose connections do not report themselves
+   * (gRPC, REST); Weft TCP's connections do. Default: no events.
+   */
+  events?: { readonly protocol: WireProtocol; readonly telemetry: Telemetry | undefined };
 }
 
 export interface BindOptions {
@@ -104,11 +113,19 @@ class Lifecycle implements Listener {
     this.#hooks = hooks;
     // The raw TCP socket, before any TLS handshake or protocol: tracked so it can be cut off, and
     // probed with TCP keepalive so a peer that vanished without a FIN is found out eventually.
+    const telemetry = hooks.events?.telemetry;
+    const protocol = hooks.events?.protocol ?? "weft";
     server.on("connection", (socket: Socket) => {
       socket.setNoDelay(true);
       socket.setKeepAlive(true, TCP_KEEPALIVE_MS);
       this.#sockets.add(socket);
+      const attributes =
+        telemetry === undefined ? undefined : { side: "server" as const, protocol, peer: peerOf(socket) };
+      if (attributes !== undefined) emit(telemetry!, "connection.opened", attributes);
       socket.once("close", () => {
+        if (attributes !== undefined) {
+          emit(telemetry!, "connection.closed", { ...attributes, reason: Reason.CONNECTION_CLOSED });
+        }
         this.#sockets.delete(socket);
         if (this.#serverClosed && this.#sockets.size === 0) this.#finish();
       });

@@ -13,7 +13,7 @@ import { compose, type Interceptor } from "../interceptor/call.ts";
 import { Metadata } from "../metadata/metadata.ts";
 import { DEFAULT_LIMITS, type FrameLimits } from "../protocol/frame.ts";
 import { type MethodInfo, methodsOf, type ServiceDef } from "../service/service.ts";
-import { emit, type Telemetry } from "../telemetry/telemetry.ts";
+import { CONSOLE_LOGGER, emit, type Logger, loggerOption, type Telemetry } from "../telemetry/telemetry.ts";
 import { type ConnectionOptions, resolveConnectionOptions } from "../transport/connection.ts";
 import { type Compression, resolveCompression } from "../transport/wire-message.ts";
 import { type CallTracker, createCallTracker } from "./call-tracker.ts";
@@ -62,9 +62,15 @@ export interface ServerOptions {
    * connection (a protocol violation, a timeout, a connection beyond `maxConnections`; `peer` says
    * who). Those connection errors are rate limited: at most 10 a minute, then one `WeftError` with
    * reason `REPORTS_SUPPRESSED` saying how many more there were. Default: handler errors go to
-   * `console.error`, connection errors to `console.warn` as one short line each.
+   * `logger.error`, connection errors to `logger.warn` as one short line each.
    */
   onError?: (error: unknown, path: string | undefined, peer?: string) => void;
+  /**
+   * Where the server writes what `onError` is not given: unexpected handler errors
+   * (`error({ err, path }, "weft server: <path>:")`) and connection errors (one `warn` line each).
+   * Default `CONSOLE_LOGGER` (`console.error`/`console.warn`); a pino logger fits as it is.
+   */
+  logger?: Logger;
   /**
    * Bound on the output held for a client that does not read: a connection stops reading its socket
    * while its unsent output (responses, END, PONG and every other frame queued or in the socket's
@@ -238,6 +244,7 @@ class ServerCore implements ServerInternals, ConnectionHost {
   readonly #propagate: ReadonlySet<string>;
   readonly #warnings: WarningLimiter;
   readonly #forwardErrors: boolean;
+  readonly #logger: Logger;
 
   constructor(options: ServerOptions) {
     const limits = { ...DEFAULT_LIMITS, ...options.limits };
@@ -280,11 +287,12 @@ class ServerCore implements ServerInternals, ConnectionHost {
     this.#options = options;
     this.#propagate = new Set((options.propagateHeaders ?? []).map((k) => k.toLowerCase()));
     const onError = options.onError;
+    const logger = loggerOption("logger", options.logger, CONSOLE_LOGGER);
+    this.#logger = logger;
     this.#warnings = new WarningLimiter({
       warning: (error, peer) => {
         if (onError !== undefined) onError(error, undefined, peer);
-        else
-          console.warn(`weft server: connection from ${peer ?? "?"}: ${error.reason}: ${error.rawMessage}`);
+        else logger.warn(`weft server: connection from ${peer ?? "?"}: ${error.reason}: ${error.rawMessage}`);
       },
       suppressed: (count, intervalMs) => {
         const error = new WeftError(
@@ -293,7 +301,7 @@ class ServerCore implements ServerInternals, ConnectionHost {
           { reason: Reason.REPORTS_SUPPRESSED },
         );
         if (onError !== undefined) onError(error, undefined);
-        else console.warn(`weft server: ${error.rawMessage}`);
+        else logger.warn(`weft server: ${error.rawMessage}`);
       },
     });
   }
@@ -335,11 +343,15 @@ class ServerCore implements ServerInternals, ConnectionHost {
   report(error: unknown, path: string | undefined): void {
     const onError = this.#options.onError;
     if (onError !== undefined) onError(error, path);
-    else console.error(`weft server: ${path ?? "connection"}:`, error);
+    else this.#logger.error({ err: error, path }, `weft server: ${path ?? "connection"}:`);
   }
 
   bound(protocol: AdvertisedProtocol, address: { host: string; port: number }): void {
     this.addresses.set(protocol, { host: address.host, port: address.port });
+  }
+
+  get telemetry(): Telemetry | undefined {
+    return this.connectionOptions.telemetry;
   }
 
   get readiness(): ServerReadiness {

@@ -178,6 +178,46 @@ export const SILENT_LOGGER: Logger = {
 };
 
 /**
+ * The logger that writes to the console: a message alone as `console.warn(message)`; an object and
+ * a message as `console.warn(message, object.err)` (the error of pino's `{ err }` convention), or
+ * `console.warn(message, object)` without one. The default of the `logger` options that report
+ * problems (`createServer`, discovery, the REST gateway), so a user who sets nothing sees the lines
+ * Weft always wrote; give `SILENT_LOGGER` or a pino logger instead.
+ */
+export const CONSOLE_LOGGER: Logger = {
+  debug: toConsole("debug"),
+  info: toConsole("info"),
+  warn: toConsole("warn"),
+  error: toConsole("error"),
+  child: () => CONSOLE_LOGGER,
+};
+
+function toConsole(level: "debug" | "info" | "warn" | "error"): LogFn {
+  return (first: object | string, message?: string): void => {
+    if (typeof first === "string") console[level](first);
+    else if ("err" in first) console[level](message ?? "", first.err);
+    else console[level](message ?? "", first);
+  };
+}
+
+/**
+ * The `logger` option as given: `fallback` when `undefined`, else an object with the methods of
+ * `Logger`. Throws `ConfigError` naming `option` otherwise.
+ */
+export function loggerOption(option: string, value: unknown, fallback: Logger): Logger {
+  if (value === undefined) return fallback;
+  const methods = ["debug", "info", "warn", "error", "child"] as const;
+  if (
+    value === null ||
+    typeof value !== "object" ||
+    methods.some((m) => typeof (value as Record<string, unknown>)[m] !== "function")
+  ) {
+    throw new ConfigError(option, "a Logger (debug, info, warn, error and child methods), e.g. pino", value);
+  }
+  return value as Logger;
+}
+
+/**
  * The `telemetry` option as given: `undefined` for none, else an object with an `event` method.
  * Throws `ConfigError` naming the option otherwise.
  */

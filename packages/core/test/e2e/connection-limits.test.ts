@@ -11,6 +11,7 @@ import {
   createServer,
   createTcpTransport,
   type Server,
+  SILENT_LOGGER,
   type Transport,
   WeftError,
 } from "../../src/index.ts";
@@ -386,11 +387,28 @@ describe("reports of connections turned away", () => {
     vi.advanceTimersByTime(60_000);
     expect(reports.at(-1)).toEqual({ reason: "REPORTS_SUPPRESSED", peer: undefined });
   });
+
+  it("writes the same lines to the server's logger when given one, nothing to the console", async () => {
+    const warn = vi.spyOn(console, "warn").mockImplementation(() => {});
+    const lines: string[] = [];
+    const logger = { ...SILENT_LOGGER, warn: (line: object | string) => lines.push(String(line)) };
+    const server = createServer({ logger }).register(Echo, echoHandlers);
+    plainServers.push(server);
+    const { port } = await server.listen({ port: 0 });
+    await badConnections(`127.0.0.1:${port}`, 11);
+    expect(lines).toHaveLength(10);
+    expect(lines[0]).toMatch(/^weft server: connection from 127\.0\.0\.1:\d+: BAD_MAGIC: bad magic/);
+    vi.advanceTimersByTime(60_000);
+    expect(lines.at(-1)).toBe("weft server: 1 more connection errors in the last 60 s were not reported");
+    expect(warn).not.toHaveBeenCalled();
+  });
 });
 
 describe("options", () => {
   it("are checked: a bad one throws a ConfigError naming it", () => {
     expect(() => createServer({ maxConnections: 0 })).toThrow(/maxConnections/);
+    expect(() => createServer({ logger: SILENT_LOGGER })).not.toThrow();
+    expect(() => createServer({ logger: {} as never })).toThrow(/logger/);
     expect(() => createServer({ idleTimeoutMs: -1 })).toThrow(/idleTimeoutMs/);
     expect(() => createServer({ minFrameRate: { bytesPerSecond: -5 } })).toThrow(
       /minFrameRate.bytesPerSecond/,

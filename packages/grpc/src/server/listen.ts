@@ -10,11 +10,13 @@ import {
 } from "node:http2";
 import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
-import type { Server } from "@weft/core";
+import { Code, type ConnectionAttributes, Reason, type Server } from "@weft/core";
 import {
   createListener,
+  emit,
   type Listener,
   type ListenerCloseOptions,
+  peerOf,
   serverInternals,
 } from "@weft/core/internal";
 import { SESSION_WINDOW, STREAM_WINDOW } from "../http2.ts";
@@ -133,8 +135,25 @@ export async function listenGrpc(server: Server, options: ListenGrpcOptions = {}
     });
   }
   handler.attach(h2);
+  const telemetry = internals.telemetry;
+  /** GOAWAY: no new streams, those in flight finish, then the connection closes. */
+  const closeSession = (session: Http2Session): void => {
+    if (telemetry !== undefined && !session.closed) {
+      emit(telemetry, "goaway.sent", {
+        ...sessionAttributes(session),
+        code: Code.UNAVAILABLE,
+        reason: Reason.SHUTTING_DOWN,
+      });
+    }
+    session.close();
+  };
   h2.on("session", (session: Http2Session) => {
     sessions.add(session);
+    if (telemetry !== undefined) {
+      session.on("goaway", (errorCode: number) => {
+        emit(telemetry, "goaway.received", { ...sessionAttributes(session), code: errorCode, reason: "" });
+      });
+    }
     session.once("close", () => sessions.delete(session));
     session.on("error", () => {});
     try {
@@ -142,13 +161,14 @@ export async function listenGrpc(server: Server, options: ListenGrpcOptions = {}
     } catch {
       // not fatal: the default window works, only slower
     }
-    if (listener.draining) session.close();
+    if (listener.draining) closeSession(session);
   });
   const listener: Listener = createListener(net, server, {
     report: (error) => internals.report(error, undefined),
+    // every connection of this port, HTTP/2 (gRPC) or HTTP/1.1 (gRPC-web, Connect), counts as grpc
+    events: { protocol: "grpc", telemetry },
     drain: () => {
-      // GOAWAY: no new streams, those in flight finish, then the connection closes
-      for (const session of sessions) session.close();
+      for (const session of sessions) closeSession(session);
       // idle HTTP/1.1 keep-alive connections end now, busy ones after their last response
       for (const [socket, active] of http1Sockets) if (active === 0) socket.end();
     },
@@ -162,3 +182,7 @@ export async function listenGrpc(server: Server, options: ListenGrpcOptions = {}
 }
 
 function ignore(): void {}
+
+function sessionAttributes(session: Http2Session): ConnectionAttributes {
+  return { side: "server", protocol: "grpc", peer: peerOf(session.socket) };
+}
