@@ -12,6 +12,7 @@ import { ConfigError, WeftError } from "../errors/weft-error.ts";
 import type { Call, CallResult } from "../interceptor/call.ts";
 import { Metadata } from "../metadata/metadata.ts";
 import { defineService, methodsOf, unary } from "../service/service.ts";
+import type { Telemetry, WeftEventName } from "../telemetry/telemetry.ts";
 import type { TransportNode } from "../transport/node.ts";
 import { Cluster } from "./cluster.ts";
 import { type DiscoveryPolicy, Membership } from "./membership.ts";
@@ -81,9 +82,14 @@ let registry: Registry;
 const built = new Map<string, FakeNode>();
 const closers: (() => Promise<void>)[] = [];
 
-function follow(policy: DiscoveryPolicy = {}, discovery: Discovery = registry): Membership<FakeNode> {
+function follow(
+  policy: DiscoveryPolicy = {},
+  discovery: Discovery = registry,
+  telemetry?: Telemetry,
+): Membership<FakeNode> {
   const m = new Membership({
     discovery,
+    telemetry,
     service: "test.Svc",
     protocol: "weft",
     factory: (address) => {
@@ -317,6 +323,7 @@ describe("Membership", () => {
       const f = flaky();
       const errors: WeftError[] = [];
       let recovered = 0;
+      const events: [WeftEventName, unknown][] = [];
       const m = follow(
         {
           retry: { initialDelayMs: 1_000, maxDelayMs: 4_000 },
@@ -324,6 +331,7 @@ describe("Membership", () => {
           onDiscoveryRecovered: () => recovered++,
         },
         f.discovery,
+        { event: (name, attributes) => events.push([name, attributes]) },
       );
       const cluster = new Cluster(m);
       await flush();
@@ -352,6 +360,26 @@ describe("Membership", () => {
       await vi.advanceTimersByTimeAsync(5_000);
       expect(recovered).toBe(1);
       expect(m.nodes.map((n) => n.address)).toEqual(["10.0.0.1:1", "10.0.0.1:2", "10.0.0.1:3"]);
+      // the same story through the telemetry hook: membership changes, one outage, one recovery
+      const changed = (nodes: number) => [
+        "discovery.changed",
+        { service: "test.Svc", protocol: "weft", nodes, added: 1, removed: 0 },
+      ];
+      expect(events.map(([name]) => name)).toEqual([
+        "discovery.changed",
+        "discovery.changed",
+        "discovery.outage",
+        "discovery.recovered",
+        "discovery.changed",
+      ]);
+      expect(events[0]).toEqual(changed(1));
+      expect(events[1]).toEqual(changed(2));
+      expect(events[2]).toEqual([
+        "discovery.outage",
+        { service: "test.Svc", reason: "REGISTRY_UNAVAILABLE" },
+      ]);
+      expect((events[3]![1] as { durationMs: number }).durationMs).toBeGreaterThanOrEqual(12_000);
+      expect(events[4]).toEqual(changed(3));
     });
 
     it("drops the cached set after maxStalenessMs: calls fail REGISTRY_UNAVAILABLE", async () => {

@@ -13,7 +13,7 @@ import { openDiscovery, parseTarget, type Schemes } from "../discovery/target.ts
 import { Code } from "../errors/code.ts";
 import { Reason } from "../errors/reason.ts";
 import { ConfigError, WeftError } from "../errors/weft-error.ts";
-import { CONSOLE_LOGGER, type Logger, loggerOption } from "../telemetry/telemetry.ts";
+import { CONSOLE_LOGGER, emit, type Logger, loggerOption, type Telemetry } from "../telemetry/telemetry.ts";
 import type { TransportNode } from "../transport/node.ts";
 import { type NodeSource, noNode } from "./cluster.ts";
 
@@ -146,6 +146,9 @@ export class Membership<N extends TransportNode> implements NodeSource {
   #whole = true;
   #failures = 0;
   #outage = false;
+  /** When the current outage began (`Date.now()`), for `discovery.recovered`. */
+  #outageSince = 0;
+  readonly #telemetry: Telemetry | undefined;
   #closed = false;
   #retryTimer: DeadlineTimer | undefined;
   #emptyTimer: DeadlineTimer | undefined;
@@ -165,6 +168,8 @@ export class Membership<N extends TransportNode> implements NodeSource {
     factory: NodeFactory<N>;
     policy?: DiscoveryPolicy | undefined;
     release?: () => Promise<void>;
+    /** Receives `discovery.changed`, `discovery.outage` and `discovery.recovered`. */
+    telemetry?: Telemetry | undefined;
   }) {
     const { discovery, service } = setup;
     if (typeof discovery?.watch !== "function")
@@ -177,6 +182,7 @@ export class Membership<N extends TransportNode> implements NodeSource {
     this.#factory = setup.factory;
     this.#settings = settingsOf(setup.policy, service);
     this.#release = setup.release;
+    this.#telemetry = setup.telemetry;
     this.firstSet = new Promise((resolve) => {
       this.#settleFirst = resolve;
     });
@@ -255,6 +261,7 @@ export class Membership<N extends TransportNode> implements NodeSource {
     this.#failures++;
     if (!this.#outage) {
       this.#outage = true;
+      this.#outageSince = Date.now();
       const reported = new WeftError(Code.UNAVAILABLE, `watching ${this.#service} failed`, {
         reason: Reason.REGISTRY_UNAVAILABLE,
         cause: error,
@@ -266,6 +273,10 @@ export class Membership<N extends TransportNode> implements NodeSource {
         this.#staleTimer = armDeadline(Date.now() + this.#settings.maxStalenessMs, dropStale, this);
       }
       this.#report(() => this.#settings.onError(reported));
+      if (this.#telemetry !== undefined) {
+        const reason = Reason.REGISTRY_UNAVAILABLE;
+        emit(this.#telemetry, "discovery.outage", { service: this.#service, reason });
+      }
     }
     const { initialDelayMs, maxDelayMs } = this.#settings;
     const delay = backoffDelay(this.#failures, { initialDelayMs, maxDelayMs });
@@ -296,6 +307,10 @@ export class Membership<N extends TransportNode> implements NodeSource {
       if (this.#outage) {
         this.#outage = false;
         this.#report(this.#settings.onRecovered);
+        if (this.#telemetry !== undefined) {
+          const durationMs = Date.now() - this.#outageSince;
+          emit(this.#telemetry, "discovery.recovered", { service: this.#service, durationMs });
+        }
       }
     }
     for (const instance of change.removed) this.#known.delete(instance.id);
@@ -333,14 +348,28 @@ export class Membership<N extends TransportNode> implements NodeSource {
       node.weight = this.#weightOf(instance, now);
       next.set(address, node);
     }
+    let removed = 0;
     for (const [address, node] of this.#byAddress) {
-      if (!next.has(address)) this.#retire(node, now);
+      if (!next.has(address)) {
+        removed++;
+        this.#retire(node, now);
+      }
     }
     const order = [...this.nodes.filter((node) => next.get(node.address) === node)];
+    const added = next.size - order.length;
     for (const node of next.values()) if (!order.includes(node)) order.push(node);
     this.#byAddress = next;
     this.nodes = Object.freeze(order);
     this.#arm();
+    if (this.#telemetry !== undefined && added + removed > 0) {
+      emit(this.#telemetry, "discovery.changed", {
+        service: this.#service,
+        protocol: this.#protocol,
+        nodes: order.length,
+        added,
+        removed,
+      });
+    }
   }
 
   /** The node of `address`, or `undefined` when the registry advertises an address it cannot dial. */
@@ -469,6 +498,7 @@ export function nodesOf<N extends TransportNode>(
   options: TargetOptions,
   protocol: AdvertisedProtocol,
   factory: NodeFactory<N>,
+  telemetry?: Telemetry,
 ): readonly N[] | Membership<N> {
   const { target, address, discoveryFrom, service } = options;
   const given = [target, address, discoveryFrom].filter((v) => v !== undefined).length;
@@ -482,7 +512,7 @@ export function nodesOf<N extends TransportNode>(
   if (discoveryFrom === undefined && service !== undefined)
     throw new ConfigError("service", "absent unless discoveryFrom is given", service);
   if (discoveryFrom !== undefined) {
-    const setup = { discovery: discoveryFrom, service: service as string, protocol, factory };
+    const setup = { discovery: discoveryFrom, service: service as string, protocol, factory, telemetry };
     return new Membership({ ...setup, policy: options.discovery });
   }
   if (address !== undefined) {
@@ -504,6 +534,7 @@ export function nodesOf<N extends TransportNode>(
       factory,
       policy: options.discovery,
       release: () => opened.close(),
+      telemetry,
     });
   } catch (e) {
     opened.close().then(undefined, () => {});

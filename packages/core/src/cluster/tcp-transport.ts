@@ -29,7 +29,7 @@ export class TcpTransport extends Cluster {
   constructor(options: TcpTransportOptions, dialer: Dialer | null) {
     const settings = tcpNodeSettings(options, dialer);
     super(
-      nodesOf(options, "weft", (address) => new TcpNode(address, settings)),
+      nodesOf(options, "weft", (address) => new TcpNode(address, settings), options.telemetry),
       clusterOptionsOf(options),
     );
   }

@@ -51,6 +51,22 @@ export interface WeftEvents {
   /** The server closed its listener and connections; `durationMs` since draining began. */
   "shutdown.closed": { readonly durationMs: number };
   /**
+   * A client's membership of `service` changed (`protocol`: the transport's): `nodes` is how many
+   * nodes it now has, `added`/`removed` how many came and went (a retired node may still finish its
+   * calls in flight).
+   */
+  "discovery.changed": {
+    readonly service: string;
+    readonly protocol: string;
+    readonly nodes: number;
+    readonly added: number;
+    readonly removed: number;
+  };
+  /** A client could not watch `service` any more; it keeps its last known instances (reported once per outage). */
+  "discovery.outage": { readonly service: string; readonly reason: string };
+  /** A client watches `service` again after an outage of `durationMs`. */
+  "discovery.recovered": { readonly service: string; readonly durationMs: number };
+  /**
    * A circuit breaker changed state. `name` is what it guards: a method's path (`/pkg.Svc/Method`),
    * a service's name, or a node's address.
    */

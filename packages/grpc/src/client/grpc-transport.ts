@@ -1,16 +1,25 @@
 import type { ClientSessionOptions, SecureClientSessionOptions } from "node:http2";
-import { type ClusterPolicies, ConfigError, type TargetOptions, type Transport } from "@weft/core";
+import {
+  type ClusterPolicies,
+  ConfigError,
+  type TargetOptions,
+  type Telemetry,
+  type Transport,
+} from "@weft/core";
 import {
   Cluster,
   clusterOptionsOf,
   nodesOf,
   reconnectOptions,
   resolveCompression,
+  telemetryOption,
 } from "@weft/core/internal";
 import { DEFAULT_MAX_MESSAGE_BYTES, STREAM_WINDOW } from "../http2.ts";
 import { GrpcNode, type GrpcTarget } from "./grpc-node.ts";
 
 export interface GrpcTransportOptions extends TargetOptions, ClusterPolicies {
+  /** Receives the membership's events (`discovery.changed`, `discovery.outage`, `discovery.recovered`). */
+  telemetry?: Telemetry;
   /**
    * `host:port` of a gRPC server, or a list of them; cleartext HTTP/2 unless `tls` is given. A
    * `target` URI names a service in a registry instead: its instances' `addresses.grpc` are dialed.
@@ -116,13 +125,18 @@ export function createGrpcTransport(options: GrpcTransportOptions): Transport {
     }
     return new Cluster([new GrpcNode({ ...settings, target: base })], clusterOptions);
   }
-  const nodes = nodesOf(options, "grpc", (address) => {
-    if (!HOST_PORT.test(address)) throw new ConfigError("address", 'a "host:port" string', address);
-    return new GrpcNode({
-      ...settings,
-      target: { authority: `${secure ? "https" : "http"}://${address}`, prefix: "", secure },
-    });
-  });
+  const nodes = nodesOf(
+    options,
+    "grpc",
+    (address) => {
+      if (!HOST_PORT.test(address)) throw new ConfigError("address", 'a "host:port" string', address);
+      return new GrpcNode({
+        ...settings,
+        target: { authority: `${secure ? "https" : "http"}://${address}`, prefix: "", secure },
+      });
+    },
+    telemetryOption(options.telemetry),
+  );
   return new Cluster(nodes, clusterOptions);
 }
 
