@@ -31,7 +31,7 @@ export interface BenchOptions {
 }
 
 /** The micro-benchmarks `--micro` runs. */
-export const MICROS = ["pick", "msgpack-decode", "resilience"] as const;
+export const MICROS = ["pick", "msgpack-decode", "resilience", "policies"] as const;
 export type MicroName = (typeof MICROS)[number];
 
 export const USAGE = `usage: npm run bench -- [options]
@@ -44,7 +44,7 @@ export const USAGE = `usage: npm run bench -- [options]
   --warmup S            warm-up per run, seconds (default 2; --quick: 1)
   --stream-messages N   messages asked for per server-streaming call (default 200000)
   --out FILE            where to write the JSON results (default bench/results/latest.json)
-  --micro NAME          run a micro-benchmark instead: ${MICROS.join(", ")} (pick: ns per balancer pick at 10 and 1,000 nodes; resilience: ns per call of timeout + retry, Weft's and cockatiel's)
+  --micro NAME          run a micro-benchmark instead: ${MICROS.join(", ")} (pick: ns per balancer pick at 10 and 1,000 nodes; resilience: ns per call of timeout + retry, Weft's and cockatiel's; policies: ns per call of every resilience policy alone)
   --help`;
 
 /** Parses the command line; a bad option throws an Error whose message names it. */

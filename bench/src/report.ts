@@ -56,9 +56,12 @@ export interface Ratios {
    * servers found through discovery and picked by P2C-EWMA instead of one static address.
    */
   rpsVsWeft: number | null;
-  /** weft-p2c3 only: client CPU µs per request relative to `weft`'s (the cost of discovery + P2C). */
+  /**
+   * weft-p2c3 and weft-chain only: client CPU µs per request relative to `weft`'s (the cost of
+   * discovery + P2C; of the default resilience chain + P2C).
+   */
   clientCpuVsWeft: number | null;
-  /** weft-p2c3 only: p99 latency relative to `weft`'s. */
+  /** weft-p2c3 and weft-chain only: p99 latency relative to `weft`'s. */
   p99VsWeft: number | null;
   /**
    * weft-p2c3 only: client CPU µs per request relative to `weft-static3`'s, the same three servers as
@@ -107,6 +110,14 @@ const TARGETS: readonly {
     what: "cpu",
     value: (r) => r.clientCpuVsStatic3,
     atMost: 1.05,
+  },
+  {
+    label: "weft-chain client CPU/req vs weft (timeout + retry + breaker + P2C, same server)",
+    system: "weft-chain",
+    peer: "weft",
+    what: "cpu",
+    value: (r) => r.clientCpuVsWeft,
+    atMost: 1.1,
   },
   {
     label: "weft-rest req/s vs bare node:http JSON echo",
@@ -177,16 +188,17 @@ export function summarize(outcomes: RunOutcome[], systems: SystemName[], cases: 
       a == null || b == null || b === 0 ? null : round2(a / b);
     const raw = peer("raw");
     const grpc = peer("grpc");
-    const vsWeft = row.system === "weft-grpc" || row.system === "weft-p2c3" || row.system === "weft-static3";
+    const vsWeft = VS_WEFT.has(row.system);
     const weft = vsWeft ? peer("weft") : undefined;
     const p2c = row.system === "weft-p2c3";
+    const cpuVsWeft = p2c || row.system === "weft-chain";
     row.ratios = {
       rpsVsRaw: ratio(row.rps, raw?.rps),
       rpsVsMoleculer: ratio(row.rps, peer("moleculer")?.rps),
       rpsVsGrpc: ratio(row.rps, grpc?.rps),
       rpsVsWeft: ratio(row.rps, weft?.rps),
-      clientCpuVsWeft: p2c ? ratio(row.clientCpuUsPerReq, weft?.clientCpuUsPerReq) : null,
-      p99VsWeft: p2c ? ratio(row.p99Us, weft?.p99Us) : null,
+      clientCpuVsWeft: cpuVsWeft ? ratio(row.clientCpuUsPerReq, weft?.clientCpuUsPerReq) : null,
+      p99VsWeft: cpuVsWeft ? ratio(row.p99Us, weft?.p99Us) : null,
       clientCpuVsStatic3: p2c ? ratio(row.clientCpuUsPerReq, peer("weft-static3")?.clientCpuUsPerReq) : null,
       rpsVsHttp: row.system === "weft-rest" ? ratio(row.rps, peer("http")?.rps) : null,
       serverCpuVsGrpc: ratio(row.serverCpuUsPerReq, grpc?.serverCpuUsPerReq),
@@ -196,9 +208,19 @@ export function summarize(outcomes: RunOutcome[], systems: SystemName[], cases: 
   return rows;
 }
 
+/** The systems whose `vs weft` ratios apply: each is the `weft` row with one thing changed. */
+const VS_WEFT: ReadonlySet<SystemName> = new Set(["weft-grpc", "weft-p2c3", "weft-static3", "weft-chain"]);
+
 /** Ratio rows: the Weft systems first, then the others in the order of SYSTEMS. */
 function ratioOrder(system: SystemName): number {
-  const first: readonly SystemName[] = ["weft", "weft-static3", "weft-p2c3", "weft-grpc", "weft-rest"];
+  const first: readonly SystemName[] = [
+    "weft",
+    "weft-chain",
+    "weft-static3",
+    "weft-p2c3",
+    "weft-grpc",
+    "weft-rest",
+  ];
   const i = first.indexOf(system);
   return i >= 0 ? i : first.length + SYSTEMS.indexOf(system);
 }
@@ -307,6 +329,8 @@ export function formatResults(rows: ResultRow[]): string {
     "  weft-p2c3: the weft row's client through a local:/// target and p2cEwma() to three weft server",
     "  processes in a local registry; its srv CPU sums the three. weft-static3: the same three servers as",
     "  a static list (round robin), so weft-p2c3 vs weft-static3 is the cost of discovery + P2C alone.",
+    "  weft-chain: the weft row's client with timeout + retry + circuitBreaker and p2cEwma(), same server;",
+    "  its cli CPU vs weft is what the default resilience chain costs per call (target <= 1.10x).",
     "  weft-grpc: the weft row's server behind @weft/grpc, called by the grpc row's grpc-js client.",
     "  weft-rest: a Weft proto service behind @weft/http, called by the http row's undici client.",
     "  n/a: the system has no such case. spread: half the range of req/s over the rounds, relative to the",
@@ -351,15 +375,12 @@ export function formatResults(rows: ResultRow[]): string {
           fmtRatio(r.ratios?.rpsVsRaw, false),
           fmtRatio(r.ratios?.rpsVsMoleculer, r.system === "moleculer"),
           fmtRatio(r.ratios?.rpsVsGrpc, r.system === "grpc"),
-          fmtRatio(
-            r.ratios?.rpsVsWeft,
-            r.system !== "weft-grpc" && r.system !== "weft-p2c3" && r.system !== "weft-static3",
-          ),
+          fmtRatio(r.ratios?.rpsVsWeft, !VS_WEFT.has(r.system)),
           fmtRatio(r.ratios?.rpsVsHttp, r.system !== "weft-rest"),
           fmtRatio(r.ratios?.serverCpuVsGrpc, r.system === "grpc"),
           fmtRatio(r.ratios?.p99VsRaw, false),
-          fmtRatio(r.ratios?.clientCpuVsWeft, r.system !== "weft-p2c3"),
-          fmtRatio(r.ratios?.p99VsWeft, r.system !== "weft-p2c3"),
+          fmtRatio(r.ratios?.clientCpuVsWeft, r.system !== "weft-p2c3" && r.system !== "weft-chain"),
+          fmtRatio(r.ratios?.p99VsWeft, r.system !== "weft-p2c3" && r.system !== "weft-chain"),
           fmtRatio(r.ratios?.clientCpuVsStatic3, r.system !== "weft-p2c3"),
         ]),
         2,

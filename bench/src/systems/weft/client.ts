@@ -1,4 +1,4 @@
-import { createClient, createTcpTransport, type Transport } from "@weft/core";
+import { createClient, createTcpTransport, type Interceptor, type Transport } from "@weft/core";
 import { type BenchClient, makeStreamRequest } from "../../types.ts";
 import { Echo } from "./service.ts";
 
@@ -6,9 +6,16 @@ export function connectClient(port: number, payloadBytes: number): Promise<Bench
   return Promise.resolve(echoClient(createTcpTransport({ address: `127.0.0.1:${port}` }), payloadBytes));
 }
 
-/** The bench client over any Weft transport: `weft` gives one static address, `weft-p2c3` a target. */
-export function echoClient(transport: Transport, payloadBytes: number): BenchClient {
-  const client = createClient(Echo, transport);
+/**
+ * The bench client over any Weft transport: `weft` gives one static address, `weft-p2c3` a target;
+ * `weft-chain` adds its interceptors (default none).
+ */
+export function echoClient(
+  transport: Transport,
+  payloadBytes: number,
+  interceptors: Interceptor[] = [],
+): BenchClient {
+  const client = createClient(Echo, transport, { interceptors });
   const payload = new Uint8Array(payloadBytes).fill(0x61);
 
   return {
