@@ -276,7 +276,8 @@ function spread(row: ResultRow): string {
   return `±${(((hi - lo) / 2 / row.rps) * 100).toFixed(0)}%`;
 }
 
-function table(header: string[], body: string[][], leftColumns: number): string {
+/** A plain-text table: the first `leftColumns` columns aligned left, the others right. */
+export function table(header: string[], body: string[][], leftColumns: number): string {
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => (r[i] ?? "").length)));
   const line = (cells: string[]): string =>
     cells
