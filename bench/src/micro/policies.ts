@@ -91,7 +91,8 @@ export async function run(): Promise<void> {
     return budget.tryRetry();
   });
 
-  const width = Math.max(...POLICY_VARIANTS.map(([label]) => label.length));
+  const budgetLabel = "retryBudget recordRequest + tryRetry";
+  const width = Math.max(budgetLabel.length, ...POLICY_VARIANTS.map(([label]) => label.length));
   console.log(
     "resilience policies alone: ns per unary call on a stub transport, fastest of 3 interleaved passes",
   );
@@ -102,9 +103,7 @@ export async function run(): Promise<void> {
       `  ${POLICY_VARIANTS[i]![0].padEnd(width)} ${ns[i]!.toFixed(0).padStart(9)} ${added.padStart(9)}`,
     );
   }
-  console.log(
-    `  ${"retryBudget recordRequest + tryRetry".padEnd(width)} ${budgetNs.toFixed(0).padStart(9)}   (sync, no call)`,
-  );
+  console.log(`  ${budgetLabel.padEnd(width)} ${budgetNs.toFixed(0).padStart(9)}   (sync, no call)`);
 }
 
 if (import.meta.main) await run();

@@ -125,7 +125,7 @@ export async function runOverload(options: OverloadOptions): Promise<number> {
           int(r.rejectedPerSec),
           int(r.timedOutPerSec),
           int(r.server.handled),
-          perRejected === null ? "-" : perRejected.toFixed(1),
+          perRejected === null ? "-" : perRejected < 0 ? "< 0 (noise)" : perRejected.toFixed(1),
         ];
       }),
       1,
@@ -144,7 +144,7 @@ export async function runOverload(options: OverloadOptions): Promise<number> {
   }
 
   const shed = rows[1]![1];
-  const refuse = rows[2]![1];
+  const rejectUs = cpuPerRejected(rows[2]![1]);
   const checks: [string, string, string, boolean | null][] = [
     [
       "goodput vs peak (shedder)",
@@ -158,15 +158,14 @@ export async function runOverload(options: OverloadOptions): Promise<number> {
       `<= ${P99_MAX}x`,
       shed.p99Us === null ? null : shed.p99Us <= P99_MAX * unloadedP99,
     ],
-    ...[
-      ["server CPU per rejected call (shedder)", cpuPerRejected(shed)],
-      ["server CPU per rejected call (refuse all)", cpuPerRejected(refuse)],
-    ].map(([what, us]): [string, string, string, boolean | null] => [
-      what as string,
-      us === null ? "-" : `${(us as number).toFixed(1)} µs`,
+    // judged on the refuse-all run, where every call is rejected: in the shedder's run the
+    // estimate subtracts thousands of handled calls' CPU, and a 1% error in that swamps it
+    [
+      "server CPU per rejected call (refuse all)",
+      rejectUs === null ? "-" : `${rejectUs.toFixed(1)} µs`,
       `< ${REJECT_CPU_MAX_US} µs`,
-      us === null ? null : (us as number) < REJECT_CPU_MAX_US,
-    ]),
+      rejectUs === null ? null : rejectUs < REJECT_CPU_MAX_US,
+    ],
   ];
   console.log(`\nTargets at ${OVERLOAD_FACTOR}x the peak (load average ${loadAverage()}):\n`);
   console.log(
