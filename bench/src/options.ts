@@ -28,10 +28,12 @@ export interface BenchOptions {
   out: string;
   /** `--micro NAME`: run that micro-benchmark instead of the macro one. */
   micro: MicroName | undefined;
+  /** `--overload`: run the overload scenario (shedding on and off) instead of the macro one. */
+  overload: boolean;
 }
 
 /** The micro-benchmarks `--micro` runs. */
-export const MICROS = ["pick", "msgpack-decode", "resilience"] as const;
+export const MICROS = ["pick", "msgpack-decode", "resilience", "policies"] as const;
 export type MicroName = (typeof MICROS)[number];
 
 export const USAGE = `usage: npm run bench -- [options]
@@ -44,7 +46,9 @@ export const USAGE = `usage: npm run bench -- [options]
   --warmup S            warm-up per run, seconds (default 2; --quick: 1)
   --stream-messages N   messages asked for per server-streaming call (default 200000)
   --out FILE            where to write the JSON results (default bench/results/latest.json)
-  --micro NAME          run a micro-benchmark instead: ${MICROS.join(", ")} (pick: ns per balancer pick at 10 and 1,000 nodes; resilience: ns per call of timeout + retry, Weft's and cockatiel's)
+  --micro NAME          run a micro-benchmark instead: ${MICROS.join(", ")} (pick: ns per balancer pick at 10 and 1,000 nodes; resilience: ns per call of timeout + retry, Weft's and cockatiel's; policies: ns per call of every resilience policy alone)
+  --overload            run the overload scenario instead: a 1 ms CPU-bound handler offered 2x its capacity,
+                        shedding off and on (--warmup and --duration apply to each step; about 40 s)
   --help`;
 
 /** Parses the command line; a bad option throws an Error whose message names it. */
@@ -62,6 +66,7 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
       "stream-messages": { type: "string" },
       out: { type: "string" },
       micro: { type: "string" },
+      overload: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
   });
@@ -87,6 +92,7 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
     streamMessages: positive(values["stream-messages"], "--stream-messages", 200_000, true),
     out: values.out ?? defaultOut,
     micro: values.micro === undefined ? undefined : list(values.micro, "--micro", MICROS)[0],
+    overload: values.overload,
   };
 }
 

@@ -57,8 +57,8 @@ export interface Ratios {
    */
   rpsVsWeft: number | null;
   /**
-   * weft-p2c3 and the observability systems: client CPU µs per request relative to `weft`'s (the
-   * cost of discovery + P2C; of what the client side installs).
+   * weft-p2c3, weft-chain and the observability systems: client CPU µs per request relative to `weft`'s (the
+   * cost of discovery + P2C; of the default resilience chain; of what the client side installs).
    */
   clientCpuVsWeft: number | null;
   /** Observability systems only: server CPU µs per request relative to `weft`'s. */
@@ -68,7 +68,7 @@ export interface Ratios {
    * call costs with both sides instrumented (1.05x: 5% more).
    */
   cpuVsWeft: number | null;
-  /** weft-p2c3 only: p99 latency relative to `weft`'s. */
+  /** weft-p2c3 and weft-chain only: p99 latency relative to `weft`'s. */
   p99VsWeft: number | null;
   /**
    * weft-p2c3 only: client CPU µs per request relative to `weft-static3`'s, the same three servers as
@@ -119,6 +119,14 @@ const TARGETS: readonly {
     atMost: 1.05,
   },
   {
+    label: "weft-chain client CPU/req vs weft (timeout + retry + breaker + P2C, same server)",
+    system: "weft-chain",
+    peer: "weft",
+    what: "cpu",
+    value: (r) => r.clientCpuVsWeft,
+    atMost: 1.1,
+  },
+  {
     label: "weft-rest req/s vs bare node:http JSON echo",
     system: "weft-rest",
     peer: "http",
@@ -164,7 +172,11 @@ const OBSERVED: ReadonlySet<SystemName> = new Set([
 /** Rows with a `vs weft` req/s ratio. */
 function comparedWithWeft(system: SystemName): boolean {
   return (
-    system === "weft-grpc" || system === "weft-p2c3" || system === "weft-static3" || OBSERVED.has(system)
+    system === "weft-grpc" ||
+    system === "weft-p2c3" ||
+    system === "weft-static3" ||
+    system === "weft-chain" ||
+    OBSERVED.has(system)
   );
 }
 
@@ -230,15 +242,17 @@ export function summarize(outcomes: RunOutcome[], systems: SystemName[], cases: 
     const weft = comparedWithWeft(row.system) ? peer("weft") : undefined;
     const p2c = row.system === "weft-p2c3";
     const observed = OBSERVED.has(row.system);
+    const chain = row.system === "weft-chain";
     row.ratios = {
       rpsVsRaw: ratio(row.rps, raw?.rps),
       rpsVsMoleculer: ratio(row.rps, peer("moleculer")?.rps),
       rpsVsGrpc: ratio(row.rps, grpc?.rps),
       rpsVsWeft: ratio(row.rps, weft?.rps),
-      clientCpuVsWeft: p2c || observed ? ratio(row.clientCpuUsPerReq, weft?.clientCpuUsPerReq) : null,
+      clientCpuVsWeft:
+        p2c || chain || observed ? ratio(row.clientCpuUsPerReq, weft?.clientCpuUsPerReq) : null,
       serverCpuVsWeft: observed ? ratio(row.serverCpuUsPerReq, weft?.serverCpuUsPerReq) : null,
       cpuVsWeft: observed ? ratio(sumCpu(row), weft === undefined ? null : sumCpu(weft)) : null,
-      p99VsWeft: p2c ? ratio(row.p99Us, weft?.p99Us) : null,
+      p99VsWeft: p2c || chain ? ratio(row.p99Us, weft?.p99Us) : null,
       clientCpuVsStatic3: p2c ? ratio(row.clientCpuUsPerReq, peer("weft-static3")?.clientCpuUsPerReq) : null,
       rpsVsHttp: row.system === "weft-rest" ? ratio(row.rps, peer("http")?.rps) : null,
       serverCpuVsGrpc: ratio(row.serverCpuUsPerReq, grpc?.serverCpuUsPerReq),
@@ -248,10 +262,13 @@ export function summarize(outcomes: RunOutcome[], systems: SystemName[], cases: 
   return rows;
 }
 
+/** The systems whose `vs weft` ratios apply: each is the `weft` row with one thing changed. */
+
 /** Ratio rows: the Weft systems first, then the others in the order of SYSTEMS. */
 function ratioOrder(system: SystemName): number {
   const first: readonly SystemName[] = [
     "weft",
+    "weft-chain",
     "weft-static3",
     "weft-p2c3",
     "weft-metrics",
@@ -324,7 +341,8 @@ function spread(row: ResultRow): string {
   return `±${(((hi - lo) / 2 / row.rps) * 100).toFixed(0)}%`;
 }
 
-function table(header: string[], body: string[][], leftColumns: number): string {
+/** A plain-text table: the first `leftColumns` columns aligned left, the others right. */
+export function table(header: string[], body: string[][], leftColumns: number): string {
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => (r[i] ?? "").length)));
   const line = (cells: string[]): string =>
     cells
@@ -377,6 +395,8 @@ export function formatResults(rows: ResultRow[]): string {
     "  weft-p2c3: the weft row's client through a local:/// target and p2cEwma() to three weft server",
     "  processes in a local registry; its srv CPU sums the three. weft-static3: the same three servers as",
     "  a static list (round robin), so weft-p2c3 vs weft-static3 is the cost of discovery + P2C alone.",
+    "  weft-chain: the weft row's client with timeout + retry + circuitBreaker and p2cEwma(), same server;",
+    "  its cli CPU vs weft is what the default resilience chain costs per call (target <= 1.10x).",
     "  weft-grpc: the weft row's server behind @weft/grpc, called by the grpc row's grpc-js client.",
     "  weft-rest: a Weft proto service behind @weft/http, called by the http row's undici client.",
     "  weft-metrics, weft-trace-*, weft-observed: the weft row with @weft/observability on both sides:",
@@ -430,8 +450,11 @@ export function formatResults(rows: ResultRow[]): string {
           fmtRatio(r.ratios?.rpsVsHttp, r.system !== "weft-rest"),
           fmtRatio(r.ratios?.serverCpuVsGrpc, r.system === "grpc"),
           fmtRatio(r.ratios?.p99VsRaw, false),
-          fmtRatio(r.ratios?.clientCpuVsWeft, r.system !== "weft-p2c3" && !OBSERVED.has(r.system)),
-          fmtRatio(r.ratios?.p99VsWeft, r.system !== "weft-p2c3"),
+          fmtRatio(
+            r.ratios?.clientCpuVsWeft,
+            r.system !== "weft-p2c3" && r.system !== "weft-chain" && !OBSERVED.has(r.system),
+          ),
+          fmtRatio(r.ratios?.p99VsWeft, r.system !== "weft-p2c3" && r.system !== "weft-chain"),
           fmtRatio(r.ratios?.clientCpuVsStatic3, r.system !== "weft-p2c3"),
           fmtRatio(r.ratios?.serverCpuVsWeft, !OBSERVED.has(r.system)),
           fmtRatio(r.ratios?.cpuVsWeft, !OBSERVED.has(r.system)),

@@ -4,12 +4,18 @@
  * client process on loopback, samples the servers' CPU at the edges of the client's measured window,
  * and at the end prints the median round of each pair and writes bench/results/latest.json.
  */
-import { type ChildProcess, fork } from "node:child_process";
-import { once } from "node:events";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
-import { createInterface } from "node:readline";
+import {
+  type Child,
+  cpuUsOf,
+  readJsonLine,
+  sampler,
+  startChild,
+  stopChild,
+  withTimeout,
+} from "./children.ts";
 import { type BenchCase, type BenchOptions, parseOptions, USAGE } from "./options.ts";
 import { formatResults, type RunOutcome, summarize } from "./report.ts";
 import {
@@ -44,6 +50,11 @@ async function main(): Promise<number> {
       m.run(),
     );
     return 0;
+  }
+
+  if (options.overload) {
+    const { runOverload } = await import("./overload/run.ts");
+    return runOverload({ warmupMs: options.warmupMs, durationMs: options.durationMs });
   }
 
   const started = performance.now();
@@ -121,7 +132,10 @@ async function runOne(
     const hellos = await Promise.all(servers.map((s) => readJsonLine(s.process, 30_000, "server")));
     const port = hellos[0]?.port;
     if (typeof port !== "number") throw new Error("server printed no port");
-    const samplers = servers.map(cpuSampler);
+    const samplers = servers.map((server) => {
+      const sample = sampler(server);
+      return async () => cpuUsOf(await sample());
+    });
     // the CPU of every server of the run, summed
     const serverCpu = async (): Promise<number> =>
       (await Promise.all(samplers.map((sample) => sample()))).reduce((a, b) => a + b, 0);
@@ -158,26 +172,6 @@ async function runOne(
   return outcome;
 }
 
-/** Asks one server process for its cumulative CPU time (user + system, µs) over IPC. */
-function cpuSampler(server: Child): () => Promise<number> {
-  const replies: ((userSystemUs: number) => void)[] = [];
-  server.process.on("message", (message: unknown) => {
-    if (isRecord(message) && message.type === "cpu") {
-      const us = Number(message.userUs) + Number(message.systemUs);
-      replies.shift()?.(us);
-    }
-  });
-  return () =>
-    new Promise<number>((resolve, reject) => {
-      if (!server.process.connected) {
-        reject(new Error("server went away before its CPU was sampled"));
-        return;
-      }
-      replies.push(resolve);
-      server.process.send({ type: "cpu" });
-    });
-}
-
 function toClientResult(value: Record<string, unknown>): ClientResult {
   const num = (key: string): number => {
     const v = value[key];
@@ -193,86 +187,6 @@ function toClientResult(value: Record<string, unknown>): ClientResult {
     p99Us: opt("p99Us"),
     p999Us: opt("p999Us"),
   };
-}
-
-/** The first stdout line of `child` that parses as a JSON object; rejects on exit or timeout first. */
-function readJsonLine(
-  child: ChildProcess,
-  timeoutMs: number,
-  what: string,
-): Promise<Record<string, unknown>> {
-  const stdout = child.stdout;
-  if (stdout === null) return Promise.reject(new Error(`${what}: no stdout`));
-  return new Promise((resolve, reject) => {
-    const lines = createInterface({ input: stdout });
-    const done = (): void => {
-      clearTimeout(timer);
-      child.off("close", onExit);
-      lines.close();
-    };
-    const onExit = (code: number | null, signal: NodeJS.Signals | null): void => {
-      done();
-      reject(new Error(`${what} exited (${signal ?? `code ${code}`}) before reporting`));
-    };
-    const timer = setTimeout(() => {
-      done();
-      reject(new Error(`${what} reported nothing within ${timeoutMs / 1000} s`));
-    }, timeoutMs);
-    child.on("close", onExit);
-    lines.on("line", (line) => {
-      if (!line.startsWith("{")) return;
-      try {
-        const value: unknown = JSON.parse(line);
-        if (isRecord(value)) {
-          done();
-          resolve(value);
-        }
-      } catch {
-        // not ours; keep reading
-      }
-    });
-  });
-}
-
-interface Child {
-  process: ChildProcess;
-  /** Settles once the process has exited and its stdio and IPC channel are closed. */
-  closed: Promise<unknown>;
-}
-
-function startChild(script: string, args: string[]): Child {
-  const child = fork(script, args, { stdio: ["ignore", "pipe", "inherit", "ipc"] });
-  // A failed IPC send surfaces as the run's error elsewhere; keep it from crashing the orchestrator.
-  child.on("error", () => {});
-  return { process: child, closed: once(child, "close") };
-}
-
-/**
- * Asks a child to stop over IPC, kills it, or just waits for it to end; kills it anyway if it has
- * not ended within 5 s.
- */
-async function stopChild(child: Child, how: { type: "stop" } | "kill" | null): Promise<void> {
-  if (how === "kill") child.process.kill("SIGKILL");
-  else if (how !== null && child.process.connected) child.process.send(how);
-  const timer = setTimeout(() => child.process.kill("SIGKILL"), 5000);
-  await child.closed;
-  clearTimeout(timer);
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error);
-      },
-    );
-  });
 }
 
 process.exitCode = await main();

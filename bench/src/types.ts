@@ -5,6 +5,7 @@ export const SYSTEMS = [
   "grpc",
   "moleculer",
   "weft",
+  "weft-chain",
   "weft-p2c3",
   "weft-static3",
   "weft-grpc",

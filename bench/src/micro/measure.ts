@@ -39,3 +39,15 @@ export async function nsPerAsyncOp(
   for (let r = 0; r < rounds; r++) perOp.push(Number(await batch(n)) / n);
   return Math.min(...perOp);
 }
+
+/**
+ * The fastest ns per operation of each of `ops` over `passes` interleaved passes of `nsPerAsyncOp`
+ * (default 3), so that no operation gets the warm JIT or a quiet machine alone.
+ */
+export async function fastestOf(ops: ReadonlyArray<() => Promise<unknown>>, passes = 3): Promise<number[]> {
+  const best = ops.map(() => Number.POSITIVE_INFINITY);
+  for (let pass = 0; pass < passes; pass++) {
+    for (let i = 0; i < ops.length; i++) best[i] = Math.min(best[i]!, await nsPerAsyncOp(ops[i]!));
+  }
+  return best;
+}

@@ -32,7 +32,7 @@ import {
   TimeoutStrategy,
   wrap,
 } from "cockatiel";
-import { nsPerAsyncOp } from "./measure.ts";
+import { fastestOf } from "./measure.ts";
 
 const Echo = defineService("bench.v1.Echo", {
   echo: unary(messageType<{ text: string }>(), messageType<{ text: string }>()),
@@ -79,8 +79,8 @@ export async function run(): Promise<void> {
       { interceptors: interceptors() },
     ),
   );
-  const echo = await fastest(clients.map((client) => () => client.echo(request)));
-  const alone = await fastest(stubs.map((client) => () => client.echo(request)));
+  const echo = await fastestOf(clients.map((client) => () => client.echo(request)));
+  const alone = await fastestOf(stubs.map((client) => () => client.echo(request)));
   console.log("resilience policies: ns per unary call, fastest of 3 interleaved passes of 9 rounds");
   console.log(`  ${"".padEnd(28)} ${"echo (in-memory)".padStart(26)} ${"policy alone (stub)".padStart(26)}`);
   for (let i = 0; i < VARIANTS.length; i++) {
@@ -88,15 +88,6 @@ export async function run(): Promise<void> {
   }
   await transport.close();
   await server.shutdown({ timeoutMs: 1_000 });
-}
-
-/** The fastest ns per call of each operation over 3 interleaved passes (no variant gets the warm JIT alone). */
-async function fastest(ops: ReadonlyArray<() => Promise<unknown>>): Promise<number[]> {
-  const best = ops.map(() => Number.POSITIVE_INFINITY);
-  for (let pass = 0; pass < 3; pass++) {
-    for (let i = 0; i < ops.length; i++) best[i] = Math.min(best[i]!, await nsPerAsyncOp(ops[i]!));
-  }
-  return best;
 }
 
 /** `ns` of variant `i`, and what it adds to the first (no interceptor). */

@@ -20,6 +20,7 @@ export async function loadServer(system: SystemName): Promise<StartServer> {
     case "moleculer":
       return (await import("./moleculer/server.ts")).startServer;
     case "weft":
+    case "weft-chain":
       return (await import("./weft/server.ts")).startServer;
     case "weft-p2c3":
     case "weft-static3":
@@ -51,6 +52,8 @@ export async function loadClient(system: SystemName): Promise<ConnectClient> {
       return (await import("./moleculer/client.ts")).connectClient;
     case "weft":
       return (await import("./weft/client.ts")).connectClient;
+    case "weft-chain":
+      return (await import("./weft-chain/client.ts")).connectClient;
     case "weft-p2c3":
       return (await import("./weft-p2c3/client.ts")).connectClient;
     case "weft-static3":

@@ -90,6 +90,28 @@ describe("npm run demo", () => {
       '[observability]   weft_connections{side="server",protocol="weft",peer_service=""} 1',
     );
 
+    // the resilience scene's timeline, in order: failures answered by the fallback, the breaker
+    // opening, calls rejected locally (never sent), the dependency healing, the probe, closing again
+    const timeline = stdout.split("\n").filter((l) => l.startsWith("[resilience] +"));
+    const steps = [
+      /calls? 1(-\d+)?: live price 12\.50 EUR$/,
+      /dependency made to fail: every call UNAVAILABLE$/,
+      /calls? \d+(-\d+)?: fallback 12\.00 EUR \(UNAVAILABLE\)$/,
+      /breaker closed -> open$/,
+      /calls? \d+(-\d+)?: fallback 12\.00 EUR \(CIRCUIT_OPEN, not sent\)$/,
+      /dependency healed$/,
+      /breaker open -> half-open \(one probe call let through\)$/,
+      /breaker half-open -> closed$/,
+      /call \d+: live price 12\.50 EUR$/,
+      /dependency received \d+ calls; breaker closed$/,
+    ];
+    let at = -1;
+    for (const step of steps) {
+      const found = timeline.findIndex((l, i) => i > at && step.test(l));
+      expect(found, `timeline line ${step} after line ${at}:\n${timeline.join("\n")}`).toBeGreaterThan(at);
+      at = found;
+    }
+
     expect(stdout.match(/\[server\] shut down gracefully/g)).toHaveLength(2);
     expect(stdout).toContain("[demo] finished (exit code 0)");
   }, 120_000);

@@ -4,7 +4,8 @@
  * an etcd you run), prints the instances it discovers there, runs the client (every call kind over
  * Weft TCP, gRPC, Connect and REST) against one of them, spreads calls over all three through the
  * registry with P2C-EWMA, kills one with SIGKILL while calls run (failover keeps them succeeding),
- * then shuts the others down gracefully.
+ * then shuts the others down gracefully. Last, a resilience scene (`resilience-scene.ts`): a
+ * dependency fails and heals behind a circuit breaker and a fallback, printed as a timeline.
  */
 import { type ChildProcessByStdio, spawn } from "node:child_process";
 import { once } from "node:events";
@@ -16,6 +17,7 @@ import { fileURLToPath } from "node:url";
 import type { Instance, Schemes } from "@weft/core";
 import { observabilityScene } from "./observability-scene.ts";
 import { ensureReachable, openRegistry, SERVICE, targetOf } from "./registry.ts";
+import { resilienceScene } from "./resilience-scene.ts";
 import { formatTally, openTraffic } from "./traffic.ts";
 
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
@@ -122,6 +124,7 @@ try {
     await traffic.close();
   }
   await observabilityScene(say);
+  if (!(await resilienceScene(say))) exitCode = 1;
 } catch (e) {
   process.stderr.write(`[demo] ${e instanceof Error ? e.message : String(e)}\n`);
 } finally {

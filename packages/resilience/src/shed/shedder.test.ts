@@ -53,16 +53,17 @@ describe("shedder (BBR)", () => {
     const e = s.admit("/x", NONE)!;
     expect(e.code).toBe(Code.RESOURCE_EXHAUSTED);
     expect(e.reason).toBe(Reason.OVERLOADED);
+    expect(e.stack).not.toMatch(/\n\s+at /); // made without a stack trace: the cost of a rejection
     expect(events[0]).toEqual([
       "shed.dropped",
       { method: "/x", priority: 5, cpu: 801, loopDelayMs: 0, inFlight: 11, maxInFlight: 10 },
     ]);
     const t2 = trained();
-    t2.l.delay = 101;
+    t2.l.delay = 21;
     expect(admitUntilShed(t2.s)).toBe(11);
     const t3 = trained();
     t3.l.cpu = 800; // at the threshold is not over it
-    t3.l.delay = 100;
+    t3.l.delay = 20;
     for (let i = 0; i < 50; i++) expect(t3.s.admit("/x", NONE)).toBeUndefined();
   });
 
@@ -76,18 +77,20 @@ describe("shedder (BBR)", () => {
     expect(counts).toEqual([6, 11, 15]);
   });
 
-  it("keeps shedding over the limit for the 1 s cool-down after a drop, then stops", () => {
+  it("keeps shedding over the limit for the 1 s cool-down after the last drop, then stops", () => {
     const { s, l, clock } = trained();
     l.cpu = 900;
-    admitUntilShed(s);
+    admitUntilShed(s); // dropped at t = 1000 with 11 in flight
     l.cpu = 100; // no longer overloaded
     clock.t += 1000;
-    expect(s.admit("/x", NONE)).toBeDefined(); // still 11 in flight > 10, within the cool-down
+    expect(s.admit("/x", NONE)).toBeDefined(); // still 11 in flight > 10, within the cool-down: restarts it
     s.finished(50); // 10 in flight: under the limit again
     expect(s.admit("/x", NONE)).toBeUndefined();
-    clock.t += 1; // cool-down over
+    clock.t += 1000; // 1 s after the last drop: still within the cool-down
+    expect(s.admit("/x", NONE)).toBeDefined();
+    clock.t += 1001; // cool-down over
     for (let i = 0; i < 20; i++) expect(s.admit("/x", NONE)).toBeUndefined();
-    expect(s.stats().dropped).toBe(2);
+    expect(s.stats().dropped).toBe(3);
   });
 
   it("starts permissive with an empty window, and rejects bad options naming them", () => {

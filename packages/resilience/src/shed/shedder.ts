@@ -18,13 +18,19 @@ export const PRIORITY_HEADER = "weft-priority";
 export interface ShedderOptions {
   /** Overloaded above this CPU use, in ‰ of one core (EMA). Default: 800. */
   cpuThreshold?: number;
-  /** Overloaded above this event-loop p99 delay, in milliseconds. Default: 100. */
+  /**
+   * Overloaded above this event-loop p99 delay, in milliseconds. Default: 20 (at 100, a Node server
+   * offered twice its capacity let its accepted calls' p99 reach about 200 ms before shedding).
+   */
   loopDelayThresholdMs?: number;
   /** The window passes and latencies are tracked over, in milliseconds. Default: 10,000. */
   windowMs?: number;
   /** Buckets of the window. Default: 100 (of 100 ms each). */
   buckets?: number;
-  /** After a drop, keep shedding calls over the limit for this long even if no longer overloaded, in ms. Default: 1000. */
+  /**
+   * After a drop, keep shedding calls over the limit for this long even if no longer overloaded, in
+   * ms; every drop restarts it. Default: 1000.
+   */
   coolDownMs?: number;
   /** Priority of a call without a valid `weft-priority` header. Default: 5. */
   defaultPriority?: number;
@@ -63,7 +69,8 @@ export interface Shedder extends CallAdmission {
  * overloaded (CPU above `cpuThreshold` or event-loop p99 delay above `loopDelayThresholdMs`) **and**
  * more calls are in flight than it has shown it can complete: maxInFlight = maxPass × minRT ×
  * bucketsPerSecond / 1000, from the window's most passes in a bucket and its smallest mean latency.
- * After a drop, calls over that limit are dropped for `coolDownMs` more, to avoid flapping.
+ * After a drop, calls over that limit are dropped for `coolDownMs` more (every drop restarts it),
+ * to avoid flapping.
  *
  * Calls carry a priority (`weft-priority`, 0–9, default 5): a call of priority p is dropped only
  * when in flight exceeds maxInFlight × (0.5 + p / 10), so low priorities go first and 9 keeps 40%
@@ -102,7 +109,7 @@ class BbrShedder implements Shedder {
 
   constructor(options: ShedderOptions) {
     this.#cpuThreshold = positiveOption("cpuThreshold", options.cpuThreshold, 800);
-    this.#loopThreshold = positiveOption("loopDelayThresholdMs", options.loopDelayThresholdMs, 100);
+    this.#loopThreshold = positiveOption("loopDelayThresholdMs", options.loopDelayThresholdMs, 20);
     const windowMs = positiveOption("windowMs", options.windowMs, 10_000);
     const buckets = positiveOption("buckets", options.buckets, 100);
     if (!Number.isSafeInteger(buckets)) throw new ConfigError("buckets", "an integer ≥ 1", buckets);
@@ -140,7 +147,10 @@ class BbrShedder implements Shedder {
       this.#inFlight++;
       return undefined;
     }
-    if (overloaded) this.#lastDrop = t;
+    // every drop restarts the cool-down, so that shedding holds while calls keep exceeding the
+    // limit (the loop delay falls as soon as shedding works, and would otherwise let a queue build
+    // up again until the next sample)
+    this.#lastDrop = t;
     this.#dropped++;
     if (this.#telemetry !== undefined) {
       emit(this.#telemetry, "shed.dropped", {
@@ -152,9 +162,7 @@ class BbrShedder implements Shedder {
         maxInFlight,
       });
     }
-    return new WeftError(Code.RESOURCE_EXHAUSTED, "server overloaded: call shed", {
-      reason: Reason.OVERLOADED,
-    });
+    return shedError();
   }
 
   finished(durationMs: number): void {
@@ -223,5 +231,21 @@ class BbrShedder implements Shedder {
     if (v === undefined || v.length !== 1) return this.#defaultPriority;
     const p = v.charCodeAt(0) - 48;
     return p >= 0 && p <= 9 ? p : this.#defaultPriority;
+  }
+}
+
+/**
+ * The error of a shed call, made without a stack trace: capturing one was the largest cost of a
+ * rejection at the door, and a shed call's stack says nothing (it is always the door's).
+ */
+function shedError(): WeftError {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new WeftError(Code.RESOURCE_EXHAUSTED, "server overloaded: call shed", {
+      reason: Reason.OVERLOADED,
+    });
+  } finally {
+    Error.stackTraceLimit = limit;
   }
 }
