@@ -155,7 +155,13 @@ export function buildCall(
     else for (const k of Object.keys(h)) headers.set(k, h[k]!);
   }
   const serializer = callOptions?.serializer ?? clientOptions.serializer ?? info.input.serializers[0]!;
-  if (!(info.input.serializers.includes(serializer) && info.output.serializers.includes(serializer))) {
+  const input = info.input.serializers;
+  const output = info.output.serializers;
+  // the common case first: both message types' first serializer
+  if (
+    !(serializer === input[0] && serializer === output[0]) &&
+    !(input.includes(serializer) && output.includes(serializer))
+  ) {
     throw new WeftError(Code.INVALID_ARGUMENT, `${info.path} cannot use serializer "${serializer}"`, {
       reason: Reason.UNSUPPORTED_SERIALIZER,
     });
@@ -188,9 +194,6 @@ export function buildCall(
 }
 
 function makeMethod(info: MethodInfo, chain: CallHandler, options: ClientOptions): unknown {
-  const build = (callOptions: CallOptions | undefined, stream: boolean, payload: unknown): Call =>
-    buildCall(info, options, callOptions, stream, payload);
-
   switch (info.kind) {
     case "unary":
     case "oneway":
@@ -201,7 +204,7 @@ function makeMethod(info: MethodInfo, chain: CallHandler, options: ClientOptions
       return (request: unknown, callOptions?: CallOptions): Promise<unknown> => {
         let pending: Promise<CallResult>;
         try {
-          pending = chain(build(callOptions, streamed, request));
+          pending = chain(buildCall(info, options, callOptions, streamed, request));
         } catch (e) {
           return Promise.reject(markFromCall(e));
         }
@@ -227,7 +230,7 @@ function makeMethod(info: MethodInfo, chain: CallHandler, options: ClientOptions
           info.kind === "server_streaming" ? singleMessage(input) : (input as AsyncIterable<unknown>);
         return {
           [Symbol.asyncIterator]: () =>
-            streamResponse(chain, build(callOptions, true, messages), callOptions),
+            streamResponse(chain, buildCall(info, options, callOptions, true, messages), callOptions),
         };
       };
   }
