@@ -15,19 +15,20 @@ export { leastActive, type P2cOptions, p2cEwma } from "./balancer/least-active.t
 export { random, weightedRandom } from "./balancer/random.ts";
 export { roundRobin, smoothWeightedRoundRobin } from "./balancer/round-robin.ts";
 export {
+  type BroadcastMethod,
+  type BroadcastOptions,
+  broadcast,
+  type MulticastOptions,
+  multicast,
+  type NodeOutcome,
+} from "./client/broadcast.ts";
+export {
   type CallOptions,
   type Client,
   type ClientMethod,
   type ClientOptions,
   createClient,
 } from "./client/client.ts";
-export {
-  type BroadcastOptions,
-  broadcast,
-  type MulticastOptions,
-  multicast,
-  type NodeOutcome,
-} from "./cluster/broadcast.ts";
 export type { ClusterPolicies } from "./cluster/cluster.ts";
 export type { DiscoveryPolicy, TargetOptions } from "./cluster/membership.ts";
 export {

@@ -57,14 +57,15 @@ export type ClientMethod<M> =
 /** A typed client of service `S`. */
 export type Client<S extends ServiceDef> = { [K in keyof S["methods"]]: ClientMethod<S["methods"][K]> };
 
+/** Options of `createClient`; `broadcast` and `multicast` through the client use them too. */
 export interface ClientOptions {
-  /** Client interceptors, outermost first. */
+  /** Client interceptors, outermost first. Default none. */
   interceptors?: readonly Interceptor[];
-  /** Default time budget of every call, unless the call sets its own. */
+  /** Default time budget of every call, ms, unless the call sets its own. Default none. */
   timeoutMs?: number;
-  /** Default serializer. */
+  /** Default serializer. Default the request type's first. */
   serializer?: SerializerName;
-  /** Headers sent with every call. */
+  /** Headers sent with every call. Default none. */
   headers?: Record<string, string>;
 }
 
@@ -91,80 +92,108 @@ export function createClient<S extends ServiceDef>(
   if (options.timeoutMs !== undefined && !(options.timeoutMs > 0)) {
     throw new ConfigError("timeoutMs", "a positive number of milliseconds", options.timeoutMs);
   }
-  const chain = compose(options.interceptors ?? [], (call) => transport.call(call));
+  const settled: ClientOptions = { ...options };
+  const interceptors = options.interceptors ?? [];
+  const chain = compose(interceptors, (call) => transport.call(call));
   const client: Record<string, unknown> = {};
   for (const info of methodsOf(service)) {
-    client[info.name] = makeMethod(info, chain, options);
+    client[info.name] = makeMethod(info, chain, settled);
   }
+  records.set(client, { service, transport, interceptors, options: settled });
   return client as Client<S>;
 }
 
-function makeMethod(info: MethodInfo, chain: CallHandler, options: ClientOptions): unknown {
-  const defaultSerializer = options.serializer ?? info.input.serializers[0]!;
-  const clientHeaders = options.headers;
-  const defaultTimeout = options.timeoutMs;
-  const defaultSupported =
-    info.input.serializers.includes(defaultSerializer) && info.output.serializers.includes(defaultSerializer);
-  /**
-   * Builds the call: deadline (own budget capped by the inherited one), signal (own and inherited),
-   * headers (propagated, client-wide, per call), serializer. Every call object has the same shape.
-   */
-  const build = (callOptions: CallOptions | undefined, stream: boolean, payload: unknown): Call => {
-    const ctx = currentCallContext();
-    let deadline: number | undefined;
-    const timeoutMs = callOptions?.timeoutMs ?? defaultTimeout;
-    // an infinite budget is no deadline (it would otherwise cross the wire as ":timeout: Infinity")
-    if (timeoutMs !== undefined && timeoutMs !== Number.POSITIVE_INFINITY) deadline = Date.now() + timeoutMs;
-    let signal = callOptions?.signal ?? NEVER;
-    const headers = new Metadata();
-    if (ctx !== undefined) {
-      deadline = earlierDeadline(deadline, ctx.deadline);
-      signal = eitherSignal(signal, ctx.signal);
-      headers.merge(ctx.propagate);
-    }
-    if (clientHeaders !== undefined)
-      for (const k of Object.keys(clientHeaders)) headers.set(k, clientHeaders[k]!);
-    const h = callOptions?.headers;
-    if (h !== undefined) {
-      if (h instanceof Metadata) headers.merge(h);
-      else for (const k of Object.keys(h)) headers.set(k, h[k]!);
-    }
-    const serializer = callOptions?.serializer ?? defaultSerializer;
-    if (
-      (serializer !== defaultSerializer || !defaultSupported) &&
-      !(info.input.serializers.includes(serializer) && info.output.serializers.includes(serializer))
-    ) {
-      throw new WeftError(Code.INVALID_ARGUMENT, `${info.path} cannot use serializer "${serializer}"`, {
-        reason: Reason.UNSUPPORTED_SERIALIZER,
-      });
-    }
-    return stream
-      ? {
-          method: info,
-          side: "client",
-          headers,
-          signal,
-          deadline,
-          serializer,
-          peer: undefined,
-          protocol: undefined,
-          stream: true,
-          messages: payload as AsyncIterable<unknown>,
-        }
-      : {
-          method: info,
-          side: "client",
-          headers,
-          signal,
-          deadline,
-          serializer,
-          peer: undefined,
-          protocol: undefined,
-          stream: false,
-          message: payload,
-        };
-  };
+/** What `createClient` was given, kept for the functions that call through a client (broadcast). */
+export interface ClientRecord {
+  readonly service: ServiceDef;
+  readonly transport: Transport;
+  /** The client's interceptors, outermost first. */
+  readonly interceptors: readonly Interceptor[];
+  /** A copy of the client's options, taken when it was created. */
+  readonly options: ClientOptions;
+}
 
+/** The record of every client `createClient` made; nothing about it shows on the client object. */
+const records = new WeakMap<object, ClientRecord>();
+
+/** What `createClient` was given for `client`; `undefined` for anything `createClient` did not make. */
+export function clientRecord(client: unknown): ClientRecord | undefined {
+  return typeof client === "object" && client !== null ? records.get(client) : undefined;
+}
+
+/**
+ * Builds the call a client sends for `info`: deadline (the own budget, per call or the client's,
+ * capped by the inherited one), signal (own and inherited), headers (propagated, client-wide, per
+ * call, in that order), serializer (per call, the client's, else the request type's first; throws
+ * `UNSUPPORTED_SERIALIZER` when the method's types lack it). Every call object has the same shape.
+ */
+export function buildCall(
+  info: MethodInfo,
+  clientOptions: ClientOptions,
+  callOptions: CallOptions | undefined,
+  stream: boolean,
+  payload: unknown,
+): Call {
+  const ctx = currentCallContext();
+  let deadline: number | undefined;
+  const timeoutMs = callOptions?.timeoutMs ?? clientOptions.timeoutMs;
+  // an infinite budget is no deadline (it would otherwise cross the wire as ":timeout: Infinity")
+  if (timeoutMs !== undefined && timeoutMs !== Number.POSITIVE_INFINITY) deadline = Date.now() + timeoutMs;
+  let signal = callOptions?.signal ?? NEVER;
+  const headers = new Metadata();
+  if (ctx !== undefined) {
+    deadline = earlierDeadline(deadline, ctx.deadline);
+    signal = eitherSignal(signal, ctx.signal);
+    headers.merge(ctx.propagate);
+  }
+  const clientHeaders = clientOptions.headers;
+  if (clientHeaders !== undefined)
+    for (const k of Object.keys(clientHeaders)) headers.set(k, clientHeaders[k]!);
+  const h = callOptions?.headers;
+  if (h !== undefined) {
+    if (h instanceof Metadata) headers.merge(h);
+    else for (const k of Object.keys(h)) headers.set(k, h[k]!);
+  }
+  const serializer = callOptions?.serializer ?? clientOptions.serializer ?? info.input.serializers[0]!;
+  const input = info.input.serializers;
+  const output = info.output.serializers;
+  // the common case first: both message types' first serializer
+  if (
+    !(serializer === input[0] && serializer === output[0]) &&
+    !(input.includes(serializer) && output.includes(serializer))
+  ) {
+    throw new WeftError(Code.INVALID_ARGUMENT, `${info.path} cannot use serializer "${serializer}"`, {
+      reason: Reason.UNSUPPORTED_SERIALIZER,
+    });
+  }
+  return stream
+    ? {
+        method: info,
+        side: "client",
+        headers,
+        signal,
+        deadline,
+        serializer,
+        peer: undefined,
+        protocol: undefined,
+        stream: true,
+        messages: payload as AsyncIterable<unknown>,
+      }
+    : {
+        method: info,
+        side: "client",
+        headers,
+        signal,
+        deadline,
+        serializer,
+        peer: undefined,
+        protocol: undefined,
+        stream: false,
+        message: payload,
+      };
+}
+
+function makeMethod(info: MethodInfo, chain: CallHandler, options: ClientOptions): unknown {
   switch (info.kind) {
     case "unary":
     case "oneway":
@@ -175,7 +204,7 @@ function makeMethod(info: MethodInfo, chain: CallHandler, options: ClientOptions
       return (request: unknown, callOptions?: CallOptions): Promise<unknown> => {
         let pending: Promise<CallResult>;
         try {
-          pending = chain(build(callOptions, streamed, request));
+          pending = chain(buildCall(info, options, callOptions, streamed, request));
         } catch (e) {
           return Promise.reject(markFromCall(e));
         }
@@ -201,7 +230,7 @@ function makeMethod(info: MethodInfo, chain: CallHandler, options: ClientOptions
           info.kind === "server_streaming" ? singleMessage(input) : (input as AsyncIterable<unknown>);
         return {
           [Symbol.asyncIterator]: () =>
-            streamResponse(chain, build(callOptions, true, messages), callOptions),
+            streamResponse(chain, buildCall(info, options, callOptions, true, messages), callOptions),
         };
       };
   }

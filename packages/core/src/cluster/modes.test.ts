@@ -1,13 +1,11 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { clientCall } from "../../test/client-calls.ts";
-import { answer, FakeNode, fakeNodes, instance } from "../../test/fake-node.ts";
+import { answer, fakeNodes } from "../../test/fake-node.ts";
 import { messageType } from "../codec/json-codec.ts";
 import { Code } from "../errors/code.ts";
 import { WeftError } from "../errors/weft-error.ts";
 import type { Call } from "../interceptor/call.ts";
-import { createServer } from "../server/server.ts";
 import { defineService, methodsOf, oneway, serverStreaming, unary } from "../service/service.ts";
-import { broadcast, multicast } from "./broadcast.ts";
 import { Cluster } from "./cluster.ts";
 import { failback, failfast, failover, failsafe, forking } from "./modes.ts";
 
@@ -204,42 +202,5 @@ describe("forking", () => {
     const cluster = new Cluster([a!, b!], { mode: forking({ count: 3 }) });
     expect(await outcome(cluster.call(clientCall(get)))).toMatchObject({ code: Code.INTERNAL });
     expect(a!.calls.length + b!.calls.length).toBe(2);
-  });
-});
-
-describe("broadcast and multicast", () => {
-  it("broadcast lists every node's outcome, in node order", async () => {
-    const [a, b, c] = fakeNodes("a", "b", "c");
-    b!.failWith = new WeftError(Code.INTERNAL, "b broke");
-    const cluster = new Cluster([a!, b!, c!]);
-    const outcomes = await broadcast(cluster, Svc, "get", { n: 1 });
-    expect(outcomes).toEqual([
-      { node: "a", instance: a!.instance, ok: true, message: "a" },
-      {
-        node: "b",
-        instance: b!.instance,
-        ok: false,
-        error: expect.objectContaining({ code: Code.INTERNAL }),
-      },
-      { node: "c", instance: c!.instance, ok: true, message: "c" },
-    ]);
-    expect([a, b, c].map((n) => n!.calls[0]!.call.method.path)).toEqual(Array(3).fill("/test.Svc/get"));
-  });
-
-  it("multicast reaches the instances of one group only, and fails when the group is empty", async () => {
-    const a1 = new FakeNode("a1", instance("a1", { labels: { group: "a" } }));
-    const a2 = new FakeNode("a2", instance("a2", { labels: { group: "a" } }));
-    const b1 = new FakeNode("b1", instance("b1", { labels: { group: "b" } }));
-    const cluster = new Cluster([a1, b1, a2]);
-    const outcomes = await multicast(cluster, Svc, "log", { n: 1 }, { group: "a" });
-    expect(outcomes.map((o) => [o.node, o.ok])).toEqual([
-      ["a1", true],
-      ["a2", true],
-    ]);
-    expect(b1.calls).toHaveLength(0);
-    await expect(multicast(cluster, Svc, "log", { n: 1 }, { group: "z" })).rejects.toMatchObject({
-      reason: "NO_AVAILABLE_NODE",
-    });
-    await expect(broadcast(createServer() as never, Svc, "get", { n: 1 })).rejects.toThrow(/"transport"/);
   });
 });

@@ -1,7 +1,8 @@
 /*
  * Cluster modes: what a cluster does around the attempts of one call (fail over to another node,
  * fail fast, swallow the error, resend in the background, fork to several nodes). Broadcast and
- * multicast answer with one outcome per node, so they are functions of their own (`broadcast.ts`).
+ * multicast answer with one outcome per node, so they are functions of their own, called through a
+ * client (`client/broadcast.ts`).
  * docs/routing.md describes each mode.
  */
 import { type BackoffOptions, backoffDelay } from "../call/backoff.ts";
