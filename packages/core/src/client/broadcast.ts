@@ -4,12 +4,13 @@
  * built as the client builds a call (`buildCall`) and runs through the client's interceptors.
  */
 import { Cluster, clusterSeam } from "../cluster/cluster.ts";
+import type { ClusterSeam } from "../cluster/modes.ts";
 import { noNodeLeft } from "../cluster/routing.ts";
 import type { Instance } from "../discovery/registry.ts";
 import { Code } from "../errors/code.ts";
 import { markFromCall } from "../errors/downstream.ts";
 import { ConfigError, WeftError } from "../errors/weft-error.ts";
-import { type CallResult, compose } from "../interceptor/call.ts";
+import { type Call, type CallResult, compose, type Interceptor } from "../interceptor/call.ts";
 import { Metadata } from "../metadata/metadata.ts";
 import { methodsOf } from "../service/service.ts";
 import { buildCall, type CallOptions, clientRecord } from "./client.ts";
@@ -126,15 +127,37 @@ function fanOut(
   }
   const seam = clusterSeam(transport);
   const oneway = info.kind === "oneway";
+  let call: Call;
   try {
-    const call = buildCall(info, record.options, options, false, request);
+    call = buildCall(info, record.options, options, false, request);
+  } catch (e) {
+    return Promise.reject(markFromCall(e));
+  }
+  // a membership that does not know its first set yet: wait for it, within the call's deadline
+  const waiting = seam.firstSet(call);
+  if (waiting === undefined) return sendToAll(seam, record.interceptors, call, oneway, group);
+  return waiting.then(
+    () => sendToAll(seam, record.interceptors, call, oneway, group),
+    (e: unknown) => Promise.reject(markFromCall(e)),
+  );
+}
+
+/** Sends `call` to every routed node (of `group`, if given), each through the client's interceptors. */
+function sendToAll(
+  seam: ClusterSeam,
+  interceptors: readonly Interceptor[],
+  call: Call,
+  oneway: boolean,
+  group: { label: string; group: string } | undefined,
+): Promise<NodeOutcome<unknown>[]> {
+  try {
     let nodes = seam.routed(call);
     if (group !== undefined) nodes = nodes.filter((n) => n.instance?.labels[group.label] === group.group);
     if (nodes.length === 0)
       throw noNodeLeft(group === undefined ? "broadcast" : `multicast ${group.group}`, call);
     return Promise.all(
       nodes.map((node) => {
-        const chain = compose(record.interceptors, (c) => seam.send(c, node));
+        const chain = compose(interceptors, (c) => seam.send(c, node));
         // a call of its own, headers included: what an interceptor writes for one node stays there
         const own = { ...call, headers: new Metadata(call.headers) };
         return chain(own).then(

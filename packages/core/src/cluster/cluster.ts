@@ -308,6 +308,7 @@ export class Cluster implements Transport {
     routed: (call) => this.#routed(call),
     attempt: (call, nodes, tried) => this.#callWaiting(call, 0, undefined, nodes, tried),
     send: (call, node) => this.#send(call, node),
+    firstSet: (call) => this.#firstSet(call),
   };
 
   /** Sends `call` to `node` only, once it is connected; a refusal is this node's outcome. */

@@ -31,6 +31,11 @@ export interface ClusterSeam {
   attempt(call: Call, nodes: readonly TransportNode[], tried: TransportNode[]): Promise<CallResult>;
   /** Sends `call` to `node` only (waiting for it to connect within the call's signal and deadline). */
   send(call: Call, node: TransportNode): Promise<CallResult>;
+  /**
+   * While the cluster's membership does not know its first set of nodes yet: that wait, within the
+   * call's signal and deadline; `undefined` otherwise (a static list, a known set).
+   */
+  firstSet(call: Call): Promise<unknown> | undefined;
 }
 
 /**

@@ -4,6 +4,7 @@ import {
   broadcast,
   Code,
   createClient,
+  createMemoryRegistry,
   createTcpTransport,
   type Interceptor,
   multicast,
@@ -70,5 +71,22 @@ describe("broadcast over TCP", () => {
     await expect(multicast(client, "notify", { event: "e" }, { group: "canary" })).rejects.toMatchObject({
       reason: "NO_AVAILABLE_NODE",
     });
+  });
+});
+
+describe("broadcast over a registry", () => {
+  it("made right after the transport, waits for the membership's first set and reaches every instance", async () => {
+    const [a, b] = await headerEchoServers(2);
+    const registry = createMemoryRegistry();
+    await registry.register({ services: [Echo.typeName], addresses: { weft: a! } });
+    await registry.register({ services: [Echo.typeName], addresses: { weft: b! } });
+    const transport = createTcpTransport({ discoveryFrom: registry, service: Echo.typeName });
+    transports.push(transport);
+    const client = createClient(Echo, transport);
+    // the watch has not delivered the set yet: the broadcast waits for it instead of finding no node
+    const outcomes = await broadcast(client, "echo", { text: "hi" }, { timeoutMs: 5000 });
+    expect(outcomes.map((o) => o.node).sort()).toEqual([a, b].sort());
+    expect(outcomes.every((o) => o.ok)).toBe(true);
+    await registry.close();
   });
 });
