@@ -5,8 +5,6 @@
 import { context, trace } from "@opentelemetry/api";
 import {
   type Call,
-  type CallHandler,
-  type CallResult,
   ConfigError,
   codeName,
   currentCallContext,
@@ -19,7 +17,7 @@ import {
   type LoggerOptions as PinoOptions,
   pino,
 } from "pino";
-import { watchCall } from "./call-end.ts";
+import { type CallWatcher, endCode, watchCall } from "./call-end.ts";
 
 const LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
 /** A pino level name. */
@@ -132,29 +130,32 @@ export function accessLog(logger: Logger): Interceptor {
   if (logger === null || typeof logger !== "object" || typeof logger.info !== "function") {
     throw new ConfigError("logger", "a Logger (createLogger())", logger);
   }
-  return (next) => (call) => logCall(logger, next, call);
+  const watcher = new AccessLog(logger);
+  return (next) => (call) => watchCall(next, call, watcher, undefined);
 }
 
-function logCall(logger: Logger, next: CallHandler, call: Call): Promise<CallResult> {
-  return watchCall(next, call, {
-    request: ignore,
-    response: ignore,
-    end: (code, seconds) => {
-      const path = call.method.path;
-      logger.info(
-        {
-          side: call.side,
-          protocol: call.protocol,
-          peer: call.peer,
-          service: call.method.service.typeName,
-          method: path.slice(path.lastIndexOf("/") + 1),
-          code: codeName(code),
-          duration_ms: Math.round(seconds * 1e6) / 1000,
-        },
-        "call",
-      );
-    },
-  });
-}
+/** Writes the line of each call that ends; one for every call of an `accessLog()`. */
+class AccessLog implements CallWatcher<undefined> {
+  readonly timed = true;
+  readonly #logger: Logger;
 
-function ignore(): void {}
+  constructor(logger: Logger) {
+    this.#logger = logger;
+  }
+
+  end(_tag: undefined, call: Call, error: unknown, seconds: number): void {
+    const path = call.method.path;
+    this.#logger.info(
+      {
+        side: call.side,
+        protocol: call.protocol,
+        peer: call.peer,
+        service: call.method.service.typeName,
+        method: path.slice(path.lastIndexOf("/") + 1),
+        code: codeName(endCode(error)),
+        duration_ms: Math.round(seconds * 1e6) / 1000,
+      },
+      "call",
+    );
+  }
+}

@@ -17,7 +17,7 @@ import {
   unary,
   WeftError,
 } from "@weft/core";
-import type { Registry } from "prom-client";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { metrics } from "./index.ts";
 
@@ -90,6 +90,67 @@ describe("metrics()", () => {
       expect([bucket(0.01), bucket(0.1), bucket("+Inf")]).toEqual([2, 3, 3]);
       expect(await value(r, `weft_${side}_calls_in_flight`, { method: "get" })).toBe(0);
     }
+    await transport.close();
+    await server.shutdown();
+  });
+
+  it("scrapes exactly as prom-client's own counter, histogram and gauge would, also after a reset", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "performance"] });
+    const { m, client, server, transport } = start({ buckets: [0.01, 0.1] });
+    await client.get("a");
+    await expect(client.get("missing")).rejects.toMatchObject({ code: Code.NOT_FOUND });
+    const slow = client.get("slow");
+    await vi.advanceTimersByTimeAsync(50);
+    await slow;
+
+    // the same calls given to prom-client's own metrics, in a registry of their own
+    const reference = new Registry();
+    const registers = [reference];
+    const calls = new Counter({
+      name: "weft_server_calls_total",
+      help: "Calls handled, by status code",
+      labelNames: ["service", "method", "code"],
+      registers,
+    });
+    const duration = new Histogram({
+      name: "weft_server_call_duration_seconds",
+      help: "Duration of calls handled, to the end of the response (stream)",
+      labelNames: ["service", "method", "code"],
+      buckets: [0.01, 0.1],
+      registers,
+    });
+    const inFlight = new Gauge({
+      name: "weft_server_calls_in_flight",
+      help: "Calls handled that have not ended yet",
+      labelNames: ["service", "method"],
+      registers,
+    });
+    const ok = { service: "test.Svc", method: "get", code: "OK" };
+    const notFound = { ...ok, code: "NOT_FOUND" };
+    for (const [labels, seconds] of [
+      [ok, 0],
+      [notFound, 0],
+      [ok, 0.05],
+    ] as const) {
+      calls.inc(labels);
+      duration.observe(labels, seconds);
+    }
+    inFlight.set({ service: "test.Svc", method: "get" }, 0);
+    const scrape = async (registry: Registry) =>
+      Promise.all(
+        ["weft_server_calls_total", "weft_server_call_duration_seconds", "weft_server_calls_in_flight"].map(
+          (name) => registry.getSingleMetricAsString(name),
+        ),
+      );
+    expect(await scrape(m.registry)).toEqual(await scrape(reference));
+
+    m.registry.resetMetrics();
+    reference.resetMetrics();
+    await expect(client.get("missing")).rejects.toMatchObject({ code: Code.NOT_FOUND });
+    calls.inc(notFound);
+    duration.observe(notFound, 0);
+    inFlight.set({ service: "test.Svc", method: "get" }, 0);
+    expect(await scrape(m.registry)).toEqual(await scrape(reference));
     await transport.close();
     await server.shutdown();
   });

@@ -15,8 +15,8 @@ import {
   type WeftEventName,
   type WeftEvents,
 } from "@weft/core";
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
-import { type CallWatcher, watchCall } from "./call-end.ts";
+import { Counter, Gauge, type Histogram, Registry } from "prom-client";
+import { type CallWatcher, endCode, watchCall } from "./call-end.ts";
 import { INSTRUMENTATION_NAME, SYSTEM } from "./tracing.ts";
 
 /**
@@ -117,190 +117,264 @@ export function metrics(options: MetricsOptions = {}): Metrics {
 const METHOD_LABELS = ["service", "method"] as const;
 const CODE_LABELS = ["service", "method", "code"] as const;
 
-/** The metrics of one side (`weft_client_*` or `weft_server_*`). */
-class SideMetrics {
-  readonly #calls: Counter<(typeof CODE_LABELS)[number]>;
-  readonly #duration: Histogram<(typeof CODE_LABELS)[number]>;
-  readonly #inFlight: Gauge<(typeof METHOD_LABELS)[number]>;
-  readonly #sent: Counter<(typeof METHOD_LABELS)[number]>;
-  readonly #received: Counter<(typeof METHOD_LABELS)[number]>;
-  readonly #methods = new Map<string, MethodMetrics>();
+/**
+ * The metrics of one side (`weft_client_*` or `weft_server_*`). A call only adds to plain numbers
+ * of its method (`MethodStats`, `CodeStats`); prom-client reads them when the registry is scraped
+ * (`collect`, and `DurationHistogram`), so the scrape shows what prom-client's own `inc`/`observe`
+ * would have, at no label lookup or validation per call.
+ */
+class SideMetrics implements CallWatcher<MethodStats> {
+  readonly timed = true;
+  readonly #methods = new Map<string, MethodStats>();
+  /** In the order they were first used: the order of the series on a scrape. */
+  readonly #list: MethodStats[] = [];
+  /** Every (method, code) that ended a call, in the order they first did. */
+  readonly series: CodeStats[] = [];
   /** What methods beyond `maxMethods` count under. */
-  #other: MethodMetrics | undefined;
+  #other: MethodStats | undefined;
   readonly #maxMethods: number;
-  readonly #side: "client" | "server";
+  readonly buckets: readonly number[];
   readonly otel: OtelHistogram | undefined;
 
   constructor(
     registry: Registry,
     side: "client" | "server",
-    buckets: number[],
+    buckets: readonly number[],
     maxMethods: number,
     otel: OtelHistogram | undefined,
   ) {
     const registers = [registry];
     const what = side === "server" ? "handled" : "made";
-    this.#side = side;
     this.#maxMethods = maxMethods;
+    this.buckets = buckets;
     this.otel = otel;
-    this.#calls = new Counter({
+    const methods = this.#list;
+    const series = this.series;
+    new Counter({
       name: `weft_${side}_calls_total`,
       help: `Calls ${what}, by status code`,
       labelNames: CODE_LABELS,
       registers,
+      collect() {
+        for (const s of series) {
+          s.exported = addTo(this, s.labels, s.count, s.exported);
+        }
+      },
     });
-    this.#duration = new Histogram({
-      name: `weft_${side}_call_duration_seconds`,
-      help: `Duration of calls ${what}, to the end of the response (stream)`,
-      labelNames: CODE_LABELS,
-      buckets,
-      registers,
-    });
-    this.#inFlight = new Gauge({
+    registry.registerMetric(
+      new DurationHistogram(
+        `weft_${side}_call_duration_seconds`,
+        `Duration of calls ${what}, to the end of the response (stream)`,
+        this,
+      ) as unknown as Histogram,
+    );
+    new Gauge({
       name: `weft_${side}_calls_in_flight`,
       help: `Calls ${what} that have not ended yet`,
       labelNames: METHOD_LABELS,
       registers,
+      collect() {
+        for (const m of methods) if (m.used) this.set(m.labels, m.inFlight);
+      },
     });
-    this.#sent = new Counter({
+    const sent = side === "client" ? "requests" : "responses";
+    const received = side === "client" ? "responses" : "requests";
+    new Counter({
       name: `weft_${side}_stream_messages_sent_total`,
       help: "Messages sent on streams",
       labelNames: METHOD_LABELS,
       registers,
+      collect() {
+        for (const m of methods) m.exported[sent] = addTo(this, m.labels, m[sent], m.exported[sent]);
+      },
     });
-    this.#received = new Counter({
+    new Counter({
       name: `weft_${side}_stream_messages_received_total`,
       help: "Messages received on streams",
       labelNames: METHOD_LABELS,
       registers,
+      collect() {
+        for (const m of methods) {
+          m.exported[received] = addTo(this, m.labels, m[received], m.exported[received]);
+        }
+      },
     });
   }
 
   observe(next: CallHandler, call: Call): Promise<CallResult> {
     const method = this.#method(call);
-    method.inFlight.inc();
-    return watchCall(next, call, new CallMetrics(method, call));
+    method.inFlight++;
+    return watchCall(next, call, this, method);
   }
 
-  #method(call: Call): MethodMetrics {
+  request(method: MethodStats): void {
+    method.requests++;
+  }
+
+  response(method: MethodStats): void {
+    method.responses++;
+  }
+
+  end(method: MethodStats, call: Call, error: unknown, seconds: number): void {
+    method.inFlight--;
+    const code = endCode(error);
+    const c = method.codes[code] ?? this.#code(method, code);
+    c.count++;
+    c.sum += seconds;
+    const buckets = this.buckets;
+    for (let i = 0; i < buckets.length; i++) {
+      if (seconds <= buckets[i]!) {
+        c.buckets[i]!++;
+        break;
+      }
+    }
+    const otel = this.otel;
+    if (otel !== undefined) {
+      const attributes: Attributes = {
+        "rpc.method": method.rpcMethod,
+        "rpc.response.status_code": codeName(code),
+      };
+      const protocol = call.protocol;
+      if (protocol !== undefined) attributes["rpc.system.name"] = SYSTEM[protocol];
+      otel.record(seconds, attributes);
+    }
+  }
+
+  #code(method: MethodStats, code: Code): CodeStats {
+    const c = new CodeStats({ ...method.labels, code: codeName(code) }, this.buckets.length);
+    method.codes[code] = c;
+    this.series.push(c);
+    return c;
+  }
+
+  #method(call: Call): MethodStats {
     const path = call.method.path;
     const m = this.#methods.get(path);
     if (m !== undefined) return m;
     if (this.#methods.size >= this.#maxMethods) {
-      this.#other ??= this.#make("other", "other", "other");
+      if (this.#other === undefined) {
+        this.#other = new MethodStats("other", "other", "other");
+        this.#list.push(this.#other);
+      }
       return this.#other;
     }
-    const made = this.#make(
+    const made = new MethodStats(
       call.method.service.typeName,
       path.slice(path.lastIndexOf("/") + 1),
       path.slice(1),
     );
     this.#methods.set(path, made);
+    this.#list.push(made);
     return made;
   }
+}
 
-  #make(service: string, method: string, rpcMethod: string): MethodMetrics {
-    const request = this.#side === "client" ? this.#sent : this.#received;
-    const response = this.#side === "client" ? this.#received : this.#sent;
-    return new MethodMetrics(this, service, method, rpcMethod, {
-      inFlight: this.#inFlight.labels(service, method),
-      request: request.labels(service, method),
-      response: response.labels(service, method),
+/** Adds what `count` grew by since `exported` to `counter`'s series `labels`; returns `count`. */
+function addTo(counter: Counter<string>, labels: Labels, count: number, exported: number): number {
+  if (count > exported) counter.inc(labels, count - exported);
+  return count;
+}
+
+type Labels = Record<string, string>;
+
+/** The numbers of one method on one side, which its calls add to. */
+class MethodStats {
+  readonly labels: Labels;
+  /** `rpc.method` of the OpenTelemetry attributes. */
+  readonly rpcMethod: string;
+  inFlight = 0;
+  requests = 0;
+  responses = 0;
+  /** What the stream message counters were last given. */
+  readonly exported = { requests: 0, responses: 0 };
+  /** By status code (0–16), made on first use. */
+  readonly codes: (CodeStats | undefined)[] = [];
+
+  constructor(service: string, method: string, rpcMethod: string) {
+    this.labels = { service, method };
+    this.rpcMethod = rpcMethod;
+  }
+
+  /** Whether a call of it has started: a series of its own on a scrape. */
+  get used(): boolean {
+    return this.inFlight > 0 || this.codes.length > 0;
+  }
+}
+
+/** The calls of one method that ended with one status code. */
+class CodeStats {
+  readonly labels: Labels;
+  count = 0;
+  /** Seconds. */
+  sum = 0;
+  /** Calls per bucket, not cumulative; those above the last bound are in `count` only. */
+  readonly buckets: number[];
+  /** What `weft_*_calls_total` was last given. */
+  exported = 0;
+  /** What `reset()` of the duration histogram left: subtracted on a scrape. */
+  base: { count: number; sum: number; buckets: number[] } | undefined = undefined;
+
+  constructor(labels: Labels, buckets: number) {
+    this.labels = labels;
+    this.buckets = new Array<number>(buckets).fill(0);
+  }
+}
+
+/**
+ * `weft_{side}_call_duration_seconds`: a metric prom-client's registry formats like its own
+ * `Histogram` (same values, same order), read from the side's `CodeStats` when scraped.
+ */
+class DurationHistogram {
+  readonly name: string;
+  readonly help: string;
+  readonly type = "histogram";
+  readonly aggregator = "sum";
+  readonly #side: SideMetrics;
+
+  constructor(name: string, help: string, side: SideMetrics) {
+    this.name = name;
+    this.help = help;
+    this.#side = side;
+  }
+
+  get(): Promise<{ name: string; help: string; type: string; aggregator: string; values: HistogramValue[] }> {
+    const bounds = this.#side.buckets;
+    const values: HistogramValue[] = [];
+    const bucket = `${this.name}_bucket`;
+    for (const s of this.#side.series) {
+      const base = s.base;
+      const count = s.count - (base?.count ?? 0);
+      if (base !== undefined && count === 0) continue;
+      let acc = 0;
+      for (let i = 0; i < bounds.length; i++) {
+        acc += s.buckets[i]! - (base?.buckets[i] ?? 0);
+        values.push({ value: acc, metricName: bucket, labels: { le: bounds[i]!, ...s.labels } });
+      }
+      values.push(
+        { value: count, metricName: bucket, labels: { le: "+Inf", ...s.labels } },
+        { value: s.sum - (base?.sum ?? 0), metricName: `${this.name}_sum`, labels: { ...s.labels } },
+        { value: count, metricName: `${this.name}_count`, labels: { ...s.labels } },
+      );
+    }
+    return Promise.resolve({
+      name: this.name,
+      help: this.help,
+      type: this.type,
+      aggregator: this.aggregator,
+      values,
     });
   }
 
-  /** The counter and histogram children of one method and code. */
-  byCode(service: string, method: string, code: string): CodeMetrics {
-    return {
-      calls: this.#calls.labels(service, method, code),
-      duration: this.#duration.labels(service, method, code),
-    };
+  /** As prom-client's `reset()`: the series start again from 0, and show once a call adds to them. */
+  reset(): void {
+    for (const s of this.#side.series) s.base = { count: s.count, sum: s.sum, buckets: [...s.buckets] };
   }
 }
 
-interface CodeMetrics {
-  readonly calls: Counter.Internal;
-  readonly duration: Histogram.Internal<string>;
-}
-
-/** The label children of one method, made once: a call looks them up by its path only. */
-class MethodMetrics {
-  readonly inFlight: Gauge.Internal<string>;
-  readonly request: Counter.Internal;
-  readonly response: Counter.Internal;
-  /** By status code (0–16), made on first use. */
-  readonly #codes: (CodeMetrics | undefined)[] = [];
-  readonly #side: SideMetrics;
-  readonly #service: string;
-  readonly #method: string;
-  /** `rpc.method` of the OpenTelemetry attributes. */
-  readonly rpcMethod: string;
-
-  constructor(
-    side: SideMetrics,
-    service: string,
-    method: string,
-    rpcMethod: string,
-    children: { inFlight: Gauge.Internal<string>; request: Counter.Internal; response: Counter.Internal },
-  ) {
-    this.#side = side;
-    this.#service = service;
-    this.#method = method;
-    this.rpcMethod = rpcMethod;
-    this.inFlight = children.inFlight;
-    this.request = children.request;
-    this.response = children.response;
-  }
-
-  get otel(): OtelHistogram | undefined {
-    return this.#side.otel;
-  }
-
-  code(code: Code): CodeMetrics {
-    let c = this.#codes[code];
-    if (c === undefined) {
-      c = this.#side.byCode(this.#service, this.#method, codeName(code));
-      this.#codes[code] = c;
-    }
-    return c;
-  }
-}
-
-/** One call being measured. */
-class CallMetrics implements CallWatcher {
-  readonly #method: MethodMetrics;
-  readonly #call: Call;
-
-  constructor(method: MethodMetrics, call: Call) {
-    this.#method = method;
-    this.#call = call;
-  }
-
-  request(): void {
-    this.#method.request.inc();
-  }
-
-  response(): void {
-    this.#method.response.inc();
-  }
-
-  end(code: Code, seconds: number): void {
-    const m = this.#method;
-    m.inFlight.dec();
-    const c = m.code(code);
-    c.calls.inc();
-    c.duration.observe(seconds);
-    const otel = m.otel;
-    if (otel !== undefined) {
-      const attributes: Attributes = {
-        "rpc.method": m.rpcMethod,
-        "rpc.response.status_code": codeName(code),
-      };
-      const protocol = this.#call.protocol;
-      if (protocol !== undefined) attributes["rpc.system.name"] = SYSTEM[protocol];
-      otel.record(seconds, attributes);
-    }
-  }
+interface HistogramValue {
+  value: number;
+  metricName: string;
+  labels: Record<string, string | number>;
 }
 
 const CONNECTION_LABELS = ["side", "protocol", "peer_service"] as const;

@@ -7,9 +7,11 @@ import {
   type Attributes,
   type Context,
   context,
+  ProxyTracerProvider,
   propagation,
   type Span,
   SpanKind,
+  type SpanOptions,
   SpanStatusCode,
   type TextMapGetter,
   type TextMapPropagator,
@@ -22,14 +24,13 @@ import {
   type Call,
   type CallHandler,
   type CallResult,
-  Code,
   codeName,
   type Interceptor,
   type Metadata,
   WeftError,
   type WireProtocol,
 } from "@weft/core";
-import { settleWithin } from "@weft/core/internal";
+import { type CallWatcher, watchCall } from "./call-end.ts";
 
 /** The instrumentation scope the spans are created under. */
 export const INSTRUMENTATION_NAME = "@weft/observability";
@@ -83,12 +84,35 @@ export function tracing(options: TracingOptions = {}): Tracing {
   const setup: Setup = {
     tracer: provider.getTracer(INSTRUMENTATION_NAME),
     propagator: options.propagator ?? propagation,
-    events: options.messageEvents === true,
+    proxy: provider instanceof ProxyTracerProvider ? provider : undefined,
+    client: new SpanEnd("RECEIVED", options.messageEvents === true),
+    server: new SpanEnd("SENT", options.messageEvents === true),
+    options: new Map(),
   };
   return {
-    client: (next) => (call) => traceClient(setup, next, call),
-    server: (next) => (call) => traceServer(setup, next, call),
+    client: (next) => (call) => (inert(setup) ? passThrough(next, call) : traceClient(setup, next, call)),
+    server: (next) => (call) => (inert(setup) ? passThrough(next, call) : traceServer(setup, next, call)),
   };
+}
+
+/** What `trace.getTracerProvider()` delegates to while no SDK is registered. */
+const NO_SDK = new ProxyTracerProvider().getDelegate();
+
+/**
+ * No SDK behind the global provider: every span would be a non-recording copy of its parent's
+ * context, which Weft's call context already carries to the handler's outgoing calls. Checked on
+ * every call (one property read), so an SDK registered later is used from its first call on.
+ */
+function inert(setup: Setup): boolean {
+  return setup.proxy !== undefined && setup.proxy.getDelegate() === NO_SDK;
+}
+
+function passThrough(next: CallHandler, call: Call): Promise<CallResult> {
+  try {
+    return next(call);
+  } catch (e) {
+    return Promise.reject(e);
+  }
 }
 
 const getter: TextMapGetter<Metadata> = {
@@ -115,136 +139,93 @@ export const SYSTEM: Record<WireProtocol, string> = {
 interface Setup {
   readonly tracer: Tracer;
   readonly propagator: TextMapPropagator;
-  readonly events: boolean;
+  /** The global provider's proxy, when the provider is one: `inert()` looks behind it. */
+  readonly proxy: ProxyTracerProvider | undefined;
+  readonly client: SpanEnd;
+  readonly server: SpanEnd;
+  /** Span options by side and wire path (and protocol, server side): made once, not per call. */
+  readonly options: Map<string, SpanOptions>;
 }
 
-function traceClient(
-  { tracer, propagator, events }: Setup,
-  next: CallHandler,
-  call: Call,
-): Promise<CallResult> {
+function spanOptions(setup: Setup, call: Call, kind: SpanKind): SpanOptions {
+  const key = kind === SpanKind.CLIENT ? call.method.path : `${call.protocol ?? ""} ${call.method.path}`;
+  let options = setup.options.get(key);
+  if (options === undefined) {
+    const attributes: Attributes = { "rpc.method": call.method.path.slice(1) };
+    if (kind === SpanKind.SERVER && call.protocol !== undefined) {
+      attributes["rpc.system.name"] = SYSTEM[call.protocol];
+    }
+    options = { kind, attributes: Object.freeze(attributes) };
+    setup.options.set(key, Object.freeze(options));
+  }
+  return options;
+}
+
+function traceClient(setup: Setup, next: CallHandler, call: Call): Promise<CallResult> {
+  const { tracer, propagator } = setup;
   const active = context.active();
   // without a span in the active context (no context manager installed), the trace context Weft
   // propagates from the handler's inbound call still links this call into the trace
   const parent =
     trace.getSpan(active) === undefined ? propagator.extract(active, call.headers, getter) : active;
-  const name = call.method.path.slice(1);
-  const span = tracer.startSpan(name, { kind: SpanKind.CLIENT, attributes: { "rpc.method": name } }, parent);
+  const span = tracer.startSpan(call.method.path.slice(1), spanOptions(setup, call, SpanKind.CLIENT), parent);
   const ctx = trace.setSpan(parent, span);
   propagator.inject(ctx, call.headers, setter);
-  if (events && call.stream) call.messages = countMessages(span, call.messages, "SENT");
-  return runIn(ctx, next, call).then(
-    (result) => {
-      addClientPeer(span, call);
-      return finish(span, call, result, events, "RECEIVED");
-    },
-    (error: unknown) => {
-      addClientPeer(span, call);
-      failed(span, error);
-      span.end();
-      throw error;
-    },
-  );
+  return runIn(ctx, next, call, setup.client, span);
 }
 
-function traceServer(
-  { tracer, propagator, events }: Setup,
-  next: CallHandler,
-  call: Call,
-): Promise<CallResult> {
+function traceServer(setup: Setup, next: CallHandler, call: Call): Promise<CallResult> {
+  const { tracer, propagator } = setup;
   const parent = propagator.extract(context.active(), call.headers, getter);
-  const name = call.method.path.slice(1);
-  const attributes: Attributes = { "rpc.method": name };
-  if (call.protocol !== undefined) attributes["rpc.system.name"] = SYSTEM[call.protocol];
-  const peer = splitHostPort(call.peer);
-  if (peer !== undefined) {
-    attributes["network.peer.address"] = peer.host;
-    if (peer.port !== undefined) attributes["network.peer.port"] = peer.port;
+  const span = tracer.startSpan(call.method.path.slice(1), spanOptions(setup, call, SpanKind.SERVER), parent);
+  // the caller's address only on spans that are recorded (a sampler does not see it)
+  if (span.isRecording()) {
+    const peer = splitHostPort(call.peer);
+    if (peer !== undefined) {
+      span.setAttribute("network.peer.address", peer.host);
+      if (peer.port !== undefined) span.setAttribute("network.peer.port", peer.port);
+    }
   }
-  const span = tracer.startSpan(name, { kind: SpanKind.SERVER, attributes }, parent);
-  const ctx = trace.setSpan(parent, span);
-  if (events && call.stream) call.messages = countMessages(span, call.messages, "RECEIVED");
   // the span ends when the door stops the call (deadline, cancellation, shutdown), with its
   // reason, even if the handler has not noticed yet
-  return settleWithin(runIn(ctx, next, call), call.signal, undefined).then(
-    (result) => finish(span, call, result, events, "SENT"),
-    (error: unknown) => {
-      failed(span, error);
-      span.end();
-      throw error;
-    },
-  );
+  return runIn(trace.setSpan(parent, span), next, call, setup.server, span);
 }
 
-/** Runs the rest of the chain with `ctx` (the span's) active; a synchronous throw becomes a rejection. */
-function runIn(ctx: Context, next: CallHandler, call: Call): Promise<CallResult> {
-  try {
-    return context.with(ctx, next, undefined, call);
-  } catch (e) {
-    return Promise.reject(e);
+/** Ends a call's span: the call's `tag` is its span. One per side of a `tracing()`. */
+class SpanEnd implements CallWatcher<Span> {
+  readonly timed = false;
+  readonly request: ((span: Span) => void) | undefined;
+  readonly response: ((span: Span) => void) | undefined;
+
+  constructor(responses: "SENT" | "RECEIVED", events: boolean) {
+    const requests = responses === "SENT" ? "RECEIVED" : "SENT";
+    this.request = events ? (span) => messageEvent(span, requests) : undefined;
+    this.response = events ? (span) => messageEvent(span, responses) : undefined;
   }
-}
 
-/** A unary result ends the span now; a stream's span ends with the stream. */
-function finish(
-  span: Span,
-  call: Call,
-  result: CallResult,
-  events: boolean,
-  direction: "SENT" | "RECEIVED",
-): CallResult {
-  if (!result.stream) {
-    if (call.method.kind !== "oneway") span.setAttribute("rpc.response.status_code", "OK");
-    span.end();
-    return result;
-  }
-  result.messages = endWithStream(span, call, result.messages, events, direction);
-  return result;
-}
-
-async function* endWithStream(
-  span: Span,
-  call: Call,
-  messages: AsyncIterable<unknown>,
-  events: boolean,
-  direction: "SENT" | "RECEIVED",
-): AsyncGenerator<unknown> {
-  let id = 0;
-  let outcome: "ok" | "failed" | undefined;
-  try {
-    for await (const message of messages) {
-      if (events) span.addEvent("rpc.message", { "rpc.message.type": direction, "rpc.message.id": ++id });
-      yield message;
-    }
-    outcome = "ok";
-    span.setAttribute("rpc.response.status_code", "OK");
-  } catch (e) {
-    outcome = "failed";
-    failed(span, e);
-    throw e;
-  } finally {
-    // the reader stopped early (client: `break`; server: the call was cancelled or timed out)
-    if (outcome === undefined) {
-      const reason = call.signal.aborted ? call.signal.reason : undefined;
-      failed(
-        span,
-        reason instanceof WeftError ? reason : new WeftError(Code.CANCELLED, "the stream was abandoned"),
-      );
-    }
+  end(span: Span, call: Call, error: unknown): void {
+    if (call.side === "client" && span.isRecording()) addClientPeer(span, call);
+    if (error !== undefined) failed(span, error);
+    else if (call.method.kind !== "oneway") span.setAttribute("rpc.response.status_code", "OK");
     span.end();
   }
 }
 
-async function* countMessages(
-  span: Span,
-  messages: AsyncIterable<unknown>,
-  direction: "SENT" | "RECEIVED",
-): AsyncGenerator<unknown> {
-  let id = 0;
-  for await (const message of messages) {
-    span.addEvent("rpc.message", { "rpc.message.type": direction, "rpc.message.id": ++id });
-    yield message;
+/** Message ids per span and direction, for `rpc.message.id`. */
+const messageIds = new WeakMap<Span, { SENT: number; RECEIVED: number }>();
+
+function messageEvent(span: Span, direction: "SENT" | "RECEIVED"): void {
+  let ids = messageIds.get(span);
+  if (ids === undefined) {
+    ids = { SENT: 0, RECEIVED: 0 };
+    messageIds.set(span, ids);
   }
+  span.addEvent("rpc.message", { "rpc.message.type": direction, "rpc.message.id": ++ids[direction] });
+}
+
+/** Runs the rest of the chain with `ctx` (the span's) active, and ends `span` with the call. */
+function runIn(ctx: Context, next: CallHandler, call: Call, end: SpanEnd, span: Span): Promise<CallResult> {
+  return context.with(ctx, watchCall<Span>, undefined, next, call, end, span);
 }
 
 function failed(span: Span, error: unknown): void {
