@@ -225,6 +225,49 @@ describe("metrics()", () => {
     expect(values).toHaveLength(1);
   });
 
+  it("counts resilience decisions, breaker states and discovery membership from the telemetry events", async () => {
+    const m = metrics();
+    const t = m.telemetry;
+    t.event("retry.attempt", { path: "/test.Svc/get", attempt: 2, code: 14, delayMs: 50 });
+    t.event("retry.attempt", { path: "/test.Svc/get", attempt: 3, code: 14, delayMs: 100 });
+    t.event("shed.dropped", {
+      method: "/test.Svc/get",
+      priority: 5,
+      cpu: 900,
+      loopDelayMs: 30,
+      inFlight: 40,
+      maxInFlight: 20,
+    });
+    t.event("breaker.state", { name: "/test.Svc/get", from: "closed", to: "open" });
+    t.event("breaker.rejected", { name: "/test.Svc/get" });
+    t.event("breaker.state", { name: "10.0.0.7:4000", from: "closed", to: "half-open" });
+    t.event("ratelimit.fallback", { active: true, error: "down" });
+    t.event("discovery.changed", { service: "test.Svc", protocol: "weft", nodes: 3, added: 3, removed: 0 });
+    t.event("discovery.outage", { service: "test.Svc", reason: "REGISTRY_UNAVAILABLE" });
+    const r = m.registry;
+    const decisions = "weft_resilience_decisions_total";
+    expect(await value(r, decisions, { policy: "retry", decision: "attempt", method: "/test.Svc/get" })).toBe(
+      2,
+    );
+    expect(await value(r, decisions, { policy: "shed", decision: "dropped", method: "/test.Svc/get" })).toBe(
+      1,
+    );
+    expect(await value(r, decisions, { policy: "breaker", decision: "rejected" })).toBe(1);
+    expect(await value(r, "weft_breaker_state", { breaker: "/test.Svc/get" })).toBe(1);
+    // an instance breaker's address never becomes a label
+    expect(await value(r, "weft_breaker_state", { breaker: "instance" })).toBe(0.5);
+    expect(await value(r, "weft_breaker_transitions_total", { breaker: "/test.Svc/get", to: "open" })).toBe(
+      1,
+    );
+    expect(await value(r, "weft_ratelimit_fallback_active", {})).toBe(1);
+    expect(await value(r, "weft_discovery_nodes", { service: "test.Svc", protocol: "weft" })).toBe(3);
+    expect(await value(r, "weft_discovery_outage", { service: "test.Svc" })).toBe(1);
+    t.event("discovery.recovered", { service: "test.Svc", durationMs: 1200 });
+    expect(await value(r, "weft_discovery_outage", { service: "test.Svc" })).toBe(0);
+    expect(await value(r, "weft_discovery_outages_total", { service: "test.Svc" })).toBe(1);
+    expect(await r.metrics()).not.toContain("10.0.0.7");
+  });
+
   it("records rpc.{server,client}.call.duration through an OpenTelemetry meter provider", async () => {
     const reader = new ManualReader();
     const { client, server, transport } = start({ meterProvider: new MeterProvider({ readers: [reader] }) });

@@ -390,9 +390,57 @@ class TelemetryMetrics implements Telemetry {
   readonly #drainInFlight: Gauge;
   readonly #cancelled: Counter;
   readonly #shutdown: Gauge;
+  readonly #decisions: Counter<"policy" | "decision" | "method">;
+  readonly #breakerState: Gauge<"breaker">;
+  readonly #breakerTransitions: Counter<"breaker" | "to">;
+  readonly #limiterFallback: Gauge;
+  readonly #discoveryNodes: Gauge<"service" | "protocol">;
+  readonly #discoveryOutage: Gauge<"service">;
+  readonly #discoveryOutages: Counter<"service">;
 
   constructor(registry: Registry) {
     const registers = [registry];
+    this.#decisions = new Counter({
+      name: "weft_resilience_decisions_total",
+      help: "Decisions of the resilience policies: retries, hedges, fallbacks and calls rejected by a breaker, limiter, bulkhead or shedder",
+      labelNames: ["policy", "decision", "method"],
+      registers,
+    });
+    this.#breakerState = new Gauge({
+      name: "weft_breaker_state",
+      help: "State of each circuit breaker: 0 closed, 0.5 half-open, 1 open (instance breakers as one series)",
+      labelNames: ["breaker"],
+      registers,
+    });
+    this.#breakerTransitions = new Counter({
+      name: "weft_breaker_transitions_total",
+      help: "Circuit breaker state changes, by the state entered",
+      labelNames: ["breaker", "to"],
+      registers,
+    });
+    this.#limiterFallback = new Gauge({
+      name: "weft_ratelimit_fallback_active",
+      help: "1 while a distributed rate limiter answers from its local fallback (its store unreachable)",
+      registers,
+    });
+    this.#discoveryNodes = new Gauge({
+      name: "weft_discovery_nodes",
+      help: "Nodes a client's membership has for a service",
+      labelNames: ["service", "protocol"],
+      registers,
+    });
+    this.#discoveryOutage = new Gauge({
+      name: "weft_discovery_outage",
+      help: "1 while a client cannot watch a service's registry and uses its last known instances",
+      labelNames: ["service"],
+      registers,
+    });
+    this.#discoveryOutages = new Counter({
+      name: "weft_discovery_outages_total",
+      help: "Registry outages a client went through, per service",
+      labelNames: ["service"],
+      registers,
+    });
     this.#open = new Gauge({
       name: "weft_connections",
       help: "Connections open",
@@ -486,6 +534,69 @@ class TelemetryMetrics implements Telemetry {
         this.#draining.set(0);
         this.#shutdown.set((attributes as WeftEvents["shutdown.closed"]).durationMs / 1000);
         return;
+      case "discovery.changed": {
+        const a = attributes as WeftEvents["discovery.changed"];
+        this.#discoveryNodes.labels(a.service, a.protocol).set(a.nodes);
+        return;
+      }
+      case "discovery.outage": {
+        const service = (attributes as WeftEvents["discovery.outage"]).service;
+        this.#discoveryOutage.labels(service).set(1);
+        this.#discoveryOutages.labels(service).inc();
+        return;
+      }
+      case "discovery.recovered":
+        this.#discoveryOutage.labels((attributes as WeftEvents["discovery.recovered"]).service).set(0);
+        return;
+      case "breaker.state": {
+        const a = attributes as WeftEvents["breaker.state"];
+        const breaker = breakerLabel(a.name);
+        this.#breakerState.labels(breaker).set(a.to === "open" ? 1 : a.to === "half-open" ? 0.5 : 0);
+        this.#breakerTransitions.labels(breaker, a.to).inc();
+        return;
+      }
+      case "breaker.rejected":
+        this.#decide(
+          "breaker",
+          "rejected",
+          breakerLabel((attributes as WeftEvents["breaker.rejected"]).name),
+        );
+        return;
+      case "ratelimit.fallback":
+        this.#limiterFallback.set((attributes as WeftEvents["ratelimit.fallback"]).active ? 1 : 0);
+        return;
+      default: {
+        const decision = DECISIONS[name];
+        if (decision !== undefined) {
+          const a = attributes as { readonly path?: string; readonly method?: string };
+          this.#decide(decision[0], decision[1], a.path ?? a.method ?? "");
+        }
+      }
     }
   }
+
+  #decide(policy: string, decision: string, method: string): void {
+    this.#decisions.labels(policy, decision, method).inc();
+  }
+}
+
+/** The policy and decision of each resilience event counted by `weft_resilience_decisions_total`. */
+const DECISIONS: Partial<Record<WeftEventName, readonly [string, string]>> = {
+  "retry.attempt": ["retry", "attempt"],
+  "retry.budget_exhausted": ["retry", "budget_exhausted"],
+  "retry.pushback": ["retry", "pushback"],
+  "hedge.sent": ["hedge", "sent"],
+  "hedge.won": ["hedge", "won"],
+  "fallback.used": ["fallback", "used"],
+  "ratelimit.rejected": ["ratelimit", "rejected"],
+  "bulkhead.rejected": ["bulkhead", "rejected"],
+  "shed.dropped": ["shed", "dropped"],
+};
+
+/**
+ * A breaker's label: its method path or service name; an instance breaker's (a node's `host:port`)
+ * is `instance`, so no raw address becomes a label.
+ */
+function breakerLabel(name: string): string {
+  return name.startsWith("/") || !/:\d+$/.test(name) ? name : "instance";
 }
