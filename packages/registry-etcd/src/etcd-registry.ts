@@ -13,6 +13,7 @@ import {
 } from "@weft/core";
 import {
   armDeadline,
+  backoffDelay,
   checkService,
   type DeadlineTimer,
   numberOption,
@@ -25,6 +26,7 @@ import {
   toInstance,
   ttlOf,
 } from "@weft/core/internal";
+import { noop } from "cockatiel";
 import { Etcd3, type IKeyValue, type IWatchResponse, type Lease, type Watcher } from "etcd3";
 
 export interface EtcdRegistryOptions {
@@ -87,7 +89,35 @@ export function createEtcdRegistry(options: EtcdRegistryOptions): Registry {
   if (typeof ttlMs !== "number" || !Number.isSafeInteger(ttlMs) || ttlMs <= 0)
     throw new ConfigError("ttlMs", "a positive integer of milliseconds", ttlMs);
   const graceMs = numberOption("watchGraceMs", options.watchGraceMs, ETCD_REGISTRY_DEFAULTS.watchGraceMs, 0);
-  return new EtcdRegistry(new Etcd3({ hosts: [...endpoints] as string[] }), prefix, ttlMs, graceMs);
+  const client = new Etcd3({
+    hosts: [...endpoints] as string[],
+    faultHandling: {
+      // Weft handles an outage itself (the watch's grace, the client's outage policy): no per-host
+      // circuit breaker holding requests back for 5 s after etcd answers again
+      host: () => noop,
+      // a watch reconnects within a second of etcd coming back, inside its grace
+      watchBackoff: new WatchBackoff(0),
+    },
+  });
+  return new EtcdRegistry(client, prefix, ttlMs, graceMs);
+}
+
+/**
+ * The etcd client's watch reconnect backoff, from Weft's one backoff: 50 ms doubling to 1 s, ±20 %
+ * jitter (etcd3 asks `next()` for each wait and reads its `duration`).
+ */
+class WatchBackoff {
+  readonly duration: number;
+  readonly #failures: number;
+
+  constructor(failures: number) {
+    this.#failures = failures;
+    this.duration = failures === 0 ? 0 : backoffDelay(failures, { initialDelayMs: 50, maxDelayMs: 1_000 });
+  }
+
+  next(): WatchBackoff {
+    return new WatchBackoff(this.#failures + 1);
+  }
 }
 
 /** An etcd failure as Weft reports it. */
