@@ -98,7 +98,7 @@ export interface WeftEvents {
   "bulkhead.rejected": { readonly method: string; readonly why: "full" | "timeout" };
   /**
    * The load shedder dropped a call before decoding it. `queueDelayMs` how long it had queued since
-   * its request was read, `utilization` the event loop's (0–1), `inFlight` the calls running.
+   * its request was read, `utilization` the event loop's as last read (0–1), `inFlight` the calls running.
    */
   "shed.dropped": {
     readonly method: string;

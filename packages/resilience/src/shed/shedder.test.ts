@@ -68,6 +68,7 @@ describe("shedder (queueing delay)", () => {
     expect(turn(env, 50, 1)).toBe(50);
     env.load.u = 0.91;
     expect(turn(env, 50, 1)).toBe(3);
+    expect(env.events).toHaveLength(47);
   });
 
   it("reads the utilisation only for calls that queued beyond the target", () => {
@@ -92,11 +93,25 @@ describe("shedder (queueing delay)", () => {
     expect(env.s.stats().dropped).toBe(7);
   });
 
+  it("after a drop, keeps dropping calls that queued too long for 1 s whatever the utilisation", () => {
+    const env = setup();
+    expect(turn(env, 10, 1)).toBe(3); // last drop at t = 1003
+    env.load.u = 0.5; // shedding works: the event loop is no longer saturated
+    env.load.reads = 0;
+    env.clock.t = 1999;
+    expect(turn(env, 10, 1)).toBe(3); // the 4th call is asked at 2002, within 1 s: dropped (hold until 3002)
+    expect(env.load.reads).toBe(0);
+    env.clock.t = 3002; // 1 s after the last drop: the utilisation decides again
+    expect(turn(env, 10, 1)).toBe(10);
+    expect(env.s.stats().dropped).toBe(14);
+  });
+
   it("rejects bad options naming them", () => {
     const load: LoadSource = { utilization: () => 0, close() {} };
     expect(() => shedder({ load, targetDelayMs: 0 })).toThrow(/"targetDelayMs"/);
     expect(() => shedder({ load, utilizationThreshold: 1 })).toThrow(/"utilizationThreshold"/);
     expect(() => shedder({ load, defaultPriority: 10 })).toThrow(/"defaultPriority"/);
+    expect(() => shedder({ load, holdMs: -1 })).toThrow(/"holdMs"/);
     expect(() => shedder({ load, now: 5 as unknown as () => number })).toThrow(/"now"/);
   });
 });

@@ -26,6 +26,13 @@ export interface ShedderOptions {
    * shed, so a burst on an otherwise idle server is queued, not dropped. Default: 0.9.
    */
   utilizationThreshold?: number;
+  /**
+   * Once a call is dropped, calls that queued past their allowed delay keep being dropped for this
+   * long without looking at the utilisation, in milliseconds; every drop restarts it. Shedding keeps
+   * the event loop from being saturated, so without it the shedder would stop as soon as it works.
+   * Default: 1000.
+   */
+  holdMs?: number;
   /** Priority of a call without a valid `weft-priority` header. Default: 5. */
   defaultPriority?: number;
   /** Where event-loop utilisation is read. Default: `processLoad()` (over 100 ms). */
@@ -62,7 +69,9 @@ export interface Shedder extends CallAdmission {
  * calls read from one socket read run their synchronous handlers one after another, so the delay of
  * each is the work admitted ahead of it in the same turn; bounding it bounds how long a turn runs,
  * hence how long the next requests wait in the socket, hence the latency of every admitted call.
- * An idle server absorbs a burst instead (utilisation stays low).
+ * An idle server absorbs a burst instead (utilisation stays low). Once a call was dropped, calls
+ * that queued too long are dropped for `holdMs` more whatever the utilisation (every drop restarts
+ * it): shedding stops when calls stop queueing, as with CoDel.
  *
  * Calls carry a priority (`weft-priority`, 0–9, default 5): a call of priority p may queue
  * `targetDelayMs × (0.5 + p / 10)`, so while busy low priorities go first and 9 waits 40% longer
@@ -80,6 +89,7 @@ class DelayShedder implements Shedder {
   /** Allowed queueing delay per priority 0–9, in ms. */
   readonly #allowedMs: Float64Array;
   readonly #utilizationThreshold: number;
+  readonly #holdMs: number;
   readonly #defaultPriority: number;
   readonly #load: LoadSource;
   readonly #ownLoad: boolean;
@@ -88,6 +98,10 @@ class DelayShedder implements Shedder {
   #inFlight = 0;
   #dropped = 0;
   #lastDelay = 0;
+  /** The utilisation as last read. */
+  #utilization = 0;
+  /** Calls that queued too long are dropped until then without reading the utilisation. */
+  #holdUntil = Number.NEGATIVE_INFINITY;
 
   constructor(options: ShedderOptions) {
     const target = positiveOption("targetDelayMs", options.targetDelayMs, 2);
@@ -97,6 +111,7 @@ class DelayShedder implements Shedder {
       throw new ConfigError("utilizationThreshold", "a number ≥ 0 and < 1", u);
     }
     this.#utilizationThreshold = u;
+    this.#holdMs = positiveOption("holdMs", options.holdMs, 1000, true);
     const p = options.defaultPriority ?? 5;
     if (!Number.isInteger(p) || p < 0 || p > 9) throw new ConfigError("defaultPriority", "an integer 0–9", p);
     this.#defaultPriority = p;
@@ -107,25 +122,29 @@ class DelayShedder implements Shedder {
   }
 
   admit(path: string, headers: Metadata, arrivedAt: number): WeftError | undefined {
-    const delay = this.#now() - arrivedAt;
+    const now = this.#now();
+    const delay = now - arrivedAt;
     this.#lastDelay = delay;
     // cheap test first: a call that has not queued beyond the most any priority may is never shed
     if (delay <= this.#allowedMs[0]! || delay <= this.#allowedMs[this.#priority(headers)]!) {
       this.#inFlight++;
       return undefined;
     }
-    const utilization = this.#load.utilization();
-    if (utilization <= this.#utilizationThreshold) {
-      this.#inFlight++;
-      return undefined;
+    if (now >= this.#holdUntil) {
+      this.#utilization = this.#load.utilization();
+      if (this.#utilization <= this.#utilizationThreshold) {
+        this.#inFlight++;
+        return undefined;
+      }
     }
+    this.#holdUntil = now + this.#holdMs;
     this.#dropped++;
     if (this.#telemetry !== undefined) {
       emit(this.#telemetry, "shed.dropped", {
         method: path,
         priority: this.#priority(headers),
         queueDelayMs: delay,
-        utilization,
+        utilization: this.#utilization,
         inFlight: this.#inFlight,
       });
     }
