@@ -134,10 +134,7 @@ export async function runOverload(options: OverloadOptions): Promise<number> {
   for (const [label, r] of rows) {
     const st = r.shedder;
     if (st !== null) {
-      console.log(
-        `  [${label}] at the end: maxInFlight ${st.maxInFlight} (maxPass ${st.maxPass} per bucket, minRT ${st.minRtMs} ms), ` +
-          `CPU ${st.cpu}‰, event-loop p99 delay ${st.loopDelayMs} ms`,
-      );
+      console.log(`  [${label}] at the end (idle): event-loop utilisation ${st.utilization}`);
     }
     if (r.otherError !== null)
       console.log(`  [${label}] other errors: ${int(r.otherPerSec)}/s, e.g. ${r.otherError}`);
@@ -303,7 +300,7 @@ async function openLoop(
     otherPerSec: other / seconds,
     otherError,
     server: deltaOf(before, after),
-    shedder: after.maxInFlight === undefined ? null : after,
+    shedder: after.utilization === undefined ? null : after,
   };
 }
 

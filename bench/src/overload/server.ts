@@ -35,8 +35,8 @@ const admission: CallAdmission | undefined =
   inner === undefined
     ? undefined
     : {
-        admit(path, headers) {
-          const error = inner.admit(path, headers);
+        admit(path, headers, arrivedAt) {
+          const error = inner.admit(path, headers, arrivedAt);
           if (error !== undefined) rejected++;
           return error;
         },
@@ -70,11 +70,7 @@ hostOverIpc(
       : {
           handled,
           rejected,
-          maxInFlight: stats.maxInFlight,
-          minRtMs: stats.minRtMs,
-          maxPass: stats.maxPass,
-          cpu: Math.round(stats.cpu),
-          loopDelayMs: Math.round(stats.loopDelayMs),
+          utilization: Math.round(stats.utilization * 100) / 100,
         };
   },
 );

@@ -72,6 +72,16 @@ describe("status (END body)", () => {
     expect(back.metadata.get("x-node")).toBe("a1");
   });
 
+  it("encodes an error answered again and again once, and a different one anew", () => {
+    const shared = new WeftError(Code.RESOURCE_EXHAUSTED, "shed", { reason: "OVERLOADED" });
+    const first = encodeStatus(shared);
+    expect(encodeStatus(shared)).toBe(first);
+    const other = new WeftError(Code.RESOURCE_EXHAUSTED, "shed", { reason: "OVERLOADED" });
+    expect(encodeStatus(other)).not.toBe(first);
+    expect(text(encodeStatus(other))).toBe(text(first));
+    expect(text(encodeStatus(shared))).toBe('{"code":8,"reason":"OVERLOADED","message":"shed"}');
+  });
+
   it("decodes a view into a larger buffer", () => {
     const body = encodeStatus(new WeftError(Code.UNAVAILABLE, "busy", { reason: "REFUSED_STREAM" }));
     const backing = new Uint8Array(body.length + 8);

@@ -9,6 +9,19 @@ import { Metadata } from "../metadata/metadata.ts";
  */
 export function encodeStatus(error: WeftError | undefined): Uint8Array {
   if (error === undefined || error.code === Code.OK) return EMPTY;
+  // a server that answers many calls with one shared error (a shedder) encodes it once
+  if (error === lastEncoded && lastBody !== undefined && error.details.length === 0) return lastBody;
+  const body = encodeStatusOf(error);
+  lastEncoded = error;
+  lastBody = body;
+  return body;
+}
+
+/** The last error `encodeStatus` encoded, and its body (its fields are read-only; details are not). */
+let lastEncoded: WeftError | undefined;
+let lastBody: Uint8Array | undefined;
+
+function encodeStatusOf(error: WeftError): Uint8Array {
   const details = error.details.map((d) =>
     d.value instanceof Uint8Array
       ? {

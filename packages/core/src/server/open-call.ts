@@ -45,9 +45,12 @@ export interface RegisteredMethod {
 export interface CallAdmission {
   /**
    * `undefined` admits the call (`finished` is then called once when it ends); a `WeftError`
-   * refuses it, and the caller is answered with that error at once.
+   * refuses it, and the caller is answered with that error at once. `arrivedAt` is when the request
+   * was read (`performance.now()`, ms): on Weft TCP the socket read its frame came in, so
+   * `performance.now() - arrivedAt` is how long it queued behind the calls read with it; front ends
+   * that do not know pass the time of the call.
    */
-  admit(path: string, headers: Metadata): WeftError | undefined;
+  admit(path: string, headers: Metadata, arrivedAt: number): WeftError | undefined;
   /** An admitted call ended (answered, failed or abandoned), `durationMs` milliseconds after admission. */
   finished(durationMs: number): void;
 }
@@ -83,6 +86,8 @@ export interface OpenCallInit {
   peer: string | undefined;
   /** The client's verified TLS certificate (`peerIdentityOf(socket)`); absent on cleartext. */
   peerIdentity?: PeerIdentity | undefined;
+  /** When the request was read, `performance.now()` in ms (told to the admission); default: now. */
+  arrivedAt?: number | undefined;
   /**
    * Serve the call even though shutdown has begun (still refused once stopped). For the few calls
    * that must be answered during a drain, such as a health check answering `NOT_SERVING`.
@@ -149,7 +154,7 @@ export function openCall(door: CallDoor, init: OpenCallInit): OpenCall {
   }
   const admission = door.admission;
   if (admission !== undefined) {
-    const refused = admission.admit(init.path, init.headers);
+    const refused = admission.admit(init.path, init.headers, init.arrivedAt ?? performance.now());
     if (refused !== undefined) throw refused;
   }
   return new InboundCall(door, route, init, deadline, admission);

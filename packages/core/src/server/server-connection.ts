@@ -64,6 +64,7 @@ export class ServerConnection extends Connection {
       headers: EMPTY,
       timeoutMs: undefined,
       serializer: "protobuf",
+      arrivedAt: 0,
       peer,
       // a TLS socket has finished its handshake when it is accepted: its certificate is known now
       peerIdentity: peerIdentityOf(socket as PeerTlsSocket),
@@ -297,6 +298,7 @@ export class ServerConnection extends Connection {
     init.headers = headers ?? new Metadata();
     init.timeoutMs = timeoutMs;
     init.serializer = serializer;
+    init.arrivedAt = this.readAt;
     let call: OpenCall;
     try {
       call = openCall(this.host.door, init);

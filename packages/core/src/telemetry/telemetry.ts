@@ -97,16 +97,15 @@ export interface WeftEvents {
   /** A bulkhead refused a call: `full` (no slot and no queue room) or `timeout` (queued too long). */
   "bulkhead.rejected": { readonly method: string; readonly why: "full" | "timeout" };
   /**
-   * The load shedder dropped a call before decoding it. `cpu` in ‰ of one core (EMA), `loopDelayMs`
-   * the event loop's p99 delay, `inFlight` and `maxInFlight` the calls running and the estimated limit.
+   * The load shedder dropped a call before decoding it. `queueDelayMs` how long it had queued since
+   * its request was read, `utilization` the event loop's as last read (0–1), `inFlight` the calls running.
    */
   "shed.dropped": {
     readonly method: string;
     readonly priority: number;
-    readonly cpu: number;
-    readonly loopDelayMs: number;
+    readonly queueDelayMs: number;
+    readonly utilization: number;
     readonly inFlight: number;
-    readonly maxInFlight: number;
   };
   /**
    * A retry policy (`@weft/resilience`) sends attempt `attempt` (2 for the first retry) of a call to

@@ -176,6 +176,8 @@ export abstract class Connection {
   protected lastReceived = Date.now();
   /** Chunks received so far; the keepalive tick turns a change into `lastReceived` (no clock read per chunk). */
   protected received = 0;
+  /** `performance.now()` when the last chunk was read: when the frames decoded from it arrived. */
+  protected readAt = 0;
   // --- timeouts: one timer, re-armed when it fires ---
   #timer: DeadlineTimer | undefined;
   readonly #openedAt = Date.now();
@@ -218,6 +220,7 @@ export abstract class Connection {
     const watched = o.handshakeTimeoutMs > 0 || framesWatched || o.idleTimeoutMs > 0;
     socket.on("data", (chunk: Buffer) => {
       this.received++;
+      this.readAt = performance.now();
       const decoder = this.decoder;
       decoder.push(chunk);
       if (watched && decoder.inFrame && decoder.started !== this.#frameMark) {

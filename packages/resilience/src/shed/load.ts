@@ -1,60 +1,49 @@
 /*
- * The process load the shedder reads: CPU use and event-loop delay, sampled in the background.
+ * The process load the shedder reads: event-loop utilisation, measured when asked.
  */
-import { monitorEventLoopDelay } from "node:perf_hooks";
+import { type EventLoopUtilization, performance } from "node:perf_hooks";
 
-/** Where the shedder reads how loaded the process is. Inject one for tests. */
+/** Where the shedder reads how busy the process is. Inject one for tests. */
 export interface LoadSource {
-  /** CPU use of this process in ‰ of one core (0–1000 on one busy core), smoothed. */
-  cpu(): number;
-  /** The event loop's recent p99 delay in milliseconds. */
-  loopDelayMs(): number;
-  /** Stops sampling. */
+  /**
+   * The share of recent time the event loop spent running callbacks rather than waiting for I/O,
+   * 0–1 (`performance.eventLoopUtilization()`): 1 means every call queues behind others.
+   */
+  utilization(): number;
+  /** Stops measuring (nothing to stop for `processLoad`; kept for sources that sample). */
   close(): void;
 }
 
 /** Options of `processLoad`. */
 export interface ProcessLoadOptions {
-  /** Sampling period in milliseconds. Default: 500. */
+  /** The utilisation returned covers at least this long, in milliseconds. Default: 100. */
   intervalMs?: number;
-  /** Weight of the previous CPU value in its moving average: `cpu = cpu × decay + sample × (1 − decay)`. Default: 0.95. */
-  decay?: number;
 }
 
 /**
- * The process's own load, sampled every `intervalMs` on an unref'd timer: CPU from
- * `process.cpuUsage()` (user + system time over wall time, as an exponential moving average), and
- * the p99 of `perf_hooks.monitorEventLoopDelay` over the last period (the histogram is reset at each
- * sample). Event-loop delay is the better overload signal in Node: one busy core shows as 1000‰
- * however many the machine has.
+ * The process's own event-loop utilisation over the last `intervalMs` or a little more. It is read
+ * when asked, no timer runs: a read within `intervalMs` of the last measurement returns that
+ * measurement (two clock reads), a later one measures the time since (one
+ * `performance.eventLoopUtilization` call, which counts the callback running now as busy). Unlike
+ * CPU use it is immediate and per process: one busy event loop shows as 1 however many cores the
+ * machine has.
  */
 export function processLoad(options: ProcessLoadOptions = {}): LoadSource {
-  const intervalMs = options.intervalMs ?? 500;
-  const decay = options.decay ?? 0.95;
-  const histogram = monitorEventLoopDelay({ resolution: 10 });
-  histogram.enable();
-  let cpu = 0;
-  let loopDelay = 0;
-  let lastUsage = process.cpuUsage();
+  const intervalMs = options.intervalMs ?? 100;
+  let last: EventLoopUtilization = performance.eventLoopUtilization();
   let lastAt = performance.now();
-  const timer = setInterval(() => {
-    const usage = process.cpuUsage();
-    const at = performance.now();
-    const busyUs = usage.user - lastUsage.user + usage.system - lastUsage.system;
-    const sample = (busyUs / 1000 / Math.max(1, at - lastAt)) * 1000;
-    cpu = cpu * decay + sample * (1 - decay);
-    loopDelay = histogram.count > 0 ? histogram.percentile(99) / 1e6 : 0;
-    histogram.reset();
-    lastUsage = usage;
-    lastAt = at;
-  }, intervalMs);
-  timer.unref();
+  let utilization = 0;
   return {
-    cpu: () => cpu,
-    loopDelayMs: () => loopDelay,
-    close() {
-      clearInterval(timer);
-      histogram.disable();
+    utilization() {
+      const at = performance.now();
+      if (at - lastAt >= intervalMs) {
+        const current = performance.eventLoopUtilization();
+        utilization = performance.eventLoopUtilization(current, last).utilization;
+        last = current;
+        lastAt = at;
+      }
+      return utilization;
     },
+    close() {},
   };
 }

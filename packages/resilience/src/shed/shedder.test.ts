@@ -3,104 +3,115 @@ import { describe, expect, it } from "vitest";
 import type { LoadSource } from "./load.ts";
 import { shedder } from "./shedder.ts";
 
-function fakeLoad() {
-  const l = { cpu: 0, delay: 0 };
-  const source: LoadSource = { cpu: () => l.cpu, loopDelayMs: () => l.delay, close() {} };
-  return { l, source };
-}
-
 const NONE = new Metadata();
 const prio = (p: number) => new Metadata({ "weft-priority": String(p) });
 
-/** A shedder that has seen 20 calls of 50 ms complete in each 100 ms bucket for 1 s: maxInFlight 10. */
-function trained(events: unknown[] = []) {
-  const clock = { t: 0 };
-  const { l, source } = fakeLoad();
+/** A shedder on a fake clock and a fake event-loop utilisation (0.95: busy), default options. */
+function setup(options: { targetDelayMs?: number } = {}) {
+  const clock = { t: 1000 };
+  const load = { u: 0.95, reads: 0 };
+  const source: LoadSource = {
+    utilization: () => {
+      load.reads++;
+      return load.u;
+    },
+    close() {},
+  };
+  const events: unknown[] = [];
   const telemetry: Telemetry = { event: (name, a) => events.push([name, a]) };
-  const s = shedder({ load: source, now: () => clock.t, telemetry });
-  for (let b = 0; b < 10; b++) {
-    clock.t = b * 100 + 50;
-    for (let i = 0; i < 20; i++) expect(s.admit("/x", NONE)).toBeUndefined();
-    for (let i = 0; i < 20; i++) s.finished(50);
+  const s = shedder({ ...options, load: source, now: () => clock.t, telemetry });
+  return { s, clock, load, events };
+}
+
+/**
+ * Calls read together at `clock.t`, each admitted one running `workMs` of synchronous work before
+ * the next is asked about (what Weft TCP does with one socket read): how many are admitted.
+ */
+function turn(env: ReturnType<typeof setup>, calls: number, workMs: number, headers = NONE): number {
+  const arrivedAt = env.clock.t;
+  let admitted = 0;
+  for (let i = 0; i < calls; i++) {
+    if (env.s.admit("/x", headers, arrivedAt) === undefined) {
+      admitted++;
+      env.clock.t += workMs;
+      env.s.finished(workMs);
+    }
   }
-  clock.t = 1000;
-  return { s, clock, l };
+  return admitted;
 }
 
-/** Admits calls until one is refused; returns how many were admitted. */
-function admitUntilShed(s: ReturnType<typeof shedder>, headers = NONE): number {
-  let n = 0;
-  while (s.admit("/x", headers) === undefined) n++;
-  return n;
-}
-
-describe("shedder (BBR)", () => {
-  it("derives maxInFlight = maxPass × minRT × buckets/s / 1000 from the window", () => {
-    const { s } = trained();
-    expect(s.stats()).toMatchObject({ maxPass: 20, minRtMs: 50, maxInFlight: 10, inFlight: 0 });
-  });
-
-  it("never sheds while not overloaded, however many are in flight", () => {
-    const { s } = trained();
-    for (let i = 0; i < 100; i++) expect(s.admit("/x", NONE)).toBeUndefined();
-  });
-
-  it("sheds above maxInFlight when CPU is over its threshold, or the event loop is late", () => {
-    const events: unknown[] = [];
-    const { s, l } = trained(events);
-    l.cpu = 801;
-    expect(admitUntilShed(s)).toBe(11); // in flight 0..10 admitted, the 12th call sees 11 > 10
-    const e = s.admit("/x", NONE)!;
+describe("shedder (queueing delay)", () => {
+  it("while busy, admits a turn's calls until one has queued longer than the target (2 ms)", () => {
+    const env = setup();
+    // 1 ms of work each: calls that queued 0, 1 and 2 ms pass, the 4th (3 ms) and the rest are shed
+    expect(turn(env, 10, 1)).toBe(3);
+    expect(env.s.stats()).toMatchObject({ inFlight: 0, dropped: 7, queueDelayMs: 3 });
+    const e = env.s.admit("/x", NONE, env.clock.t - 2.5)!;
     expect(e.code).toBe(Code.RESOURCE_EXHAUSTED);
     expect(e.reason).toBe(Reason.OVERLOADED);
     expect(e.stack).not.toMatch(/\n\s+at /); // made without a stack trace: the cost of a rejection
-    expect(events[0]).toEqual([
+    expect(env.events[0]).toEqual([
       "shed.dropped",
-      { method: "/x", priority: 5, cpu: 801, loopDelayMs: 0, inFlight: 11, maxInFlight: 10 },
+      { method: "/x", priority: 5, queueDelayMs: 3, utilization: 0.95, inFlight: 0 },
     ]);
-    const t2 = trained();
-    t2.l.delay = 21;
-    expect(admitUntilShed(t2.s)).toBe(11);
-    const t3 = trained();
-    t3.l.cpu = 800; // at the threshold is not over it
-    t3.l.delay = 20;
-    for (let i = 0; i < 50; i++) expect(t3.s.admit("/x", NONE)).toBeUndefined();
   });
 
-  it("sheds lower priorities first", () => {
-    const counts = [0, 5, 9].map((p) => {
-      const { s, l } = trained();
-      l.cpu = 1000;
-      return admitUntilShed(s, prio(p));
-    });
-    // limits 10 × 0.5, × 1.0, × 1.4
+  it("holds the work per turn, hence the wait of the next read, at about the target however long the backlog", () => {
+    const env = setup({ targetDelayMs: 5 });
+    for (let i = 0; i < 20; i++) expect(turn(env, 400, 1)).toBe(6); // queued 0..5 ms pass
+    expect(env.s.stats().dropped).toBe(20 * 394);
+  });
+
+  it("sheds nothing while the event loop is not busy (a burst on an idle server queues)", () => {
+    const env = setup();
+    env.load.u = 0.9; // at the threshold is not over it
+    expect(turn(env, 50, 1)).toBe(50);
+    env.load.u = 0.91;
+    expect(turn(env, 50, 1)).toBe(3);
+    expect(env.events).toHaveLength(47);
+  });
+
+  it("reads the utilisation only for calls that queued beyond the target", () => {
+    const env = setup();
+    env.load.u = 0;
+    expect(turn(env, 3, 1)).toBe(3); // delays 0, 1, 2
+    expect(env.load.reads).toBe(0);
+  });
+
+  it("sheds lower priorities first: priority p may queue target × (0.5 + p / 10)", () => {
+    const counts = [0, 5, 9].map((p) => turn(setup({ targetDelayMs: 10 }), 100, 1, prio(p)));
+    // 5 ms, 10 ms and 14 ms of queueing allowed: delays 0..5, 0..10, 0..14 admitted
     expect(counts).toEqual([6, 11, 15]);
+    // a bad header counts as the default priority
+    expect(turn(setup({ targetDelayMs: 10 }), 100, 1, new Metadata({ "weft-priority": "x" }))).toBe(11);
   });
 
-  it("keeps shedding over the limit for the 1 s cool-down after the last drop, then stops", () => {
-    const { s, l, clock } = trained();
-    l.cpu = 900;
-    admitUntilShed(s); // dropped at t = 1000 with 11 in flight
-    l.cpu = 100; // no longer overloaded
-    clock.t += 1000;
-    expect(s.admit("/x", NONE)).toBeDefined(); // still 11 in flight > 10, within the cool-down: restarts it
-    s.finished(50); // 10 in flight: under the limit again
-    expect(s.admit("/x", NONE)).toBeUndefined();
-    clock.t += 1000; // 1 s after the last drop: still within the cool-down
-    expect(s.admit("/x", NONE)).toBeDefined();
-    clock.t += 1001; // cool-down over
-    for (let i = 0; i < 20; i++) expect(s.admit("/x", NONE)).toBeUndefined();
-    expect(s.stats().dropped).toBe(3);
+  it("stops shedding as soon as calls no longer queue", () => {
+    const env = setup();
+    expect(turn(env, 10, 1)).toBe(3);
+    expect(turn(env, 3, 1)).toBe(3); // a short turn: nothing queued beyond the target
+    expect(env.s.stats().dropped).toBe(7);
   });
 
-  it("starts permissive with an empty window, and rejects bad options naming them", () => {
-    const { source, l } = fakeLoad();
-    l.cpu = 1000;
-    const s = shedder({ load: source, now: () => 0 });
-    expect(s.stats().maxInFlight).toBe(0);
-    expect(admitUntilShed(s)).toBe(2); // at most 1 in flight besides the first
-    expect(() => shedder({ load: source, cpuThreshold: -1 })).toThrow(/"cpuThreshold"/);
-    expect(() => shedder({ load: source, buckets: 2.5 })).toThrow(/"buckets"/);
-    expect(() => shedder({ load: source, defaultPriority: 10 })).toThrow(/"defaultPriority"/);
+  it("after a drop, keeps dropping calls that queued too long for 1 s whatever the utilisation", () => {
+    const env = setup();
+    expect(turn(env, 10, 1)).toBe(3); // last drop at t = 1003
+    env.load.u = 0.5; // shedding works: the event loop is no longer saturated
+    env.load.reads = 0;
+    env.clock.t = 1999;
+    expect(turn(env, 10, 1)).toBe(3); // the 4th call is asked at 2002, within 1 s: dropped (hold until 3002)
+    expect(env.load.reads).toBe(0);
+    env.clock.t = 3002; // 1 s after the last drop: the utilisation decides again
+    expect(turn(env, 10, 1)).toBe(10);
+    expect(env.s.stats().dropped).toBe(14);
+  });
+
+  it("rejects bad options naming them", () => {
+    const load: LoadSource = { utilization: () => 0, close() {} };
+    expect(() => shedder({ load, targetDelayMs: 0 })).toThrow(/"targetDelayMs"/);
+    expect(() => shedder({ load, utilizationThreshold: 1 })).toThrow(/"utilizationThreshold"/);
+    expect(() => shedder({ load, defaultPriority: 10 })).toThrow(/"defaultPriority"/);
+    expect(() => shedder({ load, holdMs: -1 })).toThrow(/"holdMs"/);
+    expect(() => shedder({ load, now: 5 as unknown as () => number })).toThrow(/"now"/);
   });
 });

@@ -16,27 +16,28 @@ export const PRIORITY_HEADER = "weft-priority";
 
 /** Options of `shedder`. */
 export interface ShedderOptions {
-  /** Overloaded above this CPU use, in ‰ of one core (EMA). Default: 800. */
-  cpuThreshold?: number;
   /**
-   * Overloaded above this event-loop p99 delay, in milliseconds. Default: 20 (at 100, a Node server
-   * offered twice its capacity let its accepted calls' p99 reach about 200 ms before shedding).
+   * The longest a call of the default priority may have queued in the process (from the read of its
+   * request to its admission) while the process is busy, in milliseconds. Default: 2.
    */
-  loopDelayThresholdMs?: number;
-  /** The window passes and latencies are tracked over, in milliseconds. Default: 10,000. */
-  windowMs?: number;
-  /** Buckets of the window. Default: 100 (of 100 ms each). */
-  buckets?: number;
+  targetDelayMs?: number;
   /**
-   * After a drop, keep shedding calls over the limit for this long even if no longer overloaded, in
-   * ms; every drop restarts it. Default: 1000.
+   * Busy above this event-loop utilisation (0–1, see `LoadSource.utilization`); below it nothing is
+   * shed, so a burst on an otherwise idle server is queued, not dropped. Default: 0.9.
    */
-  coolDownMs?: number;
+  utilizationThreshold?: number;
+  /**
+   * Once a call is dropped, calls that queued past their allowed delay keep being dropped for this
+   * long without looking at the utilisation, in milliseconds; every drop restarts it. Shedding keeps
+   * the event loop from being saturated, so without it the shedder would stop as soon as it works.
+   * Default: 1000.
+   */
+  holdMs?: number;
   /** Priority of a call without a valid `weft-priority` header. Default: 5. */
   defaultPriority?: number;
-  /** Where CPU and event-loop delay are read. Default: `processLoad()` (sampled every 500 ms). */
+  /** Where event-loop utilisation is read. Default: `processLoad()` (over 100 ms). */
   load?: LoadSource;
-  /** The clock, in milliseconds. Default: `performance.now`. */
+  /** The clock, in milliseconds, the one `arrivedAt` is given in. Default: `performance.now`. */
   now?: () => number;
   /** Told of every dropped call (`shed.dropped`). Default: none. */
   telemetry?: Telemetry | undefined;
@@ -44,15 +45,12 @@ export interface ShedderOptions {
 
 /** What the shedder knows now. */
 export interface ShedStats {
+  /** Admitted calls not finished yet. */
   readonly inFlight: number;
-  /** maxPass × minRT × buckets per second / 1000: the calls the server can have in flight. */
-  readonly maxInFlight: number;
-  /** Most calls completed in one bucket of the window (the current bucket excluded). */
-  readonly maxPass: number;
-  /** Smallest mean latency of a bucket of the window, in ms, rounded up. */
-  readonly minRtMs: number;
-  readonly cpu: number;
-  readonly loopDelayMs: number;
+  /** Event-loop utilisation as last read, 0–1. */
+  readonly utilization: number;
+  /** How long the last call asked about had queued, in ms. */
+  readonly queueDelayMs: number;
   /** Calls dropped since the shedder was made. */
   readonly dropped: number;
 }
@@ -60,62 +58,60 @@ export interface ShedStats {
 /** A load shedder: a `CallAdmission` for `createServer({ admission })`. */
 export interface Shedder extends CallAdmission {
   stats(): ShedStats;
-  /** Stops the default load sampler (not an injected `load`). */
+  /** Stops the default load source (not an injected `load`). */
   close(): void;
 }
 
 /**
- * Adaptive load shedding in the style of BBR (Kratos' `bbr`): calls are dropped while the process is
- * overloaded (CPU above `cpuThreshold` or event-loop p99 delay above `loopDelayThresholdMs`) **and**
- * more calls are in flight than it has shown it can complete: maxInFlight = maxPass × minRT ×
- * bucketsPerSecond / 1000, from the window's most passes in a bucket and its smallest mean latency.
- * After a drop, calls over that limit are dropped for `coolDownMs` more (every drop restarts it),
- * to avoid flapping.
+ * Load shedding by queueing delay, for Node's execution model: a call is dropped when the process
+ * is busy (event-loop utilisation above `utilizationThreshold`) **and** the call has already queued
+ * longer than `targetDelayMs` between the read of its request and its admission. On Weft TCP the
+ * calls read from one socket read run their synchronous handlers one after another, so the delay of
+ * each is the work admitted ahead of it in the same turn; bounding it bounds how long a turn runs,
+ * hence how long the next requests wait in the socket, hence the latency of every admitted call.
+ * An idle server absorbs a burst instead (utilisation stays low). Once a call was dropped, calls
+ * that queued too long are dropped for `holdMs` more whatever the utilisation (every drop restarts
+ * it): shedding stops when calls stop queueing, as with CoDel.
  *
- * Calls carry a priority (`weft-priority`, 0–9, default 5): a call of priority p is dropped only
- * when in flight exceeds maxInFlight × (0.5 + p / 10), so low priorities go first and 9 keeps 40%
- * headroom over 5.
+ * Calls carry a priority (`weft-priority`, 0–9, default 5): a call of priority p may queue
+ * `targetDelayMs × (0.5 + p / 10)`, so while busy low priorities go first and 9 waits 40% longer
+ * than 5.
  *
  * Given as `createServer({ admission: shedder() })` it runs at the server door: a dropped call is
  * answered RESOURCE_EXHAUSTED, reason `OVERLOADED`, before its body is decoded or any interceptor
  * runs.
  */
 export function shedder(options: ShedderOptions = {}): Shedder {
-  return new BbrShedder(options);
+  return new DelayShedder(options);
 }
 
-class BbrShedder implements Shedder {
-  readonly #cpuThreshold: number;
-  readonly #loopThreshold: number;
-  readonly #bucketMs: number;
-  readonly #bucketsPerSecond: number;
-  readonly #coolDownMs: number;
+class DelayShedder implements Shedder {
+  /** Allowed queueing delay per priority 0–9, in ms. */
+  readonly #allowedMs: Float64Array;
+  readonly #utilizationThreshold: number;
+  readonly #holdMs: number;
   readonly #defaultPriority: number;
   readonly #load: LoadSource;
   readonly #ownLoad: boolean;
   readonly #now: () => number;
   readonly #telemetry: Telemetry | undefined;
-  /** Per bucket: its epoch (time / bucketMs), passes, latency sum and count. */
-  readonly #epoch: Float64Array;
-  readonly #pass: Float64Array;
-  readonly #rtSum: Float64Array;
-  readonly #rtCount: Float64Array;
   #inFlight = 0;
   #dropped = 0;
-  #lastDrop = Number.NEGATIVE_INFINITY;
-  /** maxInFlight as computed for `#cachedEpoch`: the past buckets change only when the epoch does. */
-  #cachedEpoch = Number.NaN;
-  #cached: { maxPass: number; minRt: number; maxInFlight: number } = { maxPass: 1, minRt: 1, maxInFlight: 1 };
+  #lastDelay = 0;
+  /** The utilisation as last read. */
+  #utilization = 0;
+  /** Calls that queued too long are dropped until then without reading the utilisation. */
+  #holdUntil = Number.NEGATIVE_INFINITY;
 
   constructor(options: ShedderOptions) {
-    this.#cpuThreshold = positiveOption("cpuThreshold", options.cpuThreshold, 800);
-    this.#loopThreshold = positiveOption("loopDelayThresholdMs", options.loopDelayThresholdMs, 20);
-    const windowMs = positiveOption("windowMs", options.windowMs, 10_000);
-    const buckets = positiveOption("buckets", options.buckets, 100);
-    if (!Number.isSafeInteger(buckets)) throw new ConfigError("buckets", "an integer ≥ 1", buckets);
-    this.#bucketMs = windowMs / buckets;
-    this.#bucketsPerSecond = 1000 / this.#bucketMs;
-    this.#coolDownMs = positiveOption("coolDownMs", options.coolDownMs, 1000, true);
+    const target = positiveOption("targetDelayMs", options.targetDelayMs, 2);
+    this.#allowedMs = Float64Array.from({ length: 10 }, (_, p) => target * (0.5 + p / 10));
+    const u = options.utilizationThreshold ?? 0.9;
+    if (typeof u !== "number" || !(u >= 0 && u < 1)) {
+      throw new ConfigError("utilizationThreshold", "a number ≥ 0 and < 1", u);
+    }
+    this.#utilizationThreshold = u;
+    this.#holdMs = positiveOption("holdMs", options.holdMs, 1000, true);
     const p = options.defaultPriority ?? 5;
     if (!Number.isInteger(p) || p < 0 || p > 9) throw new ConfigError("defaultPriority", "an integer 0–9", p);
     this.#defaultPriority = p;
@@ -123,107 +119,53 @@ class BbrShedder implements Shedder {
     this.#load = options.load ?? processLoad();
     this.#now = options.now === undefined ? () => performance.now() : clockOption(options.now);
     this.#telemetry = telemetryOption(options.telemetry);
-    this.#epoch = new Float64Array(buckets).fill(-1);
-    this.#pass = new Float64Array(buckets);
-    this.#rtSum = new Float64Array(buckets);
-    this.#rtCount = new Float64Array(buckets);
   }
 
-  admit(path: string, headers: Metadata): WeftError | undefined {
-    const t = this.#now();
-    const load = this.#load;
-    const cpu = load.cpu();
-    const loopDelay = load.loopDelayMs();
-    const overloaded = cpu > this.#cpuThreshold || loopDelay > this.#loopThreshold;
-    if (!overloaded && t - this.#lastDrop > this.#coolDownMs) {
+  admit(path: string, headers: Metadata, arrivedAt: number): WeftError | undefined {
+    const now = this.#now();
+    const delay = now - arrivedAt;
+    this.#lastDelay = delay;
+    // cheap test first: a call that has not queued beyond the most any priority may is never shed
+    if (delay <= this.#allowedMs[0]! || delay <= this.#allowedMs[this.#priority(headers)]!) {
       this.#inFlight++;
       return undefined;
     }
-    const inFlight = this.#inFlight;
-    const { maxInFlight } = this.#limits(t);
-    const priority = this.#priority(headers);
-    const limit = maxInFlight * (0.5 + priority / 10);
-    if (inFlight <= 1 || inFlight <= limit) {
-      this.#inFlight++;
-      return undefined;
+    if (now >= this.#holdUntil) {
+      this.#utilization = this.#load.utilization();
+      if (this.#utilization <= this.#utilizationThreshold) {
+        this.#inFlight++;
+        return undefined;
+      }
     }
-    // every drop restarts the cool-down, so that shedding holds while calls keep exceeding the
-    // limit (the loop delay falls as soon as shedding works, and would otherwise let a queue build
-    // up again until the next sample)
-    this.#lastDrop = t;
+    this.#holdUntil = now + this.#holdMs;
     this.#dropped++;
     if (this.#telemetry !== undefined) {
       emit(this.#telemetry, "shed.dropped", {
         method: path,
-        priority,
-        cpu,
-        loopDelayMs: loopDelay,
-        inFlight,
-        maxInFlight,
+        priority: this.#priority(headers),
+        queueDelayMs: delay,
+        utilization: this.#utilization,
+        inFlight: this.#inFlight,
       });
     }
-    return shedError();
+    return SHED;
   }
 
-  finished(durationMs: number): void {
+  finished(_durationMs: number): void {
     this.#inFlight--;
-    const epoch = Math.floor(this.#now() / this.#bucketMs);
-    const i = this.#slot(epoch);
-    this.#pass[i]!++;
-    this.#rtSum[i]! += durationMs;
-    this.#rtCount[i]!++;
   }
 
   stats(): ShedStats {
-    const { maxPass, minRt, maxInFlight } = this.#limits(this.#now());
     return {
       inFlight: this.#inFlight,
-      maxInFlight,
-      maxPass,
-      minRtMs: minRt,
-      cpu: this.#load.cpu(),
-      loopDelayMs: this.#load.loopDelayMs(),
+      utilization: this.#load.utilization(),
+      queueDelayMs: this.#lastDelay,
       dropped: this.#dropped,
     };
   }
 
   close(): void {
     if (this.#ownLoad) this.#load.close();
-  }
-
-  /** The bucket of `epoch`, emptied when it last held an older one. */
-  #slot(epoch: number): number {
-    const n = this.#epoch.length;
-    const i = epoch % n;
-    if (this.#epoch[i] !== epoch) {
-      this.#epoch[i] = epoch;
-      this.#pass[i] = 0;
-      this.#rtSum[i] = 0;
-      this.#rtCount[i] = 0;
-    }
-    return i;
-  }
-
-  /** maxPass, minRT and maxInFlight over the window's past buckets (the current one excluded). */
-  #limits(t: number): { maxPass: number; minRt: number; maxInFlight: number } {
-    const current = Math.floor(t / this.#bucketMs);
-    if (current === this.#cachedEpoch) return this.#cached;
-    const n = this.#epoch.length;
-    let maxPass = 0;
-    let minRt = Number.POSITIVE_INFINITY;
-    for (let i = 0; i < n; i++) {
-      const e = this.#epoch[i]!;
-      if (e >= current || e <= current - n) continue;
-      if (this.#pass[i]! > maxPass) maxPass = this.#pass[i]!;
-      const count = this.#rtCount[i]!;
-      if (count > 0) minRt = Math.min(minRt, this.#rtSum[i]! / count);
-    }
-    if (maxPass === 0) maxPass = 1;
-    minRt = Number.isFinite(minRt) ? Math.max(1, Math.ceil(minRt)) : 1;
-    const maxInFlight = Math.floor((maxPass * minRt * this.#bucketsPerSecond) / 1000 + 0.5);
-    this.#cachedEpoch = current;
-    this.#cached = { maxPass, minRt, maxInFlight };
-    return this.#cached;
   }
 
   #priority(headers: Metadata): number {
@@ -235,9 +177,11 @@ class BbrShedder implements Shedder {
 }
 
 /**
- * The error of a shed call, made without a stack trace: capturing one was the largest cost of a
- * rejection at the door, and a shed call's stack says nothing (it is always the door's).
+ * The error of a shed call, made once and without a stack trace: a shed call's stack says nothing
+ * (it is always the door's), and one shared error costs a rejection no allocation.
  */
+const SHED = shedError();
+
 function shedError(): WeftError {
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = 0;

@@ -8,6 +8,7 @@ import {
   createTcpTransport,
   defineService,
   type MessageCodec,
+  type Metadata,
   Reason,
   type Server,
   type Transport,
@@ -36,9 +37,22 @@ afterEach(async () => {
 
 describe("shedder at the server door", () => {
   it("answers a shed call OVERLOADED before decoding its body or running the handler", async () => {
-    const load = { cpu: 0 };
-    const source: LoadSource = { cpu: () => load.cpu, loopDelayMs: () => 0, close() {} };
-    const shed = shedder({ load: source });
+    // busy, and a clock `ahead` ms in advance of the one Weft TCP stamps reads with: every call
+    // looks as if it had queued that long
+    const load = { u: 1, ahead: 0 };
+    const source: LoadSource = { utilization: () => load.u, close() {} };
+    const inner = shedder({ load: source, now: () => performance.now() + load.ahead });
+    const arrivals: number[] = [];
+    let late = 0;
+    const shed = {
+      admit: (path: string, headers: Metadata, arrivedAt: number) => {
+        arrivals.push(arrivedAt);
+        if (arrivedAt > performance.now()) late++;
+        return inner.admit(path, headers, arrivedAt);
+      },
+      finished: (ms: number) => inner.finished(ms),
+      stats: () => inner.stats(),
+    };
     let ran = 0;
     const release: Array<() => void> = [];
     const server: Server = createServer({ admission: shed, onError: () => {} }).register(Work, {
@@ -56,10 +70,11 @@ describe("shedder at the server door", () => {
     );
     const client = createClient(Work, transport);
 
-    // two calls in flight (the empty window allows one besides the first), then overload
+    // two calls in flight (not queued: admitted), then overload
     const held = [client.run({ n: 1 }), client.run({ n: 2 })];
     while (ran < 2) await new Promise((r) => setImmediate(r));
-    load.cpu = 1000;
+    load.ahead = 10;
+    arrivals.length = 0;
     const decodedBefore = decoded;
     const shedCount = 200;
     const started = process.cpuUsage();
@@ -76,12 +91,16 @@ describe("shedder at the server door", () => {
     expect(ran).toBe(2);
     expect(decoded - decodedBefore).toBe(0); // the server decoded no shed body (and the client no response)
     expect(shed.stats()).toMatchObject({ inFlight: 2, dropped: shedCount });
+    // the door is told when each request was read: calls sent together share a socket read
+    expect(arrivals).toHaveLength(shedCount);
+    expect(late).toBe(0);
+    expect(new Set(arrivals).size).toBeLessThan(shedCount / 4);
     // client and server share this process: the total is an upper bound of the server's cost
     const perCallUs = (cpuUs.user + cpuUs.system) / shedCount;
     console.log(`shed call, client + server CPU: ${perCallUs.toFixed(1)} µs`);
     expect(perCallUs).toBeLessThan(2000);
 
-    load.cpu = 0;
+    load.ahead = 0;
     for (const r of release) r();
     await Promise.all(held);
     expect(shed.stats().inFlight).toBe(0);
