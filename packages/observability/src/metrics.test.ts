@@ -233,10 +233,9 @@ describe("metrics()", () => {
     t.event("shed.dropped", {
       method: "/test.Svc/get",
       priority: 5,
-      cpu: 900,
-      loopDelayMs: 30,
+      queueDelayMs: 3,
+      utilization: 0.95,
       inFlight: 40,
-      maxInFlight: 20,
     });
     t.event("breaker.state", { name: "/test.Svc/get", from: "closed", to: "open" });
     t.event("breaker.rejected", { name: "/test.Svc/get" });
