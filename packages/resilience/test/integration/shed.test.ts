@@ -37,9 +37,10 @@ afterEach(async () => {
 
 describe("shedder at the server door", () => {
   it("answers a shed call OVERLOADED before decoding its body or running the handler", async () => {
-    // busy, and a clock `ahead` ms in advance of the one Weft TCP stamps reads with: every call
+    // idle at first (so the two held calls are admitted however long a busy machine delays them),
+    // then busy with a clock `ahead` ms in advance of the one Weft TCP stamps reads with: every call
     // looks as if it had queued that long
-    const load = { u: 1, ahead: 0 };
+    const load = { u: 0, ahead: 0 };
     const source: LoadSource = { utilization: () => load.u, close() {} };
     const inner = shedder({ load: source, now: () => performance.now() + load.ahead });
     const arrivals: number[] = [];
@@ -73,6 +74,7 @@ describe("shedder at the server door", () => {
     // two calls in flight (not queued: admitted), then overload
     const held = [client.run({ n: 1 }), client.run({ n: 2 })];
     while (ran < 2) await new Promise((r) => setImmediate(r));
+    load.u = 1;
     load.ahead = 10;
     arrivals.length = 0;
     const decodedBefore = decoded;
@@ -100,6 +102,7 @@ describe("shedder at the server door", () => {
     console.log(`shed call, client + server CPU: ${perCallUs.toFixed(1)} µs`);
     expect(perCallUs).toBeLessThan(2000);
 
+    load.u = 0;
     load.ahead = 0;
     for (const r of release) r();
     await Promise.all(held);
