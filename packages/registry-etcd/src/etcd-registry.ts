@@ -440,11 +440,13 @@ class EtcdWatch extends ServiceWatch {
 
   #apply(watcher: Watcher, response: IWatchResponse): void {
     let changed = false;
+    // one transaction's events share a revision: skip only what was applied before this response
+    const applied = this.#revision;
     for (const event of response.events) {
       const kv: IKeyValue = event.kv;
       const revision = Number(kv.mod_revision);
-      if (revision <= this.#revision) continue; // already applied before a reconnect
-      this.#revision = revision;
+      if (revision <= applied) continue; // already applied before a reconnect
+      if (revision > this.#revision) this.#revision = revision;
       const id = decodeURIComponent(kv.key.toString("utf8").split("/").pop() ?? "");
       if (event.type === "Delete") changed = this.#instances.delete(id) || changed;
       else {

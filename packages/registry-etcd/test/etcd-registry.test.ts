@@ -64,6 +64,38 @@ describe("createEtcdRegistry", () => {
     }
   });
 
+  it("applies every event of one transaction (they share one revision)", async () => {
+    const options = fresh();
+    const registry = createEtcdRegistry(options);
+    const client = new Etcd3({ hosts: etcd.endpoint });
+    const changes = registry.watch("x.v1.X")[Symbol.asyncIterator]();
+    try {
+      const a = await registry.register({
+        id: "a",
+        services: ["x.v1.X"],
+        addresses: { weft: "127.0.0.1:1" },
+      });
+      const b = await registry.register({
+        id: "b",
+        services: ["x.v1.X"],
+        addresses: { weft: "127.0.0.1:2" },
+      });
+      await until(changes, (c) => c.added.some((i) => i.id === "b"));
+      // one delete of the whole prefix: two events at the same revision
+      await client.delete().prefix(`${options.prefix}/x.v1.X/`);
+      const removed = new Set<string>();
+      while (removed.size < 2)
+        for (const i of (await until(changes, (c) => c.removed.length > 0)).removed) removed.add(i.id);
+      expect([...removed].sort()).toEqual(["a", "b"]);
+      expect(await registry.list("x.v1.X")).toEqual([]);
+      await Promise.all([a.deregister(), b.deregister()]);
+    } finally {
+      await changes.return?.();
+      client.close();
+      await registry.close();
+    }
+  });
+
   it("a registration whose lease is no longer kept alive leaves list and watchers within its TTL", async () => {
     const options = fresh();
     const owner = createEtcdRegistry(options);
