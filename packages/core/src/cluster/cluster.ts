@@ -191,28 +191,20 @@ export class Cluster implements Transport {
   constructor(nodes: readonly TransportNode[] | NodeSource, options: ClusterOptions = {}) {
     if (Array.isArray(nodes) && nodes.length === 0)
       throw new ConfigError("nodes", "at least one node", nodes);
-    const max = options.maxRefusedRetries ?? 3;
-    if (!Number.isInteger(max) || max < 0) {
-      throw new ConfigError("maxRefusedRetries", "an integer ≥ 0", options.maxRefusedRetries);
+    let checked: CheckedOptions;
+    try {
+      checked = checkOptions(options);
+    } catch (error) {
+      // a membership already watches its registry: stop it, or a bad option would leak it
+      if (!Array.isArray(nodes)) (nodes as NodeSource).close().then(undefined, () => {});
+      throw error;
     }
     this.#source = Array.isArray(nodes) ? new StaticNodes(nodes) : (nodes as NodeSource);
-    if (options.balancer !== undefined && options.picker !== undefined) {
-      throw new ConfigError("picker", "absent when a balancer is given", options.picker);
-    }
-    const balancer =
-      options.balancer ??
-      (options.picker === undefined ? roundRobinBalancer() : new PickerBalancer(options.picker));
-    if (typeof balancer?.pick !== "function") {
-      throw new ConfigError("balancer", "an object with pick(nodes, call)", options.balancer);
-    }
+    const { balancer, maxRetries, health, governed } = checked;
     this.#balancer = balancer;
     this.#plain = { ...DIRECT, balancer };
-    this.#maxRetries = max;
-    this.#health = checkHealth(options.nodeHealth);
-    const { routing, mode, methods } = options;
-    if (routing !== undefined) checkRouting("routing", routing);
-    if (mode !== undefined) checkMode("mode", mode);
-    const governed = routing !== undefined || mode !== undefined || checkMethods(methods) !== undefined;
+    this.#maxRetries = maxRetries;
+    this.#health = health;
     this.#options = governed ? options : undefined;
   }
 
@@ -272,6 +264,8 @@ export class Cluster implements Transport {
    * when it has no node (none discovered, the registry unreachable), or a filter's when it leaves none.
    */
   #routed(call: Call): readonly TransportNode[] {
+    // closed (maybe while the call waited for the first set): the transport's error, not "no node"
+    if (this.#closed) throw transportClosed();
     const nodes = this.#source.nodes;
     if (nodes.length === 0) throw this.#source.noNodeError();
     const routing = this.#options === undefined ? undefined : this.#governanceOf(call.method).routing;
@@ -454,6 +448,42 @@ export class Cluster implements Transport {
     this.#closed = true;
     await this.#source.close();
   }
+}
+
+/** A cluster's options, checked. */
+interface CheckedOptions {
+  readonly balancer: Balancer;
+  readonly maxRetries: number;
+  readonly health: NodeHealth | undefined;
+  /** Some routing, mode or per-method option is set. */
+  readonly governed: boolean;
+}
+
+/** Checks a cluster's options; throws `ConfigError` naming the first bad one. */
+function checkOptions(options: ClusterOptions): CheckedOptions {
+  if (options === null || typeof options !== "object") throw new ConfigError("options", "an object", options);
+  const maxRetries = options.maxRefusedRetries ?? 3;
+  if (!Number.isInteger(maxRetries) || maxRetries < 0) {
+    throw new ConfigError("maxRefusedRetries", "an integer ≥ 0", options.maxRefusedRetries);
+  }
+  if (options.balancer !== undefined && options.picker !== undefined) {
+    throw new ConfigError("picker", "absent when a balancer is given", options.picker);
+  }
+  if (options.picker !== undefined && typeof options.picker?.pick !== "function") {
+    throw new ConfigError("picker", "an object with pick(nodes, call)", options.picker);
+  }
+  const balancer =
+    options.balancer ??
+    (options.picker === undefined ? roundRobinBalancer() : new PickerBalancer(options.picker));
+  if (typeof balancer?.pick !== "function") {
+    throw new ConfigError("balancer", "an object with pick(nodes, call)", options.balancer);
+  }
+  const health = checkHealth(options.nodeHealth);
+  const { routing, mode, methods } = options;
+  if (routing !== undefined) checkRouting("routing", routing);
+  if (mode !== undefined) checkMode("mode", mode);
+  const governed = routing !== undefined || mode !== undefined || checkMethods(methods) !== undefined;
+  return { balancer, maxRetries, health, governed };
 }
 
 /** A method with neither routing nor mode: its calls take the fast path with `balancer`. */

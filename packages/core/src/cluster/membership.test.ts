@@ -6,6 +6,7 @@ import { smoothWeightedRoundRobin } from "../balancer/round-robin.ts";
 import type { RetryRefused } from "../call/client-call.ts";
 import { messageType } from "../codec/json-codec.ts";
 import { createMemoryRegistry } from "../discovery/memory-registry.ts";
+import { activeWatches } from "../discovery/probe.ts";
 import type { Discovery, InstanceChange, Registry } from "../discovery/registry.ts";
 import { Code } from "../errors/code.ts";
 import { ConfigError, WeftError } from "../errors/weft-error.ts";
@@ -524,5 +525,24 @@ describe("balancers over a changing node list", () => {
     const seen = new Set<string>();
     for (let i = 0; i < 6; i++) seen.add(await send(clusters[1]!));
     expect(seen).toEqual(new Set(["10.0.0.1:1", "10.0.0.1:2", "10.0.0.1:3"]));
+  });
+});
+
+describe("a cluster over a membership", () => {
+  it("stops the membership's watch when one of the cluster's options is bad", async () => {
+    const m = follow();
+    await flush();
+    expect(activeWatches(registry)).toBe(1);
+    expect(() => new Cluster(m, { maxRefusedRetries: -1 })).toThrow(ConfigError);
+    expect(() => new Cluster(follow(), { picker: {} as never })).toThrow(/picker/);
+    await flush();
+    expect(activeWatches(registry)).toBe(0);
+  });
+
+  it("fails a call still waiting for the first set with TRANSPORT_CLOSED when it closes", async () => {
+    const cluster = new Cluster(follow());
+    const pending = send(cluster).then(undefined, (e: unknown) => e);
+    await cluster.close();
+    await expect(pending).resolves.toMatchObject({ code: Code.UNAVAILABLE, reason: "TRANSPORT_CLOSED" });
   });
 });

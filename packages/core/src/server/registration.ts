@@ -159,15 +159,17 @@ async function whenReady(
 ): Promise<void> {
   const deadline = deadlineAfter(timeoutMs);
   for (;;) {
-    const passed = await Promise.resolve()
-      .then(ready)
-      .catch(() => false);
-    if (passed === true) return;
-    if (Date.now() + intervalMs > deadline) {
-      throw new WeftError(Code.DEADLINE_EXCEEDED, `ready() did not pass within ${timeoutMs} ms`, {
+    const tooLate = (): WeftError =>
+      new WeftError(Code.DEADLINE_EXCEEDED, `ready() did not pass within ${timeoutMs} ms`, {
         reason: Reason.DEADLINE_EXCEEDED,
       });
-    }
+    // a check that never settles still ends at the deadline
+    const passed = await settleWithin(Promise.resolve().then(ready), NEVER, deadline).catch((e: unknown) => {
+      if (e instanceof WeftError && e.code === Code.DEADLINE_EXCEEDED) throw tooLate();
+      return false;
+    });
+    if (passed === true) return;
+    if (Date.now() + intervalMs > deadline) throw tooLate();
     await new Promise<void>((resolve) => armDeadline(deadlineAfter(intervalMs), resolve));
   }
 }
@@ -259,6 +261,11 @@ export class Registrations {
     } catch (error) {
       await Promise.allSettled(done.map((r) => r.deregister()));
       throw error;
+    }
+    // shutdown began while the registry answered: take the record back rather than leave it behind
+    if (!server.serving) {
+      await Promise.allSettled(done.map((r) => r.deregister()));
+      throw new Error("the server is shutting down");
     }
     const registration = new ServerRegistrationImpl(done, (r) => this.#standing.delete(r));
     this.#standing.add(registration);

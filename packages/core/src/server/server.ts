@@ -367,6 +367,15 @@ class ServerCore implements ServerInternals, ConnectionHost {
   }
 }
 
+/** What `shutdown` was asked, checked before it starts. */
+interface StopPlan {
+  /** The server has registrations (or one under way): it leaves the registries first. */
+  readonly registered: boolean;
+  readonly delayMs: number;
+  readonly leaveMs: number;
+  readonly timeoutMs: number;
+}
+
 class WeftServer implements Server {
   readonly methods = new Map<string, MethodInfo>();
   readonly #core: ServerCore;
@@ -460,8 +469,17 @@ class WeftServer implements Server {
   }
 
   shutdown(options: ShutdownOptions = {}): Promise<ShutdownResult> {
-    // A second call while the first is under way waits for the same outcome.
-    this.#shutdown ??= this.#stop(options);
+    // A second call while the first is under way waits for the same outcome. Bad options reject this
+    // call only: they are checked before anything starts, and a later call can still shut down.
+    if (this.#shutdown === undefined) {
+      let plan: StopPlan;
+      try {
+        plan = this.#plan(options);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      this.#shutdown = this.#stop(plan);
+    }
     return this.#shutdown;
   }
 
@@ -489,9 +507,11 @@ class WeftServer implements Server {
     );
   }
 
-  /** The shutdown order: leave the registries, wait for clients to see it, then drain. */
-  async #stop(options: ShutdownOptions): Promise<ShutdownResult> {
-    const registered = this.#registrations.size > 0;
+  /** The shutdown's timings, checked (`ConfigError` naming a bad option). */
+  #plan(options: ShutdownOptions): StopPlan {
+    if (options === null || typeof options !== "object")
+      throw new ConfigError("options", "an object", options);
+    const registered = this.#registrations.size > 0 || this.#core.registering > 0;
     const delayMs = checkMs(
       "deregisterDelayMs",
       options.deregisterDelayMs,
@@ -502,10 +522,25 @@ class WeftServer implements Server {
       options.deregisterTimeoutMs,
       REGISTRATION_DEFAULTS.deregisterTimeoutMs,
     );
-    const timeoutMs = checkMs("timeoutMs", options.timeoutMs, 10_000);
+    const timeoutMs = options.timeoutMs ?? 10_000;
+    // as before registration existed: any number ≥ 0, Infinity waiting for in-flight calls forever
+    if (typeof timeoutMs !== "number" || Number.isNaN(timeoutMs) || timeoutMs < 0)
+      throw new ConfigError("timeoutMs", "a number of milliseconds ≥ 0", timeoutMs);
+    return { registered, delayMs, leaveMs, timeoutMs };
+  }
+
+  /** The shutdown order: leave the registries, wait for clients to see it, then drain. */
+  async #stop(plan: StopPlan): Promise<ShutdownResult> {
+    const { registered, delayMs, leaveMs, timeoutMs } = plan;
     if (this.#core.state === "serving" && (registered || delayMs > 0)) {
       this.#setState("leaving");
-      await this.#registrations.leave(leaveMs, (error) => this.#core.report(error, undefined));
+      await this.#registrations.leave(leaveMs, (error) => {
+        try {
+          this.#core.report(error, undefined);
+        } catch {
+          // a throwing onError must not stop the shutdown
+        }
+      });
       if (delayMs > 0) await new Promise<void>((resolve) => armDeadline(deadlineAfter(delayMs), resolve));
     }
     return this.#drain(timeoutMs);

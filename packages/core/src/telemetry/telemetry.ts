@@ -170,7 +170,9 @@ export interface LogFn {
 
 /**
  * A structured logger, with the calling convention of pino (`logger.info({ peer }, "connected")`),
- * so a pino logger is one as it is. Weft's libraries log nothing unless given one (`SILENT_LOGGER`).
+ * so a pino logger is one as it is. Where Weft takes a `logger` option, its default is
+ * `CONSOLE_LOGGER`: the few warnings Weft writes (a server's connection warnings and handler errors,
+ * a client's registry outage) go to the console unless another logger (or `SILENT_LOGGER`) is given.
  */
 export interface Logger {
   debug: LogFn;
@@ -183,7 +185,7 @@ export interface Logger {
 
 function silent(): void {}
 
-/** The logger that writes nothing: the default wherever Weft takes a `Logger`. */
+/** The logger that writes nothing: give it to silence Weft's warnings. */
 export const SILENT_LOGGER: Logger = {
   debug: silent,
   info: silent,

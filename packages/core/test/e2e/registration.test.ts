@@ -218,3 +218,50 @@ describe("registerWith", () => {
     expect(errors).toMatchObject([{ reason: "REGISTRY_UNAVAILABLE" }, { reason: "REGISTRY_UNAVAILABLE" }]);
   });
 });
+
+describe("registration and shutdown racing", () => {
+  it("a registerWith still waiting for its registry when shutdown starts takes its record back", async () => {
+    const { server } = await startServer((s) => s.register(Echo, echoHandlers));
+    const registry = createMemoryRegistry();
+    cleanup.push(() => registry.close());
+    const answer = deferred<void>();
+    const slow: Registrar = {
+      register: async (input, options) => {
+        await answer.promise;
+        return registry.register(input, options);
+      },
+    };
+    const registering = server.registerWith(slow, { env: {} }).then(undefined, (e: unknown) => e);
+    const stopped = server.shutdown({ deregisterDelayMs: 0 });
+    answer.resolve();
+    expect(await registering).toBeInstanceOf(Error);
+    await stopped;
+    expect(server.state).toBe("stopped");
+    expect(await registry.list("test.v1.Echo")).toEqual([]);
+  });
+
+  it("bad shutdown options reject that call only: a later shutdown still works; Infinity waits", async () => {
+    const { server } = await startServer((s) => s.register(Echo, echoHandlers));
+    await expect(server.shutdown({ deregisterDelayMs: -1 })).rejects.toMatchObject({
+      option: "deregisterDelayMs",
+    });
+    expect(server.state).toBe("serving");
+    await expect(server.shutdown({ timeoutMs: Number.POSITIVE_INFINITY })).resolves.toEqual({ cancelled: 0 });
+    expect(server.state).toBe("stopped");
+  });
+
+  it("a ready() that never settles ends registerWith at readyTimeoutMs", async () => {
+    const { server } = await startServer((s) => s.register(Echo, echoHandlers));
+    const registry = createMemoryRegistry();
+    cleanup.push(() => registry.close());
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
+    const failed = server
+      .registerWith(registry, { env: {}, ready: () => new Promise<boolean>(() => {}), readyTimeoutMs: 300 })
+      .then(undefined, (e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(400);
+    await expect(failed).resolves.toMatchObject({ reason: "DEADLINE_EXCEEDED" });
+    vi.useRealTimers();
+    expect(await registry.list("test.v1.Echo")).toEqual([]);
+    await server.shutdown({ deregisterDelayMs: 0 });
+  });
+});
