@@ -39,6 +39,19 @@ export interface PeerIdentity {
 }
 
 /**
+ * Where the body bytes of calls are added up: request and response bodies as they go on the wire
+ * (after compression; without the protocol's framing: no Weft frame header or metadata, no gRPC
+ * length prefix). `sent` is what this side wrote (client: requests; server: responses), `received`
+ * what it read. Counts only grow.
+ */
+export interface ByteTally {
+  /** Body bytes written by this side. */
+  sent: number;
+  /** Body bytes read by this side. */
+  received: number;
+}
+
+/**
  * One call as interceptors see it, on the client (before it is sent) and on the server (after it
  * arrived). Unary and one-way calls carry one `message`; streaming calls carry `messages`.
  */
@@ -69,6 +82,16 @@ interface CallBase<I, O> {
   protocol: WireProtocol | undefined;
   /** Server side: the client's verified TLS certificate; `undefined` on cleartext or without one. */
   readonly peerIdentity?: PeerIdentity | undefined;
+  /**
+   * Where this call's body bytes are added, or `undefined` (the default) for nowhere: nothing is
+   * counted until an interceptor sets it, so a call nobody measures pays one property check per
+   * body. Set it before `next(call)` on the call object passed on; one object may collect many calls
+   * (`metrics()` gives each method's calls one). Counted on Weft TCP (client and server) and gRPC
+   * (client and server, not gRPC-web, Connect or REST); calls over other front ends and the memory
+   * transport leave it untouched. The server counts what it read before the interceptors ran too, and
+   * a unary response once it is encoded, after `next(call)` has settled.
+   */
+  bytes?: ByteTally | undefined;
 }
 
 export interface UnaryCall<I = unknown, O = unknown> extends CallBase<I, O> {
