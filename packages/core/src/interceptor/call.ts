@@ -86,10 +86,11 @@ interface CallBase<I, O> {
    * Where this call's body bytes are added, or `undefined` (the default) for nowhere: nothing is
    * counted until an interceptor sets it, so a call nobody measures pays one property check per
    * body. Set it before `next(call)` on the call object passed on; one object may collect many calls
-   * (`metrics()` gives each method's calls one). Counted on Weft TCP (client and server) and gRPC
-   * (client and server, not gRPC-web, Connect or REST); calls over other front ends and the memory
-   * transport leave it untouched. The server counts what it read before the interceptors ran too, and
-   * a unary response once it is encoded, after `next(call)` has settled.
+   * (`metrics()` gives each method's calls one). Counted by the Weft TCP transport and server (the
+   * memory transport included: it runs the same protocol), the gRPC transport and `listenGrpc`'s
+   * gRPC calls, and `listenRest` (the JSON bodies; no response to a one-way call). Not counted:
+   * gRPC-web and Connect calls, whose bodies connect-es frames. The server counts what it read before
+   * the interceptors ran too, and a unary response once it is encoded, after `next(call)` settled.
    */
   bytes?: ByteTally | undefined;
 }

@@ -12,6 +12,7 @@ import {
   type Transport,
 } from "@weft/core";
 import { createGrpcTransport, listenGrpc } from "@weft/grpc";
+import { listenRest } from "@weft/http";
 import type { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
 import { createCatalog } from "../../../../examples/catalog/src/catalog-service.ts";
@@ -160,6 +161,42 @@ describe.each(["weft", "grpc"] as const)("request and response bytes over %s", (
       );
     } finally {
       await close();
+    }
+  });
+});
+
+describe("request and response bytes over REST", () => {
+  it("counts the JSON bodies the server reads and writes", async () => {
+    const m = metrics();
+    const server = createServer({ interceptors: [m.server] }).register(
+      CatalogService,
+      createCatalog(() => {}).v1,
+    );
+    const rest = await listenRest(server, { host: "127.0.0.1", port: 0 });
+    try {
+      const base = `http://127.0.0.1:${rest.port}/v1/items`;
+      const get = await fetch(`${base}/A-100`);
+      const got = Buffer.from(await get.arrayBuffer());
+      expect(get.status).toBe(200);
+      const request = Buffer.from(JSON.stringify({ name: "Reed hook", priceCents: "420" }));
+      const put = await fetch(`${base}/R-1`, {
+        method: "PUT",
+        headers: { "content-type": "application/json" },
+        body: request,
+      });
+      const answer = Buffer.from(await put.arrayBuffer());
+      expect(put.status).toBe(200);
+
+      const labels = (method: string) => ({ service: "catalog.v1.Catalog", method });
+      const read = (dir: string, method: string) =>
+        value(m.registry, `weft_server_${dir}_bytes_total`, labels(method));
+      expect(await read("request", "Lookup")).toBe(0); // a GET has no body
+      expect(await read("response", "Lookup")).toBe(got.length);
+      expect(await read("request", "PutItem")).toBe(request.length);
+      expect(await read("response", "PutItem")).toBe(answer.length);
+    } finally {
+      await server.shutdown({ timeoutMs: 2000, deregisterDelayMs: 0 });
+      await rest.close();
     }
   });
 });
