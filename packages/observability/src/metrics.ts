@@ -66,8 +66,10 @@ export interface Metrics {
 }
 
 /**
- * Prometheus metrics (RED per method and side, streams, connections, shutdown) of every call that
- * goes through the interceptors and every event given to `telemetry`. Labels are bounded: service
+ * Prometheus metrics (RED per method and side, streams, body bytes, connections, shutdown) of every
+ * call that goes through the interceptors and every event given to `telemetry`. Body bytes are
+ * counted through `Call.bytes`, which the interceptors point at the method's numbers unless another
+ * interceptor set it first; Weft TCP, gRPC and REST count them, gRPC-web and Connect do not. Labels are bounded: service
  * and method names (from the service definitions), status code names, side, protocol, the peer
  * service a client dialed, a `Reason`; never an address or anything a caller sends.
  *
