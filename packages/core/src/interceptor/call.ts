@@ -91,6 +91,8 @@ interface CallBase<I, O> {
    * gRPC calls, and `listenRest` (the JSON bodies; no response to a one-way call). Not counted:
    * gRPC-web and Connect calls, whose bodies connect-es frames. The server counts what it read before
    * the interceptors ran too, and a unary response once it is encoded, after `next(call)` settled.
+   * The server's front end counts into the call object it made: a tally set on a copy an outer
+   * interceptor passed on instead is not seen there (a copy made after it is set shares it).
    */
   bytes?: ByteTally | undefined;
 }

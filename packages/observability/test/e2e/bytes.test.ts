@@ -11,6 +11,7 @@ import {
   type Interceptor,
   type Transport,
 } from "@weft/core";
+import { encodeBody, resolveCompression } from "@weft/core/internal";
 import { createGrpcTransport, listenGrpc } from "@weft/grpc";
 import { listenRest } from "@weft/http";
 import type { Registry } from "prom-client";
@@ -38,21 +39,26 @@ function size<I>(codec: { encode(value: I, serializer: "protobuf"): Uint8Array }
 
 type Catalog = Client<typeof CatalogService>;
 
-async function serve(protocol: "weft" | "grpc", outer: Interceptor[] = []) {
+const GZIP = { algorithm: "gzip", threshold: 0 } as const;
+
+async function serve(protocol: "weft" | "grpc", outer: Interceptor[] = [], gzip = false) {
   const m = metrics();
-  const server = createServer({ interceptors: [...outer, m.server] }).register(
-    CatalogService,
-    createCatalog(() => {}).v1,
-  );
+  const server = createServer({
+    interceptors: [...outer, m.server],
+    ...(gzip ? { compression: GZIP } : {}),
+  }).register(CatalogService, createCatalog(() => {}).v1);
   let transport: Transport;
   let closeListener = async () => {};
   if (protocol === "weft") {
     const { port } = await server.listen({ host: "127.0.0.1", port: 0 });
-    transport = createTcpTransport({ address: `127.0.0.1:${port}` });
+    transport = createTcpTransport({ address: `127.0.0.1:${port}`, ...(gzip ? { compression: GZIP } : {}) });
   } else {
-    const grpc = await listenGrpc(server, { host: "127.0.0.1", port: 0 });
+    const grpc = await listenGrpc(server, { host: "127.0.0.1", port: 0, compression: gzip ? GZIP : false });
     closeListener = () => grpc.close();
-    transport = createGrpcTransport({ address: `127.0.0.1:${grpc.port}` });
+    transport = createGrpcTransport({
+      address: `127.0.0.1:${grpc.port}`,
+      ...(gzip ? { compression: GZIP } : {}),
+    });
   }
   const client: Catalog = createClient(CatalogService, transport, { interceptors: [m.client] });
   const close = async () => {
@@ -141,6 +147,22 @@ describe.each(["weft", "grpc"] as const)("request and response bytes over %s", (
       expect(await bytes(m.registry, "WatchPrices")).toEqual(
         both(size(methods.watchPrices.input, request), size(methods.watchPrices.output, ...ticks)),
       );
+    } finally {
+      await close();
+    }
+  });
+
+  it("counts the bodies after compression", async () => {
+    const { m, client, close } = await serve(protocol, [], true);
+    try {
+      const item = { sku: "Z-9", name: "warp ".repeat(400), priceCents: 1n };
+      const echoed = await client.putItem({ item });
+      const gzip = resolveCompression(GZIP);
+      const request = encodeBody(methods.putItem.input, { item }, "protobuf", gzip).body.length;
+      const response = encodeBody(methods.putItem.output, echoed, "protobuf", gzip).body.length;
+      // compressed: far smaller than the encoded messages
+      expect(request * 10).toBeLessThan(size(methods.putItem.input, { item }));
+      expect(await bytes(m.registry, "PutItem")).toEqual(both(request, response));
     } finally {
       await close();
     }
