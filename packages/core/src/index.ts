@@ -124,6 +124,7 @@ export {
   type WeftErrorOptions,
 } from "./errors/weft-error.ts";
 export type {
+  ByteTally,
   Call,
   CallHandler,
   CallResult,

@@ -32,7 +32,8 @@ const GATEWAY_HEADERS: ReadonlySet<string> = new Set([
 /**
  * Writes a whole answer, merging `vary` with what CORS set; nothing once the response is gone.
  * `unread`: a request whose body is still arriving; the answer is written at once but ended (and
- * the connection closed) only once the rest of that body has been read and dropped.
+ * the connection closed) only once the rest of that body has been read and dropped. Returns the
+ * body's length in bytes (0 when nothing was written).
  */
 export function send(
   res: ServerResponse,
@@ -41,21 +42,23 @@ export function send(
   contentType: string,
   extra: Record<string, string> | undefined,
   unread?: IncomingMessage,
-): void {
-  if (res.destroyed) return;
+): number {
+  if (res.destroyed) return 0;
   const headers: Record<string, string> = { ...extra };
   const vary = res.getHeader("vary");
   if (vary !== undefined && headers.vary !== undefined)
     headers.vary = `${String(vary)}, ${String(headers.vary)}`;
   headers["content-type"] = contentType;
-  headers["content-length"] = String(typeof body === "string" ? Buffer.byteLength(body) : body.length);
+  const length = typeof body === "string" ? Buffer.byteLength(body) : body.length;
+  headers["content-length"] = String(length);
   res.writeHead(status, headers);
   if (unread === undefined) {
     res.end(body);
-    return;
+    return length;
   }
   res.write(body);
   discardBody(unread, () => res.end());
+  return length;
 }
 
 /**

@@ -216,6 +216,7 @@ export function createRestHandler(server: Server, options: RestOptions = {}): Re
         // a client that stalls mid-body is given up on at the deadline (or shutdown), like a handler
         const bytes = await settleWithin(readBody(req, maxBodyBytes), call.signal, undefined);
         readingBody = false;
+        call.countReceived(bytes.length);
         body = parseJsonBody(bytes);
       }
       const json = requestJson(route, hit.segments, search, body, !ignoreUnknownFields);
@@ -233,13 +234,14 @@ export function createRestHandler(server: Server, options: RestOptions = {}): Re
       addMetadata(out, result.headers, "");
       addMetadata(out, result.trailers, trailerPrefix);
       if (vary !== undefined) out.vary = vary.vary;
-      send(
+      const sent = send(
         res,
         200,
         payload,
         hit.negotiated === undefined ? JSON_TYPE : `${VENDOR_TYPE}; version=${hit.negotiated}`,
         out,
       );
+      call.countSent(sent);
     } catch (e) {
       const error = e instanceof WeftError ? e : ext !== undefined ? ext.toWireError(e) : WeftError.from(e);
       // the rest of an unread body is read and dropped (up to a bound), so a client still sending

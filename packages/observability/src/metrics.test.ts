@@ -190,6 +190,23 @@ describe("metrics()", () => {
     await server.shutdown();
   });
 
+  it("counts request and response body bytes over the memory transport, which runs the Weft protocol", async () => {
+    const { m, client, server, transport } = start();
+    await client.get("abc");
+    await client.get("de");
+    const str = Svc.methods.get.input;
+    const serializer = str.serializers[0]!; // the calls' serializer: the codec's default
+    const request = str.encode("abc", serializer).length + str.encode("de", serializer).length;
+    const labels = { service: "test.Svc", method: "get" };
+    for (const side of ["server", "client"]) {
+      expect(await value(m.registry, `weft_${side}_request_bytes_total`, labels)).toBe(request);
+      // the handler echoes the request: the responses are the same bodies
+      expect(await value(m.registry, `weft_${side}_response_bytes_total`, labels)).toBe(request);
+    }
+    await transport.close();
+    await server.shutdown();
+  });
+
   it("counts methods beyond maxMethods under one label value", async () => {
     const { m, client, server, transport } = start({ maxMethods: 1 });
     await client.get("a");

@@ -4,6 +4,7 @@
  */
 import type { Attributes, MeterProvider, Histogram as OtelHistogram } from "@opentelemetry/api";
 import {
+  type ByteTally,
   type Call,
   type CallHandler,
   type CallResult,
@@ -65,8 +66,10 @@ export interface Metrics {
 }
 
 /**
- * Prometheus metrics (RED per method and side, streams, connections, shutdown) of every call that
- * goes through the interceptors and every event given to `telemetry`. Labels are bounded: service
+ * Prometheus metrics (RED per method and side, streams, body bytes, connections, shutdown) of every
+ * call that goes through the interceptors and every event given to `telemetry`. Body bytes are
+ * counted through `Call.bytes`, which the interceptors point at the method's numbers unless another
+ * interceptor set it first; Weft TCP, gRPC and REST count them, gRPC-web and Connect do not. Labels are bounded: service
  * and method names (from the service definitions), status code names, side, protocol, the peer
  * service a client dialed, a `Reason`; never an address or anything a caller sends.
  *
@@ -199,11 +202,27 @@ class SideMetrics implements CallWatcher<MethodStats> {
         }
       },
     });
+    // a client call's bytes sent are its request's, a server call's its response's
+    const bodyBytes = (body: "request" | "response", key: keyof ByteTally) =>
+      new Counter({
+        name: `weft_${side}_${body}_bytes_total`,
+        help: `${body === "request" ? "Request" : "Response"} body bytes, after compression, without framing (Weft TCP and gRPC)`,
+        labelNames: METHOD_LABELS,
+        registers,
+        collect() {
+          for (const m of methods)
+            m.exportedBytes[key] = addTo(this, m.labels, m.bytes[key], m.exportedBytes[key]);
+        },
+      });
+    bodyBytes("request", side === "client" ? "sent" : "received");
+    bodyBytes("response", side === "client" ? "received" : "sent");
   }
 
   observe(next: CallHandler, call: Call): Promise<CallResult> {
     const method = this.#method(call);
     method.inFlight++;
+    // the transport and the server's front end add the call's body bytes to its method's tally
+    if (call.bytes === undefined) call.bytes = method.bytes;
     return watchCall(next, call, this, method);
   }
 
@@ -287,6 +306,10 @@ class MethodStats {
   responses = 0;
   /** What the stream message counters were last given. */
   readonly exported = { requests: 0, responses: 0 };
+  /** Body bytes of its calls, added to where they are encoded and read (`Call.bytes`). */
+  readonly bytes: ByteTally = { sent: 0, received: 0 };
+  /** What the byte counters were last given. */
+  readonly exportedBytes: ByteTally = { sent: 0, received: 0 };
   /** By status code (0–16), made on first use. */
   readonly codes: (CodeStats | undefined)[] = [];
 

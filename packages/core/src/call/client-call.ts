@@ -242,6 +242,18 @@ export abstract class ClientCall<Out> implements AbortWatcher {
     sink.endRequest();
   }
 
+  /** A request body of `bytes` went out (after compression, without framing): added to `call.bytes`, if set. */
+  protected countSent(bytes: number): void {
+    const tally = this.call.bytes;
+    if (tally !== undefined) tally.sent += bytes;
+  }
+
+  /** A response body of `bytes` came in, as it was on the wire: added to `call.bytes`, if set. */
+  protected countReceived(bytes: number): void {
+    const tally = this.call.bytes;
+    if (tally !== undefined) tally.received += bytes;
+  }
+
   /** The call completed with `result`. */
   protected respond(result: CallResult): void {
     if (this.#finished) return;

@@ -176,6 +176,7 @@ export function buildCall(
         serializer,
         peer: undefined,
         protocol: undefined,
+        bytes: undefined,
         stream: true,
         messages: payload as AsyncIterable<unknown>,
       }
@@ -188,6 +189,7 @@ export function buildCall(
         serializer,
         peer: undefined,
         protocol: undefined,
+        bytes: undefined,
         stream: false,
         message: payload,
       };

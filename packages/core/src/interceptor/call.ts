@@ -39,6 +39,19 @@ export interface PeerIdentity {
 }
 
 /**
+ * Where the body bytes of calls are added up: request and response bodies as they go on the wire
+ * (after compression; without the protocol's framing: no Weft frame header or metadata, no gRPC
+ * length prefix). `sent` is what this side wrote (client: requests; server: responses), `received`
+ * what it read. Counts only grow.
+ */
+export interface ByteTally {
+  /** Body bytes written by this side. */
+  sent: number;
+  /** Body bytes read by this side. */
+  received: number;
+}
+
+/**
  * One call as interceptors see it, on the client (before it is sent) and on the server (after it
  * arrived). Unary and one-way calls carry one `message`; streaming calls carry `messages`.
  */
@@ -69,6 +82,19 @@ interface CallBase<I, O> {
   protocol: WireProtocol | undefined;
   /** Server side: the client's verified TLS certificate; `undefined` on cleartext or without one. */
   readonly peerIdentity?: PeerIdentity | undefined;
+  /**
+   * Where this call's body bytes are added, or `undefined` (the default) for nowhere: nothing is
+   * counted until an interceptor sets it, so a call nobody measures pays one property check per
+   * body. Set it before `next(call)` on the call object passed on; one object may collect many calls
+   * (`metrics()` gives each method's calls one). Counted by the Weft TCP transport and server (the
+   * memory transport included: it runs the same protocol), the gRPC transport and `listenGrpc`'s
+   * gRPC calls, and `listenRest` (the JSON bodies; no response to a one-way call). Not counted:
+   * gRPC-web and Connect calls, whose bodies connect-es frames. The server counts what it read before
+   * the interceptors ran too, and a unary response once it is encoded, after `next(call)` settled.
+   * The server's front end counts into the call object it made: a tally set on a copy an outer
+   * interceptor passed on instead is not seen there (a copy made after it is set shares it).
+   */
+  bytes?: ByteTally | undefined;
 }
 
 export interface UnaryCall<I = unknown, O = unknown> extends CallBase<I, O> {

@@ -11,7 +11,15 @@ import { type CallContext, runWithCallContext } from "../context/call-context.ts
 import { Code } from "../errors/code.ts";
 import { Reason } from "../errors/reason.ts";
 import { WeftError } from "../errors/weft-error.ts";
-import type { CallHandler, CallResult, PeerIdentity, StreamCall, UnaryCall } from "../interceptor/call.ts";
+import type {
+  ByteTally,
+  Call,
+  CallHandler,
+  CallResult,
+  PeerIdentity,
+  StreamCall,
+  UnaryCall,
+} from "../interceptor/call.ts";
 import { Metadata } from "../metadata/metadata.ts";
 import type { MethodInfo } from "../service/service.ts";
 import type { WireProtocol } from "../telemetry/telemetry.ts";
@@ -124,6 +132,13 @@ export interface OpenCall {
   run(input: unknown): Promise<CallResult>;
   /** Runs `fn` inside the call context, e.g. to pump a handler's response stream. */
   within<T>(fn: () => T): T;
+  /**
+   * The front end wrote a response body of `bytes` (after compression, without its framing): added
+   * to the call's `bytes` tally when an interceptor set one, else kept until one is set.
+   */
+  countSent(bytes: number): void;
+  /** The front end read a request body of `bytes`, as `countSent`; also before `run`. */
+  countReceived(bytes: number): void;
   /** The response as an error to send on the wire (unexpected errors become a bare `INTERNAL`). */
   toWireError(reason: unknown): WeftError;
   /** The client went away, the request was bad, or the handler failed: abort the handler's signal. */
@@ -182,6 +197,11 @@ class InboundCall extends AbortController implements OpenCall, TrackedCall, Dead
   readonly #admission: CallAdmission | undefined;
   /** `performance.now()` at admission; 0 without an admission. */
   readonly #admittedAt: number;
+  /** The call object `run` gave the chain: its `bytes`, once an interceptor set it, gets the counts. */
+  #call: Call | undefined;
+  /** Body bytes counted while the call had no tally yet: added to it once it has one. */
+  #sent: number;
+  #received: number;
 
   constructor(
     door: CallDoor,
@@ -212,6 +232,9 @@ class InboundCall extends AbortController implements OpenCall, TrackedCall, Dead
     this.#done = false;
     this.#admission = admission;
     this.#admittedAt = admission === undefined ? 0 : performance.now();
+    this.#call = undefined;
+    this.#sent = 0;
+    this.#received = 0;
     door.tracker.track(this);
     // armDeadline, not setTimeout: a budget beyond 24.8 days must not expire at once
     this.#timer = deadline === undefined ? undefined : armDeadline(deadline, expire, this);
@@ -241,6 +264,7 @@ class InboundCall extends AbortController implements OpenCall, TrackedCall, Dead
             peer: ctx.peer,
             peerIdentity: ctx.peerIdentity,
             protocol: this.#protocol,
+            bytes: undefined,
             [kContext]: ctx,
             stream: false,
             message: input,
@@ -255,15 +279,44 @@ class InboundCall extends AbortController implements OpenCall, TrackedCall, Dead
             peer: ctx.peer,
             peerIdentity: ctx.peerIdentity,
             protocol: this.#protocol,
+            bytes: undefined,
             [kContext]: ctx,
             stream: true,
             messages: input as AsyncIterable<unknown>,
           };
+    this.#call = call;
     try {
       return runWithCallContext(this.context, this.#route.handler, call);
     } catch (e) {
       return Promise.reject(e);
+    } finally {
+      // interceptors that set a tally do so before their first await: what was read before goes there
+      this.#tally();
     }
+  }
+
+  countSent(bytes: number): void {
+    const tally = this.#tally();
+    if (tally !== undefined) tally.sent += bytes;
+    else this.#sent += bytes;
+  }
+
+  countReceived(bytes: number): void {
+    const tally = this.#tally();
+    if (tally !== undefined) tally.received += bytes;
+    else this.#received += bytes;
+  }
+
+  /** The call's tally, if an interceptor set one, with what was counted before added to it. */
+  #tally(): ByteTally | undefined {
+    const tally = this.#call?.bytes;
+    if (tally !== undefined && this.#sent + this.#received > 0) {
+      tally.sent += this.#sent;
+      tally.received += this.#received;
+      this.#sent = 0;
+      this.#received = 0;
+    }
+    return tally;
   }
 
   within<T>(fn: () => T): T {
@@ -296,6 +349,7 @@ class InboundCall extends AbortController implements OpenCall, TrackedCall, Dead
   finish(): void {
     if (this.#done) return;
     this.#done = true;
+    this.#tally(); // an interceptor that set it late, after an await, still gets what came before
     this.#timer?.cancel();
     this.#timer = undefined;
     this.#door.tracker.release(this);

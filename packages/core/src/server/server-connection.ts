@@ -391,6 +391,7 @@ export class ServerStream implements CallOwner {
         this.#fail(requestMismatch(`a ${kind} REQUEST without END_STREAM`));
         return;
       }
+      call.countReceived(frame.body.length);
       try {
         input = decodeBody(
           info.input,
@@ -439,6 +440,7 @@ export class ServerStream implements CallOwner {
       );
       return;
     }
+    this.#call.countReceived(frame.body.length);
     inbox.push(frame.body, frame.serializer, frame.compressor);
     if ((frame.flags & Flags.END_STREAM) !== 0) inbox.end();
   }
@@ -486,6 +488,7 @@ export class ServerStream implements CallOwner {
       meta ??= [];
       for (const [k, v] of trailers) meta.push([TRAILER_PREFIX + k, v]);
     }
+    this.#call.countSent(encoded.body.length);
     this.#conn.send(
       encodeOutFrame(
         FrameType.RESPONSE,
@@ -545,6 +548,7 @@ export class ServerStream implements CallOwner {
         }
         const { body, compressor } = encodeBody(info.output, next.value, serializer, compression);
         flow.charge(body.length);
+        this.#call.countSent(body.length);
         conn.send(
           encodeOutFrame(FrameType.MESSAGE, 0, this.#id, this.#serializerId, compressor, undefined, body),
         );

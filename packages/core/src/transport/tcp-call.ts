@@ -75,6 +75,7 @@ export class TcpClientCall extends ClientCall<OutFrame> implements RequestSink {
       body,
     );
     checkOutgoing(frame, conn.limits);
+    if (body !== undefined) this.countSent(body.length);
     return frame;
   }
 
@@ -146,6 +147,7 @@ export class TcpClientCall extends ClientCall<OutFrame> implements RequestSink {
       if (k.startsWith(TRAILER_PREFIX)) trailers.setRaw(k.slice(TRAILER_PREFIX.length), v);
       else headers.setRaw(k, v);
     }
+    this.countReceived(frame.body.length);
     let message: unknown;
     try {
       message = decodeBody(
@@ -181,6 +183,7 @@ export class TcpClientCall extends ClientCall<OutFrame> implements RequestSink {
       this.sendCancel();
       return;
     }
+    this.countReceived(frame.body.length);
     this.#inbox!.push(frame.body, frame.serializer, frame.compressor);
     if ((frame.flags & Flags.END_STREAM) !== 0) this.#inbox!.end();
   }
@@ -301,6 +304,7 @@ export class TcpClientCall extends ClientCall<OutFrame> implements RequestSink {
     );
     checkOutgoing(frame, conn.limits);
     this.#flow!.charge(body.length);
+    this.countSent(body.length);
     conn.send(frame);
   }
 

@@ -86,6 +86,7 @@ export class GrpcClientCall extends ClientCall<Buffer | undefined> implements En
       this.serializer,
       this.#node.settings.compression,
     );
+    this.countSent(body.length);
     return encodeEnvelope(body, compressor === Compressor.none ? 0 : FLAG_COMPRESSED);
   }
 
@@ -239,6 +240,7 @@ export class GrpcClientCall extends ClientCall<Buffer | undefined> implements En
 
   onEnvelope(flags: number, body: Buffer): void {
     const compressor = messageCompressor(flags, this.#gzip);
+    this.countReceived(body.length);
     const inbox = this.#inbox;
     if (inbox !== undefined) {
       this.#unconsumed += body.length;

@@ -325,6 +325,7 @@ class GrpcServerCall implements EnvelopeSink, CallOwner {
     // abandoned: nobody will consume it, so it is neither queued nor counted towards pausing
     if (this.#done || this.#abandoned) return;
     const compressor = messageCompressor(flags, this.#compressed);
+    this.#ext.countReceived(body.length);
     const inbox = this.#inbox;
     if (inbox !== undefined) {
       this.#unconsumed += body.length;
@@ -423,6 +424,7 @@ class GrpcServerCall implements EnvelopeSink, CallOwner {
   /** One response message as its envelope: gzipped at or above the threshold when it gets smaller. */
   #encode(message: unknown): Buffer {
     const { body, compressor } = encodeBody(this.#info.output, message, this.#serializer, this.#compression);
+    this.#ext.countSent(body.length);
     return encodeEnvelope(body, compressor === Compressor.none ? 0 : FLAG_COMPRESSED);
   }
 
