@@ -1,16 +1,19 @@
 /*
  * What each observability system installs on both sides of the `weft` echo. Tracing with the SDK
- * uses the in-memory exporter behind a simple (per-span) processor, so every sampled span is
- * exported on the call's path; the exporter is emptied every second to bound memory.
+ * uses a `BatchSpanProcessor`, as a production set-up does: sampled spans are queued and exported
+ * off the call's path (every 5 s or 512 spans, the SDK's defaults), into the in-memory exporter,
+ * which is emptied every second to bound memory. A `SimpleSpanProcessor` exports each sampled span
+ * as it ends (and the in-memory exporter answers through a `setTimeout(0)`): a set-up for tests and
+ * debugging, not for production.
  */
 import { context } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import {
   BasicTracerProvider,
+  BatchSpanProcessor,
   InMemorySpanExporter,
   ParentBasedSampler,
-  SimpleSpanProcessor,
   TraceIdRatioBasedSampler,
 } from "@opentelemetry/sdk-trace-base";
 import type { Interceptor, Telemetry } from "@weft/core";
@@ -56,8 +59,8 @@ function tracingFor(variant: Observed): Tracing | undefined {
 
 /**
  * The SDK as an application would set it up: a context manager (so a handler's calls are children
- * of its span), W3C trace context on the wire, and a parent-based sampler (the server follows the
- * client's decision) with `ratio` of the root spans sampled.
+ * of its span), W3C trace context on the wire, a parent-based sampler (the server follows the
+ * client's decision) with `ratio` of the root spans sampled, and a batching span processor.
  */
 function sdkTracing(ratio: number): Tracing {
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
@@ -65,7 +68,7 @@ function sdkTracing(ratio: number): Tracing {
   setInterval(() => exporter.reset(), 1000).unref();
   const provider = new BasicTracerProvider({
     sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) }),
-    spanProcessors: [new SimpleSpanProcessor(exporter)],
+    spanProcessors: [new BatchSpanProcessor(exporter)],
   });
   return tracing({ tracerProvider: provider, propagator: new W3CTraceContextPropagator() });
 }
