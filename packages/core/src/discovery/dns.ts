@@ -10,7 +10,7 @@ import { Code } from "../errors/code.ts";
 import { Reason } from "../errors/reason.ts";
 import { ConfigError, WeftError } from "../errors/weft-error.ts";
 import { parseAddress } from "../transport/tcp-node.ts";
-import { checkService, DEFAULT_WEIGHT } from "./instance.ts";
+import { checkService, DEFAULT_WEIGHT, positiveInteger } from "./instance.ts";
 import { probe, type RegistryProbe } from "./probe.ts";
 import type { Discovery, Instance, InstanceChange } from "./registry.ts";
 import { ServiceWatch } from "./watch.ts";
@@ -90,12 +90,6 @@ function queryOf(service: string): Query {
   return { kind: "srv", name: service };
 }
 
-function positive(option: string, v: unknown): number {
-  if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0)
-    throw new ConfigError(option, "a positive integer", v);
-  return v;
-}
-
 /**
  * A `Discovery` over DNS. The service names it resolves:
  *
@@ -116,7 +110,7 @@ function positive(option: string, v: unknown): number {
  */
 export function createDnsDiscovery(options: DnsDiscoveryOptions = {}): DnsDiscovery {
   if (typeof options !== "object" || options === null) throw new ConfigError("options", "an object", options);
-  const intervalMs = positive("intervalMs", options.intervalMs ?? DNS_DISCOVERY_DEFAULTS.intervalMs);
+  const intervalMs = positiveInteger("intervalMs", options.intervalMs ?? DNS_DISCOVERY_DEFAULTS.intervalMs);
   const minRefreshIntervalMs = options.minRefreshIntervalMs ?? DNS_DISCOVERY_DEFAULTS.minRefreshIntervalMs;
   if (
     typeof minRefreshIntervalMs !== "number" ||
@@ -124,8 +118,8 @@ export function createDnsDiscovery(options: DnsDiscoveryOptions = {}): DnsDiscov
     minRefreshIntervalMs < 0
   )
     throw new ConfigError("minRefreshIntervalMs", "an integer ≥ 0", minRefreshIntervalMs);
-  const timeoutMs = positive("timeoutMs", options.timeoutMs ?? DNS_DISCOVERY_DEFAULTS.timeoutMs);
-  const tries = positive("tries", options.tries ?? DNS_DISCOVERY_DEFAULTS.tries);
+  const timeoutMs = positiveInteger("timeoutMs", options.timeoutMs ?? DNS_DISCOVERY_DEFAULTS.timeoutMs);
+  const tries = positiveInteger("tries", options.tries ?? DNS_DISCOVERY_DEFAULTS.tries);
   const priority = options.srv?.priority ?? DNS_DISCOVERY_DEFAULTS.srvPriority;
   if (priority !== "lowest" && priority !== "all")
     throw new ConfigError("srv.priority", '"lowest" or "all"', priority);

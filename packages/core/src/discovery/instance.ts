@@ -95,9 +95,13 @@ export function patched(instance: Instance, patch: InstancePatch): Instance {
 
 /** The TTL of a registration: `options.ttlMs` or the backend's default, a positive integer. */
 export function ttlOf(options: RegisterOptions | undefined, fallback: number): number {
-  const ttl = options?.ttlMs ?? fallback;
-  if (!Number.isSafeInteger(ttl) || ttl <= 0) throw new ConfigError("ttlMs", "a positive integer", ttl);
-  return ttl;
+  return positiveInteger("ttlMs", options?.ttlMs ?? fallback);
+}
+
+/** An option that must be a positive safe integer; `ConfigError` naming it (and `expected`) otherwise. */
+export function positiveInteger(option: string, v: unknown, expected = "a positive integer"): number {
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0) throw new ConfigError(option, expected, v);
+  return v;
 }
 
 /** Whether two records of the same id carry the same data. */

@@ -4,7 +4,15 @@ import { mkdir, readdir, readFile, rename, unlink, writeFile } from "node:fs/pro
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError } from "../errors/weft-error.ts";
-import { checkService, offering, patched, serviceNames, toInstance, ttlOf } from "./instance.ts";
+import {
+  checkService,
+  offering,
+  patched,
+  positiveInteger,
+  serviceNames,
+  toInstance,
+  ttlOf,
+} from "./instance.ts";
 import { probe, type RegistrationProbe, type RegistryProbe } from "./probe.ts";
 import type {
   Instance,
@@ -59,19 +67,15 @@ export function createLocalRegistry(options: LocalRegistryOptions = {}): Registr
   const directory = options.directory ?? LOCAL_REGISTRY_DEFAULTS.directory;
   if (typeof directory !== "string" || directory === "")
     throw new ConfigError("directory", "a non-empty path", directory);
-  const ttlMs = positive("ttlMs", options.ttlMs ?? LOCAL_REGISTRY_DEFAULTS.ttlMs);
-  const pollIntervalMs = positive(
+  const ms = "a positive integer of milliseconds";
+  const ttlMs = positiveInteger("ttlMs", options.ttlMs ?? LOCAL_REGISTRY_DEFAULTS.ttlMs, ms);
+  const pollIntervalMs = positiveInteger(
     "pollIntervalMs",
     options.pollIntervalMs ?? LOCAL_REGISTRY_DEFAULTS.pollIntervalMs,
+    ms,
   );
   mkdirSync(directory, { recursive: true });
   return new LocalRegistry(directory, ttlMs, pollIntervalMs);
-}
-
-function positive(option: string, v: unknown): number {
-  if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0)
-    throw new ConfigError(option, "a positive integer of milliseconds", v);
-  return v;
 }
 
 const fileOf = (id: string): string => `${createHash("sha256").update(id).digest("hex").slice(0, 40)}.json`;

@@ -2,6 +2,7 @@ import type { ClientSessionOptions, SecureClientSessionOptions } from "node:http
 import {
   type ClusterPolicies,
   ConfigError,
+  isHostPort,
   type TargetOptions,
   type Telemetry,
   type Transport,
@@ -129,7 +130,7 @@ export function createGrpcTransport(options: GrpcTransportOptions): Transport {
     options,
     "grpc",
     (address) => {
-      if (!HOST_PORT.test(address)) throw new ConfigError("address", 'a "host:port" string', address);
+      if (!isHostPort(address)) throw new ConfigError("address", 'a "host:port" string', address);
       return new GrpcNode({
         ...settings,
         target: { authority: `${secure ? "https" : "http"}://${address}`, prefix: "", secure },
@@ -139,8 +140,6 @@ export function createGrpcTransport(options: GrpcTransportOptions): Transport {
   );
   return new Cluster(nodes, clusterOptions);
 }
-
-const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[^:/\s]+):\d{1,5}$/;
 
 function keepaliveOf(
   ka: GrpcTransportOptions["keepalive"],
