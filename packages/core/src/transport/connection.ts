@@ -178,6 +178,8 @@ export abstract class Connection {
   protected received = 0;
   /** `performance.now()` when the last chunk was read: when the frames decoded from it arrived. */
   protected readAt = 0;
+  /** Whether `readAt` is kept: only a server whose door has an admission policy reads it. */
+  protected stampReads = false;
   // --- timeouts: one timer, re-armed when it fires ---
   #timer: DeadlineTimer | undefined;
   readonly #openedAt = Date.now();
@@ -220,7 +222,7 @@ export abstract class Connection {
     const watched = o.handshakeTimeoutMs > 0 || framesWatched || o.idleTimeoutMs > 0;
     socket.on("data", (chunk: Buffer) => {
       this.received++;
-      this.readAt = performance.now();
+      if (this.stampReads) this.readAt = performance.now();
       const decoder = this.decoder;
       decoder.push(chunk);
       if (watched && decoder.inFrame && decoder.started !== this.#frameMark) {
