@@ -147,6 +147,7 @@ describe("the packed packages", () => {
       "@weft/core",
       "@weft/grpc",
       "@weft/http",
+      "@weft/messaging",
       "@weft/observability",
       "@weft/protoc-gen-weft",
       "@weft/registry-etcd",

@@ -109,6 +109,18 @@ export const Reason = {
   /** The registry's server could not be reached, or failed the request. */
   REGISTRY_UNAVAILABLE: "REGISTRY_UNAVAILABLE",
 
+  // --- Messaging (@weft/messaging and the broker packages) ---
+  /** A message whose reserved `weft-*` headers do not parse (an unknown kind, a time that is not a number). */
+  MALFORMED_MESSAGE: "MALFORMED_MESSAGE",
+  /** A request sent where the broker knows nobody listens (NATS core, memory, direct). */
+  NO_RESPONDERS: "NO_RESPONDERS",
+  /** A message consumed after its expiry time: dead-lettered, its handler not run. */
+  MESSAGE_EXPIRED: "MESSAGE_EXPIRED",
+  /** The broker could not be reached, refused the publish, or did not confirm it. */
+  BROKER_UNAVAILABLE: "BROKER_UNAVAILABLE",
+  /** A message delivered as many times as its subscription allows without success: dead-lettered. */
+  MAX_DELIVERIES: "MAX_DELIVERIES",
+
   // --- gRPC, gRPC-web and Connect (@weft/grpc) ---
   /** A `grpc-encoding` other than identity or gzip. */
   UNSUPPORTED_ENCODING: "UNSUPPORTED_ENCODING",

@@ -1,0 +1,28 @@
+import { ConfigError, messageType } from "@weft/core";
+import type { Destination, DestinationOptions } from "./api.ts";
+
+const TOKEN = /^[A-Za-z0-9_-]+$/;
+
+/**
+ * Declares a destination: `name` is dot-separated tokens of letters, digits, `_` and `-`
+ * (`orders.placed`), which every backend can use as a subject, stream key or routing key. Throws a
+ * `ConfigError` for a malformed name, a wildcard, or a partition count that is not an integer ≥ 1.
+ */
+export function destination<T>(name: string, options: DestinationOptions<T> = {}): Destination<T> {
+  checkDestinationName(name);
+  const partitions = options.partitions;
+  if (partitions !== undefined && (!Number.isSafeInteger(partitions) || partitions < 1))
+    throw new ConfigError("partitions", "an integer ≥ 1", partitions);
+  return {
+    name,
+    codec: options.codec ?? messageType<T>(),
+    kind: options.kind ?? "event",
+    partitions,
+  };
+}
+
+/** Throws a `ConfigError` unless `name` is a destination name (no wildcards). */
+export function checkDestinationName(name: unknown): asserts name is string {
+  if (typeof name !== "string" || name === "" || !name.split(".").every((t) => TOKEN.test(t)))
+    throw new ConfigError("destination", "dot-separated tokens of [A-Za-z0-9_-] (e.g. orders.placed)", name);
+}

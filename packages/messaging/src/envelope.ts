@@ -1,0 +1,162 @@
+/*
+ * A message as every broker carries it: bytes plus a few named fields, and the one mapping of those
+ * fields onto a broker's headers. Every backend maps through `toHeaders`/`fromHeaders`, so a message
+ * reads the same on NATS, Redis, RabbitMQ and in memory, and a raw client of the broker sees
+ * readable headers with the names documented in `docs/messaging.md`.
+ */
+import { randomUUID } from "node:crypto";
+import { Code, Reason, WeftError } from "@weft/core";
+
+/**
+ * What a message is for, as the messaging literature names the three kinds: a `command` asks one
+ * receiver to do something (point-to-point), an `event` says something happened (publish/subscribe),
+ * a `document` carries data, e.g. a reply.
+ */
+export type MessageKind = "document" | "command" | "event";
+
+const KINDS: ReadonlySet<string> = new Set<MessageKind>(["document", "command", "event"]);
+
+/**
+ * One message on the wire. A broker stores and delivers it without looking inside `body`; the codecs
+ * of `@weft/core` made the bytes, `contentType` says which.
+ */
+export interface Envelope {
+  /**
+   * Unique per message, kept on every delivery and every republish (relays, dead letters): the key of
+   * the brokers' publish deduplication (JetStream's `Nats-Msg-Id`) and of idempotent consumers.
+   * A UUIDv7-like time-ordered id by default (`newMessageId`).
+   */
+  readonly id: string;
+  readonly kind: MessageKind;
+  /**
+   * Where it goes: dot-separated tokens (`orders.created`), no wildcards. A subscription names a
+   * destination or, on a backend with `wildcards`, a pattern: `*` matches one token, `>` the rest.
+   */
+  readonly destination: string;
+  /** Partition key: messages with the same key are handled one at a time, in publish order. */
+  readonly key?: string | undefined;
+  /** Ties a reply to its request (and an outcome event to the request that caused it). */
+  readonly correlationId?: string | undefined;
+  /** Where replies go: an inbox address (`Broker.openInbox`). */
+  readonly replyTo?: string | undefined;
+  /**
+   * When the message stops being worth handling, in `Date.now()` milliseconds: the deadline of the
+   * call it was published in, or a time-to-live. A consumer does not run its handler after it.
+   */
+  readonly expiresAt?: number | undefined;
+  /** When it was published, in `Date.now()` milliseconds. */
+  readonly publishedAt: number;
+  /** The body's media type: `application/json`, `application/msgpack`, `application/protobuf`, `application/octet-stream`. */
+  readonly contentType: string;
+  /**
+   * Application headers and the propagated call context (`traceparent`, `tracestate`, `baggage`,
+   * `weft-ctx-*`). Lower-case keys; never the reserved `weft-*` names of the fields above.
+   */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: Uint8Array;
+}
+
+/** The header names the fields of an envelope travel under, on every backend. */
+export const HEADER = {
+  id: "weft-id",
+  kind: "weft-kind",
+  key: "weft-key",
+  correlationId: "weft-correlation-id",
+  replyTo: "weft-reply-to",
+  expiresAt: "weft-expires-at",
+  publishedAt: "weft-published-at",
+  contentType: "content-type",
+} as const;
+
+const RESERVED: ReadonlySet<string> = new Set(Object.values(HEADER));
+
+/** True for a header name the envelope's own fields use; applications cannot set these. */
+export function isReservedHeader(name: string): boolean {
+  return RESERVED.has(name);
+}
+
+/**
+ * A new message id: 48 bits of milliseconds then random bits, formatted as a UUID (version 7), so
+ * ids sort roughly by publish time and a broker's dedup window works on them.
+ */
+export function newMessageId(now: number = Date.now()): string {
+  const random = randomUUID().replaceAll("-", "");
+  const ms = now.toString(16).padStart(12, "0").slice(-12);
+  const hex = `${ms}7${random.slice(13, 16)}${((Number.parseInt(random[16]!, 16) & 0x3) | 0x8).toString(16)}${random.slice(17, 32)}`;
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+}
+
+/** The envelope's fields and headers as one flat map of broker headers. */
+export function toHeaders(envelope: Envelope): Record<string, string> {
+  const h: Record<string, string> = { ...envelope.headers };
+  h[HEADER.id] = envelope.id;
+  h[HEADER.kind] = envelope.kind;
+  if (envelope.key !== undefined) h[HEADER.key] = envelope.key;
+  if (envelope.correlationId !== undefined) h[HEADER.correlationId] = envelope.correlationId;
+  if (envelope.replyTo !== undefined) h[HEADER.replyTo] = envelope.replyTo;
+  if (envelope.expiresAt !== undefined) h[HEADER.expiresAt] = String(envelope.expiresAt);
+  h[HEADER.publishedAt] = String(envelope.publishedAt);
+  h[HEADER.contentType] = envelope.contentType;
+  return h;
+}
+
+/** What a backend knows of a message besides its headers, for a message a raw client published. */
+export interface WireFallbacks {
+  /** The broker's own id of the message (a stream sequence, an entry id), used when `weft-id` is absent. */
+  readonly brokerId?: string | undefined;
+  /** The broker's timestamp, used when `weft-published-at` is absent. */
+  readonly timestamp?: number | undefined;
+}
+
+/**
+ * Rebuilds an envelope from broker headers (any letter case) and a body. A message without Weft's
+ * headers (published by a raw client of the broker) becomes an `event` with the broker's id (or a
+ * new one) and `application/octet-stream` unless it says its `content-type`. A malformed reserved
+ * header (an unknown kind, a non-numeric time) throws a `WeftError` (`INVALID_ARGUMENT`, reason
+ * `MALFORMED_MESSAGE`): the consumer dead-letters such a message instead of guessing.
+ */
+export function fromHeaders(
+  destination: string,
+  headers: Readonly<Record<string, string | undefined>> | Iterable<readonly [string, string]>,
+  body: Uint8Array,
+  fallbacks: WireFallbacks = {},
+): Envelope {
+  const app: Record<string, string> = {};
+  const own: Partial<Record<string, string>> = {};
+  const entries = Symbol.iterator in headers ? headers : Object.entries(headers);
+  for (const [rawKey, value] of entries as Iterable<readonly [string, string | undefined]>) {
+    if (value === undefined) continue;
+    const key = rawKey.toLowerCase();
+    if (RESERVED.has(key)) own[key] = value;
+    else app[key] = value;
+  }
+  const kind = own[HEADER.kind] ?? "event";
+  if (!KINDS.has(kind)) throw malformed(`unknown ${HEADER.kind} "${kind}"`);
+  return {
+    id: own[HEADER.id] ?? fallbacks.brokerId ?? newMessageId(),
+    kind: kind as MessageKind,
+    destination,
+    key: own[HEADER.key],
+    correlationId: own[HEADER.correlationId],
+    replyTo: own[HEADER.replyTo],
+    expiresAt: time(own[HEADER.expiresAt], HEADER.expiresAt),
+    publishedAt: time(own[HEADER.publishedAt], HEADER.publishedAt) ?? fallbacks.timestamp ?? Date.now(),
+    contentType: own[HEADER.contentType] ?? "application/octet-stream",
+    headers: app,
+    body,
+  };
+}
+
+function time(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isSafeInteger(n) || n < 0)
+    throw malformed(`${name} "${value}" is not milliseconds`);
+  return n;
+}
+
+function malformed(message: string): WeftError {
+  return new WeftError(Code.INVALID_ARGUMENT, `malformed message: ${message}`, {
+    reason: Reason.MALFORMED_MESSAGE,
+  });
+}

@@ -1,0 +1,48 @@
+/**
+ * @weft/messaging: one broker abstraction for every backend, the interaction styles on top of it,
+ * and the in-process (`memory`) and brokerless (`direct`) brokers. See `docs/messaging.md`.
+ */
+export type {
+  Destination,
+  DestinationOptions,
+  DrainResult,
+  Gathered,
+  GatherOptions,
+  InterceptedMessage,
+  MessageHandler,
+  MessageInterceptor,
+  MessageStep,
+  MessageStream,
+  Messenger,
+  MessengerOptions,
+  PublishOptions,
+  ReceivedMessage,
+  Reply,
+  ReplyOptions,
+  RequestOptions,
+  SubscribeOptions,
+  Subscription,
+} from "./api.ts";
+export {
+  type Broker,
+  type BrokerFeatures,
+  type BrokerSubscription,
+  type Delivery,
+  type DeliverySink,
+  type Inbox,
+  type InboxHandlers,
+  type PublishOptions as BrokerPublishOptions,
+  partitionDestination,
+  type SubscribeSpec,
+} from "./broker.ts";
+export { checkDestinationName, destination } from "./destination.ts";
+export {
+  type Envelope,
+  fromHeaders,
+  HEADER,
+  isReservedHeader,
+  type MessageKind,
+  newMessageId,
+  toHeaders,
+  type WireFallbacks,
+} from "./envelope.ts";
