@@ -145,6 +145,15 @@ export function createMessenger(options: MessengerOptions): Messenger {
   );
 }
 
+/**
+ * Requests of `messenger` still waiting for a reply (the pending map's size): 0 once every request
+ * has resolved, timed out or failed. For tests (no leak).
+ */
+export function pendingRequests(messenger: Messenger): number {
+  if (!(messenger instanceof MessengerImpl)) throw new TypeError("not a messenger of createMessenger");
+  return messenger.pending.size;
+}
+
 /** A request waiting for its replies in the pending map. */
 interface Pending {
   readonly destination: string;
@@ -755,7 +764,7 @@ class Consumer implements Subscription {
     (intercepted as { [kReached]?: () => void })[kReached] = () => {
       reachedHandler = true;
     };
-    runWithCallContext(context, () => this.#consumeChain(intercepted)).then(
+    runWithCallContext(context, runChain, { chain: this.#consumeChain, message: intercepted }).then(
       () => {
         // a consume interceptor that returned without `next`: skipped, acked
         if (!reachedHandler || !this.settings.manual) job.settle?.(ACK);
@@ -775,11 +784,11 @@ class Consumer implements Subscription {
   }
 
   /** The innermost consume step: runs the handler with the message the interceptors passed on. */
-  #handle(message: InterceptedMessage): Promise<void> {
+  async #handle(message: InterceptedMessage): Promise<void> {
     (message as { [kReached]?: () => void })[kReached]?.();
     const received = (message as { [kReceived]?: ReceivedMessage<unknown> })[kReceived]!;
     const value = message.body === received.body ? received : { ...received, body: message.body };
-    return Promise.resolve(this.handler(value));
+    await this.handler(value);
   }
 
   #received(job: Job, body: unknown, headers: Metadata): ReceivedMessage<unknown> {
@@ -901,6 +910,11 @@ class Consumer implements Subscription {
     grace?.cancel();
     this.#changed = undefined;
   }
+}
+
+/** Runs a consume chain; an interceptor's synchronous throw becomes a rejection. */
+async function runChain(arg: { chain: MessageStep; message: InterceptedMessage }): Promise<void> {
+  await arg.chain(arg.message);
 }
 
 const kReceived: unique symbol = Symbol("weft.received");
