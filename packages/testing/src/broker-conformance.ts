@@ -382,15 +382,24 @@ export function brokerConformance(
       expect(letters[0]!.headers.get(DEAD_LETTER_HEADER.reason)).toBe(Reason.MESSAGE_EXPIRED);
     });
 
-    /** Publishes `keys` × `per` keyed messages in order; the handler fails the first attempt of every 7th. */
-    async function keyedRun(d: Destination<Body>, consumers: Messenger[], keys: number, per: number) {
+    /**
+     * Publishes `keys` × `per` keyed messages in order; the handler fails the first attempt of every
+     * 7th. With `churn`, halfway through the last consumer drains and `churn` joins the group.
+     */
+    async function keyedRun(
+      d: Destination<Body>,
+      consumers: Messenger[],
+      keys: number,
+      per: number,
+      churn?: Messenger,
+    ) {
       const g = group("ordered");
       const handled = new Map<string, number[]>();
       const busy = new Set<string>();
       let overlaps = 0;
       let total = 0;
-      for (const c of consumers)
-        await c.subscribe(
+      const join = (c: Messenger): Promise<Subscription> =>
+        c.subscribe(
           d,
           async (msg) => {
             const key = msg.key!;
@@ -404,9 +413,17 @@ export function brokerConformance(
           },
           { ...FAST, group: g, maxInFlight: 8 },
         );
+      const subscriptions: Subscription[] = [];
+      for (const c of consumers) subscriptions.push(await join(c));
       const m = consumers[0]!;
-      for (let n = 0; n < keys * per; n++) await m.publish(d, { n }, { key: `k${n % keys}` });
-      await until(() => total === keys * per, "every keyed message");
+      const all = keys * per;
+      for (let n = 0; n < all; n++) {
+        await m.publish(d, { n }, { key: `k${n % keys}` });
+        if (churn !== undefined && n === all / 2) {
+          await Promise.all([subscriptions.at(-1)!.drain({ graceMs: waitMs }), join(churn)]);
+        }
+      }
+      await until(() => total === all, "every keyed message");
       expect(overlaps).toBe(0);
       for (const [key, ns] of handled) {
         const k = Number(key.slice(1));
@@ -419,7 +436,7 @@ export function brokerConformance(
     });
 
     it.runIf(features.ordering)(
-      "per-key order across 4 consumers of a partitioned destination, with failures",
+      "per-key order across 4 consumers of a partitioned destination, with failures, one leaving and one joining midway",
       async () => {
         const consumers = [
           await messenger(false),
@@ -427,7 +444,7 @@ export function brokerConformance(
           await messenger(false),
           await messenger(false),
         ];
-        await keyedRun(dest("partitioned", 4), consumers, 10, 10);
+        await keyedRun(dest("partitioned", 4), consumers, 10, 20, await messenger(false));
       },
     );
 
