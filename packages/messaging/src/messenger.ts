@@ -23,13 +23,16 @@ import {
   type WeftEvents,
 } from "@weft/core";
 import {
+  abortError,
   armDeadline,
   backoffDelay,
   type DeadlineTimer,
   deadlineExceeded,
+  eitherSignal,
   emit,
   isPropagated,
   loggerOption,
+  NEVER,
   runWithCallContext,
   telemetryOption,
 } from "@weft/core/internal";
@@ -243,7 +246,7 @@ class MessengerImpl implements Messenger {
         signal: options.signal,
       },
     };
-    return this.#publishChain(message).then(() => message.id);
+    return runChain({ chain: this.#publishChain, message }).then(() => message.id);
   }
 
   /** The innermost publish step: encode, build the envelope, hand it to the broker. */
@@ -381,11 +384,15 @@ class MessengerImpl implements Messenger {
       if (this.pending.get(correlationId) !== pending) return;
       this.pending.delete(correlationId);
       timer.cancel();
-      options.signal?.removeEventListener("abort", onAbort);
+      signal?.removeEventListener("abort", onAbort);
       if (isValue) resolve(outcome as R | Gathered<R>);
       else reject(outcome);
     };
-    const onAbort = (): void => settle(WeftError.from(options.signal!.reason, Code.CANCELLED));
+    // the request ends with the call or handler it is made in, or with its own signal
+    const ctx = currentCallContext();
+    const own = options.signal ?? NEVER;
+    const signal = ctx === undefined ? options.signal : eitherSignal(own, ctx.signal);
+    const onAbort = (): void => settle(abortError(signal!));
     const pending: Pending = {
       destination: to.name,
       onError: (error) => settle(error),
@@ -411,18 +418,28 @@ class MessengerImpl implements Messenger {
       },
     };
     this.pending.set(correlationId, pending);
-    options.signal?.addEventListener("abort", onAbort, { once: true });
-    if (options.signal?.aborted) onAbort();
+    if (signal !== undefined && signal !== NEVER) {
+      signal.addEventListener("abort", onAbort, { once: true });
+      if (signal.aborted) onAbort();
+    }
     const { reply: _codec, timeoutMs: _t, ...publish } = options as RequestOptions<R> & GatherOptions<R>;
     delete (publish as { count?: unknown }).count;
     delete (publish as { untilLast?: unknown }).untilLast;
-    this.#publish(
-      to,
-      body,
-      { ...publish, correlationId, ttlMs: timeoutMs },
-      inbox.address(correlationId),
-      false,
-    ).catch((error: unknown) => settle(WeftError.from(error, Code.UNAVAILABLE)));
+    try {
+      this.#publish(
+        to,
+        body,
+        { ...publish, correlationId, ttlMs: timeoutMs },
+        inbox.address(correlationId),
+        false,
+      ).catch((error: unknown) => settle(WeftError.from(error, Code.UNAVAILABLE)));
+    } catch (error) {
+      // bad options (a reserved header): the request never left, nothing stays pending
+      this.pending.delete(correlationId);
+      timer.cancel();
+      signal?.removeEventListener("abort", onAbort);
+      throw error;
+    }
     return promise;
   }
 
@@ -912,7 +929,7 @@ class Consumer implements Subscription {
   }
 }
 
-/** Runs a consume chain; an interceptor's synchronous throw becomes a rejection. */
+/** Runs a publish or consume chain; a synchronous throw (an interceptor's, an encoder's) becomes a rejection. */
 async function runChain(arg: { chain: MessageStep; message: InterceptedMessage }): Promise<void> {
   await arg.chain(arg.message);
 }

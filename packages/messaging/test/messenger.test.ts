@@ -455,4 +455,61 @@ describe("request/reply", () => {
     expect((await waiting) as WeftError).toBeInstanceOf(WeftError);
     expect(pendingRequests(messenger)).toBe(0);
   });
+
+  it("bad options leave nothing pending; a request ends with the handler or call it is made in", async () => {
+    const { messenger } = setup();
+    const d = destination<Body>("rr.ctx");
+    await messenger.subscribe(d, () => new Promise(() => {}), { group: "g" });
+    await expect(
+      messenger.request<Body, Body>(d, { n: 1 }, { headers: { "weft-kind": "event" } }),
+    ).rejects.toBeInstanceOf(ConfigError);
+    expect(pendingRequests(messenger)).toBe(0);
+    const call = new AbortController();
+    const md = new Metadata();
+    const waiting = runWithCallContext(
+      { deadline: undefined, signal: call.signal, propagate: md, path: "/x", requestHeaders: md },
+      () => messenger.request<Body, Body>(d, { n: 1 }, { timeoutMs: 60_000 }),
+    ).catch((e: unknown) => e);
+    await until(() => pendingRequests(messenger) === 1);
+    call.abort();
+    expect(((await waiting) as WeftError).code).toBe(Code.CANCELLED);
+    expect(pendingRequests(messenger)).toBe(0);
+  });
+});
+
+describe("publish", () => {
+  it("an interceptor's synchronous throw rejects the publish", async () => {
+    const refuse: MessageInterceptor = () => () => {
+      throw new WeftError(Code.PERMISSION_DENIED, "not here");
+    };
+    const { messenger } = setup({ interceptors: [refuse] });
+    await expect(messenger.publish(destination<Body>("pub.refused"), { n: 1 })).rejects.toThrow(/not here/);
+  });
+
+  it("a partitioned destination: a key always goes to the same partition, no key to partition 0", async () => {
+    const { broker } = setup();
+    const seen: string[] = [];
+    const spy = createMessenger({
+      broker: {
+        ...broker,
+        name: broker.name,
+        features: broker.features,
+        subscribe: broker.subscribe.bind(broker),
+        openInbox: broker.openInbox.bind(broker),
+        close: broker.close.bind(broker),
+        publish: (e, o) => {
+          seen.push(e.destination);
+          return broker.publish(e, o);
+        },
+      },
+      logger: SILENT_LOGGER,
+    });
+    const d = destination<Body>("pub.parts", { partitions: 4 });
+    await spy.publish(d, { n: 1 }, { key: "alpha" });
+    await spy.publish(d, { n: 2 }, { key: "alpha" });
+    await spy.publish(d, { n: 3 });
+    expect(seen[0]).toMatch(/^pub\.parts\.p[0-3]$/);
+    expect(seen[1]).toBe(seen[0]);
+    expect(seen[2]).toBe("pub.parts.p0");
+  });
 });
