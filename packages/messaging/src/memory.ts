@@ -259,7 +259,7 @@ class MemoryBroker implements Broker {
 
   publish(envelope: Envelope, options?: PublishOptions): Promise<void> {
     if (this.closed) return Promise.reject(unavailable(envelope.destination));
-    options?.signal?.throwIfAborted();
+    if (options?.signal?.aborted) return Promise.reject(options.signal.reason);
     const destination = envelope.destination;
     if (destination.startsWith(INBOX_PREFIX)) {
       const inbox = this.inboxes.get(destination.slice(INBOX_PREFIX.length).split(".")[0]!);
