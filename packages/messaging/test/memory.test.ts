@@ -26,6 +26,12 @@ const connection = (): Broker => ({
 });
 
 brokerConformance("memory", async () => connection(), MEMORY_FEATURES);
+// Within its process memory redelivers nacked and abandoned deliveries (it is not at-least-once only
+// because a crash loses everything), so the suite's redelivery tests, which crash nothing, run too.
+brokerConformance("memory, redelivering in-process", async () => connection(), {
+  ...MEMORY_FEATURES,
+  atLeastOnce: true,
+});
 
 describe("memoryBroker's own semantics", () => {
   const body = new Uint8Array();
