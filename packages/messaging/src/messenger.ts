@@ -567,6 +567,10 @@ function progressEvery(ackWaitMs: number): number {
   return Math.max(1, Math.floor(ackWaitMs / 2));
 }
 
+function reportProgress(delivery: Delivery): void {
+  delivery.progress?.();
+}
+
 /** One delivery, from arrival to ack, nack or dead letter, across the attempts held locally. */
 class Job {
   readonly consumer: Consumer;
@@ -648,11 +652,18 @@ class Consumer implements Subscription {
 
   /** Runs a job to its end, then the next one of its key. */
   async #run(job: Job): Promise<void> {
+    // while its handler runs or it waits for a retry, the broker must not hand it to another consumer
+    const progress =
+      job.delivery.progress === undefined
+        ? undefined
+        : setInterval(reportProgress, progressEvery(this.settings.ackWaitMs), job.delivery);
+    progress?.unref();
     try {
       await this.#attempts(job);
     } catch (error) {
       this.messenger.logger.error({ err: error, destination: this.destination }, "message delivery failed");
     } finally {
+      if (progress !== undefined) clearInterval(progress);
       job.done = true;
       this.jobs.delete(job);
       this.#changed?.();
@@ -716,18 +727,13 @@ class Consumer implements Subscription {
     }
   }
 
-  /** Waits `delayMs` with the delivery kept (progress reported); false when the drain abandoned it. */
+  /** Waits `delayMs` with the delivery kept (its progress reported by `#run`); false when the drain abandoned it. */
   #hold(job: Job, delayMs: number): Promise<boolean> {
     const signal = job.controller.signal;
     if (signal.aborted) return Promise.resolve(false);
     return new Promise((resolve) => {
-      const progress =
-        job.delivery.progress === undefined
-          ? undefined
-          : setInterval(() => job.delivery.progress?.(), progressEvery(this.settings.ackWaitMs));
       const end = (held: boolean): void => {
         timer.cancel();
-        if (progress !== undefined) clearInterval(progress);
         signal.removeEventListener("abort", onAbort);
         resolve(held);
       };

@@ -234,6 +234,36 @@ describe("failures", () => {
     expect(nacks[0]!).toBeGreaterThanOrEqual(16);
   });
 
+  it("a delivery whose handler runs (or waits for a retry) reports progress every ackWaitMs / 2", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval", "Date"] });
+    const { broker, published, deliver } = handBroker();
+    let progress = 0;
+    const messenger = createMessenger({ broker, logger: SILENT_LOGGER });
+    let release!: () => void;
+    await messenger.subscribe(
+      destination<Body>("slow.a"),
+      (m) => (m.attempt === 1 ? new Promise<void>((r) => (release = r)) : undefined),
+      { group: "g", ackWaitMs: 1000 },
+    );
+    const envelope: Envelope = {
+      id: newMessageId(),
+      kind: "event",
+      destination: "slow.a",
+      publishedAt: Date.now(),
+      contentType: "application/json",
+      headers: {},
+      body: new TextEncoder().encode("{}"),
+    };
+    deliver(envelope, undefined, () => void progress++);
+    await vi.advanceTimersByTimeAsync(2100);
+    expect(progress).toBe(4);
+    release();
+    await vi.advanceTimersByTimeAsync(10);
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(progress).toBe(4);
+    expect(published).toHaveLength(0);
+  });
+
   /** A broker whose one subscription gets the deliveries the test hands it. */
   function handBroker() {
     const published: Envelope[] = [];
@@ -258,11 +288,12 @@ describe("failures", () => {
       close: async () => {},
     };
     const settled: string[] = [];
-    const deliver = (envelope: Envelope, malformed?: WeftError): void =>
+    const deliver = (envelope: Envelope, malformed?: WeftError, progress?: () => void): void =>
       sink!({
         envelope,
         attempt: 1,
         malformed,
+        progress,
         ack: async () => void settled.push(`ack ${envelope.id}`),
         nack: async () => void settled.push(`nack ${envelope.id}`),
       } as Delivery);
