@@ -27,6 +27,9 @@ export {
   type Broker,
   type BrokerFeatures,
   type BrokerSubscription,
+  type BrowsedMessage,
+  type BrowseOptions,
+  DEAD_LETTER_GROUP,
   type Delivery,
   type DeliverySink,
   type Inbox,
@@ -35,9 +38,28 @@ export {
   partitionDestination,
   type SubscribeSpec,
 } from "./broker.ts";
-export { checkDestinationName, destination } from "./destination.ts";
+export {
+  type BrokerScheme,
+  type BrokerSchemes,
+  type BrokerUrl,
+  BUILT_IN_BROKER_SCHEMES,
+  memoryScheme,
+  openBroker,
+  parseBrokerUrl,
+  redactBrokerUrl,
+} from "./broker-url.ts";
+export {
+  type ListDeadLettersOptions,
+  type ListedDeadLetter,
+  listDeadLetters,
+  type ReplayDeadLettersOptions,
+  type ReplayResult,
+  replayDeadLetters,
+} from "./dead-letters.ts";
+export { checkDestinationName, destination, isDestinationName } from "./destination.ts";
 export {
   DEAD_LETTER_HEADER,
+  type DeadLetter,
   type Envelope,
   envelopeOf,
   fromHeaders,
@@ -46,6 +68,7 @@ export {
   type MessageKind,
   newMessageId,
   REPLY_HEADER,
+  readDeadLetter,
   toHeaders,
   type WireFallbacks,
 } from "./envelope.ts";

@@ -2,5 +2,7 @@
  * Unstable internals of `@weft/messaging`: no semver promise. For Weft's own packages (the broker
  * packages, `@weft/testing`'s conformance suite) and for tests.
  */
+
+export { checkParams, integerParam } from "./broker-url.ts";
 export { matches } from "./memory.ts";
 export { pendingRequests } from "./messenger.ts";

@@ -58,6 +58,7 @@ import type {
 import {
   type Broker,
   type BrokerSubscription,
+  DEAD_LETTER_GROUP,
   type Delivery,
   type Inbox,
   partitionDestination,
@@ -632,7 +633,11 @@ class Consumer implements Subscription {
       ackWaitMs: this.settings.ackWaitMs,
       partitions: this.from.partitions,
     };
-    this.#subscription = await this.messenger.broker.subscribe(spec, (d) => this.#arrive(d));
+    const { broker } = this.messenger;
+    // dead letters are kept for `weft dlq` from the subscription's start, on a broker that keeps groups
+    if (this.settings.deadLetter !== false && broker.createGroup !== undefined)
+      await broker.createGroup(this.settings.deadLetter, DEAD_LETTER_GROUP);
+    this.#subscription = await broker.subscribe(spec, (d) => this.#arrive(d));
   }
 
   #arrive(delivery: Delivery): void {
