@@ -1,0 +1,42 @@
+/**
+ * The brokers `--messaging` measures: each a broker URL and the schemes that open it, loaded lazily
+ * so that one missing or broken backend does not stop the others. URLs point at the servers of this
+ * machine; streams and keys get a bench-only prefix, kept in memory or trimmed.
+ */
+import { randomUUID } from "node:crypto";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Broker, BrokerSchemes } from "@weft/messaging";
+import { openBroker } from "@weft/messaging";
+
+export const BENCH_BROKERS = ["memory"] as const;
+export type BenchBroker = (typeof BENCH_BROKERS)[number];
+
+interface BrokerSetup {
+  /** The URL, given a directory of the run's own (the `direct` registry). */
+  readonly url: (runDir: string) => string;
+  readonly schemes: () => Promise<BrokerSchemes>;
+  /** One broker is both publisher and consumer (an in-process broker). */
+  readonly shared: boolean;
+}
+
+const SETUPS: Record<BenchBroker, BrokerSetup> = {
+  memory: { url: () => "memory:", schemes: async () => ({}), shared: true },
+};
+
+/** A fresh directory name for a run's registry (`direct`). */
+export function runDir(): string {
+  return join(tmpdir(), `weft-bench-messaging-${randomUUID().slice(0, 8)}`);
+}
+
+/** The publisher's and the consumer's broker (one, for an in-process broker). */
+export async function openPair(
+  name: BenchBroker,
+  dir: string,
+): Promise<{ publisher: Broker; consumer: Broker }> {
+  const setup = SETUPS[name];
+  const schemes = await setup.schemes();
+  const publisher = await openBroker(setup.url(dir), schemes);
+  const consumer = setup.shared ? publisher : await openBroker(setup.url(dir), schemes);
+  return { publisher, consumer };
+}
