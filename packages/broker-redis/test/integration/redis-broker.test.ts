@@ -1,0 +1,367 @@
+/**
+ * The Redis Streams broker at the `Broker` interface, against the machine's Redis (127.0.0.1:6379).
+ */
+import { execFileSync } from "node:child_process";
+import { Code, ConfigError, Reason, WeftError } from "@weft/core";
+import type { Broker, BrokerSubscription, Delivery, Envelope } from "@weft/messaging";
+import type { Redis } from "ioredis";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { REDIS_STREAMS_FEATURES, redisStreamsBroker } from "../../src/index.ts";
+import {
+  cleanUp,
+  ensureRedis,
+  envelope,
+  REDIS_URL,
+  rawClient,
+  recorder,
+  spec,
+  text,
+  uniqueDestination,
+} from "./helpers.ts";
+
+let raw: Redis;
+const brokers: Broker[] = [];
+const destinations: string[] = [];
+beforeAll(async () => {
+  ensureRedis();
+  raw = await rawClient();
+});
+afterEach(async () => {
+  await Promise.all(brokers.splice(0).map((b) => b.close()));
+  await cleanUp(raw, "weft:", destinations.splice(0));
+});
+afterAll(() => raw.disconnect());
+
+async function broker(options: Parameters<typeof redisStreamsBroker>[0] = {}): Promise<Broker> {
+  const b = await redisStreamsBroker({ url: REDIS_URL, ...options });
+  brokers.push(b);
+  return b;
+}
+function dest(name?: string): string {
+  const d = uniqueDestination(name);
+  destinations.push(d);
+  return d;
+}
+
+describe("options", () => {
+  it("are checked up front, naming the option", () => {
+    expect(() => redisStreamsBroker({ url: "http://x" })).toThrow(ConfigError);
+    expect(() => redisStreamsBroker({ maxLength: 0 })).toThrow(/"maxLength"/);
+    expect(() => redisStreamsBroker({ blockMs: -1 })).toThrow(/"blockMs"/);
+    expect(() => redisStreamsBroker({ partitionLeaseMs: 1 })).toThrow(/"partitionLeaseMs"/);
+    expect(() => redisStreamsBroker({ logger: {} as never })).toThrow(/"logger"/);
+  });
+
+  it("an unreachable Redis rejects with UNAVAILABLE/BROKER_UNAVAILABLE naming it", async () => {
+    const e = await redisStreamsBroker({
+      url: "redis://127.0.0.1:1",
+      connectTimeoutMs: 500,
+      redis: { retryStrategy: () => null },
+    }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(WeftError);
+    expect(e).toMatchObject({ code: Code.UNAVAILABLE, reason: Reason.BROKER_UNAVAILABLE });
+    expect((e as Error).message).toMatch(/redis broker: cannot connect to redis:\/\/127\.0\.0\.1:1/);
+  });
+});
+
+describe("publish and groups", () => {
+  it("round-trips every envelope field, the body binary-safe, with the broker's delivery count", async () => {
+    const b = await broker();
+    const d = dest();
+    const { deliveries, sink } = recorder();
+    await b.subscribe(spec(d), sink);
+    const body = new Uint8Array(256).map((_, i) => i);
+    const sent: Envelope = {
+      ...envelope(d, ""),
+      kind: "command",
+      key: "k-1",
+      correlationId: "c-1",
+      replyTo: "_inbox.abc",
+      expiresAt: Date.now() + 60_000,
+      contentType: "application/octet-stream",
+      headers: { traceparent: "00-abc-def-01", body: "a header named body" },
+      body,
+    };
+    await b.publish(sent);
+    await vi.waitFor(() => expect(deliveries).toHaveLength(1));
+    expect(deliveries[0]!.envelope).toEqual({ ...sent, body: Buffer.from(body) });
+    expect(deliveries[0]!.attempt).toBe(1);
+    await vi.waitFor(async () => expect(await raw.xpending(`weft:${d}`, "g")).toEqual([0, null, null, null]));
+  });
+
+  it("each group gets a copy; the consumers of one group share the messages", async () => {
+    const [b1, b2] = [await broker(), await broker()];
+    const d = dest();
+    const a1 = recorder();
+    const a2 = recorder();
+    const other = recorder();
+    await b1.subscribe(spec(d, { group: "a" }), a1.sink);
+    await b2.subscribe(spec(d, { group: "a" }), a2.sink);
+    await b2.subscribe(spec(d, { group: "b" }), other.sink);
+    for (let i = 0; i < 200; i++) await b1.publish(envelope(d, `m${i}`));
+    await vi.waitFor(() => {
+      expect(a1.deliveries.length + a2.deliveries.length).toBe(200);
+      expect(other.deliveries).toHaveLength(200);
+    });
+    const seen = [...a1.deliveries, ...a2.deliveries].map(text);
+    expect(new Set(seen).size).toBe(200);
+    expect(a1.deliveries.length).toBeGreaterThan(0);
+    expect(a2.deliveries.length).toBeGreaterThan(0);
+  });
+
+  it("a new group starts at the end; an existing one is delivered what came while it was away", async () => {
+    const b = await broker();
+    const d = dest();
+    await b.publish(envelope(d, "before the group"));
+    const first = recorder();
+    const s = await b.subscribe(spec(d), first.sink);
+    await b.publish(envelope(d, "one"));
+    await vi.waitFor(() => expect(first.deliveries.map(text)).toEqual(["one"]));
+    await s.stop();
+    await s.close();
+    await b.publish(envelope(d, "while away"));
+    const again = recorder();
+    await b.subscribe(spec(d), again.sink);
+    await vi.waitFor(() => expect(again.deliveries.map(text)).toEqual(["while away"]));
+  });
+
+  it("never has more than maxInFlight outstanding; each settle lets one more in", async () => {
+    const b = await broker();
+    const d = dest();
+    let outstanding = 0;
+    let max = 0;
+    const got: string[] = [];
+    const held: Delivery[] = [];
+    await b.subscribe(spec(d, { maxInFlight: 3 }), (x) => {
+      outstanding++;
+      max = Math.max(max, outstanding);
+      got.push(text(x));
+      held.push(x);
+    });
+    for (let i = 0; i < 30; i++) await b.publish(envelope(d, `m${i}`));
+    while (got.length < 30) {
+      await vi.waitFor(() => expect(held.length).toBeGreaterThan(0));
+      const x = held.shift()!;
+      outstanding--;
+      await x.ack();
+    }
+    expect(max).toBe(3);
+    expect(got).toEqual(Array.from({ length: 30 }, (_, i) => `m${i}`));
+  });
+});
+
+describe("redelivery", () => {
+  it("nack(delay) holds the message back for the delay, then delivers it again with attempt 2", async () => {
+    const b = await broker();
+    const d = dest();
+    const { deliveries, sink } = recorder(false);
+    await b.subscribe(spec(d, { ackWaitMs: 5000 }), sink);
+    await b.publish(envelope(d, "retry me"));
+    await vi.waitFor(() => expect(deliveries).toHaveLength(1));
+    const nackedAt = Date.now();
+    await deliveries[0]!.nack(400);
+    await vi.waitFor(() => expect(deliveries).toHaveLength(2), { timeout: 3000 });
+    expect(Date.now() - nackedAt).toBeGreaterThanOrEqual(390);
+    expect(deliveries[1]!.attempt).toBe(2);
+    expect(text(deliveries[1]!)).toBe("retry me");
+    await deliveries[1]!.nack(0);
+    await vi.waitFor(() => expect(deliveries).toHaveLength(3), { timeout: 3000 });
+    expect(deliveries[2]!.attempt).toBe(3);
+    await deliveries[2]!.ack();
+  });
+
+  it("a nacked delay survives its consumer: another member of the group gets it after the delay", async () => {
+    const [b1, b2] = [await broker(), await broker({ claimIntervalMs: 50 })];
+    const d = dest();
+    const first = recorder(false);
+    const s1 = await b1.subscribe(spec(d, { ackWaitMs: 1000 }), first.sink);
+    await b1.publish(envelope(d, "held"));
+    await vi.waitFor(() => expect(first.deliveries).toHaveLength(1));
+    const nackedAt = Date.now();
+    await first.deliveries[0]!.nack(600);
+    await s1.stop();
+    await s1.close();
+    const second = recorder();
+    await b2.subscribe(spec(d, { ackWaitMs: 1000 }), second.sink);
+    await vi.waitFor(() => expect(second.deliveries).toHaveLength(1), { timeout: 5000 });
+    expect(Date.now() - nackedAt).toBeGreaterThanOrEqual(590);
+    expect(second.deliveries[0]!.attempt).toBe(2);
+  });
+
+  it("a consumer that stops acking loses its messages to the group after ackWaitMs; progress() keeps them", async () => {
+    const [b1, b2] = [await broker(), await broker({ claimIntervalMs: 50 })];
+    const d = dest();
+    const stuck = recorder(false);
+    await b1.subscribe(spec(d, { ackWaitMs: 600 }), stuck.sink);
+    await b1.publish(envelope(d, "abandoned"));
+    await b1.publish(envelope(d, "kept alive"));
+    await vi.waitFor(() => expect(stuck.deliveries).toHaveLength(2));
+    const keptAlive = stuck.deliveries.find((x) => text(x) === "kept alive")!;
+    const beat = setInterval(() => keptAlive.progress?.(), 150);
+    try {
+      const rescuer = recorder();
+      await b2.subscribe(spec(d, { ackWaitMs: 600 }), rescuer.sink);
+      await vi.waitFor(() => expect(rescuer.deliveries.map(text)).toEqual(["abandoned"]), { timeout: 5000 });
+      expect(rescuer.deliveries[0]!.attempt).toBe(2);
+      // two more claim windows: the one kept alive stays with its consumer
+      await new Promise((r) => setTimeout(r, 1300));
+      expect(rescuer.deliveries.map(text)).toEqual(["abandoned"]);
+    } finally {
+      clearInterval(beat);
+    }
+    await keptAlive.ack();
+  });
+
+  it("close hands outstanding deliveries back at once, and removes a consumer with nothing pending", async () => {
+    const [b1, b2] = [await broker(), await broker({ claimIntervalMs: 50 })];
+    const d = dest();
+    const first = recorder(false);
+    const s1: BrokerSubscription = await b1.subscribe(spec(d, { ackWaitMs: 60_000 }), first.sink);
+    await b1.publish(envelope(d, "unfinished"));
+    await b1.publish(envelope(d, "finished"));
+    await vi.waitFor(() => expect(first.deliveries).toHaveLength(2));
+    await first.deliveries.find((x) => text(x) === "finished")!.ack();
+    await s1.stop();
+    await s1.close();
+    await s1.close();
+    const second = recorder();
+    await b2.subscribe(spec(d, { ackWaitMs: 60_000 }), second.sink);
+    await vi.waitFor(() => expect(second.deliveries.map(text)).toEqual(["unfinished"]));
+    const consumers = (await raw.xinfo("CONSUMERS", `weft:${d}`, "g")) as unknown[];
+    await vi.waitFor(async () => {
+      const pending = (await raw.xpending(`weft:${d}`, "g")) as [number];
+      expect(pending[0]).toBe(0);
+    });
+    // the first consumer had "unfinished" pending when it closed, so it stays until claimed; the
+    // second one's entry is the other
+    expect(consumers.length).toBeLessThanOrEqual(2);
+  });
+});
+
+describe("a raw Redis client", () => {
+  it("reads what Weft published with readable headers, and Weft consumes what it added", async () => {
+    const b = await broker();
+    const d = dest();
+    const e = envelope(d, "hello from weft", { kind: "command", headers: { "x-tenant": "acme" } });
+    await b.publish(e);
+    const cli = execFileSync(
+      "redis-cli",
+      ["-h", "127.0.0.1", "-p", "6379", "XRANGE", `weft:${d}`, "-", "+"],
+      {
+        encoding: "utf8",
+      },
+    );
+    expect(cli).toContain("weft-id");
+    expect(cli).toContain(e.id);
+    expect(cli).toContain("weft-kind\ncommand");
+    expect(cli).toContain("x-tenant\nacme");
+    expect(cli).toContain("content-type\ntext/plain");
+    expect(cli).toContain("body\nhello from weft");
+
+    const { deliveries, sink } = recorder();
+    await b.subscribe(spec(d), sink);
+    const id = execFileSync(
+      "redis-cli",
+      [
+        "-h",
+        "127.0.0.1",
+        "-p",
+        "6379",
+        "XADD",
+        `weft:${d}`,
+        "*",
+        "content-type",
+        "text/plain",
+        "body",
+        "from redis-cli",
+      ],
+      { encoding: "utf8" },
+    ).trim();
+    await vi.waitFor(() => expect(deliveries).toHaveLength(1));
+    expect(deliveries[0]!.envelope).toMatchObject({
+      id,
+      kind: "event",
+      destination: d,
+      contentType: "text/plain",
+      publishedAt: Number(id.split("-")[0]),
+    });
+    expect(text(deliveries[0]!)).toBe("from redis-cli");
+  });
+});
+
+describe("private subscriptions", () => {
+  it("see what is published after they are established, each its own copy, at most once", async () => {
+    const b = await broker();
+    const d = dest();
+    await b.publish(envelope(d, "before"));
+    const x = recorder(false);
+    const y = recorder(false);
+    await b.subscribe(spec(d, { group: undefined }), x.sink);
+    await b.subscribe(spec(d, { group: undefined }), y.sink);
+    await b.publish(envelope(d, "after"));
+    await vi.waitFor(() => {
+      expect(x.deliveries.map(text)).toEqual(["after"]);
+      expect(y.deliveries.map(text)).toEqual(["after"]);
+    });
+    expect(x.deliveries[0]!.attempt).toBe(1);
+    await x.deliveries[0]!.nack(0); // dropped: at-most-once
+    await y.deliveries[0]!.ack();
+    await b.publish(envelope(d, "next"));
+    await vi.waitFor(() => expect(x.deliveries.map(text)).toEqual(["after", "next"]));
+  });
+});
+
+describe("inboxes", () => {
+  it("a transient publish to an inbox's address reaches its onReply, body binary-safe", async () => {
+    const [requester, responder] = [await broker(), await broker()];
+    const replies: Envelope[] = [];
+    const inbox = await requester.openInbox({
+      onReply: (e) => replies.push(e),
+      onNoResponders: () => undefined,
+    });
+    const other: Envelope[] = [];
+    const otherInbox = await requester.openInbox({
+      onReply: (e) => other.push(e),
+      onNoResponders: () => undefined,
+    });
+    const address = inbox.address("c-7");
+    expect(address).not.toBe(otherInbox.address("c-7"));
+    const body = new Uint8Array([0, 10, 13, 0x7b, 255, 10]);
+    await responder.publish(
+      { ...envelope(address, ""), correlationId: "c-7", body, headers: { "x-a": "b" } },
+      { transient: true },
+    );
+    await vi.waitFor(() => expect(replies).toHaveLength(1));
+    expect(replies[0]).toMatchObject({ correlationId: "c-7", destination: address, headers: { "x-a": "b" } });
+    expect(Buffer.from(replies[0]!.body)).toEqual(Buffer.from(body));
+    expect(other).toEqual([]);
+    // a transient message is not stored
+    expect(await raw.exists(`weft:${address}`)).toBe(0);
+    await inbox.close();
+    await inbox.close();
+    await otherInbox.close();
+  });
+});
+
+describe("close", () => {
+  it("is idempotent; publish and subscribe reject afterwards with BROKER_UNAVAILABLE", async () => {
+    const b = await redisStreamsBroker({ url: REDIS_URL });
+    const d = dest();
+    await b.subscribe(spec(d), () => undefined);
+    await b.close();
+    await b.close();
+    await expect(b.publish(envelope(d, "late"))).rejects.toMatchObject({
+      code: Code.UNAVAILABLE,
+      reason: Reason.BROKER_UNAVAILABLE,
+    });
+    await expect(b.subscribe(spec(d), () => undefined)).rejects.toThrow(/redis broker: cannot subscribe to/);
+  });
+
+  it("declares its features", async () => {
+    const b = await broker();
+    expect(b.name).toBe("redis");
+    expect(b.features).toEqual(REDIS_STREAMS_FEATURES);
+    expect(b.features.wildcards).toBe(false);
+    expect(b.features.noResponders).toBe(false);
+  });
+});
