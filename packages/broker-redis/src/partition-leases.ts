@@ -70,7 +70,8 @@ export class PartitionLeases {
 
   async #beat(): Promise<void> {
     const o = this.#o;
-    const members = await o.scripts.heartbeat(o.membersKey, o.member, o.leaseMs);
+    // ranked by name, which every member sees alike (the set's scores change with every beat)
+    const members = (await o.scripts.heartbeat(o.membersKey, o.member, o.leaseMs)).sort();
     if (this.#left) return;
     const rank = members.indexOf(o.member);
     const n = members.length;

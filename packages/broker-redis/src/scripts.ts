@@ -18,7 +18,7 @@ return 1
 /**
  * A member's heartbeat in a group's member set KEYS[1] (a sorted set scored by expiry time on
  * Redis's clock): adds or refreshes ARGV[1] for ARGV[2] ms, drops the expired, returns the live
- * members in order. Redis's clock, so the processes' clocks need not agree.
+ * members (by score). Redis's clock, so the processes' clocks need not agree.
  */
 export const HEARTBEAT = `
 local t = redis.call('TIME')

@@ -307,8 +307,11 @@ export class StreamSubscription implements BrokerSubscription, LeaseHolder {
         free,
       ])) as [Buffer, RawEntry[]];
       stream.cursor = next.toString();
+      // an entry still outstanding here was claimed back: after ackWaitMs without progress it is
+      // delivered again (its first delivery is superseded), except while taking a partition over
       const claimed = entries.filter(
-        ([id, fields]) => fields !== null && !this.#outstanding.has(key(stream, id.toString())),
+        ([id, fields]) =>
+          fields !== null && !(stream.takingOver && this.#outstanding.has(key(stream, id.toString()))),
       );
       if (claimed.length > 0) {
         const first = claimed[0]![0].toString();
@@ -351,17 +354,16 @@ export class StreamSubscription implements BrokerSubscription, LeaseHolder {
       return;
     }
     const group = this.#spec.group;
+    const slot = key(stream, id);
+    const mine: Outstanding = { stream, id };
+    this.#outstanding.set(slot, mine);
     if (group === undefined) {
-      const slot = key(stream, id);
-      this.#outstanding.set(slot, { stream, id });
       const settle = async (): Promise<void> => {
-        this.#settled(slot);
+        this.#settled(slot, mine);
       };
       this.#sink({ envelope, attempt: 1, ack: settle, nack: settle });
       return;
     }
-    const slot = key(stream, id);
-    this.#outstanding.set(slot, { stream, id });
     let settled = false;
     const delivery: Delivery = {
       envelope,
@@ -369,17 +371,18 @@ export class StreamSubscription implements BrokerSubscription, LeaseHolder {
       ack: async () => {
         if (settled) return;
         settled = true;
-        this.#settled(slot);
+        this.#settled(slot, mine);
         await this.#host.redis.xack(stream.key, group, id);
       },
       nack: async (delayMs) => {
         if (settled) return;
         settled = true;
-        this.#settled(slot);
+        if (this.#outstanding.get(slot) !== mine) return; // superseded: the entry is out again
+        this.#settled(slot, mine);
         await this.#holdBack(stream, id, Date.now() + Math.max(0, delayMs));
       },
       progress: () => {
-        if (settled) return;
+        if (settled || this.#outstanding.get(slot) !== mine) return;
         void this.#host.scripts
           .setIdleIfOwner(stream.key, group, this.consumer, id, 0)
           .catch((e: unknown) =>
@@ -390,7 +393,9 @@ export class StreamSubscription implements BrokerSubscription, LeaseHolder {
     this.#sink(delivery);
   }
 
-  #settled(slot: string): void {
+  /** A delivery was settled: its slot is free (unless a later delivery of the entry superseded it). */
+  #settled(slot: string, delivery: Outstanding): void {
+    if (this.#outstanding.get(slot) !== delivery) return;
     this.#outstanding.delete(slot);
     this.#resume?.();
     if (this.#leases !== undefined && this.#stopped && this.#outstanding.size === 0) void this.#leases.beat();

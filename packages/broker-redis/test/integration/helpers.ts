@@ -5,9 +5,11 @@
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
-import type { Delivery, DeliverySink, Envelope, SubscribeSpec } from "@weft/messaging";
+import type { Broker, Delivery, DeliverySink, Envelope, SubscribeSpec } from "@weft/messaging";
 import { newMessageId } from "@weft/messaging";
 import { Redis } from "ioredis";
+import { afterAll, afterEach, beforeAll } from "vitest";
+import { type RedisStreamsBrokerOptions, redisStreamsBroker } from "../../src/index.ts";
 
 export const REDIS_URL = "redis://127.0.0.1:6379";
 
@@ -68,6 +70,38 @@ export function recorder(autoAck = true): { deliveries: Delivery[]; sink: Delive
     sink: (d) => {
       deliveries.push(d);
       if (autoAck) void d.ack();
+    },
+  };
+}
+
+/**
+ * A test file's Redis: brokers made by `broker()` are closed and the keys of destinations made by
+ * `dest()` deleted after each test; `raw()` is a plain client.
+ */
+export function redisTestBed(defaults: RedisStreamsBrokerOptions = {}) {
+  let raw: Redis | undefined;
+  const brokers: Broker[] = [];
+  const destinations: string[] = [];
+  beforeAll(async () => {
+    ensureRedis();
+    raw = await rawClient();
+  });
+  afterEach(async () => {
+    await Promise.all(brokers.splice(0).map((b) => b.close()));
+    await cleanUp(raw!, "weft:", destinations.splice(0));
+  });
+  afterAll(() => raw?.disconnect());
+  return {
+    raw: (): Redis => raw!,
+    broker: async (options: RedisStreamsBrokerOptions = {}): Promise<Broker> => {
+      const b = await redisStreamsBroker({ url: REDIS_URL, ...defaults, ...options });
+      brokers.push(b);
+      return b;
+    },
+    dest: (name?: string): string => {
+      const d = uniqueDestination(name);
+      destinations.push(d);
+      return d;
     },
   };
 }
