@@ -77,7 +77,8 @@ export class StreamSubscription implements BrokerSubscription, LeaseHolder {
   readonly #leases: PartitionLeases | undefined;
   #reader: Redis | undefined;
   #readerId: string | undefined;
-  #reading = false;
+  /** The streams a read in progress covers (their entries may still arrive, so they are busy). */
+  #reading: readonly StreamState[] = [];
   #claimDue = true;
   #stopped = false;
   #closing: Promise<void> | undefined;
@@ -223,7 +224,7 @@ export class StreamSubscription implements BrokerSubscription, LeaseHolder {
   /** Gets the loop going again: ends its pause, or a blocking read in progress (CLIENT UNBLOCK). */
   #wake(): void {
     this.#resume?.();
-    if (this.#reading && this.#readerId !== undefined)
+    if (this.#reading.length > 0 && this.#readerId !== undefined)
       void this.#host.redis.client("UNBLOCK", this.#readerId).catch(() => undefined);
   }
 
@@ -263,20 +264,23 @@ export class StreamSubscription implements BrokerSubscription, LeaseHolder {
             ...keys,
             ...keys.map(() => ">"),
           ];
-    this.#reading = true;
+    this.#reading = chosen;
     let reply: unknown;
     try {
       reply = await this.#reader!.callBuffer(group === undefined ? "XREAD" : "XREADGROUP", args);
     } finally {
-      this.#reading = false;
+      this.#reading = [];
     }
-    if (reply === null || this.#stopped) return;
+    if (reply === null) return;
     for (const [key, entries] of reply as [Buffer, RawEntry[]][]) {
       const stream = this.#streams.get(key.toString())!;
       for (const [id, fields] of entries) {
         const entryId = id.toString();
         if (group === undefined) stream.lastId = entryId;
-        if (fields !== null) await this.#deliver(stream, entryId, fields, 1);
+        if (fields === null) continue;
+        // read as the subscription stopped: pending to this consumer, so handed back at once
+        if (this.#stopped) await this.#handBack(stream, entryId);
+        else await this.#deliver(stream, entryId, fields, 1);
       }
     }
   }
@@ -437,6 +441,13 @@ export class StreamSubscription implements BrokerSubscription, LeaseHolder {
     this.#timers.add(timer);
   }
 
+  /** Makes a pending entry of this consumer's claimable by any member's next recovery. */
+  async #handBack(stream: StreamState, id: string): Promise<void> {
+    const group = this.#spec.group;
+    if (group === undefined) return;
+    await this.#host.scripts.setIdleIfOwner(stream.key, group, this.consumer, id, this.#spec.ackWaitMs);
+  }
+
   // --- partitions (LeaseHolder) ---
 
   acquired(p: number): void {
@@ -456,6 +467,7 @@ export class StreamSubscription implements BrokerSubscription, LeaseHolder {
   }
 
   busy(p: number): boolean {
+    if (this.#reading.some((s) => s.partition === p)) return true;
     for (const o of this.#outstanding.values()) if (o.stream.partition === p) return true;
     return false;
   }
@@ -495,11 +507,7 @@ export class StreamSubscription implements BrokerSubscription, LeaseHolder {
         // what is still outstanding goes back at once: claimable by any consumer's next recovery
         const back = [...this.#outstanding.values()];
         this.#outstanding.clear();
-        await Promise.all(
-          back.map((o) =>
-            this.#host.scripts.setIdleIfOwner(o.stream.key, group, this.consumer, o.id, this.#spec.ackWaitMs),
-          ),
-        );
+        await Promise.all(back.map((o) => this.#handBack(o.stream, o.id)));
         await this.#leases?.leave(redis);
         // a consumer with nothing pending is removed from the group (one with nacked entries stays,
         // or its entries would be lost; they are claimed by the others)
