@@ -10,7 +10,7 @@ import { partitionDestination } from "@weft/messaging";
 import { killed } from "@weft/testing";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Report } from "./consumer.child.ts";
-import { envelope, redisTestBed } from "./helpers.ts";
+import { envelope, redisTestBed, spec, text } from "./helpers.ts";
 
 const { broker, dest, raw } = redisTestBed();
 const CHILD = fileURLToPath(new URL("./consumer.child.ts", import.meta.url));
@@ -147,5 +147,62 @@ describe("per-key order across a group", () => {
     );
     expect(outOfOrder).toBe(0);
     expect(joined!.processed.length).toBeGreaterThan(0);
+  });
+});
+
+describe("graceful shutdown under load", () => {
+  it("keeps in-flight within max; only what was unfinished at the end of the grace is redelivered", async () => {
+    const d = dest("drain");
+    const N = 400;
+    const MAX = 8;
+    const [first, second] = [await broker(), await broker({ claimIntervalMs: 50 })];
+    let inFlight = 0;
+    let maxSeen = 0;
+    const finished = new Set<string>();
+    const abandoned = new Set<string>();
+    let draining = false;
+    const sub = await first.subscribe(spec(d, { maxInFlight: MAX, ackWaitMs: 60_000 }), (x) => {
+      inFlight++;
+      maxSeen = Math.max(maxSeen, inFlight);
+      setTimeout(
+        () => {
+          inFlight--;
+          // the grace is over for a handler still running when the drain ends
+          if (draining) abandoned.add(text(x));
+          else {
+            finished.add(text(x));
+            void x.ack();
+          }
+        },
+        Math.random() < 0.2 ? 200 : Math.random() * 10,
+      );
+    });
+    const publisher = await broker();
+    for (let i = 0; i < N; i++) await publisher.publish(envelope(d, `m${i}`));
+    await vi.waitFor(() => expect(finished.size).toBeGreaterThanOrEqual(100), {
+      timeout: 10_000,
+      interval: 5,
+    });
+    await sub.stop();
+    await new Promise((r) => setTimeout(r, 50)); // the grace period: quick handlers finish
+    draining = true;
+    await vi.waitFor(() => expect(inFlight).toBe(0), { interval: 5 });
+    await sub.close();
+    const redelivered: string[] = [];
+    await second.subscribe(spec(d, { ackWaitMs: 60_000 }), (x) => {
+      redelivered.push(text(x));
+      void x.ack();
+    });
+    await vi.waitFor(() => expect(finished.size + redelivered.length).toBe(N), { timeout: 10_000 });
+    const again = redelivered.filter((t) => finished.has(t));
+    console.log(
+      `graceful shutdown: ${N} messages, max in-flight ${maxSeen} of ${MAX}, ${finished.size} finished before the drain ended, ` +
+        `${abandoned.size} abandoned at its end, ${redelivered.length} to the next consumer (${again.length} of them finished already)`,
+    );
+    expect(maxSeen).toBeLessThanOrEqual(MAX);
+    expect(again).toEqual([]);
+    expect(abandoned.size).toBeGreaterThan(0);
+    for (const t of abandoned) expect(redelivered).toContain(t);
+    expect(new Set(redelivered).size).toBe(redelivered.length);
   });
 });

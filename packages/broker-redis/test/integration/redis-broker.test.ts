@@ -119,6 +119,18 @@ describe("publish and groups", () => {
   });
 });
 
+describe("maxLength", () => {
+  it("trims each stream on publish, approximately (whole macro nodes)", async () => {
+    const b = await broker({ maxLength: 100 });
+    const d = dest();
+    for (let i = 0; i < 1000; i++) await b.publish(envelope(d, `m${i}`));
+    const length = await raw().xlen(`weft:${d}`);
+    console.log(`maxLength 100, 1000 published: the stream holds ${length}`);
+    expect(length).toBeGreaterThanOrEqual(100);
+    expect(length).toBeLessThanOrEqual(300);
+  });
+});
+
 describe("redelivery", () => {
   it("nack(delay) holds the message back for the delay, then delivers it again with attempt 2", async () => {
     const b = await broker();
