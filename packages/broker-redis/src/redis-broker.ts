@@ -3,7 +3,7 @@
  * durable subscriptions, XREAD for private ones, pub/sub for transient messages and inboxes.
  */
 import { randomBytes } from "node:crypto";
-import { Code, ConfigError, type Logger, Reason, SILENT_LOGGER, WeftError } from "@weft/core";
+import { ConfigError, type Logger, SILENT_LOGGER } from "@weft/core";
 import { loggerOption, NEVER, numberOption, settleWithin } from "@weft/core/internal";
 import type {
   Broker,
@@ -17,6 +17,7 @@ import type {
   SubscribeSpec,
 } from "@weft/messaging";
 import { Redis, type RedisOptions } from "ioredis";
+import { unavailable } from "./errors.ts";
 import { type Scripts, scriptsOn } from "./scripts.ts";
 import { StreamSubscription, type SubscriptionHost } from "./stream-subscription.ts";
 import { entryFields, payloadEnvelope, payloadOf } from "./wire.ts";
@@ -152,16 +153,6 @@ async function connect(redis: Redis, where: string): Promise<void> {
 
 function redactUrl(url: string): string {
   return url.replace(/\/\/[^@/]*@/, "//");
-}
-
-/** The error of every failed broker operation. */
-function unavailable(action: string, destination: string | undefined, cause: unknown): WeftError {
-  const why = cause instanceof Error ? cause.message : String(cause);
-  const where = destination === undefined ? "" : ` "${destination}"`;
-  return new WeftError(Code.UNAVAILABLE, `redis broker: cannot ${action}${where}: ${why}`, {
-    reason: Reason.BROKER_UNAVAILABLE,
-    cause,
-  });
 }
 
 class RedisStreamsBroker implements Broker {

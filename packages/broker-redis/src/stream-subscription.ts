@@ -16,6 +16,7 @@ import {
   type SubscribeSpec,
 } from "@weft/messaging";
 import type { Redis } from "ioredis";
+import { unavailable } from "./errors.ts";
 import { type LeaseHolder, PartitionLeases } from "./partition-leases.ts";
 import type { Scripts } from "./scripts.ts";
 import { entryEnvelope } from "./wire.ts";
@@ -325,7 +326,7 @@ export class StreamSubscription implements BrokerSubscription, LeaseHolder {
           group,
           first,
           last,
-          claimed.length * 2,
+          claimed.length + this.#outstanding.size,
           this.consumer,
         )) as [string, string, number, number][];
         const counts = new Map(pending.map(([id, , , n]) => [id, n]));
@@ -376,14 +377,18 @@ export class StreamSubscription implements BrokerSubscription, LeaseHolder {
         if (settled) return;
         settled = true;
         this.#settled(slot, mine);
-        await this.#host.redis.xack(stream.key, group, id);
+        await this.#host.redis.xack(stream.key, group, id).catch((e: unknown) => {
+          throw unavailable("acknowledge on", this.#spec.destination, e);
+        });
       },
       nack: async (delayMs) => {
         if (settled) return;
         settled = true;
         if (this.#outstanding.get(slot) !== mine) return; // superseded: the entry is out again
         this.#settled(slot, mine);
-        await this.#holdBack(stream, id, Date.now() + Math.max(0, delayMs));
+        await this.#holdBack(stream, id, Date.now() + Math.max(0, delayMs)).catch((e: unknown) => {
+          throw unavailable("nack on", this.#spec.destination, e);
+        });
       },
       progress: () => {
         if (settled || this.#outstanding.get(slot) !== mine) return;
