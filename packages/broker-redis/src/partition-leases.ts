@@ -13,6 +13,8 @@ export interface LeaseHolder {
   acquired(p: number): void;
   /** Stop reading partition `p` (it is wanted elsewhere, or its lease was lost). */
   leaving(p: number): void;
+  /** Partition `p` is not this consumer's any more (given back, or its lease lost). */
+  released(p: number): void;
   /** Deliveries of partition `p` still outstanding here (its lease is kept until they are settled). */
   busy(p: number): boolean;
   /** A beat failed (Redis unreachable): logged by the holder. */
@@ -119,6 +121,7 @@ export class PartitionLeases {
     this.#owned.delete(p);
     this.#leaving.delete(p);
     if (wasReading) this.#holder.leaving(p);
+    this.#holder.released(p);
   }
 
   /**
@@ -146,6 +149,7 @@ export class PartitionLeases {
     const owned = [...this.#owned];
     this.#owned.clear();
     this.#leaving.clear();
+    for (const p of owned) this.#holder.released(p);
     await Promise.all([
       redis.zrem(o.membersKey, o.member),
       ...owned.map((p) => o.scripts.releaseLease(o.leaseKey(p), o.member)),

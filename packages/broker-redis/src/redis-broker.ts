@@ -3,8 +3,8 @@
  * durable subscriptions, XREAD for private ones, pub/sub for transient messages and inboxes.
  */
 import { randomBytes } from "node:crypto";
-import { ConfigError, type Logger, SILENT_LOGGER } from "@weft/core";
-import { loggerOption, NEVER, numberOption, settleWithin } from "@weft/core/internal";
+import { ConfigError, type Logger, SILENT_LOGGER, type Telemetry } from "@weft/core";
+import { loggerOption, NEVER, numberOption, settleWithin, telemetryOption } from "@weft/core/internal";
 import type {
   Broker,
   BrokerFeatures,
@@ -62,6 +62,8 @@ export interface RedisStreamsBrokerOptions {
   readonly connectTimeoutMs?: number;
   /** Told of read failures and retries (`warn`), of malformed entries dropped (`error`). Default silent. */
   readonly logger?: Logger;
+  /** Told of partitions taken and given back (`messaging.partition`) and of recovered messages (`messaging.recovered`). */
+  readonly telemetry?: Telemetry;
 }
 
 /** What the Redis Streams broker promises (each is asserted by its tests). */
@@ -109,6 +111,7 @@ export function redisStreamsBroker(options: RedisStreamsBrokerOptions = {}): Pro
     leaseMs: Math.round(numberOption("partitionLeaseMs", options.partitionLeaseMs, 10_000, 30)),
     connectTimeoutMs: numberOption("connectTimeoutMs", options.connectTimeoutMs, 5000, 1),
     logger: loggerOption("logger", options.logger, SILENT_LOGGER),
+    telemetry: telemetryOption(options.telemetry),
   };
   const redis = new Redis(url, {
     ...options.redis,
@@ -131,6 +134,7 @@ interface Settings {
   readonly leaseMs: number;
   readonly connectTimeoutMs: number;
   readonly logger: Logger;
+  readonly telemetry: Telemetry | undefined;
 }
 
 /**
@@ -181,6 +185,7 @@ class RedisStreamsBroker implements Broker {
       claimIntervalMs: settings.claimIntervalMs,
       leaseMs: settings.leaseMs,
       logger: settings.logger,
+      telemetry: settings.telemetry,
       closed: (s) => this.#subscriptions.delete(s),
     };
   }

@@ -6,8 +6,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
-import type { Logger } from "@weft/core";
-import { backoffDelay, RECONNECT_DEFAULTS } from "@weft/core/internal";
+import type { Logger, Telemetry } from "@weft/core";
+import { backoffDelay, emit, RECONNECT_DEFAULTS } from "@weft/core/internal";
 import {
   type BrokerSubscription,
   type Delivery,
@@ -33,6 +33,7 @@ export interface SubscriptionHost {
   readonly claimIntervalMs: number | undefined;
   readonly leaseMs: number;
   readonly logger: Logger;
+  readonly telemetry: Telemetry | undefined;
   /** The subscription closed: forget it. */
   readonly closed: (subscription: StreamSubscription) => void;
 }
@@ -330,6 +331,13 @@ export class StreamSubscription implements BrokerSubscription, LeaseHolder {
           this.consumer,
         )) as [string, string, number, number][];
         const counts = new Map(pending.map(([id, , , n]) => [id, n]));
+        if (this.#host.telemetry !== undefined)
+          emit(this.#host.telemetry, "messaging.recovered", {
+            system: "redis",
+            destination: this.#spec.destination,
+            group,
+            count: claimed.length,
+          });
         for (const [id, fields] of claimed) {
           const entryId = id.toString();
           await this.#deliver(stream, entryId, fields!, counts.get(entryId) ?? 1);
@@ -456,6 +464,7 @@ export class StreamSubscription implements BrokerSubscription, LeaseHolder {
   // --- partitions (LeaseHolder) ---
 
   acquired(p: number): void {
+    this.#partitionEvent(p, true);
     const stream = this.#byPartition.get(p)!;
     stream.takingOver = true;
     stream.reading = false;
@@ -469,6 +478,21 @@ export class StreamSubscription implements BrokerSubscription, LeaseHolder {
     stream.reading = false;
     stream.takingOver = false;
     this.#wake();
+  }
+
+  released(p: number): void {
+    this.#partitionEvent(p, false);
+  }
+
+  #partitionEvent(partition: number, owned: boolean): void {
+    if (this.#host.telemetry === undefined) return;
+    emit(this.#host.telemetry, "messaging.partition", {
+      system: "redis",
+      destination: this.#spec.destination,
+      group: this.#spec.group!,
+      partition,
+      owned,
+    });
   }
 
   busy(p: number): boolean {

@@ -2,6 +2,7 @@
  * Partitioned destinations on the Redis broker: one stream per partition and one active consumer per
  * partition and group, by leases, rebalanced as consumers join and leave.
  */
+import type { Telemetry, WeftEvents } from "@weft/core";
 import { type Delivery, partitionDestination } from "@weft/messaging";
 import { describe, expect, it, vi } from "vitest";
 import { envelope, redisTestBed, spec, text } from "./helpers.ts";
@@ -34,7 +35,16 @@ describe("partition leases", () => {
   it("share the partitions fairly, move them when a consumer leaves, and deliver each message once", async () => {
     const d = dest("parts");
     const P = 4;
-    const [a, b] = [await broker(), await broker()];
+    const events: { by: string; partition: number; owned: boolean }[] = [];
+    const telemetry = (by: string): Telemetry => ({
+      event: (name, attributes) => {
+        if (name !== "messaging.partition") return;
+        const e = attributes as WeftEvents["messaging.partition"];
+        expect(e).toMatchObject({ system: "redis", destination: d, group: "g" });
+        events.push({ by, partition: e.partition, owned: e.owned });
+      },
+    });
+    const [a, b] = [await broker({ telemetry: telemetry("a") }), await broker({ telemetry: telemetry("b") })];
     const got: Got[] = [];
     const sa = await a.subscribe(spec(d, { partitions: P }), sinkFor("a", got));
     await b.subscribe(spec(d, { partitions: P }), sinkFor("b", got));
@@ -66,6 +76,15 @@ describe("partition leases", () => {
     for (let i = 0; i < 8; i++) await b.publish(envelope(partitionDestination(d, i % P), `${i % P}:${i}`));
     await vi.waitFor(() => expect(got).toHaveLength(8));
     expect(new Set(got.map((g) => g.consumer))).toEqual(new Set(["b"]));
+    // told as it happened: a took and gave back, b ends up holding all four
+    const holds = (by: string) => {
+      const held = new Set<number>();
+      for (const e of events.filter((x) => x.by === by))
+        e.owned ? held.add(e.partition) : held.delete(e.partition);
+      return held;
+    };
+    expect(holds("a")).toEqual(new Set());
+    expect(holds("b")).toEqual(new Set([0, 1, 2, 3]));
   });
 
   it("a partition moves only once its outstanding deliveries are settled, and its pending entries go first", async () => {

@@ -2,7 +2,7 @@
  * The Redis Streams broker at the `Broker` interface, against the machine's Redis (127.0.0.1:6379).
  */
 import { execFileSync } from "node:child_process";
-import { Code, ConfigError, Reason, WeftError } from "@weft/core";
+import { Code, ConfigError, Reason, type Telemetry, WeftError, type WeftEvents } from "@weft/core";
 import type { BrokerSubscription, Delivery, Envelope } from "@weft/messaging";
 import { describe, expect, it, vi } from "vitest";
 import { REDIS_STREAMS_FEATURES, redisStreamsBroker } from "../../src/index.ts";
@@ -170,7 +170,14 @@ describe("redelivery", () => {
   });
 
   it("a delivery outstanding past ackWaitMs without progress goes out again; progress() keeps one", async () => {
-    const [b1, b2] = [await broker(), await broker({ claimIntervalMs: 50 })];
+    let recovered = 0;
+    const telemetry: Telemetry = {
+      event: (name, attributes) => {
+        if (name === "messaging.recovered")
+          recovered += (attributes as WeftEvents["messaging.recovered"]).count;
+      },
+    };
+    const [b1, b2] = [await broker({ telemetry }), await broker({ claimIntervalMs: 50, telemetry })];
     const d = dest();
     const all: Delivery[] = [];
     const keep = (x: Delivery) => all.push(x);
@@ -187,6 +194,7 @@ describe("redelivery", () => {
         timeout: 5000,
       });
       expect(all[2]!.attempt).toBe(2);
+      expect(recovered).toBe(1);
       await all[2]!.ack();
       // two more claim windows: the one kept alive stays with its consumer, the acked one is done
       await new Promise((r) => setTimeout(r, 1300));

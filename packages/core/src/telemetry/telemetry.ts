@@ -128,6 +128,28 @@ export interface WeftEvents {
   "hedge.sent": { readonly path: string; readonly hedge: number; readonly delayMs: number };
   /** A hedged call to `path` was answered by attempt `attempt` (0 for the original); the others were cancelled. */
   "hedge.won": { readonly path: string; readonly attempt: number; readonly cancelled: number };
+  /**
+   * A consumer of a broker that implements partitions with leases (`system`: `redis`) took
+   * (`owned: true`) or gave back (`owned: false`, also when its lease was lost) partition `partition`
+   * of `destination` for `group`.
+   */
+  "messaging.partition": {
+    readonly system: string;
+    readonly destination: string;
+    readonly group: string;
+    readonly partition: number;
+    readonly owned: boolean;
+  };
+  /**
+   * A group consumer claimed `count` messages another consumer held past `ackWaitMs` (crashed,
+   * stuck, or nacked with a delay now over), or that were pending in a partition it took over.
+   */
+  "messaging.recovered": {
+    readonly system: string;
+    readonly destination: string;
+    readonly group: string;
+    readonly count: number;
+  };
 }
 
 /** The name of an event Weft emits. */
