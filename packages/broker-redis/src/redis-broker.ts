@@ -62,7 +62,7 @@ export interface RedisStreamsBrokerOptions {
   readonly connectTimeoutMs?: number;
   /** Told of read failures and retries (`warn`), of malformed entries dropped (`error`). Default silent. */
   readonly logger?: Logger;
-  /** Told of partitions taken and given back (`messaging.partition`) and of recovered messages (`messaging.recovered`). */
+  /** Told of partitions taken and given back (`subscription.partition`) and of recovered messages (`subscription.recovered`). */
   readonly telemetry?: Telemetry;
 }
 

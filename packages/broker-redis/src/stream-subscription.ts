@@ -332,7 +332,7 @@ export class StreamSubscription implements BrokerSubscription, LeaseHolder {
         )) as [string, string, number, number][];
         const counts = new Map(pending.map(([id, , , n]) => [id, n]));
         if (this.#host.telemetry !== undefined)
-          emit(this.#host.telemetry, "messaging.recovered", {
+          emit(this.#host.telemetry, "subscription.recovered", {
             system: "redis",
             destination: this.#spec.destination,
             group,
@@ -486,7 +486,7 @@ export class StreamSubscription implements BrokerSubscription, LeaseHolder {
 
   #partitionEvent(partition: number, owned: boolean): void {
     if (this.#host.telemetry === undefined) return;
-    emit(this.#host.telemetry, "messaging.partition", {
+    emit(this.#host.telemetry, "subscription.partition", {
       system: "redis",
       destination: this.#spec.destination,
       group: this.#spec.group!,

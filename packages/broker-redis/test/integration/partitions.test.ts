@@ -38,8 +38,8 @@ describe("partition leases", () => {
     const events: { by: string; partition: number; owned: boolean }[] = [];
     const telemetry = (by: string): Telemetry => ({
       event: (name, attributes) => {
-        if (name !== "messaging.partition") return;
-        const e = attributes as WeftEvents["messaging.partition"];
+        if (name !== "subscription.partition") return;
+        const e = attributes as WeftEvents["subscription.partition"];
         expect(e).toMatchObject({ system: "redis", destination: d, group: "g" });
         events.push({ by, partition: e.partition, owned: e.owned });
       },

@@ -173,8 +173,8 @@ describe("redelivery", () => {
     let recovered = 0;
     const telemetry: Telemetry = {
       event: (name, attributes) => {
-        if (name === "messaging.recovered")
-          recovered += (attributes as WeftEvents["messaging.recovered"]).count;
+        if (name === "subscription.recovered")
+          recovered += (attributes as WeftEvents["subscription.recovered"]).count;
       },
     };
     const [b1, b2] = [await broker({ telemetry }), await broker({ claimIntervalMs: 50, telemetry })];
