@@ -60,7 +60,7 @@ export interface RedisStreamsBrokerOptions {
   readonly partitionLeaseMs?: number;
   /** How long connecting may take, in ms, before the factory rejects. Default 5000. */
   readonly connectTimeoutMs?: number;
-  /** Told of read failures and retries (`warn`), of malformed entries dropped (`error`). Default silent. */
+  /** Told of read failures and retries (`warn`), of malformed replies dropped (`error`). Default silent. */
   readonly logger?: Logger;
   /** Told of partitions taken and given back (`subscription.partition`) and of recovered messages (`subscription.recovered`). */
   readonly telemetry?: Telemetry;

@@ -282,7 +282,7 @@ export class StreamSubscription implements BrokerSubscription, LeaseHolder {
         if (fields === null) continue;
         // read as the subscription stopped: pending to this consumer, so handed back at once
         if (this.#stopped) await this.#handBack(stream, entryId);
-        else await this.#deliver(stream, entryId, fields, 1);
+        else this.#deliver(stream, entryId, fields, 1);
       }
     }
   }
@@ -340,7 +340,9 @@ export class StreamSubscription implements BrokerSubscription, LeaseHolder {
           });
         for (const [id, fields] of claimed) {
           const entryId = id.toString();
-          await this.#deliver(stream, entryId, fields!, counts.get(entryId) ?? 1);
+          // claimed as the subscription stopped: handed back, as a read's entries are
+          if (this.#stopped) await this.#handBack(stream, entryId);
+          else this.#deliver(stream, entryId, fields!, counts.get(entryId) ?? 1);
         }
       }
       if (stream.cursor !== "0-0") this.#claimDue = true;
@@ -353,19 +355,8 @@ export class StreamSubscription implements BrokerSubscription, LeaseHolder {
 
   // --- deliveries ---
 
-  async #deliver(stream: StreamState, id: string, fields: Buffer[], attempt: number): Promise<void> {
-    let envelope: ReturnType<typeof entryEnvelope>;
-    try {
-      envelope = entryEnvelope(this.#spec.destination, id, fields);
-    } catch (e) {
-      // cannot become an envelope, so nothing above can dead-letter it: logged and acknowledged
-      this.#host.logger.error(
-        { destination: this.#spec.destination, stream: stream.key, id, error: String(e) },
-        "redis broker: dropping a malformed stream entry",
-      );
-      if (this.#spec.group !== undefined) await this.#host.redis.xack(stream.key, this.#spec.group, id);
-      return;
-    }
+  #deliver(stream: StreamState, id: string, fields: Buffer[], attempt: number): void {
+    const { envelope, malformed } = entryEnvelope(this.#spec.destination, id, fields);
     const group = this.#spec.group;
     const slot = key(stream, id);
     const mine: Outstanding = { stream, id };
@@ -374,12 +365,13 @@ export class StreamSubscription implements BrokerSubscription, LeaseHolder {
       const settle = async (): Promise<void> => {
         this.#settled(slot, mine);
       };
-      this.#sink({ envelope, attempt: 1, ack: settle, nack: settle });
+      this.#sink({ envelope, malformed, attempt: 1, ack: settle, nack: settle });
       return;
     }
     let settled = false;
     const delivery: Delivery = {
       envelope,
+      malformed,
       attempt,
       ack: async () => {
         if (settled) return;
@@ -510,14 +502,18 @@ export class StreamSubscription implements BrokerSubscription, LeaseHolder {
 
   // --- lifecycle ---
 
-  async stop(): Promise<void> {
-    if (this.#stopped) return this.#loop;
+  /**
+   * No delivery is handed out once this returns (entries a read in progress still brings are handed
+   * back); the loop itself ends in the background, and `close` waits for it.
+   */
+  stop(): Promise<void> {
+    if (this.#stopped) return Promise.resolve();
     this.#stopped = true;
     clearInterval(this.#claimTimer);
     for (const s of this.#streams.values()) s.reading = false;
     this.#wake();
-    await this.#leases?.stop();
-    await this.#loop;
+    void this.#leases?.stop();
+    return Promise.resolve();
   }
 
   close(): Promise<void> {
@@ -527,6 +523,7 @@ export class StreamSubscription implements BrokerSubscription, LeaseHolder {
 
   async #close(): Promise<void> {
     await this.stop();
+    await this.#loop;
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
     const group = this.#spec.group;

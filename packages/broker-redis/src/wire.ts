@@ -2,7 +2,8 @@
  * How an envelope lies in Redis: a stream entry's fields (XADD) and a pub/sub payload (PUBLISH), both
  * mapped through the one header mapping of `@weft/messaging` (`toHeaders`/`fromHeaders`).
  */
-import { type Envelope, fromHeaders, toHeaders } from "@weft/messaging";
+import type { WeftError } from "@weft/core";
+import { type Envelope, envelopeOf, fromHeaders, toHeaders } from "@weft/messaging";
 
 /** The field that carries the body: the last field of an entry Weft writes. */
 export const BODY_FIELD = "body";
@@ -25,10 +26,15 @@ export function entryFields(envelope: Envelope): (string | Buffer)[] {
  * The envelope of a stream entry (its id and its flat field/value list as Redis returns them). The
  * last field, when it is named `body`, is the body; every other field is a header (a header named
  * `body` that Weft wrote stays a header). An entry a raw client added without Weft's headers gets the
- * entry id as its message id and the id's time as its publish time. Throws `MALFORMED_MESSAGE` as
- * `fromHeaders` does.
+ * entry id as its message id and the id's time as its publish time. Never throws: an entry whose
+ * reserved headers do not parse comes back `malformed` (`envelopeOf`), for the messenger to
+ * dead-letter.
  */
-export function entryEnvelope(destination: string, entryId: string, fields: readonly Buffer[]): Envelope {
+export function entryEnvelope(
+  destination: string,
+  entryId: string,
+  fields: readonly Buffer[],
+): { envelope: Envelope; malformed: WeftError | undefined } {
   let end = fields.length - (fields.length % 2);
   let body: Uint8Array = EMPTY;
   if (end >= 2 && fields[end - 2]!.toString("latin1") === BODY_FIELD) {
@@ -38,7 +44,7 @@ export function entryEnvelope(destination: string, entryId: string, fields: read
   const headers: [string, string][] = [];
   for (let i = 0; i < end; i += 2)
     headers.push([fields[i]!.toString("utf8"), fields[i + 1]!.toString("utf8")]);
-  return fromHeaders(destination, headers, body, { brokerId: entryId, timestamp: entryTime(entryId) });
+  return envelopeOf(destination, headers, body, { brokerId: entryId, timestamp: entryTime(entryId) });
 }
 
 const EMPTY = new Uint8Array(0);
