@@ -1,208 +1,264 @@
 /**
- * Counted proofs with real faults, at the broker interface: consumer processes (consumer.child.ts)
- * killed with SIGKILL mid-batch, added and removed while messages flow, against the machine's Redis.
+ * Counted proofs with real faults, through the messenger on the Redis broker: consumer and responder
+ * processes (consumer.child.ts) killed with SIGKILL mid-batch, added and removed while messages flow,
+ * a drain under load; against the machine's Redis.
  */
 import { type ChildProcess, fork } from "node:child_process";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
-import { stableHash } from "@weft/core";
-import { partitionDestination } from "@weft/messaging";
+import { Code } from "@weft/core";
+import { createMessenger, destination, type Messenger } from "@weft/messaging";
+import { pendingRequests } from "@weft/messaging/internal";
 import { killed } from "@weft/testing";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Report } from "./consumer.child.ts";
-import { envelope, redisTestBed, spec, text } from "./helpers.ts";
+import { redisTestBed } from "./helpers.ts";
 
 const { broker, dest, raw } = redisTestBed();
 const CHILD = fileURLToPath(new URL("./consumer.child.ts", import.meta.url));
 const children: ChildProcess[] = [];
+const messengers: Messenger[] = [];
 afterEach(async () => {
+  await Promise.all(messengers.splice(0).map((m) => m.close({ graceMs: 0 })));
   await Promise.all(children.splice(0).map(killed));
 });
 
-interface Consumer {
-  readonly child: ChildProcess;
+async function messenger(): Promise<Messenger> {
+  const m = createMessenger({ broker: await broker() });
+  messengers.push(m);
+  return m;
+}
+
+interface Child {
+  readonly process: ChildProcess;
   readonly processed: Report[];
+  /** Drains its subscription and exits. */
   leave(): Promise<void>;
 }
 
-/** Starts a consumer process; `onReport` hears every processed message, from every process, in arrival order. */
-async function consumer(config: object, onReport: (r: Report) => void): Promise<Consumer> {
-  const child = fork(CHILD, [JSON.stringify(config)], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
-  children.push(child);
+/** Starts a messenger process; `onReport` hears every processed message, from every process, in arrival order. */
+async function child(config: object, onReport: (r: Report) => void = () => undefined): Promise<Child> {
+  const p = fork(CHILD, [JSON.stringify(config)], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  children.push(p);
   const processed: Report[] = [];
   let left: (() => void) | undefined;
-  child.on("message", (m: { type: string }) => {
+  p.on("message", (m: { type: string }) => {
     if (m.type === "processed") {
       processed.push(m as Report);
       onReport(m as Report);
     } else if (m.type === "left") left?.();
   });
   await new Promise<void>((resolve, reject) => {
-    child.once("message", () => resolve());
-    child.once("exit", (code) => reject(new Error(`consumer exited with ${code} before it was ready`)));
+    p.once("message", () => resolve());
+    p.once("exit", (code) => reject(new Error(`child exited with ${code} before it was ready`)));
   });
   return {
-    child,
+    process: p,
     processed,
     leave: async () => {
       const done = new Promise<void>((r) => {
         left = r;
       });
-      child.send("leave");
+      p.send("leave");
       await done;
-      await once(child, "exit");
+      await once(p, "exit");
     },
   };
 }
+
+const consumerConfig = {
+  role: "consumer",
+  group: "g",
+  maxInFlight: 16,
+  ackWaitMs: 1000,
+  leaseMs: 600,
+  maxDelayMs: 5,
+  failRate: 0,
+};
 
 describe("a consumer killed with SIGKILL mid-batch", () => {
   it("loses nothing: every message it held is redelivered to the group and processed", async () => {
     const d = dest("kill");
     const N = 600;
-    const config = {
-      destination: d,
-      group: "g",
-      maxInFlight: 16,
-      ackWaitMs: 1000,
-      leaseMs: 1000,
-      maxDelayMs: 10,
-      failRate: 0,
-    };
-    const seen = new Map<string, number>();
-    const count = (r: Report) => seen.set(r.text, (seen.get(r.text) ?? 0) + 1);
-    const a = await consumer(config, count);
-    const b = await consumer(config, count);
-    const publisher = await broker();
-    for (let i = 0; i < N; i++) await publisher.publish(envelope(d, `m${i}`));
+    const seen = new Map<number, number>();
+    const count = (r: Report) => seen.set(r.n, (seen.get(r.n) ?? 0) + 1);
+    const config = { ...consumerConfig, destination: d };
+    const a = await child(config, count);
+    const b = await child(config, count);
+    const m = await messenger();
+    const to = destination<{ n: number }>(d);
+    const publishing = (async () => {
+      for (let n = 0; n < N; n++) await m.publish(to, { n });
+    })();
     await vi.waitFor(() => expect(a.processed.length).toBeGreaterThanOrEqual(100), {
       timeout: 10_000,
-      interval: 5,
+      interval: 2,
     });
-    await killed(a.child);
+    await killed(a.process);
     const killedAfter = a.processed.length;
+    await publishing;
     await vi.waitFor(() => expect(seen.size).toBe(N), { timeout: 20_000, interval: 20 });
     await vi.waitFor(async () => expect(((await raw().xpending(`weft:${d}`, "g")) as [number])[0]).toBe(0));
     const redelivered = b.processed.filter((r) => r.attempt > 1);
-    const duplicates = [...seen.values()].filter((n) => n > 1).length;
+    const twice = [...seen.values()].filter((n) => n > 1).length;
     console.log(
-      `SIGKILL mid-batch: ${N} published, ${killedAfter} processed by the killed consumer, ${b.processed.length} by the other, ` +
-        `${redelivered.length} of them redelivered (attempt > 1), ${duplicates} processed twice, ${N - seen.size} lost`,
+      `SIGKILL mid-batch: ${N} published, the killed consumer processed ${killedAfter}, the other ${b.processed.length}, ` +
+        `${redelivered.length} of them redeliveries (attempt > 1), ${twice} processed twice, ${N - seen.size} lost`,
     );
     expect(seen.size).toBe(N);
-    // it held some when it died (up to maxInFlight): those came back with attempt ≥ 2
+    // it held some when it died (up to maxInFlight): they came back with attempt ≥ 2
     expect(redelivered.length).toBeGreaterThan(0);
     expect(redelivered.length).toBeLessThanOrEqual(config.maxInFlight);
   });
 });
 
 describe("per-key order across a group", () => {
-  it("holds with 100 keys, 4 consumers, 10% failures, a consumer added and one removed midway", async () => {
+  it("holds with 100 keys, 4 consumers, 10% failures, one joining, one leaving and one killed midway", async () => {
     const d = dest("order");
     const P = 16;
     const KEYS = 100;
     const N = 2000;
-    const config = {
-      destination: d,
-      group: "g",
-      partitions: P,
-      maxInFlight: 16,
-      ackWaitMs: 2000,
-      leaseMs: 600,
-      maxDelayMs: 4,
-      failRate: 0.1,
-    };
-    // per key: the sequence numbers in the order they were processed, across every process
+    const config = { ...consumerConfig, destination: d, partitions: P, maxDelayMs: 3, failRate: 0.1 };
+    // per key: the numbers in the order they were processed, across every process
     const order = new Map<string, number[]>();
-    const record = (r: Report) => {
-      const list = order.get(r.key!) ?? [];
-      list.push(Number(r.text));
-      order.set(r.key!, list);
-    };
-    const consumers = [];
-    for (let i = 0; i < 4; i++) consumers.push(await consumer(config, record));
-    const publisher = await broker();
-    let joined: Consumer | undefined;
-    for (let i = 0; i < N; i++) {
-      const key = `k${i % KEYS}`;
-      const p = stableHash(key) % P;
-      await publisher.publish(envelope(partitionDestination(d, p), String(i), { key }));
-      if (i === N / 4) joined = await consumer(config, record);
-      if (i === N / 2) await consumers[1]!.leave();
+    const record = (r: Report) => order.set(r.key!, [...(order.get(r.key!) ?? []), r.n]);
+    const consumers: Child[] = [];
+    for (let i = 0; i < 4; i++) consumers.push(await child(config, record));
+    const m = await messenger();
+    const to = destination<{ n: number }>(d, { partitions: P });
+    for (let n = 0; n < N; n++) {
+      await m.publish(to, { n }, { key: `k${n % KEYS}` });
+      if (n === N / 4) consumers.push(await child(config, record));
+      if (n === N / 2) await consumers[1]!.leave();
+      if (n === (3 * N) / 4) await killed(consumers[2]!.process);
     }
-    const total = () => [...order.values()].reduce((n, l) => n + new Set(l).size, 0);
-    await vi.waitFor(() => expect(total()).toBe(N), { timeout: 30_000, interval: 50 });
+    const distinct = () => [...order.values()].reduce((t, l) => t + new Set(l).size, 0);
+    await vi.waitFor(() => expect(distinct()).toBe(N), { timeout: 30_000, interval: 50 });
     let outOfOrder = 0;
-    let redone = 0;
+    let again = 0;
     for (const [key, list] of order) {
-      const expected = Array.from({ length: N / KEYS }, (_, j) => j * KEYS + Number(key.slice(1)));
-      // a message processed again (redelivered after a crash) may only repeat in place
+      const k = Number(key.slice(1));
+      // a message processed again (redelivered after the kill) may only repeat in place
       const collapsed = list.filter((n, i) => i === 0 || n !== list[i - 1]);
-      redone += list.length - collapsed.length;
+      again += list.length - collapsed.length;
+      const expected = Array.from({ length: N / KEYS }, (_, j) => j * KEYS + k);
       if (JSON.stringify(collapsed) !== JSON.stringify(expected)) outOfOrder++;
     }
-    const by = [...consumers, joined!].map((c) => c.processed.length);
     console.log(
-      `per-key order: ${N} messages, ${KEYS} keys, ${P} partitions, processed per consumer ${by.join(" / ")} ` +
-        `(the second left midway, the fifth joined), ${redone} processed twice, ${outOfOrder} keys out of order`,
+      `per-key order: ${N} messages, ${KEYS} keys, ${P} partitions, 10% handler failures; processed per consumer ` +
+        `${consumers.map((c) => c.processed.length).join(" / ")} (the 2nd left at ${N / 2}, the 3rd was killed at ` +
+        `${(3 * N) / 4}, the 5th joined at ${N / 4}); ${again} processed again in place; ${outOfOrder} keys out of order`,
     );
     expect(outOfOrder).toBe(0);
-    expect(joined!.processed.length).toBeGreaterThan(0);
+    expect(consumers[4]!.processed.length).toBeGreaterThan(0);
   });
 });
 
 describe("graceful shutdown under load", () => {
-  it("keeps in-flight within max; only what was unfinished at the end of the grace is redelivered", async () => {
+  it("keeps in-flight within max; handlers finish within the grace; only unfinished ones are redelivered", async () => {
     const d = dest("drain");
     const N = 400;
     const MAX = 8;
-    const [first, second] = [await broker(), await broker({ claimIntervalMs: 50 })];
+    const to = destination<{ n: number }>(d);
+    const [first, second, publisher] = [await messenger(), await messenger(), await messenger()];
     let inFlight = 0;
     let maxSeen = 0;
-    const finished = new Set<string>();
-    const abandoned = new Set<string>();
-    let draining = false;
-    const sub = await first.subscribe(spec(d, { maxInFlight: MAX, ackWaitMs: 60_000 }), (x) => {
-      inFlight++;
-      maxSeen = Math.max(maxSeen, inFlight);
-      setTimeout(
-        () => {
-          inFlight--;
-          // the grace is over for a handler still running when the drain ends
-          if (draining) abandoned.add(text(x));
-          else {
-            finished.add(text(x));
-            void x.ack();
+    const finished = new Set<number>();
+    const aborted = new Set<number>();
+    const sub = await first.subscribe(
+      to,
+      async (msg) => {
+        inFlight++;
+        maxSeen = Math.max(maxSeen, inFlight);
+        try {
+          const ms = Math.random() < 0.1 ? 2000 : Math.random() * 10;
+          await new Promise<void>((resolve) => {
+            const t = setTimeout(resolve, ms);
+            msg.signal.addEventListener("abort", () => {
+              clearTimeout(t);
+              resolve();
+            });
+          });
+          if (msg.signal.aborted) {
+            aborted.add(msg.body.n);
+            throw msg.signal.reason;
           }
-        },
-        Math.random() < 0.2 ? 200 : Math.random() * 10,
-      );
-    });
-    const publisher = await broker();
-    for (let i = 0; i < N; i++) await publisher.publish(envelope(d, `m${i}`));
+          finished.add(msg.body.n);
+        } finally {
+          inFlight--;
+        }
+      },
+      { group: "g", maxInFlight: MAX, ackWaitMs: 60_000 },
+    );
+    for (let n = 0; n < N; n++) await publisher.publish(to, { n });
     await vi.waitFor(() => expect(finished.size).toBeGreaterThanOrEqual(100), {
       timeout: 10_000,
       interval: 5,
     });
-    await sub.stop();
-    await new Promise((r) => setTimeout(r, 50)); // the grace period: quick handlers finish
-    draining = true;
-    await vi.waitFor(() => expect(inFlight).toBe(0), { interval: 5 });
-    await sub.close();
-    const redelivered: string[] = [];
-    await second.subscribe(spec(d, { ackWaitMs: 60_000 }), (x) => {
-      redelivered.push(text(x));
-      void x.ack();
-    });
+    const startedAt = Date.now();
+    const drained = await sub.drain({ graceMs: 100 });
+    const drainMs = Date.now() - startedAt;
+    const redelivered: number[] = [];
+    await second.subscribe(to, (msg) => void redelivered.push(msg.body.n), { group: "g", ackWaitMs: 60_000 });
     await vi.waitFor(() => expect(finished.size + redelivered.length).toBe(N), { timeout: 10_000 });
-    const again = redelivered.filter((t) => finished.has(t));
+    const finishedAgain = redelivered.filter((n) => finished.has(n));
     console.log(
-      `graceful shutdown: ${N} messages, max in-flight ${maxSeen} of ${MAX}, ${finished.size} finished before the drain ended, ` +
-        `${abandoned.size} abandoned at its end, ${redelivered.length} to the next consumer (${again.length} of them finished already)`,
+      `graceful shutdown: ${N} messages, max in-flight ${maxSeen} of ${MAX}; drain (grace 100 ms) took ${drainMs} ms: ` +
+        `${drained.finished} finished, ${drained.abandoned} abandoned; ${redelivered.length} went to the next consumer, ` +
+        `${finishedAgain.length} of them finished before`,
     );
     expect(maxSeen).toBeLessThanOrEqual(MAX);
-    expect(again).toEqual([]);
-    expect(abandoned.size).toBeGreaterThan(0);
-    for (const t of abandoned) expect(redelivered).toContain(t);
+    expect(drainMs).toBeLessThan(1000);
+    expect(finishedAgain).toEqual([]);
+    for (const n of aborted) expect(redelivered).toContain(n);
     expect(new Set(redelivered).size).toBe(redelivered.length);
+  });
+});
+
+describe("1,000 concurrent requests, a responder killed midway", () => {
+  it("each resolves exactly once, with its own reply or a timeout; nothing is left pending", async () => {
+    const d = dest("rpc");
+    const N = 1000;
+    const config = { ...consumerConfig, role: "responder", destination: d, maxInFlight: 64, maxDelayMs: 50 };
+    const a = await child(config);
+    await child(config);
+    const m = await messenger();
+    const to = destination<{ n: number }>(d);
+    let replies = 0;
+    let fromKilled = 0;
+    let timeouts = 0;
+    let wrong = 0;
+    let settledTwice = 0;
+    const settled = new Set<number>();
+    const settle = (n: number) => (settled.has(n) ? settledTwice++ : settled.add(n));
+    const requests = Array.from({ length: N }, (_, n) =>
+      m.request<{ n: number }, { n: number; pid: number }>(to, { n }, { timeoutMs: 8000 }).then(
+        (reply) => {
+          settle(n);
+          replies++;
+          if (reply.n !== n) wrong++;
+          if (reply.pid === a.process.pid) fromKilled++;
+        },
+        (e: { code?: number }) => {
+          settle(n);
+          if (e.code === Code.DEADLINE_EXCEEDED) timeouts++;
+          else throw e;
+        },
+      ),
+    );
+    await vi.waitFor(() => expect(replies).toBeGreaterThanOrEqual(300), { timeout: 10_000, interval: 2 });
+    await killed(a.process);
+    const repliesAtKill = replies;
+    await Promise.all(requests);
+    console.log(
+      `1,000 requests: ${replies} replies (${fromKilled} from the responder killed after ${repliesAtKill} replies), ` +
+        `${timeouts} timeouts, ${wrong} with another request's reply, ${settledTwice} settled twice; ` +
+        `pending after: ${pendingRequests(m)}`,
+    );
+    expect(settled.size).toBe(N);
+    expect(settledTwice).toBe(0);
+    expect(wrong).toBe(0);
+    expect(replies + timeouts).toBe(N);
+    expect(pendingRequests(m)).toBe(0);
   });
 });
