@@ -58,6 +58,12 @@ export interface RedisStreamsBrokerOptions {
    * to the others after at most this. Default 10,000.
    */
   readonly partitionLeaseMs?: number;
+  /**
+   * A group member with nothing pending that has not received anything for this long, in ms, is
+   * removed from its group (the name a crashed subscription left behind; a live one that reads again
+   * is added back by Redis). Checked by each group subscription every half of it. Default 600,000.
+   */
+  readonly idleConsumerMs?: number;
   /** How long connecting may take, in ms, before the factory rejects. Default 5000. */
   readonly connectTimeoutMs?: number;
   /** Told of read failures and retries (`warn`), of malformed replies dropped (`error`). Default silent. */
@@ -109,6 +115,7 @@ export function redisStreamsBroker(options: RedisStreamsBrokerOptions = {}): Pro
         ? undefined
         : numberOption("claimIntervalMs", options.claimIntervalMs, 0, 1),
     leaseMs: Math.round(numberOption("partitionLeaseMs", options.partitionLeaseMs, 10_000, 30)),
+    idleConsumerMs: numberOption("idleConsumerMs", options.idleConsumerMs, 600_000, 1),
     connectTimeoutMs: numberOption("connectTimeoutMs", options.connectTimeoutMs, 5000, 1),
     logger: loggerOption("logger", options.logger, SILENT_LOGGER),
     telemetry: telemetryOption(options.telemetry),
@@ -132,6 +139,7 @@ interface Settings {
   readonly blockMs: number;
   readonly claimIntervalMs: number | undefined;
   readonly leaseMs: number;
+  readonly idleConsumerMs: number;
   readonly connectTimeoutMs: number;
   readonly logger: Logger;
   readonly telemetry: Telemetry | undefined;
@@ -184,6 +192,7 @@ class RedisStreamsBroker implements Broker {
       blockMs: settings.blockMs,
       claimIntervalMs: settings.claimIntervalMs,
       leaseMs: settings.leaseMs,
+      idleConsumerMs: settings.idleConsumerMs,
       logger: settings.logger,
       telemetry: settings.telemetry,
       closed: (s) => this.#subscriptions.delete(s),

@@ -29,6 +29,24 @@ redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
 return redis.call('ZRANGE', KEYS[1], 0, -1)
 `;
 
+/**
+ * Removes from group ARGV[1] of stream KEYS[1] every consumer with nothing pending that has been idle
+ * at least ARGV[2] ms (a crashed subscription's name). Atomic, so a consumer that reads meanwhile is
+ * never removed with entries pending (which would drop them from the group). Returns how many.
+ */
+export const REMOVE_IDLE_CONSUMERS = `
+local removed = 0
+for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local f = {}
+  for i = 1, #c, 2 do f[c[i]] = c[i + 1] end
+  if f['pending'] == 0 and f['idle'] >= tonumber(ARGV[2]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], f['name'])
+    removed = removed + 1
+  end
+end
+return removed
+`;
+
 /** Extends lease KEYS[1] to ARGV[2] ms while ARGV[1] holds it: 1, else 0. */
 export const RENEW_LEASE = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
@@ -53,6 +71,7 @@ export interface Scripts {
   heartbeat(membersKey: string, member: string, ttlMs: number): Promise<string[]>;
   renewLease(leaseKey: string, holder: string, ttlMs: number): Promise<number>;
   releaseLease(leaseKey: string, holder: string): Promise<number>;
+  removeIdleConsumers(stream: string, group: string, idleMs: number): Promise<number>;
 }
 
 /** What `scriptsOn` needs of an ioredis client. */
@@ -72,11 +91,13 @@ export function scriptsOn(redis: ScriptHost): Scripts {
   const heartbeat = define("weftHeartbeat", HEARTBEAT);
   const renew = define("weftRenewLease", RENEW_LEASE);
   const release = define("weftReleaseLease", RELEASE_LEASE);
+  const removeIdle = define("weftRemoveIdleConsumers", REMOVE_IDLE_CONSUMERS);
   return {
     setIdleIfOwner: async (stream, group, consumer, id, idleMs) =>
       Number(await setIdle(stream, group, consumer, id, Math.max(0, Math.round(idleMs)))),
     heartbeat: async (key, member, ttlMs) => (await heartbeat(key, member, ttlMs)) as string[],
     renewLease: async (key, holder, ttlMs) => Number(await renew(key, holder, ttlMs)),
     releaseLease: async (key, holder) => Number(await release(key, holder)),
+    removeIdleConsumers: async (stream, group, idleMs) => Number(await removeIdle(stream, group, idleMs)),
   };
 }

@@ -32,6 +32,7 @@ export interface SubscriptionHost {
   readonly blockMs: number;
   readonly claimIntervalMs: number | undefined;
   readonly leaseMs: number;
+  readonly idleConsumerMs: number;
   readonly logger: Logger;
   readonly telemetry: Telemetry | undefined;
   /** The subscription closed: forget it. */
@@ -90,6 +91,8 @@ export class StreamSubscription implements BrokerSubscription, LeaseHolder {
   #resume: (() => void) | undefined;
   /** Rotates which streams a read covers when there are fewer free slots than streams. */
   #rotation = 0;
+  /** When this subscription last removed its group's idle consumers. */
+  #sweptAt = Date.now();
 
   constructor(host: SubscriptionHost, spec: SubscribeSpec, sink: DeliverySink) {
     this.#host = host;
@@ -295,6 +298,11 @@ export class StreamSubscription implements BrokerSubscription, LeaseHolder {
   async #recover(): Promise<void> {
     const group = this.#spec.group!;
     const redis = this.#host.redis;
+    if (Date.now() - this.#sweptAt >= this.#host.idleConsumerMs / 2) {
+      this.#sweptAt = Date.now();
+      for (const stream of this.#streams.values())
+        await this.#host.scripts.removeIdleConsumers(stream.key, group, this.#host.idleConsumerMs);
+    }
     for (const stream of this.#streams.values()) {
       if (!stream.reading && !stream.takingOver) continue;
       const free = this.#free();

@@ -235,6 +235,28 @@ describe("redelivery", () => {
   });
 });
 
+describe("consumers left behind", () => {
+  it("are removed from the group once idle with nothing pending; one with entries pending stays", async () => {
+    const b = await broker({ idleConsumerMs: 300, claimIntervalMs: 50 });
+    const d = dest();
+    const key = `weft:${d}`;
+    // two crashed subscriptions' names: one acked what it read, one still holds an entry
+    await raw().xgroup("CREATE", key, "g", "$", "MKSTREAM");
+    const done = await raw().xadd(key, "*", "body", "a");
+    await raw().xadd(key, "*", "body", "b");
+    await raw().xreadgroup("GROUP", "g", "ghost-done", "COUNT", 1, "STREAMS", key, ">");
+    await raw().xack(key, "g", done!);
+    await raw().xreadgroup("GROUP", "g", "ghost-holding", "COUNT", 1, "STREAMS", key, ">");
+    await b.subscribe(spec(d, { ackWaitMs: 60_000 }), () => undefined);
+    const names = async () =>
+      ((await raw().xinfo("CONSUMERS", key, "g")) as unknown[][])
+        .map((c) => c[1])
+        .filter((n) => String(n).startsWith("ghost"));
+    expect(await names()).toEqual(["ghost-done", "ghost-holding"]);
+    await vi.waitFor(async () => expect(await names()).toEqual(["ghost-holding"]), { timeout: 5000 });
+  });
+});
+
 describe("a raw Redis client", () => {
   it("reads what Weft published with readable headers, and Weft consumes what it added", async () => {
     const b = await broker();
