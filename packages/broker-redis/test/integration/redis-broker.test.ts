@@ -3,7 +3,13 @@
  */
 import { execFileSync } from "node:child_process";
 import { Code, ConfigError, Reason, type Telemetry, WeftError, type WeftEvents } from "@weft/core";
-import type { BrokerSubscription, Delivery, Envelope } from "@weft/messaging";
+import {
+  type BrokerSubscription,
+  createMessenger,
+  type Delivery,
+  destination,
+  type Envelope,
+} from "@weft/messaging";
 import { describe, expect, it, vi } from "vitest";
 import { REDIS_STREAMS_FEATURES, redisStreamsBroker } from "../../src/index.ts";
 import { envelope, REDIS_URL, recorder, redisTestBed, spec, text } from "./helpers.ts";
@@ -305,6 +311,60 @@ describe("a raw Redis client", () => {
       publishedAt: Number(id.split("-")[0]),
     });
     expect(text(deliveries[0]!)).toBe("from redis-cli");
+  });
+});
+
+describe("a raw Redis client and a messenger", () => {
+  it("redis-cli reads a messenger's JSON message as text; a messenger decodes JSON redis-cli added", async () => {
+    const m = createMessenger({ broker: await broker(), serializer: "json" });
+    try {
+      const d = dest();
+      const to = destination<{ sku: string; qty: number }>(d);
+      const id = await m.publish(
+        to,
+        { sku: "A-1", qty: 2 },
+        { key: "order-9", headers: { "x-tenant": "acme" } },
+      );
+      const cli = execFileSync("redis-cli", ["-h", "127.0.0.1", "XRANGE", `weft:${d}`, "-", "+"], {
+        encoding: "utf8",
+      });
+      expect(cli).toContain(`weft-id\n${id}`);
+      expect(cli).toContain("weft-key\norder-9");
+      expect(cli).toContain("x-tenant\nacme");
+      expect(cli).toContain("content-type\napplication/json");
+      expect(cli).toContain('body\n{"sku":"A-1","qty":2}');
+
+      const got: { body: unknown; id: string; headers: string | undefined }[] = [];
+      await m.subscribe(
+        to,
+        (msg) => void got.push({ body: msg.body, id: msg.id, headers: msg.headers.get("x-from") }),
+        {
+          group: "g",
+        },
+      );
+      const entry = execFileSync(
+        "redis-cli",
+        [
+          "-h",
+          "127.0.0.1",
+          "XADD",
+          `weft:${d}`,
+          "*",
+          "content-type",
+          "application/json",
+          "x-from",
+          "cli",
+          "body",
+          '{"sku":"B-2","qty":5}',
+        ],
+        { encoding: "utf8" },
+      ).trim();
+      await vi.waitFor(() =>
+        expect(got).toEqual([{ body: { sku: "B-2", qty: 5 }, id: entry, headers: "cli" }]),
+      );
+    } finally {
+      await m.close();
+    }
   });
 });
 
