@@ -175,6 +175,37 @@ describe("redelivery", () => {
     expect(second.deliveries[0]!.attempt).toBe(2);
   });
 
+  it("a delay longer than ackWaitMs is held by its consumer; after it closes, the message is back within ackWaitMs", async () => {
+    const [b1, b2] = [await broker(), await broker({ claimIntervalMs: 50 })];
+    const d = dest();
+    const all: { at: number; d: Delivery }[] = [];
+    const keep = (x: Delivery) => all.push({ at: Date.now(), d: x });
+    const s1 = await b1.subscribe(spec(d, { ackWaitMs: 400 }), keep);
+    await b2.subscribe(spec(d, { ackWaitMs: 400 }), keep);
+    await b1.publish(envelope(d, "later"));
+    await vi.waitFor(() => expect(all).toHaveLength(1));
+    const firstNack = Date.now();
+    await all[0]!.d.nack(1200);
+    // three claim windows pass with nobody taking it; then it is back, to either member
+    await vi.waitFor(() => expect(all).toHaveLength(2), { timeout: 5000 });
+    expect(all[1]!.at - firstNack).toBeGreaterThanOrEqual(1190);
+    expect(all[1]!.d.attempt).toBe(2);
+    await all[1]!.d.ack();
+    // now only s1 reads; it nacks for 5 s and closes: b2's member takes the message about ackWaitMs later
+    await b2.close();
+    const b3 = await broker({ claimIntervalMs: 50 });
+    await b1.publish(envelope(d, "held"));
+    await vi.waitFor(() => expect(all).toHaveLength(3));
+    const secondNack = Date.now();
+    await all[2]!.d.nack(5000);
+    await s1.stop();
+    await s1.close();
+    await b3.subscribe(spec(d, { ackWaitMs: 400 }), keep);
+    await vi.waitFor(() => expect(all).toHaveLength(4), { timeout: 5000 });
+    expect(text(all[3]!.d)).toBe("held");
+    expect(all[3]!.at - secondNack).toBeLessThan(2000);
+  });
+
   it("a delivery outstanding past ackWaitMs without progress goes out again; progress() keeps one", async () => {
     let recovered = 0;
     const telemetry: Telemetry = {
