@@ -44,6 +44,13 @@ export interface RedisStreamsBrokerOptions {
    * has read them: size it well above the backlog a group may build up. Default: no trimming.
    */
   readonly maxLength?: number;
+  /**
+   * Publish deduplication, in ms: a message whose id was published to the same destination within
+   * this window is not added again (an outbox relay's republish after a crash). Costs a key per
+   * message for the window (`<stream key>:dedup:<id>`) and a script instead of a plain XADD. Default
+   * 0: off, every publish is added.
+   */
+  readonly dedupWindowMs?: number;
   /** How long one blocking read waits at the server, in ms, before the reader loops. Default 1000. */
   readonly blockMs?: number;
   /**
@@ -109,6 +116,7 @@ export function redisStreamsBroker(options: RedisStreamsBrokerOptions = {}): Pro
   const settings: Settings = {
     prefix,
     maxLength,
+    dedupWindowMs: Math.round(numberOption("dedupWindowMs", options.dedupWindowMs, 0, 0)),
     blockMs: Math.round(numberOption("blockMs", options.blockMs, 1000, 1)),
     claimIntervalMs:
       options.claimIntervalMs === undefined
@@ -136,6 +144,7 @@ export function redisStreamsBroker(options: RedisStreamsBrokerOptions = {}): Pro
 interface Settings {
   readonly prefix: string;
   readonly maxLength: number | undefined;
+  readonly dedupWindowMs: number;
   readonly blockMs: number;
   readonly claimIntervalMs: number | undefined;
   readonly leaseMs: number;
@@ -223,14 +232,24 @@ class RedisStreamsBroker implements Broker {
       return Promise.reject(e);
     }
     const key = this.#key(envelope.destination);
-    const sent: Promise<unknown> = options.transient
-      ? this.#redis.publish(key, payloadOf(envelope))
-      : this.#redis.call("XADD", [
-          key,
-          ...(this.#settings.maxLength === undefined ? [] : ["MAXLEN", "~", this.#settings.maxLength]),
-          "*",
-          ...entryFields(envelope),
-        ]);
+    const { maxLength, dedupWindowMs } = this.#settings;
+    let sent: Promise<unknown>;
+    if (options.transient) sent = this.#redis.publish(key, payloadOf(envelope));
+    else if (dedupWindowMs > 0)
+      sent = this.#scripts.addOnce(
+        key,
+        `${key}:dedup:${envelope.id}`,
+        dedupWindowMs,
+        maxLength,
+        entryFields(envelope),
+      );
+    else
+      sent = this.#redis.call("XADD", [
+        key,
+        ...(maxLength === undefined ? [] : ["MAXLEN", "~", maxLength]),
+        "*",
+        ...entryFields(envelope),
+      ]);
     const done = sent.then(
       () => undefined,
       (e: unknown) => {

@@ -47,6 +47,24 @@ end
 return removed
 `;
 
+/**
+ * XADD to stream KEYS[1] unless message id KEYS[2] (a dedup key) was added within the window: then
+ * the entry id it got. ARGV[1] is the window in ms, ARGV[2] the MAXLEN (`~`) or empty, the rest the
+ * entry's fields and values.
+ */
+export const ADD_ONCE = `
+local prev = redis.call('GET', KEYS[2])
+if prev then return prev end
+local id
+if ARGV[2] ~= '' then
+  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 3))
+else
+  id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
+end
+redis.call('SET', KEYS[2], id, 'PX', ARGV[1])
+return id
+`;
+
 /** Extends lease KEYS[1] to ARGV[2] ms while ARGV[1] holds it: 1, else 0. */
 export const RENEW_LEASE = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
@@ -72,6 +90,13 @@ export interface Scripts {
   renewLease(leaseKey: string, holder: string, ttlMs: number): Promise<number>;
   releaseLease(leaseKey: string, holder: string): Promise<number>;
   removeIdleConsumers(stream: string, group: string, idleMs: number): Promise<number>;
+  addOnce(
+    stream: string,
+    dedupKey: string,
+    windowMs: number,
+    maxLength: number | undefined,
+    fields: (string | Buffer)[],
+  ): Promise<unknown>;
 }
 
 /** What `scriptsOn` needs of an ioredis client. */
@@ -79,11 +104,11 @@ interface ScriptHost {
   defineCommand(name: string, definition: { numberOfKeys: number; lua: string }): void;
 }
 
-type Call = (...args: (string | number)[]) => Promise<unknown>;
+type Call = (...args: (string | number | Buffer)[]) => Promise<unknown>;
 
 export function scriptsOn(redis: ScriptHost): Scripts {
-  const define = (name: string, lua: string): Call => {
-    redis.defineCommand(name, { numberOfKeys: 1, lua });
+  const define = (name: string, lua: string, numberOfKeys = 1): Call => {
+    redis.defineCommand(name, { numberOfKeys, lua });
     const fn = (redis as unknown as Record<string, Call>)[name]!;
     return (...args) => fn.apply(redis, args);
   };
@@ -92,6 +117,7 @@ export function scriptsOn(redis: ScriptHost): Scripts {
   const renew = define("weftRenewLease", RENEW_LEASE);
   const release = define("weftReleaseLease", RELEASE_LEASE);
   const removeIdle = define("weftRemoveIdleConsumers", REMOVE_IDLE_CONSUMERS);
+  const addOnce = define("weftAddOnce", ADD_ONCE, 2);
   return {
     setIdleIfOwner: async (stream, group, consumer, id, idleMs) =>
       Number(await setIdle(stream, group, consumer, id, Math.max(0, Math.round(idleMs)))),
@@ -99,5 +125,7 @@ export function scriptsOn(redis: ScriptHost): Scripts {
     renewLease: async (key, holder, ttlMs) => Number(await renew(key, holder, ttlMs)),
     releaseLease: async (key, holder) => Number(await release(key, holder)),
     removeIdleConsumers: async (stream, group, idleMs) => Number(await removeIdle(stream, group, idleMs)),
+    addOnce: (stream, dedupKey, windowMs, maxLength, fields) =>
+      addOnce(stream, dedupKey, windowMs, maxLength ?? "", ...fields),
   };
 }

@@ -137,6 +137,25 @@ describe("maxLength", () => {
   });
 });
 
+describe("dedupWindowMs", () => {
+  it("adds a message id once within the window; other ids, and every publish without it, are added", async () => {
+    const d = dest();
+    const once = await broker({ dedupWindowMs: 60_000, maxLength: 1000 });
+    const { deliveries, sink } = recorder();
+    await once.subscribe(spec(d), sink);
+    const e = { ...envelope(d, ""), body: new Uint8Array([0, 255, 10, 13, 0]) };
+    await once.publish(e);
+    await once.publish(e);
+    await once.publish({ ...e, id: "another" });
+    expect(await raw().xlen(`weft:${d}`)).toBe(2);
+    await vi.waitFor(() => expect(deliveries.map((x) => x.envelope.id)).toEqual([e.id, "another"]));
+    expect(Buffer.from(deliveries[0]!.envelope.body)).toEqual(Buffer.from(e.body));
+    const plain = await broker();
+    await plain.publish(e);
+    expect(await raw().xlen(`weft:${d}`)).toBe(3);
+  });
+});
+
 describe("redelivery", () => {
   it("nack(delay) holds the message back for the delay, then delivers it again with attempt 2", async () => {
     const b = await broker();
