@@ -162,13 +162,23 @@ function quietErrors(redis: Redis, logger: Logger): void {
   redis.on("error", (e: unknown) => logger.debug({ error: String(e) }, "redis broker: connection error"));
 }
 
-/** Connects a lazy client; on failure disconnects it (no retries left running) and rejects. */
+/**
+ * Connects a lazy client; on failure disconnects it (no retries left running) and rejects with the
+ * socket's own error (ECONNREFUSED, a timeout) rather than ioredis's "Connection is closed".
+ */
 async function connect(redis: Redis, where: string): Promise<void> {
+  let cause: unknown;
+  const heard = (e: unknown) => {
+    cause ??= e;
+  };
+  redis.on("error", heard);
   try {
     await redis.connect();
   } catch (e) {
     redis.disconnect();
-    throw unavailable(`connect to ${redactUrl(where)}`, undefined, e);
+    throw unavailable(`connect to ${redactUrl(where)}`, undefined, cause ?? e);
+  } finally {
+    redis.off("error", heard);
   }
 }
 

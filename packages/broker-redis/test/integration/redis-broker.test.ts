@@ -26,14 +26,14 @@ describe("options", () => {
   });
 
   it("an unreachable Redis rejects with UNAVAILABLE/BROKER_UNAVAILABLE naming it", async () => {
-    const e = await redisStreamsBroker({
-      url: "redis://127.0.0.1:1",
-      connectTimeoutMs: 500,
-      redis: { retryStrategy: () => null },
-    }).catch((x: unknown) => x);
+    const e = await redisStreamsBroker({ url: "redis://127.0.0.1:1", connectTimeoutMs: 500 }).catch(
+      (x: unknown) => x,
+    );
     expect(e).toBeInstanceOf(WeftError);
     expect(e).toMatchObject({ code: Code.UNAVAILABLE, reason: Reason.BROKER_UNAVAILABLE });
-    expect((e as Error).message).toMatch(/redis broker: cannot connect to redis:\/\/127\.0\.0\.1:1/);
+    expect((e as Error).message).toMatch(
+      /redis broker: cannot connect to redis:\/\/127\.0\.0\.1:1: .*ECONNREFUSED/,
+    );
   });
 });
 
