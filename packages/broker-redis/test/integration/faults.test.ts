@@ -82,7 +82,8 @@ describe("a consumer killed with SIGKILL mid-batch", () => {
     const N = 600;
     const seen = new Map<number, number>();
     const count = (r: Report) => seen.set(r.n, (seen.get(r.n) ?? 0) + 1);
-    const config = { ...consumerConfig, destination: d };
+    // handlers slow enough that each consumer holds several messages when one is killed
+    const config = { ...consumerConfig, destination: d, maxDelayMs: 30 };
     const a = await child(config, count);
     const b = await child(config, count);
     const m = await messenger();
