@@ -67,7 +67,7 @@ const subscription =
         to,
         async (m) => {
           await pause(Math.random() * config.maxDelayMs);
-          await m.reply({ n: m.body.n, pid: process.pid });
+          await m.reply({ n: m.body.n, pid: process.pid, attempt: m.attempt });
         },
         options,
       );
