@@ -124,4 +124,26 @@ describe("partition leases", () => {
     const taken = got.find((g) => g.consumer === "b")!;
     expect(taken.delivery.attempt).toBe(2);
   });
+
+  it("with fewer free slots than partitions, reads rotate over them and every partition is read", async () => {
+    const d = dest("parts");
+    const P = 4;
+    const a = await broker();
+    const grouped: Got[] = [];
+    const loose: Got[] = [];
+    await a.subscribe(spec(d, { partitions: P, maxInFlight: 1 }), sinkFor("a", grouped));
+    await a.subscribe(spec(d, { partitions: P, maxInFlight: 1, group: undefined }), sinkFor("a", loose));
+    await vi.waitFor(async () => expect((await owners(d, P)).every((x) => x !== null)).toBe(true));
+    for (let i = 0; i < 3 * P; i++)
+      await a.publish(envelope(partitionDestination(d, i % P), `${i % P}:${i}`));
+    await vi.waitFor(() => {
+      expect(grouped).toHaveLength(3 * P);
+      expect(loose).toHaveLength(3 * P);
+    });
+    for (const got of [grouped, loose])
+      for (let p = 0; p < P; p++)
+        expect(got.filter((g) => g.partition === p).map((g) => text(g.delivery))).toEqual(
+          [0, 1, 2].map((k) => `${p}:${p + k * P}`),
+        );
+  });
 });
