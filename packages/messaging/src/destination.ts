@@ -26,3 +26,47 @@ export function checkDestinationName(name: unknown): asserts name is string {
   if (typeof name !== "string" || name === "" || !name.split(".").every((t) => TOKEN.test(t)))
     throw new ConfigError("destination", "dot-separated tokens of [A-Za-z0-9_-] (e.g. orders.placed)", name);
 }
+
+/**
+ * Throws a `ConfigError` unless `pattern` is a destination name or a subscription pattern: its tokens
+ * may also be `*` (any one token) and, as the last token only, `>` (one or more tokens).
+ */
+export function checkDestinationPattern(pattern: unknown): asserts pattern is string {
+  const tokens = typeof pattern === "string" && pattern !== "" ? pattern.split(".") : [];
+  const ok =
+    tokens.length > 0 &&
+    tokens.every((t, i) => TOKEN.test(t) || t === "*" || (t === ">" && i === tokens.length - 1));
+  if (!ok)
+    throw new ConfigError(
+      "destination",
+      "dot-separated tokens of [A-Za-z0-9_-], `*` or a last `>` (e.g. orders.*, orders.>)",
+      pattern,
+    );
+}
+
+/**
+ * True when `destination` (a name, no wildcards) matches `pattern` (a name, or a pattern checked by
+ * `checkDestinationPattern`): token by token, `*` matching any one token and a last `>` the one or
+ * more tokens left.
+ */
+export function matchesDestination(pattern: string, destination: string): boolean {
+  if (pattern === destination) return true;
+  let p = 0;
+  let d = 0;
+  while (p < pattern.length) {
+    const pEnd = tokenEnd(pattern, p);
+    const token = pattern.slice(p, pEnd);
+    if (token === ">") return d < destination.length;
+    if (d >= destination.length) return false;
+    const dEnd = tokenEnd(destination, d);
+    if (token !== "*" && token !== destination.slice(d, dEnd)) return false;
+    p = pEnd + 1;
+    d = dEnd + 1;
+  }
+  return d > destination.length;
+}
+
+function tokenEnd(text: string, from: number): number {
+  const dot = text.indexOf(".", from);
+  return dot === -1 ? text.length : dot;
+}

@@ -131,7 +131,7 @@ export function fromHeaders(
     else app[key] = value;
   }
   const kind = own[HEADER.kind] ?? "event";
-  if (!KINDS.has(kind)) throw malformed(`unknown ${HEADER.kind} "${kind}"`);
+  if (!KINDS.has(kind)) throw malformedMessage(`unknown ${HEADER.kind} "${kind}"`);
   return {
     id: own[HEADER.id] ?? fallbacks.brokerId ?? newMessageId(),
     kind: kind as MessageKind,
@@ -151,11 +151,12 @@ function time(value: string | undefined, name: string): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
   if (value.trim() === "" || !Number.isSafeInteger(n) || n < 0)
-    throw malformed(`${name} "${value}" is not milliseconds`);
+    throw malformedMessage(`${name} "${value}" is not milliseconds`);
   return n;
 }
 
-function malformed(message: string): WeftError {
+/** `INVALID_ARGUMENT`/`MALFORMED_MESSAGE`: what arrived is not a message Weft can read. */
+export function malformedMessage(message: string): WeftError {
   return new WeftError(Code.INVALID_ARGUMENT, `malformed message: ${message}`, {
     reason: Reason.MALFORMED_MESSAGE,
   });

@@ -1,0 +1,99 @@
+/*
+ * The wire of the direct broker: a small Weft RPC service every direct broker serves on its one port.
+ * `deliver` carries one message to one subscription (or inbox) of the process and answers once that
+ * subscription took it; `subscriptions` streams the process's subscription set to a peer, the whole set
+ * again on every change. Both messages travel as MessagePack; what arrives is checked before use.
+ */
+import { defineService, messageType, serverStreaming, unary } from "@weft/core";
+import { type Envelope, fromHeaders, malformedMessage, toHeaders } from "../envelope.ts";
+
+/** One message for one subscription or inbox of the receiving process. */
+export interface DeliverRequest {
+  /** The subscription's id (`s…`) or the inbox's (`i…`) in the receiving process. */
+  readonly to: string;
+  readonly destination: string;
+  /** The envelope's fields and headers, as `toHeaders` maps them. */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: Uint8Array;
+  /** How long the subscription may keep the message waiting for a free slot, in milliseconds. */
+  readonly within: number;
+}
+
+/**
+ * What became of a delivery: `accepted` by the subscription (or inbox); not taken because it is
+ * `gone` (closed, or its sender gave up); or not taken because no slot freed up `within` its time.
+ */
+export type Acceptance = "accepted" | "gone" | "timeout";
+
+export interface DeliverResponse {
+  readonly status: Acceptance;
+}
+
+/** One subscription as a process advertises it to its peers. */
+export interface AdvertisedSubscription {
+  readonly id: string;
+  /** A destination or a pattern (`orders.*`). */
+  readonly destination: string;
+  /** `null`: a private subscription. */
+  readonly group: string | null;
+  /** The destination's partition count, or `null`. */
+  readonly partitions: number | null;
+}
+
+/** A process's whole subscription set, pushed again on every change. */
+export interface SubscriptionSet {
+  readonly subscriptions: readonly AdvertisedSubscription[];
+}
+
+const wire = <T>() => messageType<T>({ serializers: ["msgpack"] });
+
+/** The service every direct broker serves, and the name it registers under. */
+export const DirectService = defineService("weft.messaging.v1.Direct", {
+  deliver: unary(wire<DeliverRequest>(), wire<DeliverResponse>()),
+  subscriptions: serverStreaming(wire<Record<string, never>>(), wire<SubscriptionSet>()),
+});
+
+/** The request that carries `envelope` to `to`. */
+export function deliverRequest(to: string, envelope: Envelope, within: number): DeliverRequest {
+  return { to, destination: envelope.destination, headers: toHeaders(envelope), body: envelope.body, within };
+}
+
+/** The longest `within` a receiver honours: an hour. */
+const MAX_WITHIN_MS = 3_600_000;
+
+/** A deliver request's `within`, checked (`MALFORMED_MESSAGE` unless a number ≥ 0), at most an hour. */
+export function withinOf(request: DeliverRequest): number {
+  const within = (request as Partial<DeliverRequest>).within;
+  if (typeof within !== "number" || !(within >= 0))
+    throw malformedMessage("a deliver request's within must be ≥ 0");
+  return Math.min(within, MAX_WITHIN_MS);
+}
+
+/**
+ * The envelope a `deliver` request carries, checked: anything but strings where strings belong and
+ * bytes for the body is `INVALID_ARGUMENT`/`MALFORMED_MESSAGE`, as are malformed reserved headers.
+ */
+export function envelopeOf(request: DeliverRequest): Envelope {
+  const { to, destination, headers, body } = request as Partial<DeliverRequest>;
+  if (typeof to !== "string" || typeof destination !== "string" || !(body instanceof Uint8Array))
+    throw malformedMessage("a deliver request needs to, destination and body");
+  if (typeof headers !== "object" || headers === null || Array.isArray(headers))
+    throw malformedMessage("a deliver request's headers must be a map");
+  for (const value of Object.values(headers))
+    if (typeof value !== "string")
+      throw malformedMessage("a deliver request's header values must be strings");
+  return fromHeaders(destination, headers, body);
+}
+
+/** The subscriptions a peer advertised, checked; a malformed entry is dropped. */
+export function advertisedOf(set: SubscriptionSet): AdvertisedSubscription[] {
+  const list = (set as Partial<SubscriptionSet>).subscriptions;
+  if (!Array.isArray(list)) return [];
+  return list.filter(
+    (s: Partial<AdvertisedSubscription>) =>
+      typeof s?.id === "string" &&
+      typeof s.destination === "string" &&
+      (s.group === null || typeof s.group === "string") &&
+      (s.partitions === null || (Number.isSafeInteger(s.partitions) && (s.partitions as number) > 0)),
+  );
+}
