@@ -1,0 +1,246 @@
+/*
+ * The direct broker across real processes on one machine (a local registry in a temporary
+ * directory), with a subscriber killed by SIGKILL: what is promised (at-most-once, failover to the
+ * members left, every request settled once) is counted.
+ */
+import { type ChildProcess, fork } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Code, createLocalRegistry, type Registry, WeftError } from "@weft/core";
+import { killed } from "@weft/testing";
+import { afterEach, describe, expect, it } from "vitest";
+import { type DirectBroker, directBroker, type Envelope, newMessageId } from "../../src/index.ts";
+
+const script = fileURLToPath(new URL("./direct-peer.child.ts", import.meta.url));
+
+interface Child {
+  readonly process: ChildProcess;
+  /** Ids of the messages it reported taking, in order. */
+  readonly taken: string[];
+}
+
+const children: ChildProcess[] = [];
+const cleanups: (() => Promise<void> | void)[] = [];
+
+afterEach(async () => {
+  await Promise.all(children.splice(0).map((c) => killed(c)));
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function setup(): Promise<{ directory: string; registry: Registry; broker: DirectBroker }> {
+  const directory = mkdtempSync(join(tmpdir(), "weft-direct-"));
+  const registry = createLocalRegistry({ directory, pollIntervalMs: 100 });
+  const broker = await directBroker({ registry, acceptTimeoutMs: 2_000 });
+  cleanups.push(() => rmSync(directory, { recursive: true, force: true }));
+  cleanups.push(() => registry.close());
+  cleanups.push(() => broker.close());
+  return { directory, registry, broker };
+}
+
+async function spawnPeer(config: {
+  directory: string;
+  destination: string;
+  group: string;
+  replyDelayMs?: number;
+}): Promise<Child> {
+  const child = fork(script, [JSON.stringify({ replyDelayMs: 0, ...config })], { stdio: "inherit" });
+  children.push(child);
+  const taken: string[] = [];
+  await new Promise<void>((resolve, reject) => {
+    child.once("exit", (code) => reject(new Error(`the peer exited with ${code} before it was ready`)));
+    child.on("message", (m: { id?: string; ready?: string }) => {
+      if (m.id !== undefined) taken.push(m.id);
+      if (m.ready !== undefined) resolve();
+    });
+  });
+  return { process: child, taken };
+}
+
+/** Waits (bounded) for a condition no event announces: what the parent knows of its peers. */
+async function until(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+function message(destination: string, fields: Partial<Envelope> = {}): Envelope {
+  const id = newMessageId();
+  return {
+    id,
+    kind: "command",
+    destination,
+    publishedAt: Date.now(),
+    contentType: "text/plain",
+    headers: {},
+    body: new TextEncoder().encode(id),
+    ...fields,
+  };
+}
+
+/** Runs `task(i)` for i in [0, count) with `concurrency` at a time. */
+async function pool(count: number, concurrency: number, task: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < count) await task(next++);
+    }),
+  );
+}
+
+describe("direct broker with a subscriber killed (SIGKILL)", () => {
+  it("moves a group's messages to the member left; none is delivered twice", async () => {
+    const { directory, broker } = await setup();
+    const destination = `jobs.${randomUUID().slice(0, 8)}`;
+    const [b, c] = await Promise.all([
+      spawnPeer({ directory, destination, group: "workers" }),
+      spawnPeer({ directory, destination, group: "workers" }),
+    ]);
+    await until(() => broker.subscribersOf(destination).length === 2, "both members at the publisher");
+
+    const total = 1_000;
+    const concurrency = 8;
+    const resolved: { id: string; afterKill: boolean }[] = [];
+    const rejected: WeftError[] = [];
+    let killDone = false;
+    let kill: Promise<void> | undefined;
+    await pool(total, concurrency, async () => {
+      const m = message(destination);
+      const afterKill = killDone;
+      try {
+        await broker.publish(m);
+        resolved.push({ id: m.id, afterKill });
+      } catch (error) {
+        if (!(error instanceof WeftError)) throw error;
+        rejected.push(error);
+      }
+      if (resolved.length === 300 && kill === undefined)
+        kill = killed(b.process).then(() => {
+          killDone = true;
+        });
+    });
+    await kill;
+
+    const afterKill = resolved.filter((r) => r.afterKill);
+    await until(() => afterKill.every((r) => c.taken.includes(r.id)), "C's reports of what it took");
+    const taken = [...b.taken, ...c.taken];
+    // at most once: no message taken twice, in one process or across both
+    expect(new Set(taken).size).toBe(taken.length);
+    // every publish settled; the ones that failed were on their way to B as it died
+    expect(resolved.length + rejected.length).toBe(total);
+    expect(rejected.length).toBeLessThanOrEqual(concurrency);
+    for (const error of rejected) expect(error.code).toBe(Code.UNAVAILABLE);
+    // after the kill everything went to C, and C took every one of them
+    expect(afterKill.length).toBeGreaterThan(500);
+    // B took what was resolved to it before it died (its last reports may die with it)
+    const unreported = resolved.filter((r) => !taken.includes(r.id)).length;
+    expect(unreported).toBeLessThanOrEqual(16);
+    console.info(
+      `direct kill: ${total} published, ${resolved.length} resolved (${afterKill.length} after the kill), ` +
+        `${rejected.length} rejected, B took ${b.taken.length}, C took ${c.taken.length}, ` +
+        `${unreported} resolved to B without its report`,
+    );
+  });
+
+  it("settles each of 1,000 concurrent requests exactly once, with its own reply, while a responder is killed", async () => {
+    const { directory, broker } = await setup();
+    const destination = `quotes.${randomUUID().slice(0, 8)}`;
+    const [b] = await Promise.all([
+      spawnPeer({ directory, destination, group: "responders", replyDelayMs: 20 }),
+      spawnPeer({ directory, destination, group: "responders", replyDelayMs: 20 }),
+    ]);
+    await until(() => broker.subscribersOf(destination).length === 2, "both responders at the requester");
+
+    type End = "reply" | "noResponders" | "rejected" | "timeout";
+    const pending = new Map<string, { id: string; settle: (end: End) => void }>();
+    const ends: Record<End, number> = { reply: 0, noResponders: 0, rejected: 0, timeout: 0 };
+    let settledTwice = 0;
+    let wrongReply = 0;
+    let lateReplies = 0;
+    let replies = 0;
+    let kill: Promise<void> | undefined;
+    const inbox = await broker.openInbox({
+      onReply: (e) => {
+        const request = pending.get(e.correlationId ?? "");
+        if (request === undefined) {
+          lateReplies++;
+          return;
+        }
+        if (new TextDecoder().decode(e.body) !== request.id) wrongReply++;
+        request.settle("reply");
+        if (++replies === 300) kill ??= killed(b!.process);
+      },
+      onNoResponders: (correlationId) => pending.get(correlationId)?.settle("noResponders"),
+    });
+    cleanups.push(() => inbox.close());
+
+    const total = 1_000;
+    await Promise.all(
+      Array.from({ length: total }, async () => {
+        const correlationId = randomUUID();
+        const m = message(destination, { correlationId, replyTo: inbox.address(correlationId) });
+        const outcome = new Promise<End>((resolve) => {
+          let done = false;
+          const timer = setTimeout(() => settle("timeout"), 3_000);
+          function settle(end: End): void {
+            if (done) {
+              settledTwice++;
+              return;
+            }
+            done = true;
+            clearTimeout(timer);
+            pending.delete(correlationId);
+            resolve(end);
+          }
+          pending.set(correlationId, { id: m.id, settle });
+        });
+        await broker.publish(m).catch(() => pending.get(correlationId)?.settle("rejected"));
+        ends[await outcome]++;
+      }),
+    );
+    await kill;
+
+    expect(ends.reply + ends.noResponders + ends.rejected + ends.timeout).toBe(total);
+    expect(settledTwice).toBe(0);
+    expect(wrongReply).toBe(0);
+    expect(pending.size).toBe(0);
+    expect(ends.reply).toBeGreaterThan(500);
+    console.info(
+      `direct requests: ${total} requests, ${JSON.stringify(ends)}, late replies dropped ${lateReplies}`,
+    );
+  });
+
+  it("fails fast once the only member is gone: no responders for a request, nothing routed to it", async () => {
+    const { directory, broker } = await setup();
+    const destination = `solo.${randomUUID().slice(0, 8)}`;
+    const b = await spawnPeer({ directory, destination, group: "solo" });
+    await until(() => broker.subscribersOf(destination).length === 1, "the member at the publisher");
+    await broker.publish(message(destination));
+
+    const start = performance.now();
+    await killed(b.process);
+    // the first publish either finds the peer gone or reaches its dead connection: never hangs
+    const first = await broker.publish(message(destination)).then(
+      () => "resolved",
+      (e: unknown) => (e instanceof WeftError ? e.reason : String(e)),
+    );
+    await until(() => broker.subscribersOf(destination).length === 0, "the member's removal", 2_000);
+    const detectedMs = performance.now() - start;
+
+    const none: string[] = [];
+    const inbox = await broker.openInbox({ onReply: () => {}, onNoResponders: (c) => none.push(c) });
+    cleanups.push(() => inbox.close());
+    const asked = performance.now();
+    await broker.publish(message(destination, { correlationId: "q1", replyTo: inbox.address("q1") }));
+    await until(() => none.length === 1, "no responders", 1_000);
+    expect(none).toEqual(["q1"]);
+    expect(performance.now() - asked).toBeLessThan(100);
+    console.info(
+      `direct fail-fast: first publish after the kill ${first}; member gone at the publisher ${detectedMs.toFixed(0)} ms after SIGKILL`,
+    );
+  });
+});
