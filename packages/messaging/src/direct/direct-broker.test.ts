@@ -1,9 +1,19 @@
 import { randomUUID } from "node:crypto";
-import { Code, ConfigError, createMemoryRegistry, Reason, type Registry, WeftError } from "@weft/core";
+import {
+  Code,
+  ConfigError,
+  createClient,
+  createMemoryRegistry,
+  createTcpTransport,
+  Reason,
+  type Registry,
+  WeftError,
+} from "@weft/core";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Delivery, SubscribeSpec } from "../broker.ts";
 import { type Envelope, newMessageId } from "../envelope.ts";
 import { type DirectBroker, directBroker } from "./direct-broker.ts";
+import { DirectService } from "./service.ts";
 
 const open: DirectBroker[] = [];
 const registries: Registry[] = [];
@@ -305,5 +315,34 @@ describe("directBroker across servers", () => {
     await a.publish(envelope(dest));
     await a.publish(envelope(unique("nobody")));
     expect(got.deliveries).toHaveLength(1);
+  });
+
+  it("answers a malformed delivery with INVALID_ARGUMENT/MALFORMED_MESSAGE and delivers nothing", async () => {
+    const b = await broker();
+    const got = collector();
+    await b.subscribe(spec("x"), got.sink);
+    const transport = createTcpTransport({ address: b.address });
+    const raw = createClient(DirectService, transport);
+    const body = new Uint8Array([1]);
+    const bad = [
+      { to: "s1", destination: "x", headers: { "weft-kind": "gossip" }, body, within: 0 },
+      { to: "s1", destination: "x", headers: { a: 1 }, body, within: 0 },
+      { to: "s1", destination: "x", headers: {}, body: "text", within: 0 },
+      { to: "s1", destination: "x", headers: {}, body, within: -1 },
+    ];
+    try {
+      for (const request of bad) {
+        const error = await raw.deliver(request as never).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(WeftError);
+        expect((error as WeftError).code).toBe(Code.INVALID_ARGUMENT);
+        expect((error as WeftError).reason).toBe(Reason.MALFORMED_MESSAGE);
+      }
+      expect(got.deliveries).toHaveLength(0);
+      expect(await raw.deliver({ to: "s1", destination: "x", headers: {}, body, within: 0 })).toEqual({
+        status: "accepted",
+      });
+    } finally {
+      await transport.close();
+    }
   });
 });

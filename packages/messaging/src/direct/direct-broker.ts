@@ -348,7 +348,7 @@ class DirectBrokerImpl implements DirectBroker, SubscriptionOwner {
             address,
             address === this.address ? { ...this.#peerSettings, follow: false } : this.#peerSettings,
           ),
-        policy: s.discovery,
+        policy: { logger: s.logger, ...s.discovery },
         telemetry: s.telemetry,
       });
     } else if (s.peers !== undefined) {
