@@ -293,6 +293,7 @@ class DirectBrokerImpl implements DirectBroker, SubscriptionOwner {
   #inboxPrefix = "";
   #nextId = 0;
   #closed = false;
+  #closing: Promise<void> | undefined;
   /** This process's advertised subscriptions, rebuilt when they change; `version` counts changes. */
   #advertised: SubscriptionSet = { subscriptions: [] };
   #version = 0;
@@ -416,11 +417,13 @@ class DirectBrokerImpl implements DirectBroker, SubscriptionOwner {
   /** A peer's `subscriptions` stream: the whole set now, and again after each change. */
   async *#follow(signal: AbortSignal): AsyncGenerator<SubscriptionSet> {
     let version = -1;
-    while (!this.#closed) {
+    for (;;) {
       if (version !== this.#version) {
         version = this.#version;
         yield this.#advertised;
-      } else await settleWithin(this.#changed, signal, undefined);
+      } else if (this.#closed)
+        return; // after the last set (empty once closing closed them all)
+      else await settleWithin(this.#changed, signal, undefined);
     }
   }
 
@@ -641,10 +644,19 @@ class DirectBrokerImpl implements DirectBroker, SubscriptionOwner {
 
   // ---- closing
 
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    await Promise.all([...this.#subscriptions.values()].map((s) => s.close()));
+  /**
+   * Closes the subscriptions (messages waiting for a slot are refused as `gone`, so their senders try
+   * another member), which the peers are told at once, then leaves the registry, stops the peer
+   * streams and connections, and shuts the server down (1 s for calls in flight).
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
     this.#closed = true;
+    await Promise.all([...this.#subscriptions.values()].map((s) => s.close()));
     this.#inboxes.clear();
     this.#signalChange();
     const peers = [...this.#static, ...this.#others.values()];
