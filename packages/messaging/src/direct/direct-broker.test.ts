@@ -4,9 +4,15 @@ import {
   ConfigError,
   createClient,
   createMemoryRegistry,
+  createMemoryTransport,
+  createServer,
   createTcpTransport,
+  defineService,
+  messageType,
   Reason,
   type Registry,
+  type Telemetry,
+  unary,
   WeftError,
 } from "@weft/core";
 import { afterEach, describe, expect, it } from "vitest";
@@ -344,5 +350,61 @@ describe("directBroker across servers", () => {
     } finally {
       await transport.close();
     }
+  });
+
+  it("reports a peer's subscription stream coming and going (direct.peer.up / direct.peer.down)", async () => {
+    const events: [string, unknown][] = [];
+    const telemetry: Telemetry = {
+      event: (name, attributes) => {
+        if (name.startsWith("direct.")) events.push([name, attributes]);
+      },
+    };
+    const b = await broker();
+    await b.subscribe(spec("x"), () => {});
+    const a = await broker({ peers: [b.address], telemetry });
+    await until(() => events.length === 1, "direct.peer.up");
+    expect(events[0]).toEqual(["direct.peer.up", { peer: b.address, subscriptions: 1 }]);
+    await b.close();
+    await until(() => events.length === 2, "direct.peer.down");
+    expect(events[1]![0]).toBe("direct.peer.down");
+    expect(a.subscribersOf("x")).toEqual([]);
+  });
+
+  it("waits for a full subscriber no longer than the deadline of the call it publishes in", async () => {
+    const b = await broker();
+    const a = await broker({ peers: [b.address], acceptTimeoutMs: 60_000 });
+    const got = collector(true);
+    const dest = unique("held");
+    await b.subscribe(spec(dest, { maxInFlight: 1 }), got.sink);
+    await until(() => a.subscribersOf(dest).length === 1, "the subscription at A");
+    await a.publish(envelope(dest, { id: "first" }));
+    const Svc = defineService("test.v1.Publisher", {
+      publish: unary(messageType<string>(), messageType<string>()),
+    });
+    const server = createServer();
+    let inner: unknown;
+    server.register(Svc, {
+      publish: async (id) => {
+        inner = await a.publish(envelope(dest, { id })).catch((e: unknown) => e);
+        return "done";
+      },
+    });
+    const transport = createMemoryTransport(server);
+    const started = performance.now();
+    try {
+      await createClient(Svc, transport)
+        .publish("second", { timeoutMs: 300 })
+        .catch(() => {});
+      await until(() => inner !== undefined, "the handler's publish to settle");
+    } finally {
+      await transport.close();
+      await server.shutdown({ timeoutMs: 100 });
+    }
+    expect(performance.now() - started).toBeLessThan(5_000);
+    expect(inner).toBeInstanceOf(WeftError);
+    expect([Code.DEADLINE_EXCEEDED, Code.CANCELLED]).toContain((inner as WeftError).code);
+    await got.deliveries[0]!.ack();
+    await a.publish(envelope(dest, { id: "third" }));
+    expect(got.deliveries.map((d) => d.envelope.id)).toEqual(["first", "third"]);
   });
 });
