@@ -44,29 +44,16 @@ export function checkDestinationPattern(pattern: unknown): asserts pattern is st
     );
 }
 
-/**
- * True when `destination` (a name, no wildcards) matches `pattern` (a name, or a pattern checked by
- * `checkDestinationPattern`): token by token, `*` matching any one token and a last `>` the one or
- * more tokens left.
- */
-export function matchesDestination(pattern: string, destination: string): boolean {
+/** True when `destination` matches `pattern`: `*` one token, `>` one or more trailing tokens. */
+export function matches(pattern: string, destination: string): boolean {
   if (pattern === destination) return true;
-  let p = 0;
-  let d = 0;
-  while (p < pattern.length) {
-    const pEnd = tokenEnd(pattern, p);
-    const token = pattern.slice(p, pEnd);
-    if (token === ">") return d < destination.length;
-    if (d >= destination.length) return false;
-    const dEnd = tokenEnd(destination, d);
-    if (token !== "*" && token !== destination.slice(d, dEnd)) return false;
-    p = pEnd + 1;
-    d = dEnd + 1;
+  const p = pattern.split(".");
+  const d = destination.split(".");
+  for (let i = 0; i < p.length; i++) {
+    const t = p[i]!;
+    if (t === ">") return d.length > i;
+    if (i >= d.length) return false;
+    if (t !== "*" && t !== d[i]) return false;
   }
-  return d > destination.length;
-}
-
-function tokenEnd(text: string, from: number): number {
-  const dot = text.indexOf(".", from);
-  return dot === -1 ? text.length : dot;
+  return p.length === d.length;
 }

@@ -39,7 +39,6 @@ export {
   checkDestinationName,
   checkDestinationPattern,
   destination,
-  matchesDestination,
 } from "./destination.ts";
 export {
   DIRECT_FEATURES,
@@ -48,12 +47,17 @@ export {
   directBroker,
 } from "./direct/direct-broker.ts";
 export {
+  DEAD_LETTER_HEADER,
   type Envelope,
+  envelopeOf,
   fromHeaders,
   HEADER,
   isReservedHeader,
   type MessageKind,
   newMessageId,
+  REPLY_HEADER,
   toHeaders,
   type WireFallbacks,
 } from "./envelope.ts";
+export { MEMORY_FEATURES, type MemoryBrokerOptions, memoryBroker } from "./memory.ts";
+export { createMessenger, DEFAULT_REQUEST_TIMEOUT_MS, SUBSCRIBE_DEFAULTS } from "./messenger.ts";

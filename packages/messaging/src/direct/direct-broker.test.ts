@@ -323,7 +323,7 @@ describe("directBroker across servers", () => {
     expect(got.deliveries).toHaveLength(1);
   });
 
-  it("answers a malformed delivery with INVALID_ARGUMENT/MALFORMED_MESSAGE and delivers nothing", async () => {
+  it("refuses a delivery that is not one (MALFORMED_MESSAGE); hands one with bad reserved headers over as malformed", async () => {
     const b = await broker();
     const got = collector();
     await b.subscribe(spec("x"), got.sink);
@@ -331,10 +331,10 @@ describe("directBroker across servers", () => {
     const raw = createClient(DirectService, transport);
     const body = new Uint8Array([1]);
     const bad = [
-      { to: "s1", destination: "x", headers: { "weft-kind": "gossip" }, body, within: 0 },
       { to: "s1", destination: "x", headers: { a: 1 }, body, within: 0 },
       { to: "s1", destination: "x", headers: {}, body: "text", within: 0 },
       { to: "s1", destination: "x", headers: {}, body, within: -1 },
+      { to: 1, destination: "x", headers: {}, body, within: 0 },
     ];
     try {
       for (const request of bad) {
@@ -344,9 +344,16 @@ describe("directBroker across servers", () => {
         expect((error as WeftError).reason).toBe(Reason.MALFORMED_MESSAGE);
       }
       expect(got.deliveries).toHaveLength(0);
-      expect(await raw.deliver({ to: "s1", destination: "x", headers: {}, body, within: 0 })).toEqual({
-        status: "accepted",
-      });
+      const gossip = {
+        to: "s1",
+        destination: "x",
+        headers: { "weft-kind": "gossip", "weft-id": "m1" },
+        body,
+        within: 0,
+      };
+      expect(await raw.deliver(gossip)).toEqual({ status: "accepted" });
+      expect(got.deliveries[0]!.envelope.id).toBe("m1");
+      expect(got.deliveries[0]!.malformed?.reason).toBe(Reason.MALFORMED_MESSAGE);
     } finally {
       await transport.close();
     }

@@ -51,7 +51,7 @@ import type {
   PublishOptions,
   SubscribeSpec,
 } from "../broker.ts";
-import { checkDestinationPattern, matchesDestination } from "../destination.ts";
+import { checkDestinationPattern, matches } from "../destination.ts";
 import type { Envelope } from "../envelope.ts";
 import { LocalSubscription, type SubscriptionOwner } from "./local-subscription.ts";
 import { Peer, type PeerSettings } from "./peer.ts";
@@ -60,7 +60,7 @@ import {
   type Acceptance,
   type AdvertisedSubscription,
   DirectService,
-  envelopeOf,
+  deliveredEnvelope,
   type SubscriptionSet,
   withinOf,
 } from "./service.ts";
@@ -314,14 +314,11 @@ class DirectBrokerImpl implements DirectBroker, SubscriptionOwner {
     };
     this.#server = createServer({ logger: settings.logger, telemetry: settings.telemetry });
     this.#server.register(DirectService, {
-      deliver: async (request, ctx) => ({
-        status: await this.#accept(
-          request.to,
-          envelopeOf(request),
-          ctx.signal,
-          Date.now() + withinOf(request),
-        ),
-      }),
+      deliver: async (request, ctx) => {
+        const { envelope, malformed } = deliveredEnvelope(request);
+        const deadline = Date.now() + withinOf(request);
+        return { status: await this.#accept(request.to, envelope, ctx.signal, deadline, malformed) };
+      },
       subscriptions: (_request, ctx) => this.#follow(ctx.signal),
     });
   }
@@ -428,10 +425,17 @@ class DirectBrokerImpl implements DirectBroker, SubscriptionOwner {
   }
 
   /** A message for subscription or inbox `to` of this process: hands it over (see `LocalSubscription.accept`). */
-  #accept(to: string, envelope: Envelope, signal: AbortSignal, deadline: number): Promise<Acceptance> {
+  #accept(
+    to: string,
+    envelope: Envelope,
+    signal: AbortSignal,
+    deadline: number,
+    malformed?: WeftError,
+  ): Promise<Acceptance> {
     const inbox = this.#inboxes.get(to);
     if (inbox !== undefined) {
-      inbox.onReply(envelope);
+      // a reply whose reserved headers do not parse cannot be matched to its request: dropped
+      if (malformed === undefined) inbox.onReply(envelope);
       return Promise.resolve("accepted");
     }
     const subscription = this.#subscriptions.get(to);
@@ -439,13 +443,14 @@ class DirectBrokerImpl implements DirectBroker, SubscriptionOwner {
     // a partition's message is delivered with the destination it was published to (no `.p3`)
     const { partitions, destination } = subscription.spec;
     const base =
-      partitions === undefined || matchesDestination(destination, envelope.destination)
+      partitions === undefined || matches(destination, envelope.destination)
         ? undefined
         : partitionBase(envelope.destination, partitions);
     return subscription.accept(
       base === undefined ? envelope : { ...envelope, destination: base },
       signal,
       deadline,
+      malformed,
     );
   }
 

@@ -4,6 +4,8 @@
  * one is acked or nacked, so a slow subscriber slows its publishers down through RPC. A nack hands the
  * message to this same subscription again after its delay: the redelivery lives in this process only.
  */
+
+import type { WeftError } from "@weft/core";
 import {
   type AbortWatcher,
   armDeadline,
@@ -62,17 +64,23 @@ export class LocalSubscription implements BrokerSubscription {
   /**
    * Hands `envelope` to the sink once a slot is free: resolves `accepted` then; `gone` when the
    * subscription stopped or `signal` aborted (the sender gave up) first, `timeout` when `deadline`
-   * (`Date.now()` milliseconds) passed first. Unless accepted, it was not delivered.
+   * (`Date.now()` milliseconds) passed first. Unless accepted, it was not delivered. `malformed`:
+   * its reserved headers did not parse (see `Delivery.malformed`).
    */
-  accept(envelope: Envelope, signal: AbortSignal, deadline: number): Promise<Acceptance> {
+  accept(
+    envelope: Envelope,
+    signal: AbortSignal,
+    deadline: number,
+    malformed?: WeftError | undefined,
+  ): Promise<Acceptance> {
     if (this.#stopped || signal.aborted) return Promise.resolve("gone");
     if (this.#outstanding < this.spec.maxInFlight && this.#waiting.length === 0) {
-      this.#hand(envelope, 1);
+      this.#hand(envelope, 1, malformed);
       return Promise.resolve("accepted");
     }
     if (Date.now() >= deadline) return Promise.resolve("timeout");
     return new Promise((resolve) => {
-      const waiter = new Waiter(this, envelope, 1, signal, resolve);
+      const waiter = new Waiter(this, envelope, 1, signal, resolve, malformed);
       this.#waiting.push(waiter);
       watchAbort(signal, waiter);
       waiter.timer = armDeadline(deadline, giveUp, waiter);
@@ -117,21 +125,21 @@ export class LocalSubscription implements BrokerSubscription {
 
   #redeliver(envelope: Envelope, attempt: number): void {
     if (this.#stopped) return;
-    this.#waiting.unshift(new Waiter(this, envelope, attempt, undefined, ignore));
+    this.#waiting.unshift(new Waiter(this, envelope, attempt, undefined, ignore, undefined));
     this.#pump();
   }
 
   #pump(): void {
     while (!this.#stopped && this.#outstanding < this.spec.maxInFlight && this.#waiting.length > 0) {
       const waiter = this.#waiting.shift()!;
-      this.#hand(waiter.envelope, waiter.attempt);
+      this.#hand(waiter.envelope, waiter.attempt, waiter.malformed);
       waiter.end("accepted");
     }
   }
 
-  #hand(envelope: Envelope, attempt: number): void {
+  #hand(envelope: Envelope, attempt: number, malformed: WeftError | undefined): void {
     this.#outstanding++;
-    const delivery = new DirectDelivery(this, envelope, attempt);
+    const delivery = new DirectDelivery(this, envelope, attempt, malformed);
     // the subscriber's work outlives the deliver call (or the publish) it arrived in: it must not
     // inherit that call's deadline or cancellation
     try {
@@ -150,6 +158,7 @@ class Waiter implements AbortWatcher {
   readonly attempt: number;
   readonly signal: AbortSignal;
   readonly resolve: (outcome: Acceptance) => void;
+  readonly malformed: WeftError | undefined;
   timer: DeadlineTimer | undefined;
 
   constructor(
@@ -158,12 +167,14 @@ class Waiter implements AbortWatcher {
     attempt: number,
     signal: AbortSignal | undefined,
     resolve: (outcome: Acceptance) => void,
+    malformed: WeftError | undefined,
   ) {
     this.subscription = subscription;
     this.envelope = envelope;
     this.attempt = attempt;
     this.signal = signal ?? NEVER;
     this.resolve = resolve;
+    this.malformed = malformed;
   }
 
   handleEvent(): void {
@@ -185,13 +196,20 @@ function giveUp(waiter: Waiter): void {
 class DirectDelivery implements Delivery {
   readonly envelope: Envelope;
   readonly attempt: number;
+  readonly malformed: WeftError | undefined;
   readonly #subscription: LocalSubscription;
   #settled = false;
 
-  constructor(subscription: LocalSubscription, envelope: Envelope, attempt: number) {
+  constructor(
+    subscription: LocalSubscription,
+    envelope: Envelope,
+    attempt: number,
+    malformed: WeftError | undefined,
+  ) {
     this.#subscription = subscription;
     this.envelope = envelope;
     this.attempt = attempt;
+    this.malformed = malformed;
   }
 
   ack(): Promise<void> {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { checkDestinationPattern, matchesDestination } from "../destination.ts";
+import { checkDestinationPattern, matches } from "../destination.ts";
 import { partitionBase, routeOf } from "./routes.ts";
 import type { AdvertisedSubscription } from "./service.ts";
 
@@ -20,7 +20,7 @@ describe("destination patterns", () => {
       ["orders.*.eu", "orders.created.us", false],
     ];
     for (const [pattern, destination, expected] of cases)
-      expect(matchesDestination(pattern, destination), `${pattern} ~ ${destination}`).toBe(expected);
+      expect(matches(pattern, destination), `${pattern} ~ ${destination}`).toBe(expected);
   });
 
   it("refuses a `>` that is not last, empty tokens and other characters", () => {

@@ -5,7 +5,7 @@
  * live in) and one per private subscription.
  */
 import type { BalancerNode } from "@weft/core";
-import { matchesDestination } from "../destination.ts";
+import { matches } from "../destination.ts";
 import type { AdvertisedSubscription } from "./service.ts";
 
 /** One subscription somewhere, as a balancer sees it. */
@@ -65,10 +65,10 @@ export function matchesSubscription(
   subscription: Pick<AdvertisedSubscription, "destination" | "partitions">,
   destination: string,
 ): boolean {
-  if (matchesDestination(subscription.destination, destination)) return true;
+  if (matches(subscription.destination, destination)) return true;
   const base =
     subscription.partitions === null ? undefined : partitionBase(destination, subscription.partitions);
-  return base !== undefined && matchesDestination(subscription.destination, base);
+  return base !== undefined && matches(subscription.destination, base);
 }
 
 /** `orders.created` for `orders.created.p3` when 3 < `partitions`; otherwise undefined. */

@@ -5,7 +5,7 @@
  * again on every change. Both messages travel as MessagePack; what arrives is checked before use.
  */
 import { defineService, messageType, serverStreaming, unary } from "@weft/core";
-import { type Envelope, fromHeaders, malformedMessage, toHeaders } from "../envelope.ts";
+import { type Envelope, envelopeOf, malformedMessage, toHeaders } from "../envelope.ts";
 
 /** One message for one subscription or inbox of the receiving process. */
 export interface DeliverRequest {
@@ -70,10 +70,11 @@ export function withinOf(request: DeliverRequest): number {
 }
 
 /**
- * The envelope a `deliver` request carries, checked: anything but strings where strings belong and
- * bytes for the body is `INVALID_ARGUMENT`/`MALFORMED_MESSAGE`, as are malformed reserved headers.
+ * The envelope a `deliver` request carries. Anything but strings where strings belong and bytes for the
+ * body is refused (`INVALID_ARGUMENT`/`MALFORMED_MESSAGE`); reserved headers that do not parse come back
+ * as `malformed` (`envelopeOf`), for the messenger to dead-letter.
  */
-export function envelopeOf(request: DeliverRequest): Envelope {
+export function deliveredEnvelope(request: DeliverRequest): ReturnType<typeof envelopeOf> {
   const { to, destination, headers, body } = request as Partial<DeliverRequest>;
   if (typeof to !== "string" || typeof destination !== "string" || !(body instanceof Uint8Array))
     throw malformedMessage("a deliver request needs to, destination and body");
@@ -82,7 +83,7 @@ export function envelopeOf(request: DeliverRequest): Envelope {
   for (const value of Object.values(headers))
     if (typeof value !== "string")
       throw malformedMessage("a deliver request's header values must be strings");
-  return fromHeaders(destination, headers, body);
+  return envelopeOf(destination, headers, body);
 }
 
 /** The subscriptions a peer advertised, checked; a malformed entry is dropped. */
