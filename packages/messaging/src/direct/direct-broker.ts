@@ -52,7 +52,7 @@ import type {
   SubscribeSpec,
 } from "../broker.ts";
 import { checkDestinationPattern, matches } from "../destination.ts";
-import type { Envelope } from "../envelope.ts";
+import { type Envelope, malformedMessage } from "../envelope.ts";
 import { LocalSubscription, type SubscriptionOwner } from "./local-subscription.ts";
 import { Peer, type PeerSettings } from "./peer.ts";
 import { type Member, partitionBase, routeOf, type Target } from "./routes.ts";
@@ -96,6 +96,13 @@ export interface DirectBrokerOptions {
    * is made in applies instead. Default 10,000.
    */
   readonly acceptTimeoutMs?: number;
+  /**
+   * How long `subscribe` waits for the peers this process reaches to confirm they know the new
+   * subscription (so a message they publish once it resolved reaches it), and how long `directBroker`
+   * waits to hear from the peers it finds at start, in milliseconds. A peer that has not confirmed by
+   * then learns of it a little later. Default 2,000.
+   */
+  readonly announceTimeoutMs?: number;
   /**
    * Makes the balancer that chooses the member of a queue group for a message without a key: called
    * once per group, as balancers keep per-list state. Default `roundRobin`; any core balancer fits
@@ -141,6 +148,7 @@ export const DIRECT_FEATURES: BrokerFeatures = Object.freeze({
 });
 
 const DEFAULT_ACCEPT_TIMEOUT_MS = 10_000;
+const DEFAULT_ANNOUNCE_TIMEOUT_MS = 2_000;
 /** How much longer a delivery call may take than the receiver may wait: the receiver's answer comes first. */
 const ACCEPT_GRACE_MS = 2_000;
 const PEER_RECONNECT: BackoffOptions = { initialDelayMs: 100, maxDelayMs: 10_000 };
@@ -189,6 +197,7 @@ interface Settings {
   readonly port: number;
   readonly advertise: string | undefined;
   readonly acceptTimeoutMs: number;
+  readonly announceTimeoutMs: number;
   readonly balancer: () => Balancer;
   readonly reconnect: BackoffOptions;
   readonly discovery: DiscoveryPolicy | undefined;
@@ -219,6 +228,9 @@ function settingsOf(options: DirectBrokerOptions): Settings {
   const acceptTimeoutMs = options.acceptTimeoutMs ?? DEFAULT_ACCEPT_TIMEOUT_MS;
   if (typeof acceptTimeoutMs !== "number" || !(acceptTimeoutMs > 0))
     throw new ConfigError("acceptTimeoutMs", "a positive number of milliseconds", acceptTimeoutMs);
+  const announceTimeoutMs = options.announceTimeoutMs ?? DEFAULT_ANNOUNCE_TIMEOUT_MS;
+  if (typeof announceTimeoutMs !== "number" || !(announceTimeoutMs >= 0))
+    throw new ConfigError("announceTimeoutMs", "milliseconds ≥ 0", announceTimeoutMs);
   const balancer = options.balancer ?? roundRobin;
   if (typeof balancer !== "function")
     throw new ConfigError("balancer", "a function making a Balancer (e.g. roundRobin)", balancer);
@@ -231,6 +243,7 @@ function settingsOf(options: DirectBrokerOptions): Settings {
     port,
     advertise: options.advertise,
     acceptTimeoutMs,
+    announceTimeoutMs,
     balancer,
     reconnect: options.reconnect === undefined ? PEER_RECONNECT : reconnectOptions(options.reconnect),
     discovery: options.discovery,
@@ -289,13 +302,17 @@ class DirectBrokerImpl implements DirectBroker, SubscriptionOwner {
   #static: readonly Peer[] = [];
   /** Peers only replied to (an inbox's address that is not a known peer). */
   readonly #others = new Map<string, Peer>();
-  readonly #peerSettings: PeerSettings;
+  #peerSettings: PeerSettings | undefined;
+  /** The processes following this one's subscriptions (by `host:port`): the version each has applied. */
+  readonly #followers = new Map<string, { applied: number }>();
+  #applied: Promise<void>;
+  #signalApplied: () => void = () => {};
   #inboxPrefix = "";
   #nextId = 0;
   #closed = false;
   #closing: Promise<void> | undefined;
   /** This process's advertised subscriptions, rebuilt when they change; `version` counts changes. */
-  #advertised: SubscriptionSet = { subscriptions: [] };
+  #advertised: SubscriptionSet = { version: 0, subscriptions: [] };
   #version = 0;
   #changed: Promise<void>;
   #signalChange: () => void = () => {};
@@ -306,12 +323,7 @@ class DirectBrokerImpl implements DirectBroker, SubscriptionOwner {
   constructor(settings: Settings) {
     this.#settings = settings;
     this.#changed = this.#nextChange();
-    this.#peerSettings = {
-      follow: true,
-      onChange: () => this.#invalidate(),
-      reconnect: settings.reconnect,
-      telemetry: settings.telemetry,
-    };
+    this.#applied = this.#nextApplied();
     this.#server = createServer({ logger: settings.logger, telemetry: settings.telemetry });
     this.#server.register(DirectService, {
       deliver: async (request, ctx) => {
@@ -319,7 +331,17 @@ class DirectBrokerImpl implements DirectBroker, SubscriptionOwner {
         const deadline = Date.now() + withinOf(request);
         return { status: await this.#accept(request.to, envelope, ctx.signal, deadline, malformed) };
       },
-      subscriptions: (_request, ctx) => this.#follow(ctx.signal),
+      subscriptions: (request, ctx) => this.#follow(request.from, ctx.signal),
+      applied: ({ from, version }) => {
+        const follower = this.#followers.get(from);
+        if (follower !== undefined && typeof version === "number" && version > follower.applied) {
+          follower.applied = version;
+          const wake = this.#signalApplied;
+          this.#applied = this.#nextApplied();
+          wake();
+        }
+        return {};
+      },
     });
   }
 
@@ -336,23 +358,33 @@ class DirectBrokerImpl implements DirectBroker, SubscriptionOwner {
       this.address = registration.instances[0]?.addresses.weft ?? this.address;
     }
     this.#inboxPrefix = `${INBOX_PREFIX}${Buffer.from(this.address).toString("base64url")}.`;
+    const peerSettings: PeerSettings = {
+      follow: true,
+      self: this.address,
+      onChange: () => this.#invalidate(),
+      reconnect: s.reconnect,
+      telemetry: s.telemetry,
+    };
+    this.#peerSettings = peerSettings;
     if (s.registry !== undefined) {
       this.#membership = new Membership<Peer>({
         discovery: s.registry,
         service: DirectService.typeName,
         protocol: "weft",
         factory: (address) =>
-          new Peer(
-            address,
-            address === this.address ? { ...this.#peerSettings, follow: false } : this.#peerSettings,
-          ),
+          new Peer(address, address === this.address ? { ...peerSettings, follow: false } : peerSettings),
         policy: { logger: s.logger, ...s.discovery },
         telemetry: s.telemetry,
       });
     } else if (s.peers !== undefined) {
       const addresses = [...new Set(s.peers)].filter((a) => a !== this.address);
-      this.#static = addresses.map((address) => new Peer(address, this.#peerSettings));
+      this.#static = addresses.map((address) => new Peer(address, peerSettings));
     }
+    // hear from the peers there are before the first subscribe or publish (bounded)
+    const deadline = Date.now() + s.announceTimeoutMs;
+    await settleWithin(this.#membership?.firstSet ?? Promise.resolve(), NEVER, deadline).catch(ignore);
+    const contacts = this.#peers().map((p) => p.contacted);
+    await settleWithin(Promise.all(contacts), NEVER, deadline).catch(ignore);
   }
 
   /** The peers known now (this process excluded). */
@@ -373,7 +405,34 @@ class DirectBrokerImpl implements DirectBroker, SubscriptionOwner {
     const subscription = new LocalSubscription(`s${++this.#nextId}`, spec, sink, this);
     this.#subscriptions.set(subscription.id, subscription);
     this.#advertise();
+    await this.#announced(this.#version);
     return subscription;
+  }
+
+  /**
+   * Resolves once every peer this process follows has confirmed it applied `version` of this
+   * process's set (or `announceTimeoutMs` passed, or the broker closed).
+   */
+  async #announced(version: number): Promise<void> {
+    const deadline = Date.now() + this.#settings.announceTimeoutMs;
+    for (;;) {
+      const pending = this.#peers().some(
+        (p) =>
+          p.up && p.address !== this.address && (this.#followers.get(p.address)?.applied ?? -1) < version,
+      );
+      if (!pending || this.#closed) return;
+      try {
+        await settleWithin(this.#applied, NEVER, deadline);
+      } catch {
+        return; // the peers left learn of it with their next push
+      }
+    }
+  }
+
+  #nextApplied(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#signalApplied = resolve;
+    });
   }
 
   stopped(subscription: LocalSubscription): void {
@@ -397,7 +456,7 @@ class DirectBrokerImpl implements DirectBroker, SubscriptionOwner {
         group: s.spec.group ?? null,
         partitions: s.spec.partitions ?? null,
       });
-    this.#advertised = { subscriptions };
+    this.#advertised = { version: this.#version + 1, subscriptions };
     this.#version++;
     this.#invalidate();
     const wake = this.#signalChange;
@@ -412,15 +471,22 @@ class DirectBrokerImpl implements DirectBroker, SubscriptionOwner {
   }
 
   /** A peer's `subscriptions` stream: the whole set now, and again after each change. */
-  async *#follow(signal: AbortSignal): AsyncGenerator<SubscriptionSet> {
+  async *#follow(from: string, signal: AbortSignal): AsyncGenerator<SubscriptionSet> {
+    if (typeof from !== "string") throw malformedMessage("a follower must say where it is (from)");
+    const follower = { applied: -1 };
+    this.#followers.set(from, follower);
     let version = -1;
-    for (;;) {
-      if (version !== this.#version) {
-        version = this.#version;
-        yield this.#advertised;
-      } else if (this.#closed)
-        return; // after the last set (empty once closing closed them all)
-      else await settleWithin(this.#changed, signal, undefined);
+    try {
+      for (;;) {
+        if (version !== this.#version) {
+          version = this.#version;
+          yield this.#advertised;
+        } else if (this.#closed)
+          return; // after the last set (empty once closing closed them all)
+        else await settleWithin(this.#changed, signal, undefined);
+      }
+    } finally {
+      if (this.#followers.get(from) === follower) this.#followers.delete(from);
     }
   }
 
@@ -637,7 +703,7 @@ class DirectBrokerImpl implements DirectBroker, SubscriptionOwner {
   #other(address: string): Peer {
     let peer = this.#others.get(address);
     if (peer === undefined) {
-      peer = new Peer(address, { ...this.#peerSettings, follow: false });
+      peer = new Peer(address, { ...this.#peerSettings!, follow: false });
       this.#others.set(address, peer);
     }
     return peer;
@@ -674,6 +740,8 @@ class DirectBrokerImpl implements DirectBroker, SubscriptionOwner {
     ]);
   }
 }
+
+function ignore(): void {}
 
 /** The key of the message a pick call carries. */
 function keyOf(call: Call): string | undefined {

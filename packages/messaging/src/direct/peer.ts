@@ -36,6 +36,8 @@ import {
 export interface PeerSettings {
   /** Follow the peer's subscriptions (false for a peer only replied to). */
   readonly follow: boolean;
+  /** This process's `host:port`, as the peer knows it: who confirms applied sets. */
+  readonly self: string;
   /** Told when `subscriptions` changed. */
   readonly onChange: () => void;
   readonly reconnect: BackoffOptions;
@@ -60,13 +62,26 @@ export class Peer {
   #failures = 0;
   #wait: DeadlineTimer | undefined;
   #wake: (() => void) | undefined;
+  #up = false;
+  /** Settles at the first set from the peer or the first failure to get one. */
+  readonly contacted: Promise<void>;
+  #contact: () => void = () => {};
 
   constructor(address: string, settings: PeerSettings) {
     this.address = address;
     this.#settings = settings;
     this.#transport = createTcpTransport({ address, telemetry: settings.telemetry });
     this.#client = createClient(DirectService, this.#transport);
+    this.contacted = new Promise((resolve) => {
+      this.#contact = resolve;
+    });
     if (settings.follow) runOutsideCallContext(() => void this.#follow());
+    else this.#contact();
+  }
+
+  /** True while the peer's subscription stream is up (its set is known). */
+  get up(): boolean {
+    return this.#up;
   }
 
   /** Deliveries to this peer in flight. */
@@ -101,6 +116,7 @@ export class Peer {
 
   async close(): Promise<void> {
     this.#stop.abort();
+    this.#contact();
     this.#wait?.cancel();
     this.#wake?.();
     await this.#transport.close();
@@ -112,11 +128,17 @@ export class Peer {
       let up = false;
       let reason = "the stream ended";
       try {
-        for await (const set of this.#client.subscriptions({}, { signal })) {
+        const from = { from: this.#settings.self };
+        for await (const set of this.#client.subscriptions(from, { signal })) {
           this.subscriptions = advertisedOf(set);
           this.#settings.onChange();
+          // the peer's subscribe waits for this: a message published from here now reaches them
+          if (Number.isSafeInteger(set.version))
+            this.#client.applied({ from: this.#settings.self, version: set.version }).catch(ignore);
           if (!up) {
             up = true;
+            this.#up = true;
+            this.#contact();
             this.#failures = 0;
             const telemetry = this.#settings.telemetry;
             if (telemetry !== undefined)
@@ -130,6 +152,8 @@ export class Peer {
         reason = error instanceof Error ? error.message : String(error);
       }
       if (signal.aborted) return;
+      this.#up = false;
+      this.#contact();
       if (this.subscriptions !== EMPTY) {
         this.subscriptions = EMPTY;
         this.#settings.onChange();
@@ -148,3 +172,5 @@ export class Peer {
     });
   }
 }
+
+function ignore(): void {}

@@ -42,15 +42,32 @@ export interface AdvertisedSubscription {
 
 /** A process's whole subscription set, pushed again on every change. */
 export interface SubscriptionSet {
+  /** Counts the changes of the set: a follower confirms it has applied this one (`applied`). */
+  readonly version: number;
   readonly subscriptions: readonly AdvertisedSubscription[];
+}
+
+/** Who follows a process's subscriptions: the `host:port` its own peers reach it at. */
+export interface Follower {
+  readonly from: string;
+}
+
+/** A follower has applied `version` of the set: a subscription made by then is routed to. */
+export interface Applied {
+  readonly from: string;
+  readonly version: number;
 }
 
 const wire = <T>() => messageType<T>({ serializers: ["msgpack"] });
 
-/** The service every direct broker serves, and the name it registers under. */
+/**
+ * The service every direct broker serves, and the name it registers under: `deliver` a message,
+ * follow the `subscriptions` (the whole set, again on every change), confirm a set was `applied`.
+ */
 export const DirectService = defineService("weft.messaging.v1.Direct", {
   deliver: unary(wire<DeliverRequest>(), wire<DeliverResponse>()),
-  subscriptions: serverStreaming(wire<Record<string, never>>(), wire<SubscriptionSet>()),
+  subscriptions: serverStreaming(wire<Follower>(), wire<SubscriptionSet>()),
+  applied: unary(wire<Applied>(), wire<Record<string, never>>()),
 });
 
 /** The request that carries `envelope` to `to`. */
