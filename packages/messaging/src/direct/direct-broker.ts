@@ -38,6 +38,7 @@ import {
   Membership,
   NEVER,
   reconnectOptions,
+  runOutsideCallContext,
   settleWithin,
   telemetryOption,
 } from "@weft/core/internal";
@@ -59,6 +60,7 @@ import { type Member, partitionBase, routeOf, type Target } from "./routes.ts";
 import {
   type Acceptance,
   type AdvertisedSubscription,
+  attemptOf,
   DirectService,
   deliveredEnvelope,
   type SubscriptionSet,
@@ -311,6 +313,8 @@ class DirectBrokerImpl implements DirectBroker, SubscriptionOwner {
   #nextId = 0;
   #closed = false;
   #closing: Promise<void> | undefined;
+  /** Hand-overs of closed subscriptions' nacked messages still on their way. */
+  readonly #handing = new Set<Promise<void>>();
   /** This process's advertised subscriptions, rebuilt when they change; `version` counts changes. */
   #advertised: SubscriptionSet = { version: 0, subscriptions: [] };
   #version = 0;
@@ -329,7 +333,10 @@ class DirectBrokerImpl implements DirectBroker, SubscriptionOwner {
       deliver: async (request, ctx) => {
         const { envelope, malformed } = deliveredEnvelope(request);
         const deadline = Date.now() + withinOf(request);
-        return { status: await this.#accept(request.to, envelope, ctx.signal, deadline, malformed) };
+        const attempt = attemptOf(request);
+        return {
+          status: await this.#accept(request.to, envelope, ctx.signal, deadline, malformed, attempt),
+        };
       },
       subscriptions: (request, ctx) => this.#follow(request.from, ctx.signal),
       applied: ({ from, version }) => {
@@ -439,6 +446,27 @@ class DirectBrokerImpl implements DirectBroker, SubscriptionOwner {
     if (this.#subscriptions.delete(subscription.id)) this.#advertise();
   }
 
+  /**
+   * A stopped subscription's nacked message: to another member of its group (a private subscription's
+   * is dropped), at once, whatever the nack's delay. A close waits for these before it disconnects.
+   */
+  handOver(subscription: LocalSubscription, envelope: Envelope, attempt: number): void {
+    const group = subscription.spec.group;
+    if (group === undefined) return;
+    const target = this.#route(envelope.destination).find((t) => t.group === group);
+    if (target === undefined) return;
+    const handing = runOutsideCallContext(() => this.#deliverTo(target, envelope, {}, attempt)).then(
+      ignore,
+      (error: unknown) =>
+        this.#settings.logger.warn(
+          { err: error, destination: envelope.destination, group },
+          "direct broker: a nacked message of a closed subscription could not be handed over; dropped",
+        ),
+    );
+    this.#handing.add(handing);
+    void handing.finally(() => this.#handing.delete(handing));
+  }
+
   sinkFailed(subscription: LocalSubscription, error: unknown): void {
     this.#settings.logger.error(
       { err: error, destination: subscription.spec.destination },
@@ -497,6 +525,7 @@ class DirectBrokerImpl implements DirectBroker, SubscriptionOwner {
     signal: AbortSignal,
     deadline: number,
     malformed?: WeftError,
+    attempt = 1,
   ): Promise<Acceptance> {
     const inbox = this.#inboxes.get(to);
     if (inbox !== undefined) {
@@ -517,6 +546,7 @@ class DirectBrokerImpl implements DirectBroker, SubscriptionOwner {
       signal,
       deadline,
       malformed,
+      attempt,
     );
   }
 
@@ -614,7 +644,12 @@ class DirectBrokerImpl implements DirectBroker, SubscriptionOwner {
    * is gone or provably unreached. Rejects when the copy may have been lost on its way, or when the
    * subscriber could not take it in time (`DEADLINE_EXCEEDED`).
    */
-  async #deliverTo(target: Target, envelope: Envelope, options: PublishOptions): Promise<Outcome> {
+  async #deliverTo(
+    target: Target,
+    envelope: Envelope,
+    options: PublishOptions,
+    attempt = 1,
+  ): Promise<Outcome> {
     const ctx = currentCallContext();
     const signal = eitherSignal(options.signal ?? NEVER, ctx?.signal ?? NEVER);
     const timeoutMs = this.#settings.acceptTimeoutMs;
@@ -636,7 +671,7 @@ class DirectBrokerImpl implements DirectBroker, SubscriptionOwner {
       const start = done === undefined ? 0 : performance.now();
       let status: Acceptance;
       try {
-        status = await this.#send(member.peer, member.subscription.id, envelope, within, signal);
+        status = await this.#send(member.peer, member.subscription.id, envelope, within, signal, attempt);
       } catch (error) {
         done?.({ latencyMs: performance.now() - start, error });
         if (!neverSent(error)) throw error;
@@ -677,8 +712,10 @@ class DirectBrokerImpl implements DirectBroker, SubscriptionOwner {
     envelope: Envelope,
     within: number,
     signal: AbortSignal,
+    attempt = 1,
   ): Promise<Acceptance> {
-    if (address === this.address) return this.#accept(to, envelope, signal, Date.now() + within);
+    if (address === this.address)
+      return this.#accept(to, envelope, signal, Date.now() + within, undefined, attempt);
     const peer = this.#peers().find((p) => p.address === address) ?? this.#other(address);
     // the call outlives the receiver's own wait by a grace, so the receiver answers first
     const timeoutMs = within + ACCEPT_GRACE_MS;
@@ -687,6 +724,7 @@ class DirectBrokerImpl implements DirectBroker, SubscriptionOwner {
         to,
         envelope,
         within,
+        attempt,
         signal === NEVER ? { timeoutMs } : { timeoutMs, signal },
       );
     } catch (error) {
@@ -728,6 +766,7 @@ class DirectBrokerImpl implements DirectBroker, SubscriptionOwner {
   async #close(): Promise<void> {
     this.#closed = true;
     await Promise.all([...this.#subscriptions.values()].map((s) => s.close()));
+    await Promise.all(this.#handing);
     this.#inboxes.clear();
     this.#signalChange();
     const peers = [...this.#static, ...this.#others.values()];

@@ -19,7 +19,7 @@ function envelope(id: string): Envelope {
 
 function subscription(maxInFlight: number) {
   const deliveries: Delivery[] = [];
-  const owner = { stopped: vi.fn(), sinkFailed: vi.fn() };
+  const owner = { stopped: vi.fn(), sinkFailed: vi.fn(), handOver: vi.fn() };
   const sub = new LocalSubscription(
     "s1",
     { destination: "d", group: undefined, maxInFlight, ackWaitMs: 30_000, partitions: undefined },
@@ -90,24 +90,30 @@ describe("LocalSubscription", () => {
     expect(await sub.accept(envelope(newMessageId()), NEVER, Date.now())).toBe("timeout");
   });
 
-  it("stop: waiting messages are gone, pending redeliveries dropped, later ones refused; acks still count", async () => {
-    const { sub, deliveries, owner } = subscription(1);
+  it("stop: waiting messages are gone, later ones refused; nacked ones are handed over to the group", async () => {
+    const { sub, deliveries, owner } = subscription(2);
     void sub.accept(envelope("a"), NEVER, Date.now() + 60_000);
-    const waiting = sub.accept(envelope("b"), NEVER, Date.now() + 60_000);
+    void sub.accept(envelope("b"), NEVER, Date.now() + 60_000);
+    await deliveries[1]!.nack(1_000); // b waits out its delay
+    void sub.accept(envelope("x"), NEVER, Date.now() + 60_000); // takes b's slot
+    const waiting = sub.accept(envelope("c"), NEVER, Date.now() + 60_000);
     await sub.stop();
     expect(await waiting).toBe("gone");
     expect(owner.stopped).toHaveBeenCalledOnce();
+    expect(owner.handOver.mock.calls.map(([, e, attempt]) => `${e.id}${attempt}`)).toEqual(["b2"]);
     await deliveries[0]!.nack(10);
-    await vi.advanceTimersByTimeAsync(20);
-    expect(deliveries).toHaveLength(1);
+    expect(owner.handOver.mock.calls.map(([, e, attempt]) => `${e.id}${attempt}`)).toEqual(["b2", "a2"]);
+    await deliveries[2]!.ack();
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect(deliveries.map((d) => d.envelope.id)).toEqual(["a", "b", "x"]);
     expect(sub.outstanding).toBe(0);
-    expect(await sub.accept(envelope("c"), NEVER, Date.now() + 60_000)).toBe("gone");
+    expect(await sub.accept(envelope("d"), NEVER, Date.now() + 60_000)).toBe("gone");
     await sub.close();
     expect(owner.stopped).toHaveBeenCalledOnce();
   });
 
   it("drops a delivery whose sink throws and frees its slot", async () => {
-    const owner = { stopped: vi.fn(), sinkFailed: vi.fn() };
+    const owner = { stopped: vi.fn(), sinkFailed: vi.fn(), handOver: vi.fn() };
     const sub = new LocalSubscription(
       "s1",
       { destination: "d", group: undefined, maxInFlight: 1, ackWaitMs: 1, partitions: undefined },

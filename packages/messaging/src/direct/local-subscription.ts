@@ -25,6 +25,11 @@ export interface SubscriptionOwner {
   stopped(subscription: LocalSubscription): void;
   /** The sink threw (a bug of the subscriber): the delivery was dropped. */
   sinkFailed(subscription: LocalSubscription, error: unknown): void;
+  /**
+   * A message nacked for redelivery after the subscription stopped (or while its redelivery was
+   * pending): give it to another member of the group, as delivery `attempt`.
+   */
+  handOver(subscription: LocalSubscription, envelope: Envelope, attempt: number): void;
 }
 
 const RESOLVED: Promise<void> = Promise.resolve();
@@ -37,7 +42,11 @@ export class LocalSubscription implements BrokerSubscription {
   #outstanding = 0;
   /** Messages waiting for a free slot, first come first served (redeliveries go first). */
   readonly #waiting: Waiter[] = [];
-  readonly #redeliveries = new Set<DeadlineTimer>();
+  /** Nacked messages waiting out their delay, with the attempt they come back as. */
+  readonly #redeliveries = new Map<
+    DeadlineTimer,
+    { readonly envelope: Envelope; readonly attempt: number }
+  >();
   #stopped = false;
 
   constructor(id: string, spec: SubscribeSpec, sink: DeliverySink, owner: SubscriptionOwner) {
@@ -65,22 +74,24 @@ export class LocalSubscription implements BrokerSubscription {
    * Hands `envelope` to the sink once a slot is free: resolves `accepted` then; `gone` when the
    * subscription stopped or `signal` aborted (the sender gave up) first, `timeout` when `deadline`
    * (`Date.now()` milliseconds) passed first. Unless accepted, it was not delivered. `malformed`:
-   * its reserved headers did not parse (see `Delivery.malformed`).
+   * its reserved headers did not parse (see `Delivery.malformed`). `attempt`: which delivery this is
+   * (above 1 for a message another member of the group handed over).
    */
   accept(
     envelope: Envelope,
     signal: AbortSignal,
     deadline: number,
     malformed?: WeftError | undefined,
+    attempt = 1,
   ): Promise<Acceptance> {
     if (this.#stopped || signal.aborted) return Promise.resolve("gone");
     if (this.#outstanding < this.spec.maxInFlight && this.#waiting.length === 0) {
-      this.#hand(envelope, 1, malformed);
+      this.#hand(envelope, attempt, malformed);
       return Promise.resolve("accepted");
     }
     if (Date.now() >= deadline) return Promise.resolve("timeout");
     return new Promise((resolve) => {
-      const waiter = new Waiter(this, envelope, 1, signal, resolve, malformed);
+      const waiter = new Waiter(this, envelope, attempt, signal, resolve, malformed);
       this.#waiting.push(waiter);
       watchAbort(signal, waiter);
       waiter.timer = armDeadline(deadline, giveUp, waiter);
@@ -98,13 +109,14 @@ export class LocalSubscription implements BrokerSubscription {
   /** A delivery was acked or nacked: its slot is free. */
   settled(envelope: Envelope, redeliverAfterMs: number | undefined, attempt: number): void {
     this.#outstanding--;
-    if (redeliverAfterMs !== undefined && !this.#stopped) {
-      if (redeliverAfterMs > 0) {
+    if (redeliverAfterMs !== undefined) {
+      if (this.#stopped) this.#owner.handOver(this, envelope, attempt + 1);
+      else if (redeliverAfterMs > 0) {
         const timer: DeadlineTimer = armDeadline(Date.now() + redeliverAfterMs, () => {
           this.#redeliveries.delete(timer);
           this.#redeliver(envelope, attempt + 1);
         });
-        this.#redeliveries.add(timer);
+        this.#redeliveries.set(timer, { envelope, attempt: attempt + 1 });
       } else this.#redeliver(envelope, attempt + 1);
     }
     this.#pump();
@@ -113,10 +125,16 @@ export class LocalSubscription implements BrokerSubscription {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
-    for (const timer of this.#redeliveries) timer.cancel();
-    this.#redeliveries.clear();
-    for (const waiter of this.#waiting.splice(0)) waiter.end("gone");
     this.#owner.stopped(this);
+    for (const [timer, { envelope, attempt }] of this.#redeliveries) {
+      timer.cancel();
+      this.#owner.handOver(this, envelope, attempt);
+    }
+    this.#redeliveries.clear();
+    for (const waiter of this.#waiting.splice(0)) {
+      if (waiter.redelivery) this.#owner.handOver(this, waiter.envelope, waiter.attempt);
+      waiter.end("gone");
+    }
   }
 
   close(): Promise<void> {
@@ -125,7 +143,9 @@ export class LocalSubscription implements BrokerSubscription {
 
   #redeliver(envelope: Envelope, attempt: number): void {
     if (this.#stopped) return;
-    this.#waiting.unshift(new Waiter(this, envelope, attempt, undefined, ignore, undefined));
+    const waiter = new Waiter(this, envelope, attempt, undefined, ignore, undefined);
+    waiter.redelivery = true;
+    this.#waiting.unshift(waiter);
     this.#pump();
   }
 
@@ -160,6 +180,8 @@ class Waiter implements AbortWatcher {
   readonly resolve: (outcome: Acceptance) => void;
   readonly malformed: WeftError | undefined;
   timer: DeadlineTimer | undefined;
+  /** A nacked message of this subscription's own, not a sender's. */
+  redelivery = false;
 
   constructor(
     subscription: LocalSubscription,

@@ -95,10 +95,16 @@ export class Peer {
    * `WeftError` (`UNAVAILABLE` when the peer cannot be reached). The call is made outside the
    * caller's call context: `options` says all it inherits.
    */
-  async deliver(to: string, envelope: Envelope, within: number, options: CallOptions): Promise<Acceptance> {
+  async deliver(
+    to: string,
+    envelope: Envelope,
+    within: number,
+    attempt: number,
+    options: CallOptions,
+  ): Promise<Acceptance> {
     this.#inFlight++;
     try {
-      const request = deliverRequest(to, envelope, within);
+      const request = deliverRequest(to, envelope, within, attempt);
       const response = await runOutsideCallContext(() => this.#client.deliver(request, options));
       return response.status;
     } finally {

@@ -17,6 +17,8 @@ export interface DeliverRequest {
   readonly body: Uint8Array;
   /** How long the subscription may keep the message waiting for a free slot, in milliseconds. */
   readonly within: number;
+  /** Which delivery this is: above 1 for a message another member of the group handed over. Default 1. */
+  readonly attempt?: number;
 }
 
 /**
@@ -71,8 +73,22 @@ export const DirectService = defineService("weft.messaging.v1.Direct", {
 });
 
 /** The request that carries `envelope` to `to`. */
-export function deliverRequest(to: string, envelope: Envelope, within: number): DeliverRequest {
-  return { to, destination: envelope.destination, headers: toHeaders(envelope), body: envelope.body, within };
+export function deliverRequest(
+  to: string,
+  envelope: Envelope,
+  within: number,
+  attempt: number,
+): DeliverRequest {
+  const { destination, body } = envelope;
+  return { to, destination, headers: toHeaders(envelope), body, within, attempt };
+}
+
+/** A deliver request's `attempt`, checked (`MALFORMED_MESSAGE` unless an integer ≥ 1); 1 when absent. */
+export function attemptOf(request: DeliverRequest): number {
+  const attempt = (request as Partial<DeliverRequest>).attempt ?? 1;
+  if (!Number.isSafeInteger(attempt) || attempt < 1)
+    throw malformedMessage("a deliver request's attempt must be an integer ≥ 1");
+  return attempt;
 }
 
 /** The longest `within` a receiver honours: an hour. */
