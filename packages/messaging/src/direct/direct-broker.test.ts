@@ -414,4 +414,22 @@ describe("directBroker across servers", () => {
     await a.publish(envelope(dest, { id: "third" }));
     expect(got.deliveries.map((d) => d.envelope.id)).toEqual(["first", "third"]);
   });
+
+  it("routes to a subscription from every peer as soon as its subscribe resolved (the peers confirmed it)", async () => {
+    const [a, b, c] = await mesh(3);
+    const last = await broker({ peers: [a!.address] });
+    for (let round = 0; round < 5; round++) {
+      const dest = unique("announced");
+      const got = collector();
+      await b!.subscribe(spec(dest, { group: "g" }), got.sink);
+      expect(a!.subscribersOf(dest)).toEqual([{ peer: b!.address, group: "g" }]);
+      expect(c!.subscribersOf(dest)).toEqual([{ peer: b!.address, group: "g" }]);
+      await a!.publish(envelope(dest));
+      await c!.publish(envelope(dest));
+      expect(got.deliveries).toHaveLength(2);
+      // static peers too: `last` follows a, which knows once a's subscribe resolved
+      await a!.subscribe(spec(dest, { group: "h" }), () => {});
+      expect(last.subscribersOf(dest).map((s) => s.group)).toEqual(["h"]);
+    }
+  });
 });

@@ -161,8 +161,9 @@ const MAX_ROUTES = 1_024;
 
 /**
  * Creates a brokerless broker and starts it: listens on one port, registers in `registry` (or uses
- * the static `peers`), and follows its peers' subscriptions. Resolves once it listens (and is
- * registered). Bad options reject with a `ConfigError` naming the option.
+ * the static `peers`) and follows its peers' subscriptions. Resolves once it listens, is registered
+ * and has heard from the peers it found (at most `announceTimeoutMs`). Bad options reject with a
+ * `ConfigError` naming the option; a port in use rejects with the listen error.
  *
  * Guarantees (`features`): at-most-once, nothing stored. A message goes to the subscriptions known when
  * it is published: every private subscription and one member of each queue group; a publish
@@ -170,10 +171,11 @@ const MAX_ROUTES = 1_024;
  * member that cannot be reached is skipped for another; when no member of a group could take it the
  * publish rejects with `UNAVAILABLE`/`BROKER_UNAVAILABLE` (other groups may have it). A connection lost
  * while a message was on its way rejects the publish too: that copy may or may not have been delivered,
- * and is never sent twice. A nack redelivers in the receiving process only (same subscription, after
- * the delay), and is lost with that process. Keyed messages of one publisher keep their order while a
- * group's membership is stable. A subscription made in another process is seen here within a round
- * trip of its `subscribe`; until then messages are not routed to it.
+ * and is never sent twice. A nack redelivers in the receiving process (same subscription, after the
+ * delay; a subscription that stops hands it to another member of its group), and is lost with that
+ * process. Keyed messages of one publisher keep their order while a group's membership is stable.
+ * `subscribe` resolves once the peers this process reaches confirmed they route to the subscription
+ * (at most `announceTimeoutMs`). See docs/messaging.md, "The direct broker".
  *
  * ```ts
  * const broker = await directBroker({ registry: createLocalRegistry() });
@@ -417,21 +419,22 @@ class DirectBrokerImpl implements DirectBroker, SubscriptionOwner {
   }
 
   /**
-   * Resolves once every peer this process follows has confirmed it applied `version` of this
-   * process's set (or `announceTimeoutMs` passed, or the broker closed).
+   * Resolves once every process following this one's subscriptions, and every peer this one reaches
+   * (it will follow soon), has confirmed it applied `version` of the set (or `announceTimeoutMs`
+   * passed, or the broker closed).
    */
   async #announced(version: number): Promise<void> {
     const deadline = Date.now() + this.#settings.announceTimeoutMs;
+    const behind = (address: string) => (this.#followers.get(address)?.applied ?? -1) < version;
     for (;;) {
-      const pending = this.#peers().some(
-        (p) =>
-          p.up && p.address !== this.address && (this.#followers.get(p.address)?.applied ?? -1) < version,
-      );
+      const pending =
+        [...this.#followers.values()].some((f) => f.applied < version) ||
+        this.#peers().some((p) => p.up && p.address !== this.address && behind(p.address));
       if (!pending || this.#closed) return;
       try {
         await settleWithin(this.#applied, NEVER, deadline);
       } catch {
-        return; // the peers left learn of it with their next push
+        return; // the ones left learn of it with their next push
       }
     }
   }
