@@ -9,10 +9,26 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Code, createLocalRegistry, type Registry, WeftError } from "@weft/core";
+import {
+  Code,
+  codeName,
+  createLocalRegistry,
+  Reason,
+  type Registry,
+  SILENT_LOGGER,
+  WeftError,
+} from "@weft/core";
 import { killed } from "@weft/testing";
 import { afterEach, describe, expect, it } from "vitest";
-import { type DirectBroker, directBroker, type Envelope, newMessageId } from "../../src/index.ts";
+import {
+  createMessenger,
+  type DirectBroker,
+  destination,
+  directBroker,
+  type Envelope,
+  newMessageId,
+} from "../../src/index.ts";
+import { pendingRequests } from "../../src/internal.ts";
 
 const script = fileURLToPath(new URL("./direct-peer.child.ts", import.meta.url));
 
@@ -75,9 +91,9 @@ function message(destination: string, fields: Partial<Envelope> = {}): Envelope 
     kind: "command",
     destination,
     publishedAt: Date.now(),
-    contentType: "text/plain",
+    contentType: "application/json",
     headers: {},
-    body: new TextEncoder().encode(id),
+    body: new TextEncoder().encode(JSON.stringify({ id })),
     ...fields,
   };
 }
@@ -148,99 +164,89 @@ describe("direct broker with a subscriber killed (SIGKILL)", () => {
 
   it("settles each of 1,000 concurrent requests exactly once, with its own reply, while a responder is killed", async () => {
     const { directory, broker } = await setup();
-    const destination = `quotes.${randomUUID().slice(0, 8)}`;
+    const messenger = createMessenger({ broker, logger: SILENT_LOGGER });
+    cleanups.push(() => messenger.close({ graceMs: 0 }));
+    const quotes = destination<{ n: number }>(`quotes.${randomUUID().slice(0, 8)}`);
     const [b] = await Promise.all([
-      spawnPeer({ directory, destination, group: "responders", replyDelayMs: 20 }),
-      spawnPeer({ directory, destination, group: "responders", replyDelayMs: 20 }),
+      spawnPeer({ directory, destination: quotes.name, group: "responders", replyDelayMs: 20 }),
+      spawnPeer({ directory, destination: quotes.name, group: "responders", replyDelayMs: 20 }),
     ]);
-    await until(() => broker.subscribersOf(destination).length === 2, "both responders at the requester");
-
-    type End = "reply" | "noResponders" | "rejected" | "timeout";
-    const pending = new Map<string, { id: string; settle: (end: End) => void }>();
-    const ends: Record<End, number> = { reply: 0, noResponders: 0, rejected: 0, timeout: 0 };
-    let settledTwice = 0;
-    let wrongReply = 0;
-    let lateReplies = 0;
-    let replies = 0;
-    let kill: Promise<void> | undefined;
-    const inbox = await broker.openInbox({
-      onReply: (e) => {
-        const request = pending.get(e.correlationId ?? "");
-        if (request === undefined) {
-          lateReplies++;
-          return;
-        }
-        if (new TextDecoder().decode(e.body) !== request.id) wrongReply++;
-        request.settle("reply");
-        if (++replies === 300) kill ??= killed(b!.process);
-      },
-      onNoResponders: (correlationId) => pending.get(correlationId)?.settle("noResponders"),
-    });
-    cleanups.push(() => inbox.close());
+    await until(() => broker.subscribersOf(quotes.name).length === 2, "both responders at the requester");
 
     const total = 1_000;
+    const ends = new Map<string, number>();
+    let wrongReply = 0;
+    let replies = 0;
+    let kill: Promise<void> | undefined;
     await Promise.all(
-      Array.from({ length: total }, async () => {
-        const correlationId = randomUUID();
-        const m = message(destination, { correlationId, replyTo: inbox.address(correlationId) });
-        const outcome = new Promise<End>((resolve) => {
-          let done = false;
-          const timer = setTimeout(() => settle("timeout"), 3_000);
-          function settle(end: End): void {
-            if (done) {
-              settledTwice++;
-              return;
-            }
-            done = true;
-            clearTimeout(timer);
-            pending.delete(correlationId);
-            resolve(end);
-          }
-          pending.set(correlationId, { id: m.id, settle });
-        });
-        await broker.publish(m).catch(() => pending.get(correlationId)?.settle("rejected"));
-        ends[await outcome]++;
+      Array.from({ length: total }, async (_, n) => {
+        let end: string;
+        try {
+          const reply = await messenger.request<{ n: number }, { n: number }>(
+            quotes,
+            { n },
+            { timeoutMs: 3_000 },
+          );
+          if (reply.n !== n) wrongReply++;
+          end = "reply";
+          if (++replies === 300) kill ??= killed(b!.process);
+        } catch (error) {
+          if (!(error instanceof WeftError)) throw error;
+          end = `${codeName(error.code)}/${error.reason}`;
+        }
+        ends.set(end, (ends.get(end) ?? 0) + 1);
       }),
     );
     await kill;
 
-    expect(ends.reply + ends.noResponders + ends.rejected + ends.timeout).toBe(total);
-    expect(settledTwice).toBe(0);
+    // Promise.all counted each request once: every one settled (reply, rejection or timeout), none twice
+    expect([...ends.values()].reduce((x, y) => x + y)).toBe(total);
     expect(wrongReply).toBe(0);
-    expect(pending.size).toBe(0);
-    expect(ends.reply).toBeGreaterThan(500);
+    expect(pendingRequests(messenger)).toBe(0);
+    expect(ends.get("reply")).toBeGreaterThan(500);
+    for (const end of ends.keys())
+      expect([
+        "reply",
+        "UNAVAILABLE/BROKER_UNAVAILABLE",
+        "DEADLINE_EXCEEDED/DEADLINE_EXCEEDED",
+        "UNAVAILABLE/NO_RESPONDERS",
+      ]).toContain(end);
     console.info(
-      `direct requests: ${total} requests, ${JSON.stringify(ends)}, late replies dropped ${lateReplies}`,
+      `direct requests: ${total} requests through the messenger, ${JSON.stringify(Object.fromEntries(ends))}`,
     );
   });
 
   it("fails fast once the only member is gone: no responders for a request, nothing routed to it", async () => {
     const { directory, broker } = await setup();
-    const destination = `solo.${randomUUID().slice(0, 8)}`;
-    const b = await spawnPeer({ directory, destination, group: "solo" });
-    await until(() => broker.subscribersOf(destination).length === 1, "the member at the publisher");
-    await broker.publish(message(destination));
+    const name = `solo.${randomUUID().slice(0, 8)}`;
+    const b = await spawnPeer({ directory, destination: name, group: "solo" });
+    await until(() => broker.subscribersOf(name).length === 1, "the member at the publisher");
+    await broker.publish(message(name));
 
     const start = performance.now();
     await killed(b.process);
     // the first publish either finds the peer gone or reaches its dead connection: never hangs
-    const first = await broker.publish(message(destination)).then(
+    const first = await broker.publish(message(name)).then(
       () => "resolved",
       (e: unknown) => (e instanceof WeftError ? e.reason : String(e)),
     );
-    await until(() => broker.subscribersOf(destination).length === 0, "the member's removal", 2_000);
+    await until(() => broker.subscribersOf(name).length === 0, "the member's removal", 2_000);
     const detectedMs = performance.now() - start;
 
-    const none: string[] = [];
-    const inbox = await broker.openInbox({ onReply: () => {}, onNoResponders: (c) => none.push(c) });
-    cleanups.push(() => inbox.close());
+    const messenger = createMessenger({ broker, logger: SILENT_LOGGER });
+    cleanups.push(() => messenger.close({ graceMs: 0 }));
     const asked = performance.now();
-    await broker.publish(message(destination, { correlationId: "q1", replyTo: inbox.address("q1") }));
-    await until(() => none.length === 1, "no responders", 1_000);
-    expect(none).toEqual(["q1"]);
-    expect(performance.now() - asked).toBeLessThan(100);
+    const error = await messenger
+      .request(destination<unknown>(name), {}, { timeoutMs: 5_000 })
+      .catch((e: unknown) => e);
+    const answeredMs = performance.now() - asked;
+    expect(error).toBeInstanceOf(WeftError);
+    expect((error as WeftError).code).toBe(Code.UNAVAILABLE);
+    expect((error as WeftError).reason).toBe(Reason.NO_RESPONDERS);
+    expect(answeredMs).toBeLessThan(100);
     console.info(
-      `direct fail-fast: first publish after the kill ${first}; member gone at the publisher ${detectedMs.toFixed(0)} ms after SIGKILL`,
+      `direct fail-fast: first publish after the kill ${first}; member gone at the publisher ${detectedMs.toFixed(0)} ms after SIGKILL; ` +
+        `a request then rejected NO_RESPONDERS in ${answeredMs.toFixed(1)} ms`,
     );
   });
 });

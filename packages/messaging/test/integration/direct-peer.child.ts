@@ -1,10 +1,11 @@
 /*
  * A process of the direct broker tests: joins the local registry in `directory`, subscribes to
- * `destination` in `group`, reports every message it takes to its parent (`{ id }`) and, for a
- * request, replies with the request's body after a random delay of up to `replyDelayMs`.
+ * `destination` in `group` through a messenger, reports every message it takes to its parent
+ * (`{ id }`) and, for a request, replies with the request's body after a random delay of up to
+ * `replyDelayMs`.
  */
-import { createLocalRegistry } from "@weft/core";
-import { directBroker, newMessageId } from "../../src/index.ts";
+import { createLocalRegistry, SILENT_LOGGER } from "@weft/core";
+import { createMessenger, destination, directBroker } from "../../src/index.ts";
 
 interface Config {
   readonly directory: string;
@@ -16,36 +17,15 @@ interface Config {
 const config = JSON.parse(process.argv[2]!) as Config;
 const registry = createLocalRegistry({ directory: config.directory, pollIntervalMs: 100 });
 const broker = await directBroker({ registry });
-await broker.subscribe(
-  {
-    destination: config.destination,
-    group: config.group,
-    maxInFlight: 16,
-    ackWaitMs: 30_000,
-    partitions: undefined,
+const messenger = createMessenger({ broker, logger: SILENT_LOGGER });
+await messenger.subscribe(
+  destination<unknown>(config.destination),
+  async (message) => {
+    process.send?.({ id: message.id });
+    if (message.replyTo === undefined) return;
+    await new Promise((resolve) => setTimeout(resolve, Math.random() * config.replyDelayMs));
+    await message.reply(message.body);
   },
-  (delivery) => {
-    const request = delivery.envelope;
-    process.send?.({ id: request.id });
-    if (request.replyTo === undefined) {
-      void delivery.ack();
-      return;
-    }
-    setTimeout(() => {
-      void delivery.ack();
-      broker
-        .publish({
-          id: newMessageId(),
-          kind: "document",
-          destination: request.replyTo!,
-          correlationId: request.correlationId,
-          publishedAt: Date.now(),
-          contentType: request.contentType,
-          headers: {},
-          body: request.body,
-        })
-        .catch(() => {});
-    }, Math.random() * config.replyDelayMs);
-  },
+  { group: config.group, maxInFlight: 16 },
 );
 process.send?.({ ready: broker.address });
