@@ -309,8 +309,8 @@ class DirectBrokerImpl implements DirectBroker, SubscriptionOwner {
   #peerSettings: PeerSettings | undefined;
   /** The processes following this one's subscriptions (by `host:port`): the version each has applied. */
   readonly #followers = new Map<string, { applied: number }>();
-  #applied: Promise<void>;
-  #signalApplied: () => void = () => {};
+  /** Fired when a follower confirmed a version. */
+  readonly #applied = new Changes();
   #inboxPrefix = "";
   #nextId = 0;
   #closed = false;
@@ -320,16 +320,14 @@ class DirectBrokerImpl implements DirectBroker, SubscriptionOwner {
   /** This process's advertised subscriptions, rebuilt when they change; `version` counts changes. */
   #advertised: SubscriptionSet = { version: 0, subscriptions: [] };
   #version = 0;
-  #changed: Promise<void>;
-  #signalChange: () => void = () => {};
+  /** Fired when this process's set changed, and on close. */
+  readonly #changed = new Changes();
   /** Targets per destination for the topology `#routesOf` was built from. */
   #routes = new Map<string, Target[]>();
   #routesOf: readonly Peer[] | undefined;
 
   constructor(settings: Settings) {
     this.#settings = settings;
-    this.#changed = this.#nextChange();
-    this.#applied = this.#nextApplied();
     this.#server = createServer({ logger: settings.logger, telemetry: settings.telemetry });
     this.#server.register(DirectService, {
       deliver: async (request, ctx) => {
@@ -345,9 +343,7 @@ class DirectBrokerImpl implements DirectBroker, SubscriptionOwner {
         const follower = this.#followers.get(from);
         if (follower !== undefined && typeof version === "number" && version > follower.applied) {
           follower.applied = version;
-          const wake = this.#signalApplied;
-          this.#applied = this.#nextApplied();
-          wake();
+          this.#applied.fire();
         }
         return {};
       },
@@ -396,7 +392,7 @@ class DirectBrokerImpl implements DirectBroker, SubscriptionOwner {
     await settleWithin(Promise.all(contacts), NEVER, deadline).catch(ignore);
   }
 
-  /** The peers known now (this process excluded). */
+  /** The peers known now (with a registry, this process's own record too: a peer never followed). */
   #peers(): readonly Peer[] {
     return this.#membership?.nodes ?? this.#static;
   }
@@ -432,17 +428,11 @@ class DirectBrokerImpl implements DirectBroker, SubscriptionOwner {
         this.#peers().some((p) => p.up && p.address !== this.address && behind(p.address));
       if (!pending || this.#closed) return;
       try {
-        await settleWithin(this.#applied, NEVER, deadline);
+        await settleWithin(this.#applied.next, NEVER, deadline);
       } catch {
         return; // the ones left learn of it with their next push
       }
     }
-  }
-
-  #nextApplied(): Promise<void> {
-    return new Promise((resolve) => {
-      this.#signalApplied = resolve;
-    });
   }
 
   stopped(subscription: LocalSubscription): void {
@@ -490,15 +480,7 @@ class DirectBrokerImpl implements DirectBroker, SubscriptionOwner {
     this.#advertised = { version: this.#version + 1, subscriptions };
     this.#version++;
     this.#invalidate();
-    const wake = this.#signalChange;
-    this.#changed = this.#nextChange();
-    wake();
-  }
-
-  #nextChange(): Promise<void> {
-    return new Promise((resolve) => {
-      this.#signalChange = resolve;
-    });
+    this.#changed.fire();
   }
 
   /** A peer's `subscriptions` stream: the whole set now, and again after each change. */
@@ -514,7 +496,7 @@ class DirectBrokerImpl implements DirectBroker, SubscriptionOwner {
           yield this.#advertised;
         } else if (this.#closed)
           return; // after the last set (empty once closing closed them all)
-        else await settleWithin(this.#changed, signal, undefined);
+        else await settleWithin(this.#changed.next, signal, undefined);
       }
     } finally {
       if (this.#followers.get(from) === follower) this.#followers.delete(from);
@@ -771,7 +753,7 @@ class DirectBrokerImpl implements DirectBroker, SubscriptionOwner {
     await Promise.all([...this.#subscriptions.values()].map((s) => s.close()));
     await Promise.all(this.#handing);
     this.#inboxes.clear();
-    this.#signalChange();
+    this.#changed.fire();
     const peers = [...this.#static, ...this.#others.values()];
     this.#static = [];
     this.#others.clear();
@@ -807,4 +789,26 @@ function pickCall(envelope: Envelope): Call {
     stream: false,
     message: envelope,
   };
+}
+
+/** Wakes whoever waits for the next change: `next` settles at the following `fire`. */
+class Changes {
+  next: Promise<void>;
+  #fire: () => void = ignore;
+
+  constructor() {
+    this.next = this.#renew();
+  }
+
+  fire(): void {
+    const fire = this.#fire;
+    this.next = this.#renew();
+    fire();
+  }
+
+  #renew(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#fire = resolve;
+    });
+  }
 }
