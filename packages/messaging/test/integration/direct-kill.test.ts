@@ -36,6 +36,8 @@ interface Child {
   readonly process: ChildProcess;
   /** Ids of the messages it reported taking, in order. */
   readonly taken: string[];
+  /** Where its broker listens. */
+  readonly address: string;
 }
 
 const children: ChildProcess[] = [];
@@ -46,18 +48,32 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function setup(): Promise<{ directory: string; registry: Registry; broker: DirectBroker }> {
+/** A registry directory of its own and the parent's broker on it. */
+async function setup(): Promise<{ directory: string; broker: DirectBroker }> {
   const directory = mkdtempSync(join(tmpdir(), "weft-direct-"));
-  const registry = createLocalRegistry({ directory, pollIntervalMs: 100 });
-  const broker = await directBroker({ registry, acceptTimeoutMs: 2_000 });
   cleanups.push(() => rmSync(directory, { recursive: true, force: true }));
-  cleanups.push(() => registry.close());
-  cleanups.push(() => broker.close());
-  return { directory, registry, broker };
+  return { directory, broker: await joined(directory) };
 }
 
+/** The parent's broker on the registry in `directory`. */
+async function joined(directory: string): Promise<DirectBroker> {
+  const registry = createLocalRegistry({ directory, pollIntervalMs: 100 });
+  const broker = await directBroker({ registry, acceptTimeoutMs: 2_000 });
+  cleanups.push(() => registry.close());
+  cleanups.push(() => broker.close());
+  return broker;
+}
+
+/** The parent's broker with a static list of peers. */
+async function listing(peers: readonly string[]): Promise<DirectBroker> {
+  const broker = await directBroker({ peers, acceptTimeoutMs: 2_000 });
+  cleanups.push(() => broker.close());
+  return broker;
+}
+
+/** A peer process; with `directory` `undefined` it joins no registry (the parent lists it statically). */
 async function spawnPeer(config: {
-  directory: string;
+  directory: string | undefined;
   destination: string;
   group: string;
   replyDelayMs?: number;
@@ -65,14 +81,14 @@ async function spawnPeer(config: {
   const child = fork(script, [JSON.stringify({ replyDelayMs: 0, ...config })], { stdio: "inherit" });
   children.push(child);
   const taken: string[] = [];
-  await new Promise<void>((resolve, reject) => {
+  const address = await new Promise<string>((resolve, reject) => {
     child.once("exit", (code) => reject(new Error(`the peer exited with ${code} before it was ready`)));
     child.on("message", (m: { id?: string; ready?: string }) => {
       if (m.id !== undefined) taken.push(m.id);
-      if (m.ready !== undefined) resolve();
+      if (m.ready !== undefined) resolve(m.ready);
     });
   });
-  return { process: child, taken };
+  return { process: child, taken, address };
 }
 
 /** Waits (bounded) for a condition no event announces: what the parent knows of its peers. */
@@ -109,58 +125,67 @@ async function pool(count: number, concurrency: number, task: (i: number) => Pro
 }
 
 describe("direct broker with a subscriber killed (SIGKILL)", () => {
-  it("moves a group's messages to the member left; none is delivered twice", async () => {
-    const { directory, broker } = await setup();
-    const destination = `jobs.${randomUUID().slice(0, 8)}`;
-    const [b, c] = await Promise.all([
-      spawnPeer({ directory, destination, group: "workers" }),
-      spawnPeer({ directory, destination, group: "workers" }),
-    ]);
-    await until(() => broker.subscribersOf(destination).length === 2, "both members at the publisher");
+  it.each([
+    ["a local registry", true],
+    ["a static list", false],
+  ])(
+    "moves a group's messages to the member left; none is delivered twice (peers from %s)",
+    async (_, registry) => {
+      const directory = registry ? mkdtempSync(join(tmpdir(), "weft-direct-")) : undefined;
+      if (directory !== undefined) cleanups.push(() => rmSync(directory, { recursive: true, force: true }));
+      const destination = `jobs.${randomUUID().slice(0, 8)}`;
+      const [b, c] = await Promise.all([
+        spawnPeer({ directory, destination, group: "workers" }),
+        spawnPeer({ directory, destination, group: "workers" }),
+      ]);
+      const broker =
+        directory === undefined ? await listing([b.address, c.address]) : await joined(directory);
+      await until(() => broker.subscribersOf(destination).length === 2, "both members at the publisher");
 
-    const total = 1_000;
-    const concurrency = 8;
-    const resolved: { id: string; afterKill: boolean }[] = [];
-    const rejected: WeftError[] = [];
-    let killDone = false;
-    let kill: Promise<void> | undefined;
-    await pool(total, concurrency, async () => {
-      const m = message(destination);
-      const afterKill = killDone;
-      try {
-        await broker.publish(m);
-        resolved.push({ id: m.id, afterKill });
-      } catch (error) {
-        if (!(error instanceof WeftError)) throw error;
-        rejected.push(error);
-      }
-      if (resolved.length === 300 && kill === undefined)
-        kill = killed(b.process).then(() => {
-          killDone = true;
-        });
-    });
-    await kill;
+      const total = 1_000;
+      const concurrency = 8;
+      const resolved: { id: string; afterKill: boolean }[] = [];
+      const rejected: WeftError[] = [];
+      let killDone = false;
+      let kill: Promise<void> | undefined;
+      await pool(total, concurrency, async () => {
+        const m = message(destination);
+        const afterKill = killDone;
+        try {
+          await broker.publish(m);
+          resolved.push({ id: m.id, afterKill });
+        } catch (error) {
+          if (!(error instanceof WeftError)) throw error;
+          rejected.push(error);
+        }
+        if (resolved.length === 300 && kill === undefined)
+          kill = killed(b.process).then(() => {
+            killDone = true;
+          });
+      });
+      await kill;
 
-    const afterKill = resolved.filter((r) => r.afterKill);
-    await until(() => afterKill.every((r) => c.taken.includes(r.id)), "C's reports of what it took");
-    const taken = [...b.taken, ...c.taken];
-    // at most once: no message taken twice, in one process or across both
-    expect(new Set(taken).size).toBe(taken.length);
-    // every publish settled; the ones that failed were on their way to B as it died
-    expect(resolved.length + rejected.length).toBe(total);
-    expect(rejected.length).toBeLessThanOrEqual(concurrency);
-    for (const error of rejected) expect(error.code).toBe(Code.UNAVAILABLE);
-    // after the kill everything went to C, and C took every one of them
-    expect(afterKill.length).toBeGreaterThan(500);
-    // B took what was resolved to it before it died (its last reports may die with it)
-    const unreported = resolved.filter((r) => !taken.includes(r.id)).length;
-    expect(unreported).toBeLessThanOrEqual(16);
-    console.info(
-      `direct kill: ${total} published, ${resolved.length} resolved (${afterKill.length} after the kill), ` +
-        `${rejected.length} rejected, B took ${b.taken.length}, C took ${c.taken.length}, ` +
-        `${unreported} resolved to B without its report`,
-    );
-  });
+      const afterKill = resolved.filter((r) => r.afterKill);
+      await until(() => afterKill.every((r) => c.taken.includes(r.id)), "C's reports of what it took");
+      const taken = [...b.taken, ...c.taken];
+      // at most once: no message taken twice, in one process or across both
+      expect(new Set(taken).size).toBe(taken.length);
+      // every publish settled; the ones that failed were on their way to B as it died
+      expect(resolved.length + rejected.length).toBe(total);
+      expect(rejected.length).toBeLessThanOrEqual(concurrency);
+      for (const error of rejected) expect(error.code).toBe(Code.UNAVAILABLE);
+      // after the kill everything went to C, and C took every one of them
+      expect(afterKill.length).toBeGreaterThan(500);
+      // B took what was resolved to it before it died (its last reports may die with it)
+      const unreported = resolved.filter((r) => !taken.includes(r.id)).length;
+      expect(unreported).toBeLessThanOrEqual(16);
+      console.info(
+        `direct kill (${_}): ${total} published, ${resolved.length} resolved (${afterKill.length} after the kill), ` +
+          `${rejected.length} rejected, B took ${b.taken.length}, C took ${c.taken.length}, ` +
+          `${unreported} resolved to B without its report`,
+      );
+    },
+  );
 
   it("settles each of 1,000 concurrent requests exactly once, with its own reply, while a responder is killed", async () => {
     const { directory, broker } = await setup();

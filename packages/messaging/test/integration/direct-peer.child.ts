@@ -1,5 +1,5 @@
 /*
- * A process of the direct broker tests: joins the local registry in `directory`, subscribes to
+ * A process of the direct broker tests: joins the local registry in `directory` (if any), subscribes to
  * `destination` in `group` through a messenger, reports every message it takes to its parent
  * (`{ id }`) and, for a request, replies with the request's body after a random delay of up to
  * `replyDelayMs`.
@@ -8,15 +8,19 @@ import { createLocalRegistry, SILENT_LOGGER } from "@weft/core";
 import { createMessenger, destination, directBroker } from "../../src/index.ts";
 
 interface Config {
-  readonly directory: string;
+  /** The registry's directory; none: no registry, the parent lists this process statically. */
+  readonly directory: string | undefined;
   readonly destination: string;
   readonly group: string;
   readonly replyDelayMs: number;
 }
 
 const config = JSON.parse(process.argv[2]!) as Config;
-const registry = createLocalRegistry({ directory: config.directory, pollIntervalMs: 100 });
-const broker = await directBroker({ registry });
+const broker = await directBroker(
+  config.directory === undefined
+    ? {}
+    : { registry: createLocalRegistry({ directory: config.directory, pollIntervalMs: 100 }) },
+);
 const messenger = createMessenger({ broker, logger: SILENT_LOGGER });
 await messenger.subscribe(
   destination<unknown>(config.destination),
