@@ -432,4 +432,22 @@ describe("directBroker across servers", () => {
       expect(last.subscribersOf(dest).map((s) => s.group)).toEqual(["h"]);
     }
   });
+
+  it("replies to a requester it does not list as a peer (static lists need not be symmetric)", async () => {
+    const b = await broker();
+    const a = await broker({ peers: [b.address] });
+    const dest = unique("echo");
+    await b.subscribe(spec(dest), (d) => {
+      void d.ack();
+      void b.publish(
+        envelope(d.envelope.replyTo!, { kind: "document", correlationId: d.envelope.correlationId }),
+      );
+    });
+    const replies: Envelope[] = [];
+    const inbox = await a.openInbox({ onReply: (e) => replies.push(e), onNoResponders: () => {} });
+    await a.publish(envelope(dest, { replyTo: inbox.address("c1"), correlationId: "c1" }));
+    await until(() => replies.length === 1, "the reply");
+    expect(replies[0]!.correlationId).toBe("c1");
+    expect(b.subscribersOf(dest)).toHaveLength(1); // b routes to its own subscription only
+  });
 });
