@@ -162,8 +162,8 @@ const MAX_ROUTES = 1_024;
 /**
  * Creates a brokerless broker and starts it: listens on one port, registers in `registry` (or uses
  * the static `peers`) and follows its peers' subscriptions. Resolves once it listens, is registered
- * and has heard from the peers it found (at most `announceTimeoutMs`). Bad options reject with a
- * `ConfigError` naming the option; a port in use rejects with the listen error.
+ * and has heard from the peers it found (at most `announceTimeoutMs`). Bad options throw a
+ * `ConfigError` naming the option, at once; a port in use rejects with the listen error.
  *
  * Guarantees (`features`): at-most-once, nothing stored. A message goes to the subscriptions known when
  * it is published: every private subscription and one member of each queue group; a publish
@@ -182,9 +182,11 @@ const MAX_ROUTES = 1_024;
  * const messenger = createMessenger({ broker });
  * ```
  */
-export async function directBroker(options: DirectBrokerOptions = {}): Promise<DirectBroker> {
-  const settings = settingsOf(options);
-  const broker = new DirectBrokerImpl(settings);
+export function directBroker(options: DirectBrokerOptions = {}): Promise<DirectBroker> {
+  return started(new DirectBrokerImpl(settingsOf(options)));
+}
+
+async function started(broker: DirectBrokerImpl): Promise<DirectBroker> {
   try {
     await broker.start();
   } catch (error) {
