@@ -7,6 +7,7 @@ import {
   createMemoryTransport,
   createServer,
   createTcpTransport,
+  currentCallContext,
   defineService,
   messageType,
   Reason,
@@ -454,5 +455,18 @@ describe("directBroker across servers", () => {
     await until(() => replies.length === 1, "the reply");
     expect(replies[0]!.correlationId).toBe("c1");
     expect(b.subscribersOf(dest)).toHaveLength(1); // b routes to its own subscription only
+  });
+
+  it("hands a delivery over outside the call context it arrived in (no inherited deadline or signal)", async () => {
+    const b = await broker();
+    const a = await broker({ peers: [b.address] });
+    const dest = unique("ctx");
+    const seen: unknown[] = [];
+    await b.subscribe(spec(dest), (d) => {
+      seen.push(currentCallContext());
+      void d.ack();
+    });
+    await a.publish(envelope(dest));
+    expect(seen).toEqual([undefined]);
   });
 });
