@@ -14,7 +14,6 @@ import {
   codeName,
   createLocalRegistry,
   Reason,
-  type Registry,
   SILENT_LOGGER,
   WeftError,
 } from "@weft/core";
