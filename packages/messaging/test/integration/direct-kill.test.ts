@@ -9,14 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import {
-  Code,
-  codeName,
-  createLocalRegistry,
-  Reason,
-  SILENT_LOGGER,
-  WeftError,
-} from "@weft/core";
+import { Code, codeName, createLocalRegistry, Reason, SILENT_LOGGER, WeftError } from "@weft/core";
 import { killed } from "@weft/testing";
 import { afterEach, describe, expect, it } from "vitest";
 import {
