@@ -469,4 +469,21 @@ describe("directBroker across servers", () => {
     await a.publish(envelope(dest));
     expect(seen).toEqual([undefined]);
   });
+
+  it("follows a peer again once it is back (a restart on the same address)", async () => {
+    const b = await broker();
+    const a = await broker({ peers: [b.address], reconnect: { initialDelayMs: 10, maxDelayMs: 50 } });
+    const dest = unique("again");
+    await b.subscribe(spec(dest), () => {});
+    expect(a.subscribersOf(dest)).toHaveLength(1);
+    const port = Number(b.address.split(":")[1]);
+    await b.close();
+    await until(() => a.subscribersOf(dest).length === 0, "b gone at a");
+    const again = await broker({ port });
+    const got = collector();
+    await again.subscribe(spec(dest), got.sink);
+    await until(() => a.subscribersOf(dest).length === 1, "b back at a");
+    await a.publish(envelope(dest));
+    expect(got.deliveries).toHaveLength(1);
+  });
 });

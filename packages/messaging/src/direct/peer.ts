@@ -70,7 +70,11 @@ export class Peer {
   constructor(address: string, settings: PeerSettings) {
     this.address = address;
     this.#settings = settings;
-    this.#transport = createTcpTransport({ address, telemetry: settings.telemetry });
+    this.#transport = createTcpTransport({
+      address,
+      telemetry: settings.telemetry,
+      reconnect: settings.reconnect,
+    });
     this.#client = createClient(DirectService, this.#transport);
     this.contacted = new Promise((resolve) => {
       this.#contact = resolve;
