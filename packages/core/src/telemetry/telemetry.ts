@@ -155,6 +155,16 @@ export interface WeftEvents {
     readonly abandoned: number;
   };
   /**
+   * The direct broker (`@weft/messaging`) follows the subscriptions of the peer at `peer` (`host:port`)
+   * again: it advertises `subscriptions` of them.
+   */
+  "direct.peer.up": { readonly peer: string; readonly subscriptions: number };
+  /**
+   * The direct broker lost the subscription stream of the peer at `peer`, `reason` saying how; until
+   * it is back, messages are not routed there (another member of a group takes them, or they fail).
+   */
+  "direct.peer.down": { readonly peer: string; readonly reason: string };
+  /**
    * A consumer of a broker that implements partitions with leases (`system`: `redis`) took
    * (`owned: true`) or gave back (`owned: false`, also when its lease was lost) partition `partition`
    * of `destination` for `group`.
