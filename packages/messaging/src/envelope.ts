@@ -136,7 +136,9 @@ export function readDeadLetter(letter: Envelope): DeadLetter {
   const h = letter.headers;
   const destination = h[DEAD_LETTER_HEADER.destination];
   if (!isDestinationName(destination))
-    throw malformed(`not a dead letter: ${DEAD_LETTER_HEADER.destination} is ${JSON.stringify(destination)}`);
+    throw malformedMessage(
+      `not a dead letter: ${DEAD_LETTER_HEADER.destination} is ${JSON.stringify(destination)}`,
+    );
   const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries(h)) if (!DEAD_LETTER_HEADERS.has(k)) headers[k] = v;
   const count = (name: string): number | undefined => {
@@ -215,7 +217,7 @@ export function fromHeaders(
     else app[key] = value;
   }
   const kind = own[HEADER.kind] ?? "event";
-  if (!KINDS.has(kind)) throw malformed(`unknown ${HEADER.kind} "${kind}"`);
+  if (!KINDS.has(kind)) throw malformedMessage(`unknown ${HEADER.kind} "${kind}"`);
   return {
     id: own[HEADER.id] ?? fallbacks.brokerId ?? newMessageId(),
     kind: kind as MessageKind,
@@ -256,7 +258,7 @@ export function envelopeOf(
       ...fallbacks,
       brokerId: id ?? fallbacks.brokerId,
     });
-    return { envelope, malformed: error instanceof WeftError ? error : malformed(String(error)) };
+    return { envelope, malformed: error instanceof WeftError ? error : malformedMessage(String(error)) };
   }
 }
 
@@ -264,11 +266,12 @@ function time(value: string | undefined, name: string): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
   if (value.trim() === "" || !Number.isSafeInteger(n) || n < 0)
-    throw malformed(`${name} "${value}" is not milliseconds`);
+    throw malformedMessage(`${name} "${value}" is not milliseconds`);
   return n;
 }
 
-function malformed(message: string): WeftError {
+/** `INVALID_ARGUMENT`/`MALFORMED_MESSAGE`: what arrived is not a message Weft can read. */
+export function malformedMessage(message: string): WeftError {
   return new WeftError(Code.INVALID_ARGUMENT, `malformed message: ${message}`, {
     reason: Reason.MALFORMED_MESSAGE,
   });

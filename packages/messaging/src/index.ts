@@ -56,7 +56,18 @@ export {
   type ReplayResult,
   replayDeadLetters,
 } from "./dead-letters.ts";
-export { checkDestinationName, destination, isDestinationName } from "./destination.ts";
+export {
+  checkDestinationName,
+  checkDestinationPattern,
+  destination,
+  isDestinationName,
+} from "./destination.ts";
+export {
+  DIRECT_FEATURES,
+  type DirectBroker,
+  type DirectBrokerOptions,
+  directBroker,
+} from "./direct/direct-broker.ts";
 export {
   DEAD_LETTER_HEADER,
   type DeadLetter,
