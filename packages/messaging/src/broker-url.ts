@@ -97,6 +97,26 @@ export function integerParam(url: BrokerUrl, name: string): number | undefined {
   return n;
 }
 
+/** The positive-integer parameters among `names` that the URL has, by name (`integerParam` each). */
+export function integerParams(url: BrokerUrl, names: readonly string[]): Record<string, number> {
+  const found: Record<string, number> = {};
+  for (const name of names) {
+    const n = integerParam(url, name);
+    if (n !== undefined) found[name] = n;
+  }
+  return found;
+}
+
+/** The text parameters among `names` that the URL has, by name. */
+export function textParams(url: BrokerUrl, names: readonly string[]): Record<string, string> {
+  const found: Record<string, string> = {};
+  for (const name of names) {
+    const v = url.params.get(name);
+    if (v !== null) found[name] = v;
+  }
+  return found;
+}
+
 /** Throws `ConfigError` (option `broker`) when the URL has a parameter not in `known`. */
 export function checkParams(url: BrokerUrl, known: readonly string[]): void {
   for (const key of url.params.keys())

@@ -8,7 +8,7 @@ import {
   parseBrokerUrl,
   redactBrokerUrl,
 } from "../src/index.ts";
-import { checkParams, integerParam } from "../src/internal.ts";
+import { checkParams, integerParam, integerParams, textParams } from "../src/internal.ts";
 
 describe("parseBrokerUrl", () => {
   it("reads scheme, authority, path and parameters; `scheme:` alone is `scheme://`", () => {
@@ -79,5 +79,7 @@ describe("URL parameters of a scheme", () => {
     expect(() => integerParam(url, "word")).toThrow(/parameter word/);
     expect(() => checkParams(url, ["n", "bad"])).toThrow(/word in x:\/\/h/);
     expect(() => checkParams(parseBrokerUrl("x://h/?n=1"), ["n"])).not.toThrow();
+    expect(integerParams(url, ["n", "absent"])).toEqual({ n: 5 });
+    expect(textParams(url, ["word", "absent"])).toEqual({ word: "a" });
   });
 });
