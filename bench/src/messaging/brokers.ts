@@ -9,7 +9,7 @@ import { join } from "node:path";
 import type { Broker, BrokerSchemes } from "@weft/messaging";
 import { openBroker } from "@weft/messaging";
 
-export const BENCH_BROKERS = ["memory"] as const;
+export const BENCH_BROKERS = ["memory", "direct", "redis"] as const;
 export type BenchBroker = (typeof BENCH_BROKERS)[number];
 
 interface BrokerSetup {
@@ -20,8 +20,25 @@ interface BrokerSetup {
   readonly shared: boolean;
 }
 
+const redis = async (): Promise<BrokerSchemes> => {
+  const { redisScheme } = await import("@weft/broker-redis");
+  return { redis: redisScheme };
+};
+
 const SETUPS: Record<BenchBroker, BrokerSetup> = {
   memory: { url: () => "memory:", schemes: async () => ({}), shared: true },
+  // two brokers of this process finding each other in a registry directory of the run's own
+  direct: {
+    url: (dir) => `direct+local:///?dir=${encodeURIComponent(dir)}&host=127.0.0.1`,
+    schemes: async () => ({}),
+    shared: false,
+  },
+  // keys of the bench's own, trimmed
+  redis: {
+    url: () => "redis://127.0.0.1:6379?prefix=weftbench:&maxLength=10000",
+    schemes: redis,
+    shared: false,
+  },
 };
 
 /** A fresh directory name for a run's registry (`direct`). */

@@ -35,7 +35,9 @@ if (job === null) {
 }
 
 const payload = new Uint8Array(job.payloadBytes).fill(7);
-const name = `bench.${job.kind.replace("-", "")}.${randomUUID().slice(0, 8)}`;
+// a first token per broker and kind: a JetStream stream (over `<token>.>`) must never capture the core
+// NATS cases' subjects, or it would store their messages and answer their requests
+const name = `bench${job.kind === "flow" ? job.broker : job.kind.replace("-", "")}.${randomUUID().slice(0, 8)}`;
 
 async function flowClient(broker: BenchBroker): Promise<BenchClient> {
   const dir = runDir();

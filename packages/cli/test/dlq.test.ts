@@ -1,26 +1,31 @@
 /**
  * `weft dlq list|replay` in-process against a memory broker (given as a scheme, since `memory:` in a
  * child process would be an empty broker of its own): the listing, --json, replay by id and all,
- * exit codes, usage errors, and a broker that cannot be reached.
+ * exit codes, usage errors; then the real command as a child process against Redis, and a broker
+ * that cannot be reached.
  */
+import { execFile, execFileSync } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { redisStreamsBroker } from "@weft/broker-redis";
 import { SILENT_LOGGER } from "@weft/core";
-import { type Broker, createMessenger, destination, memoryBroker } from "@weft/messaging";
+import { type Broker, createMessenger, destination, type Messenger, memoryBroker } from "@weft/messaging";
 import { afterEach, describe, expect, it } from "vitest";
 import { dlqCommand, preview } from "../src/commands/dlq.ts";
 import { run } from "../src/index.ts";
-import { captureIo } from "./io.ts";
+import { captureIo, repoRoot } from "./io.ts";
 
 const cleanup: (() => Promise<void>)[] = [];
 afterEach(async () => {
   for (const step of cleanup.splice(0).reverse()) await step();
 });
 
-/** A memory broker with `count` dead letters in `dlq.workers` (from `orders.placed`, group `workers`). */
-async function brokerWithDeadLetters(count: number) {
-  const broker = memoryBroker();
-  cleanup.push(() => broker.close());
-  const m = createMessenger({ broker, logger: SILENT_LOGGER });
-  cleanup.push(() => m.close({ graceMs: 0 }));
+/**
+ * Group `workers` on `orders.placed`, dead-lettering each message at its first delivery (to
+ * `dlq.workers`) while `failing.on`, recording what it handles otherwise.
+ */
+async function failingWorkers(m: Messenger) {
   const orders = destination<{ n: number }>("orders.placed");
   const failing = { on: true };
   const handled: string[] = [];
@@ -32,6 +37,16 @@ async function brokerWithDeadLetters(count: number) {
     },
     { group: "workers", maxDeliveries: 1 },
   );
+  return { orders, failing, handled };
+}
+
+/** A memory broker with `count` dead letters in `dlq.workers` (from `orders.placed`, group `workers`). */
+async function brokerWithDeadLetters(count: number) {
+  const broker = memoryBroker();
+  cleanup.push(() => broker.close());
+  const m = createMessenger({ broker, logger: SILENT_LOGGER });
+  cleanup.push(() => m.close({ graceMs: 0 }));
+  const { orders, failing, handled } = await failingWorkers(m);
   const ids: string[] = [];
   for (let n = 0; n < count; n++) ids.push(await m.publish(orders, { n }, { key: `k${n}` }));
   await expect.poll(async () => (await broker.browse!("dlq.workers", { limit: 100 })).length).toBe(count);
@@ -139,5 +154,56 @@ describe("weft dlq", () => {
       `"${"a".repeat(60)}"… (100 bytes)`,
     );
     expect(preview("application/msgpack", new Uint8Array(61))).toBe(`${"00".repeat(30)}… (61 bytes)`);
+  });
+});
+
+describe("weft dlq against Redis, as a child process", () => {
+  const WEFT = join(repoRoot, "packages/cli/bin/weft.js");
+  const weft = (...args: string[]) =>
+    promisify(execFile)(process.execPath, [WEFT, ...args]).then(
+      (r) => ({ code: 0, ...r }),
+      (e: { code: number; stdout: string; stderr: string }) => ({
+        code: e.code,
+        stdout: e.stdout,
+        stderr: e.stderr,
+      }),
+    );
+
+  it("lists the dead letters a subscription made, replays them all, and the list is empty", async () => {
+    execFileSync("bash", [join(repoRoot, "scripts/ensure-redis.sh")], { stdio: "inherit" });
+    const prefix = `weftcli${randomUUID().slice(0, 8)}:`;
+    const url = `redis://127.0.0.1:6379?prefix=${encodeURIComponent(prefix)}`;
+    const broker = await redisStreamsBroker({ url: "redis://127.0.0.1:6379", prefix });
+    const m = createMessenger({ broker, logger: SILENT_LOGGER });
+    cleanup.push(async () => {
+      await m.close({ graceMs: 0 });
+      await broker.close();
+      const keys = execFileSync("redis-cli", ["--scan", "--pattern", `${prefix}*`], { encoding: "utf8" });
+      const names = keys.split("\n").filter((k) => k !== "");
+      if (names.length > 0) execFileSync("redis-cli", ["DEL", ...names]);
+    });
+    const { orders, failing, handled } = await failingWorkers(m);
+    const ids = [await m.publish(orders, { n: 1 }), await m.publish(orders, { n: 2 })];
+    await expect
+      .poll(async () => (await broker.browse!("dlq.workers", { group: "dlq", limit: 10 })).length)
+      .toBe(2);
+
+    const listed = await weft("dlq", "list", url, "dlq.workers", "--json");
+    expect(listed.code).toBe(0);
+    expect(
+      JSON.parse(listed.stdout).deadLetters.map((d: { id: string; reason: string }) => [d.id, d.reason]),
+    ).toEqual(ids.map((id) => [id, "MAX_DELIVERIES"]));
+    failing.on = false;
+    const replayed = await weft("dlq", "replay", url, "dlq.workers", "--all");
+    expect(replayed).toMatchObject({ code: 0 });
+    expect(replayed.stdout).toContain("2 replayed, 0 failed, 0 not found");
+    await expect.poll(() => [...handled].sort()).toEqual([...ids].sort());
+    expect((await weft("dlq", "list", url, "dlq.workers")).stdout).toBe("no dead letters in dlq.workers\n");
+  });
+
+  it("a broker that cannot be reached exits 2 with one line", async () => {
+    const r = await weft("dlq", "list", "redis://127.0.0.1:1?connectTimeoutMs=500", "dlq.x");
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^weft dlq: \[UNAVAILABLE\] redis broker: cannot connect[^\n]*\n$/);
   });
 });

@@ -1,12 +1,16 @@
 /*
  * Broker URLs: how configuration names a broker, as targets name a registry in core
  * (`parseTarget`, `Schemes`). A scheme maps to the factory that opens its broker; the table is passed
- * in (`schemes`), never global. `memory:` is built in; each backend package exports its own scheme
+ * in (`schemes`), never global. `memory:` and `direct:` are built in; each backend package exports its own scheme
  * (`natsScheme`, `redisScheme`, `rabbitScheme`, …) for the caller to give.
  */
 import { ConfigError, parseTarget, type Target } from "@weft/core";
 import type { Broker } from "./broker.ts";
+import { directScheme } from "./direct/scheme.ts";
 import { memoryBroker } from "./memory.ts";
+import { redactBrokerUrl } from "./url-params.ts";
+
+export { redactBrokerUrl };
 
 /**
  * A parsed broker URL: core's `Target` (`scheme`, `authority`, `endpoint` = the path without its
@@ -18,7 +22,7 @@ export type BrokerUrl = Target;
 /** Opens the broker a URL of one scheme names; throws `ConfigError` (option `broker`) for a bad URL. */
 export type BrokerScheme = (url: BrokerUrl) => Promise<Broker>;
 
-/** Scheme → opener, given beside a URL. Merged over the built-in `memory`. */
+/** Scheme → opener, given beside a URL. Merged over the built-in `memory` and `direct`. */
 export type BrokerSchemes = Readonly<Record<string, BrokerScheme>>;
 
 /**
@@ -31,8 +35,8 @@ export const memoryScheme: BrokerScheme = (url) => {
   return Promise.resolve(memoryBroker());
 };
 
-/** The schemes `openBroker` knows with nothing given. */
-export const BUILT_IN_BROKER_SCHEMES: BrokerSchemes = { memory: memoryScheme };
+/** The schemes `openBroker` knows with nothing given: `memory`, and `direct` (`direct:`, `direct+local:`). */
+export const BUILT_IN_BROKER_SCHEMES: BrokerSchemes = { memory: memoryScheme, direct: directScheme };
 
 /**
  * Parses a broker URL: `scheme://authority/path?params`, or `scheme:` alone (`memory:`). Throws
@@ -54,7 +58,7 @@ export function parseBrokerUrl(text: string): BrokerUrl {
 }
 
 /**
- * Opens the broker `url` names, from `schemes` (given) over the built-in `memory`. A scheme written
+ * Opens the broker `url` names, from `schemes` (given) over the built-in `memory` and `direct`. A scheme written
  * `a+b` (`direct+local:`) is looked up as `a+b`, then as `a`: the opener of `a` reads `b` from
  * `url.scheme`. Rejects with `ConfigError` (option `broker`) for a malformed URL or an unknown scheme
  * (naming the schemes it knows), and with what the backend's factory rejects with otherwise
@@ -77,53 +81,4 @@ export async function openBroker(url: string, schemes: BrokerSchemes = {}): Prom
       redactBrokerUrl(url),
     );
   return opener(parsed);
-}
-
-/** The URL with any `user:password@` removed, for messages and logs. */
-export function redactBrokerUrl(text: string): string {
-  return typeof text === "string" ? text.replace(/^([^:/?#]+:\/\/)[^@/?#]*@/, "$1") : text;
-}
-
-/**
- * Reads an optional positive-integer parameter of a broker URL (`?maxLength=10000`); throws
- * `ConfigError` naming `broker` and the parameter otherwise. For the schemes of the backend packages.
- */
-export function integerParam(url: BrokerUrl, name: string): number | undefined {
-  const raw = url.params.get(name);
-  if (raw === null) return undefined;
-  const n = Number(raw);
-  if (raw.trim() === "" || !Number.isSafeInteger(n) || n <= 0)
-    throw new ConfigError(`broker (parameter ${name})`, "a positive integer", raw);
-  return n;
-}
-
-/** The positive-integer parameters among `names` that the URL has, by name (`integerParam` each). */
-export function integerParams(url: BrokerUrl, names: readonly string[]): Record<string, number> {
-  const found: Record<string, number> = {};
-  for (const name of names) {
-    const n = integerParam(url, name);
-    if (n !== undefined) found[name] = n;
-  }
-  return found;
-}
-
-/** The text parameters among `names` that the URL has, by name. */
-export function textParams(url: BrokerUrl, names: readonly string[]): Record<string, string> {
-  const found: Record<string, string> = {};
-  for (const name of names) {
-    const v = url.params.get(name);
-    if (v !== null) found[name] = v;
-  }
-  return found;
-}
-
-/** Throws `ConfigError` (option `broker`) when the URL has a parameter not in `known`. */
-export function checkParams(url: BrokerUrl, known: readonly string[]): void {
-  for (const key of url.params.keys())
-    if (!known.includes(key))
-      throw new ConfigError(
-        "broker",
-        `a ${url.scheme}: URL whose parameters are among ${known.length === 0 ? "(none)" : known.join(", ")}`,
-        `${key} in ${redactBrokerUrl(url.text)}`,
-      );
 }

@@ -68,6 +68,7 @@ export {
   type DirectBrokerOptions,
   directBroker,
 } from "./direct/direct-broker.ts";
+export { directScheme } from "./direct/scheme.ts";
 export {
   DEAD_LETTER_HEADER,
   type DeadLetter,

@@ -2,6 +2,7 @@
  * Unstable internals of `@weft/messaging`: no semver promise. For Weft's own packages (the broker
  * packages, `@weft/testing`'s conformance suite) and for tests.
  */
-export { checkParams, integerParam, integerParams, textParams } from "./broker-url.ts";
+
 export { matches } from "./destination.ts";
 export { pendingRequests } from "./messenger.ts";
+export { checkParams, integerParam, integerParams, textParams } from "./url-params.ts";

@@ -1,9 +1,17 @@
-/** Broker URLs: parsing, the scheme table (built-in `memory`, given schemes, `a+b` lookup), bad URLs. */
+/**
+ * Broker URLs: parsing, the scheme table (built-in `memory` and `direct`, given schemes, `a+b`
+ * lookup), bad URLs.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { ConfigError } from "@weft/core";
 import { describe, expect, it } from "vitest";
 import {
   type BrokerScheme,
+  type DirectBroker,
   memoryBroker,
+  newMessageId,
   openBroker,
   parseBrokerUrl,
   redactBrokerUrl,
@@ -65,7 +73,9 @@ describe("openBroker", () => {
   it("rejects an unknown scheme naming the known ones, without credentials", async () => {
     const attempt = openBroker("kafka://u:pw@k:9092", {});
     await expect(attempt).rejects.toThrow(ConfigError);
-    await expect(openBroker("kafka://u:pw@k:9092")).rejects.toThrow(/one of memory .*kafka:\/\/k:9092/);
+    await expect(openBroker("kafka://u:pw@k:9092")).rejects.toThrow(
+      /one of memory, direct .*kafka:\/\/k:9092/,
+    );
     await expect(openBroker("kafka://u:pw@k:9092")).rejects.not.toThrow(/pw/);
   });
 });
@@ -81,5 +91,53 @@ describe("URL parameters of a scheme", () => {
     expect(() => checkParams(parseBrokerUrl("x://h/?n=1"), ["n"])).not.toThrow();
     expect(integerParams(url, ["n", "absent"])).toEqual({ n: 5 });
     expect(textParams(url, ["word", "absent"])).toEqual({ word: "a" });
+  });
+});
+
+describe("direct: URLs (built in)", () => {
+  it("direct+local: brokers in one registry directory reach each other; direct: takes static peers", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "weft-direct-url-"));
+    const url = `direct+local:///?dir=${encodeURIComponent(dir)}&host=127.0.0.1&announceTimeoutMs=2000`;
+    const a = await openBroker(url);
+    const b = await openBroker(url);
+    try {
+      expect(a.name).toBe("direct");
+      const got: string[] = [];
+      await a.subscribe(
+        { destination: "url.test", group: "g", maxInFlight: 1, ackWaitMs: 1000, partitions: undefined },
+        (d) => void d.ack().then(() => got.push(d.envelope.id)),
+      );
+      await expect.poll(() => (b as DirectBroker).subscribersOf("url.test").length).toBe(1);
+      const id = newMessageId();
+      await b.publish({
+        id,
+        kind: "event",
+        destination: "url.test",
+        publishedAt: 1,
+        contentType: "x",
+        headers: {},
+        body: new Uint8Array(),
+      });
+      await expect.poll(() => got).toEqual([id]);
+      const c = await openBroker(`direct:///?peers=${(a as DirectBroker).address}&host=127.0.0.1`);
+      expect((c as DirectBroker).address).toMatch(/:\d+$/);
+      await c.close();
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("refuses an authority, a path, another registry, a bad peer or parameter with ConfigError", async () => {
+    for (const bad of [
+      "direct://h:1",
+      "direct:///x",
+      "direct+etcd:///?dir=x",
+      "direct:///?peers=nohost",
+      "direct:///?dir=/tmp",
+      "direct+local:///?peers=a:1",
+      "direct:///?port=x",
+    ])
+      await expect(openBroker(bad), bad).rejects.toThrow(ConfigError);
   });
 });

@@ -33,8 +33,8 @@ every subscription keeps them from its start.
 
 Broker URLs: ${Object.keys(BROKER_SCHEMES)
   .map((s) => `${s}://…`)
-  .join(", ")}${Object.keys(BROKER_SCHEMES).length > 0 ? ", " : ""}memory: (in-process, empty:
-for tests). See docs/messaging.md.
+  .join(", ")}; memory: (in-process, so empty here). See docs/messaging.md,
+"Broker URLs".
 
 Options:
   --limit N        list: most dead letters printed (default 100); replay --all: most replayed
@@ -94,7 +94,12 @@ export function dlqCommand(schemes: BrokerSchemes): Command {
           if (values[flag] !== undefined) throw new UsageError(`--${flag} is for replay`);
       } else if ((values.id === undefined) === (values.all !== true))
         throw new UsageError("replay needs --id ID (one or more) or --all");
-      const broker = await open(url, schemes);
+      let broker: Broker;
+      try {
+        broker = await open(url, schemes);
+      } catch (e) {
+        return failed(e, io);
+      }
       try {
         if (action === "list") return await list(broker, destination, limit, json, io);
         const result = await replayDeadLetters(broker, destination, {
