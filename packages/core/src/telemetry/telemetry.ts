@@ -128,6 +128,21 @@ export interface WeftEvents {
   "hedge.sent": { readonly path: string; readonly hedge: number; readonly delayMs: number };
   /** A hedged call to `path` was answered by attempt `attempt` (0 for the original); the others were cancelled. */
   "hedge.won": { readonly path: string; readonly attempt: number; readonly cancelled: number };
+  /**
+   * A message broker's connection (`broker`: the broker's name, `nats`, `jetstream`, …) was lost
+   * (`disconnected`; the client reconnects by itself) or is back (`reconnected`).
+   */
+  "broker.connection": { readonly broker: string; readonly status: "disconnected" | "reconnected" };
+  /**
+   * A broker dropped a message it received for `destination` without handing it to a subscriber:
+   * `overflow` (an at-most-once subscription's buffer was full: its handlers are slower than the
+   * publishers) or `malformed` (its reserved `weft-*` headers could not be read).
+   */
+  "broker.dropped": {
+    readonly broker: string;
+    readonly destination: string;
+    readonly why: "overflow" | "malformed";
+  };
 }
 
 /** The name of an event Weft emits. */

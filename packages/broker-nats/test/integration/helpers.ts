@@ -1,0 +1,80 @@
+/*
+ * What the NATS brokers' tests share: the machine's NATS server (started when it is down, never
+ * skipped), unique names so tests run in parallel and again, envelopes, and a bounded wait.
+ */
+import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { type Delivery, type Envelope, newMessageId } from "@weft/messaging";
+
+export const SERVERS = "127.0.0.1:4222";
+
+/** Starts the machine's NATS server (with JetStream) when nothing answers on 127.0.0.1:4222. */
+export function ensureNats(): void {
+  execFileSync("bash", [fileURLToPath(new URL("../../../../scripts/ensure-nats.sh", import.meta.url))], {
+    stdio: "inherit",
+  });
+}
+
+/** A destination token no other test (or run) uses: `t<hex>`. */
+export function unique(): string {
+  return `t${randomBytes(5).toString("hex")}`;
+}
+
+const text = new TextEncoder();
+
+/** An envelope as the messenger makes one. */
+export function envelope(destination: string, body: string, fields: Partial<Envelope> = {}): Envelope {
+  return {
+    id: newMessageId(),
+    kind: "event",
+    destination,
+    publishedAt: Date.now(),
+    contentType: "text/plain",
+    headers: {},
+    body: text.encode(body),
+    ...fields,
+  };
+}
+
+export const bodyOf = (d: Delivery | Envelope): string =>
+  new TextDecoder().decode("envelope" in d ? d.envelope.body : d.body);
+
+/** Waits for `condition`, polling every 10 ms, at most `timeoutMs` (then throws, saying what it waited for). */
+export async function until(what: string, condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** A raw NATS connection, as any other NATS client would have. */
+export function rawConnection(): Promise<NatsConnection> {
+  return connect({ servers: SERVERS });
+}
+
+/** Deletes the streams whose subjects start with one of `tokens` (what a test made). */
+export async function deleteStreams(nc: NatsConnection, tokens: readonly string[]): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  for await (const s of jsm.streams.list()) {
+    if (
+      s.config.subjects?.some((subject) => tokens.some((t) => subject === t || subject.startsWith(`${t}.`)))
+    )
+      await jsm.streams.delete(s.config.name);
+  }
+}
+
+/** Acks the deliveries pushed into `held`, oldest first, until `count` were acked; returns their bodies. */
+export async function ackInTurn(held: Delivery[], count: number): Promise<string[]> {
+  const bodies: string[] = [];
+  while (bodies.length < count) {
+    await until("a delivery", () => held.length > 0);
+    const d = held.shift()!;
+    bodies.push(bodyOf(d));
+    await d.ack();
+  }
+  return bodies;
+}
