@@ -5,4 +5,10 @@
  * `docs/messaging.md`.
  */
 export type { NatsConnectionOptions } from "./connection.ts";
+export {
+  JETSTREAM_FEATURES,
+  type JetStreamBrokerOptions,
+  jetStreamBroker,
+  type StreamOptions,
+} from "./jetstream-broker.ts";
 export { NATS_FEATURES, type NatsBrokerOptions, natsBroker } from "./nats-broker.ts";

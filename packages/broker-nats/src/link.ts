@@ -5,6 +5,7 @@
  */
 
 import type { NatsConnection } from "@nats-io/transport-node";
+import { ConfigError } from "@weft/core";
 import { settleWithin } from "@weft/core/internal";
 import type { BrokerSubscription, Envelope, Inbox, InboxHandlers } from "@weft/messaging";
 import { brokerClosed, brokerUnavailable, type ConnectionSettings } from "./connection.ts";
@@ -52,7 +53,8 @@ export class NatsLink {
     try {
       return await (signal === undefined ? pending : settleWithin(pending, signal, undefined));
     } catch (error) {
-      if (signal?.aborted) throw error;
+      // the caller's cancellation and bad input are not the broker's fault
+      if (signal?.aborted || error instanceof ConfigError) throw error;
       throw brokerUnavailable(this.broker, what, error);
     }
   }
