@@ -7,7 +7,9 @@ import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { type Delivery, type Envelope, newMessageId } from "@weft/messaging";
+import { type Broker, type Delivery, type Envelope, newMessageId } from "@weft/messaging";
+import { afterAll, beforeAll } from "vitest";
+import { jetStreamBroker } from "../../src/index.ts";
 
 export const SERVERS = "127.0.0.1:4222";
 
@@ -77,4 +79,43 @@ export async function ackInTurn(held: Delivery[], count: number): Promise<string
     await d.ack();
   }
   return bodies;
+}
+
+/** A test file's JetStream broker (memory streams) and raw connection, set up once. */
+export interface JetStreamSetup {
+  readonly broker: Broker;
+  readonly nc: NatsConnection;
+  /** A unique first token for a test; the streams of every token handed out are deleted after the file. */
+  token(): string;
+}
+
+/** Registers the `beforeAll`/`afterAll` of a JetStream test file. */
+export function jetStreamSetup(): JetStreamSetup {
+  const tokens: string[] = [];
+  let broker: Broker | undefined;
+  let nc: NatsConnection | undefined;
+  beforeAll(async () => {
+    ensureNats();
+    broker = await jetStreamBroker({ servers: SERVERS, stream: { storage: "memory" } });
+    nc = await rawConnection();
+  });
+  afterAll(async () => {
+    await broker?.close();
+    if (nc === undefined) return;
+    await deleteStreams(nc, tokens);
+    await nc.close();
+  });
+  return {
+    get broker() {
+      return broker!;
+    },
+    get nc() {
+      return nc!;
+    },
+    token() {
+      const t = unique();
+      tokens.push(t);
+      return t;
+    },
+  };
 }

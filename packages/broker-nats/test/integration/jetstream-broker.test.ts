@@ -6,46 +6,19 @@
  */
 
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
+import { headers as natsHeaders } from "@nats-io/transport-node";
 import { Code, ConfigError, Reason } from "@weft/core";
-import type { Broker, Delivery, Envelope } from "@weft/messaging";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Delivery, Envelope } from "@weft/messaging";
+import { describe, expect, it } from "vitest";
 import { jetStreamBroker } from "../../src/index.ts";
-import {
-  ackInTurn,
-  bodyOf,
-  deleteStreams,
-  ensureNats,
-  envelope,
-  rawConnection,
-  SERVERS,
-  unique,
-  until,
-} from "./helpers.ts";
+import { ackInTurn, bodyOf, envelope, jetStreamSetup, SERVERS, until } from "./helpers.ts";
 
 const spec = { maxInFlight: 16, ackWaitMs: 30_000, partitions: undefined } as const;
-const tokens: string[] = [];
-const token = () => {
-  const t = unique();
-  tokens.push(t);
-  return t;
-};
-let broker: Broker;
-let nc: NatsConnection;
-
-beforeAll(async () => {
-  ensureNats();
-  broker = await jetStreamBroker({ servers: SERVERS, stream: { storage: "memory" } });
-  nc = await rawConnection();
-});
-afterAll(async () => {
-  await broker.close();
-  await deleteStreams(nc, tokens);
-  await nc.close();
-});
+const env = jetStreamSetup();
+const token = () => env.token();
 
 const stored = async (stream: string) =>
-  (await (await jetstreamManager(nc)).streams.info(stream)).state.messages;
+  (await (await jetstreamManager(env.nc)).streams.info(stream)).state.messages;
 
 describe("jetStreamBroker", () => {
   it("stores what is published while a group is away, and delivers it when a member is back", async () => {
@@ -56,13 +29,13 @@ describe("jetStreamBroker", () => {
       got.push(d);
       void d.ack();
     };
-    const first = await broker.subscribe({ ...spec, destination: dest, group: "billing" }, sink);
-    await broker.publish(envelope(dest, "0"));
+    const first = await env.broker.subscribe({ ...spec, destination: dest, group: "billing" }, sink);
+    await env.broker.publish(envelope(dest, "0"));
     await until("the first", () => got.length === 1);
     await first.close();
-    for (let i = 1; i <= 3; i++) await broker.publish(envelope(dest, String(i)));
+    for (let i = 1; i <= 3; i++) await env.broker.publish(envelope(dest, String(i)));
     expect(await stored(`weft_${t}`)).toBe(4);
-    const again = await broker.subscribe({ ...spec, destination: dest, group: "billing" }, sink);
+    const again = await env.broker.subscribe({ ...spec, destination: dest, group: "billing" }, sink);
     await until("the three published while away", () => got.length === 4);
     expect(got.map(bodyOf)).toEqual(["0", "1", "2", "3"]);
     expect(got.map((d) => d.attempt)).toEqual([1, 1, 1, 1]);
@@ -72,10 +45,10 @@ describe("jetStreamBroker", () => {
   it("stores a message published twice with the same id once (Nats-Msg-Id)", async () => {
     const t = token();
     const e = envelope(`${t}.once`, "x");
-    await broker.publish(e);
-    await broker.publish(e);
-    await broker.publish({ ...e, body: new TextEncoder().encode("y") });
-    await broker.publish(envelope(`${t}.once`, "other"));
+    await env.broker.publish(e);
+    await env.broker.publish(e);
+    await env.broker.publish({ ...e, body: new TextEncoder().encode("y") });
+    await env.broker.publish(envelope(`${t}.once`, "other"));
     expect(await stored(`weft_${t}`)).toBe(2);
   });
 
@@ -87,11 +60,11 @@ describe("jetStreamBroker", () => {
       void d.ack();
     };
     const subs = [
-      await broker.subscribe({ ...spec, destination: dest, group: "a", maxInFlight: 4 }, sink(seen.a1)),
-      await broker.subscribe({ ...spec, destination: dest, group: "a", maxInFlight: 4 }, sink(seen.a2)),
-      await broker.subscribe({ ...spec, destination: dest, group: "b" }, sink(seen.b)),
+      await env.broker.subscribe({ ...spec, destination: dest, group: "a", maxInFlight: 4 }, sink(seen.a1)),
+      await env.broker.subscribe({ ...spec, destination: dest, group: "a", maxInFlight: 4 }, sink(seen.a2)),
+      await env.broker.subscribe({ ...spec, destination: dest, group: "b" }, sink(seen.b)),
     ];
-    await Promise.all(Array.from({ length: 200 }, (_, i) => broker.publish(envelope(dest, String(i)))));
+    await Promise.all(Array.from({ length: 200 }, (_, i) => env.broker.publish(envelope(dest, String(i)))));
     await until("200 to each group", () => seen.a1.length + seen.a2.length === 200 && seen.b.length === 200);
     const sorted = (xs: string[]) => xs.map(Number).sort((x, y) => x - y);
     expect(sorted([...seen.a1, ...seen.a2])).toEqual(Array.from({ length: 200 }, (_, i) => i));
@@ -105,11 +78,14 @@ describe("jetStreamBroker", () => {
     const dest = `${token()}.slow`;
     const held: Delivery[] = [];
     let most = 0;
-    const sub = await broker.subscribe({ ...spec, destination: dest, group: "g", maxInFlight: 4 }, (d) => {
-      held.push(d);
-      most = Math.max(most, held.length);
-    });
-    for (let i = 0; i < 40; i++) await broker.publish(envelope(dest, String(i)));
+    const sub = await env.broker.subscribe(
+      { ...spec, destination: dest, group: "g", maxInFlight: 4 },
+      (d) => {
+        held.push(d);
+        most = Math.max(most, held.length);
+      },
+    );
+    for (let i = 0; i < 40; i++) await env.broker.publish(envelope(dest, String(i)));
     await until("4 outstanding", () => held.length === 4);
     const done = await ackInTurn(held, 40);
     expect(most).toBe(4);
@@ -120,10 +96,10 @@ describe("jetStreamBroker", () => {
   it("redelivers a nacked message after its delay, counting the delivery", async () => {
     const dest = `${token()}.retry`;
     const got: { at: number; attempt: number; d: Delivery }[] = [];
-    const sub = await broker.subscribe({ ...spec, destination: dest, group: "g" }, (d) =>
+    const sub = await env.broker.subscribe({ ...spec, destination: dest, group: "g" }, (d) =>
       got.push({ at: performance.now(), attempt: d.attempt, d }),
     );
-    await broker.publish(envelope(dest, "again"));
+    await env.broker.publish(envelope(dest, "again"));
     await until("the first delivery", () => got.length === 1);
     const nackedAt = performance.now();
     await got[0]!.d.nack(300);
@@ -142,16 +118,22 @@ describe("jetStreamBroker", () => {
   it("hands a delivery nobody settles to another member after ackWaitMs", async () => {
     const dest = `${token()}.stuck`;
     const got: [string, number][] = [];
-    const a = await broker.subscribe({ ...spec, destination: dest, group: "g", ackWaitMs: 1_000 }, (d) => {
-      got.push(["a", d.attempt]);
-    });
-    await broker.publish(envelope(dest, "x"));
+    const a = await env.broker.subscribe(
+      { ...spec, destination: dest, group: "g", ackWaitMs: 1_000 },
+      (d) => {
+        got.push(["a", d.attempt]);
+      },
+    );
+    await env.broker.publish(envelope(dest, "x"));
     await until("a's delivery", () => got.length === 1);
     await a.stop(); // a keeps the delivery and never settles it, as a hung handler would
-    const b = await broker.subscribe({ ...spec, destination: dest, group: "g", ackWaitMs: 1_000 }, (d) => {
-      got.push(["b", d.attempt]);
-      void d.ack();
-    });
+    const b = await env.broker.subscribe(
+      { ...spec, destination: dest, group: "g", ackWaitMs: 1_000 },
+      (d) => {
+        got.push(["b", d.attempt]);
+        void d.ack();
+      },
+    );
     await until("b's redelivery", () => got.length === 2);
     expect(got).toEqual([
       ["a", 1],
@@ -164,10 +146,10 @@ describe("jetStreamBroker", () => {
   it("gives back what a closing subscription still holds, at once", async () => {
     const dest = `${token()}.close`;
     const held: Delivery[] = [];
-    const a = await broker.subscribe({ ...spec, destination: dest, group: "g", maxInFlight: 3 }, (d) =>
+    const a = await env.broker.subscribe({ ...spec, destination: dest, group: "g", maxInFlight: 3 }, (d) =>
       held.push(d),
     );
-    for (let i = 0; i < 5; i++) await broker.publish(envelope(dest, String(i)));
+    for (let i = 0; i < 5; i++) await env.broker.publish(envelope(dest, String(i)));
     await until("3 held", () => held.length === 3);
     await held[0]!.ack();
     await until("3 held again", () => held.length === 4);
@@ -175,7 +157,7 @@ describe("jetStreamBroker", () => {
     await a.close();
     await a.close();
     const got: Delivery[] = [];
-    const b = await broker.subscribe({ ...spec, destination: dest, group: "g" }, (d) => {
+    const b = await env.broker.subscribe({ ...spec, destination: dest, group: "g" }, (d) => {
       got.push(d);
       void d.ack();
     });
@@ -188,21 +170,21 @@ describe("jetStreamBroker", () => {
   it("gives a private subscription what is published while it is subscribed, from its own consumer", async () => {
     const t = token();
     const dest = `${t}.feed`;
-    await broker.publish(envelope(dest, "before"));
+    await env.broker.publish(envelope(dest, "before"));
     const one: string[] = [];
     const two: string[] = [];
-    const s1 = await broker.subscribe({ ...spec, destination: dest, group: undefined }, (d) => {
+    const s1 = await env.broker.subscribe({ ...spec, destination: dest, group: undefined }, (d) => {
       one.push(bodyOf(d));
       void d.ack();
     });
-    const s2 = await broker.subscribe({ ...spec, destination: `${t}.*`, group: undefined }, (d) => {
+    const s2 = await env.broker.subscribe({ ...spec, destination: `${t}.*`, group: undefined }, (d) => {
       two.push(d.envelope.destination);
       void d.ack();
     });
-    const jsm = await jetstreamManager(nc);
+    const jsm = await jetstreamManager(env.nc);
     expect((await jsm.consumers.list(`weft_${t}`).next()).length).toBe(2);
-    await broker.publish(envelope(dest, "after"));
-    await broker.publish(envelope(`${t}.other`, "x"));
+    await env.broker.publish(envelope(dest, "after"));
+    await env.broker.publish(envelope(`${t}.other`, "x"));
     await until("both", () => one.length === 1 && two.length === 2);
     expect(one).toEqual(["after"]);
     expect(two.sort()).toEqual([dest, `${t}.other`]);
@@ -215,9 +197,9 @@ describe("jetStreamBroker", () => {
     const t = token();
     const dest = `${t}.raw`;
     const sent = envelope(dest, "from weft", { kind: "command", headers: { "x-app": "1" } });
-    await broker.publish(sent);
-    const js = jetstream(nc);
-    const jsm = await jetstreamManager(nc);
+    await env.broker.publish(sent);
+    const js = jetstream(env.nc);
+    const jsm = await jetstreamManager(env.nc);
     const raw = await jsm.streams.getMessage(`weft_${t}`, { last_by_subj: dest });
     expect(raw?.string()).toBe("from weft");
     expect(Object.fromEntries([...raw!.header].map(([k, v]) => [k, v.join(",")]))).toMatchObject({
@@ -230,7 +212,7 @@ describe("jetStreamBroker", () => {
     });
 
     const got: Delivery[] = [];
-    const sub = await broker.subscribe({ ...spec, destination: dest, group: "g" }, (d) => {
+    const sub = await env.broker.subscribe({ ...spec, destination: dest, group: "g" }, (d) => {
       got.push(d);
       void d.ack();
     });
@@ -252,16 +234,16 @@ describe("jetStreamBroker", () => {
   it("sends transient messages and replies over core NATS, never storing them", async () => {
     const t = token();
     const replies: Envelope[] = [];
-    const inbox = await broker.openInbox({ onReply: (e) => replies.push(e), onNoResponders: () => {} });
+    const inbox = await env.broker.openInbox({ onReply: (e) => replies.push(e), onNoResponders: () => {} });
     const dest = `${t}.ask`;
-    const responder = await broker.subscribe({ ...spec, destination: dest, group: "svc" }, (d) => {
+    const responder = await env.broker.subscribe({ ...spec, destination: dest, group: "svc" }, (d) => {
       const { replyTo, correlationId } = d.envelope;
-      void broker.publish(envelope(replyTo!, "answer", { kind: "document", correlationId }), {
+      void env.broker.publish(envelope(replyTo!, "answer", { kind: "document", correlationId }), {
         transient: true,
       });
       void d.ack();
     });
-    await broker.publish(
+    await env.broker.publish(
       envelope(dest, "q", { kind: "command", correlationId: "c1", replyTo: inbox.address("c1") }),
     );
     await until("the reply", () => replies.length === 1);
@@ -279,7 +261,7 @@ describe("jetStreamBroker", () => {
       /deliverPolicy/,
     );
     await expect(jetStreamBroker({ servers: SERVERS, groupMaxAckPending: 0 })).rejects.toThrow(ConfigError);
-    await expect(broker.subscribe({ ...spec, destination: "*.x", group: "g" }, () => {})).rejects.toThrow(
+    await expect(env.broker.subscribe({ ...spec, destination: "*.x", group: "g" }, () => {})).rejects.toThrow(
       ConfigError,
     );
     const b = await jetStreamBroker({ servers: SERVERS });

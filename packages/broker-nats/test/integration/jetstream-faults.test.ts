@@ -6,40 +6,17 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { jetstreamManager } from "@nats-io/jetstream";
-import type { NatsConnection } from "@nats-io/transport-node";
 import { stableHash } from "@weft/core";
 import type { Broker, BrokerSubscription, Delivery } from "@weft/messaging";
 import { killed } from "@weft/testing";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { jetStreamBroker } from "../../src/index.ts";
-import {
-  bodyOf,
-  deleteStreams,
-  ensureNats,
-  envelope,
-  rawConnection,
-  SERVERS,
-  unique,
-  until,
-} from "./helpers.ts";
+import { bodyOf, envelope, jetStreamSetup, SERVERS, until } from "./helpers.ts";
 
 const CHILD = fileURLToPath(new URL("./consumer.child.ts", import.meta.url));
-const tokens: string[] = [];
-let broker: Broker;
-let nc: NatsConnection;
+const env = jetStreamSetup();
 const children: ChildProcess[] = [];
-
-beforeAll(async () => {
-  ensureNats();
-  broker = await jetStreamBroker({ servers: SERVERS, stream: { storage: "memory" } });
-  nc = await rawConnection();
-});
-afterAll(async () => {
-  await Promise.all(children.map(killed));
-  await broker.close();
-  await deleteStreams(nc, tokens);
-  await nc.close();
-});
+afterAll(() => Promise.all(children.map(killed)));
 
 interface Consumer {
   readonly child: ChildProcess;
@@ -73,14 +50,13 @@ async function startConsumer(destination: string, maxInFlight: number, ackWaitMs
 
 describe("jetStreamBroker under SIGKILL", () => {
   it("redelivers and processes every message a killed consumer held: none lost", async () => {
-    const t = unique();
-    tokens.push(t);
+    const t = env.token();
     const dest = `${t}.jobs`;
     const total = 600;
     const ackWaitMs = 1_500;
     const a = await startConsumer(dest, 16, ackWaitMs);
     const b = await startConsumer(dest, 16, ackWaitMs);
-    await Promise.all(Array.from({ length: total }, (_, i) => broker.publish(envelope(dest, String(i)))));
+    await Promise.all(Array.from({ length: total }, (_, i) => env.broker.publish(envelope(dest, String(i)))));
     // mid-batch: a has handled some and holds others in its handlers
     await until("a in the middle of its work", () => a.done.length >= 100 && a.got.length > a.done.length);
     await killed(a.child);
@@ -95,7 +71,7 @@ describe("jetStreamBroker under SIGKILL", () => {
     );
     // and the server holds nothing more for the group: every message acked
     await until("the last acks", () => b.acked.length + c.acked.length === b.done.length + c.done.length);
-    const jsm = await jetstreamManager(nc);
+    const jsm = await jetstreamManager(env.nc);
     const [info] = await jsm.consumers.list(`weft_${t}`).next();
     expect([info?.num_pending, info?.num_ack_pending, info?.ack_floor.stream_seq]).toEqual([0, 0, total]);
     // what a held when it died came back to b or c as a later delivery
@@ -115,8 +91,7 @@ describe("jetStreamBroker under SIGKILL", () => {
 
 describe("jetStreamBroker partitions", () => {
   it("keep per-key order with 100 keys, 4 members, 10% failures, a member added and one removed midway", async () => {
-    const t = unique();
-    tokens.push(t);
+    const t = env.token();
     const dest = `${t}.orders`;
     const partitions = 8;
     const keys = 100;
@@ -160,7 +135,7 @@ describe("jetStreamBroker partitions", () => {
       for (let i = from; i < to; i++)
         await Promise.all(
           Array.from({ length: keys }, (_, k) =>
-            broker.publish(
+            env.broker.publish(
               envelope(`${dest}.p${stableHash(`key${k}`) % partitions}`, String(i), { key: `key${k}` }),
             ),
           ),
