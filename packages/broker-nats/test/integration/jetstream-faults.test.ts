@@ -160,3 +160,65 @@ describe("jetStreamBroker partitions", () => {
     await Promise.all(brokers.map((b) => b.close()));
   });
 });
+
+describe("jetStreamBroker graceful shutdown", () => {
+  it("under load: in-flight never above max, and only the unfinished messages are redelivered", async () => {
+    const dest = `${env.token()}.load`;
+    const total = 400;
+    const max = 8;
+    const finishedByA = new Set<string>();
+    const abandonedByA = new Set<string>();
+    const heldByA = new Map<string, { d: Delivery; timer: NodeJS.Timeout; slow: boolean }>();
+    let mostA = 0;
+    const a = await env.broker.subscribe(
+      { destination: dest, group: "g", maxInFlight: max, ackWaitMs: 30_000, partitions: undefined },
+      (d) => {
+        const body = bodyOf(d);
+        // most handlers are quick; some would outlast the grace period of the drain
+        const slow = Math.random() < 0.05;
+        const timer = setTimeout(
+          () => {
+            heldByA.delete(body);
+            finishedByA.add(body);
+            void d.ack();
+          },
+          slow ? 20_000 : 2 + Math.random() * 10,
+        );
+        heldByA.set(body, { d, timer, slow });
+        mostA = Math.max(mostA, heldByA.size);
+      },
+    );
+    await Promise.all(Array.from({ length: total }, (_, i) => env.broker.publish(envelope(dest, String(i)))));
+    await until("a busy", () => finishedByA.size >= 50 && heldByA.size > 0);
+    // the drain: stop pulling, let the running handlers finish, then abandon (nack) the slow ones
+    await a.stop();
+    await until("the quick handlers done", () => [...heldByA.values()].every((h) => h.slow));
+    for (const [body, { d, timer }] of heldByA) {
+      clearTimeout(timer);
+      abandonedByA.add(body);
+      await d.nack(0);
+    }
+    heldByA.clear();
+    await a.close();
+    const gotByB: string[] = [];
+    const b = await env.broker.subscribe(
+      { destination: dest, group: "g", maxInFlight: max, ackWaitMs: 30_000, partitions: undefined },
+      (d) => {
+        gotByB.push(bodyOf(d));
+        void d.ack();
+      },
+    );
+    await until("the rest", () => finishedByA.size + gotByB.length >= total);
+    expect(mostA).toBeLessThanOrEqual(max);
+    expect(abandonedByA.size).toBeGreaterThan(0);
+    expect(gotByB.filter((x) => finishedByA.has(x))).toEqual([]); // nothing finished comes back
+    expect(new Set([...finishedByA, ...gotByB]).size).toBe(total);
+    expect(gotByB.length).toBe(total - finishedByA.size);
+    console.info(
+      `drain proof: ${total} messages, max in flight ${max} (most seen ${mostA}); ${finishedByA.size} finished ` +
+        `before the drain, ${abandonedByA.size} abandoned and redelivered, ${gotByB.length} handled by the next member, ` +
+        `0 finished ones redelivered`,
+    );
+    await b.close();
+  });
+});
