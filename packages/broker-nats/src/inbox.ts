@@ -6,9 +6,10 @@
  */
 
 import { createInbox, type Msg, type NatsConnection } from "@nats-io/transport-node";
-import type { Envelope, Inbox, InboxHandlers } from "@weft/messaging";
+import { emit } from "@weft/core/internal";
+import { type Envelope, fromHeaders, type Inbox, type InboxHandlers } from "@weft/messaging";
 import { brokerUnavailable, type ConnectionSettings } from "./connection.ts";
-import { envelopeOf } from "./wire.ts";
+import { entriesOf } from "./wire.ts";
 
 const NO_RESPONDERS = 503;
 
@@ -27,8 +28,16 @@ export async function openNatsInbox(
       handlers.onNoResponders(correlationId);
       return;
     }
-    const envelope = envelopeOf(broker, settings, msg.subject, msg.headers, msg.data);
-    if (envelope === undefined) return;
+    let envelope: Envelope;
+    try {
+      envelope = fromHeaders(msg.subject, entriesOf(msg.headers), msg.data);
+    } catch (error) {
+      // a reply has nowhere to be dead-lettered: the request times out
+      settings.logger.warn({ err: error, broker }, "dropped a reply with malformed weft headers");
+      if (settings.telemetry !== undefined)
+        emit(settings.telemetry, "broker.dropped", { broker, destination: msg.subject, why: "malformed" });
+      return;
+    }
     // a raw NATS responder (`msg.respond`) sends no weft headers: its reply subject names the request
     const reply: Envelope = envelope.correlationId === undefined ? { ...envelope, correlationId } : envelope;
     handlers.onReply(reply);

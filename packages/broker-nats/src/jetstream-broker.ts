@@ -31,6 +31,7 @@ import type {
   DeliverySink,
   SubscribeSpec,
 } from "@weft/messaging";
+import { envelopeOf } from "@weft/messaging";
 import {
   brokerUnavailable,
   connectionSettings,
@@ -40,7 +41,7 @@ import {
 import { DeliveryGate } from "./gate.ts";
 import { NatsLink } from "./link.ts";
 import { checkSpec, subjectsOf } from "./nats-broker.ts";
-import { envelopeOf, headersOf } from "./wire.ts";
+import { entriesOf, headersOf } from "./wire.ts";
 
 /** How destinations map onto JetStream streams. */
 export interface StreamOptions {
@@ -405,15 +406,11 @@ class JetStreamSubscription implements BrokerSubscription {
     const { link } = this.#jet;
     const spec = this.#spec;
     const destination = spec.partitions === undefined ? m.subject : spec.destination;
-    const envelope = envelopeOf(link.broker, link.settings, destination, m.headers, m.data, {
+    // a malformed message is delivered too: the messenger dead-letters it and acks
+    const { envelope, malformed } = envelopeOf(destination, entriesOf(m.headers), m.data, {
       brokerId: `${m.info.stream}-${m.seq}`,
       timestamp: Math.floor(m.info.timestampNanos / 1e6),
     });
-    if (envelope === undefined) {
-      m.term(); // kept in the stream for an operator; redelivering it could never succeed
-      this.#gate.release();
-      return;
-    }
     this.#held.add(m);
     const settle = (): boolean => {
       if (!this.#held.delete(m)) return false;
@@ -422,6 +419,7 @@ class JetStreamSubscription implements BrokerSubscription {
     };
     const delivery: Delivery = {
       envelope,
+      malformed,
       attempt: m.info.deliveryCount,
       ack: async () => {
         if (!settle()) return;

@@ -14,13 +14,14 @@ import {
   type BrokerSubscription,
   type Delivery,
   type DeliverySink,
+  envelopeOf,
   partitionDestination,
   type SubscribeSpec,
 } from "@weft/messaging";
 import { connectionSettings, type NatsConnectionOptions, openConnection } from "./connection.ts";
 import { DeliveryGate } from "./gate.ts";
 import { NatsLink } from "./link.ts";
-import { envelopeOf } from "./wire.ts";
+import { entriesOf } from "./wire.ts";
 
 /** Options of `natsBroker`. */
 export interface NatsBrokerOptions extends NatsConnectionOptions {
@@ -138,18 +139,14 @@ class CoreSubscription implements BrokerSubscription {
 
   #deliver(msg: Msg): void {
     const destination = this.#spec.partitions === undefined ? msg.subject : this.#spec.destination;
-    const envelope = envelopeOf(this.#link.broker, this.#link.settings, destination, msg.headers, msg.data);
-    if (envelope === undefined) {
-      this.#gate.release();
-      return;
-    }
+    const { envelope, malformed } = envelopeOf(destination, entriesOf(msg.headers), msg.data);
     let settled = false;
     const settle = async (): Promise<void> => {
       if (settled) return;
       settled = true;
       this.#gate.release();
     };
-    const delivery: Delivery = { envelope, attempt: 1, ack: settle, nack: settle };
+    const delivery: Delivery = { envelope, malformed, attempt: 1, ack: settle, nack: settle };
     this.#sink(delivery);
   }
 

@@ -160,9 +160,10 @@ export interface WeftEvents {
    */
   "broker.connection": { readonly broker: string; readonly status: "disconnected" | "reconnected" };
   /**
-   * A broker dropped a message it received for `destination` without handing it to a subscriber:
-   * `overflow` (an at-most-once subscription's buffer was full: its handlers are slower than the
-   * publishers) or `malformed` (its reserved `weft-*` headers could not be read).
+   * A broker dropped a message it received for `destination` without handing it on: `overflow` (an
+   * at-most-once subscription's buffer was full: its handlers are slower than the publishers) or
+   * `malformed` (a reply whose reserved `weft-*` headers could not be read; a malformed message to a
+   * subscription is delivered and dead-lettered by the messenger instead).
    */
   "broker.dropped": {
     readonly broker: string;
