@@ -84,6 +84,13 @@ export interface JetStreamBrokerOptions extends NatsConnectionOptions {
    * always have 1.
    */
   readonly groupMaxAckPending?: number;
+  /**
+   * Deletes a group's consumer once no member has pulled from it for this long, in ms (JetStream's
+   * `inactive_threshold`, at least 60,000 since idle members ask again every 30 s): a group whose
+   * services are gone for good stops holding messages for itself. Messages published after that are
+   * not kept for the group. Default: never (a group stays until deleted).
+   */
+  readonly groupInactiveMs?: number;
 }
 
 /**
@@ -105,6 +112,8 @@ const PULL_EXPIRES_MS = 30_000;
 /** The waits between failed pulls (the server away, the consumer deleted): core's backoff. */
 const PULL_BACKOFF = { initialDelayMs: 100, maxDelayMs: 5_000 };
 const DAY_MS = 86_400_000;
+/** How long a stopped subscription's pulls stay open, naking what still arrives (see `stop`). */
+const STOP_LINGER_MS = 100;
 
 /**
  * Connects to NATS and returns a `Broker` named `jetstream`:
@@ -123,7 +132,7 @@ const DAY_MS = 86_400_000;
  * - `openInbox` is core NATS's (`natsBroker`), and replies are never stored.
  *
  * The first subscription of a group fixes its consumer's settings (`ackWaitMs`, `deliverPolicy`,
- * `groupMaxAckPending`); to change them, delete the consumer (`nats consumer rm`).
+ * `groupMaxAckPending`, `groupInactiveMs`); to change them, delete the consumer (`nats consumer rm`).
  *
  * Throws `ConfigError` for bad options; rejects with `UNAVAILABLE` (`BROKER_UNAVAILABLE`) when no
  * server can be reached within `connectTimeoutMs` or the server has no JetStream.
@@ -135,6 +144,9 @@ export async function jetStreamBroker(options: JetStreamBrokerOptions): Promise<
   if (deliverPolicy !== "new" && deliverPolicy !== "all")
     throw new ConfigError("deliverPolicy", '"new" or "all"', deliverPolicy);
   const groupMaxAckPending = positiveInteger("groupMaxAckPending", options.groupMaxAckPending ?? 1_000);
+  const groupInactiveMs = options.groupInactiveMs;
+  if (groupInactiveMs !== undefined && !(Number.isSafeInteger(groupInactiveMs) && groupInactiveMs >= 60_000))
+    throw new ConfigError("groupInactiveMs", "milliseconds ≥ 60,000", groupInactiveMs);
   const nc = await openConnection("jetstream", settings);
   const link = new NatsLink("jetstream", nc, settings);
   let jsm: JetStreamManager;
@@ -152,6 +164,7 @@ export async function jetStreamBroker(options: JetStreamBrokerOptions): Promise<
     streams: new Streams(jsm, streamOptions),
     deliverPolicy: deliverPolicy === "all" ? DeliverPolicy.All : DeliverPolicy.New,
     groupMaxAckPending,
+    groupInactiveMs,
   };
   return {
     name: "jetstream",
@@ -197,6 +210,7 @@ interface Jet {
   readonly streams: Streams;
   readonly deliverPolicy: DeliverPolicy;
   readonly groupMaxAckPending: number;
+  readonly groupInactiveMs: number | undefined;
 }
 
 interface StreamSettings {
@@ -313,6 +327,7 @@ class JetStreamSubscription implements BrokerSubscription {
   readonly #loops: PullLoop[] = [];
   readonly #ephemeral: string[] = [];
   #stopped = false;
+  #lingered: Promise<void> = Promise.resolve();
   #closing: Promise<void> | undefined;
 
   constructor(jet: Jet, spec: SubscribeSpec, stream: string, sink: DeliverySink) {
@@ -379,6 +394,9 @@ class JetStreamSubscription implements BrokerSubscription {
           ...config,
           durable_name: name,
           deliver_policy: this.#jet.deliverPolicy,
+          ...(this.#jet.groupInactiveMs === undefined
+            ? {}
+            : { inactive_threshold: nanos(this.#jet.groupInactiveMs) }),
         });
       }
       return js.consumers.get(this.#stream, name);
@@ -435,11 +453,20 @@ class JetStreamSubscription implements BrokerSubscription {
     this.#sink(delivery);
   }
 
+  /**
+   * No new deliveries. The pulls already asked for stay open for `STOP_LINGER_MS` more: what the
+   * server still sends to them is naked at once, so it goes to another member now instead of after
+   * `ack_wait` (a pull cannot be cancelled at the server, and one closed while a message is on its
+   * way to it strands that message until `ack_wait`).
+   */
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
-    for (const loop of this.#loops) loop.stop();
     for (const m of this.#gate.close()) m.nak();
+    this.#lingered = new Promise((resolve) => setTimeout(resolve, STOP_LINGER_MS));
+    void this.#lingered.then(() => {
+      for (const loop of this.#loops) loop.stop();
+    });
   }
 
   close(): Promise<void> {
@@ -449,6 +476,7 @@ class JetStreamSubscription implements BrokerSubscription {
 
   async #close(): Promise<void> {
     await this.stop();
+    await this.#lingered;
     for (const m of this.#held) m.nak();
     this.#held.clear();
     const { jsm, link } = this.#jet;
@@ -469,6 +497,7 @@ class PullLoop {
   readonly #consumer: () => Promise<Consumer>;
   readonly #batch: number;
   #pull: ConsumerMessages | undefined;
+  #ended = false;
   #wake: (() => void) | undefined;
 
   constructor(
@@ -495,10 +524,11 @@ class PullLoop {
           max_messages: Math.min(this.#batch, Math.max(1, this.#gate.room)),
           expires: PULL_EXPIRES_MS,
         });
-        if (this.#subscription.stopped) this.#pull.stop();
+        if (this.#ended) this.#pull.stop();
         for await (const m of this.#pull) this.#subscription.receive(m);
         failures = 0;
       } catch (error) {
+        if (this.#subscription.stopped) break; // its consumer was deleted by close()
         consumer = undefined;
         failures++;
         if (failures === 1) this.#subscription.pullFailed(error);
@@ -509,8 +539,9 @@ class PullLoop {
     }
   }
 
-  /** Ends the pull in progress; the loop exits. */
+  /** Ends the pull in progress (`STOP_LINGER_MS` after the subscription stopped); the loop exits. */
   stop(): void {
+    this.#ended = true;
     this.#pull?.stop();
     this.#wake?.();
   }

@@ -2,7 +2,7 @@
  * What the NATS brokers' tests share: the machine's NATS server (started when it is down, never
  * skipped), unique names so tests run in parallel and again, envelopes, and a bounded wait.
  */
-import { execFileSync } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { jetstreamManager } from "@nats-io/jetstream";
@@ -118,4 +118,23 @@ export function jetStreamSetup(): JetStreamSetup {
       return t;
     },
   };
+}
+
+/**
+ * A private NATS server with JetStream on `port`, storing in `dir`, for tests that kill and restart
+ * it (the machine's server is shared). Resolves once it logs that it is ready.
+ */
+export async function startNatsServer(port: number, dir: string): Promise<ChildProcess> {
+  const child = spawn("/usr/sbin/nats-server", ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  await new Promise<void>((resolve, reject) => {
+    let log = "";
+    child.stderr!.on("data", (chunk: Buffer) => {
+      log += chunk.toString();
+      if (log.includes("Server is ready")) resolve();
+    });
+    child.once("exit", (code) => reject(new Error(`nats-server exited (${code}):\n${log}`)));
+  });
+  return child;
 }

@@ -42,6 +42,29 @@ describe("jetStreamBroker", () => {
     await again.close();
   });
 
+  it("makes a group's consumer as documented: explicit acks, ack_wait, unlimited deliveries, inactivity", async () => {
+    const t = token();
+    const b = await jetStreamBroker({
+      servers: SERVERS,
+      stream: { storage: "memory" },
+      groupInactiveMs: 60_000,
+    });
+    const sub = await b.subscribe({ ...spec, destination: `${t}.x`, group: "g", ackWaitMs: 1_234 }, () => {});
+    const [info] = await (await jetstreamManager(env.nc)).consumers.list(`weft_${t}`).next();
+    expect(info?.config).toMatchObject({
+      ack_policy: "explicit",
+      ack_wait: 1_234_000_000,
+      max_deliver: -1,
+      max_ack_pending: 1_000,
+      filter_subject: `${t}.x`,
+      deliver_policy: "new",
+      inactive_threshold: 60_000_000_000,
+    });
+    expect(info?.config.durable_name).toMatch(/^g__t[0-9a-f]+_x__/);
+    await sub.close();
+    await b.close();
+  });
+
   it("stores a message published twice with the same id once (Nats-Msg-Id)", async () => {
     const t = token();
     const e = envelope(`${t}.once`, "x");
@@ -261,6 +284,9 @@ describe("jetStreamBroker", () => {
       /deliverPolicy/,
     );
     await expect(jetStreamBroker({ servers: SERVERS, groupMaxAckPending: 0 })).rejects.toThrow(ConfigError);
+    await expect(jetStreamBroker({ servers: SERVERS, groupInactiveMs: 1_000 })).rejects.toThrow(
+      /groupInactiveMs/,
+    );
     await expect(env.broker.subscribe({ ...spec, destination: "*.x", group: "g" }, () => {})).rejects.toThrow(
       ConfigError,
     );

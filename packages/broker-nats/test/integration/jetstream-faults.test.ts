@@ -1,17 +1,21 @@
 /**
- * Counted proofs with real faults on the machine's NATS server: at-least-once delivery while
- * consumer processes are killed with SIGKILL holding deliveries, and per-key order across a group
- * whose handlers fail at random while members join and leave.
+ * Counted proofs with real faults: at-least-once delivery while consumer processes are killed with
+ * SIGKILL holding deliveries, per-key order across a group whose handlers fail at random while
+ * members join and leave, a graceful stop under load (on the machine's NATS server), and storage
+ * through a SIGKILL of the server itself (a private one on a free port).
  */
 import { type ChildProcess, fork } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { stableHash } from "@weft/core";
+import { Code, Reason, stableHash, type Telemetry } from "@weft/core";
 import type { Broker, BrokerSubscription, Delivery } from "@weft/messaging";
-import { killed } from "@weft/testing";
+import { freePort, killAndRemove, killed } from "@weft/testing";
 import { afterAll, describe, expect, it } from "vitest";
 import { jetStreamBroker } from "../../src/index.ts";
-import { bodyOf, envelope, jetStreamSetup, SERVERS, until } from "./helpers.ts";
+import { bodyOf, envelope, jetStreamSetup, SERVERS, startNatsServer, until } from "./helpers.ts";
 
 const CHILD = fileURLToPath(new URL("./consumer.child.ts", import.meta.url));
 const env = jetStreamSetup();
@@ -158,7 +162,7 @@ describe("jetStreamBroker partitions", () => {
     );
     for (const m of members) await m.close();
     await Promise.all(brokers.map((b) => b.close()));
-  });
+  }, 60_000);
 });
 
 describe("jetStreamBroker graceful shutdown", () => {
@@ -220,5 +224,53 @@ describe("jetStreamBroker graceful shutdown", () => {
         `0 finished ones redelivered`,
     );
     await b.close();
+  });
+});
+
+describe("jetStreamBroker across a server crash", () => {
+  it("keeps what it confirmed through a SIGKILL of the server, reconnects, and fails publishes while it is down", async () => {
+    const port = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), "weft-nats-"));
+    let server = await startNatsServer(port, dir);
+    const events: string[] = [];
+    const telemetry: Telemetry = {
+      event(name, attributes) {
+        if (name === "broker.connection") events.push((attributes as { status: string }).status);
+      },
+    };
+    const b = await jetStreamBroker({ servers: `127.0.0.1:${port}`, requestTimeoutMs: 500, telemetry });
+    try {
+      const dest = "orders.placed";
+      const spec = {
+        destination: dest,
+        group: "g",
+        maxInFlight: 16,
+        ackWaitMs: 30_000,
+        partitions: undefined,
+      };
+      await (await b.subscribe(spec, () => {})).close(); // the group exists from here on
+      const total = 50;
+      for (let i = 0; i < total; i++) await b.publish(envelope(dest, String(i)));
+      await killed(server); // SIGKILL; the store stays
+      await until("the disconnect", () => events.includes("disconnected"));
+      const error = await b.publish(envelope(dest, "while down")).catch((e) => e);
+      expect([error.code, error.reason]).toEqual([Code.UNAVAILABLE, Reason.BROKER_UNAVAILABLE]);
+      expect(error.message).toContain(`jetstream: could not publish to ${dest}`);
+      server = await startNatsServer(port, dir);
+      await until("the reconnect", () => events.includes("reconnected"));
+      const got: string[] = [];
+      const sub = await b.subscribe(spec, (d) => {
+        got.push(bodyOf(d));
+        void d.ack();
+      });
+      await until("every message stored before the crash", () => got.length >= total);
+      expect(got.filter((x) => x !== "while down")).toEqual(
+        Array.from({ length: total }, (_, i) => String(i)),
+      );
+      await sub.close();
+    } finally {
+      await b.close();
+      await killAndRemove(server, dir);
+    }
   });
 });
