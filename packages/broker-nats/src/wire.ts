@@ -15,11 +15,16 @@ export function headersOf(envelope: Envelope): MsgHdrs {
   return h;
 }
 
-/** A received message's NATS headers as name/value pairs (the last value of a repeated one). */
-export function* entriesOf(h: MsgHdrs | undefined): Iterable<readonly [string, string]> {
-  if (h === undefined) return;
+/**
+ * A received message's NATS headers as name/value pairs (the last value of a repeated one), as an
+ * array: `envelopeOf` reads them twice when they do not parse.
+ */
+export function entriesOf(h: MsgHdrs | undefined): (readonly [string, string])[] {
+  const entries: (readonly [string, string])[] = [];
+  if (h === undefined) return entries;
   for (const [name, values] of h) {
     const last = values[values.length - 1];
-    if (last !== undefined) yield [name, last];
+    if (last !== undefined) entries.push([name, last]);
   }
+  return entries;
 }

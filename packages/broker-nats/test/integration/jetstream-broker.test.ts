@@ -251,6 +251,15 @@ describe("jetStreamBroker", () => {
       "plain",
       { "x-from": "raw" },
     ]);
+    expect(got[0]!.malformed).toBeUndefined();
+
+    // reserved headers that do not parse: delivered marked malformed (the messenger dead-letters it)
+    const bad = natsHeaders();
+    bad.set("weft-id", "m-1");
+    bad.set("weft-kind", "nonsense");
+    await js.publish(dest, "bad", { headers: bad });
+    await until("the malformed message", () => got.length === 2);
+    expect([got[1]!.envelope.id, got[1]!.malformed?.reason]).toEqual(["m-1", Reason.MALFORMED_MESSAGE]);
     await sub.close();
   });
 
