@@ -228,7 +228,9 @@ describe("jetStreamBroker graceful shutdown", () => {
 });
 
 describe("jetStreamBroker across a server crash", () => {
-  it("keeps what it confirmed through a SIGKILL of the server, reconnects, and fails publishes while it is down", async () => {
+  it("keeps what it confirmed through a SIGKILL of the server, reconnects, and fails publishes while it is down", {
+    timeout: 60_000,
+  }, async () => {
     const port = await freePort();
     const dir = mkdtempSync(join(tmpdir(), "weft-nats-"));
     let server = await startNatsServer(port, dir);
@@ -249,6 +251,12 @@ describe("jetStreamBroker across a server crash", () => {
         partitions: undefined,
       };
       await (await b.subscribe(spec, () => {})).close(); // the group exists from here on
+      // another group's member stays subscribed through the crash
+      const live: string[] = [];
+      const liveSub = await b.subscribe({ ...spec, group: "live" }, (d) => {
+        live.push(bodyOf(d));
+        d.ack().catch(() => {}); // an ack the outage swallowed: the message comes again
+      });
       const total = 50;
       for (let i = 0; i < total; i++) await b.publish(envelope(dest, String(i)));
       await killed(server); // SIGKILL; the store stays
@@ -268,6 +276,17 @@ describe("jetStreamBroker across a server crash", () => {
         Array.from({ length: total }, (_, i) => String(i)),
       );
       await sub.close();
+      // the member that stayed subscribed pulls again by itself once the server is back
+      for (let i = 0; i < 10; i++) await b.publish(envelope(dest, `after ${i}`));
+      await until(
+        "the live member's messages from after the restart",
+        () => live.includes("after 9"),
+        40_000,
+      );
+      expect(live.filter((x) => x.startsWith("after"))).toEqual(
+        Array.from({ length: 10 }, (_, i) => `after ${i}`),
+      );
+      await liveSub.close();
     } finally {
       await b.close();
       await killAndRemove(server, dir);
