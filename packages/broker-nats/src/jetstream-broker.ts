@@ -173,13 +173,23 @@ export async function jetStreamBroker(options: JetStreamBrokerOptions): Promise<
       if (publishOptions?.transient === true) return link.publishCore(envelope);
       const what = `publish to ${envelope.destination}`;
       link.checkOpen(what);
+      const options = {
+        msgID: envelope.id,
+        headers: headersOf(envelope),
+        timeout: settings.requestTimeoutMs,
+      };
       const stored = async (): Promise<void> => {
         await jet.streams.streamOf(envelope.destination);
-        await js.publish(envelope.destination, envelope.body, {
-          msgID: envelope.id,
-          headers: headersOf(envelope),
-          timeout: settings.requestTimeoutMs,
-        });
+        try {
+          await js.publish(envelope.destination, envelope.body, options);
+        } catch (error) {
+          jet.streams.forget(envelope.destination);
+          // no stream answered (the nats client calls that "not enabled"): it was deleted since it
+          // was found, so find or make it again, once; the same Nats-Msg-Id keeps a retry single
+          if (!(error instanceof Error && error.name === "JetStreamNotEnabled")) throw error;
+          await jet.streams.streamOf(envelope.destination);
+          await js.publish(envelope.destination, envelope.body, options);
+        }
       };
       await link.confirm(what, stored(), publishOptions?.signal);
     },
@@ -272,6 +282,11 @@ class Streams {
       known.catch(() => this.#known.delete(subject));
     }
     return known;
+  }
+
+  /** Looks the stream of `subject` up again next time. */
+  forget(subject: string): void {
+    this.#known.delete(subject);
   }
 
   async #find(subject: string): Promise<string> {

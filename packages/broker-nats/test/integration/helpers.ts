@@ -121,11 +121,13 @@ export function jetStreamSetup(): JetStreamSetup {
 }
 
 /**
- * A private NATS server with JetStream on `port`, storing in `dir`, for tests that kill and restart
- * it (the machine's server is shared). Resolves once it logs that it is ready.
+ * A private NATS server on `port`, with JetStream storing in `dir` unless `jetStream` is false, for
+ * tests that kill and restart it (the machine's server is shared). Resolves once it logs that it is
+ * ready.
  */
-export async function startNatsServer(port: number, dir: string): Promise<ChildProcess> {
-  const child = spawn("/usr/sbin/nats-server", ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir], {
+export async function startNatsServer(port: number, dir: string, jetStream = true): Promise<ChildProcess> {
+  const args = ["-a", "127.0.0.1", "-p", String(port), ...(jetStream ? ["-js", "-sd", dir] : [])];
+  const child = spawn("/usr/sbin/nats-server", args, {
     stdio: ["ignore", "ignore", "pipe"],
   });
   await new Promise<void>((resolve, reject) => {

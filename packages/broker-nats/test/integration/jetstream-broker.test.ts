@@ -9,9 +9,10 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import { Code, ConfigError, Reason } from "@weft/core";
 import type { Delivery, Envelope } from "@weft/messaging";
+import { freePort, killed } from "@weft/testing";
 import { describe, expect, it } from "vitest";
 import { jetStreamBroker } from "../../src/index.ts";
-import { ackInTurn, bodyOf, envelope, jetStreamSetup, SERVERS, until } from "./helpers.ts";
+import { ackInTurn, bodyOf, envelope, jetStreamSetup, SERVERS, startNatsServer, until } from "./helpers.ts";
 
 const spec = { maxInFlight: 16, ackWaitMs: 30_000, partitions: undefined } as const;
 const env = jetStreamSetup();
@@ -63,6 +64,14 @@ describe("jetStreamBroker", () => {
     expect(info?.config.durable_name).toMatch(/^g__t[0-9a-f]+_x__/);
     await sub.close();
     await b.close();
+  });
+
+  it("makes a stream again when it was deleted since it was found", async () => {
+    const t = token();
+    await env.broker.publish(envelope(`${t}.a`, "1"));
+    await (await jetstreamManager(env.nc)).streams.delete(`weft_${t}`);
+    await env.broker.publish(envelope(`${t}.a`, "2"));
+    expect(await stored(`weft_${t}`)).toBe(1);
   });
 
   it("stores a message published twice with the same id once (Nats-Msg-Id)", async () => {
@@ -299,6 +308,13 @@ describe("jetStreamBroker", () => {
     await expect(env.broker.subscribe({ ...spec, destination: "*.x", group: "g" }, () => {})).rejects.toThrow(
       ConfigError,
     );
+    // a server without JetStream
+    const port = await freePort();
+    const plain = await startNatsServer(port, "", false);
+    const refused = await jetStreamBroker({ servers: `127.0.0.1:${port}` }).catch((e) => e);
+    await killed(plain);
+    expect([refused.code, refused.reason]).toEqual([Code.UNAVAILABLE, Reason.BROKER_UNAVAILABLE]);
+    expect(refused.message).toContain("reach JetStream");
     const b = await jetStreamBroker({ servers: SERVERS });
     await b.close();
     const error = await b.publish(envelope(`${token()}.late`, "x")).catch((e) => e);
