@@ -40,7 +40,7 @@ import {
 } from "./connection.ts";
 import { DeliveryGate } from "./gate.ts";
 import { NatsLink } from "./link.ts";
-import { checkSpec, subjectsOf } from "./nats-broker.ts";
+import { checkSpec, subjectsOf } from "./spec.ts";
 import { entriesOf, headersOf } from "./wire.ts";
 
 /** How destinations map onto JetStream streams. */

@@ -6,7 +6,6 @@
  */
 
 import type { Msg, Subscription } from "@nats-io/transport-node";
-import { ConfigError } from "@weft/core";
 import { abortError, emit, positiveInteger } from "@weft/core/internal";
 import {
   type Broker,
@@ -15,12 +14,12 @@ import {
   type Delivery,
   type DeliverySink,
   envelopeOf,
-  partitionDestination,
   type SubscribeSpec,
 } from "@weft/messaging";
 import { connectionSettings, type NatsConnectionOptions, openConnection } from "./connection.ts";
 import { DeliveryGate } from "./gate.ts";
 import { NatsLink } from "./link.ts";
+import { checkSpec, subjectsOf } from "./spec.ts";
 import { entriesOf } from "./wire.ts";
 
 /** Options of `natsBroker`. */
@@ -83,30 +82,17 @@ export async function natsBroker(options: NatsBrokerOptions): Promise<Broker> {
       link.checkOpen(`subscribe to ${spec.destination}`);
       const subscription = new CoreSubscription(link, checkSpec(spec), sink, maxPending);
       link.track(subscription);
-      await link.confirm(`subscribe to ${spec.destination}`, link.nc.flush(), undefined);
+      try {
+        await link.confirm(`subscribe to ${spec.destination}`, link.nc.flush(), undefined);
+      } catch (error) {
+        await subscription.close();
+        throw error;
+      }
       return subscription;
     },
     openInbox: (handlers) => link.openInbox(handlers),
     close: () => link.close(),
   };
-}
-
-/** Checks what both brokers read of a `SubscribeSpec`; throws `ConfigError` naming the field. */
-export function checkSpec(spec: SubscribeSpec): SubscribeSpec {
-  if (typeof spec.destination !== "string" || !/^[^\s.]+(\.[^\s.]+)*$/.test(spec.destination))
-    throw new ConfigError("destination", "dot-separated tokens without spaces", spec.destination);
-  if (spec.group !== undefined && (typeof spec.group !== "string" || !/^[^\s*>]+$/.test(spec.group)))
-    throw new ConfigError("group", "a name without spaces, * or >", spec.group);
-  positiveInteger("maxInFlight", spec.maxInFlight);
-  positiveInteger("ackWaitMs", spec.ackWaitMs, "milliseconds > 0");
-  if (spec.partitions !== undefined) positiveInteger("partitions", spec.partitions);
-  return spec;
-}
-
-/** The subjects of a subscription: its destination, or each partition of a partitioned one. */
-export function subjectsOf(spec: SubscribeSpec): string[] {
-  if (spec.partitions === undefined) return [spec.destination];
-  return Array.from({ length: spec.partitions }, (_, p) => partitionDestination(spec.destination, p));
 }
 
 /** One subscription on core NATS: a NATS subscription per subject, their messages through one gate. */
