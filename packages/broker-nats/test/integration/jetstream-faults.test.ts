@@ -174,16 +174,21 @@ describe("jetStreamBroker graceful shutdown", () => {
     const abandonedByA = new Set<string>();
     const heldByA = new Map<string, { d: Delivery; timer: NodeJS.Timeout; slow: boolean }>();
     let mostA = 0;
+    let busy!: () => void;
+    const isBusy = new Promise<void>((resolve) => {
+      busy = resolve;
+    });
     const a = await env.broker.subscribe(
       { destination: dest, group: "g", maxInFlight: max, ackWaitMs: 30_000, partitions: undefined },
       (d) => {
         const body = bodyOf(d);
-        // most handlers are quick; some would outlast the grace period of the drain
-        const slow = Math.random() < 0.05;
+        // most handlers are quick; one in 40 would outlast the grace period of the drain
+        const slow = Number(body) % 40 === 7;
         const timer = setTimeout(
           () => {
             heldByA.delete(body);
             finishedByA.add(body);
+            if (finishedByA.size === 50) busy(); // mid-load: message 47 (slow) is still held
             void d.ack();
           },
           slow ? 20_000 : 2 + Math.random() * 10,
@@ -193,7 +198,7 @@ describe("jetStreamBroker graceful shutdown", () => {
       },
     );
     await Promise.all(Array.from({ length: total }, (_, i) => env.broker.publish(envelope(dest, String(i)))));
-    await until("a busy", () => finishedByA.size >= 50 && heldByA.size > 0);
+    await isBusy;
     // the drain: stop pulling, let the running handlers finish, then abandon (nack) the slow ones
     await a.stop();
     await until("the quick handlers done", () => [...heldByA.values()].every((h) => h.slow));
