@@ -324,9 +324,12 @@ class Streams {
   }
 }
 
-/** A consumer's name: readable, and unique per group and subject (JetStream names allow no `.`, `*`, `>`). */
+/**
+ * A consumer's name: readable (its first 64 characters each of group and subject), and unique per
+ * group and subject by a hash of both (JetStream names allow no `.`, `*`, `>`, and become file names).
+ */
 function consumerName(group: string, subject: string): string {
-  const clean = (s: string) => s.replace(/[^A-Za-z0-9_-]/g, "_");
+  const clean = (s: string) => s.replace(/[^A-Za-z0-9_-]/g, "_").slice(0, 64);
   return `${clean(group)}__${clean(subject)}__${stableHash(`${group}\n${subject}`).toString(36)}`;
 }
 
