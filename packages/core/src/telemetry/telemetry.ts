@@ -165,6 +165,28 @@ export interface WeftEvents {
    */
   "direct.peer.down": { readonly peer: string; readonly reason: string };
   /**
+   * A consumer of a broker that implements partitions with leases (`system`: `redis`) took
+   * (`owned: true`) or gave back (`owned: false`, also when its lease was lost) partition `partition`
+   * of `destination` for `group`.
+   */
+  "subscription.partition": {
+    readonly system: string;
+    readonly destination: string;
+    readonly group: string;
+    readonly partition: number;
+    readonly owned: boolean;
+  };
+  /**
+   * A group consumer claimed `count` messages another consumer held past `ackWaitMs` (crashed,
+   * stuck, or nacked with a delay now over), or that were pending in a partition it took over.
+   */
+  "subscription.recovered": {
+    readonly system: string;
+    readonly destination: string;
+    readonly group: string;
+    readonly count: number;
+  };
+  /**
    * A message broker's connection (`broker`: the broker's name, `nats`, `jetstream`, …) was lost
    * (`disconnected`; the client reconnects by itself) or is back (`reconnected`).
    */
