@@ -62,7 +62,10 @@ describe("jetStreamBroker under SIGKILL", () => {
     const b = await startConsumer(dest, 16, ackWaitMs);
     await Promise.all(Array.from({ length: total }, (_, i) => env.broker.publish(envelope(dest, String(i)))));
     // mid-batch: a has handled some and holds others in its handlers
-    await until("a in the middle of its work", () => a.done.length >= 100 && a.got.length - a.done.length >= 8);
+    await until(
+      "a in the middle of its work",
+      () => a.done.length >= 100 && a.got.length - a.done.length >= 8,
+    );
     await killed(a.child);
     // what a's handlers held, unfinished, when it died
     const lostWithA = a.got.map((g) => g.body).filter((body) => !a.done.includes(body));
