@@ -9,7 +9,7 @@ import { join } from "node:path";
 import type { Broker, BrokerSchemes } from "@weft/messaging";
 import { openBroker } from "@weft/messaging";
 
-export const BENCH_BROKERS = ["memory", "direct", "redis"] as const;
+export const BENCH_BROKERS = ["memory", "direct", "nats", "jetstream", "redis"] as const;
 export type BenchBroker = (typeof BENCH_BROKERS)[number];
 
 interface BrokerSetup {
@@ -25,12 +25,24 @@ const redis = async (): Promise<BrokerSchemes> => {
   return { redis: redisScheme };
 };
 
+const nats = async (): Promise<BrokerSchemes> => {
+  const { natsScheme } = await import("@weft/broker-nats");
+  return { nats: natsScheme, jetstream: natsScheme };
+};
+
 const SETUPS: Record<BenchBroker, BrokerSetup> = {
   memory: { url: () => "memory:", schemes: async () => ({}), shared: true },
   // two brokers of this process finding each other in a registry directory of the run's own
   direct: {
     url: (dir) => `direct+local:///?dir=${encodeURIComponent(dir)}&host=127.0.0.1`,
     schemes: async () => ({}),
+    shared: false,
+  },
+  nats: { url: () => "nats://127.0.0.1:4222", schemes: nats, shared: false },
+  // streams of the bench's own, in memory, gone after a minute
+  jetstream: {
+    url: () => "jetstream://127.0.0.1:4222?prefix=weftbench&storage=memory&maxAgeMs=60000",
+    schemes: nats,
     shared: false,
   },
   // keys of the bench's own, trimmed

@@ -78,8 +78,10 @@ async function client(): Promise<BenchClient> {
   switch (job!.kind) {
     case "flow":
       return flowClient(job!.broker ?? "memory");
-    default:
-      throw new Error("the request cases need @weft/broker-nats");
+    default: {
+      const { requestClient } = await import("./nats-request.ts");
+      return requestClient(job!.kind === "raw-request", name, payload);
+    }
   }
 }
 
