@@ -355,12 +355,13 @@ describe("failures", () => {
     expect(of("message.dead_lettered")[0]).toEqual({
       destination: d.name,
       group: "g",
+      system: "memory",
       reason: Reason.MAX_DELIVERIES,
       attempts: 2,
     });
     await sub.drain();
     expect(of("subscription.drained")).toEqual([
-      { destination: d.name, group: "g", finished: 0, abandoned: 0 },
+      { destination: d.name, group: "g", system: "memory", finished: 0, abandoned: 0 },
     ]);
   });
 });

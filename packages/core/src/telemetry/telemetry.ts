@@ -135,6 +135,8 @@ export interface WeftEvents {
   "message.redelivered": {
     readonly destination: string;
     readonly group: string | undefined;
+    /** The broker's name (`InterceptedMessage.system`: `memory`, `jetstream`, …). */
+    readonly system: string;
     readonly attempt: number;
     readonly delayMs: number;
   };
@@ -142,15 +144,21 @@ export interface WeftEvents {
   "message.dead_lettered": {
     readonly destination: string;
     readonly group: string | undefined;
+    readonly system: string;
     readonly reason: string;
     readonly attempts: number;
   };
   /** A message arrived after its expiry time: not handled (it is dead-lettered with `MESSAGE_EXPIRED`). */
-  "message.expired": { readonly destination: string; readonly group: string | undefined };
+  "message.expired": {
+    readonly destination: string;
+    readonly group: string | undefined;
+    readonly system: string;
+  };
   /** A subscription drained: `finished` handlers ended within the grace period, `abandoned` were aborted and nacked. */
   "subscription.drained": {
     readonly destination: string;
     readonly group: string | undefined;
+    readonly system: string;
     readonly finished: number;
     readonly abandoned: number;
   };
