@@ -5,5 +5,5 @@
  */
 export { type BrokerConformanceOptions, brokerConformance } from "./broker-conformance.ts";
 export { type EtcdServer, startEtcd } from "./etcd-server.ts";
-export { freePort, killAndRemove } from "./processes.ts";
+export { freePort, killAndRemove, killed } from "./processes.ts";
 export { type RegistryConformanceOptions, registryConformance } from "./registry-conformance.ts";
