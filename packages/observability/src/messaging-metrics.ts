@@ -15,7 +15,7 @@ import {
 } from "@weft/core";
 import type { InterceptedMessage, MessageInterceptor, MessageStep } from "@weft/messaging";
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
-import { bucketsOption, countOption, registryOption } from "./metrics.ts";
+import { addTo, bucketsOption, countOption, registryOption } from "./metrics.ts";
 import { INSTRUMENTATION_NAME } from "./tracing.ts";
 
 export interface MessagingMetricsOptions {
@@ -135,22 +135,39 @@ class DestinationLabels {
   }
 }
 
-type Outcome<K extends string> = Record<K, { count: Counter.Internal; duration: Histogram.Internal<string> }>;
+/** One counter series: a plain number messages add to, read by prom-client when scraped. */
+class Tally {
+  readonly labels: Labels;
+  count = 0;
+  /** What the counter was last given. */
+  exported = 0;
 
-/** The children of one publishing series (destination, system). */
+  constructor(labels: Labels, list: Tally[]) {
+    this.labels = labels;
+    list.push(this);
+  }
+}
+
+type Labels = Record<string, string>;
+
+/** The numbers of one publishing series (destination, system). */
 interface PublishSeries {
-  readonly outcomes: Outcome<"ok" | "error">;
+  readonly ok: Tally;
+  readonly error: Tally;
+  readonly durations: { readonly ok: Histogram.Internal<string>; readonly error: Histogram.Internal<string> };
   readonly attributes: Attributes;
 }
 
-/** The children of one consuming series (destination, group, system). */
+/** The numbers of one consuming series (destination, group, system). */
 interface ConsumeSeries {
-  readonly inFlight: Gauge.Internal<string>;
-  readonly ack: Counter.Internal;
-  readonly retry: Counter.Internal;
-  readonly deadLetter: Counter.Internal;
-  readonly expired: Counter.Internal;
-  readonly drained: { readonly finished: Counter.Internal; readonly abandoned: Counter.Internal };
+  readonly labels: Labels;
+  inFlight: number;
+  readonly ack: Tally;
+  readonly retry: Tally;
+  readonly deadLetter: Tally;
+  readonly expired: Tally;
+  readonly finished: Tally;
+  readonly abandoned: Tally;
   readonly ok: Histogram.Internal<string>;
   readonly error: Histogram.Internal<string>;
   readonly attributes: Attributes;
@@ -159,21 +176,36 @@ interface ConsumeSeries {
 const PUBLISH_LABELS = ["destination", "system", "outcome"] as const;
 const CONSUME_LABELS = ["destination", "group", "system"] as const;
 
+/** A counter whose series are `tallies`, read when the registry is scraped. */
+function tallied(registry: Registry, name: string, help: string, labelNames: readonly string[]): Tally[] {
+  const tallies: Tally[] = [];
+  new Counter({
+    name,
+    help,
+    labelNames,
+    registers: [registry],
+    collect() {
+      for (const t of tallies) t.exported = addTo(this, t.labels, t.count, t.exported);
+    },
+  });
+  return tallies;
+}
+
 /**
- * The metrics, and the children of their series by destination, group and system: a message looks
- * its series up once (a map read) and adds to prom-client children, with no label validation.
+ * The metrics and their series by destination, group and system. A message looks its series up
+ * once (a map read) and adds to plain numbers, which prom-client reads when the registry is scraped
+ * (as `metrics()` does); only the durations go through prom-client's histograms per message.
  */
 class MessageStats implements Telemetry {
   readonly #destinations: DestinationLabels;
   readonly #publishOtel: OtelHistogram | undefined;
   readonly #processOtel: OtelHistogram | undefined;
-  readonly #published: Counter<(typeof PUBLISH_LABELS)[number]>;
+  readonly #published: Tally[];
   readonly #publishDuration: Histogram<(typeof PUBLISH_LABELS)[number]>;
-  readonly #consumed: Counter<(typeof CONSUME_LABELS)[number] | "outcome">;
+  readonly #consumed: Tally[];
   readonly #processDuration: Histogram<(typeof CONSUME_LABELS)[number] | "outcome">;
-  readonly #inFlight: Gauge<(typeof CONSUME_LABELS)[number]>;
-  readonly #expired: Counter<(typeof CONSUME_LABELS)[number]>;
-  readonly #drained: Counter<(typeof CONSUME_LABELS)[number] | "result">;
+  readonly #expired: Tally[];
+  readonly #drained: Tally[];
   readonly #publishing = new Map<string, PublishSeries>();
   readonly #consuming = new Map<string, ConsumeSeries>();
 
@@ -188,12 +220,12 @@ class MessageStats implements Telemetry {
     this.#destinations = destinations;
     this.#publishOtel = publishOtel;
     this.#processOtel = processOtel;
-    this.#published = new Counter({
-      name: "weft_messages_published_total",
-      help: "Messages published: ok once the broker has them, error when it refused or the publish failed",
-      labelNames: PUBLISH_LABELS,
-      registers,
-    });
+    this.#published = tallied(
+      registry,
+      "weft_messages_published_total",
+      "Messages published: ok once the broker has them, error when it refused or the publish failed",
+      PUBLISH_LABELS,
+    );
     this.#publishDuration = new Histogram({
       name: "weft_message_publish_duration_seconds",
       help: "Duration of publishing a message, to the broker's confirmation",
@@ -201,12 +233,12 @@ class MessageStats implements Telemetry {
       buckets,
       registers,
     });
-    this.#consumed = new Counter({
-      name: "weft_messages_consumed_total",
-      help: "Deliveries consumed, by outcome: ack (handled), retry (to be delivered again), dead_letter",
-      labelNames: [...CONSUME_LABELS, "outcome"],
-      registers,
-    });
+    this.#consumed = tallied(
+      registry,
+      "weft_messages_consumed_total",
+      "Deliveries consumed, by outcome: ack (handled), retry (to be delivered again), dead_letter",
+      [...CONSUME_LABELS, "outcome"],
+    );
     this.#processDuration = new Histogram({
       name: "weft_message_process_duration_seconds",
       help: "Duration of handling a delivery (interceptors inside this one and the handler), by outcome: ok, error",
@@ -214,24 +246,28 @@ class MessageStats implements Telemetry {
       buckets,
       registers,
     });
-    this.#inFlight = new Gauge({
+    const consuming = this.#consuming;
+    new Gauge({
       name: "weft_messages_in_flight",
       help: "Deliveries being handled now, per subscription",
       labelNames: CONSUME_LABELS,
       registers,
+      collect() {
+        for (const series of consuming.values()) this.set(series.labels, series.inFlight);
+      },
     });
-    this.#expired = new Counter({
-      name: "weft_messages_expired_total",
-      help: "Messages that arrived after their expiry time (not handled, dead-lettered)",
-      labelNames: CONSUME_LABELS,
-      registers,
-    });
-    this.#drained = new Counter({
-      name: "weft_subscription_drain_handlers_total",
-      help: "Handlers running when a subscription drained: finished within the grace period, or abandoned",
-      labelNames: [...CONSUME_LABELS, "result"],
-      registers,
-    });
+    this.#expired = tallied(
+      registry,
+      "weft_messages_expired_total",
+      "Messages that arrived after their expiry time (not handled, dead-lettered)",
+      CONSUME_LABELS,
+    );
+    this.#drained = tallied(
+      registry,
+      "weft_subscription_drain_handlers_total",
+      "Handlers running when a subscription drained: finished within the grace period, or abandoned",
+      [...CONSUME_LABELS, "result"],
+    );
   }
 
   publish(next: MessageStep, message: InterceptedMessage): Promise<void> {
@@ -240,7 +276,7 @@ class MessageStats implements Telemetry {
 
   process(next: MessageStep, message: InterceptedMessage): Promise<void> {
     const series = this.#consumeSeries(message.destination, message.group, message.system);
-    series.inFlight.inc();
+    series.inFlight++;
     return timed(next, message, series, this.#processed);
   }
 
@@ -250,17 +286,16 @@ class MessageStats implements Telemetry {
     seconds: number,
     error: unknown,
   ) => {
-    const o = series.outcomes[outcome];
-    o.count.inc();
-    o.duration.observe(seconds);
+    series[outcome].count++;
+    series.durations[outcome].observe(seconds);
     this.#publishOtel?.record(seconds, withError(series.attributes, outcome, error));
   };
 
   readonly #processed = (series: ConsumeSeries, outcome: "ok" | "error", seconds: number, error: unknown) => {
-    series.inFlight.dec();
+    series.inFlight--;
     series[outcome].observe(seconds);
     // a failed delivery is counted when the messenger decides: retry or dead letter (events)
-    if (outcome === "ok") series.ack.inc();
+    if (outcome === "ok") series.ack.count++;
     this.#processOtel?.record(seconds, withError(series.attributes, outcome, error));
   };
 
@@ -272,13 +307,13 @@ class MessageStats implements Telemetry {
       case "subscription.drained": {
         const a = attributes as WeftEvents["subscription.drained" | "message.expired"];
         const series = this.#consumeSeries(a.destination, a.group, a.system);
-        if (name === "message.redelivered") series.retry.inc();
-        else if (name === "message.dead_lettered") series.deadLetter.inc();
-        else if (name === "message.expired") series.expired.inc();
+        if (name === "message.redelivered") series.retry.count++;
+        else if (name === "message.dead_lettered") series.deadLetter.count++;
+        else if (name === "message.expired") series.expired.count++;
         else {
           const d = attributes as WeftEvents["subscription.drained"];
-          series.drained.finished.inc(d.finished);
-          series.drained.abandoned.inc(d.abandoned);
+          series.finished.count += d.finished;
+          series.abandoned.count += d.abandoned;
         }
       }
     }
@@ -289,12 +324,14 @@ class MessageStats implements Telemetry {
     let series = this.#publishing.get(key);
     if (series === undefined) {
       const label = this.#destinations.of(destination);
-      const outcome = (o: "ok" | "error") => ({
-        count: this.#published.labels(label, system, o),
-        duration: this.#publishDuration.labels(label, system, o),
-      });
+      const labels = (outcome: string): Labels => ({ destination: label, system, outcome });
       series = {
-        outcomes: { ok: outcome("ok"), error: outcome("error") },
+        ok: new Tally(labels("ok"), this.#published),
+        error: new Tally(labels("error"), this.#published),
+        durations: {
+          ok: this.#publishDuration.labels(label, system, "ok"),
+          error: this.#publishDuration.labels(label, system, "error"),
+        },
         attributes: Object.freeze({
           "messaging.system": system,
           "messaging.destination.name": label,
@@ -313,6 +350,7 @@ class MessageStats implements Telemetry {
     if (series === undefined) {
       const label = this.#destinations.of(destination);
       const g = group ?? "";
+      const labels: Labels = { destination: label, group: g, system };
       const attributes: Attributes = {
         "messaging.system": system,
         "messaging.destination.name": label,
@@ -321,15 +359,14 @@ class MessageStats implements Telemetry {
       };
       if (group !== undefined) attributes["messaging.consumer.group.name"] = group;
       series = {
-        inFlight: this.#inFlight.labels(label, g, system),
-        ack: this.#consumed.labels(label, g, system, "ack"),
-        retry: this.#consumed.labels(label, g, system, "retry"),
-        deadLetter: this.#consumed.labels(label, g, system, "dead_letter"),
-        expired: this.#expired.labels(label, g, system),
-        drained: {
-          finished: this.#drained.labels(label, g, system, "finished"),
-          abandoned: this.#drained.labels(label, g, system, "abandoned"),
-        },
+        labels,
+        inFlight: 0,
+        ack: new Tally({ ...labels, outcome: "ack" }, this.#consumed),
+        retry: new Tally({ ...labels, outcome: "retry" }, this.#consumed),
+        deadLetter: new Tally({ ...labels, outcome: "dead_letter" }, this.#consumed),
+        expired: new Tally(labels, this.#expired),
+        finished: new Tally({ ...labels, result: "finished" }, this.#drained),
+        abandoned: new Tally({ ...labels, result: "abandoned" }, this.#drained),
         ok: this.#processDuration.labels(label, g, system, "ok"),
         error: this.#processDuration.labels(label, g, system, "error"),
         attributes: Object.freeze(attributes),

@@ -303,7 +303,7 @@ class SideMetrics implements CallWatcher<MethodStats> {
 }
 
 /** Adds what `count` grew by since `exported` to `counter`'s series `labels`; returns `count`. */
-function addTo(counter: Counter<string>, labels: Labels, count: number, exported: number): number {
+export function addTo(counter: Counter<string>, labels: Labels, count: number, exported: number): number {
   if (count > exported) counter.inc(labels, count - exported);
   return count;
 }
