@@ -707,6 +707,12 @@ class Consumer implements Subscription {
       const outcome = await this.#attempt(job, body);
       switch (outcome.kind) {
         case "ack":
+          this.messenger.emit("message.acked", {
+            destination: envelope.destination,
+            group: this.group,
+            system: this.messenger.broker.name,
+            attempts: job.attempt,
+          });
           return void (await delivery.ack());
         case "abandoned":
           return this.#settleAbandoned(job);

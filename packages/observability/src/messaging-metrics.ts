@@ -45,7 +45,7 @@ export interface MessagingMetricsOptions {
 export interface MessagingMetrics {
   /** Give to `createMessenger({ interceptors })`: publishes, handler runs and their durations. */
   readonly interceptor: MessageInterceptor;
-  /** Give to `createMessenger({ telemetry })`: redeliveries, dead letters, expired messages, drains. */
+  /** Give to `createMessenger({ telemetry })`: acks, redeliveries, dead letters, expired messages, drains. */
   readonly telemetry: Telemetry;
   /** The registry holding every metric: serve it with `listenAdmin(server, { registry })`. */
   readonly registry: Registry;
@@ -66,9 +66,10 @@ export interface MessagingMetrics {
  * | `weft_messages_expired_total`             | counter   | destination, group, system               |
  * | `weft_subscription_drain_handlers_total`  | counter   | destination, group, system, result (finished, abandoned) |
  *
- * A delivery the handler finishes counts `ack`; one it fails counts `retry` or `dead_letter` when
- * the messenger decides (from the `telemetry` events), as do messages dead-lettered before any
- * handler ran (malformed, expired).
+ * `weft_messages_consumed_total` counts what the messenger decided for each delivery, from its
+ * `telemetry` events (`message.acked`, `message.redelivered`, `message.dead_lettered`): give
+ * `telemetry` to the messenger too, or it stays empty. Messages dead-lettered before any handler ran
+ * (malformed, expired) count `dead_letter`.
  *
  * ```ts
  * const mm = messagingMetrics({ registry: m.registry }); // next to metrics(), one scrape
@@ -294,20 +295,20 @@ class MessageStats implements Telemetry {
   readonly #processed = (series: ConsumeSeries, outcome: "ok" | "error", seconds: number, error: unknown) => {
     series.inFlight--;
     series[outcome].observe(seconds);
-    // a failed delivery is counted when the messenger decides: retry or dead letter (events)
-    if (outcome === "ok") series.ack.count++;
     this.#processOtel?.record(seconds, withError(series.attributes, outcome, error));
   };
 
   event<N extends WeftEventName>(name: N, attributes: WeftEvents[N]): void {
     switch (name) {
+      case "message.acked":
       case "message.redelivered":
       case "message.dead_lettered":
       case "message.expired":
       case "subscription.drained": {
         const a = attributes as WeftEvents["subscription.drained" | "message.expired"];
         const series = this.#consumeSeries(a.destination, a.group, a.system);
-        if (name === "message.redelivered") series.retry.count++;
+        if (name === "message.acked") series.ack.count++;
+        else if (name === "message.redelivered") series.retry.count++;
         else if (name === "message.dead_lettered") series.deadLetter.count++;
         else if (name === "message.expired") series.expired.count++;
         else {

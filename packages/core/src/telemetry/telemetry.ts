@@ -129,6 +129,16 @@ export interface WeftEvents {
   /** A hedged call to `path` was answered by attempt `attempt` (0 for the original); the others were cancelled. */
   "hedge.won": { readonly path: string; readonly attempt: number; readonly cancelled: number };
   /**
+   * A delivered message was handled and is acknowledged: its handler returned (or called `ack()`
+   * with manual acks, or a consume interceptor skipped it), at delivery `attempts`.
+   */
+  "message.acked": {
+    readonly destination: string;
+    readonly group: string | undefined;
+    readonly system: string;
+    readonly attempts: number;
+  };
+  /**
    * A message handler failed and its message will be delivered again (`attempt`: the delivery to
    * come, 2 for the first redelivery) after `delayMs`. `group` is undefined for a private subscription.
    */

@@ -114,6 +114,31 @@ describe("messagingMetrics() counts", () => {
     expect(await value(r, "weft_messages_consumed_total", { ...labels, outcome: "ack" })).toBe(3);
   });
 
+  it("counts what a manual-ack handler decided, not that it returned", async () => {
+    const { messenger, r } = measured();
+    let deliveries = 0;
+    let done!: () => void;
+    const acked = new Promise<void>((res) => (done = res));
+    await messenger.subscribe(
+      placed,
+      async (m) => {
+        if (++deliveries === 1) return void (await m.nack({ delayMs: 1 }));
+        await m.ack();
+        done();
+      },
+      { group: "manual", ack: "manual" },
+    );
+    await messenger.publish(placed, { n: 1 });
+    await acked;
+    await messenger.close();
+    const labels = { destination: "orders.placed", group: "manual", system: "memory" };
+    expect(await value(r, "weft_messages_consumed_total", { ...labels, outcome: "ack" })).toBe(1);
+    expect(await value(r, "weft_messages_consumed_total", { ...labels, outcome: "retry" })).toBe(1);
+    expect(
+      await value(r, "weft_message_process_duration_seconds", { ...labels, outcome: "ok" }, "_count"),
+    ).toBe(2);
+  });
+
   it("reads expiry and drains from the telemetry events; a private subscription's group is empty", async () => {
     const { mm, r } = measured();
     const at = { destination: "orders.late", group: undefined, system: "jetstream" };
