@@ -67,6 +67,13 @@ export interface WeftEvents {
   /** A client watches `service` again after an outage of `durationMs`. */
   "discovery.recovered": { readonly service: string; readonly durationMs: number };
   /**
+   * A message broker's connection (`broker`: its name, `address`: host and port, never credentials)
+   * was lost; it reconnects with backoff (reported once per outage).
+   */
+  "broker.disconnected": { readonly broker: string; readonly address: string; readonly reason: string };
+  /** A broker is connected again, its subscriptions resumed, after an outage of `durationMs`. */
+  "broker.reconnected": { readonly broker: string; readonly address: string; readonly durationMs: number };
+  /**
    * A circuit breaker changed state. `name` is what it guards: a method's path (`/pkg.Svc/Method`),
    * a service's name, or a node's address.
    */
