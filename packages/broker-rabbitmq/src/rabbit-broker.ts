@@ -488,6 +488,8 @@ class RabbitSubscription implements BrokerSubscription {
     channel.on("close", () => {
       if (this.#channel === channel) this.detach();
     });
+    // current from now on: deliveries may arrive (and be acked) before `consume` returns
+    this.#channel = channel;
     const queues: string[] = [];
     // a private queue dies with its consumer; the dead-letter group's own queue has nowhere further to go
     const deadLetter =
@@ -525,8 +527,10 @@ class RabbitSubscription implements BrokerSubscription {
         tags.push(reply.consumerTag);
       }
     }
-    this.#channel = channel;
     this.#consumerTags = tags;
+    // stopped while subscribing
+    if (this.#stopped && this.#spec.partitions === undefined)
+      await Promise.all(tags.map((tag) => channel.cancel(tag).catch(ignore)));
   }
 
   /** The channel is gone (connection lost): what it delivered RabbitMQ redelivers; drop what waits. */
@@ -546,7 +550,7 @@ class RabbitSubscription implements BrokerSubscription {
       );
       return;
     }
-    if (channel !== this.#channel && this.#channel !== undefined) return;
+    if (channel !== this.#channel) return; // a closed channel's: RabbitMQ redelivers it
     const spec = this.#spec;
     let envelope: Envelope;
     try {
@@ -565,7 +569,7 @@ class RabbitSubscription implements BrokerSubscription {
       return;
     }
     const delivery = new RabbitDelivery(this, channel, message, envelope, this.#attemptOf(message, envelope));
-    if (this.#outstanding < spec.maxInFlight) this.#handOut(delivery);
+    if (this.#outstanding < spec.maxInFlight && !this.#stopped) this.#handOut(delivery);
     else this.#waiting.push(delivery);
   }
 
@@ -591,15 +595,34 @@ class RabbitSubscription implements BrokerSubscription {
     }
     if (channel === this.#channel) {
       if (ack) channel.ack(message);
-      else channel.nack(message, false, true);
+      else if (this.#spec.partitions === undefined) channel.nack(message, false, true);
+      else {
+        // a quorum queue requeues at its tail, behind the partition's later messages: keep it
+        // (still unacknowledged, so RabbitMQ redelivers it if this consumer goes away) and give it
+        // out again, first
+        this.#waiting.unshift(
+          new RabbitDelivery(this, channel, message, delivery.envelope, delivery.attempt + 1),
+        );
+      }
     }
+    if (this.#stopped) return;
     const next = this.#waiting.shift();
-    if (next !== undefined) this.#handOut(next);
+    if (next === undefined) return;
+    // counted now, handed out after the caller's ack or nack returns
+    this.#outstanding++;
+    queueMicrotask(() => this.#sink(next));
   }
 
+  /**
+   * Unpartitioned: cancels the consumers, and gives back what was received but not handed out.
+   * Partitioned: the consumers stay registered, and what arrives is held, until `close`: a single
+   * active consumer that cancelled while its last delivery was still being handled would let the
+   * next consumer take the partition's following message first.
+   */
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    if (this.#spec.partitions !== undefined) return;
     const channel = this.#channel;
     const tags = this.#consumerTags;
     this.#consumerTags = [];

@@ -4,5 +4,5 @@
  * against (`startEtcd()`).
  */
 export { type EtcdServer, startEtcd } from "./etcd-server.ts";
-export { freePort, killAndRemove } from "./processes.ts";
+export { freePort, killAndRemove, killed } from "./processes.ts";
 export { type RegistryConformanceOptions, registryConformance } from "./registry-conformance.ts";

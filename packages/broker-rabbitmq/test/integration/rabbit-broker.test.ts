@@ -160,10 +160,11 @@ describe("rabbitBroker: publish and subscribe", () => {
     const first = await b.subscribe(spec("audit", "store"), collector().sink);
     await first.stop();
     await first.close();
-    for (let i = 0; i < 5; i++) await b.publish(envelope("audit"));
+    for (let i = 0; i < 40; i++) await b.publish(envelope("audit"));
     const back = collector();
-    await b.subscribe(spec("audit", "store"), back.sink);
-    await back.count(5);
+    // acked at once, while subscribe is still setting up: those acks must reach RabbitMQ too
+    await b.subscribe(spec("audit", "store", { maxInFlight: 4 }), back.sink);
+    await back.count(40);
   });
 
   it("redelivers a nacked message with RabbitMQ's delivery count as the attempt", async () => {
