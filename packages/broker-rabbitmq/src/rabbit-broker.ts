@@ -45,7 +45,7 @@ import {
   isInboxAddress,
   queuePlan,
 } from "./topology.ts";
-import { bodyBuffer, deliveryCountOf, envelopeOf, publishProperties } from "./wire.ts";
+import { bodyBuffer, deliveryCountOf, publishProperties, readMessage } from "./wire.ts";
 
 /** Options of `rabbitBroker`. */
 export interface RabbitBrokerOptions {
@@ -413,6 +413,7 @@ class RabbitBroker implements Broker {
 /** One delivery of a subscription, settled once. */
 class RabbitDelivery implements Delivery {
   readonly envelope: Envelope;
+  readonly malformed: WeftError | undefined;
   readonly attempt: number;
   readonly #owner: RabbitSubscription;
   readonly #channel: Channel;
@@ -423,13 +424,14 @@ class RabbitDelivery implements Delivery {
     owner: RabbitSubscription,
     channel: Channel,
     message: ConsumeMessage,
-    envelope: Envelope,
+    read: { readonly envelope: Envelope; readonly malformed: WeftError | undefined },
     attempt: number,
   ) {
     this.#owner = owner;
     this.#channel = channel;
     this.#message = message;
-    this.envelope = envelope;
+    this.envelope = read.envelope;
+    this.malformed = read.malformed;
     this.attempt = attempt;
   }
 
@@ -510,7 +512,7 @@ class RabbitSubscription implements BrokerSubscription {
           args["x-dead-letter-exchange"] = s.exchange;
           args["x-dead-letter-routing-key"] = deadLetter;
         }
-        if (s.deliveryLimit !== undefined) args["x-delivery-limit"] = s.deliveryLimit;
+        if (s.deliveryLimit !== undefined && deadLetter !== false) args["x-delivery-limit"] = s.deliveryLimit;
         if (spec.partitions !== undefined) args["x-single-active-consumer"] = true;
         name = (await channel.assertQueue(plan.name, { durable: true, arguments: args })).queue;
       }
@@ -552,23 +554,18 @@ class RabbitSubscription implements BrokerSubscription {
     }
     if (channel !== this.#channel) return; // a closed channel's: RabbitMQ redelivers it
     const spec = this.#spec;
-    let envelope: Envelope;
-    try {
-      envelope = envelopeOf(
-        message,
-        spec.partitions === undefined ? message.fields.routingKey : spec.destination,
-        spec.group === DEAD_LETTER_GROUP,
-      );
-    } catch (err) {
-      // unreadable: RabbitMQ dead-letters it (group queues), a private subscription drops it
-      this.#settings.logger.warn(
-        { destination: message.fields.routingKey, err },
-        "unreadable message dead-lettered",
-      );
-      channel.nack(message, false, false);
-      return;
-    }
-    const delivery = new RabbitDelivery(this, channel, message, envelope, this.#attemptOf(message, envelope));
+    // an unreadable message comes with `malformed` set: the messenger dead-letters it
+    const read = readMessage(
+      message,
+      spec.partitions === undefined ? message.fields.routingKey : spec.destination,
+    );
+    const delivery = new RabbitDelivery(
+      this,
+      channel,
+      message,
+      read,
+      this.#attemptOf(message, read.envelope),
+    );
     if (this.#outstanding < spec.maxInFlight && !this.#stopped) this.#handOut(delivery);
     else this.#waiting.push(delivery);
   }
@@ -600,9 +597,7 @@ class RabbitSubscription implements BrokerSubscription {
         // a quorum queue requeues at its tail, behind the partition's later messages: keep it
         // (still unacknowledged, so RabbitMQ redelivers it if this consumer goes away) and give it
         // out again, first
-        this.#waiting.unshift(
-          new RabbitDelivery(this, channel, message, delivery.envelope, delivery.attempt + 1),
-        );
+        this.#waiting.unshift(new RabbitDelivery(this, channel, message, delivery, delivery.attempt + 1));
       }
     }
     if (this.#stopped) return;
@@ -677,11 +672,9 @@ class RabbitInbox implements Inbox {
 
   #received(message: ConsumeMessage | null): void {
     if (message === null || this.#closed) return;
-    try {
-      this.#handlers.onReply(envelopeOf(message, this.#address));
-    } catch (err) {
-      this.#settings.logger.warn({ inbox: this.#address, err }, "unreadable reply dropped");
-    }
+    const { envelope, malformed } = readMessage(message, this.#address);
+    if (malformed === undefined) this.#handlers.onReply(envelope);
+    else this.#settings.logger.warn({ inbox: this.#address, err: malformed }, "unreadable reply dropped");
   }
 
   noResponders(correlationId: string): void {

@@ -4,8 +4,9 @@
  * the id, correlation id, content type and time are also set as AMQP properties, where AMQP tools
  * look for them.
  */
+import type { WeftError } from "@weft/core";
 import type { Envelope } from "@weft/messaging";
-import { fromHeaders, HEADER, toHeaders } from "@weft/messaging";
+import { envelopeOf, toHeaders } from "@weft/messaging";
 import type { Message, Options } from "amqplib";
 
 /** Headers RabbitMQ itself adds (redelivery count, dead-lettering history): not the application's. */
@@ -36,13 +37,16 @@ export function bodyBuffer(envelope: Envelope): Buffer {
 }
 
 /**
- * The envelope of a consumed message (`destination` as the subscription reports it). A message from
- * a raw client without Weft's headers gets its AMQP `message-id` as id (else a new one), its
- * `timestamp` as publish time and its `content-type` property. Throws `MALFORMED_MESSAGE` as
- * `fromHeaders` does, unless `lenient` (the dead-letter queue, where an unreadable message has
- * nowhere further to go): then the fields that do not parse are read as absent.
+ * The envelope of a consumed message (`destination` as the subscription reports it), through
+ * `@weft/messaging`'s `envelopeOf`: never throws; `malformed` is set for a message whose reserved
+ * headers do not parse. A message from a raw client without Weft's headers gets its AMQP
+ * `message-id` as id (else a new one), its `timestamp` as publish time and its `content-type`
+ * property.
  */
-export function envelopeOf(message: Message, destination: string, lenient = false): Envelope {
+export function readMessage(
+  message: Message,
+  destination: string,
+): { envelope: Envelope; malformed: WeftError | undefined } {
   const properties = message.properties;
   const headers: Record<string, string> = {};
   if (typeof properties.contentType === "string") headers["content-type"] = properties.contentType;
@@ -54,24 +58,8 @@ export function envelopeOf(message: Message, destination: string, lenient = fals
   }
   const timestamp = typeof properties.timestamp === "number" ? properties.timestamp * 1000 : undefined;
   const messageId = typeof properties.messageId === "string" ? properties.messageId : undefined;
-  const fallbacks = { brokerId: messageId, timestamp };
-  if (!lenient) return fromHeaders(destination, headers, message.content, fallbacks);
-  try {
-    return fromHeaders(destination, headers, message.content, fallbacks);
-  } catch {
-    // unreadable fields are read as absent, and kept readable under `x-unreadable-<name>`
-    for (const name of UNREADABLE_CANDIDATES) {
-      const value = headers[name];
-      if (value === undefined) continue;
-      delete headers[name];
-      headers[`x-unreadable-${name}`] = value;
-    }
-    return fromHeaders(destination, headers, message.content, fallbacks);
-  }
+  return envelopeOf(destination, headers, message.content, { brokerId: messageId, timestamp });
 }
-
-/** The reserved headers `fromHeaders` can refuse. */
-const UNREADABLE_CANDIDATES = [HEADER.kind, HEADER.expiresAt, HEADER.publishedAt];
 
 /** Which delivery of a quorum queue's message this is: RabbitMQ counts earlier ones in `x-delivery-count`. */
 export function deliveryCountOf(message: Message): number | undefined {

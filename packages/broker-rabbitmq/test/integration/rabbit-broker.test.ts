@@ -302,23 +302,40 @@ describe("rabbitBroker: inbox", () => {
 });
 
 describe("rabbitBroker: dead letters", () => {
-  it("keeps the dead-letter destination's messages and sends RabbitMQ's own dead letters there", async () => {
+  it("hands an unreadable message over marked malformed (the messenger dead-letters it)", async () => {
     const b = await broker();
-    await b.subscribe(spec("payments", "settle"), collector().sink);
-    // unreadable (a reserved header that does not parse): RabbitMQ dead-letters it through the DLX
-    raw.channel.publish(exchange, "payments", Buffer.from("?"), { headers: { "weft-kind": "gossip" } });
-    // the messenger's own dead letter, published to dlq.<group>
+    const c = collector();
+    await b.subscribe(spec("payments", "settle"), c.sink);
+    raw.channel.publish(exchange, "payments", Buffer.from("?"), {
+      headers: { "weft-kind": "gossip", "weft-id": "m-1", tenant: "acme" },
+    });
+    await c.count(1);
+    const d = c.deliveries[0]!;
+    expect(d.malformed?.reason).toBe(Reason.MALFORMED_MESSAGE);
+    expect(d.envelope.id).toBe("m-1");
+    expect(d.envelope.headers).toEqual({ tenant: "acme" });
+  });
+
+  it("keeps the dead-letter destination's messages, and RabbitMQ's own dead letters go there too", async () => {
+    const b = await broker({ deliveryLimit: 1 });
+    const c = collector(false);
+    await b.subscribe(spec("payments", "settle"), c.sink);
+    // the messenger's own dead letter, published to dlq.<group> while nobody reads it
     await b.publish(envelope("dlq.settle", { headers: { "weft-dlq-reason": "MAX_DELIVERIES" } }));
+    // past RabbitMQ's delivery limit (1 here), its dead-letter exchange routes the message to dlq.<group>
+    await b.publish(envelope("payments", { headers: { tenant: "acme" } }));
+    await c.count(1);
+    await c.deliveries[0]!.nack(0);
+    await c.count(2);
+    await c.deliveries[1]!.nack(0);
     const dead = collector();
     await b.subscribe(spec("dlq.settle", "dlq"), dead.sink);
     await dead.count(2);
     expect(dead.deliveries.map((d) => d.envelope.destination)).toEqual(["dlq.settle", "dlq.settle"]);
-    const byReason = (r: string | undefined) =>
-      dead.deliveries.find((d) => d.envelope.headers["weft-dlq-reason"] === r);
-    expect(byReason("MAX_DELIVERIES")).toBeDefined();
-    // the unreadable one, readable in the dead-letter queue: its bad field kept aside, RabbitMQ's history dropped
-    expect(byReason(undefined)!.envelope.headers).toEqual({ "x-unreadable-weft-kind": "gossip" });
-    expect(byReason(undefined)!.envelope.kind).toBe("event");
+    const headers = dead.deliveries.map((d) => d.envelope.headers);
+    expect(headers).toContainEqual({ "weft-dlq-reason": "MAX_DELIVERIES" });
+    expect(headers).toContainEqual({ tenant: "acme" });
+    expect(c.deliveries.length).toBe(2);
   });
 });
 
