@@ -80,7 +80,8 @@ export interface RabbitBrokerOptions {
  * disconnection), queue groups, per-key order across consumers (single-active-consumer queues per
  * partition), wildcards (topic exchange), no-responders (a request no queue is bound to comes back
  * through `mandatory`). No delayed redelivery: RabbitMQ has none without a plugin, so `nack`
- * requeues at once and the messenger waits out the backoff.
+ * gives the message back at once (requeued; on a partition, handed out again locally) and the
+ * messenger waits out the backoff itself.
  */
 export const RABBIT_FEATURES: BrokerFeatures = {
   persistent: true,
@@ -493,9 +494,9 @@ class RabbitSubscription implements BrokerSubscription {
     // current from now on: deliveries may arrive (and be acked) before `consume` returns
     this.#channel = channel;
     const queues: string[] = [];
-    // a private queue dies with its consumer; the dead-letter group's own queue has nowhere further to go
-    const deadLetter =
-      spec.group === undefined || spec.group === DEAD_LETTER_GROUP ? false : deadLetterOf(spec);
+    // the dead-letter group's own queue has nowhere further to go; a pattern is no place to publish to
+    const target = spec.group === DEAD_LETTER_GROUP ? false : deadLetterOf(spec);
+    const deadLetter = target !== false && !/[*>]/.test(target) ? target : false;
     if (deadLetter !== false) {
       // the place dead letters stay: RabbitMQ drops what no queue is bound to
       const holding = groupQueue(s.exchange, DEAD_LETTER_GROUP, deadLetter);

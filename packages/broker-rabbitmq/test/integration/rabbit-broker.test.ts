@@ -339,6 +339,19 @@ describe("rabbitBroker: dead letters", () => {
   });
 });
 
+describe("rabbitBroker: dead letters of a private subscription", () => {
+  it("are kept too, under dlq.<destination>", async () => {
+    const b = await broker();
+    const sub = await b.subscribe(spec("alerts", undefined), collector().sink);
+    await b.publish(envelope("dlq.alerts", { headers: { "weft-dlq-reason": "DECODE_FAILED" } }));
+    await sub.close();
+    const dead = collector();
+    await b.subscribe(spec("dlq.alerts", "dlq"), dead.sink);
+    await dead.count(1);
+    expect(dead.deliveries[0]!.envelope.headers).toEqual({ "weft-dlq-reason": "DECODE_FAILED" });
+  });
+});
+
 describe("rabbitBroker: connection loss", () => {
   it("reconnects with backoff, resumes its subscriptions, and loses no confirmed message", async () => {
     const events: string[] = [];
