@@ -370,13 +370,17 @@ class RabbitBroker implements Broker {
     positiveInteger("maxInFlight", spec.maxInFlight);
     if (spec.partitions !== undefined) positiveInteger("partitions", spec.partitions);
     const connection = this.#live(spec.destination);
-    const subscription = new RabbitSubscription(this.#settings, spec, sink, () =>
-      this.#subscriptions.delete(subscription),
+    const subscription = new RabbitSubscription(
+      this.#settings,
+      spec,
+      sink,
+      () => this.#connection,
+      () => this.#subscriptions.delete(subscription),
     );
     try {
       await subscription.attach(connection);
     } catch (err) {
-      subscription.detach();
+      await subscription.close();
       throw unavailable(this.#settings, spec.destination, "cannot subscribe", err);
     }
     this.#subscriptions.add(subscription);
@@ -464,7 +468,15 @@ class RabbitSubscription implements BrokerSubscription {
   readonly #spec: SubscribeSpec;
   readonly #sink: DeliverySink;
   readonly #forget: () => void;
+  /** The broker's connection now (`undefined` while it reconnects). */
+  readonly #connection: () => ChannelModel | undefined;
   #channel: Channel | undefined;
+  /** The connection `#channel` is on. */
+  #attachedTo: ChannelModel | undefined;
+  /** The attach running, so two never interleave. */
+  #attaching: Promise<void> = Promise.resolve();
+  #recovery: NodeJS.Timeout | undefined;
+  #failures = 0;
   #consumerTags: string[] = [];
   /** Deliveries handed to the sink and not yet settled. */
   #outstanding = 0;
@@ -475,24 +487,44 @@ class RabbitSubscription implements BrokerSubscription {
   #stopped = false;
   #closing: Promise<void> | undefined;
 
-  constructor(settings: Settings, spec: SubscribeSpec, sink: DeliverySink, forget: () => void) {
+  constructor(
+    settings: Settings,
+    spec: SubscribeSpec,
+    sink: DeliverySink,
+    connection: () => ChannelModel | undefined,
+    forget: () => void,
+  ) {
     this.#settings = settings;
     this.#spec = spec;
     this.#sink = sink;
+    this.#connection = connection;
     this.#forget = forget;
   }
 
-  /** Declares the queues and bindings on a new channel and starts consuming (unless stopped). */
-  async attach(connection: ChannelModel): Promise<void> {
+  /**
+   * Declares the queues and bindings on a new channel of `connection` and starts consuming (unless
+   * stopped); nothing when already attached to it. One attach at a time.
+   */
+  attach(connection: ChannelModel): Promise<void> {
+    const run = this.#attaching.catch(ignore).then(() => {
+      if (this.#channel !== undefined && this.#attachedTo === connection) return;
+      return this.#attach(connection);
+    });
+    this.#attaching = run;
+    return run;
+  }
+
+  async #attach(connection: ChannelModel): Promise<void> {
     const spec = this.#spec;
     const s = this.#settings;
     const channel = await connection.createChannel();
     channel.on("error", ignore);
     channel.on("close", () => {
-      if (this.#channel === channel) this.detach();
+      if (this.#channel === channel) this.#recover("its channel closed");
     });
     // current from now on: deliveries may arrive (and be acked) before `consume` returns
     this.#channel = channel;
+    this.#attachedTo = connection;
     const queues: string[] = [];
     // the dead-letter group's own queue has nowhere further to go; a pattern is no place to publish to
     const target = spec.group === DEAD_LETTER_GROUP ? false : deadLetterOf(spec);
@@ -540,6 +572,7 @@ class RabbitSubscription implements BrokerSubscription {
   detach(): void {
     const channel = this.#channel;
     this.#channel = undefined;
+    this.#attachedTo = undefined;
     this.#consumerTags = [];
     this.#waiting.length = 0;
     channel?.close().catch(ignore);
@@ -547,10 +580,8 @@ class RabbitSubscription implements BrokerSubscription {
 
   #received(channel: Channel, message: ConsumeMessage | null): void {
     if (message === null) {
-      this.#settings.logger.warn(
-        { destination: this.#spec.destination, group: this.#spec.group },
-        "rabbitmq cancelled the consumer (its queue was deleted?)",
-      );
+      if (channel === this.#channel)
+        this.#recover("rabbitmq cancelled its consumer (was its queue deleted?)");
       return;
     }
     if (channel !== this.#channel) return; // a closed channel's: RabbitMQ redelivers it
@@ -569,6 +600,37 @@ class RabbitSubscription implements BrokerSubscription {
     );
     if (this.#outstanding < spec.maxInFlight && !this.#stopped) this.#handOut(delivery);
     else this.#waiting.push(delivery);
+  }
+
+  /**
+   * The channel closed, or RabbitMQ cancelled a consumer, while the connection lives on (a queue
+   * deleted, a handler past RabbitMQ's `consumer_timeout`): attach again, with core's backoff. After a
+   * connection loss the broker's reconnect attaches it instead.
+   */
+  #recover(why: string): void {
+    this.detach();
+    if (this.#stopped || this.#recovery !== undefined) return;
+    const { destination, group } = this.#spec;
+    this.#settings.logger.warn(
+      { destination, group },
+      `rabbitmq subscription lost: ${why}; subscribing again`,
+    );
+    this.#failures++;
+    this.#recovery = setTimeout(
+      () => {
+        this.#recovery = undefined;
+        const connection = this.#connection();
+        if (connection === undefined || this.#stopped) return;
+        this.attach(connection).then(
+          () => {
+            this.#failures = 0;
+          },
+          (err: unknown) =>
+            this.#recover(`cannot subscribe again: ${err instanceof Error ? err.message : err}`),
+        );
+      },
+      backoffDelay(this.#failures, this.#settings.reconnect),
+    );
   }
 
   #attemptOf(message: ConsumeMessage, envelope: Envelope): number {
@@ -635,6 +697,7 @@ class RabbitSubscription implements BrokerSubscription {
 
   async #close(): Promise<void> {
     await this.stop();
+    clearTimeout(this.#recovery);
     this.#forget();
     const channel = this.#channel;
     this.#channel = undefined;

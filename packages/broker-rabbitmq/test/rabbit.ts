@@ -54,6 +54,15 @@ export function queuesOf(exchange: string): string[] {
   return rows.map((r) => r.name).filter((name) => name.startsWith(`${exchange}/`));
 }
 
+/** How many consumers `queue` has now (0 when it does not exist). */
+export function consumers(queue: string): number {
+  const out = execFileSync("rabbitmqctl", ["-q", "list_queues", "name", "consumers", "--formatter", "json"], {
+    encoding: "utf8",
+  });
+  const rows = JSON.parse(out) as { name: string; consumers: number }[];
+  return rows.find((r) => r.name === queue)?.consumers ?? 0;
+}
+
 /** Closes, from the server side, every connection whose client named itself `connectionName`. Returns how many. */
 export function closeConnections(connectionName: string): number {
   const out = execFileSync(

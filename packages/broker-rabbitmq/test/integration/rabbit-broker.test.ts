@@ -16,6 +16,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { rabbitBroker } from "../../src/index.ts";
 import {
   closeConnections,
+  consumers,
   ensureRabbit,
   queuesOf,
   RABBIT_URL,
@@ -388,6 +389,24 @@ describe("rabbitBroker: connection loss", () => {
     expect(events.slice(0, 2)).toEqual(["broker.disconnected", "broker.reconnected"]);
     expect(confirmed.size + refused).toBe(total);
     expect(confirmed.size).toBeGreaterThan(300);
+  });
+
+  it("subscribes again when RabbitMQ cancels its consumer (its queue deleted) while connected", async () => {
+    const b = await broker();
+    const c = collector();
+    await b.subscribe(spec("fragile", "g"), c.sink);
+    await b.publish(envelope("fragile"));
+    await c.count(1);
+    await raw.channel.deleteQueue(`${exchange}/g/fragile`);
+    // declared again by the subscription (event-less: poll the server for its consumer)
+    await until(
+      () => queuesOf(exchange).includes(`${exchange}/g/fragile`),
+      10_000,
+      "the queue declared again",
+    );
+    await until(() => consumers(`${exchange}/g/fragile`) === 1, 10_000, "the consumer back");
+    await b.publish(envelope("fragile"));
+    await c.count(2);
   });
 
   it("refuses everything after close, which is idempotent", async () => {
