@@ -56,8 +56,8 @@ const subscription = await broker.subscribe(
   },
   (delivery) => void handle(delivery),
 );
-process.on("message", async (message) => {
-  if (message !== "stop") return;
+process.on("message", async (message: { stop?: boolean }) => {
+  if (message.stop !== true) return;
   await subscription.stop();
   if (running > 0) await new Promise<void>((resolve) => idle.push(resolve));
   await subscription.close();

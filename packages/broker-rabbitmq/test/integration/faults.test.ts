@@ -19,7 +19,8 @@ interface Report {
   readonly pid: number;
 }
 
-const script = fileURLToPath(new URL("./consumer.child.ts", import.meta.url));
+const consumerScript = fileURLToPath(new URL("./consumer.child.ts", import.meta.url));
+const messengerScript = fileURLToPath(new URL("./messenger-consumer.child.ts", import.meta.url));
 let exchange: string;
 let publisher: Broker;
 const children: ChildProcess[] = [];
@@ -35,8 +36,35 @@ afterEach(async () => {
   reports.length = 0;
 });
 
-/** Starts a consumer process; resolves once its subscription is established. */
-async function consumer(
+/**
+ * Starts a fixture process (`script` with `args`); resolves once it reports `ready`. Its other
+ * reports are collected in `reports`; `stop(graceMs)` asks it to stop gracefully and resolves with
+ * its final figures.
+ */
+async function start(script: string, args: string[]) {
+  const child = fork(script, [exchange, ...args], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  children.push(child);
+  let stopped: Record<string, unknown> | undefined;
+  await new Promise<void>((resolve, reject) => {
+    child.once("exit", (code) => reject(new Error(`${script} exited (${code}) before it was ready`)));
+    child.on("message", (m: Record<string, unknown>) => {
+      if (m.ready === true) resolve();
+      else if (m.stopped === true) stopped = m;
+      else reports.push(m as unknown as Report);
+    });
+  });
+  return {
+    child,
+    async stop(graceMs = 0) {
+      child.send({ stop: true, graceMs });
+      await until(() => stopped !== undefined, 20_000, "the graceful stop");
+      return stopped!;
+    },
+  };
+}
+
+/** A consumer process at the `Broker` interface (consumer.child.ts). */
+function consumer(
   destination: string,
   group: string,
   maxInFlight: number,
@@ -45,7 +73,6 @@ async function consumer(
   failRate = 0,
 ) {
   const args = [
-    exchange,
     destination,
     group,
     String(maxInFlight),
@@ -53,27 +80,7 @@ async function consumer(
     String(workMs),
     String(failRate),
   ];
-  const child = fork(script, args, { stdio: ["ignore", "inherit", "inherit", "ipc"] });
-  children.push(child);
-  let stopped: { maxOutstanding: number } | undefined;
-  const ready = new Promise<void>((resolve, reject) => {
-    child.once("exit", (code) => reject(new Error(`consumer exited (${code}) before it was ready`)));
-    child.on("message", (m: Record<string, unknown>) => {
-      if (m.ready === true) resolve();
-      else if (m.stopped === true) stopped = { maxOutstanding: Number(m.maxOutstanding) };
-      else reports.push(m as unknown as Report);
-    });
-  });
-  await ready;
-  return {
-    child,
-    /** Graceful stop: no new deliveries, running handlers finish, then close. Resolves with its figures. */
-    async stop() {
-      child.send("stop");
-      await until(() => stopped !== undefined, 20_000, "the consumer's graceful stop");
-      return stopped!;
-    },
-  };
+  return start(consumerScript, args);
 }
 
 function setup(): Promise<Broker> {
@@ -100,9 +107,9 @@ async function publishAll(b: Broker, envelopes: { destination: string; key?: str
         key: e.key,
         correlationId: e.seq,
         publishedAt: Date.now(),
-        contentType: "application/octet-stream",
+        contentType: "application/json",
         headers: {},
-        body: new Uint8Array(16),
+        body: new TextEncoder().encode("{}"),
       });
     }
   };
@@ -182,7 +189,7 @@ it("per-key order: 100 keys, 4 consumers, 10% failures, a consumer added and one
     const seqs = reports.filter((r) => r.key === key).map((r) => Number(r.seq));
     expect(seqs, key).toEqual(Array.from({ length: perKey }, (_, i) => i));
   }
-  expect(removed.maxOutstanding).toBeLessThanOrEqual(8);
+  expect(removed.maxOutstanding as number).toBeLessThanOrEqual(8);
   // the removed consumer's partitions went on elsewhere
   expect(reports.slice(handledBeforeRemoval).some((r) => r.pid !== busiest.child.pid)).toBe(true);
   expect(handledBy(busiest.child.pid)).toBeGreaterThan(0);
@@ -198,7 +205,7 @@ it("graceful stop under load: in-flight never above max, only unfinished message
     Array.from({ length: total }, () => ({ destination: "batch.jobs" })),
   );
   await until(() => reports.length >= 60, 30_000, "60 handled before the stop");
-  const { maxOutstanding } = await first.stop();
+  const maxOutstanding = (await first.stop()).maxOutstanding as number;
   const handledByFirst = reports.length;
   await consumer("batch.jobs", "jobs", maxInFlight, 0, 5);
   await until(() => new Set(reports.map((r) => r.id)).size === total, 60_000, `all ${total} handled`);
@@ -208,4 +215,51 @@ it("graceful stop under load: in-flight never above max, only unfinished message
   expect(reports.length).toBe(total);
   expect([...new Set(reports.map((r) => r.id))].sort()).toEqual([...ids].sort());
   expect(handledByFirst).toBeLessThan(total);
+});
+
+it("a messenger's drain under load: handlers finish within the grace, only the unfinished come again", async () => {
+  const b = await setup();
+  const maxInFlight = 8;
+  const total = 300;
+  // handlers of 20 to 60 ms; the first drain gives them 5 s
+  const first = await start(messengerScript, ["drain.patient", "jobs", String(maxInFlight), "20", "60"]);
+  const ids = await publishAll(
+    b,
+    Array.from({ length: total }, () => ({ destination: "drain.patient" })),
+  );
+  await until(() => reports.length >= 60, 30_000, "60 handled before the drain");
+  const drained = await first.stop(5_000);
+  const handledByFirst = reports.length;
+  expect(drained.abandoned).toBe(0);
+  expect(handledByFirst).toBe(drained.handledTotal);
+  await start(messengerScript, ["drain.patient", "jobs", String(maxInFlight), "0", "5"]);
+  await until(() => new Set(reports.map((r) => r.id)).size === total, 60_000, `all ${total} handled`);
+  expect(drained.maxRunning).toBe(maxInFlight);
+  // nothing the first consumer finished comes again
+  expect(reports.length).toBe(total);
+  expect([...new Set(reports.map((r) => r.id))].sort()).toEqual([...ids].sort());
+});
+
+it("a messenger's drain past its grace: the handlers still running are aborted, and only their messages come again", async () => {
+  const b = await setup();
+  const maxInFlight = 8;
+  const total = 100;
+  // handlers of 100 to 400 ms, drained with a grace of 50 ms
+  const first = await start(messengerScript, ["drain.hasty", "jobs", String(maxInFlight), "100", "400"]);
+  await publishAll(
+    b,
+    Array.from({ length: total }, () => ({ destination: "drain.hasty" })),
+  );
+  await until(() => reports.length >= 10, 30_000, "10 handled before the drain");
+  const drained = await first.stop(50);
+  const abandoned = drained.abandoned as number;
+  expect(abandoned).toBeGreaterThan(0);
+  expect(abandoned).toBeLessThanOrEqual(maxInFlight);
+  expect(reports.length).toBe(drained.handledTotal);
+  await start(messengerScript, ["drain.hasty", "jobs", String(maxInFlight), "0", "5"]);
+  await until(() => new Set(reports.map((r) => r.id)).size === total, 60_000, `all ${total} handled`);
+  // each message handled to the end once; the aborted ones are the only ones delivered again
+  expect(reports.length).toBe(total);
+  expect(reports.filter((r) => r.attempt > 1).length).toBe(abandoned);
+  expect(drained.maxRunning as number).toBeLessThanOrEqual(maxInFlight);
 });
