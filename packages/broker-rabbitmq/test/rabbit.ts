@@ -6,7 +6,9 @@
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
+import type { Broker } from "@weft/messaging";
 import amqplib, { type Channel, type ChannelModel } from "amqplib";
+import { rabbitBroker } from "../src/index.ts";
 
 export const RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672";
 
@@ -89,4 +91,16 @@ export async function until(condition: () => boolean, timeoutMs: number, what: s
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/** A fixture process's broker: the test's exchange (its first argument), fast reconnects. */
+export function childBroker(exchange: string): Promise<Broker> {
+  return rabbitBroker({ url: RABBIT_URL, exchange, reconnect: { initialDelayMs: 20 } });
+}
+
+/** Sends `message` to the parent over IPC; resolves once it is written (so a later SIGKILL cannot lose it). */
+export function report(message: unknown): Promise<void> {
+  return new Promise((resolve, reject) =>
+    process.send!(message, (err: Error | null) => (err ? reject(err) : resolve())),
+  );
 }

@@ -8,25 +8,14 @@
  * argv: exchange destination group maxInFlight partitions(0: none) workMs failRate
  */
 import type { Delivery } from "@weft/messaging";
-import { rabbitBroker } from "../../src/index.ts";
-import { RABBIT_URL } from "../rabbit.ts";
+import { childBroker, report } from "../rabbit.ts";
 
 const [exchange, destination, group, maxInFlight, partitions, workMs, failRate] = process.argv.slice(2);
-const broker = await rabbitBroker({
-  url: RABBIT_URL,
-  exchange: exchange!,
-  reconnect: { initialDelayMs: 20 },
-});
+const broker = await childBroker(exchange!);
 let outstanding = 0;
 let maxOutstanding = 0;
 let running = 0;
 const idle: (() => void)[] = [];
-
-function send(message: unknown): Promise<void> {
-  return new Promise((resolve, reject) =>
-    process.send!(message, (err: Error | null) => (err ? reject(err) : resolve())),
-  );
-}
 
 async function handle(delivery: Delivery): Promise<void> {
   outstanding++;
@@ -38,7 +27,7 @@ async function handle(delivery: Delivery): Promise<void> {
     outstanding--;
     await delivery.nack(0);
   } else {
-    await send({ id: e.id, key: e.key, seq: e.correlationId, attempt: delivery.attempt, pid: process.pid });
+    await report({ id: e.id, key: e.key, seq: e.correlationId, attempt: delivery.attempt, pid: process.pid });
     outstanding--;
     await delivery.ack();
   }
@@ -62,7 +51,7 @@ process.on("message", async (message: { stop?: boolean }) => {
   if (running > 0) await new Promise<void>((resolve) => idle.push(resolve));
   await subscription.close();
   await broker.close();
-  await send({ stopped: true, maxOutstanding });
+  await report({ stopped: true, maxOutstanding });
   process.disconnect();
 });
-await send({ ready: true });
+await report({ ready: true });

@@ -8,25 +8,14 @@
  * argv: exchange destination group maxInFlight minMs maxMs
  */
 import { createMessenger, destination } from "@weft/messaging";
-import { rabbitBroker } from "../../src/index.ts";
-import { RABBIT_URL } from "../rabbit.ts";
+import { childBroker, report } from "../rabbit.ts";
 
 const [exchange, name, group, maxInFlight, minMs, maxMs] = process.argv.slice(2);
-const broker = await rabbitBroker({
-  url: RABBIT_URL,
-  exchange: exchange!,
-  reconnect: { initialDelayMs: 20 },
-});
+const broker = await childBroker(exchange!);
 const messenger = createMessenger({ broker });
 let running = 0;
 let maxRunning = 0;
 let handledTotal = 0;
-
-function send(message: unknown): Promise<void> {
-  return new Promise((resolve, reject) =>
-    process.send!(message, (err: Error | null) => (err ? reject(err) : resolve())),
-  );
-}
 
 const subscription = await messenger.subscribe(
   destination(name!),
@@ -43,7 +32,7 @@ const subscription = await messenger.subscribe(
         });
       });
       handledTotal++;
-      await send({ id: message.id, attempt: message.attempt, pid: process.pid });
+      await report({ id: message.id, attempt: message.attempt, pid: process.pid });
     } finally {
       running--;
     }
@@ -55,7 +44,7 @@ process.on("message", async (message: { stop?: boolean; graceMs?: number }) => {
   const result = await subscription.drain({ graceMs: message.graceMs ?? 0 });
   await messenger.close();
   await broker.close();
-  await send({ stopped: true, ...result, maxRunning, handledTotal });
+  await report({ stopped: true, ...result, maxRunning, handledTotal });
   process.disconnect();
 });
-await send({ ready: true });
+await report({ ready: true });

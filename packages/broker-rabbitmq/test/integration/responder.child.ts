@@ -6,15 +6,10 @@
  * argv: exchange destination maxDelayMs
  */
 import { createMessenger, destination } from "@weft/messaging";
-import { rabbitBroker } from "../../src/index.ts";
-import { RABBIT_URL } from "../rabbit.ts";
+import { childBroker, report } from "../rabbit.ts";
 
 const [exchange, name, maxDelayMs] = process.argv.slice(2);
-const broker = await rabbitBroker({
-  url: RABBIT_URL,
-  exchange: exchange!,
-  reconnect: { initialDelayMs: 20 },
-});
+const broker = await childBroker(exchange!);
 const messenger = createMessenger({ broker });
 let answered = 0;
 await messenger.subscribe(
@@ -26,5 +21,5 @@ await messenger.subscribe(
   },
   { group: "responders", maxInFlight: 64 },
 );
-process.send!({ ready: true });
+await report({ ready: true });
 setInterval(() => process.send!({ answered }), 50).unref();
