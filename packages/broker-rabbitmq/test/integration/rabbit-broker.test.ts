@@ -391,6 +391,20 @@ describe("rabbitBroker: connection loss", () => {
     expect(confirmed.size).toBeGreaterThan(300);
   });
 
+  it("keeps its inbox address across a reconnect", async () => {
+    const events: string[] = [];
+    const b = await broker({ telemetry: { event: (name) => events.push(name) } });
+    const replies: Envelope[] = [];
+    const inbox = await b.openInbox({ onReply: (e) => replies.push(e), onNoResponders: () => {} });
+    expect(closeConnections(connectionName)).toBe(1);
+    await until(() => events.includes("broker.reconnected"), 20_000, "the reconnect");
+    await b.publish(envelope(inbox.address("c9"), { kind: "document", correlationId: "c9" }), {
+      transient: true,
+    });
+    await until(() => replies.length === 1, 10_000, "the reply after the reconnect");
+    expect(replies[0]!.correlationId).toBe("c9");
+  });
+
   it("subscribes again when RabbitMQ cancels its consumer (its queue deleted) while connected", async () => {
     const b = await broker();
     const c = collector();
