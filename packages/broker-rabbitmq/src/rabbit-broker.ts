@@ -37,6 +37,7 @@ import amqplib, {
   type ConsumeMessage,
   type Message,
 } from "amqplib";
+import { Attachment, ignore } from "./attachment.ts";
 import {
   DEAD_LETTER_GROUP,
   deadLetterOf,
@@ -172,8 +173,6 @@ function unavailable(settings: Settings, destination: string, what: string, caus
     },
   );
 }
-
-function ignore(): void {}
 
 class RabbitBroker implements Broker {
   readonly name = "rabbitmq";
@@ -390,7 +389,13 @@ class RabbitBroker implements Broker {
   async openInbox(handlers: InboxHandlers): Promise<Inbox> {
     const address = `${INBOX_PREFIX}${randomUUID()}`;
     const connection = this.#live(address);
-    const inbox = new RabbitInbox(this.#settings, address, handlers, () => this.#inboxes.delete(address));
+    const inbox = new RabbitInbox(
+      this.#settings,
+      address,
+      handlers,
+      () => this.#connection,
+      () => this.#inboxes.delete(address),
+    );
     try {
       await inbox.attach(connection);
     } catch (err) {
@@ -463,20 +468,11 @@ class RabbitDelivery implements Delivery {
  * waits for the previous one's ack), and a local gate so the sink never holds more than
  * `maxInFlight` deliveries even when several partitions deliver at once.
  */
-class RabbitSubscription implements BrokerSubscription {
+class RabbitSubscription extends Attachment implements BrokerSubscription {
   readonly #settings: Settings;
   readonly #spec: SubscribeSpec;
   readonly #sink: DeliverySink;
   readonly #forget: () => void;
-  /** The broker's connection now (`undefined` while it reconnects). */
-  readonly #connection: () => ChannelModel | undefined;
-  #channel: Channel | undefined;
-  /** The connection `#channel` is on. */
-  #attachedTo: ChannelModel | undefined;
-  /** The attach running, so two never interleave. */
-  #attaching: Promise<void> = Promise.resolve();
-  #recovery: NodeJS.Timeout | undefined;
-  #failures = 0;
   #consumerTags: string[] = [];
   /** Deliveries handed to the sink and not yet settled. */
   #outstanding = 0;
@@ -494,37 +490,25 @@ class RabbitSubscription implements BrokerSubscription {
     connection: () => ChannelModel | undefined,
     forget: () => void,
   ) {
+    super(settings.logger, settings.reconnect, connection);
     this.#settings = settings;
     this.#spec = spec;
     this.#sink = sink;
-    this.#connection = connection;
     this.#forget = forget;
   }
 
-  /**
-   * Declares the queues and bindings on a new channel of `connection` and starts consuming (unless
-   * stopped); nothing when already attached to it. One attach at a time.
-   */
-  attach(connection: ChannelModel): Promise<void> {
-    const run = this.#attaching.catch(ignore).then(() => {
-      if (this.#channel !== undefined && this.#attachedTo === connection) return;
-      return this.#attach(connection);
-    });
-    this.#attaching = run;
-    return run;
+  protected get ended(): boolean {
+    return this.#stopped;
   }
 
-  async #attach(connection: ChannelModel): Promise<void> {
+  protected get identity(): Record<string, unknown> {
+    return { destination: this.#spec.destination, group: this.#spec.group };
+  }
+
+  /** Declares the queues and bindings and starts consuming (unless stopped). */
+  protected async setUp(channel: Channel): Promise<void> {
     const spec = this.#spec;
     const s = this.#settings;
-    const channel = await connection.createChannel();
-    channel.on("error", ignore);
-    channel.on("close", () => {
-      if (this.#channel === channel) this.#recover("its channel closed");
-    });
-    // current from now on: deliveries may arrive (and be acked) before `consume` returns
-    this.#channel = channel;
-    this.#attachedTo = connection;
     const queues: string[] = [];
     // the dead-letter group's own queue has nowhere further to go; a pattern is no place to publish to
     const target = spec.group === DEAD_LETTER_GROUP ? false : deadLetterOf(spec);
@@ -568,23 +552,18 @@ class RabbitSubscription implements BrokerSubscription {
       await Promise.all(tags.map((tag) => channel.cancel(tag).catch(ignore)));
   }
 
-  /** The channel is gone (connection lost): what it delivered RabbitMQ redelivers; drop what waits. */
-  detach(): void {
-    const channel = this.#channel;
-    this.#channel = undefined;
-    this.#attachedTo = undefined;
+  /** What its lost channel delivered RabbitMQ redelivers: forget the consumers, drop what waits. */
+  protected override detached(): void {
     this.#consumerTags = [];
     this.#waiting.length = 0;
-    channel?.close().catch(ignore);
   }
 
   #received(channel: Channel, message: ConsumeMessage | null): void {
     if (message === null) {
-      if (channel === this.#channel)
-        this.#recover("rabbitmq cancelled its consumer (was its queue deleted?)");
+      if (channel === this.channel) this.recover("rabbitmq cancelled its consumer (was its queue deleted?)");
       return;
     }
-    if (channel !== this.#channel) return; // a closed channel's: RabbitMQ redelivers it
+    if (channel !== this.channel) return; // a closed channel's: RabbitMQ redelivers it
     const spec = this.#spec;
     // an unreadable message comes with `malformed` set: the messenger dead-letters it
     const read = readMessage(
@@ -600,37 +579,6 @@ class RabbitSubscription implements BrokerSubscription {
     );
     if (this.#outstanding < spec.maxInFlight && !this.#stopped) this.#handOut(delivery);
     else this.#waiting.push(delivery);
-  }
-
-  /**
-   * The channel closed, or RabbitMQ cancelled a consumer, while the connection lives on (a queue
-   * deleted, a handler past RabbitMQ's `consumer_timeout`): attach again, with core's backoff. After a
-   * connection loss the broker's reconnect attaches it instead.
-   */
-  #recover(why: string): void {
-    this.detach();
-    if (this.#stopped || this.#recovery !== undefined) return;
-    const { destination, group } = this.#spec;
-    this.#settings.logger.warn(
-      { destination, group },
-      `rabbitmq subscription lost: ${why}; subscribing again`,
-    );
-    this.#failures++;
-    this.#recovery = setTimeout(
-      () => {
-        this.#recovery = undefined;
-        const connection = this.#connection();
-        if (connection === undefined || this.#stopped) return;
-        this.attach(connection).then(
-          () => {
-            this.#failures = 0;
-          },
-          (err: unknown) =>
-            this.#recover(`cannot subscribe again: ${err instanceof Error ? err.message : err}`),
-        );
-      },
-      backoffDelay(this.#failures, this.#settings.reconnect),
-    );
   }
 
   #attemptOf(message: ConsumeMessage, envelope: Envelope): number {
@@ -653,7 +601,7 @@ class RabbitSubscription implements BrokerSubscription {
       if (ack) this.#attempts.delete(id);
       else this.#attempts.set(id, delivery.attempt + 1);
     }
-    if (channel === this.#channel) {
+    if (channel === this.channel) {
       if (ack) channel.ack(message);
       else if (this.#spec.partitions === undefined) channel.nack(message, false, true);
       else {
@@ -681,7 +629,7 @@ class RabbitSubscription implements BrokerSubscription {
     if (this.#stopped) return;
     this.#stopped = true;
     if (this.#spec.partitions !== undefined) return;
-    const channel = this.#channel;
+    const channel = this.channel;
     const tags = this.#consumerTags;
     this.#consumerTags = [];
     if (channel === undefined) return;
@@ -697,45 +645,55 @@ class RabbitSubscription implements BrokerSubscription {
 
   async #close(): Promise<void> {
     await this.stop();
-    clearTimeout(this.#recovery);
     this.#forget();
-    const channel = this.#channel;
-    this.#channel = undefined;
-    await channel?.close().catch(ignore);
+    await this.release();
   }
 }
 
 /** One messenger's reply address: an exclusive, auto-deleted queue named `_inbox.<uuid>`, consumed without acks. */
-class RabbitInbox implements Inbox {
+class RabbitInbox extends Attachment implements Inbox {
   readonly #settings: Settings;
   readonly #address: string;
   readonly #handlers: InboxHandlers;
   readonly #forget: () => void;
-  #channel: Channel | undefined;
   #closed = false;
 
-  constructor(settings: Settings, address: string, handlers: InboxHandlers, forget: () => void) {
+  constructor(
+    settings: Settings,
+    address: string,
+    handlers: InboxHandlers,
+    connection: () => ChannelModel | undefined,
+    forget: () => void,
+  ) {
+    super(settings.logger, settings.reconnect, connection);
     this.#settings = settings;
     this.#address = address;
     this.#handlers = handlers;
     this.#forget = forget;
   }
 
-  async attach(connection: ChannelModel): Promise<void> {
-    const channel = await connection.createChannel();
-    channel.on("error", ignore);
+  protected get ended(): boolean {
+    return this.#closed;
+  }
+
+  protected get identity(): Record<string, unknown> {
+    return { inbox: this.#address };
+  }
+
+  protected async setUp(channel: Channel): Promise<void> {
     await channel.assertQueue(this.#address, { exclusive: true, autoDelete: true, durable: false });
-    await channel.consume(this.#address, (message) => this.#received(message), { noAck: true });
-    this.#channel = channel;
+    await channel.consume(
+      this.#address,
+      (message) => {
+        if (message === null) this.recover("rabbitmq cancelled its consumer (was its queue deleted?)");
+        else if (channel === this.channel) this.#received(message);
+      },
+      { noAck: true },
+    );
   }
 
-  detach(): void {
-    this.#channel?.close().catch(ignore);
-    this.#channel = undefined;
-  }
-
-  #received(message: ConsumeMessage | null): void {
-    if (message === null || this.#closed) return;
+  #received(message: ConsumeMessage): void {
+    if (this.#closed) return;
     const { envelope, malformed } = readMessage(message, this.#address);
     if (malformed === undefined) this.#handlers.onReply(envelope);
     else this.#settings.logger.warn({ inbox: this.#address, err: malformed }, "unreadable reply dropped");
@@ -753,8 +711,6 @@ class RabbitInbox implements Inbox {
     if (this.#closed) return;
     this.#closed = true;
     this.#forget();
-    const channel = this.#channel;
-    this.#channel = undefined;
-    await channel?.close().catch(ignore);
+    await this.release();
   }
 }

@@ -240,7 +240,7 @@ it("a messenger's drain under load: handlers finish within the grace, only the u
   expect([...new Set(reports.map((r) => r.id))].sort()).toEqual([...ids].sort());
 });
 
-it("a messenger's drain past its grace: the handlers still running are aborted, and only their messages come again", async () => {
+it("a messenger's drain past its grace: the handlers still running are aborted, and only unfinished messages come again", async () => {
   const b = await setup();
   const maxInFlight = 8;
   const total = 100;
@@ -258,8 +258,11 @@ it("a messenger's drain past its grace: the handlers still running are aborted, 
   expect(reports.length).toBe(drained.handledTotal);
   await start(messengerScript, ["drain.hasty", "jobs", String(maxInFlight), "0", "5"]);
   await until(() => new Set(reports.map((r) => r.id)).size === total, 60_000, `all ${total} handled`);
-  // each message handled to the end once; the aborted ones are the only ones delivered again
+  // each message handled to the end once: what comes again is unfinished, the aborted handlers'
+  // messages and any the broker had sent that no handler had started (within the prefetch)
   expect(reports.length).toBe(total);
-  expect(reports.filter((r) => r.attempt > 1).length).toBe(abandoned);
+  const again = reports.filter((r) => r.attempt > 1).length;
+  expect(again).toBeGreaterThanOrEqual(abandoned);
+  expect(again).toBeLessThanOrEqual(abandoned + maxInFlight);
   expect(drained.maxRunning as number).toBeLessThanOrEqual(maxInFlight);
 });

@@ -3,6 +3,7 @@
  * groups, persistence, redelivery counts, prefetch, wildcards, partitions with single active
  * consumers, the inbox and no-responders, dead-lettering, and a server-side connection loss.
  */
+import { execFileSync } from "node:child_process";
 import { ConfigError, Reason, type Telemetry, WeftError } from "@weft/core";
 import {
   type Broker,
@@ -403,6 +404,17 @@ describe("rabbitBroker: connection loss", () => {
     });
     await until(() => replies.length === 1, 10_000, "the reply after the reconnect");
     expect(replies[0]!.correlationId).toBe("c9");
+  });
+
+  it("opens its inbox again when its queue is deleted while connected", async () => {
+    const b = await broker();
+    const replies: Envelope[] = [];
+    const inbox = await b.openInbox({ onReply: (e) => replies.push(e), onNoResponders: () => {} });
+    const address = inbox.address("c1");
+    execFileSync("rabbitmqctl", ["-q", "delete_queue", address]);
+    await until(() => consumers(address) === 1, 10_000, "the inbox back");
+    await b.publish(envelope(address, { kind: "document", correlationId: "c1" }), { transient: true });
+    await until(() => replies.length === 1, 10_000, "the reply");
   });
 
   it("subscribes again when RabbitMQ cancels its consumer (its queue deleted) while connected", async () => {
