@@ -9,10 +9,10 @@ import {
   type Broker,
   type Delivery,
   type Envelope,
-  newMessageId,
   partitionDestination,
   type SubscribeSpec,
 } from "@weft/messaging";
+import { testEnvelope } from "@weft/testing";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { rabbitBroker } from "../../src/index.ts";
 import {
@@ -60,18 +60,7 @@ afterEach(async () => {
   await raw.cleanup(exchange);
 });
 
-function envelope(destination: string, fields: Partial<Envelope> = {}): Envelope {
-  return {
-    id: newMessageId(),
-    kind: "event",
-    destination,
-    publishedAt: Date.now(),
-    contentType: "application/json",
-    headers: {},
-    body: new TextEncoder().encode(JSON.stringify(fields.id ?? "x")),
-    ...fields,
-  };
-}
+const envelope = testEnvelope;
 
 function spec(
   destination: string,
