@@ -260,7 +260,11 @@ class RabbitBroker implements Broker {
     try {
       await this.connect();
     } catch (err) {
-      this.#settings.logger.debug({ address: this.#settings.address, err }, "rabbitmq reconnect failed");
+      // the first failure of an outage is worth a warning (a declaration refused keeps failing); the rest are noise
+      const logger = this.#settings.logger;
+      const fields = { address: this.#settings.address, err };
+      if (this.#failures === 1) logger.warn(fields, "rabbitmq reconnect failed");
+      else logger.debug(fields, "rabbitmq reconnect failed");
       if (this.#closing === undefined) this.#scheduleReconnect();
       return;
     }
