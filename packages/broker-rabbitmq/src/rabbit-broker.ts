@@ -71,7 +71,7 @@ export interface RabbitBrokerOptions {
   readonly heartbeatSeconds?: number;
   /** Connection losses and recoveries (`warn`/`info`), messages it cannot read (`warn`). Default: silent. */
   readonly logger?: Logger;
-  /** Receives `broker.disconnected` and `broker.reconnected`. */
+  /** Receives `broker.connection` (lost, back) and `broker.dropped` (an unreadable reply). */
   readonly telemetry?: Telemetry;
 }
 
@@ -231,8 +231,9 @@ class RabbitBroker implements Broker {
       "rabbitmq connection lost; reconnecting",
     );
     if (this.#settings.telemetry !== undefined)
-      emit(this.#settings.telemetry, "broker.disconnected", {
+      emit(this.#settings.telemetry, "broker.connection", {
         broker: this.name,
+        status: "disconnected",
         address: this.#settings.address,
         reason,
       });
@@ -276,8 +277,9 @@ class RabbitBroker implements Broker {
     const durationMs = Date.now() - this.#downSince;
     this.#settings.logger.info({ address: this.#settings.address, durationMs }, "rabbitmq reconnected");
     if (this.#settings.telemetry !== undefined)
-      emit(this.#settings.telemetry, "broker.reconnected", {
+      emit(this.#settings.telemetry, "broker.connection", {
         broker: this.name,
+        status: "reconnected",
         address: this.#settings.address,
         durationMs,
       });
@@ -699,8 +701,11 @@ class RabbitInbox extends Attachment implements Inbox {
   #received(message: ConsumeMessage): void {
     if (this.#closed) return;
     const { envelope, malformed } = readMessage(message, this.#address);
-    if (malformed === undefined) this.#handlers.onReply(envelope);
-    else this.#settings.logger.warn({ inbox: this.#address, err: malformed }, "unreadable reply dropped");
+    if (malformed === undefined) return this.#handlers.onReply(envelope);
+    this.#settings.logger.warn({ inbox: this.#address, err: malformed }, "unreadable reply dropped");
+    const telemetry = this.#settings.telemetry;
+    if (telemetry !== undefined)
+      emit(telemetry, "broker.dropped", { broker: "rabbitmq", destination: this.#address, why: "malformed" });
   }
 
   noResponders(correlationId: string): void {

@@ -67,13 +67,6 @@ export interface WeftEvents {
   /** A client watches `service` again after an outage of `durationMs`. */
   "discovery.recovered": { readonly service: string; readonly durationMs: number };
   /**
-   * A message broker's connection (`broker`: its name, `address`: host and port, never credentials)
-   * was lost; it reconnects with backoff (reported once per outage).
-   */
-  "broker.disconnected": { readonly broker: string; readonly address: string; readonly reason: string };
-  /** A broker is connected again, its subscriptions resumed, after an outage of `durationMs`. */
-  "broker.reconnected": { readonly broker: string; readonly address: string; readonly durationMs: number };
-  /**
    * A circuit breaker changed state. `name` is what it guards: a method's path (`/pkg.Svc/Method`),
    * a service's name, or a node's address.
    */
@@ -192,6 +185,30 @@ export interface WeftEvents {
     readonly destination: string;
     readonly group: string;
     readonly count: number;
+  };
+  /**
+   * A message broker's connection (`broker`: the broker's name, `nats`, `jetstream`, `rabbitmq`, …)
+   * was lost (`disconnected`; the client reconnects by itself) or is back (`reconnected`). Where the
+   * backend knows them: `address` (host and port, never credentials), the loss's `reason`, and on
+   * `reconnected` the outage's `durationMs`.
+   */
+  "broker.connection": {
+    readonly broker: string;
+    readonly status: "disconnected" | "reconnected";
+    readonly address?: string;
+    readonly reason?: string;
+    readonly durationMs?: number;
+  };
+  /**
+   * A broker dropped a message it received for `destination` without handing it on: `overflow` (an
+   * at-most-once subscription's buffer was full: its handlers are slower than the publishers) or
+   * `malformed` (a reply whose reserved `weft-*` headers could not be read; a malformed message to a
+   * subscription is delivered and dead-lettered by the messenger instead).
+   */
+  "broker.dropped": {
+    readonly broker: string;
+    readonly destination: string;
+    readonly why: "overflow" | "malformed";
   };
 }
 
