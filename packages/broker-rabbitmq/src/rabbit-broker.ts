@@ -701,7 +701,10 @@ class RabbitInbox extends Attachment implements Inbox {
   #received(message: ConsumeMessage): void {
     if (this.#closed) return;
     const { envelope, malformed } = readMessage(message, this.#address);
-    if (malformed === undefined) return this.#handlers.onReply(envelope);
+    if (malformed === undefined) {
+      this.#handlers.onReply(envelope);
+      return;
+    }
     this.#settings.logger.warn({ inbox: this.#address, err: malformed }, "unreadable reply dropped");
     const telemetry = this.#settings.telemetry;
     if (telemetry !== undefined)
