@@ -632,6 +632,7 @@ class Consumer implements Subscription {
       maxInFlight: this.settings.maxInFlight,
       ackWaitMs: this.settings.ackWaitMs,
       partitions: this.from.partitions,
+      deadLetter: this.settings.deadLetter,
     };
     const { broker } = this.messenger;
     // dead letters are kept for `weft dlq` from the subscription's start, on a broker that keeps groups
@@ -918,8 +919,11 @@ class Consumer implements Subscription {
   }
 
   async #drain(graceMs: number): Promise<DrainResult> {
-    await this.#subscription?.stop();
+    // counted as the broker is told to stop, not after: a networked stop takes a round trip, during
+    // which handlers go on finishing
+    const stopping = this.#subscription?.stop();
     const started = this.jobs.size;
+    await stopping;
     await this.#allDone(graceMs);
     const abandoned = this.jobs.size;
     if (abandoned > 0) {

@@ -5,6 +5,7 @@
  */
 export { type BrokerConformanceOptions, brokerConformance } from "./broker-conformance.ts";
 export { type DeadLetterConformanceOptions, deadLetterConformance } from "./dead-letter-conformance.ts";
+export { testEnvelope } from "./envelopes.ts";
 export { type EtcdServer, startEtcd } from "./etcd-server.ts";
 export { freePort, killAndRemove, killed } from "./processes.ts";
 export { type RegistryConformanceOptions, registryConformance } from "./registry-conformance.ts";
