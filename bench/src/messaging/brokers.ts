@@ -9,7 +9,7 @@ import { join } from "node:path";
 import type { Broker, BrokerSchemes } from "@weft/messaging";
 import { openBroker } from "@weft/messaging";
 
-export const BENCH_BROKERS = ["memory", "direct", "nats", "jetstream", "redis"] as const;
+export const BENCH_BROKERS = ["memory", "direct", "nats", "jetstream", "redis", "rabbitmq"] as const;
 export type BenchBroker = (typeof BENCH_BROKERS)[number];
 
 interface BrokerSetup {
@@ -28,6 +28,11 @@ const redis = async (): Promise<BrokerSchemes> => {
 const nats = async (): Promise<BrokerSchemes> => {
   const { natsScheme } = await import("@weft/broker-nats");
   return { nats: natsScheme, jetstream: natsScheme };
+};
+
+const rabbit = async (): Promise<BrokerSchemes> => {
+  const { rabbitScheme } = await import("@weft/broker-rabbitmq");
+  return { amqp: rabbitScheme };
 };
 
 const SETUPS: Record<BenchBroker, BrokerSetup> = {
@@ -49,6 +54,12 @@ const SETUPS: Record<BenchBroker, BrokerSetup> = {
   redis: {
     url: () => "redis://127.0.0.1:6379?prefix=weftbench:&maxLength=10000",
     schemes: redis,
+    shared: false,
+  },
+  // an exchange of the bench's own (its queues stay, empty, for the next run)
+  rabbitmq: {
+    url: () => "amqp://guest:guest@127.0.0.1:5672?exchange=weftbench",
+    schemes: rabbit,
     shared: false,
   },
 };

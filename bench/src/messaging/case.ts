@@ -37,7 +37,8 @@ if (job === null) {
 const payload = new Uint8Array(job.payloadBytes).fill(7);
 // a first token per broker and kind: a JetStream stream (over `<token>.>`) must never capture the core
 // NATS cases' subjects, or it would store their messages and answer their requests
-const name = `bench${job.kind === "flow" ? job.broker : job.kind.replace("-", "")}.${randomUUID().slice(0, 8)}`;
+// (RabbitMQ's group queues are durable: one fixed name, so runs reuse one queue instead of leaving theirs)
+const name = `bench${job.kind === "flow" ? job.broker : job.kind.replace("-", "")}.${job.broker === "rabbitmq" ? "flow" : randomUUID().slice(0, 8)}`;
 
 async function flowClient(broker: BenchBroker): Promise<BenchClient> {
   const dir = runDir();

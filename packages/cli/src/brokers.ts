@@ -1,4 +1,5 @@
 import { natsScheme } from "@weft/broker-nats";
+import { rabbitScheme } from "@weft/broker-rabbitmq";
 import { redisScheme } from "@weft/broker-redis";
 import type { BrokerSchemes } from "@weft/messaging";
 
@@ -11,4 +12,6 @@ export const BROKER_SCHEMES: BrokerSchemes = {
   jetstream: natsScheme,
   redis: redisScheme,
   rediss: redisScheme,
+  amqp: rabbitScheme,
+  amqps: rabbitScheme,
 };
