@@ -47,7 +47,15 @@ export {
 } from "./cluster/cluster.ts";
 export { Membership, type NodeFactory, nodesOf } from "./cluster/membership.ts";
 export { TcpTransport } from "./cluster/tcp-transport.ts";
-export { checkService, offering, patched, serviceNames, toInstance, ttlOf } from "./discovery/instance.ts";
+export {
+  checkService,
+  offering,
+  patched,
+  positiveInteger,
+  serviceNames,
+  toInstance,
+  ttlOf,
+} from "./discovery/instance.ts";
 export {
   abandonRegistration,
   activeWatches,

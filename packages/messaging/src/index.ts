@@ -36,6 +36,7 @@ export {
   type SubscribeSpec,
 } from "./broker.ts";
 export { checkDestinationName, destination } from "./destination.ts";
+export { CONTENT_TYPE, type EnvelopeOfOptions, envelopeOf } from "./encode.ts";
 export {
   type Envelope,
   fromHeaders,

@@ -128,6 +128,21 @@ export interface WeftEvents {
   "hedge.sent": { readonly path: string; readonly hedge: number; readonly delayMs: number };
   /** A hedged call to `path` was answered by attempt `attempt` (0 for the original); the others were cancelled. */
   "hedge.won": { readonly path: string; readonly attempt: number; readonly cancelled: number };
+  /**
+   * An outbox relay (`@weft/outbox-postgres`; `relay` is its name) handed `messages` stored messages
+   * to the broker in `durationMs`; `failed` of them could not be published and are tried again
+   * (at-least-once, same ids).
+   */
+  "outbox.relayed": {
+    readonly relay: string;
+    readonly messages: number;
+    readonly failed: number;
+    readonly durationMs: number;
+  };
+  /** An outbox relay became the instance that publishes (`leader: true`), or stopped being it. */
+  "outbox.leadership": { readonly relay: string; readonly leader: boolean };
+  /** An idempotent consumer skipped message `id`: its group `group` had already processed it. */
+  "inbox.duplicate": { readonly group: string; readonly id: string };
 }
 
 /** The name of an event Weft emits. */
