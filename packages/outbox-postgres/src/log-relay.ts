@@ -10,6 +10,7 @@
  * async handler of each message before reading the next (`flowControl`); this module sends every
  * standby status itself, always with the last LSN it confirmed.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import { ConfigError } from "@weft/core";
 import { emit, positiveInteger } from "@weft/core/internal";
 import type { Envelope } from "@weft/messaging";
@@ -72,7 +73,10 @@ export interface LogTailingRelay {
   lag(): Promise<SlotLag>;
   /** Deletes outbox rows written more than `retentionMs` ago (they are in the log already); resolves with how many. */
   prune(): Promise<number>;
-  /** Drops the replication slot (the server then stops keeping WAL for it). Only while stopped. */
+  /**
+   * Drops the replication slot (the server then stops keeping WAL for it). Only while stopped; waits
+   * up to 5 s for the server to release it, then rejects with PostgreSQL's error.
+   */
   dropSlot(): Promise<void>;
 }
 
@@ -343,9 +347,18 @@ class LogRelay implements LogTailingRelay {
 
   async dropSlot(): Promise<void> {
     if (this.#streaming) throw new ConfigError("dropSlot", "a stopped relay", "streaming");
-    await this.#c.pool.query(
-      "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1",
-      [this.#c.slot],
-    );
+    // the server releases the slot a moment after the replication connection closed
+    for (let tries = 0; ; tries++) {
+      try {
+        await this.#c.pool.query(
+          "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1",
+          [this.#c.slot],
+        );
+        return;
+      } catch (error) {
+        if ((error as { code?: string }).code !== "55006" || tries >= 50) throw error; // object_in_use
+        await sleep(100);
+      }
+    }
   }
 }
