@@ -15,9 +15,14 @@ import type {
   Envelope,
   SubscribeSpec,
 } from "@weft/messaging";
-import { fromHeaders, toHeaders } from "@weft/messaging";
+import { destination, fromHeaders, toHeaders } from "@weft/messaging";
+import { type PostgresServer, startPostgres } from "@weft/testing";
 import pg from "pg";
+import { afterAll, beforeAll } from "vitest";
 import { migrate } from "../src/index.ts";
+
+/** The destination the fault tests' orders go to. */
+export const orders = destination<{ order: number }>("orders.created");
 
 export const POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/test";
 const ENSURE = fileURLToPath(new URL("../../../scripts/ensure-postgres.sh", import.meta.url));
@@ -174,4 +179,22 @@ export async function until(check: () => Promise<boolean>, ms = 15_000, what = "
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(20);
   }
+}
+
+/**
+ * A cluster of the suite's own with `wal_level=logical` (`startPostgres`), started before the
+ * suite's tests and stopped after them; call at the top of a `describe`.
+ */
+export function useLogicalPostgres(): () => PostgresServer {
+  let server: PostgresServer | undefined;
+  beforeAll(async () => {
+    server = await startPostgres();
+  }, 60_000);
+  afterAll(async () => {
+    await server?.stop();
+  });
+  return () => {
+    if (server === undefined) throw new Error("the PostgreSQL cluster did not start");
+    return server;
+  };
 }

@@ -4,23 +4,24 @@
  * slot's position moves only after the broker confirmed, and a relay stopped before confirming
  * replays the same ids on its next start; a second relay waits while the first holds the slot.
  */
+import { SILENT_LOGGER } from "@weft/core";
 import { destination } from "@weft/messaging";
-import { type PostgresServer, startPostgres } from "@weft/testing";
 import type pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createLogTailingRelay, createOutbox, type LogTailingRelay } from "../../src/index.ts";
-import { openTestDb, publishedIds, type TestDb, tableBroker, uniqueName, until } from "../support.ts";
+import {
+  openTestDb,
+  publishedIds,
+  type TestDb,
+  tableBroker,
+  uniqueName,
+  until,
+  useLogicalPostgres,
+} from "../support.ts";
 
 const orders = destination<{ n: number }>("orders.created");
-const silent = { debug() {}, info() {}, warn() {}, error() {}, child: () => silent };
 
-let server: PostgresServer;
-beforeAll(async () => {
-  server = await startPostgres();
-}, 60_000);
-afterAll(async () => {
-  await server?.stop();
-});
+const server = useLogicalPostgres();
 
 async function write(
   db: TestDb,
@@ -45,12 +46,12 @@ async function write(
 function relayOf(db: TestDb, slot: string, broker = tableBroker(db.pool, db.schema)): LogTailingRelay {
   return createLogTailingRelay({
     pool: db.pool,
-    connection: server.url,
+    connection: server().url,
     broker,
     schema: db.schema,
     slot,
     publication: slot,
-    logger: silent,
+    logger: SILENT_LOGGER,
     statusIntervalMs: 50,
     leaderRetryMs: 50,
     backoff: { initialDelayMs: 10, maxDelayMs: 50 },
@@ -59,7 +60,7 @@ function relayOf(db: TestDb, slot: string, broker = tableBroker(db.pool, db.sche
 
 describe("log-tailing relay", () => {
   it("publishes committed rows and wal messages with their ids, never aborted ones, and confirms after", async () => {
-    const db = await openTestDb(server.url);
+    const db = await openTestDb(server().url);
     const slot = uniqueName("slot");
     const relay = relayOf(db, slot);
     try {
@@ -86,7 +87,7 @@ describe("log-tailing relay", () => {
   }, 60_000);
 
   it("does not confirm what the broker refused: a stopped relay's next start republishes the same ids", async () => {
-    const db = await openTestDb(server.url);
+    const db = await openTestDb(server().url);
     const slot = uniqueName("slot");
     const broker = tableBroker(db.pool, db.schema);
     const first = relayOf(db, slot, broker);
@@ -113,7 +114,7 @@ describe("log-tailing relay", () => {
   }, 60_000);
 
   it("lets one relay stream from a slot; a second waits and takes over when the first stops", async () => {
-    const db = await openTestDb(server.url);
+    const db = await openTestDb(server().url);
     const slot = uniqueName("slot");
     const a = relayOf(db, slot);
     const b = relayOf(db, slot);

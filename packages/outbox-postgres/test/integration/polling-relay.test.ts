@@ -3,6 +3,7 @@
  * transaction, out-of-order commits (the earlier `seq` committed last is relayed, and first for its
  * key), per-key order, retries with the same ids, leader election, lag and retention.
  */
+import { SILENT_LOGGER } from "@weft/core";
 import { destination } from "@weft/messaging";
 import type pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
@@ -26,15 +27,13 @@ function relayOf(db: TestDb, options: Partial<Parameters<typeof createPollingRel
     pool: db.pool,
     broker: tableBroker(db.pool, db.schema),
     schema: db.schema,
-    logger: silent,
+    logger: SILENT_LOGGER,
     pollIntervalMs: 10,
     ...options,
   });
   cleanup.push(() => relay.stop());
   return relay;
 }
-
-const silent = { debug() {}, info() {}, warn() {}, error() {}, child: () => silent };
 
 async function begin(db: TestDb): Promise<pg.PoolClient> {
   const client = await db.pool.connect();
