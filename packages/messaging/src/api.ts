@@ -247,7 +247,11 @@ export interface Messenger {
    * responder's error.
    */
   request<Q, R>(to: Destination<Q>, body: Q, options?: RequestOptions<R>): Promise<R>;
-  /** Publishes one request and collects replies until `count`, a `last` reply, or the timeout. */
+  /**
+   * Publishes one request and collects replies until `count`, a `last` reply, or the timeout (which
+   * resolves with what arrived, `end: "timeout"`). Replies carrying an error are not collected. Rejects
+   * with `NO_RESPONDERS` where the backend can tell nobody listens.
+   */
   gather<Q, R>(to: Destination<Q>, body: Q, options?: GatherOptions<R>): Promise<Gathered<R>>;
   /** Drains every subscription (see `Subscription.drain`), then closes the inbox. The broker stays open. */
   close(options?: { readonly graceMs?: number }): Promise<void>;

@@ -5,6 +5,7 @@
  * consumer, retries with backoff, dead letters, request/reply, scatter-gather, drain) is written once,
  * in the messenger, for every backend.
  */
+import type { WeftError } from "@weft/core";
 import type { Envelope } from "./envelope.ts";
 
 /**
@@ -48,6 +49,12 @@ export interface Delivery {
    * consumer crash; 1 on at-most-once backends.
    */
   readonly attempt: number;
+  /**
+   * Set when the message's reserved headers did not parse (`envelopeOf` returned it): `envelope` is
+   * then built from its id, application headers and body, and the messenger dead-letters it at once
+   * (`MALFORMED_MESSAGE`) without running a handler. Absent for a well-formed message.
+   */
+  readonly malformed?: WeftError | undefined;
   /**
    * Done with it: the broker forgets it for this group. Resolves when the broker has the
    * acknowledgement (where it confirms one).

@@ -1,10 +1,18 @@
 /*
- * How a publish becomes an envelope: the body encoded by the destination's codec, the options checked,
- * the call context's propagated headers and deadline inherited. The messenger publishes what this
- * builds, and so does anything that stores a message to publish it later (the PostgreSQL outbox), so
- * a message reads the same whichever way it went out.
+ * How a publish becomes an envelope, once: the headers (the call context's propagated ones plus the
+ * options', checked), the expiry (time to live and inherited deadline), the partition's destination,
+ * the content type of the serializer. The messenger publishes through these, and so does anything
+ * that stores a message to publish it later (the PostgreSQL outbox, `encodeMessage`), so a message reads
+ * the same whichever way it went out.
  */
-import { ConfigError, currentCallContext, Metadata, type SerializerName, stableHash } from "@weft/core";
+import {
+  ConfigError,
+  currentCallContext,
+  type MessageCodec,
+  Metadata,
+  type SerializerName,
+  stableHash,
+} from "@weft/core";
 import type { Destination, PublishOptions } from "./api.ts";
 import { partitionDestination } from "./broker.ts";
 import { type Envelope, isReservedHeader, newMessageId } from "./envelope.ts";
@@ -17,62 +25,85 @@ export const CONTENT_TYPE: Readonly<Record<SerializerName, string>> = {
   raw: "application/octet-stream",
 };
 
-/** What `envelopeOf` takes besides the publish options. */
-export interface EnvelopeOfOptions {
-  /** The serializer; default the destination codec's first (its default). */
-  readonly serializer?: SerializerName | undefined;
-  /** The clock, for `publishedAt` and the time to live; default `Date.now`. */
-  readonly now?: number | undefined;
+/**
+ * The headers of a message published now: the current call context's propagated ones (`traceparent`,
+ * `baggage`, `weft-ctx-*`), then `own` (which win). Throws a `ConfigError` for a reserved (envelope
+ * field) header name in `own`.
+ */
+export function outgoingHeaders(own: PublishOptions["headers"]): Metadata {
+  const headers = new Metadata();
+  const ctx = currentCallContext();
+  if (ctx !== undefined) headers.merge(ctx.propagate);
+  if (own !== undefined) {
+    for (const [k, v] of own instanceof Metadata ? own : Object.entries(own)) {
+      if (isReservedHeader(k.toLowerCase()))
+        throw new ConfigError("headers", `no reserved header name (${k} is an envelope field)`, k);
+      headers.set(k, v);
+    }
+  }
+  return headers;
 }
 
 /**
- * The envelope one publish of `body` to `to` hands to `Broker.publish`: encoded with the destination's
- * codec, its headers the options' plus the current call context's propagated ones (`traceparent`,
- * `baggage`, `weft-ctx-*`; the options' win), expiring at the earlier of `ttlMs` and the inherited
- * deadline, and addressed to the key's partition (`orders.placed.p3`) when the destination has
- * `partitions`. Throws a `ConfigError` for a reserved (`weft-*` field) or upper-case header name, a
- * `ttlMs` that is not a positive integer, or a key on a partitioned destination left out (`key`).
+ * When a message published now expires, in `Date.now()` milliseconds: the earlier of `ttlMs` from now
+ * and the current call context's deadline; `undefined` for neither. Throws a `ConfigError` for a
+ * `ttlMs` that is not a number > 0.
  */
-export function envelopeOf<T>(
+export function expiryOf(ttlMs: number | undefined, now: number = Date.now()): number | undefined {
+  if (ttlMs !== undefined && (typeof ttlMs !== "number" || !(ttlMs > 0)))
+    throw new ConfigError("ttlMs", "milliseconds > 0", ttlMs);
+  const deadline = currentCallContext()?.deadline;
+  const expiresAt = ttlMs === undefined ? undefined : now + ttlMs;
+  return deadline === undefined ? expiresAt : Math.min(expiresAt ?? deadline, deadline);
+}
+
+/**
+ * The destination a message is handed to the broker at: `name`, or for a destination with
+ * `partitions` the key's partition (`orders.placed.p3`; partition 0 for a message without a key).
+ */
+export function wireDestination(
+  name: string,
+  partitions: number | undefined,
+  key: string | undefined,
+): string {
+  if (partitions === undefined) return name;
+  return partitionDestination(name, key === undefined ? 0 : stableHash(key) % partitions);
+}
+
+/** The serializer a codec encodes with: `preferred` when the codec supports it, else its default. */
+export function serializerFor(
+  codec: MessageCodec<unknown, unknown>,
+  preferred: SerializerName | undefined,
+): SerializerName {
+  return preferred !== undefined && codec.serializers.includes(preferred) ? preferred : codec.serializers[0]!;
+}
+
+/**
+ * The envelope `Messenger.publish(to, body, options)` would hand to `Broker.publish` now, without
+ * publishing it (and without the publish interceptors: a stored message is published later, by a
+ * relay, through `Broker.publish`). `serializer` as the messenger's option. Throws a `ConfigError` for
+ * bad options, as `publish` does.
+ */
+export function encodeMessage<T>(
   to: Destination<T>,
   body: T,
-  options: PublishOptions = {},
-  encoding: EnvelopeOfOptions = {},
+  options: Omit<PublishOptions, "signal"> = {},
+  serializer?: SerializerName,
 ): Envelope {
-  const now = encoding.now ?? Date.now();
-  const serializer = encoding.serializer ?? to.codec.serializers[0] ?? "json";
-  const context = currentCallContext();
-  const headers: Record<string, string> = context === undefined ? {} : context.propagate.toJSON();
-  const given =
-    options.headers instanceof Metadata ? options.headers.entries() : Object.entries(options.headers ?? {});
-  for (const [name, value] of given) {
-    if (name !== name.toLowerCase() || isReservedHeader(name))
-      throw new ConfigError(`headers.${name}`, "a lower-case name that is not a weft-* field header", value);
-    headers[name] = value;
-  }
-  const ttlMs = options.ttlMs;
-  if (ttlMs !== undefined && (!Number.isSafeInteger(ttlMs) || ttlMs <= 0))
-    throw new ConfigError("ttlMs", "a positive integer (milliseconds)", ttlMs);
-  const expiries = [ttlMs === undefined ? undefined : now + ttlMs, context?.deadline].filter(
-    (t): t is number => t !== undefined,
-  );
-  const key = options.key;
-  let destination = to.name;
-  if (to.partitions !== undefined) {
-    if (key === undefined) throw new ConfigError("key", `a partition key (${to.name} has partitions)`, key);
-    destination = partitionDestination(to.name, stableHash(key) % to.partitions);
-  }
+  const now = Date.now();
+  const codec = to.codec as MessageCodec<unknown, unknown>;
+  const chosen = serializerFor(codec, serializer);
   return {
     id: options.id ?? newMessageId(now),
     kind: options.kind ?? to.kind,
-    destination,
-    key,
+    destination: wireDestination(to.name, to.partitions, options.key),
+    key: options.key,
     correlationId: options.correlationId,
     replyTo: undefined,
-    expiresAt: expiries.length === 0 ? undefined : Math.min(...expiries),
+    expiresAt: expiryOf(options.ttlMs, now),
     publishedAt: now,
-    contentType: CONTENT_TYPE[serializer],
-    headers,
-    body: to.codec.encode(body, serializer),
+    contentType: CONTENT_TYPE[chosen],
+    headers: outgoingHeaders(options.headers).toJSON(),
+    body: codec.encode(body, chosen),
   };
 }

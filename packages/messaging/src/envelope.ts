@@ -68,6 +68,42 @@ export const HEADER = {
   contentType: "content-type",
 } as const;
 
+/**
+ * Headers of a reply that carries an error instead of a body: the requester's promise rejects with
+ * the `WeftError` they describe. `weft-last: 1` marks the last reply of a scatter-gather.
+ */
+export const REPLY_HEADER = {
+  /** The error's numeric code (gRPC's 0–16). */
+  statusCode: "weft-status-code",
+  /** The error's `reason` (`NOT_FOUND`, …), empty when it had none. */
+  statusReason: "weft-status-reason",
+  /** The error's message. */
+  statusMessage: "weft-status-message",
+  /** `1` on the last reply of a scatter-gather. */
+  last: "weft-last",
+} as const;
+
+/**
+ * Headers a dead letter carries besides the original message's own (same id, body and headers):
+ * why it was dead-lettered, after how many deliveries, from where, when.
+ */
+export const DEAD_LETTER_HEADER = {
+  /** The reason: `MAX_DELIVERIES`, `MESSAGE_EXPIRED`, `MALFORMED_MESSAGE`, `DECODE_FAILED`, or the handler's own. */
+  reason: "weft-dlq-reason",
+  /** The last error's message. */
+  error: "weft-dlq-error",
+  /** The last error's numeric code, when it was a `WeftError`. */
+  code: "weft-dlq-code",
+  /** Deliveries made. */
+  attempts: "weft-dlq-attempts",
+  /** The destination it was published to. */
+  destination: "weft-dlq-destination",
+  /** The subscription's group; absent for a private subscription. */
+  group: "weft-dlq-group",
+  /** When it was dead-lettered, `Date.now()` milliseconds. */
+  at: "weft-dlq-at",
+} as const;
+
 const RESERVED: ReadonlySet<string> = new Set(Object.values(HEADER));
 
 /** True for a header name the envelope's own fields use; applications cannot set these. */
@@ -145,6 +181,35 @@ export function fromHeaders(
     headers: app,
     body,
   };
+}
+
+/**
+ * `fromHeaders` for a consumer: never throws. A message whose reserved headers do not parse comes
+ * back as `malformed` (the error) with an envelope built from its id, application headers and body,
+ * which a backend hands to the messenger as a `Delivery` with `malformed` set: it is dead-lettered,
+ * never handled.
+ */
+export function envelopeOf(
+  destination: string,
+  headers: Readonly<Record<string, string | undefined>> | Iterable<readonly [string, string]>,
+  body: Uint8Array,
+  fallbacks: WireFallbacks = {},
+): { envelope: Envelope; malformed: WeftError | undefined } {
+  try {
+    return { envelope: fromHeaders(destination, headers, body, fallbacks), malformed: undefined };
+  } catch (error) {
+    const entries = [...(Symbol.iterator in headers ? headers : Object.entries(headers))] as [
+      string,
+      string | undefined,
+    ][];
+    const id = entries.find(([k]) => k.toLowerCase() === HEADER.id)?.[1];
+    const app = entries.filter(([k]) => !RESERVED.has(k.toLowerCase()) || k.toLowerCase() === HEADER.id);
+    const envelope = fromHeaders(destination, Object.fromEntries(app), body, {
+      ...fallbacks,
+      brokerId: id ?? fallbacks.brokerId,
+    });
+    return { envelope, malformed: error instanceof WeftError ? error : malformed(String(error)) };
+  }
 }
 
 function time(value: string | undefined, name: string): number | undefined {

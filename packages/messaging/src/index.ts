@@ -36,14 +36,19 @@ export {
   type SubscribeSpec,
 } from "./broker.ts";
 export { checkDestinationName, destination } from "./destination.ts";
-export { CONTENT_TYPE, type EnvelopeOfOptions, envelopeOf } from "./encode.ts";
+export { CONTENT_TYPE, encodeMessage } from "./encode.ts";
 export {
+  DEAD_LETTER_HEADER,
   type Envelope,
+  envelopeOf,
   fromHeaders,
   HEADER,
   isReservedHeader,
   type MessageKind,
   newMessageId,
+  REPLY_HEADER,
   toHeaders,
   type WireFallbacks,
 } from "./envelope.ts";
+export { MEMORY_FEATURES, type MemoryBrokerOptions, memoryBroker } from "./memory.ts";
+export { createMessenger, DEFAULT_REQUEST_TIMEOUT_MS, SUBSCRIBE_DEFAULTS } from "./messenger.ts";

@@ -4,7 +4,7 @@
  * business change committed.
  */
 import { ConfigError, type SerializerName } from "@weft/core";
-import { type Destination, type Envelope, envelopeOf, type PublishOptions } from "@weft/messaging";
+import { type Destination, type Envelope, encodeMessage, type PublishOptions } from "@weft/messaging";
 import { type Queryable, type Tables, tablesIn } from "./sql.ts";
 import { encodeWalMessage } from "./wal-message.ts";
 
@@ -31,7 +31,7 @@ export interface Outbox {
   /**
    * Stores one message in the transaction `tx` is in (a `pg` client after `BEGIN`, or an adapter's
    * `fromKysely(trx)`…): it is published by a relay after, and only if, that transaction commits.
-   * Encoded as the messenger encodes it (`envelopeOf`): the destination's codec, the key's partition,
+   * Encoded as the messenger encodes it (`encodeMessage`): the destination's codec, the key's partition,
    * the current call context's trace headers. Resolves with the message id (a UUID; an `id` given in
    * the options must be one), which every publish attempt keeps. Throws a `ConfigError` for bad
    * options; rejects with PostgreSQL's error if the insert fails (the caller's transaction is then
@@ -79,7 +79,7 @@ export function createOutbox(options: OutboxOptions = {}): Outbox {
     async publish(tx, to, body, publishOptions = {}) {
       if (publishOptions.id !== undefined && !UUID.test(publishOptions.id))
         throw new ConfigError("id", "a UUID (the outbox keys messages by it)", publishOptions.id);
-      const envelope = envelopeOf(to, body, publishOptions, { serializer });
+      const envelope = encodeMessage(to, body, publishOptions, serializer);
       if (storage === "wal")
         await tx.query("SELECT pg_logical_emit_message(true, $1, $2::bytea)", [
           WAL_PREFIX,

@@ -3,7 +3,7 @@
  */
 
 // circuit breakers, fallbacks and degradation
-export type { BreakerOptions, BreakerState } from "./breaker/breaker.ts";
+export { type BreakerOptions, type BreakerState, isBreakerFailure } from "./breaker/breaker.ts";
 export { instanceBreakers } from "./breaker/instances.ts";
 export { type CircuitBreakerOptions, circuitBreaker } from "./breaker/interceptor.ts";
 export {

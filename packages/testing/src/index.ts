@@ -3,6 +3,7 @@
  * function that defines a Vitest suite for one factory, and launchers of the real servers tests run
  * against (`startEtcd()`, `startPostgres()`).
  */
+export { type BrokerConformanceOptions, brokerConformance } from "./broker-conformance.ts";
 export { type EtcdServer, startEtcd } from "./etcd-server.ts";
 export { type PostgresServer, startPostgres } from "./postgres-server.ts";
 export { freePort, killAndRemove, killed } from "./processes.ts";

@@ -129,6 +129,32 @@ export interface WeftEvents {
   /** A hedged call to `path` was answered by attempt `attempt` (0 for the original); the others were cancelled. */
   "hedge.won": { readonly path: string; readonly attempt: number; readonly cancelled: number };
   /**
+   * A message handler failed and its message will be delivered again (`attempt`: the delivery to
+   * come, 2 for the first redelivery) after `delayMs`. `group` is undefined for a private subscription.
+   */
+  "message.redelivered": {
+    readonly destination: string;
+    readonly group: string | undefined;
+    readonly attempt: number;
+    readonly delayMs: number;
+  };
+  /** A message was dead-lettered after `attempts` deliveries; `reason` as its `weft-dlq-reason` header. */
+  "message.dead_lettered": {
+    readonly destination: string;
+    readonly group: string | undefined;
+    readonly reason: string;
+    readonly attempts: number;
+  };
+  /** A message arrived after its expiry time: not handled (it is dead-lettered with `MESSAGE_EXPIRED`). */
+  "message.expired": { readonly destination: string; readonly group: string | undefined };
+  /** A subscription drained: `finished` handlers ended within the grace period, `abandoned` were aborted and nacked. */
+  "subscription.drained": {
+    readonly destination: string;
+    readonly group: string | undefined;
+    readonly finished: number;
+    readonly abandoned: number;
+  };
+  /**
    * An outbox relay (`@weft/outbox-postgres`; `relay` is its name) handed `messages` stored messages
    * to the broker in `durationMs`; `failed` of them could not be published and are tried again
    * (at-least-once, same ids).

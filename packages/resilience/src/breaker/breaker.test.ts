@@ -186,6 +186,22 @@ describe("circuitBreaker: states", () => {
     ]);
   });
 
+  it("does not count a call refused by a server going away (a graceful restart is not a failing node)", async () => {
+    const { clock, now } = harness();
+    const dep = dependency(clock);
+    const handler = circuitBreaker({ rule: consecutiveFailures({ failures: 2 }), now })(dep.handler);
+    for (const reason of [Reason.REFUSED_STREAM, Reason.SHUTTING_DOWN]) {
+      dep.error = new WeftError(Code.UNAVAILABLE, "server is going away", { reason });
+      for (let i = 0; i < 5; i++) expect(await outcome(handler)).toBe("failed");
+    }
+    dep.error = unavailable();
+    expect([await outcome(handler), await outcome(handler), await outcome(handler)]).toEqual([
+      "failed",
+      "failed",
+      "rejected",
+    ]);
+  });
+
   it("keeps one breaker per method, or one per service", async () => {
     const { clock, now } = harness();
     const dep = dependency(clock);

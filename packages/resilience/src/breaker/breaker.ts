@@ -28,9 +28,11 @@ export interface BreakerOptions {
    */
   probes?: number;
   /**
-   * Which errors count as failures. Default: UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED,
-   * INTERNAL, UNKNOWN, DATA_LOSS and anything that is not a `WeftError`; an application's own answer
-   * (NOT_FOUND, INVALID_ARGUMENT…) is a success. A cancelled call counts for nothing.
+   * Which errors count as failures. Default (`isBreakerFailure`): UNAVAILABLE, DEADLINE_EXCEEDED,
+   * RESOURCE_EXHAUSTED, INTERNAL, UNKNOWN, DATA_LOSS and anything that is not a `WeftError`; an
+   * application's own answer (NOT_FOUND, INVALID_ARGUMENT…) is a success. A cancelled call counts for
+   * nothing, and so does a call refused by a server going away (reason REFUSED_STREAM or
+   * SHUTTING_DOWN): a graceful restart is not a failing node.
    */
   isFailure?: (error: unknown) => boolean;
   /** Receives `breaker.state` and `breaker.rejected` events. Default none. */
@@ -69,7 +71,7 @@ export function breakerSettings(options: BreakerOptions): BreakerSettings {
     probes: integerOption("probes", options.probes, 1),
     isFailure: functionOption(
       "isFailure",
-      options.isFailure ?? isNodeFailure,
+      options.isFailure ?? isBreakerFailure,
       "a function (error) => boolean",
     ),
     telemetry: telemetryOption(options.telemetry),
@@ -82,9 +84,27 @@ export function breakerSettings(options: BreakerOptions): BreakerSettings {
   };
 }
 
-/** How a call ended, for a breaker: a failure, a success, or neither (cancelled by its caller). */
+/**
+ * The breakers' default `isFailure`: core's node-failure test, except for a call a server going away
+ * refused before starting it (REFUSED_STREAM, SHUTTING_DOWN), which says nothing about its health.
+ */
+export function isBreakerFailure(error: unknown): boolean {
+  return isNodeFailure(error) && !isLeaving(error);
+}
+
+function isLeaving(error: unknown): boolean {
+  return (
+    error instanceof WeftError &&
+    (error.reason === Reason.REFUSED_STREAM || error.reason === Reason.SHUTTING_DOWN)
+  );
+}
+
+/**
+ * How a call ended, for a breaker: a failure, a success, or neither (cancelled by its caller, or
+ * refused by a server going away).
+ */
 export function outcomeOf(settings: BreakerSettings, error: unknown): boolean | undefined {
-  if (error instanceof WeftError && error.code === Code.CANCELLED) return undefined;
+  if (error instanceof WeftError && (error.code === Code.CANCELLED || isLeaving(error))) return undefined;
   return settings.isFailure(error);
 }
 

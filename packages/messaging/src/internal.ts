@@ -1,0 +1,6 @@
+/**
+ * Unstable internals of `@weft/messaging`: no semver promise. For Weft's own packages (the broker
+ * packages, `@weft/testing`'s conformance suite) and for tests.
+ */
+export { matches } from "./memory.ts";
+export { pendingRequests } from "./messenger.ts";
