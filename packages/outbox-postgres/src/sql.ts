@@ -71,16 +71,11 @@ export async function inTransaction<T>(pool: ClientPool, fn: (tx: Queryable) => 
 
 /** A Kysely transaction (`db.transaction().execute(async (trx) => …)`), structurally. */
 export interface KyselyLike {
-  executeQuery(query: {
-    readonly sql: string;
-    readonly parameters: readonly unknown[];
-    readonly query: {
-      readonly kind: "RawNode";
-      readonly sqlFragments: readonly string[];
-      readonly parameters: readonly unknown[];
-    };
-    readonly queryId: { readonly queryId: string };
-  }): Promise<{ rows: unknown[]; numAffectedRows?: bigint }>;
+  /**
+   * Kysely's `executeQuery(compiledQuery)`. Its parameter is typed `never` here so that Kysely's own
+   * (stricter) types fit; `fromKysely` passes what `CompiledQuery.raw(sql, parameters)` builds.
+   */
+  executeQuery(query: never): Promise<{ rows: unknown[]; numAffectedRows?: bigint }>;
 }
 
 let queryIds = 0;
@@ -89,12 +84,13 @@ let queryIds = 0;
 export function fromKysely(trx: KyselyLike): Queryable {
   return {
     async query<R>(text: string, values: unknown[] = []) {
-      const result = await trx.executeQuery({
+      const compiled = {
         sql: text,
         parameters: values,
         query: { kind: "RawNode", sqlFragments: [text], parameters: [] },
         queryId: { queryId: `weft-outbox-${++queryIds}` },
-      });
+      };
+      const result = await trx.executeQuery(compiled as never);
       return {
         rows: result.rows as R[],
         rowCount: result.numAffectedRows === undefined ? null : Number(result.numAffectedRows),

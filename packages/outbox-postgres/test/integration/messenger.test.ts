@@ -61,7 +61,13 @@ async function writeAndRelay(db: TestDb, broker: Broker, n: number): Promise<str
 function republisher(broker: Broker): { broker: Broker; again(): Promise<void> } {
   const seen: Envelope[] = [];
   return {
-    broker: { ...broker, publish: (e, o) => (seen.push(e), broker.publish(e, o)) },
+    broker: {
+      ...broker,
+      publish(e, o) {
+        seen.push(e);
+        return broker.publish(e, o);
+      },
+    },
     async again() {
       for (const e of seen) await broker.publish(e);
     },
