@@ -66,7 +66,10 @@ export interface LogTailingRelay {
   start(): void;
   /** Stops streaming; a transaction being published is abandoned unconfirmed (replayed on the next start). */
   stop(): Promise<void>;
-  /** The last LSN confirmed to the slot by this relay (`X/Y`), `undefined` before the first. */
+  /**
+   * The end of the last transaction confirmed to the slot (`X/Y`): by this relay, or the slot's
+   * position when it started; `undefined` before it first reached the slot.
+   */
   readonly confirmedLsn: string | undefined;
   /** Whether it is streaming now (holding the slot). */
   readonly streaming: boolean;
@@ -103,7 +106,8 @@ function bigIntToLsn(n: bigint): string {
 
 /**
  * Creates a log-tailing relay (not started). Throws a `ConfigError` naming the first bad option.
- * Needs the tables of `migrate` (for the table storage) and a server with `wal_level=logical`.
+ * Needs the tables of `migrate` (its publication is on the outbox table, even when every message
+ * uses the `wal` storage) and a server with `wal_level=logical`.
  */
 export function createLogTailingRelay(options: LogTailingRelayOptions): LogTailingRelay {
   const settings = relaySettings(options);

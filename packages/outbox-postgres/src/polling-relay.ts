@@ -20,7 +20,7 @@ import { emit, positiveInteger } from "@weft/core/internal";
 import { errorText, type RelayOptions, type RelaySettings, RoundLoop, relaySettings } from "./relay-loop.ts";
 import { publishInKeyOrder } from "./relay-publish.ts";
 import { pruneOutbox } from "./retention.ts";
-import { type ClientPool, type Queryable, type Tables, tablesIn } from "./sql.ts";
+import { type ClientPool, inTransaction, type Queryable, type Tables, tablesIn } from "./sql.ts";
 import { envelopeOfRow, type OutboxRow } from "./wal-message.ts";
 
 export interface PollingRelayOptions extends RelayOptions {
@@ -218,64 +218,42 @@ class Relay implements PollingRelay {
 
   async relayOnce(): Promise<number> {
     const started = performance.now();
-    const client = await this.#c.pool.connect();
-    let broken: Error | undefined;
-    let failure: { error: unknown } | undefined;
-    let published = 0;
-    try {
-      await client.query("BEGIN");
+    const { settings, t } = this.#c;
+    const outcome = await inTransaction(this.#c.pool, async (client) => {
       const { rows } = await client.query<OutboxRow>(this.#take, [this.#c.batchSize]);
-      if (rows.length === 0) {
-        await client.query("COMMIT");
-        return 0;
-      }
-      const outcome = await publishInKeyOrder(
-        this.#c.settings.broker,
-        rows,
-        envelopeOfRow,
-        this.#c.settings.publishTimeoutMs,
-      );
-      const done = outcome.published.map((r) => r.seq);
-      if (done.length > 0) {
-        if (this.#c.settings.retentionMs === 0)
-          await client.query(`DELETE FROM ${this.#c.t.outbox} WHERE seq = ANY($1::bigint[])`, [done]);
-        else
-          await client.query(
-            `UPDATE ${this.#c.t.outbox} SET published_at = now(), attempts = attempts + 1 WHERE seq = ANY($1::bigint[])`,
-            [done],
-          );
-      }
-      for (const { item, error } of outcome.failed) {
+      if (rows.length === 0) return undefined;
+      const result = await publishInKeyOrder(settings.broker, rows, envelopeOfRow, settings.publishTimeoutMs);
+      const done = result.published.map((r) => r.seq);
+      if (done.length > 0 && settings.retentionMs === 0)
+        await client.query(`DELETE FROM ${t.outbox} WHERE seq = ANY($1::bigint[])`, [done]);
+      else if (done.length > 0)
         await client.query(
-          `UPDATE ${this.#c.t.outbox} SET attempts = attempts + 1, last_error = $2 WHERE seq = $1`,
-          [item.seq, errorText(error)],
+          `UPDATE ${t.outbox} SET published_at = now(), attempts = attempts + 1 WHERE seq = ANY($1::bigint[])`,
+          [done],
         );
-        this.#c.settings.logger.warn(
-          { err: error, relay: this.#c.settings.name, id: item.id, destination: item.destination },
+      for (const { item, error } of result.failed) {
+        await client.query(`UPDATE ${t.outbox} SET attempts = attempts + 1, last_error = $2 WHERE seq = $1`, [
+          item.seq,
+          errorText(error),
+        ]);
+        settings.logger.warn(
+          { err: error, relay: settings.name, id: item.id, destination: item.destination },
           "outbox relay: publish failed, will retry",
         );
       }
-      await client.query("COMMIT");
-      if (this.#c.settings.telemetry !== undefined)
-        emit(this.#c.settings.telemetry, "outbox.relayed", {
-          relay: this.#c.settings.name,
-          messages: done.length,
-          failed: outcome.failed.length + outcome.held.length,
-          durationMs: performance.now() - started,
-        });
-      published = done.length;
-      if (outcome.failed[0] !== undefined) failure = { error: outcome.failed[0].error };
-    } catch (error) {
-      await client.query("ROLLBACK").catch((e: unknown) => {
-        broken = e instanceof Error ? e : new Error(String(e));
+      return result;
+    });
+    if (outcome === undefined) return 0;
+    if (settings.telemetry !== undefined)
+      emit(settings.telemetry, "outbox.relayed", {
+        relay: settings.name,
+        messages: outcome.published.length,
+        failed: outcome.failed.length + outcome.held.length,
+        durationMs: performance.now() - started,
       });
-      throw error;
-    } finally {
-      client.release(broken);
-    }
-    // the confirmed ones are marked; the round still counts as failed, for the backoff
-    if (failure !== undefined) throw failure.error;
-    return published;
+    // the confirmed ones are marked; a round with a failed publish still counts as failed, for the backoff
+    if (outcome.failed[0] !== undefined) throw outcome.failed[0].error;
+    return outcome.published.length;
   }
 
   prune(): Promise<number> {

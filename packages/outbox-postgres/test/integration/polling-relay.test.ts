@@ -3,6 +3,8 @@
  * transaction, out-of-order commits (the earlier `seq` committed last is relayed, and first for its
  * key), per-key order, retries with the same ids, leader election, lag and retention.
  */
+
+import type { Telemetry } from "@weft/core";
 import { SILENT_LOGGER } from "@weft/core";
 import { destination } from "@weft/messaging";
 import type pg from "pg";
@@ -136,8 +138,14 @@ describe("outbox + polling relay", () => {
 
   it("elects one leader among relays of a name; another takes over when it stops", async () => {
     const db = await setup();
-    const a = relayOf(db, { leaderRetryMs: 20 });
-    const b = relayOf(db, { leaderRetryMs: 20 });
+    const leadership: { relay: string; leader: boolean }[] = [];
+    const telemetry = {
+      event(name: string, attributes: unknown) {
+        if (name === "outbox.leadership") leadership.push(attributes as { relay: string; leader: boolean });
+      },
+    } as Telemetry;
+    const a = relayOf(db, { leaderRetryMs: 20, telemetry });
+    const b = relayOf(db, { leaderRetryMs: 20, telemetry });
     a.start();
     await untilTrue(() => a.leader);
     b.start();
@@ -160,6 +168,35 @@ describe("outbox + polling relay", () => {
     await untilTrue(async () => (await b.lag()).unpublished === 0);
     const published = await publishedIds(db.pool, db.schema);
     expect(published.sort()).toEqual(ids.sort()); // once each (keyless messages have no order to keep)
+    expect(leadership.map((e) => e.leader)).toEqual([true, false, true]); // a, a resigns, b
+  });
+
+  it("shares the work among relays with instances: shared: each message once, per-key order kept", async () => {
+    const db = await setup();
+    const outbox = outboxOf(db);
+    const events: string[] = [];
+    const telemetry = { event: (name: string) => void events.push(name) };
+    const relays = [1, 2, 3].map(() =>
+      relayOf(db, { instances: "shared", batchSize: 5, telemetry: telemetry as Telemetry }),
+    );
+    for (const relay of relays) relay.start();
+    const ids: string[] = [];
+    for (let i = 0; i < 120; i++) {
+      const tx = await begin(db);
+      ids.push(await outbox.publish(tx, orders, { n: i }, { key: `k${i % 6}` }));
+      await tx.query("COMMIT");
+      tx.release();
+    }
+    await untilTrue(async () => (await relays[0]!.lag()).unpublished === 0);
+    const published = await publishedIds(db.pool, db.schema);
+    expect(published).toHaveLength(120); // none twice
+    expect(new Set(published)).toEqual(new Set(ids));
+    for (let k = 0; k < 6; k++) {
+      const ns = (await bodies(db)).filter((m) => m.key === `k${k}`).map((m) => m.n);
+      expect(ns).toEqual([...ns].sort((x, y) => x - y));
+    }
+    expect(events).toContain("outbox.relayed");
+    expect(events).not.toContain("outbox.leadership"); // no election in shared mode
   });
 
   it("deletes published rows after the retention, and at once with retentionMs 0", async () => {
