@@ -86,6 +86,33 @@ describe("log-tailing relay", () => {
     }
   }, 60_000);
 
+  it("moves its slot past WAL written by other tables while the outbox is idle", async () => {
+    const db = await openTestDb(server().url);
+    const slot = uniqueName("slot");
+    const relay = relayOf(db, slot);
+    try {
+      relay.start();
+      await until(async () => relay.streaming, 15_000, "streaming");
+      const lsn = async () =>
+        (await db.pool.query<{ lsn: string }>("SELECT pg_current_wal_lsn()::text AS lsn")).rows[0]!.lsn;
+      const before = await lsn();
+      await db.pool.query(
+        `CREATE TABLE "${db.schema}".noise AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 20000) g`,
+      );
+      const { rows } = await db.pool.query<{ bytes: number }>(
+        "SELECT pg_wal_lsn_diff($1, $2)::float8 AS bytes",
+        [await lsn(), before],
+      );
+      expect(rows[0]!.bytes).toBeGreaterThan(1_000_000); // the other table's WAL, past the slot's position
+      await until(async () => (await relay.lag()).slotLagBytes < 100_000, 10_000, "the slot to catch up");
+      expect(await publishedIds(db.pool, db.schema)).toEqual([]); // the ticks are not messages
+    } finally {
+      await relay.stop();
+      await relay.dropSlot();
+      await db.drop();
+    }
+  }, 60_000);
+
   it("does not confirm what the broker refused: a stopped relay's next start republishes the same ids", async () => {
     const db = await openTestDb(server().url);
     const slot = uniqueName("slot");
