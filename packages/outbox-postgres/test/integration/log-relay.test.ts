@@ -58,14 +58,26 @@ function relayOf(db: TestDb, slot: string, broker = tableBroker(db.pool, db.sche
   });
 }
 
+/** Runs `body` with a relay streaming from a fresh slot, then stops it and drops the slot and the schema. */
+async function withStreamingRelay(
+  body: (db: TestDb, relay: LogTailingRelay) => Promise<void>,
+): Promise<void> {
+  const db = await openTestDb(server().url);
+  const relay = relayOf(db, uniqueName("slot"));
+  try {
+    relay.start();
+    await until(async () => relay.streaming, 15_000, "streaming");
+    await body(db, relay);
+  } finally {
+    await relay.stop();
+    await relay.dropSlot();
+    await db.drop();
+  }
+}
+
 describe("log-tailing relay", () => {
   it("publishes committed rows and wal messages with their ids, never aborted ones, and confirms after", async () => {
-    const db = await openTestDb(server().url);
-    const slot = uniqueName("slot");
-    const relay = relayOf(db, slot);
-    try {
-      relay.start();
-      await until(async () => relay.streaming, 15_000, "streaming");
+    await withStreamingRelay(async (db, relay) => {
       const ids = [...(await write(db, "table", [1, 2, 3], "k")), ...(await write(db, "wal", [4, 5], "k"))];
       const client = await db.pool.connect();
       await client.query("BEGIN");
@@ -79,20 +91,11 @@ describe("log-tailing relay", () => {
       expect(new Set(published)).toEqual(new Set(ids));
       await until(async () => (await relay.lag()).slotLagBytes < 1_000_000, 5_000, "slot lag");
       expect(relay.confirmedLsn).toBeDefined();
-    } finally {
-      await relay.stop();
-      await relay.dropSlot();
-      await db.drop();
-    }
+    });
   }, 60_000);
 
   it("moves its slot past WAL written by other tables while the outbox is idle", async () => {
-    const db = await openTestDb(server().url);
-    const slot = uniqueName("slot");
-    const relay = relayOf(db, slot);
-    try {
-      relay.start();
-      await until(async () => relay.streaming, 15_000, "streaming");
+    await withStreamingRelay(async (db, relay) => {
       const lsn = async () =>
         (await db.pool.query<{ lsn: string }>("SELECT pg_current_wal_lsn()::text AS lsn")).rows[0]!.lsn;
       const before = await lsn();
@@ -106,11 +109,7 @@ describe("log-tailing relay", () => {
       expect(rows[0]!.bytes).toBeGreaterThan(1_000_000); // the other table's WAL, past the slot's position
       await until(async () => (await relay.lag()).slotLagBytes < 100_000, 10_000, "the slot to catch up");
       expect(await publishedIds(db.pool, db.schema)).toEqual([]); // the ticks are not messages
-    } finally {
-      await relay.stop();
-      await relay.dropSlot();
-      await db.drop();
-    }
+    });
   }, 60_000);
 
   it("does not confirm what the broker refused: a stopped relay's next start republishes the same ids", async () => {
