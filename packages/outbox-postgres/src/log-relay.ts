@@ -272,6 +272,16 @@ class LogRelay implements LogTailingRelay {
         .query("SELECT pg_logical_emit_message(true, $1, '')", [TICK_PREFIX])
         .catch(() => undefined);
     }, this.#c.statusIntervalMs);
+    const { telemetry, name } = this.#c.settings;
+    const lag =
+      telemetry === undefined
+        ? undefined
+        : setInterval(() => {
+            this.lag().then(
+              ({ slotLagBytes }) => emit(telemetry, "outbox.slot_lag", { relay: name, slotLagBytes }),
+              () => undefined, // the next report will tell
+            );
+          }, this.#c.settings.lagIntervalMs);
     const retention = setInterval(() => {
       this.prune().catch((error: unknown) =>
         this.#c.settings.logger.warn(
@@ -289,6 +299,7 @@ class LogRelay implements LogTailingRelay {
       this.#streaming = false;
       clearInterval(status);
       clearInterval(retention);
+      clearInterval(lag);
       await service.stop().catch(() => undefined);
       this.#service = undefined;
     }

@@ -132,6 +132,7 @@ class Relay implements PollingRelay {
   #leaderClient: LeaderClient | undefined;
   #leader = false;
   #lastPrune = Date.now();
+  #lastLag = 0;
 
   constructor(config: PollingConfig) {
     this.#c = config;
@@ -156,9 +157,14 @@ class Relay implements PollingRelay {
   async #round(): Promise<number> {
     if (!(await this.#lead())) return this.#c.leaderRetryMs;
     const published = await this.relayOnce();
-    if (Date.now() - this.#lastPrune >= this.#c.settings.retentionIntervalMs) {
+    const { settings } = this.#c;
+    if (Date.now() - this.#lastPrune >= settings.retentionIntervalMs) {
       this.#lastPrune = Date.now();
       await this.prune();
+    }
+    if (settings.telemetry !== undefined && Date.now() - this.#lastLag >= settings.lagIntervalMs) {
+      this.#lastLag = Date.now();
+      emit(settings.telemetry, "outbox.lag", { relay: settings.name, ...(await this.lag()) });
     }
     return published < this.#c.batchSize ? this.#c.pollIntervalMs : 0;
   }

@@ -34,6 +34,11 @@ export interface RelayOptions {
    */
   readonly retentionMs?: number;
   readonly retentionIntervalMs?: number;
+  /**
+   * How often the relay reports its lag as a telemetry event (`outbox.lag` for the polling relay,
+   * `outbox.slot_lag` for the log-tailing one), in ms, when it has `telemetry`. Default 10,000.
+   */
+  readonly lagIntervalMs?: number;
   readonly telemetry?: Telemetry;
   readonly logger?: Logger;
 }
@@ -46,6 +51,7 @@ export interface RelaySettings {
   readonly backoff: BackoffOptions;
   readonly retentionMs: number;
   readonly retentionIntervalMs: number;
+  readonly lagIntervalMs: number;
   readonly telemetry: Telemetry | undefined;
   readonly logger: Logger;
 }
@@ -70,6 +76,7 @@ export function relaySettings(options: RelayOptions): RelaySettings {
     },
     retentionMs: numberOption("retentionMs", options.retentionMs, 86_400_000, 0),
     retentionIntervalMs: numberOption("retentionIntervalMs", options.retentionIntervalMs, 60_000, 1),
+    lagIntervalMs: numberOption("lagIntervalMs", options.lagIntervalMs, 10_000, 1),
     telemetry: telemetryOption(options.telemetry),
     logger: loggerOption("logger", options.logger, CONSOLE_LOGGER),
   };

@@ -196,6 +196,7 @@ describe("outbox + polling relay", () => {
       expect(ns).toEqual([...ns].sort((x, y) => x - y));
     }
     expect(events).toContain("outbox.relayed");
+    expect(events).toContain("outbox.lag"); // the first round reports the lag at once
     expect(events).not.toContain("outbox.leadership"); // no election in shared mode
   });
 
