@@ -8,16 +8,19 @@
  *   relay <url> <schema> <n>                a polling relay whose broker stores its n-th publish, prints
  *                                           "published" and never confirms it (so nothing after is marked)
  *   logrelay <url> <schema> <slot> <n>      the same for the log-tailing relay (nothing after is confirmed)
- *   consumer <url> <schema> <group> <n>     an idempotent consumer that, after the n-th effect
- *                                           committed, prints "applied" and hangs before the ack
+ *   consumer <url> <schema> <group> <n>     a messenger subscription with an idempotent handler that
+ *                                           prints "subscribed", then after the n-th effect committed
+ *                                           prints "applied" and hangs before the (auto) ack
+ *
+ * The broker is the Redis Streams broker when WEFT_TEST_REDIS_PREFIX is set (`testBroker`), else the
+ * table broker.
  */
-
 import { setTimeout as sleep } from "node:timers/promises";
 import { SILENT_LOGGER } from "@weft/core";
-import type { Broker, ReceivedMessage } from "@weft/messaging";
+import { type Broker, createMessenger } from "@weft/messaging";
 import pg from "pg";
 import { createLogTailingRelay, createOutbox, createPollingRelay, idempotent } from "../src/index.ts";
-import { orders, tableBroker } from "./support.ts";
+import { orders, testBroker } from "./support.ts";
 
 const [mode = "", url = "", schema = "", ...rest] = process.argv.slice(2);
 const pool = new pg.Pool({ connectionString: url, max: 4 });
@@ -69,7 +72,7 @@ switch (mode) {
     break;
   }
   case "relay": {
-    const broker = hangingAfter(tableBroker(pool, schema), Number(rest[0]));
+    const broker = hangingAfter(await testBroker(pool, schema), Number(rest[0]));
     const relay = createPollingRelay({
       pool,
       broker,
@@ -83,7 +86,7 @@ switch (mode) {
   }
   case "logrelay": {
     const [slot = "", n = "0"] = rest;
-    const broker = hangingAfter(tableBroker(pool, schema), Number(n));
+    const broker = hangingAfter(await testBroker(pool, schema), Number(n));
     const relay = createLogTailingRelay({
       pool,
       connection: url,
@@ -97,6 +100,7 @@ switch (mode) {
     break;
   }
   case "consumer": {
+    // through the messenger: auto-ack after the handler, which commits the effect then hangs once
     const [group = "", n = "0"] = rest;
     let applied = 0;
     const handler = idempotent<{ order: number }>(
@@ -108,19 +112,19 @@ switch (mode) {
       },
       { schema },
     );
-    await tableBroker(pool, schema).subscribe(
-      { destination: orders.name, group, maxInFlight: 1, ackWaitMs: 30_000, partitions: undefined },
-      (delivery) => {
-        void (async () => {
-          await handler({ id: delivery.envelope.id, group } as ReceivedMessage<{ order: number }>);
-          if (++applied === Number(n)) {
-            say("applied");
-            return hang(); // the effect is committed, the ack never comes
-          }
-          await delivery.ack();
-        })();
+    const messenger = createMessenger({ broker: await testBroker(pool, schema) });
+    await messenger.subscribe(
+      orders,
+      async (message) => {
+        await handler(message);
+        if (++applied === Number(n)) {
+          say("applied");
+          await hang(); // the effect is committed, the ack never comes
+        }
       },
+      { group, ackWaitMs: 1_000, maxInFlight: 4 },
     );
+    say("subscribed");
     break;
   }
   default:

@@ -7,6 +7,7 @@ import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import { redisStreamsBroker } from "@weft/broker-redis";
 import type {
   Broker,
   BrokerSubscription,
@@ -17,6 +18,7 @@ import type {
 } from "@weft/messaging";
 import { destination, fromHeaders, toHeaders } from "@weft/messaging";
 import { type PostgresServer, startPostgres } from "@weft/testing";
+import { Redis } from "ioredis";
 import pg from "pg";
 import { afterAll, beforeAll } from "vitest";
 import { migrate } from "../src/index.ts";
@@ -197,4 +199,40 @@ export function useLogicalPostgres(): () => PostgresServer {
     if (server === undefined) throw new Error("the PostgreSQL cluster did not start");
     return server;
   };
+}
+
+/** Where the fault tests' children find the Redis Streams broker: its key prefix, in this variable. */
+export const REDIS_PREFIX_ENV = "WEFT_TEST_REDIS_PREFIX";
+
+/**
+ * The broker of a fault test: the Redis Streams broker of the machine's Redis under the key prefix in
+ * `WEFT_TEST_REDIS_PREFIX` when it is set, else `tableBroker`.
+ */
+export async function testBroker(
+  pool: pg.Pool,
+  schema: string,
+  prefix = process.env[REDIS_PREFIX_ENV],
+): Promise<Broker> {
+  if (prefix === undefined) return tableBroker(pool, schema);
+  return redisStreamsBroker({ prefix, claimIntervalMs: 100 });
+}
+
+/** Every envelope id in the Redis stream of `destination` under `prefix`, in publish order (duplicates kept). */
+export async function redisPublishedIds(
+  redis: Redis,
+  prefix: string,
+  destination: string,
+): Promise<string[]> {
+  const entries = await redis.xrange(`${prefix}${destination}`, "-", "+");
+  return entries.map(([, fields]) => fields[fields.indexOf("weft-id") + 1] ?? "");
+}
+
+/** The machine's Redis (started when down, never skipped), for the Redis variants. */
+export async function machineRedis(): Promise<Redis> {
+  execFileSync("bash", [fileURLToPath(new URL("../../../scripts/ensure-redis.sh", import.meta.url))], {
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  const redis = new Redis({ host: "127.0.0.1", port: 6379, lazyConnect: true });
+  await redis.connect();
+  return redis;
 }
