@@ -6,6 +6,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { redisStreamsBroker } from "@weft/broker-redis";
 import { type CallContext, Metadata, SILENT_LOGGER, type Telemetry } from "@weft/core";
 import { runWithCallContext } from "@weft/core/internal";
 import { type Broker, createMessenger, destination, type Envelope, memoryBroker } from "@weft/messaging";
@@ -19,7 +20,7 @@ import {
   inboxTransaction,
   redisIdempotentConsumer,
 } from "../../src/index.ts";
-import { openTestDb, type TestDb, uniqueName, until } from "../support.ts";
+import { machineRedis, openTestDb, redisPublishedIds, type TestDb, uniqueName, until } from "../support.ts";
 
 const orderCreated = destination<{ order: number }>("orders.created");
 const cleanup: (() => Promise<void> | void)[] = [];
@@ -163,6 +164,24 @@ describe("outbox → relay → messenger, idempotent consumers", () => {
     await until(async () => duplicates.length === 12, 10_000, "12 duplicates skipped");
     expect(seen.sort()).toEqual([...ids].sort());
     expect(await redis.get(`${prefix}mailer:${ids[0]}`)).toBe("done");
+  });
+
+  it("a republished copy keeps its id, so a broker's publish dedup drops it (Redis Streams, dedupWindowMs)", async () => {
+    const redis = await machineRedis();
+    cleanup.push(() => void redis.disconnect());
+    const prefix = `${uniqueName("weft_test")}:`;
+    cleanup.push(async () => {
+      const keys = await redis.keys(`${prefix}*`);
+      if (keys.length > 0) await redis.del(...keys);
+    });
+    const { db } = await setup();
+    const broker = await redisStreamsBroker({ prefix, dedupWindowMs: 60_000 });
+    cleanup.push(() => broker.close());
+    const twice = republisher(broker);
+    const ids = await writeAndRelay(db, twice.broker, 20);
+    await twice.again(); // as a relay that crashed before marking would
+    const stored = await redisPublishedIds(redis, prefix, orderCreated.name);
+    expect(stored.sort()).toEqual([...ids].sort()); // each once: the copies were dropped at the broker
   });
 
   it("carries the call context's trace headers from the business transaction to the handler", async () => {
