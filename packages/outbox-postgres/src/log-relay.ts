@@ -64,7 +64,11 @@ export interface SlotLag {
 export interface LogTailingRelay {
   /** Starts streaming (idempotent): sets up the publication and slot, then follows the log until `stop`. */
   start(): void;
-  /** Stops streaming; a transaction being published is abandoned unconfirmed (replayed on the next start). */
+  /**
+   * Stops streaming. A transaction being published finishes its publish attempt (each bounded by
+   * `publishTimeoutMs`): confirmed if the broker has all of it, else abandoned unconfirmed (replayed by
+   * the next relay on the slot). Resolves once the replication connection is closed.
+   */
   stop(): Promise<void>;
   /**
    * The end of the last transaction confirmed to the slot (`X/Y`): by this relay, or the slot's
@@ -145,6 +149,8 @@ class LogRelay implements LogTailingRelay {
   readonly #c: LogConfig;
   readonly #loop: RoundLoop;
   #service: LogicalReplicationService | undefined;
+  /** The message being handled (a commit being published and confirmed), for a graceful stop. */
+  #handling: Promise<void> = Promise.resolve();
   #confirmed: string | undefined;
   #streaming = false;
 
@@ -173,6 +179,8 @@ class LogRelay implements LogTailingRelay {
 
   async stop(): Promise<void> {
     const stopped = this.#loop.stop();
+    // a commit whose messages the broker has is confirmed before the connection closes
+    await this.#handling.catch(() => undefined);
     await this.#service?.stop().catch(() => undefined);
     await stopped;
   }
@@ -238,7 +246,7 @@ class LogRelay implements LogTailingRelay {
     service.on("heartbeat", (_lsn, _time, shouldRespond) => {
       if (shouldRespond) confirm(this.#ackable());
     });
-    service.on("data", async (_lsn: string, message: Pgoutput.Message) => {
+    const handle = async (message: Pgoutput.Message): Promise<void> => {
       switch (message.tag) {
         case "begin":
           pending = [];
@@ -264,6 +272,10 @@ class LogRelay implements LogTailingRelay {
         default:
           return;
       }
+    };
+    service.on("data", (_lsn: string, message: Pgoutput.Message) => {
+      this.#handling = handle(message);
+      return this.#handling;
     });
     // a tick through the log moves the slot past WAL written by other tables while the outbox is idle
     const status = setInterval(() => {
