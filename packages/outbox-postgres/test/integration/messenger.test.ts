@@ -6,6 +6,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { jetStreamBroker } from "@weft/broker-nats";
 import { redisStreamsBroker } from "@weft/broker-redis";
 import { type CallContext, Metadata, SILENT_LOGGER, type Telemetry } from "@weft/core";
 import { runWithCallContext } from "@weft/core/internal";
@@ -182,6 +183,50 @@ describe("outbox → relay → messenger, idempotent consumers", () => {
     await twice.again(); // as a relay that crashed before marking would
     const stored = await redisPublishedIds(redis, prefix, orderCreated.name);
     expect(stored.sort()).toEqual([...ids].sort()); // each once: the copies were dropped at the broker
+  });
+
+  it("on JetStream, a relay's republished copies are stored once (Nats-Msg-Id = the outbox id): each handled once", async () => {
+    execFileSync("bash", [fileURLToPath(new URL("../../../../scripts/ensure-nats.sh", import.meta.url))], {
+      stdio: "inherit",
+    });
+    const { db, duplicates, telemetry } = await setup();
+    const name = uniqueName("outboxtest");
+    const to = destination<{ order: number }>(`${name}.created`);
+    const broker = await jetStreamBroker({
+      servers: "127.0.0.1:4222",
+      stream: { prefix: name, storage: "memory" },
+    });
+    cleanup.push(() => broker.close());
+    const messenger = createMessenger({ broker });
+    cleanup.push(() => messenger.close());
+    const handled: string[] = [];
+    await messenger.subscribe(
+      to,
+      idempotent(db.pool, async (_tx, m) => void handled.push(m.id), { schema: db.schema, telemetry }),
+      { group: "accounting" },
+    );
+    const outbox = createOutbox({ schema: db.schema });
+    const ids: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const client = await db.pool.connect();
+      await client.query("BEGIN");
+      ids.push(await outbox.publish(client, to, { order: i }, { key: `c${i % 3}` }));
+      await client.query("COMMIT");
+      client.release();
+    }
+    const twice = republisher(broker);
+    const relay = createPollingRelay({
+      pool: db.pool,
+      broker: twice.broker,
+      schema: db.schema,
+      logger: SILENT_LOGGER,
+    });
+    while ((await relay.relayOnce()) > 0) {}
+    await twice.again(); // as a relay that crashed before marking would
+    await until(async () => handled.length >= 20, 15_000, "20 handled");
+    await new Promise((r) => setTimeout(r, 300)); // a copy the broker let through would arrive in this time
+    expect(handled.sort()).toEqual([...ids].sort());
+    expect(duplicates).toEqual([]); // none reached the inbox: JetStream dropped them
   });
 
   it("carries the call context's trace headers from the business transaction to the handler", async () => {
