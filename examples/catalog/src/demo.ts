@@ -5,7 +5,8 @@
  * Weft TCP, gRPC, Connect and REST) against one of them, spreads calls over all three through the
  * registry with P2C-EWMA, kills one with SIGKILL while calls run (failover keeps them succeeding),
  * then shuts the others down gracefully. Last, a resilience scene (`resilience-scene.ts`): a
- * dependency fails and heals behind a circuit breaker and a fallback, printed as a timeline.
+ * dependency fails and heals behind a circuit breaker and a fallback, printed as a timeline; and with
+ * `--postgres` (or `WEFT_POSTGRES=<url>`), the transactional-messaging scene (`outbox-scene.ts`).
  */
 import { type ChildProcessByStdio, spawn } from "node:child_process";
 import { once } from "node:events";
@@ -16,6 +17,7 @@ import type { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import type { Instance, Schemes } from "@weft/core";
 import { observabilityScene } from "./observability-scene.ts";
+import { DEFAULT_POSTGRES_URL, outboxScene } from "./outbox-scene.ts";
 import { ensureReachable, openRegistry, SERVICE, targetOf } from "./registry.ts";
 import { resilienceScene } from "./resilience-scene.ts";
 import { formatTally, openTraffic } from "./traffic.ts";
@@ -125,6 +127,10 @@ try {
   }
   await observabilityScene(say);
   if (!(await resilienceScene(say))) exitCode = 1;
+  // transactional messaging needs a PostgreSQL: only when asked (`--postgres` or WEFT_POSTGRES=<url>)
+  const postgres =
+    process.env.WEFT_POSTGRES ?? (process.argv.includes("--postgres") ? DEFAULT_POSTGRES_URL : undefined);
+  if (postgres !== undefined && !(await outboxScene(say, postgres))) exitCode = 1;
 } catch (e) {
   process.stderr.write(`[demo] ${e instanceof Error ? e.message : String(e)}\n`);
 } finally {

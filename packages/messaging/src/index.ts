@@ -69,6 +69,7 @@ export {
   directBroker,
 } from "./direct/direct-broker.ts";
 export { directScheme } from "./direct/scheme.ts";
+export { CONTENT_TYPE, encodeMessage } from "./encode.ts";
 export {
   DEAD_LETTER_HEADER,
   type DeadLetter,
