@@ -4,6 +4,7 @@
  * against (`startEtcd()`, `startPostgres()`).
  */
 export { type BrokerConformanceOptions, brokerConformance } from "./broker-conformance.ts";
+export { type DeadLetterConformanceOptions, deadLetterConformance } from "./dead-letter-conformance.ts";
 export { testEnvelope } from "./envelopes.ts";
 export { type EtcdServer, startEtcd } from "./etcd-server.ts";
 export { type PostgresServer, startPostgres } from "./postgres-server.ts";
