@@ -42,7 +42,7 @@ import { browse, createGroup } from "./dead-letters.ts";
 import { DeliveryGate } from "./gate.ts";
 import { NatsLink } from "./link.ts";
 import { checkSpec, subjectsOf } from "./spec.ts";
-import { entriesOf, headersOf } from "./wire.ts";
+import { dedupIdOf, entriesOf, headersOf } from "./wire.ts";
 
 /** How destinations map onto JetStream streams. */
 export interface StreamOptions {
@@ -64,7 +64,7 @@ export interface StreamOptions {
   readonly maxAgeMs?: number;
   /**
    * The publish deduplication window, in ms: a message published again with the same
-   * `envelope.id` (`Nats-Msg-Id`) within it is stored once. Default 2 minutes (JetStream's own).
+   * `envelope.id` to the same destination (`Nats-Msg-Id`) within it is stored once. Default 2 minutes (JetStream's own).
    */
   readonly duplicateWindowMs?: number;
 }
@@ -120,7 +120,7 @@ const STOP_LINGER_MS = 100;
  * Connects to NATS and returns a `Broker` named `jetstream`:
  *
  * - `publish` makes sure a stream covers the destination (see `StreamOptions.prefix`), publishes
- *   with `Nats-Msg-Id` = `envelope.id` and resolves on the server's publish ack; a `transient`
+ *   with `Nats-Msg-Id` = `<destination>:<envelope.id>` (`dedupIdOf`) and resolves on the server's publish ack; a `transient`
  *   publish goes over core NATS unconfirmed (a stream that covers its subject still stores it);
  * - a subscription with a `group` pulls from the durable consumer of that group and destination
  *   (explicit acks, `ack_wait` = `ackWaitMs`, unlimited `max_deliver`: the messenger counts
@@ -175,7 +175,7 @@ export async function jetStreamBroker(options: JetStreamBrokerOptions): Promise<
       const what = `publish to ${envelope.destination}`;
       link.checkOpen(what);
       const options = {
-        msgID: envelope.id,
+        msgID: dedupIdOf(envelope),
         headers: headersOf(envelope),
         timeout: settings.requestTimeoutMs,
       };

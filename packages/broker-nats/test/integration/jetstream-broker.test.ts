@@ -81,7 +81,9 @@ describe("jetStreamBroker", () => {
     await env.broker.publish(e);
     await env.broker.publish({ ...e, body: new TextEncoder().encode("y") });
     await env.broker.publish(envelope(`${t}.once`, "other"));
-    expect(await stored(`weft_${t}`)).toBe(2);
+    // the same id to another destination of the same stream (a dead letter's path) is its own message
+    await env.broker.publish({ ...e, destination: `${t}.dlq` });
+    expect(await stored(`weft_${t}`)).toBe(3);
   });
 
   it("shares a group's messages among its members, each once, and copies them to every group", async () => {
@@ -240,7 +242,7 @@ describe("jetStreamBroker", () => {
       "weft-published-at": String(sent.publishedAt),
       "content-type": "text/plain",
       "x-app": "1",
-      "Nats-Msg-Id": sent.id,
+      "Nats-Msg-Id": `${dest}:${sent.id}`,
     });
 
     const got: Delivery[] = [];
@@ -250,7 +252,7 @@ describe("jetStreamBroker", () => {
     });
     const h = natsHeaders();
     h.set("x-from", "raw");
-    const ack = await js.publish(dest, "plain", { headers: h });
+    const ack = await js.publish(dest, "plain", { headers: h, msgID: "raw-1" });
     await until("the raw message", () => got.length === 1);
     const e: Envelope = got[0]!.envelope;
     expect([e.id, e.kind, e.contentType, bodyOf(e), e.headers]).toEqual([

@@ -185,7 +185,7 @@ describe("outbox → relay → messenger, idempotent consumers", () => {
     expect(stored.sort()).toEqual([...ids].sort()); // each once: the copies were dropped at the broker
   });
 
-  it("on JetStream, a relay's republished copies are stored once (Nats-Msg-Id = the outbox id): each handled once", async () => {
+  it("on JetStream, a relay's republished copies are stored once (Nats-Msg-Id from the outbox id): each handled once", async () => {
     execFileSync("bash", [fileURLToPath(new URL("../../../../scripts/ensure-nats.sh", import.meta.url))], {
       stdio: "inherit",
     });
