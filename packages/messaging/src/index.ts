@@ -46,8 +46,24 @@ export {
   type MessageKind,
   newMessageId,
   REPLY_HEADER,
+  statusError,
+  statusHeaders,
   toHeaders,
   type WireFallbacks,
 } from "./envelope.ts";
 export { MEMORY_FEATURES, type MemoryBrokerOptions, memoryBroker } from "./memory.ts";
 export { createMessenger, DEFAULT_REQUEST_TIMEOUT_MS, SUBSCRIBE_DEFAULTS } from "./messenger.ts";
+export {
+  type Accepted,
+  type AcceptOptions,
+  OUTCOME_HEADER,
+  outcomeError,
+  outcomeHeaders,
+  type SubmitOptions,
+  type Submitted,
+  type WorkerOptions,
+  type WorkHandler,
+  type WorkQueue,
+  type WorkQueueOptions,
+  workQueue,
+} from "./work.ts";

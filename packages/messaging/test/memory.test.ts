@@ -1,5 +1,5 @@
 import { Code, Reason } from "@weft/core";
-import { brokerConformance } from "@weft/testing";
+import { asyncPatternsConformance, brokerConformance } from "@weft/testing";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import {
   type Broker,
@@ -32,6 +32,7 @@ brokerConformance("memory, redelivering in-process", async () => connection(), {
   ...MEMORY_FEATURES,
   atLeastOnce: true,
 });
+asyncPatternsConformance("memory", async () => connection(), { queuesWhileAway: true });
 
 describe("memoryBroker's own semantics", () => {
   const body = new Uint8Array();

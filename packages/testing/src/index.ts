@@ -3,7 +3,9 @@
  * function that defines a Vitest suite for one factory, and launchers of the real servers tests run
  * against (`startEtcd()`).
  */
+export { type AsyncPatternsOptions, asyncPatternsConformance } from "./async-patterns.ts";
 export { type BrokerConformanceOptions, brokerConformance } from "./broker-conformance.ts";
 export { type EtcdServer, startEtcd } from "./etcd-server.ts";
 export { freePort, killAndRemove } from "./processes.ts";
 export { type RegistryConformanceOptions, registryConformance } from "./registry-conformance.ts";
+export { until } from "./until.ts";
