@@ -1,19 +1,9 @@
+import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
+import { once } from "node:events";
+import { fileURLToPath } from "node:url";
+import { type Client, Code, createClient, createTcpTransport, SILENT_LOGGER, WeftError } from "@weft/core";
 import {
-  type Client,
-  Code,
-  createClient,
-  createServer,
-  createTcpTransport,
-  defineService,
-  messageType,
-  SILENT_LOGGER,
-  serverStreaming,
-  unary,
-  WeftError,
-} from "@weft/core";
-import {
-  type Accepted,
   type Broker,
   createMessenger,
   DEAD_LETTER_HEADER,
@@ -25,9 +15,18 @@ import {
   type ReceivedMessage,
   type WorkerOptions,
   type WorkHandler,
-  workQueue,
 } from "@weft/messaging";
 import { afterEach, describe, expect, it } from "vitest";
+import {
+  type Done,
+  double,
+  type Job,
+  Reservations,
+  type Step,
+  startPatternService,
+  startRestartService,
+} from "./pattern-service.ts";
+import { killed } from "./processes.ts";
 import { until as waitUntil } from "./until.ts";
 
 export interface AsyncPatternsOptions {
@@ -41,26 +40,21 @@ export interface AsyncPatternsOptions {
    * the restart and not started was done by the restarted server. Default false.
    */
   readonly queuesWhileAway?: boolean;
+  /**
+   * Also run the restart test with the server in a child process (`pattern-server.ts`), shut down by
+   * SIGTERM: `brokerModule` is a module (path or file URL) whose default export opens a broker
+   * connection in that process (`() => Promise<Broker>`), configured by `env`.
+   */
+  readonly process?: { readonly brokerModule: string; readonly env?: Readonly<Record<string, string>> };
 }
 
 type Factory = () => Promise<Broker>;
 
-/** A piece of work: double `n`; `fail` makes every attempt fail. */
-interface Job {
-  readonly n: number;
-  readonly fail?: boolean;
+/** A server of the pattern service, started; `stop()` shuts it down gracefully and says how much work it did. */
+interface Launched {
+  readonly port: number;
+  stop(): Promise<number>;
 }
-interface Done {
-  readonly n: number;
-  readonly doubled: number;
-}
-type Step = { readonly accepted: string } | { readonly outcome: Done };
-
-/** The service under test: one method per pattern. */
-const Reservations = defineService("weft.testing.Reservations", {
-  reserve: unary(messageType<Job>(), messageType<Accepted>()),
-  reserveStream: serverStreaming(messageType<Job>(), messageType<Step>()),
-});
 
 /** One outcome event as an instance of the requester's group received it. */
 interface Seen {
@@ -103,43 +97,55 @@ export function asyncPatternsConformance(
       return m;
     }
 
-    /**
-     * The server side: a Weft server whose two methods accept/submit to `queue`, and a worker of
-     * `group` doing the work with `work`, on a broker connection of its own. `stop()` is the graceful
-     * shutdown in its order: the server (accepting and streaming calls finish; streams wait for their
-     * outcome), then the messenger (workers drain), then the broker connection.
-     */
+    /** The pattern service on a broker connection of its own, in this process, stopped after the test. */
     async function startService(
       queue: Destination<Job>,
       group: string,
       work: WorkHandler<Job, Done>,
       worker: Partial<WorkerOptions> = {},
     ) {
-      const broker = await factory();
-      const m = createMessenger({ broker, logger: SILENT_LOGGER });
-      const jobs = workQueue<Job, Done>(m, queue);
-      await jobs.work(work, { backoff: { initialDelayMs: 10, maxDelayMs: 50 }, ...worker, group });
-      const server = createServer({ logger: SILENT_LOGGER });
-      server.register(Reservations, {
-        reserve: (job) => jobs.accept(job),
-        async *reserveStream(job) {
-          const { accepted, outcome } = jobs.submit(job);
-          yield { accepted: await accepted };
-          yield { outcome: await outcome };
-        },
+      const service = await startPatternService(await factory(), queue.name, group, work, worker, waitMs);
+      cleanups.push(() => service.stop());
+      return service;
+    }
+
+    /** Starts the restart tests' service in this process. */
+    async function inProcess(queue: Destination<Job>, group: string): Promise<Launched> {
+      const service = await startRestartService(await factory(), queue.name, group, waitMs);
+      cleanups.push(() => service.stop().then(() => {}));
+      return service;
+    }
+
+    /** Starts the restart tests' service in a child process (`pattern-server.ts`). */
+    async function inChild(queue: Destination<Job>, group: string): Promise<Launched> {
+      const spec = options.process!;
+      const script = fileURLToPath(new URL("./pattern-server.ts", import.meta.url));
+      const child = spawn(process.execPath, [script, spec.brokerModule, queue.name, group], {
+        stdio: ["ignore", "pipe", "inherit"],
+        env: { ...process.env, ...spec.env },
       });
-      const { port } = await server.listen({ host: "127.0.0.1", port: 0 });
-      let stopped: Promise<void> | undefined;
-      const stop = (): Promise<void> => {
-        stopped ??= (async () => {
-          await server.shutdown({ timeoutMs: waitMs });
-          await m.close({ graceMs: waitMs });
-          await broker.close();
-        })();
-        return stopped;
+      cleanups.push(() => killed(child));
+      let out = "";
+      child.stdout.setEncoding("utf8");
+      child.stdout.on("data", (chunk: string) => {
+        out += chunk;
+      });
+      const exited = once(child, "exit") as Promise<[number | null]>;
+      await until(
+        () => /LISTENING \d+\n/.test(out) || child.exitCode !== null,
+        "the server process to listen",
+      );
+      const port = Number(/LISTENING (\d+)\n/.exec(out)?.[1]);
+      if (!(port > 0)) throw new Error(`the server process exited (${child.exitCode}) before it listened`);
+      return {
+        port,
+        stop: async () => {
+          child.kill("SIGTERM");
+          const [code] = await exited;
+          expect(code, "the server process's exit code after SIGTERM").toBe(0);
+          return Number(/WORKED (\d+)\n/.exec(out)?.[1] ?? Number.NaN);
+        },
       };
-      cleanups.push(stop);
-      return { port, stop };
     }
 
     function clientOf(port: number): Client<typeof Reservations> {
@@ -195,8 +201,6 @@ export function asyncPatternsConformance(
       );
       return { client: clientOf(service.port), open, worked: () => done };
     }
-
-    const double = (job: Job): Done => ({ n: job.n, doubled: job.n * 2 });
 
     it("RPC then event: acknowledged before the work is done; each outcome reaches one instance of the requester's group, with the request's correlation id", async () => {
       const { queue, outcomes, workers } = names();
@@ -321,20 +325,15 @@ export function asyncPatternsConformance(
       expect(worked).toBe(1);
     });
 
-    it(`graceful restart (counted): ${requests} RPC-then-event and ${requests} RPC-stream-ack requests in flight; server shut down and started again; each request gets exactly one outcome`, async () => {
+    /**
+     * The counted restart: `requests` streams acknowledged, then `requests` event requests queued
+     * behind them, the server shut down gracefully and started again, then more requests to it.
+     */
+    async function restartRun(launch: (queue: Destination<Job>, group: string) => Promise<Launched>) {
       const { queue, outcomes, workers } = names();
       const seen: Seen[] = [];
       await requesters(outcomes, seen);
-      let workedBefore = 0;
-      let workedAfter = 0;
-      let restarted = false;
-      const work: WorkHandler<Job, Done> = async (m) => {
-        await new Promise((r) => setTimeout(r, 1 + (m.body.n % 4)));
-        if (restarted) workedAfter++;
-        else workedBefore++;
-        return double(m.body);
-      };
-      const first = await startService(queue, workers, work, { maxInFlight: 4 });
+      const first = await launch(queue, workers);
       const client = clientOf(first.port);
 
       // streams first, each held until its first message (the acknowledgement) arrived
@@ -357,10 +356,9 @@ export function asyncPatternsConformance(
       expect(acks).toHaveLength(requests);
 
       // the graceful restart, while work is under way
-      await first.stop();
+      const workedBefore = await first.stop();
       const streams = await Promise.all(streamed);
-      restarted = true;
-      const second = await startService(queue, workers, work, { maxInFlight: 4 });
+      const second = await launch(queue, workers);
       const after = clientOf(second.port);
       const more = 10;
       for (let i = 0; i < more; i++)
@@ -368,10 +366,11 @@ export function asyncPatternsConformance(
           { n: 500 + i },
           { headers: outcomeHeaders(outcomes, { correlationId: `m-${i}` }) },
         );
-      const streamedAfter: Step[][] = [];
-      for await (const step of after.reserveStream({ n: 2000 })) streamedAfter.push([step]);
+      const streamedAfter: Step[] = [];
+      for await (const step of after.reserveStream({ n: 2000 })) streamedAfter.push(step);
 
       await until(() => seen.length >= requests + more, "every outcome event");
+      const workedAfter = await second.stop();
       // every stream: exactly the acknowledgement then its own outcome
       for (let i = 0; i < requests; i++) {
         const steps = streams[i]!;
@@ -379,7 +378,7 @@ export function asyncPatternsConformance(
         expect(typeof (steps[0] as { accepted: string }).accepted).toBe("string");
         expect((steps[1] as { outcome: Done }).outcome).toEqual({ n: 1000 + i, doubled: 2 * (1000 + i) });
       }
-      expect(streamedAfter.flat()).toHaveLength(2);
+      expect(streamedAfter).toHaveLength(2);
       // every event request: exactly one outcome, its own
       const counts = new Map<string, number>();
       for (const s of seen) counts.set(s.correlationId ?? "", (counts.get(s.correlationId ?? "") ?? 0) + 1);
@@ -398,6 +397,13 @@ export function asyncPatternsConformance(
       expect(workedBefore + workedAfter).toBe(2 * requests + more + 1);
       // where the broker kept the commands not yet started, the restarted server did them
       if (options.queuesWhileAway === true) expect(workedAfter).toBeGreaterThan(more + 1);
-    });
+    }
+
+    const restartTitle = `${requests} RPC-then-event and ${requests} RPC-stream-ack requests in flight; server shut down gracefully and started again; each request gets exactly one outcome`;
+    it(`graceful restart in one process (counted): ${restartTitle}`, () => restartRun(inProcess));
+    it.runIf(options.process !== undefined)(
+      `graceful restart of a server process (SIGTERM; counted): ${restartTitle}`,
+      () => restartRun(inChild),
+    );
   });
 }
