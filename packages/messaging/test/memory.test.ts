@@ -1,5 +1,5 @@
 import { Code, Reason } from "@weft/core";
-import { asyncPatternsConformance, brokerConformance } from "@weft/testing";
+import { asyncPatternsConformance, brokerConformance, brokerView } from "@weft/testing";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import {
   type Broker,
@@ -16,14 +16,7 @@ import { matches } from "../src/internal.ts";
 // close leaves the broker to the others (it is closed after the suite)
 const shared = memoryBroker();
 afterAll(() => shared.close());
-const connection = (): Broker => ({
-  name: shared.name,
-  features: shared.features,
-  publish: (e, o) => shared.publish(e, o),
-  subscribe: (s, sink) => shared.subscribe(s, sink),
-  openInbox: (h) => shared.openInbox(h),
-  close: () => Promise.resolve(),
-});
+const connection = (): Broker => brokerView(shared);
 
 brokerConformance("memory", async () => connection(), MEMORY_FEATURES);
 // Within its process memory redelivers nacked and abandoned deliveries (it is not at-least-once only

@@ -5,6 +5,7 @@
  */
 export { type AsyncPatternsOptions, asyncPatternsConformance } from "./async-patterns.ts";
 export { type BrokerConformanceOptions, brokerConformance } from "./broker-conformance.ts";
+export { brokerView } from "./broker-view.ts";
 export { type EtcdServer, startEtcd } from "./etcd-server.ts";
 export { freePort, killAndRemove } from "./processes.ts";
 export { type RegistryConformanceOptions, registryConformance } from "./registry-conformance.ts";
