@@ -47,7 +47,7 @@ export {
 } from "./cluster/cluster.ts";
 export { Membership, type NodeFactory, nodesOf } from "./cluster/membership.ts";
 export { TcpTransport } from "./cluster/tcp-transport.ts";
-export { isPropagated, runWithCallContext } from "./context/call-context.ts";
+export { isPropagated, runOutsideCallContext, runWithCallContext } from "./context/call-context.ts";
 export { checkService, offering, patched, serviceNames, toInstance, ttlOf } from "./discovery/instance.ts";
 export {
   abandonRegistration,

@@ -26,3 +26,34 @@ export function checkDestinationName(name: unknown): asserts name is string {
   if (typeof name !== "string" || name === "" || !name.split(".").every((t) => TOKEN.test(t)))
     throw new ConfigError("destination", "dot-separated tokens of [A-Za-z0-9_-] (e.g. orders.placed)", name);
 }
+
+/**
+ * Throws a `ConfigError` unless `pattern` is a destination name or a subscription pattern: its tokens
+ * may also be `*` (any one token) and, as the last token only, `>` (one or more tokens).
+ */
+export function checkDestinationPattern(pattern: unknown): asserts pattern is string {
+  const tokens = typeof pattern === "string" && pattern !== "" ? pattern.split(".") : [];
+  const ok =
+    tokens.length > 0 &&
+    tokens.every((t, i) => TOKEN.test(t) || t === "*" || (t === ">" && i === tokens.length - 1));
+  if (!ok)
+    throw new ConfigError(
+      "destination",
+      "dot-separated tokens of [A-Za-z0-9_-], `*` or a last `>` (e.g. orders.*, orders.>)",
+      pattern,
+    );
+}
+
+/** True when `destination` matches `pattern`: `*` one token, `>` one or more trailing tokens. */
+export function matches(pattern: string, destination: string): boolean {
+  if (pattern === destination) return true;
+  const p = pattern.split(".");
+  const d = destination.split(".");
+  for (let i = 0; i < p.length; i++) {
+    const t = p[i]!;
+    if (t === ">") return d.length > i;
+    if (i >= d.length) return false;
+    if (t !== "*" && t !== d[i]) return false;
+  }
+  return p.length === d.length;
+}

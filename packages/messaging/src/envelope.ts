@@ -196,7 +196,7 @@ export function fromHeaders(
     else app[key] = value;
   }
   const kind = own[HEADER.kind] ?? "event";
-  if (!KINDS.has(kind)) throw malformed(`unknown ${HEADER.kind} "${kind}"`);
+  if (!KINDS.has(kind)) throw malformedMessage(`unknown ${HEADER.kind} "${kind}"`);
   return {
     id: own[HEADER.id] ?? fallbacks.brokerId ?? newMessageId(),
     kind: kind as MessageKind,
@@ -237,7 +237,7 @@ export function envelopeOf(
       ...fallbacks,
       brokerId: id ?? fallbacks.brokerId,
     });
-    return { envelope, malformed: error instanceof WeftError ? error : malformed(String(error)) };
+    return { envelope, malformed: error instanceof WeftError ? error : malformedMessage(String(error)) };
   }
 }
 
@@ -245,11 +245,12 @@ function time(value: string | undefined, name: string): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
   if (value.trim() === "" || !Number.isSafeInteger(n) || n < 0)
-    throw malformed(`${name} "${value}" is not milliseconds`);
+    throw malformedMessage(`${name} "${value}" is not milliseconds`);
   return n;
 }
 
-function malformed(message: string): WeftError {
+/** `INVALID_ARGUMENT`/`MALFORMED_MESSAGE`: what arrived is not a message Weft can read. */
+export function malformedMessage(message: string): WeftError {
   return new WeftError(Code.INVALID_ARGUMENT, `malformed message: ${message}`, {
     reason: Reason.MALFORMED_MESSAGE,
   });

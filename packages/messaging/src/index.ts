@@ -35,7 +35,17 @@ export {
   partitionDestination,
   type SubscribeSpec,
 } from "./broker.ts";
-export { checkDestinationName, destination } from "./destination.ts";
+export {
+  checkDestinationName,
+  checkDestinationPattern,
+  destination,
+} from "./destination.ts";
+export {
+  DIRECT_FEATURES,
+  type DirectBroker,
+  type DirectBrokerOptions,
+  directBroker,
+} from "./direct/direct-broker.ts";
 export {
   DEAD_LETTER_HEADER,
   type Envelope,

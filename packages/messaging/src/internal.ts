@@ -2,5 +2,5 @@
  * Unstable internals of `@weft/messaging`: no semver promise. For Weft's own packages (the broker
  * packages, `@weft/testing`'s conformance suite) and for tests.
  */
-export { matches } from "./memory.ts";
+export { matches } from "./destination.ts";
 export { pendingRequests } from "./messenger.ts";

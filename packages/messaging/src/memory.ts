@@ -17,6 +17,7 @@ import type {
   PublishOptions,
   SubscribeSpec,
 } from "./broker.ts";
+import { matches } from "./destination.ts";
 import type { Envelope } from "./envelope.ts";
 
 /**
@@ -364,20 +365,6 @@ class MemoryBroker implements Broker {
     this.inboxes.clear();
     return Promise.resolve();
   }
-}
-
-/** True when `destination` matches `pattern`: `*` one token, `>` one or more trailing tokens. */
-export function matches(pattern: string, destination: string): boolean {
-  if (pattern === destination) return true;
-  const p = pattern.split(".");
-  const d = destination.split(".");
-  for (let i = 0; i < p.length; i++) {
-    const t = p[i]!;
-    if (t === ">") return d.length > i;
-    if (i >= d.length) return false;
-    if (t !== "*" && t !== d[i]) return false;
-  }
-  return p.length === d.length;
 }
 
 function unavailable(destination: string): WeftError {

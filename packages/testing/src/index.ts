@@ -7,6 +7,6 @@ export { type AsyncPatternsOptions, asyncPatternsConformance } from "./async-pat
 export { type BrokerConformanceOptions, brokerConformance } from "./broker-conformance.ts";
 export { brokerView } from "./broker-view.ts";
 export { type EtcdServer, startEtcd } from "./etcd-server.ts";
-export { freePort, killAndRemove } from "./processes.ts";
+export { freePort, killAndRemove, killed } from "./processes.ts";
 export { type RegistryConformanceOptions, registryConformance } from "./registry-conformance.ts";
 export { until } from "./until.ts";

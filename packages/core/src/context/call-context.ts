@@ -39,6 +39,15 @@ export function runWithCallContext<A, T>(context: CallContext, fn: (arg?: A) => 
   return storage.run(context, fn, arg);
 }
 
+/**
+ * Runs `fn` with no current call context, whatever the caller's: for work that outlives the call it
+ * starts from (a message handed to a subscriber, a background stream), so it inherits neither the
+ * call's deadline nor its cancellation.
+ */
+export function runOutsideCallContext<T>(fn: () => T): T {
+  return storage.exit(fn);
+}
+
 /** Header keys propagated by default: W3C trace context and baggage. */
 export const DEFAULT_PROPAGATED_HEADERS: readonly string[] = ["traceparent", "tracestate", "baggage"];
 /** Any header starting with this prefix is propagated too (e.g. `weft-ctx-tags`, `weft-ctx-stress`). */

@@ -154,6 +154,16 @@ export interface WeftEvents {
     readonly finished: number;
     readonly abandoned: number;
   };
+  /**
+   * The direct broker (`@weft/messaging`) follows the subscriptions of the peer at `peer` (`host:port`)
+   * again: it advertises `subscriptions` of them.
+   */
+  "direct.peer.up": { readonly peer: string; readonly subscriptions: number };
+  /**
+   * The direct broker lost the subscription stream of the peer at `peer`, `reason` saying how; until
+   * it is back, messages are not routed there (another member of a group takes them, or they fail).
+   */
+  "direct.peer.down": { readonly peer: string; readonly reason: string };
 }
 
 /** The name of an event Weft emits. */
