@@ -4,8 +4,12 @@
  * an etcd you run), prints the instances it discovers there, runs the client (every call kind over
  * Weft TCP, gRPC, Connect and REST) against one of them, spreads calls over all three through the
  * registry with P2C-EWMA, kills one with SIGKILL while calls run (failover keeps them succeeding),
- * then shuts the others down gracefully. Last, a resilience scene (`resilience-scene.ts`): a
- * dependency fails and heals behind a circuit breaker and a fallback, printed as a timeline.
+ * then shuts the others down gracefully. Before the traffic, a messaging scene (`messaging-scene.ts`)
+ * over the broker `WEFT_BROKER` names (default the brokerless `direct` one, found through the same
+ * registry; `nats://host:port` or `jetstream://host:port` for NATS): events, a command shared by the
+ * servers' queue group, RPC then event, RPC stream ack, request/reply, a dead letter. Last, a
+ * resilience scene (`resilience-scene.ts`): a dependency fails and heals behind a circuit breaker and
+ * a fallback, printed as a timeline.
  */
 import { type ChildProcessByStdio, spawn } from "node:child_process";
 import { once } from "node:events";
@@ -15,6 +19,9 @@ import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import type { Instance, Schemes } from "@weft/core";
+import type { Broker } from "@weft/messaging";
+import { openBroker } from "./broker.ts";
+import { messagingScene } from "./messaging-scene.ts";
 import { observabilityScene } from "./observability-scene.ts";
 import { ensureReachable, openRegistry, SERVICE, targetOf } from "./registry.ts";
 import { resilienceScene } from "./resilience-scene.ts";
@@ -35,6 +42,21 @@ try {
 }
 say(
   `[demo] registry ${registryUrl}${tempDir === null ? "" : " (a temp directory; WEFT_REGISTRY=etcd://… for etcd)"}`,
+);
+// the demo's own connection to the broker every process uses (`WEFT_BROKER`, default direct)
+let broker: Broker;
+try {
+  broker = await openBroker(process.env.WEFT_BROKER, registry);
+} catch (e) {
+  process.stderr.write(
+    `[demo] cannot open the broker WEFT_BROKER=${process.env.WEFT_BROKER} (${e instanceof Error ? e.message : String(e)}). ` +
+      `Start it (NATS with JetStream: \`nats-server -js\`), or unset WEFT_BROKER to use the brokerless direct broker.\n`,
+  );
+  await registry.close();
+  process.exit(1);
+}
+say(
+  `[demo] broker ${broker.name}${process.env.WEFT_BROKER === undefined ? " (brokerless, nothing to install; WEFT_BROKER=nats://… or jetstream://… for NATS)" : ` at ${process.env.WEFT_BROKER}`}`,
 );
 
 type Server = ChildProcessByStdio<null, Readable, null>;
@@ -95,6 +117,14 @@ try {
   const [clientCode] = (await once(client, "exit")) as [number | null];
   if (clientCode !== 0) throw new Error(`client exited with code ${clientCode}`);
 
+  // The messaging scene: events, a command shared by the servers' queue group, RPC then event,
+  // RPC stream ack, request/reply and a dead letter, over the broker (closed by the scene).
+  const messagingOk = await messagingScene(
+    say,
+    broker,
+    instances.map((i) => ({ id: i.id, port: portsOf(i).weft })),
+  );
+
   // Through the registry: the transport follows the target, P2C-EWMA spreads the calls.
   const schemes: Schemes = registryUrl.startsWith("etcd:")
     ? { etcd: (await import("@weft/registry-etcd")).etcdScheme }
@@ -119,7 +149,7 @@ try {
     say(
       `[demo] failover: ${ok}/300 lookups succeeded: ${formatTally(failoverCalls)} (failed ${failoverCalls.failed})`,
     );
-    exitCode = failoverCalls.failed === 0 && spread.failed === 0 ? 0 : 1;
+    exitCode = failoverCalls.failed === 0 && spread.failed === 0 && messagingOk ? 0 : 1;
   } finally {
     await traffic.close();
   }

@@ -8,6 +8,7 @@
  * the broker (request/reply); a reservation of an unknown item fails, its error outcome reaches the
  * shop and the command is dead-lettered. Printed as counts; takes well under a second.
  */
+import { randomUUID } from "node:crypto";
 import { createClient, createTcpTransport, SILENT_LOGGER, type WeftError } from "@weft/core";
 import {
   type Broker,
@@ -68,6 +69,9 @@ export async function messagingScene(
     return m;
   };
   const transports = servers.map((s) => createTcpTransport({ address: `127.0.0.1:${s.port}` }));
+  // a persistent broker keeps a group (and what is published for it) between runs: this run's own
+  const run = broker.features.persistent ? `-${randomUUID().slice(0, 8)}` : "";
+  const group = (name: string) => `${name}${run}`;
   const waits = new Waits();
   try {
     // the listeners: analytics counts the servers' events, ops the dead letters, two shop instances
@@ -75,13 +79,15 @@ export async function messagingScene(
     const analytics = messenger();
     const viewedBy = new Tally();
     const reservedEvents = new Tally();
-    await analytics.subscribe(itemViewed, (m) => waits.bump(viewedBy, m.body.by), { group: "analytics" });
+    await analytics.subscribe(itemViewed, (m) => waits.bump(viewedBy, m.body.by), {
+      group: group("analytics"),
+    });
     await analytics.subscribe(stockReserved, (m) => waits.bump(reservedEvents, m.body.by), {
-      group: "analytics",
+      group: group("analytics"),
     });
     const letters: ReceivedMessage<Reserve>[] = [];
     await analytics.subscribe(destination<Reserve>(CATALOG_DEAD_LETTERS), (m) => waits.push(letters, m), {
-      group: "ops",
+      group: group("ops"),
     });
     const outcomes: Outcome[] = [];
     const shops = [messenger(), messenger()];
@@ -95,7 +101,7 @@ export async function messagingScene(
             body: m.body,
             error: outcomeError(m),
           }),
-        { group: "shop" },
+        { group: group("shop") },
       );
     say(
       `[messaging] broker ${broker.name}; groups: ${CATALOG_GROUP} (the 3 servers), shop (2 instances), analytics, ops`,
