@@ -164,6 +164,28 @@ export interface WeftEvents {
    * it is back, messages are not routed there (another member of a group takes them, or they fail).
    */
   "direct.peer.down": { readonly peer: string; readonly reason: string };
+  /**
+   * A consumer of a broker that implements partitions with leases (`system`: `redis`) took
+   * (`owned: true`) or gave back (`owned: false`, also when its lease was lost) partition `partition`
+   * of `destination` for `group`.
+   */
+  "subscription.partition": {
+    readonly system: string;
+    readonly destination: string;
+    readonly group: string;
+    readonly partition: number;
+    readonly owned: boolean;
+  };
+  /**
+   * A group consumer claimed `count` messages another consumer held past `ackWaitMs` (crashed,
+   * stuck, or nacked with a delay now over), or that were pending in a partition it took over.
+   */
+  "subscription.recovered": {
+    readonly system: string;
+    readonly destination: string;
+    readonly group: string;
+    readonly count: number;
+  };
 }
 
 /** The name of an event Weft emits. */

@@ -1,0 +1,8 @@
+/**
+ * @weft/broker-redis: Weft messaging on Redis Streams. See `docs/messaging.md`.
+ */
+export {
+  REDIS_STREAMS_FEATURES,
+  type RedisStreamsBrokerOptions,
+  redisStreamsBroker,
+} from "./redis-broker.ts";
