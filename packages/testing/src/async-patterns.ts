@@ -46,6 +46,11 @@ export interface AsyncPatternsOptions {
    * connection in that process (`() => Promise<Broker>`), configured by `env`.
    */
   readonly process?: { readonly brokerModule: string; readonly env?: Readonly<Record<string, string>> };
+  /**
+   * Called after each test with the destinations it used (each test's own: a queue, an outcome
+   * destination, the workers' dead letters), for a backend that stores them to delete them.
+   */
+  readonly cleanUp?: (destinations: readonly string[]) => Promise<void>;
 }
 
 type Factory = () => Promise<Broker>;
@@ -82,8 +87,11 @@ export function asyncPatternsConformance(
 
   describe(`${name}: async patterns (RPC then event, RPC stream ack)`, () => {
     const cleanups: (() => Promise<void>)[] = [];
+    const used: string[] = [];
     afterEach(async () => {
       for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+      const destinations = used.splice(0);
+      if (destinations.length > 0) await options.cleanUp?.(destinations);
     });
     const until = (check: () => boolean, what: string): Promise<void> => waitUntil(check, what, waitMs);
 
@@ -175,11 +183,13 @@ export function asyncPatternsConformance(
 
     function names() {
       const suffix = randomUUID().slice(0, 8);
-      return {
+      const named = {
         queue: destination<Job>(`patterns.reserve.${suffix}`, { kind: "command" }),
         outcomes: destination<Done>(`patterns.reserved.${suffix}`),
         workers: `workers-${suffix}`,
       };
+      used.push(named.queue.name, named.outcomes.name, `dlq.${named.workers}`);
+      return named;
     }
 
     /** A service whose work waits until the test calls `open()`; `worked()` counts work done. */
