@@ -50,13 +50,13 @@ try {
 } catch (e) {
   process.stderr.write(
     `[demo] cannot open the broker WEFT_BROKER=${process.env.WEFT_BROKER} (${e instanceof Error ? e.message : String(e)}). ` +
-      `Start it (NATS with JetStream: \`nats-server -js\`), or unset WEFT_BROKER to use the brokerless direct broker.\n`,
+      "Start it, or unset WEFT_BROKER to use the brokerless direct broker.\n",
   );
   await registry.close();
   process.exit(1);
 }
 say(
-  `[demo] broker ${broker.name}${process.env.WEFT_BROKER === undefined ? " (brokerless, nothing to install; WEFT_BROKER=nats://… or jetstream://… for NATS)" : ` at ${process.env.WEFT_BROKER}`}`,
+  `[demo] broker ${broker.name}${process.env.WEFT_BROKER === undefined ? " (brokerless, nothing to install; WEFT_BROKER=redis://… for Redis Streams)" : ` at ${process.env.WEFT_BROKER}`}`,
 );
 
 type Server = ChildProcessByStdio<null, Readable, null>;

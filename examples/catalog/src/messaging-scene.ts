@@ -104,7 +104,7 @@ export async function messagingScene(
         { group: group("shop") },
       );
     say(
-      `[messaging] broker ${broker.name}; groups: ${CATALOG_GROUP} (the 3 servers), shop (2 instances), analytics, ops`,
+      `[messaging] broker ${broker.name}; groups: ${CATALOG_GROUP} (the 3 servers), shop (2 instances), analytics, ops${run === "" ? "" : ` (durable: this run's have the suffix ${run})`}`,
     );
 
     // events: every lookup publishes catalog.item.viewed from the server that served it
