@@ -48,7 +48,15 @@ export {
 export { Membership, type NodeFactory, nodesOf } from "./cluster/membership.ts";
 export { TcpTransport } from "./cluster/tcp-transport.ts";
 export { isPropagated, runOutsideCallContext, runWithCallContext } from "./context/call-context.ts";
-export { checkService, offering, patched, serviceNames, toInstance, ttlOf } from "./discovery/instance.ts";
+export {
+  checkService,
+  offering,
+  patched,
+  positiveInteger,
+  serviceNames,
+  toInstance,
+  ttlOf,
+} from "./discovery/instance.ts";
 export {
   abandonRegistration,
   activeWatches,

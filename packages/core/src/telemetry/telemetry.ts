@@ -186,6 +186,22 @@ export interface WeftEvents {
     readonly group: string;
     readonly count: number;
   };
+  /**
+   * A message broker's connection (`broker`: the broker's name, `nats`, `jetstream`, …) was lost
+   * (`disconnected`; the client reconnects by itself) or is back (`reconnected`).
+   */
+  "broker.connection": { readonly broker: string; readonly status: "disconnected" | "reconnected" };
+  /**
+   * A broker dropped a message it received for `destination` without handing it on: `overflow` (an
+   * at-most-once subscription's buffer was full: its handlers are slower than the publishers) or
+   * `malformed` (a reply whose reserved `weft-*` headers could not be read; a malformed message to a
+   * subscription is delivered and dead-lettered by the messenger instead).
+   */
+  "broker.dropped": {
+    readonly broker: string;
+    readonly destination: string;
+    readonly why: "overflow" | "malformed";
+  };
 }
 
 /** The name of an event Weft emits. */
