@@ -1,4 +1,4 @@
-import { execFile } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
@@ -115,6 +115,22 @@ describe("npm run demo", () => {
     }
 
     expect(stdout.match(/\[server\] shut down gracefully/g)).toHaveLength(2);
+    expect(stdout).toContain("[demo] finished (exit code 0)");
+  }, 120_000);
+
+  it("runs the same messaging scene on JetStream with one variable (WEFT_BROKER=jetstream://…), and removes its streams after", async () => {
+    execFileSync("bash", [fileURLToPath(new URL("../../../scripts/ensure-nats.sh", import.meta.url))], {
+      stdio: "inherit",
+    });
+    const { code, stdout, stderr } = await runDemo({
+      ...process.env,
+      WEFT_BROKER: "jetstream://127.0.0.1:4222",
+    });
+    expect(stderr).not.toMatch(/\[demo\]/);
+    expect(code).toBe(0);
+    checkMessagingScene(stdout, "jetstream");
+    expect(stdout).toMatch(/\[messaging\] broker jetstream; .* \(durable: this run's have the suffix -\w+\)/);
+    expect(stdout).toContain("[demo] removed the demo's JetStream streams: weft_catalog weft_shop");
     expect(stdout).toContain("[demo] finished (exit code 0)");
   }, 120_000);
 

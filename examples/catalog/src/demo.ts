@@ -20,8 +20,8 @@ import type { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import type { Instance, Schemes } from "@weft/core";
 import type { Broker } from "@weft/messaging";
-import { openBroker } from "./broker.ts";
-import { messagingScene } from "./messaging-scene.ts";
+import { openBroker, removeDemoStreams } from "./broker.ts";
+import { DEMO_SUBJECTS, messagingScene } from "./messaging-scene.ts";
 import { observabilityScene } from "./observability-scene.ts";
 import { ensureReachable, openRegistry, SERVICE, targetOf } from "./registry.ts";
 import { resilienceScene } from "./resilience-scene.ts";
@@ -56,7 +56,7 @@ try {
   process.exit(1);
 }
 say(
-  `[demo] broker ${broker.name}${process.env.WEFT_BROKER === undefined ? " (brokerless, nothing to install; WEFT_BROKER=redis://… for Redis Streams)" : ` at ${process.env.WEFT_BROKER}`}`,
+  `[demo] broker ${broker.name}${process.env.WEFT_BROKER === undefined ? " (brokerless, nothing to install; WEFT_BROKER=jetstream://…, nats://… or redis://… for a broker)" : ` at ${process.env.WEFT_BROKER}`}`,
 );
 
 type Server = ChildProcessByStdio<null, Readable, null>;
@@ -168,6 +168,11 @@ try {
   );
   await registry.close();
   if (tempDir !== null) await rm(tempDir, { recursive: true, force: true });
+  const removed = await removeDemoStreams(process.env.WEFT_BROKER, DEMO_SUBJECTS).catch((e: unknown) => {
+    process.stderr.write(`[demo] the demo's JetStream streams were not removed: ${String(e)}\n`);
+    return [];
+  });
+  if (removed.length > 0) say(`[demo] removed the demo's JetStream streams: ${removed.join(" ")}`);
 }
 say(`[demo] finished (exit code ${exitCode})`);
 process.exit(exitCode);

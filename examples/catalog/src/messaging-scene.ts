@@ -37,6 +37,12 @@ import {
 /** Where the shop wants its reservations' outcomes: an event destination its group subscribes to. */
 const shopReservations = destination<Reserved>("shop.stock.reserved");
 const COMMANDS = 30;
+
+/**
+ * A subject in each namespace only the demo uses (`catalog.*`, `shop.*`), for `removeDemoStreams`;
+ * not `dlq.*`, which other applications' dead letters share.
+ */
+export const DEMO_SUBJECTS: readonly string[] = [reserveStock.name, shopReservations.name];
 const WAIT_MS = 10_000;
 
 /** A catalog server as the scene reaches it. */
