@@ -47,6 +47,12 @@ export interface AsyncPatternsOptions {
    */
   readonly process?: { readonly brokerModule: string; readonly env?: Readonly<Record<string, string>> };
   /**
+   * The restarted workers' `maxInFlight`. Default 4, so most work waits at the broker at the restart.
+   * A backend that drops what waits for a slot when a subscription stops (core NATS, at-most-once)
+   * needs it above what a worker may be pushed, so that everything it received is drained.
+   */
+  readonly workerMaxInFlight?: number;
+  /**
    * Called after each test with the destinations it used (each test's own: a queue, an outcome
    * destination, the workers' dead letters), for a backend that stores them to delete them.
    */
@@ -83,6 +89,7 @@ export function asyncPatternsConformance(
   options: AsyncPatternsOptions = {},
 ): void {
   const waitMs = options.waitMs ?? 10_000;
+  const workerMaxInFlight = options.workerMaxInFlight ?? 4;
   const requests = options.requests ?? 40;
 
   describe(`${name}: async patterns (RPC then event, RPC stream ack)`, () => {
@@ -119,7 +126,13 @@ export function asyncPatternsConformance(
 
     /** Starts the restart tests' service in this process. */
     async function inProcess(queue: Destination<Job>, group: string): Promise<Launched> {
-      const service = await startRestartService(await factory(), queue.name, group, waitMs);
+      const service = await startRestartService(
+        await factory(),
+        queue.name,
+        group,
+        workerMaxInFlight,
+        waitMs,
+      );
       cleanups.push(() => service.stop().then(() => {}));
       return service;
     }
@@ -128,10 +141,14 @@ export function asyncPatternsConformance(
     async function inChild(queue: Destination<Job>, group: string): Promise<Launched> {
       const spec = options.process!;
       const script = fileURLToPath(new URL("./pattern-server.ts", import.meta.url));
-      const child = spawn(process.execPath, [script, spec.brokerModule, queue.name, group], {
-        stdio: ["ignore", "pipe", "inherit"],
-        env: { ...process.env, ...spec.env },
-      });
+      const child = spawn(
+        process.execPath,
+        [script, spec.brokerModule, queue.name, group, String(workerMaxInFlight)],
+        {
+          stdio: ["ignore", "pipe", "inherit"],
+          env: { ...process.env, ...spec.env },
+        },
+      );
       cleanups.push(() => killed(child));
       let out = "";
       child.stdout.setEncoding("utf8");

@@ -35,13 +35,14 @@ export const Reservations = defineService("weft.testing.Reservations", {
 export const double = (job: Job): Done => ({ n: job.n, doubled: job.n * 2 });
 
 /**
- * Starts the service of the restart tests on `broker`: work is `double` after 1–4 ms, 4 at a time;
- * `stop()` resolves with how much work this service did.
+ * Starts the service of the restart tests on `broker`: work is `double` after 1–4 ms, `maxInFlight`
+ * at a time; `stop()` resolves with how much work this service did.
  */
 export async function startRestartService(
   broker: Broker,
   queue: string,
   group: string,
+  maxInFlight: number,
   waitMs?: number,
 ): Promise<{ readonly port: number; stop(): Promise<number> }> {
   let worked = 0;
@@ -50,7 +51,7 @@ export async function startRestartService(
     worked++;
     return double(m.body);
   };
-  const service = await startPatternService(broker, queue, group, work, { maxInFlight: 4 }, waitMs);
+  const service = await startPatternService(broker, queue, group, work, { maxInFlight }, waitMs);
   return { port: service.port, stop: () => service.stop().then(() => worked) };
 }
 
