@@ -182,7 +182,7 @@ export interface WireFallbacks {
  */
 export function fromHeaders(
   destination: string,
-  headers: Readonly<Record<string, string | undefined>> | Iterable<readonly [string, string]>,
+  headers: Readonly<Record<string, string | undefined>> | Iterable<readonly [string, string | undefined]>,
   body: Uint8Array,
   fallbacks: WireFallbacks = {},
 ): Envelope {
@@ -220,17 +220,18 @@ export function fromHeaders(
  */
 export function envelopeOf(
   destination: string,
-  headers: Readonly<Record<string, string | undefined>> | Iterable<readonly [string, string]>,
+  headers: Readonly<Record<string, string | undefined>> | Iterable<readonly [string, string | undefined]>,
   body: Uint8Array,
   fallbacks: WireFallbacks = {},
 ): { envelope: Envelope; malformed: WeftError | undefined } {
+  // read once: an iterator (a generator, a broker's header view) cannot be read a second time
+  const entries = [...(Symbol.iterator in headers ? headers : Object.entries(headers))] as [
+    string,
+    string | undefined,
+  ][];
   try {
-    return { envelope: fromHeaders(destination, headers, body, fallbacks), malformed: undefined };
+    return { envelope: fromHeaders(destination, entries, body, fallbacks), malformed: undefined };
   } catch (error) {
-    const entries = [...(Symbol.iterator in headers ? headers : Object.entries(headers))] as [
-      string,
-      string | undefined,
-    ][];
     const id = entries.find(([k]) => k.toLowerCase() === HEADER.id)?.[1];
     const app = entries.filter(([k]) => !RESERVED.has(k.toLowerCase()) || k.toLowerCase() === HEADER.id);
     const envelope = fromHeaders(destination, Object.fromEntries(app), body, {

@@ -321,6 +321,18 @@ describe("failures", () => {
     expect(published[0]!.headers[DEAD_LETTER_HEADER.reason]).toBe(Reason.MALFORMED_MESSAGE);
   });
 
+  it("envelopeOf reads headers given as an iterator once, keeping them on the malformed path", () => {
+    function* headers(): Generator<[string, string]> {
+      yield ["weft-id", "id-2"];
+      yield ["weft-kind", "rumour"];
+      yield ["x-app", "1"];
+    }
+    const { envelope, malformed } = envelopeOf("bad.in", headers(), new Uint8Array());
+    expect(malformed?.reason).toBe(Reason.MALFORMED_MESSAGE);
+    expect(envelope.id).toBe("id-2");
+    expect(envelope.headers).toEqual({ "x-app": "1" });
+  });
+
   it("a body that does not decode is dead-lettered at once (DECODE_FAILED)", async () => {
     const { broker, published, settled, deliver } = handBroker();
     const messenger = createMessenger({ broker, logger: SILENT_LOGGER });
