@@ -139,6 +139,15 @@ export interface WorkerOptions extends Omit<SubscribeOptions, "ack"> {
 /** Does one command; its return value is the outcome. Throwing fails the attempt (see `work`). */
 export type WorkHandler<C, R> = (command: ReceivedMessage<C>) => R | Promise<R>;
 
+function isDestinationName(name: string): boolean {
+  try {
+    checkDestinationName(name);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** A queue of commands of type `C` whose outcomes are of type `R`; see `workQueue`. */
 export interface WorkQueue<C, R> {
   readonly queue: Destination<C>;
@@ -148,7 +157,8 @@ export interface WorkQueue<C, R> {
    * it, with the ids the handler returns as its acknowledgement. A worker publishes the outcome later
    * as an event to the requester's destination. Rejects with `INVALID_ARGUMENT`/
    * `NO_OUTCOME_DESTINATION` when neither `options.outcomeTo` nor the RPC's `weft-outcome-to` header
-   * names one (the `ConfigError` of a malformed name), or as `messenger.publish` does.
+   * names one, or the header's is not a destination name; with a `ConfigError` for a malformed
+   * `options.outcomeTo`; or as `messenger.publish` does.
    */
   accept(command: C, options?: AcceptOptions): Promise<Accepted>;
   /**
@@ -202,15 +212,17 @@ export function workQueue<C, R>(
 
   const accept = async (command: C, o: AcceptOptions = {}): Promise<Accepted> => {
     const ctx = currentCallContext();
+    if (o.outcomeTo !== undefined) checkDestinationName(o.outcomeTo);
     const to = o.outcomeTo ?? ctx?.requestHeaders.get(OUTCOME_HEADER.to);
-    if (to === undefined)
+    if (to === undefined || !isDestinationName(to))
       throw new WeftError(
         Code.INVALID_ARGUMENT,
-        `no destination for the outcome of ${queue.name}: send the request with outcomeHeaders(…) (${OUTCOME_HEADER.to})`,
+        to === undefined
+          ? `no destination for the outcome of ${queue.name}: send the request with outcomeHeaders(…) (${OUTCOME_HEADER.to})`
+          : `${OUTCOME_HEADER.to} "${to}" is not a destination name`,
         { reason: Reason.NO_OUTCOME_DESTINATION },
       );
-    checkDestinationName(to);
-    const id = o.id ?? undefined;
+    const id = o.id;
     const headers = { [OUTCOME_HEADER.to]: to };
     const publish = (correlationId: string | undefined) =>
       messenger.publish(queue, command, {

@@ -105,6 +105,17 @@ describe("accept", () => {
     expect(command.headers.get(OUTCOME_HEADER.to)).toBe("work.outcomes2");
   });
 
+  it("a malformed weft-outcome-to from the caller is INVALID_ARGUMENT/NO_OUTCOME_DESTINATION; a malformed option a ConfigError", async () => {
+    const jobs = workQueue<{ n: number }, number>(messenger(), queue());
+    const headers = new Metadata({ [OUTCOME_HEADER.to]: "shop.>" });
+    const error = await runWithCallContext(
+      { deadline: undefined, signal: NEVER, propagate: new Metadata(), path: "/t", requestHeaders: headers },
+      () => jobs.accept({ n: 1 }).catch((e: unknown) => e),
+    );
+    expect(error).toMatchObject({ code: 3, reason: "NO_OUTCOME_DESTINATION" });
+    await expect(jobs.accept({ n: 1 }, { outcomeTo: "shop.*" })).rejects.toBeInstanceOf(ConfigError);
+  });
+
   it("ttlMs: the command expires after it, not with the call", async () => {
     const m = messenger();
     const jobs = workQueue<{ n: number }, number>(m, queue(), { ttlMs: 60_000 });

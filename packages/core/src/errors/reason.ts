@@ -120,7 +120,7 @@ export const Reason = {
   BROKER_UNAVAILABLE: "BROKER_UNAVAILABLE",
   /** A message delivered as many times as its subscription allows without success: dead-lettered. */
   MAX_DELIVERIES: "MAX_DELIVERIES",
-  /** Work accepted for an outcome event with no destination to publish the outcome to (`weft-outcome-to`). */
+  /** Work accepted for an outcome event with no (or a malformed) destination for the outcome (`weft-outcome-to`). */
   NO_OUTCOME_DESTINATION: "NO_OUTCOME_DESTINATION",
 
   // --- gRPC, gRPC-web and Connect (@weft/grpc) ---
