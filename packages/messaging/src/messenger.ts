@@ -710,7 +710,11 @@ class Consumer implements Subscription {
     for (;;) {
       if (job.controller.signal.aborted) return this.#settleAbandoned(job);
       if (envelope.expiresAt !== undefined && Date.now() >= envelope.expiresAt) {
-        this.messenger.emit("message.expired", { destination: envelope.destination, group: this.group });
+        this.messenger.emit("message.expired", {
+          destination: envelope.destination,
+          group: this.group,
+          system: this.messenger.broker.name,
+        });
         return this.#deadLetter(
           job,
           Reason.MESSAGE_EXPIRED,
@@ -722,6 +726,12 @@ class Consumer implements Subscription {
       const outcome = await this.#attempt(job, body);
       switch (outcome.kind) {
         case "ack":
+          this.messenger.emit("message.acked", {
+            destination: envelope.destination,
+            group: this.group,
+            system: this.messenger.broker.name,
+            attempts: job.attempt,
+          });
           return void (await delivery.ack());
         case "abandoned":
           return this.#settleAbandoned(job);
@@ -734,6 +744,7 @@ class Consumer implements Subscription {
           this.messenger.emit("message.redelivered", {
             destination: envelope.destination,
             group: this.group,
+            system: this.messenger.broker.name,
             attempt: job.attempt + 1,
             delayMs,
           });
@@ -905,6 +916,7 @@ class Consumer implements Subscription {
     this.messenger.emit("message.dead_lettered", {
       destination: envelope.destination,
       group: this.group,
+      system: this.messenger.broker.name,
       reason,
       attempts: job.attempt,
     });
@@ -935,6 +947,7 @@ class Consumer implements Subscription {
     this.messenger.emit("subscription.drained", {
       destination: this.destination,
       group: this.group,
+      system: this.messenger.broker.name,
       ...result,
     });
     return result;

@@ -351,6 +351,26 @@ describe("failures", () => {
     expect(published[0]!.headers[DEAD_LETTER_HEADER.attempts]).toBe("1");
   });
 
+  it("a handled message is reported to telemetry as acked, with its delivery count", async () => {
+    const { telemetry, of } = recorder();
+    const { messenger } = setup({ telemetry });
+    const d = destination<Body>("ok.acked");
+    let fail = true;
+    await messenger.subscribe(
+      d,
+      () => {
+        if (fail) {
+          fail = false;
+          throw new Error("once");
+        }
+      },
+      { group: "g", backoff: { initialDelayMs: 1, maxDelayMs: 1 } },
+    );
+    await messenger.publish(d, { n: 1 });
+    await until(() => of("message.acked").length === 1);
+    expect(of("message.acked")).toEqual([{ destination: d.name, group: "g", system: "memory", attempts: 2 }]);
+  });
+
   it("dead letters and drains are reported to telemetry", async () => {
     const { telemetry, of } = recorder();
     const { messenger } = setup({ telemetry });
@@ -367,12 +387,13 @@ describe("failures", () => {
     expect(of("message.dead_lettered")[0]).toEqual({
       destination: d.name,
       group: "g",
+      system: "memory",
       reason: Reason.MAX_DELIVERIES,
       attempts: 2,
     });
     await sub.drain();
     expect(of("subscription.drained")).toEqual([
-      { destination: d.name, group: "g", finished: 0, abandoned: 0 },
+      { destination: d.name, group: "g", system: "memory", finished: 0, abandoned: 0 },
     ]);
   });
 });

@@ -4,7 +4,7 @@
  * stream messages, the bound on methods, connections and shutdown from the telemetry events, and
  * the OpenTelemetry duration histograms.
  */
-import { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
+import { MeterProvider } from "@opentelemetry/sdk-metrics";
 import {
   Code,
   ConfigError,
@@ -19,6 +19,7 @@ import {
 } from "@weft/core";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { ManualReader, value } from "../test/metric-values.ts";
 import { metrics } from "./index.ts";
 
 const Svc = defineService("test.Svc", {
@@ -26,17 +27,6 @@ const Svc = defineService("test.Svc", {
   other: unary(messageType<string>(), messageType<string>()),
   list: serverStreaming(messageType<number>(), messageType<number>()),
 });
-
-/** The value of one series of `name` (a histogram's `_count`/`_bucket` by `suffix`). */
-async function value(registry: Registry, name: string, labels: Record<string, string | number>) {
-  const metric = registry.getSingleMetric(name);
-  if (metric === undefined) throw new Error(`no metric ${name}`);
-  const { values } = await metric.get();
-  const found = values.find((v) =>
-    Object.entries(labels).every(([k, l]) => String((v.labels as Record<string, unknown>)[k]) === String(l)),
-  );
-  return found?.value ?? 0;
-}
 
 let release: (() => void) | undefined;
 
@@ -314,13 +304,3 @@ describe("metrics()", () => {
     expect(() => metrics({ registry: {} as Registry })).toThrow(/registry/);
   });
 });
-
-/** A reader collected on demand. */
-class ManualReader extends MetricReader {
-  protected override onShutdown(): Promise<void> {
-    return Promise.resolve();
-  }
-  protected override onForceFlush(): Promise<void> {
-    return Promise.resolve();
-  }
-}

@@ -82,22 +82,9 @@ export interface Metrics {
  * Throws `ConfigError` for bad options.
  */
 export function metrics(options: MetricsOptions = {}): Metrics {
-  const registry = options.registry ?? new Registry();
-  if (!(registry instanceof Registry)) throw new ConfigError("registry", "a prom-client Registry", registry);
-  const buckets = options.buckets ?? DEFAULT_BUCKETS;
-  if (
-    !Array.isArray(buckets) ||
-    buckets.length === 0 ||
-    buckets.some(
-      (b, i) => !(typeof b === "number" && b > 0 && Number.isFinite(b) && (i === 0 || b > buckets[i - 1]!)),
-    )
-  ) {
-    throw new ConfigError("buckets", "ascending positive numbers of seconds", options.buckets);
-  }
-  const maxMethods = options.maxMethods ?? 1000;
-  if (!Number.isInteger(maxMethods) || maxMethods < 1) {
-    throw new ConfigError("maxMethods", "an integer ≥ 1", options.maxMethods);
-  }
+  const registry = registryOption(options.registry);
+  const buckets = bucketsOption(options.buckets);
+  const maxMethods = countOption("maxMethods", options.maxMethods, 1000);
   const meter = options.meterProvider?.getMeter(INSTRUMENTATION_NAME);
   const side = (name: "client" | "server"): SideMetrics => {
     const otel = meter?.createHistogram(`rpc.${name}.call.duration`, {
@@ -115,6 +102,33 @@ export function metrics(options: MetricsOptions = {}): Metrics {
     telemetry: new TelemetryMetrics(registry),
     registry,
   };
+}
+
+/** The `registry` option of `metrics()` and `messagingMetrics()`: a prom-client `Registry`, default a new one. */
+export function registryOption(registry: Registry | undefined): Registry {
+  const r = registry ?? new Registry();
+  if (!(r instanceof Registry)) throw new ConfigError("registry", "a prom-client Registry", registry);
+  return r;
+}
+
+/** The `buckets` option: ascending positive seconds, default `DEFAULT_BUCKETS`. */
+export function bucketsOption(buckets: readonly number[] | undefined): number[] {
+  const b = buckets ?? DEFAULT_BUCKETS;
+  if (
+    !Array.isArray(b) ||
+    b.length === 0 ||
+    b.some((v, i) => !(typeof v === "number" && v > 0 && Number.isFinite(v) && (i === 0 || v > b[i - 1]!)))
+  ) {
+    throw new ConfigError("buckets", "ascending positive numbers of seconds", buckets);
+  }
+  return [...b];
+}
+
+/** A bound on label values (`maxMethods`, `maxDestinations`): an integer ≥ 1. */
+export function countOption(name: string, value: number | undefined, byDefault: number): number {
+  const n = value ?? byDefault;
+  if (!Number.isInteger(n) || n < 1) throw new ConfigError(name, "an integer ≥ 1", value);
+  return n;
 }
 
 const METHOD_LABELS = ["service", "method"] as const;
@@ -289,7 +303,7 @@ class SideMetrics implements CallWatcher<MethodStats> {
 }
 
 /** Adds what `count` grew by since `exported` to `counter`'s series `labels`; returns `count`. */
-function addTo(counter: Counter<string>, labels: Labels, count: number, exported: number): number {
+export function addTo(counter: Counter<string>, labels: Labels, count: number, exported: number): number {
   if (count > exported) counter.inc(labels, count - exported);
   return count;
 }

@@ -80,11 +80,8 @@ export interface Tracing {
  * ```
  */
 export function tracing(options: TracingOptions = {}): Tracing {
-  const provider = options.tracerProvider ?? trace.getTracerProvider();
   const setup: Setup = {
-    tracer: provider.getTracer(INSTRUMENTATION_NAME),
-    propagator: options.propagator ?? propagation,
-    proxy: provider instanceof ProxyTracerProvider ? provider : undefined,
+    ...tracerSetup(options),
     client: new SpanEnd("RECEIVED", options.messageEvents === true),
     server: new SpanEnd("SENT", options.messageEvents === true),
     options: new Map(),
@@ -92,6 +89,27 @@ export function tracing(options: TracingOptions = {}): Tracing {
   return {
     client: (next) => (call) => (inert(setup) ? passThrough(next, call) : traceClient(setup, next, call)),
     server: (next) => (call) => (inert(setup) ? passThrough(next, call) : traceServer(setup, next, call)),
+  };
+}
+
+/**
+ * Where the spans of a tracing interceptor come from and how their contexts travel: shared by the
+ * RPC interceptors (`tracing()`) and the messaging one (`messagingTracing()`).
+ */
+export interface TracerSetup {
+  readonly tracer: Tracer;
+  readonly propagator: TextMapPropagator;
+  /** The global provider's proxy, when the provider is one: `inert()` looks behind it. */
+  readonly proxy: ProxyTracerProvider | undefined;
+}
+
+/** The tracer and propagator of `options`, defaulting to the global ones. */
+export function tracerSetup(options: Pick<TracingOptions, "tracerProvider" | "propagator">): TracerSetup {
+  const provider = options.tracerProvider ?? trace.getTracerProvider();
+  return {
+    tracer: provider.getTracer(INSTRUMENTATION_NAME),
+    propagator: options.propagator ?? propagation,
+    proxy: provider instanceof ProxyTracerProvider ? provider : undefined,
   };
 }
 
@@ -103,7 +121,7 @@ const NO_SDK = new ProxyTracerProvider().getDelegate();
  * context, which Weft's call context already carries to the handler's outgoing calls. Checked on
  * every call (one property read), so an SDK registered later is used from its first call on.
  */
-function inert(setup: Setup): boolean {
+export function inert(setup: TracerSetup): boolean {
   return setup.proxy !== undefined && setup.proxy.getDelegate() === NO_SDK;
 }
 
@@ -115,12 +133,14 @@ function passThrough(next: CallHandler, call: Call): Promise<CallResult> {
   }
 }
 
-const getter: TextMapGetter<Metadata> = {
+/** Reads a propagator's fields from call or message headers. */
+export const getter: TextMapGetter<Metadata> = {
   keys: (headers) => [...headers.keys()],
   get: (headers, key) => headers.get(key) ?? undefined,
 };
 
-const setter: TextMapSetter<Metadata> = {
+/** Writes a propagator's fields into call or message headers. */
+export const setter: TextMapSetter<Metadata> = {
   set: (headers, key, value) => {
     headers.set(key, value);
   },
@@ -136,11 +156,7 @@ export const SYSTEM: Record<WireProtocol, string> = {
 };
 
 /** What both interceptors of one `tracing()` share. */
-interface Setup {
-  readonly tracer: Tracer;
-  readonly propagator: TextMapPropagator;
-  /** The global provider's proxy, when the provider is one: `inert()` looks behind it. */
-  readonly proxy: ProxyTracerProvider | undefined;
+interface Setup extends TracerSetup {
   readonly client: SpanEnd;
   readonly server: SpanEnd;
   /** Span options by side and wire path (and protocol, server side): made once, not per call. */
@@ -161,13 +177,19 @@ function spanOptions(setup: Setup, call: Call, kind: SpanKind): SpanOptions {
   return options;
 }
 
+/**
+ * The parent of an outgoing span (a call's, a published message's): the active context, or, without
+ * a span in it (no context manager installed), the trace context Weft propagated into `headers` from
+ * the call or message being handled, so the trace stays one.
+ */
+export function outgoingParent(setup: TracerSetup, headers: Metadata): Context {
+  const active = context.active();
+  return trace.getSpan(active) === undefined ? setup.propagator.extract(active, headers, getter) : active;
+}
+
 function traceClient(setup: Setup, next: CallHandler, call: Call): Promise<CallResult> {
   const { tracer, propagator } = setup;
-  const active = context.active();
-  // without a span in the active context (no context manager installed), the trace context Weft
-  // propagates from the handler's inbound call still links this call into the trace
-  const parent =
-    trace.getSpan(active) === undefined ? propagator.extract(active, call.headers, getter) : active;
+  const parent = outgoingParent(setup, call.headers);
   const span = tracer.startSpan(call.method.path.slice(1), spanOptions(setup, call, SpanKind.CLIENT), parent);
   const ctx = trace.setSpan(parent, span);
   propagator.inject(ctx, call.headers, setter);
@@ -229,11 +251,19 @@ function runIn(ctx: Context, next: CallHandler, call: Call, end: SpanEnd, span: 
 }
 
 function failed(span: Span, error: unknown): void {
+  span.setAttribute("rpc.response.status_code", markFailed(span, error));
+}
+
+/**
+ * Marks `span` failed with `error`: `error.type` is the status code's name (`UNKNOWN` for an error
+ * that is not a `WeftError`), the status `ERROR` with its message. Returns the code's name.
+ */
+export function markFailed(span: Span, error: unknown): string {
   const e = WeftError.from(error);
   const name = codeName(e.code);
-  span.setAttribute("rpc.response.status_code", name);
   span.setAttribute("error.type", name);
   span.setStatus({ code: SpanStatusCode.ERROR, message: e.rawMessage });
+  return name;
 }
 
 function addClientPeer(span: Span, call: Call): void {

@@ -129,12 +129,24 @@ export interface WeftEvents {
   /** A hedged call to `path` was answered by attempt `attempt` (0 for the original); the others were cancelled. */
   "hedge.won": { readonly path: string; readonly attempt: number; readonly cancelled: number };
   /**
+   * A delivered message was handled and is acknowledged: its handler returned (or called `ack()`
+   * with manual acks, or a consume interceptor skipped it), at delivery `attempts`.
+   */
+  "message.acked": {
+    readonly destination: string;
+    readonly group: string | undefined;
+    readonly system: string;
+    readonly attempts: number;
+  };
+  /**
    * A message handler failed and its message will be delivered again (`attempt`: the delivery to
    * come, 2 for the first redelivery) after `delayMs`. `group` is undefined for a private subscription.
    */
   "message.redelivered": {
     readonly destination: string;
     readonly group: string | undefined;
+    /** The broker's name (`InterceptedMessage.system`: `memory`, `jetstream`, …). */
+    readonly system: string;
     readonly attempt: number;
     readonly delayMs: number;
   };
@@ -142,15 +154,21 @@ export interface WeftEvents {
   "message.dead_lettered": {
     readonly destination: string;
     readonly group: string | undefined;
+    readonly system: string;
     readonly reason: string;
     readonly attempts: number;
   };
   /** A message arrived after its expiry time: not handled (it is dead-lettered with `MESSAGE_EXPIRED`). */
-  "message.expired": { readonly destination: string; readonly group: string | undefined };
+  "message.expired": {
+    readonly destination: string;
+    readonly group: string | undefined;
+    readonly system: string;
+  };
   /** A subscription drained: `finished` handlers ended within the grace period, `abandoned` were aborted and nacked. */
   "subscription.drained": {
     readonly destination: string;
     readonly group: string | undefined;
+    readonly system: string;
     readonly finished: number;
     readonly abandoned: number;
   };
