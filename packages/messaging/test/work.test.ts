@@ -1,8 +1,9 @@
 import { ConfigError, Metadata, SILENT_LOGGER } from "@weft/core";
 import { NEVER, runWithCallContext } from "@weft/core/internal";
 import { until } from "@weft/testing";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, expectTypeOf, it } from "vitest";
 import {
+  type Accepted,
   createMessenger,
   destination,
   type Messenger,
@@ -27,6 +28,19 @@ function messenger(): Messenger {
 
 let unique = 0;
 const queue = () => destination<{ n: number }>(`work.q${++unique}`, { kind: "command" });
+
+describe("workQueue types", () => {
+  it("infers the command and outcome types through accept, submit and work", () => {
+    const jobs = workQueue<{ n: number }, { total: number }>(messenger(), queue());
+    expectTypeOf(jobs.accept).parameter(0).toEqualTypeOf<{ n: number }>();
+    expectTypeOf(jobs.accept).returns.toEqualTypeOf<Promise<Accepted>>();
+    expectTypeOf(jobs.submit).returns.toHaveProperty("outcome").toEqualTypeOf<Promise<{ total: number }>>();
+    expectTypeOf(jobs.submit).returns.toHaveProperty("accepted").toEqualTypeOf<Promise<string>>();
+    expectTypeOf(jobs.work)
+      .parameter(0)
+      .returns.toEqualTypeOf<{ total: number } | Promise<{ total: number }>>();
+  });
+});
 
 describe("workQueue options", () => {
   it("refuses a bad messenger, ttlMs, handler, group or an ack option with a ConfigError naming it", async () => {
