@@ -4,6 +4,7 @@
  * wildcards, nack with a delay, delivery counts, prefetch, one active consumer per partition) and no
  * storage: what it holds is lost with the process.
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import { randomUUID } from "node:crypto";
 import { Code, Reason, WeftError } from "@weft/core";
 import type {
@@ -181,7 +182,7 @@ class Group {
     lane.owner = member;
     const delivery = new MemoryDelivery(this, member, lane, item);
     member.deliveries.add(delivery);
-    member.sink(delivery);
+    this.broker.outside(member.sink, delivery);
   }
 
   /** A delivery came back unacknowledged: to the head of its partition, or the tail of the queue. */
@@ -252,6 +253,11 @@ class MemoryBroker implements Broker {
   readonly name = "memory";
   readonly features = MEMORY_FEATURES;
   readonly groups = new Map<string, Group>();
+  /**
+   * Runs a delivery in the async context the broker was created in, as a network broker's would
+   * arrive: never inside the publisher's (its call context, its OpenTelemetry span).
+   */
+  readonly outside: <A>(fn: (arg: A) => void, arg: A) => void = AsyncLocalStorage.snapshot();
   readonly inboxes = new Map<string, InboxHandlers>();
   readonly timers = new Set<NodeJS.Timeout>();
   readonly #dirty = new Set<Group>();

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from "node:async_hooks";
 import { Code, Reason } from "@weft/core";
 import { asyncPatternsConformance, brokerConformance, brokerView } from "@weft/testing";
 import { afterAll, describe, expect, it, vi } from "vitest";
@@ -45,6 +46,19 @@ describe("memoryBroker's own semantics", () => {
     maxInFlight,
     ackWaitMs: 30_000,
     partitions: undefined,
+  });
+
+  it("delivers outside the publisher's async context, as a network broker would", async () => {
+    const broker = memoryBroker();
+    const store = new AsyncLocalStorage<string>();
+    const seen: (string | undefined)[] = [];
+    await broker.subscribe(spec("ctx.a", "g"), (d) => {
+      seen.push(store.getStore());
+      void d.ack();
+    });
+    await store.run("publisher", () => broker.publish(envelope("ctx.a")));
+    await vi.waitFor(() => expect(seen).toEqual([undefined]));
+    await broker.close();
   });
 
   it("matches `*` to one token and `>` to one or more", () => {
