@@ -144,6 +144,7 @@ describe("the packed packages", () => {
   it("hold their compiled code, launchers and .proto files, no sources or tests", () => {
     expect(publishable.map((p) => p.name).sort()).toEqual([
       "@weft/broker-nats",
+      "@weft/broker-rabbitmq",
       "@weft/broker-redis",
       "@weft/cli",
       "@weft/core",

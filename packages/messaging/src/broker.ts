@@ -107,6 +107,14 @@ export interface SubscribeSpec {
    * gives each partition one active consumer of the group at a time. `undefined`: not partitioned.
    */
   readonly partitions: number | undefined;
+  /**
+   * Where the messenger dead-letters this subscription's messages (its `deadLetter` option), `false`
+   * when it drops them. A backend that discards what no queue is bound to (RabbitMQ) uses it to keep
+   * a place that holds the dead letters, and routes the messages it dead-letters itself there too.
+   * Optional: `undefined` means the messenger's default, `dlq.<group>` (`dlq.<destination>` without
+   * a group).
+   */
+  readonly deadLetter?: string | false | undefined;
 }
 
 /*

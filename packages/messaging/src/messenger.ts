@@ -650,6 +650,7 @@ class Consumer implements Subscription {
       maxInFlight: this.settings.maxInFlight,
       ackWaitMs: this.settings.ackWaitMs,
       partitions: this.from.partitions,
+      deadLetter: this.settings.deadLetter,
     };
     this.#subscription = await this.messenger.broker.subscribe(spec, (d) => this.#arrive(d));
   }
@@ -932,8 +933,11 @@ class Consumer implements Subscription {
   }
 
   async #drain(graceMs: number): Promise<DrainResult> {
-    await this.#subscription?.stop();
+    // counted as the broker is told to stop, not after: a networked stop takes a round trip, during
+    // which handlers go on finishing
+    const stopping = this.#subscription?.stop();
     const started = this.jobs.size;
+    await stopping;
     await this.#allDone(graceMs);
     const abandoned = this.jobs.size;
     if (abandoned > 0) {

@@ -6,6 +6,7 @@
 export { type AsyncPatternsOptions, asyncPatternsConformance } from "./async-patterns.ts";
 export { type BrokerConformanceOptions, brokerConformance } from "./broker-conformance.ts";
 export { brokerView } from "./broker-view.ts";
+export { testEnvelope } from "./envelopes.ts";
 export { type EtcdServer, startEtcd } from "./etcd-server.ts";
 export { freePort, killAndRemove, killed } from "./processes.ts";
 export { type RegistryConformanceOptions, registryConformance } from "./registry-conformance.ts";

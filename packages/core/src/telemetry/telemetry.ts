@@ -205,10 +205,18 @@ export interface WeftEvents {
     readonly count: number;
   };
   /**
-   * A message broker's connection (`broker`: the broker's name, `nats`, `jetstream`, …) was lost
-   * (`disconnected`; the client reconnects by itself) or is back (`reconnected`).
+   * A message broker's connection (`broker`: the broker's name, `nats`, `jetstream`, `rabbitmq`, …)
+   * was lost (`disconnected`; the client reconnects by itself) or is back (`reconnected`). Where the
+   * backend knows them: `address` (host and port, never credentials), the loss's `reason`, and on
+   * `reconnected` the outage's `durationMs`.
    */
-  "broker.connection": { readonly broker: string; readonly status: "disconnected" | "reconnected" };
+  "broker.connection": {
+    readonly broker: string;
+    readonly status: "disconnected" | "reconnected";
+    readonly address?: string;
+    readonly reason?: string;
+    readonly durationMs?: number;
+  };
   /**
    * A broker dropped a message it received for `destination` without handing it on: `overflow` (an
    * at-most-once subscription's buffer was full: its handlers are slower than the publishers) or

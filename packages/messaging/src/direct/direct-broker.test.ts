@@ -16,6 +16,7 @@ import {
   unary,
   WeftError,
 } from "@weft/core";
+import { testEnvelope } from "@weft/testing";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Delivery, SubscribeSpec } from "../broker.ts";
 import { type Envelope, newMessageId } from "../envelope.ts";
@@ -45,18 +46,7 @@ async function mesh(count: number): Promise<DirectBroker[]> {
   return brokers;
 }
 
-function envelope(destination: string, fields: Partial<Envelope> = {}): Envelope {
-  return {
-    id: newMessageId(),
-    kind: "event",
-    destination,
-    publishedAt: Date.now(),
-    contentType: "application/json",
-    headers: {},
-    body: new TextEncoder().encode(JSON.stringify({ n: 1 })),
-    ...fields,
-  };
-}
+const envelope = testEnvelope;
 
 function spec(destination: string, fields: Partial<SubscribeSpec> = {}): SubscribeSpec {
   return {

@@ -1,0 +1,4 @@
+/**
+ * @weft/broker-rabbitmq: Weft messaging on RabbitMQ. See `docs/messaging.md`.
+ */
+export { RABBIT_FEATURES, type RabbitBrokerOptions, rabbitBroker } from "./rabbit-broker.ts";
