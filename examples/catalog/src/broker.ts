@@ -25,7 +25,7 @@ export async function openBroker(url: string | undefined, registry: Registry | u
     case "redis:":
       return (await import("@weft/broker-redis")).redisStreamsBroker({ url });
   }
-  throw new Error(`WEFT_BROKER: expected ${BROKER_URLS}, got "${url}"`);
+  throw new Error(`WEFT_BROKER: expected ${BROKER_URLS}, got "${shownUrl(url)}"`);
 }
 
 /**
@@ -58,4 +58,12 @@ export async function removeDemoStreams(
   } finally {
     await nc.close();
   }
+}
+
+/** `url` as the demo prints it: a password replaced by `***`. */
+export function shownUrl(url: string): string {
+  if (!URL.canParse(url)) return url;
+  const parsed = new URL(url);
+  if (parsed.password !== "") parsed.password = "***";
+  return parsed.href;
 }

@@ -20,7 +20,7 @@ import type { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import type { Instance, Schemes } from "@weft/core";
 import type { Broker } from "@weft/messaging";
-import { openBroker, removeDemoStreams } from "./broker.ts";
+import { openBroker, removeDemoStreams, shownUrl } from "./broker.ts";
 import { DEMO_SUBJECTS, messagingScene } from "./messaging-scene.ts";
 import { observabilityScene } from "./observability-scene.ts";
 import { ensureReachable, openRegistry, SERVICE, targetOf } from "./registry.ts";
@@ -49,14 +49,15 @@ try {
   broker = await openBroker(process.env.WEFT_BROKER, registry);
 } catch (e) {
   process.stderr.write(
-    `[demo] cannot open the broker WEFT_BROKER=${process.env.WEFT_BROKER} (${e instanceof Error ? e.message : String(e)}). ` +
+    `[demo] cannot open the broker WEFT_BROKER=${shownUrl(process.env.WEFT_BROKER ?? "")} (${e instanceof Error ? e.message : String(e)}). ` +
       "Start it, or unset WEFT_BROKER to use the brokerless direct broker.\n",
   );
   await registry.close();
+  if (tempDir !== null) await rm(tempDir, { recursive: true, force: true });
   process.exit(1);
 }
 say(
-  `[demo] broker ${broker.name}${process.env.WEFT_BROKER === undefined ? " (brokerless, nothing to install; WEFT_BROKER=jetstream://…, nats://… or redis://… for a broker)" : ` at ${process.env.WEFT_BROKER}`}`,
+  `[demo] broker ${broker.name}${process.env.WEFT_BROKER === undefined ? " (brokerless, nothing to install; WEFT_BROKER=jetstream://…, nats://… or redis://… for a broker)" : ` at ${shownUrl(process.env.WEFT_BROKER)}`}`,
 );
 
 type Server = ChildProcessByStdio<null, Readable, null>;
