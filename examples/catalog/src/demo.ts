@@ -6,10 +6,11 @@
  * registry with P2C-EWMA, kills one with SIGKILL while calls run (failover keeps them succeeding),
  * then shuts the others down gracefully. Before the traffic, a messaging scene (`messaging-scene.ts`)
  * over the broker `WEFT_BROKER` names (default the brokerless `direct` one, found through the same
- * registry; `nats://host:port` or `jetstream://host:port` for NATS): events, a command shared by the
- * servers' queue group, RPC then event, RPC stream ack, request/reply, a dead letter. Last, a
- * resilience scene (`resilience-scene.ts`): a dependency fails and heals behind a circuit breaker and
- * a fallback, printed as a timeline.
+ * registry; `nats://host:port`, `jetstream://host:port` or `redis://host:port` for a broker): events,
+ * a command shared by the servers' queue group, RPC then event, RPC stream ack, request/reply, a dead
+ * letter. Last, a resilience scene (`resilience-scene.ts`): a dependency fails and heals behind a
+ * circuit breaker and a fallback, printed as a timeline; and with `--postgres` (or
+ * `WEFT_POSTGRES=<url>`), the transactional-messaging scene (`outbox-scene.ts`).
  */
 import { type ChildProcessByStdio, spawn } from "node:child_process";
 import { once } from "node:events";
@@ -23,6 +24,7 @@ import type { Broker } from "@weft/messaging";
 import { openBroker, removeDemoStreams, shownUrl } from "./broker.ts";
 import { DEMO_SUBJECTS, messagingScene } from "./messaging-scene.ts";
 import { observabilityScene } from "./observability-scene.ts";
+import { DEFAULT_POSTGRES_URL, outboxScene } from "./outbox-scene.ts";
 import { ensureReachable, openRegistry, SERVICE, targetOf } from "./registry.ts";
 import { resilienceScene } from "./resilience-scene.ts";
 import { formatTally, openTraffic } from "./traffic.ts";
@@ -156,6 +158,10 @@ try {
   }
   await observabilityScene(say);
   if (!(await resilienceScene(say))) exitCode = 1;
+  // transactional messaging needs a PostgreSQL: only when asked (`--postgres` or WEFT_POSTGRES=<url>)
+  const postgres =
+    process.env.WEFT_POSTGRES ?? (process.argv.includes("--postgres") ? DEFAULT_POSTGRES_URL : undefined);
+  if (postgres !== undefined && !(await outboxScene(say, postgres))) exitCode = 1;
 } catch (e) {
   process.stderr.write(`[demo] ${e instanceof Error ? e.message : String(e)}\n`);
 } finally {

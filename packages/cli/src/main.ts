@@ -3,9 +3,10 @@ import { type Command, Exit, type ExitCode, type Io, processIo, UsageError } fro
 import { breaking } from "./commands/breaking.ts";
 import { gen } from "./commands/gen.ts";
 import { ls } from "./commands/ls.ts";
+import { outbox } from "./commands/outbox.ts";
 
 /** Every `weft` subcommand, in the order `weft --help` lists them. */
-export const commands: readonly Command[] = [gen, breaking, ls];
+export const commands: readonly Command[] = [gen, breaking, ls, outbox];
 
 function overview(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -152,6 +152,7 @@ describe("the packed packages", () => {
       "@weft/http",
       "@weft/messaging",
       "@weft/observability",
+      "@weft/outbox-postgres",
       "@weft/protoc-gen-weft",
       "@weft/registry-etcd",
       "@weft/resilience",

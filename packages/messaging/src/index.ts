@@ -46,6 +46,7 @@ export {
   type DirectBrokerOptions,
   directBroker,
 } from "./direct/direct-broker.ts";
+export { CONTENT_TYPE, encodeMessage } from "./encode.ts";
 export {
   DEAD_LETTER_HEADER,
   type Envelope,

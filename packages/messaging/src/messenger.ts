@@ -16,7 +16,6 @@ import {
   messageType,
   Reason,
   type SerializerName,
-  stableHash,
   type Telemetry,
   WeftError,
   type WeftEventName,
@@ -55,18 +54,11 @@ import type {
   SubscribeOptions,
   Subscription,
 } from "./api.ts";
-import {
-  type Broker,
-  type BrokerSubscription,
-  type Delivery,
-  type Inbox,
-  partitionDestination,
-  type SubscribeSpec,
-} from "./broker.ts";
+import type { Broker, BrokerSubscription, Delivery, Inbox, SubscribeSpec } from "./broker.ts";
+import { CONTENT_TYPE, expiryOf, outgoingHeaders, serializerFor, wireDestination } from "./encode.ts";
 import {
   DEAD_LETTER_HEADER,
   type Envelope,
-  isReservedHeader,
   newMessageId,
   REPLY_HEADER,
   statusError,
@@ -86,14 +78,8 @@ export const SUBSCRIBE_DEFAULTS = Object.freeze({
 /** The wait for a reply when neither `timeoutMs` nor an inherited deadline says: 5 s. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
 
-const CONTENT_TYPES: Readonly<Record<SerializerName, string>> = {
-  json: "application/json",
-  msgpack: "application/msgpack",
-  protobuf: "application/protobuf",
-  raw: "application/octet-stream",
-};
 const SERIALIZERS: ReadonlyMap<string, SerializerName> = new Map(
-  Object.entries(CONTENT_TYPES).map(([s, t]) => [t, s as SerializerName]),
+  Object.entries(CONTENT_TYPE).map(([s, t]) => [t, s as SerializerName]),
 );
 
 /** The JSON codec of replies when the caller names none. */
@@ -139,8 +125,8 @@ export function createMessenger(options: MessengerOptions): Messenger {
   if (!Array.isArray(interceptors) || interceptors.some((i) => typeof i !== "function"))
     throw new ConfigError("interceptors", "an array of MessageInterceptor functions", interceptors);
   const serializer = options.serializer;
-  if (serializer !== undefined && !(serializer in CONTENT_TYPES))
-    throw new ConfigError("serializer", `one of ${Object.keys(CONTENT_TYPES).join(", ")}`, serializer);
+  if (serializer !== undefined && !(serializer in CONTENT_TYPE))
+    throw new ConfigError("serializer", `one of ${Object.keys(CONTENT_TYPE).join(", ")}`, serializer);
   return new MessengerImpl(
     options.broker,
     interceptors,
@@ -196,8 +182,7 @@ class MessengerImpl implements Messenger {
 
   /** The serializer for a codec: the messenger's when the codec supports it, else the codec's default. */
   serializerFor(codec: MessageCodec<unknown, unknown>): SerializerName {
-    const s = this.serializer;
-    return s !== undefined && codec.serializers.includes(s) ? s : codec.serializers[0]!;
+    return serializerFor(codec, this.serializer);
   }
 
   publish<T>(to: Destination<T>, body: T, options: PublishOptions = {}): Promise<string> {
@@ -211,22 +196,8 @@ class MessengerImpl implements Messenger {
     replyTo: string | undefined,
     transient: boolean,
   ): Promise<string> {
-    const headers = new Metadata();
-    const ctx = currentCallContext();
-    if (ctx !== undefined) headers.merge(ctx.propagate);
-    const own = options.headers;
-    if (own !== undefined) {
-      for (const [k, v] of own instanceof Metadata ? own : Object.entries(own)) {
-        if (isReservedHeader(k.toLowerCase()))
-          throw new ConfigError("headers", `no reserved header name (${k} is an envelope field)`, k);
-        headers.set(k, v);
-      }
-    }
-    const ttl = options.ttlMs;
-    if (ttl !== undefined && (typeof ttl !== "number" || !(ttl > 0)))
-      throw new ConfigError("ttlMs", "milliseconds > 0", ttl);
-    let expiresAt = ttl === undefined ? undefined : Date.now() + ttl;
-    if (ctx?.deadline !== undefined) expiresAt = Math.min(expiresAt ?? ctx.deadline, ctx.deadline);
+    const headers = outgoingHeaders(options.headers);
+    const expiresAt = expiryOf(options.ttlMs);
     const message: OutgoingMessage = {
       side: "publish",
       id: options.id ?? newMessageId(),
@@ -256,21 +227,16 @@ class MessengerImpl implements Messenger {
     const out = message[kOutgoing];
     const serializer = this.serializerFor(out.codec);
     const body = out.codec.encode(message.body, serializer);
-    let destination = message.destination;
-    if (out.partitions !== undefined) {
-      const p = message.key === undefined ? 0 : stableHash(message.key) % out.partitions;
-      destination = partitionDestination(destination, p);
-    }
     const envelope: Envelope = {
       id: message.id,
       kind: message.kind,
-      destination,
+      destination: wireDestination(message.destination, out.partitions, message.key),
       key: message.key,
       correlationId: message.correlationId,
       replyTo: out.replyTo,
       expiresAt: out.expiresAt,
       publishedAt: Date.now(),
-      contentType: CONTENT_TYPES[serializer],
+      contentType: CONTENT_TYPE[serializer],
       headers: message.headers.toJSON(),
       body,
     };

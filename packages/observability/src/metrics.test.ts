@@ -274,6 +274,25 @@ describe("metrics()", () => {
     expect(await r.metrics()).not.toContain("10.0.0.7");
   });
 
+  it("turns the outbox's and the idempotent consumer's events into metrics", async () => {
+    const m = metrics();
+    const t = m.telemetry;
+    t.event("outbox.relayed", { relay: "orders", messages: 7, failed: 2, durationMs: 3 });
+    t.event("outbox.relayed", { relay: "orders", messages: 3, failed: 0, durationMs: 1 });
+    t.event("outbox.leadership", { relay: "orders", leader: true });
+    t.event("outbox.lag", { relay: "orders", unpublished: 12, oldestUnpublishedAgeMs: 2500 });
+    t.event("outbox.slot_lag", { relay: "orders-log", slotLagBytes: 4096 });
+    t.event("inbox.duplicate", { group: "accounting", id: "x" });
+    const r = m.registry;
+    expect(await value(r, "weft_outbox_relayed_total", { relay: "orders" })).toBe(10);
+    expect(await value(r, "weft_outbox_publish_failures_total", { relay: "orders" })).toBe(2);
+    expect(await value(r, "weft_outbox_leader", { relay: "orders" })).toBe(1);
+    expect(await value(r, "weft_outbox_unpublished", { relay: "orders" })).toBe(12);
+    expect(await value(r, "weft_outbox_oldest_unpublished_seconds", { relay: "orders" })).toBe(2.5);
+    expect(await value(r, "weft_outbox_slot_lag_bytes", { relay: "orders-log" })).toBe(4096);
+    expect(await value(r, "weft_inbox_duplicates_total", { group: "accounting" })).toBe(1);
+  });
+
   it("records rpc.{server,client}.call.duration through an OpenTelemetry meter provider", async () => {
     const reader = new ManualReader();
     const { client, server, transport } = start({ meterProvider: new MeterProvider({ readers: [reader] }) });

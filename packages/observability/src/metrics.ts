@@ -434,6 +434,13 @@ class TelemetryMetrics implements Telemetry {
   readonly #discoveryNodes: Gauge<"service" | "protocol">;
   readonly #discoveryOutage: Gauge<"service">;
   readonly #discoveryOutages: Counter<"service">;
+  readonly #outboxRelayed: Counter<"relay">;
+  readonly #outboxFailed: Counter<"relay">;
+  readonly #outboxLeader: Gauge<"relay">;
+  readonly #outboxUnpublished: Gauge<"relay">;
+  readonly #outboxOldest: Gauge<"relay">;
+  readonly #outboxSlotLag: Gauge<"relay">;
+  readonly #inboxDuplicates: Counter<"group">;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -528,6 +535,49 @@ class TelemetryMetrics implements Telemetry {
       help: "Duration of the last shutdown, from the start of the drain to closed",
       registers,
     });
+    const labelNames = ["relay"] as const;
+    this.#outboxRelayed = new Counter({
+      name: "weft_outbox_relayed_total",
+      help: "Stored messages an outbox relay published to the broker",
+      labelNames,
+      registers,
+    });
+    this.#outboxFailed = new Counter({
+      name: "weft_outbox_publish_failures_total",
+      help: "Stored messages an outbox relay could not publish (tried again later)",
+      labelNames,
+      registers,
+    });
+    this.#outboxLeader = new Gauge({
+      name: "weft_outbox_leader",
+      help: "1 while this instance is the outbox relay that publishes",
+      labelNames,
+      registers,
+    });
+    this.#outboxUnpublished = new Gauge({
+      name: "weft_outbox_unpublished",
+      help: "Committed outbox messages not published yet",
+      labelNames,
+      registers,
+    });
+    this.#outboxOldest = new Gauge({
+      name: "weft_outbox_oldest_unpublished_seconds",
+      help: "Age of the oldest committed outbox message not published yet (0 when none)",
+      labelNames,
+      registers,
+    });
+    this.#outboxSlotLag = new Gauge({
+      name: "weft_outbox_slot_lag_bytes",
+      help: "WAL bytes between the server's position and the log-tailing relay's replication slot",
+      labelNames,
+      registers,
+    });
+    this.#inboxDuplicates = new Counter({
+      name: "weft_inbox_duplicates_total",
+      help: "Messages an idempotent consumer skipped because its group had processed their id",
+      labelNames: ["group"],
+      registers,
+    });
     this.#draining.set(0);
   }
 
@@ -601,6 +651,31 @@ class TelemetryMetrics implements Telemetry {
         return;
       case "ratelimit.fallback":
         this.#limiterFallback.set((attributes as WeftEvents["ratelimit.fallback"]).active ? 1 : 0);
+        return;
+      case "outbox.relayed": {
+        const a = attributes as WeftEvents["outbox.relayed"];
+        this.#outboxRelayed.labels(a.relay).inc(a.messages);
+        if (a.failed > 0) this.#outboxFailed.labels(a.relay).inc(a.failed);
+        return;
+      }
+      case "outbox.leadership": {
+        const a = attributes as WeftEvents["outbox.leadership"];
+        this.#outboxLeader.labels(a.relay).set(a.leader ? 1 : 0);
+        return;
+      }
+      case "outbox.lag": {
+        const a = attributes as WeftEvents["outbox.lag"];
+        this.#outboxUnpublished.labels(a.relay).set(a.unpublished);
+        this.#outboxOldest.labels(a.relay).set(a.oldestUnpublishedAgeMs / 1000);
+        return;
+      }
+      case "outbox.slot_lag": {
+        const a = attributes as WeftEvents["outbox.slot_lag"];
+        this.#outboxSlotLag.labels(a.relay).set(a.slotLagBytes);
+        return;
+      }
+      case "inbox.duplicate":
+        this.#inboxDuplicates.labels((attributes as WeftEvents["inbox.duplicate"]).group).inc();
         return;
       default: {
         const decision = DECISIONS[name];

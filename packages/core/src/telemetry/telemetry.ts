@@ -173,6 +173,32 @@ export interface WeftEvents {
     readonly abandoned: number;
   };
   /**
+   * An outbox relay (`@weft/outbox-postgres`; `relay` is its name) handed `messages` stored messages
+   * to the broker in `durationMs`; `failed` of them could not be published and are tried again
+   * (at-least-once, same ids).
+   */
+  "outbox.relayed": {
+    readonly relay: string;
+    readonly messages: number;
+    readonly failed: number;
+    readonly durationMs: number;
+  };
+  /**
+   * A polling outbox relay's backlog, read every `lagIntervalMs` by the leader: committed messages not
+   * published yet, and the age of the oldest (0 when none).
+   */
+  "outbox.lag": {
+    readonly relay: string;
+    readonly unpublished: number;
+    readonly oldestUnpublishedAgeMs: number;
+  };
+  /** A log-tailing outbox relay's replication slot: WAL bytes between the server's position and the slot's. */
+  "outbox.slot_lag": { readonly relay: string; readonly slotLagBytes: number };
+  /** An outbox relay became the instance that publishes (`leader: true`), or stopped being it. */
+  "outbox.leadership": { readonly relay: string; readonly leader: boolean };
+  /** An idempotent consumer skipped message `id`: its group `group` had already processed it. */
+  "inbox.duplicate": { readonly group: string; readonly id: string };
+  /**
    * The direct broker (`@weft/messaging`) follows the subscriptions of the peer at `peer` (`host:port`)
    * again: it advertises `subscriptions` of them.
    */
