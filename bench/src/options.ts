@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { BENCH_BROKERS, type BenchBroker } from "./messaging/brokers.ts";
 import { type CaseKind, SYSTEMS, type SystemName } from "./types.ts";
 
 export interface BenchCase {
@@ -30,6 +31,10 @@ export interface BenchOptions {
   micro: MicroName | undefined;
   /** `--overload`: run the overload scenario (shedding on and off) instead of the macro one. */
   overload: boolean;
+  /** `--messaging`: run the messaging benchmark instead of the macro one. */
+  messaging: boolean;
+  /** `--brokers`: the brokers `--messaging` measures (default all). */
+  brokers: BenchBroker[];
 }
 
 /** The micro-benchmarks `--micro` runs. */
@@ -49,6 +54,10 @@ export const USAGE = `usage: npm run bench -- [options]
   --micro NAME          run a micro-benchmark instead: ${MICROS.join(", ")} (pick: ns per balancer pick at 10 and 1,000 nodes; resilience: ns per call of timeout + retry, Weft's and cockatiel's; policies: ns per call of every resilience policy alone; outbox: messages/s and p99 of the outbox's relays against publishing directly, on PostgreSQL)
   --overload            run the overload scenario instead: a 1 ms CPU-bound handler offered 2x its capacity,
                         shedding off and on (--warmup and --duration apply to each step; about 40 s)
+  --messaging           run the messaging benchmark instead: publish -> consume per broker at 1 and 64 in
+                        flight, and messenger.request against the raw NATS client (1 round of 1 s warm-up +
+                        2 s window per case unless --rounds/--warmup/--duration say otherwise)
+  --brokers a,b         with --messaging: subset of ${BENCH_BROKERS.join(",")} (default: all)
   --help`;
 
 /** Parses the command line; a bad option throws an Error whose message names it. */
@@ -67,11 +76,15 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
       out: { type: "string" },
       micro: { type: "string" },
       overload: { type: "boolean", default: false },
+      messaging: { type: "boolean", default: false },
+      brokers: { type: "string" },
       help: { type: "boolean", default: false },
     },
   });
   if (values.help) return "help";
   const quick = values.quick;
+  // the messaging cases are short by default: the machine is shared
+  const short = quick || values.messaging;
 
   const systems = values.systems === undefined ? [...SYSTEMS] : list(values.systems, "--systems", SYSTEMS);
   const caseIds = CASES.map((c) => c.id);
@@ -86,13 +99,18 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
     quick,
     systems,
     cases,
-    rounds: positive(values.rounds, "--rounds", quick ? 1 : 3, true),
-    warmupMs: Math.round(1000 * positive(values.warmup, "--warmup", quick ? 1 : 2, false)),
-    durationMs: Math.round(1000 * positive(values.duration, "--duration", quick ? 3 : 5, false)),
+    rounds: positive(values.rounds, "--rounds", short ? 1 : 3, true),
+    warmupMs: Math.round(1000 * positive(values.warmup, "--warmup", short ? 1 : 2, false)),
+    durationMs: Math.round(
+      1000 * positive(values.duration, "--duration", values.messaging ? 2 : quick ? 3 : 5, false),
+    ),
     streamMessages: positive(values["stream-messages"], "--stream-messages", 200_000, true),
     out: values.out ?? defaultOut,
     micro: values.micro === undefined ? undefined : list(values.micro, "--micro", MICROS)[0],
     overload: values.overload,
+    messaging: values.messaging,
+    brokers:
+      values.brokers === undefined ? [...BENCH_BROKERS] : list(values.brokers, "--brokers", BENCH_BROKERS),
   };
 }
 

@@ -52,6 +52,17 @@ async function main(): Promise<number> {
     return 0;
   }
 
+  if (options.messaging) {
+    const { runMessaging } = await import("./messaging/run.ts");
+    return runMessaging({
+      brokers: options.brokers,
+      rounds: options.rounds,
+      warmupMs: options.warmupMs,
+      durationMs: options.durationMs,
+      requests: (options.brokers as readonly string[]).includes("nats"),
+    });
+  }
+
   if (options.overload) {
     const { runOverload } = await import("./overload/run.ts");
     return runOverload({ warmupMs: options.warmupMs, durationMs: options.durationMs });

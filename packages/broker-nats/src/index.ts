@@ -12,3 +12,4 @@ export {
   type StreamOptions,
 } from "./jetstream-broker.ts";
 export { NATS_FEATURES, type NatsBrokerOptions, natsBroker } from "./nats-broker.ts";
+export { natsScheme } from "./scheme.ts";

@@ -38,6 +38,7 @@ import {
   type NatsConnectionOptions,
   openConnection,
 } from "./connection.ts";
+import { browse, createGroup } from "./dead-letters.ts";
 import { DeliveryGate } from "./gate.ts";
 import { NatsLink } from "./link.ts";
 import { checkSpec, subjectsOf } from "./spec.ts";
@@ -207,13 +208,21 @@ export async function jetStreamBroker(options: JetStreamBrokerOptions): Promise<
       }
       return subscription;
     },
+    createGroup: (destination, group) =>
+      link.confirm(
+        `create group ${group} on ${destination}`,
+        createGroup(jet, destination, group),
+        undefined,
+      ),
+    browse: (destination, browseOptions) =>
+      link.confirm(`browse ${destination}`, browse(jet, destination, browseOptions), undefined),
     openInbox: (handlers) => link.openInbox(handlers),
     close: () => link.close(),
   };
 }
 
 /** What the subscriptions of one broker share. */
-interface Jet {
+export interface Jet {
   readonly link: NatsLink;
   readonly js: JetStreamClient;
   readonly jsm: JetStreamManager;
@@ -258,7 +267,7 @@ function streamSettings(options: StreamOptions): StreamSettings {
 }
 
 /** The stream of each subject or pattern, found or made once per broker. */
-class Streams {
+export class Streams {
   readonly #jsm: JetStreamManager;
   readonly #settings: StreamSettings;
   readonly #known = new Map<string, Promise<string>>();
@@ -325,10 +334,39 @@ class Streams {
 }
 
 /**
+ * The durable consumer `name` of `stream`, made with `config` when it does not exist yet (the group's
+ * first subscription, or `createGroup`, fixes its settings).
+ */
+export async function ensureDurable(
+  jet: Jet,
+  stream: string,
+  name: string,
+  config: Partial<ConsumerConfig>,
+): Promise<Consumer> {
+  try {
+    await jet.jsm.consumers.info(stream, name);
+  } catch (error) {
+    if (!isNotFound(error, JetStreamApiCodes.ConsumerNotFound)) throw error;
+    await jet.jsm.consumers.add(stream, {
+      ...config,
+      durable_name: name,
+      deliver_policy: jet.deliverPolicy,
+      ...(jet.groupInactiveMs === undefined ? {} : { inactive_threshold: nanos(jet.groupInactiveMs) }),
+    });
+  }
+  return jet.js.consumers.get(stream, name);
+}
+
+/** True when `error` is JetStream's answer `code` (a consumer or stream not found). */
+export function isNotFound(error: unknown, code: number): boolean {
+  return error instanceof JetStreamApiError && error.code === code;
+}
+
+/**
  * A consumer's name: readable (its first 64 characters each of group and subject), and unique per
  * group and subject by a hash of both (JetStream names allow no `.`, `*`, `>`, and become file names).
  */
-function consumerName(group: string, subject: string): string {
+export function consumerName(group: string, subject: string): string {
   const clean = (s: string) => s.replace(/[^A-Za-z0-9_-]/g, "_").slice(0, 64);
   return `${clean(group)}__${clean(subject)}__${stableHash(`${group}\n${subject}`).toString(36)}`;
 }
@@ -402,23 +440,7 @@ class JetStreamSubscription implements BrokerSubscription {
       return () => js.consumers.get(this.#stream, info.name);
     }
     const name = consumerName(spec.group, subject);
-    const ensure = async (): Promise<Consumer> => {
-      try {
-        await jsm.consumers.info(this.#stream, name);
-      } catch (error) {
-        if (!(error instanceof JetStreamApiError && error.code === JetStreamApiCodes.ConsumerNotFound))
-          throw error;
-        await jsm.consumers.add(this.#stream, {
-          ...config,
-          durable_name: name,
-          deliver_policy: this.#jet.deliverPolicy,
-          ...(this.#jet.groupInactiveMs === undefined
-            ? {}
-            : { inactive_threshold: nanos(this.#jet.groupInactiveMs) }),
-        });
-      }
-      return js.consumers.get(this.#stream, name);
-    };
+    const ensure = (): Promise<Consumer> => ensureDurable(this.#jet, this.#stream, name, config);
     await ensure();
     return ensure;
   }

@@ -22,6 +22,8 @@ import type {
   BrokerFeatures,
   BrokerPublishOptions,
   BrokerSubscription,
+  BrowsedMessage,
+  BrowseOptions,
   Delivery,
   DeliverySink,
   Envelope,
@@ -29,7 +31,7 @@ import type {
   InboxHandlers,
   SubscribeSpec,
 } from "@weft/messaging";
-import { HEADER } from "@weft/messaging";
+import { checkDestinationName, HEADER } from "@weft/messaging";
 import amqplib, {
   type Channel,
   type ChannelModel,
@@ -38,6 +40,7 @@ import amqplib, {
   type Message,
 } from "amqplib";
 import { Attachment, ignore } from "./attachment.ts";
+import { browseQueue } from "./browse.ts";
 import {
   DEAD_LETTER_GROUP,
   deadLetterOf,
@@ -390,6 +393,17 @@ class RabbitBroker implements Broker {
     }
     this.#subscriptions.add(subscription);
     return subscription;
+  }
+
+  /** `basic.get` of the group's queue, everything given back (`browse.ts`). */
+  async browse(destination: string, options: BrowseOptions): Promise<BrowsedMessage[]> {
+    checkDestinationName(destination);
+    const connection = this.#live(destination);
+    try {
+      return await browseQueue(connection, this.#settings.exchange, destination, options);
+    } catch (error) {
+      throw unavailable(this.#settings, destination, "cannot browse", error);
+    }
   }
 
   async openInbox(handlers: InboxHandlers): Promise<Inbox> {

@@ -9,8 +9,11 @@ import { partitionDestination, type SubscribeSpec } from "@weft/messaging";
 /** Inbox addresses start with this; publishes to them go through the default exchange, straight to the inbox's queue. */
 export const INBOX_PREFIX = "_inbox.";
 
-/** The group whose queue holds a dead-letter destination's messages (`<exchange>/dlq/dlq.workers`). */
-export const DEAD_LETTER_GROUP = "dlq";
+/**
+ * The group whose queue holds a dead-letter destination's messages (`<exchange>/dlq/dlq.workers`):
+ * `@weft/messaging`'s, which `weft dlq` reads through.
+ */
+export { DEAD_LETTER_GROUP } from "@weft/messaging";
 
 /** AMQP's longest queue name, in bytes. */
 const MAX_QUEUE_NAME = 255;

@@ -6,3 +6,4 @@ export {
   type RedisStreamsBrokerOptions,
   redisStreamsBroker,
 } from "./redis-broker.ts";
+export { redisScheme } from "./scheme.ts";

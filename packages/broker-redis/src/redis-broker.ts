@@ -9,6 +9,8 @@ import type {
   Broker,
   BrokerFeatures,
   BrokerSubscription,
+  BrowsedMessage,
+  BrowseOptions,
   DeliverySink,
   Envelope,
   Inbox,
@@ -16,7 +18,9 @@ import type {
   BrokerPublishOptions as PublishOptions,
   SubscribeSpec,
 } from "@weft/messaging";
+import { checkDestinationName } from "@weft/messaging";
 import { Redis, type RedisOptions } from "ioredis";
+import { browseStream, createStreamGroup } from "./dead-letters.ts";
 import { unavailable } from "./errors.ts";
 import { type Scripts, scriptsOn } from "./scripts.ts";
 import { StreamSubscription, type SubscriptionHost } from "./stream-subscription.ts";
@@ -280,6 +284,31 @@ class RedisStreamsBroker implements Broker {
       throw unavailable("subscribe to", spec.destination, e);
     }
     return subscription;
+  }
+
+  /** `XGROUP CREATE <stream> <group> $ MKSTREAM`: the group keeps what is published from now on. */
+  async createGroup(destination: string, group: string): Promise<void> {
+    this.#check("create a group on", destination);
+    checkDestinationName(destination);
+    try {
+      await createStreamGroup(this.#redis, this.#key(destination), group);
+    } catch (e) {
+      throw unavailable("create a group on", destination, e);
+    }
+  }
+
+  /**
+   * The entries of `destination`'s stream without consuming them: with a group, its pending entries
+   * then those after its last-delivered id (XPENDING, XRANGE); without, the stream's first entries.
+   */
+  async browse(destination: string, options: BrowseOptions): Promise<BrowsedMessage[]> {
+    this.#check("browse", destination);
+    checkDestinationName(destination);
+    try {
+      return await browseStream(this.#redis, this.#key(destination), destination, options);
+    } catch (e) {
+      throw unavailable("browse", destination, e);
+    }
   }
 
   /**

@@ -16,6 +16,7 @@ import {
   type SubscribeSpec,
 } from "@weft/messaging";
 import type { Redis } from "ioredis";
+import { createStreamGroup } from "./dead-letters.ts";
 import { unavailable } from "./errors.ts";
 import { type LeaseHolder, PartitionLeases } from "./partition-leases.ts";
 import type { Scripts } from "./scripts.ts";
@@ -169,11 +170,7 @@ export class StreamSubscription implements BrokerSubscription, LeaseHolder {
    */
   async #createGroup(group: string): Promise<void> {
     await Promise.all(
-      [...this.#streams.values()].map((s) =>
-        this.#host.redis.xgroup("CREATE", s.key, group, "$", "MKSTREAM").catch((e: unknown) => {
-          if (!(e instanceof Error && e.message.startsWith("BUSYGROUP"))) throw e;
-        }),
-      ),
+      [...this.#streams.values()].map((s) => createStreamGroup(this.#host.redis, s.key, group)),
     );
   }
 

@@ -1,12 +1,13 @@
 import pkg from "../package.json" with { type: "json" };
 import { type Command, Exit, type ExitCode, type Io, processIo, UsageError } from "./command.ts";
 import { breaking } from "./commands/breaking.ts";
+import { dlq } from "./commands/dlq.ts";
 import { gen } from "./commands/gen.ts";
 import { ls } from "./commands/ls.ts";
 import { outbox } from "./commands/outbox.ts";
 
 /** Every `weft` subcommand, in the order `weft --help` lists them. */
-export const commands: readonly Command[] = [gen, breaking, ls, outbox];
+export const commands: readonly Command[] = [gen, breaking, ls, outbox, dlq];
 
 function overview(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -11,7 +11,7 @@ describe("weft", () => {
     expect(await run(["--help"], io)).toBe(0);
     expect(io.stdout).toMatch(/^Usage: weft <command>/);
     for (const c of commands) expect(io.stdout).toContain(`  ${c.name}`);
-    expect(commands.map((c) => c.name)).toEqual(["gen", "breaking", "ls", "outbox"]);
+    expect(commands.map((c) => c.name)).toEqual(["gen", "breaking", "ls", "outbox", "dlq"]);
   });
 
   it("<command> --help and help <command> print the command's usage", async () => {

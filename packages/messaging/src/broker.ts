@@ -170,6 +170,34 @@ export interface PublishOptions {
 }
 
 /**
+ * The group `weft dlq` reads a dead-letter destination through (list and replay): dead letters are
+ * kept for it, and replaying acknowledges them in it. An application that consumes its dead letters
+ * itself uses another group (each group gets its own copy).
+ */
+export const DEAD_LETTER_GROUP = "dlq";
+
+/** What `Broker.browse` lists. */
+export interface BrowseOptions {
+  /**
+   * Whose view: the messages this group has not acknowledged yet (waiting, or delivered and still
+   * outstanding), oldest first. A group the broker does not know yet sees what a new group would be
+   * given, which is nothing on most backends. `undefined`: every message the broker stores for the
+   * destination, whoever has consumed it (a stream's entries; on a queue backend, the union of its
+   * groups' queues).
+   */
+  readonly group?: string | undefined;
+  /** Most messages returned (the oldest `limit`). An integer ≥ 1. */
+  readonly limit: number;
+}
+
+/** A message as `Broker.browse` lists it: not delivered, not acknowledged, nothing changed. */
+export interface BrowsedMessage {
+  readonly envelope: Envelope;
+  /** Set when the message's reserved headers did not parse, as for `Delivery.malformed`. */
+  readonly malformed?: WeftError | undefined;
+}
+
+/**
  * A message broker as Weft drives it. Created connected by its package's factory
  * (`memoryBroker()`, `natsBroker({ servers })`, …); shared by any number of messengers.
  *
@@ -192,6 +220,21 @@ export interface Broker {
    * message published after that reaches it).
    */
   subscribe(spec: SubscribeSpec, sink: DeliverySink): Promise<BrokerSubscription>;
+  /**
+   * Makes sure the durable `group` exists on `destination` (an exact destination), so that what is
+   * published there from now on is kept for it until it consumes it; the group's own first
+   * subscription would do the same. Idempotent; a no-op for an existing group. The messenger calls
+   * it for `DEAD_LETTER_GROUP` on a subscription's dead-letter destination when the subscription
+   * starts, so `weft dlq` sees every dead letter. Absent on a backend without durable groups.
+   */
+  createGroup?(destination: string, group: string): Promise<void>;
+  /**
+   * Lists the messages stored for `destination` (an exact destination, not a pattern) without
+   * consuming them: no delivery count grows, nothing is acknowledged or locked. What `weft dlq list`
+   * reads a dead-letter destination with. Absent on a backend that stores nothing (`direct`, core
+   * NATS). Rejects with `BROKER_UNAVAILABLE` as the other operations do.
+   */
+  browse?(destination: string, options: BrowseOptions): Promise<BrowsedMessage[]>;
   /** Opens a private reply address (one per messenger). */
   openInbox(handlers: InboxHandlers): Promise<Inbox>;
   /** Closes the connection. Subscriptions not closed are closed first; later calls reject. Idempotent. */

@@ -21,9 +21,14 @@ export function destination<T>(name: string, options: DestinationOptions<T> = {}
   };
 }
 
+/** True when `name` is a destination name: dot-separated tokens of `[A-Za-z0-9_-]`, no wildcards. */
+export function isDestinationName(name: unknown): name is string {
+  return typeof name === "string" && name !== "" && name.split(".").every((t) => TOKEN.test(t));
+}
+
 /** Throws a `ConfigError` unless `name` is a destination name (no wildcards). */
 export function checkDestinationName(name: unknown): asserts name is string {
-  if (typeof name !== "string" || name === "" || !name.split(".").every((t) => TOKEN.test(t)))
+  if (!isDestinationName(name))
     throw new ConfigError("destination", "dot-separated tokens of [A-Za-z0-9_-] (e.g. orders.placed)", name);
 }
 

@@ -6,6 +6,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { Code, Reason, WeftError } from "@weft/core";
+import { isDestinationName } from "./destination.ts";
 
 /**
  * What a message is for, as the messaging literature names the three kinds: a `command` asks one
@@ -134,6 +135,55 @@ export const DEAD_LETTER_HEADER = {
 } as const;
 
 const RESERVED: ReadonlySet<string> = new Set(Object.values(HEADER));
+
+const DEAD_LETTER_HEADERS: ReadonlySet<string> = new Set(Object.values(DEAD_LETTER_HEADER));
+
+/** A dead letter read back: why it was dead-lettered, and the message as it was first published. */
+export interface DeadLetter {
+  /** The message as published: same id, body and headers, to its original destination, without the `weft-dlq-*` headers. */
+  readonly original: Envelope;
+  /** `weft-dlq-reason`; `""` when absent. */
+  readonly reason: string;
+  /** `weft-dlq-error`; `""` when absent. */
+  readonly error: string;
+  /** `weft-dlq-code`, when present and numeric. */
+  readonly code: number | undefined;
+  /** `weft-dlq-attempts`, when present and numeric. */
+  readonly attempts: number | undefined;
+  /** `weft-dlq-group`; `undefined` for a private subscription's. */
+  readonly group: string | undefined;
+  /** `weft-dlq-at` (`Date.now()` ms), when present and numeric. */
+  readonly at: number | undefined;
+}
+
+/**
+ * Reads a dead letter's `weft-dlq-*` headers and rebuilds the original message from it (what
+ * `weft dlq replay` republishes). Throws a `WeftError` (`INVALID_ARGUMENT`, `MALFORMED_MESSAGE`) when
+ * `weft-dlq-destination` is missing or not a destination name: the message is not a dead letter.
+ */
+export function readDeadLetter(letter: Envelope): DeadLetter {
+  const h = letter.headers;
+  const destination = h[DEAD_LETTER_HEADER.destination];
+  if (!isDestinationName(destination))
+    throw malformedMessage(
+      `not a dead letter: ${DEAD_LETTER_HEADER.destination} is ${JSON.stringify(destination)}`,
+    );
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(h)) if (!DEAD_LETTER_HEADERS.has(k)) headers[k] = v;
+  const count = (name: string): number | undefined => {
+    const n = Number(h[name]);
+    return h[name] === undefined || h[name] === "" || !Number.isSafeInteger(n) ? undefined : n;
+  };
+  return {
+    original: { ...letter, destination, headers },
+    reason: h[DEAD_LETTER_HEADER.reason] ?? "",
+    error: h[DEAD_LETTER_HEADER.error] ?? "",
+    code: count(DEAD_LETTER_HEADER.code),
+    attempts: count(DEAD_LETTER_HEADER.attempts),
+    group: h[DEAD_LETTER_HEADER.group],
+    at: count(DEAD_LETTER_HEADER.at),
+  };
+}
 
 /** True for a header name the envelope's own fields use; applications cannot set these. */
 export function isReservedHeader(name: string): boolean {

@@ -27,6 +27,9 @@ export {
   type Broker,
   type BrokerFeatures,
   type BrokerSubscription,
+  type BrowsedMessage,
+  type BrowseOptions,
+  DEAD_LETTER_GROUP,
   type Delivery,
   type DeliverySink,
   type Inbox,
@@ -36,9 +39,28 @@ export {
   type SubscribeSpec,
 } from "./broker.ts";
 export {
+  type BrokerScheme,
+  type BrokerSchemes,
+  type BrokerUrl,
+  BUILT_IN_BROKER_SCHEMES,
+  memoryScheme,
+  openBroker,
+  parseBrokerUrl,
+  redactBrokerUrl,
+} from "./broker-url.ts";
+export {
+  type ListDeadLettersOptions,
+  type ListedDeadLetter,
+  listDeadLetters,
+  type ReplayDeadLettersOptions,
+  type ReplayResult,
+  replayDeadLetters,
+} from "./dead-letters.ts";
+export {
   checkDestinationName,
   checkDestinationPattern,
   destination,
+  isDestinationName,
 } from "./destination.ts";
 export {
   DIRECT_FEATURES,
@@ -46,9 +68,11 @@ export {
   type DirectBrokerOptions,
   directBroker,
 } from "./direct/direct-broker.ts";
+export { directScheme } from "./direct/scheme.ts";
 export { CONTENT_TYPE, encodeMessage } from "./encode.ts";
 export {
   DEAD_LETTER_HEADER,
+  type DeadLetter,
   type Envelope,
   envelopeOf,
   fromHeaders,
@@ -57,6 +81,7 @@ export {
   type MessageKind,
   newMessageId,
   REPLY_HEADER,
+  readDeadLetter,
   statusError,
   statusHeaders,
   toHeaders,

@@ -11,6 +11,8 @@ import type {
   Broker,
   BrokerFeatures,
   BrokerSubscription,
+  BrowsedMessage,
+  BrowseOptions,
   Delivery,
   DeliverySink,
   Inbox,
@@ -58,6 +60,9 @@ const INBOX_PREFIX = "_inbox.";
  *   subscription per partition; a partition moves to another subscription (when one joins or leaves)
  *   only once its outstanding deliveries are settled, and a nacked message goes back to the head of
  *   its partition, so per-key order holds across the group.
+ * - `createGroup` makes a group with no subscription yet, which keeps what is published from then on.
+ * - `browse` lists a group's messages not acknowledged yet (outstanding deliveries first, then those
+ *   waiting); without a group, those of every group that holds the destination's messages.
  */
 export function memoryBroker(_options: MemoryBrokerOptions = {}): Broker {
   return new MemoryBroker();
@@ -208,18 +213,19 @@ class Group {
 }
 
 class MemoryDelivery implements Delivery {
+  /** The queued message this delivery is of (`browse` reads it). */
+  readonly item: Queued;
   readonly envelope: Envelope;
   readonly attempt: number;
   readonly #group: Group;
   readonly #member: Member;
   readonly #lane: Lane;
-  readonly #item: Queued;
   #settled = false;
   constructor(group: Group, member: Member, lane: Lane, item: Queued) {
     this.#group = group;
     this.#member = member;
     this.#lane = lane;
-    this.#item = item;
+    this.item = item;
     this.envelope = item.envelope;
     this.attempt = item.attempts;
   }
@@ -243,7 +249,7 @@ class MemoryDelivery implements Delivery {
     this.#member.outstanding--;
     this.#member.deliveries.delete(this);
     this.#lane.outstanding--;
-    if (delayMs !== undefined) this.#group.giveBack(this.#lane, this.#item, delayMs);
+    if (delayMs !== undefined) this.#group.giveBack(this.#lane, this.item, delayMs);
     this.#group.broker.schedule(this.#group);
     return true;
   }
@@ -300,11 +306,7 @@ class MemoryBroker implements Broker {
     if (this.closed) return Promise.reject(unavailable(spec.destination));
     const id =
       spec.group === undefined ? `private:${randomUUID()}` : `${spec.destination}\u0000${spec.group}`;
-    let group = this.groups.get(id);
-    if (group === undefined) {
-      group = new Group(this, spec);
-      this.groups.set(id, group);
-    }
+    const group = this.#groupOf(id, spec);
     const member = new Member(group, sink, spec.maxInFlight);
     group.members.push(member);
     this.schedule(group);
@@ -340,6 +342,44 @@ class MemoryBroker implements Broker {
       this.#dirty.clear();
       if (!this.closed) for (const g of groups) g.pump();
     });
+  }
+
+  #groupOf(id: string, spec: SubscribeSpec): Group {
+    let group = this.groups.get(id);
+    if (group === undefined) {
+      group = new Group(this, spec);
+      this.groups.set(id, group);
+    }
+    return group;
+  }
+
+  createGroup(destination: string, group: string): Promise<void> {
+    if (this.closed) return Promise.reject(unavailable(destination));
+    const spec = { destination, group, maxInFlight: 1, ackWaitMs: 0, partitions: undefined };
+    this.#groupOf(`${destination}\u0000${group}`, spec);
+    return Promise.resolve();
+  }
+
+  browse(destination: string, options: BrowseOptions): Promise<BrowsedMessage[]> {
+    if (this.closed) return Promise.reject(unavailable(destination));
+    const groups =
+      options.group === undefined
+        ? [...this.groups.values()].filter((g) => g.name !== undefined)
+        : [this.groups.get(`${destination}\u0000${options.group}`)].filter((g) => g !== undefined);
+    const seen = new Set<string>();
+    const found: BrowsedMessage[] = [];
+    for (const group of groups) {
+      const outstanding = group.members.flatMap((m) => [...m.deliveries].map((d) => d.item));
+      for (const item of [...outstanding, ...group.lanes.flatMap((lane) => lane.items)]) {
+        const envelope = item.envelope;
+        if (found.length >= options.limit) return Promise.resolve(found);
+        if (options.group === undefined && envelope.destination !== destination) continue;
+        if (seen.has(envelope.id)) continue;
+        seen.add(envelope.id);
+        found.push({ envelope });
+      }
+    }
+    return Promise.resolve(found);
   }
 
   openInbox(handlers: InboxHandlers): Promise<Inbox> {

@@ -54,7 +54,14 @@ import type {
   SubscribeOptions,
   Subscription,
 } from "./api.ts";
-import type { Broker, BrokerSubscription, Delivery, Inbox, SubscribeSpec } from "./broker.ts";
+import {
+  type Broker,
+  type BrokerSubscription,
+  DEAD_LETTER_GROUP,
+  type Delivery,
+  type Inbox,
+  type SubscribeSpec,
+} from "./broker.ts";
 import { CONTENT_TYPE, expiryOf, outgoingHeaders, serializerFor, wireDestination } from "./encode.ts";
 import {
   DEAD_LETTER_HEADER,
@@ -618,7 +625,11 @@ class Consumer implements Subscription {
       partitions: this.from.partitions,
       deadLetter: this.settings.deadLetter,
     };
-    this.#subscription = await this.messenger.broker.subscribe(spec, (d) => this.#arrive(d));
+    const { broker } = this.messenger;
+    // dead letters are kept for `weft dlq` from the subscription's start, on a broker that keeps groups
+    if (this.settings.deadLetter !== false && broker.createGroup !== undefined)
+      await broker.createGroup(this.settings.deadLetter, DEAD_LETTER_GROUP);
+    this.#subscription = await broker.subscribe(spec, (d) => this.#arrive(d));
   }
 
   #arrive(delivery: Delivery): void {

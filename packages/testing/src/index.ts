@@ -6,6 +6,7 @@
 export { type AsyncPatternsOptions, asyncPatternsConformance } from "./async-patterns.ts";
 export { type BrokerConformanceOptions, brokerConformance } from "./broker-conformance.ts";
 export { brokerView } from "./broker-view.ts";
+export { type DeadLetterConformanceOptions, deadLetterConformance } from "./dead-letter-conformance.ts";
 export { testEnvelope } from "./envelopes.ts";
 export { type EtcdServer, startEtcd } from "./etcd-server.ts";
 export { type PostgresServer, startPostgres } from "./postgres-server.ts";
