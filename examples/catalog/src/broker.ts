@@ -1,31 +1,33 @@
 import type { Registry } from "@weft/core";
-import { type Broker, directBroker } from "@weft/messaging";
+import {
+  type Broker,
+  type BrokerScheme,
+  type BrokerSchemes,
+  directBroker,
+  openBroker as openBrokerUrl,
+} from "@weft/messaging";
 
-/** What `WEFT_BROKER` may name, for the messages that say so. */
-export const BROKER_URLS = "unset (direct), nats://host:port, jetstream://host:port or redis://host:port";
+/** A scheme of a backend package, loaded only when a URL of that scheme is opened. */
+const lazy =
+  (load: () => Promise<BrokerScheme>): BrokerScheme =>
+  async (url) =>
+    (await load())(url);
+const nats = lazy(async () => (await import("@weft/broker-nats")).natsScheme);
+const redis = lazy(async () => (await import("@weft/broker-redis")).redisScheme);
+
+/** The broker URL schemes of the demo, beside `openBroker`'s built-in `memory:` and `direct:`. */
+export const DEMO_SCHEMES: BrokerSchemes = { nats, jetstream: nats, redis, rediss: redis };
 
 /**
  * Opens the broker `WEFT_BROKER` names, the same in every process of the demo: unset, the
  * brokerless `direct` broker, whose processes find one another in `registry` (nothing to install;
- * alone without one); `nats://host:port` core NATS, `jetstream://host:port` JetStream
- * (`@weft/broker-nats`), `redis://host:port` Redis Streams (`@weft/broker-redis`), each package loaded
- * only then.
- * Rejects with a message saying what to do when the URL is not one of those.
+ * alone without one); else a broker URL (`openBroker` of `@weft/messaging`): `nats://host:port` core
+ * NATS, `jetstream://host:port` JetStream, `redis://host:port` Redis Streams, each backend's package
+ * loaded only then. Rejects with a `ConfigError` naming the schemes it knows for any other URL.
  */
 export async function openBroker(url: string | undefined, registry: Registry | undefined): Promise<Broker> {
   if (url === undefined || url === "") return directBroker(registry === undefined ? {} : { registry });
-  const parsed = URL.canParse(url) ? new URL(url) : undefined;
-  const servers = parsed?.host ?? "";
-  switch (servers === "" ? "" : parsed?.protocol) {
-    case "nats:":
-      return (await import("@weft/broker-nats")).natsBroker({ servers });
-    case "jetstream:":
-      // the demo's groups are named per run: a minute after it, JetStream forgets them
-      return (await import("@weft/broker-nats")).jetStreamBroker({ servers, groupInactiveMs: 60_000 });
-    case "redis:":
-      return (await import("@weft/broker-redis")).redisStreamsBroker({ url });
-  }
-  throw new Error(`WEFT_BROKER: expected ${BROKER_URLS}, got "${shownUrl(url)}"`);
+  return openBrokerUrl(url, DEMO_SCHEMES);
 }
 
 /**
@@ -58,12 +60,4 @@ export async function removeDemoStreams(
   } finally {
     await nc.close();
   }
-}
-
-/** `url` as the demo prints it: a password replaced by `***`. */
-export function shownUrl(url: string): string {
-  if (!URL.canParse(url)) return url;
-  const parsed = new URL(url);
-  if (parsed.password !== "") parsed.password = "***";
-  return parsed.href;
 }

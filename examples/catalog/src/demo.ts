@@ -20,8 +20,8 @@ import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import type { Instance, Schemes } from "@weft/core";
-import type { Broker } from "@weft/messaging";
-import { openBroker, removeDemoStreams, shownUrl } from "./broker.ts";
+import { type Broker, redactBrokerUrl } from "@weft/messaging";
+import { openBroker, removeDemoStreams } from "./broker.ts";
 import { DEMO_SUBJECTS, messagingScene } from "./messaging-scene.ts";
 import { observabilityScene } from "./observability-scene.ts";
 import { DEFAULT_POSTGRES_URL, outboxScene } from "./outbox-scene.ts";
@@ -51,15 +51,15 @@ try {
   broker = await openBroker(process.env.WEFT_BROKER, registry);
 } catch (e) {
   process.stderr.write(
-    `[demo] cannot open the broker WEFT_BROKER=${shownUrl(process.env.WEFT_BROKER ?? "")} (${e instanceof Error ? e.message : String(e)}). ` +
-      "Start it, or unset WEFT_BROKER to use the brokerless direct broker.\n",
+    `[demo] cannot open the broker WEFT_BROKER=${redactBrokerUrl(process.env.WEFT_BROKER ?? "")} (${e instanceof Error ? e.message : String(e)}). ` +
+      "Start it or correct the URL, or unset WEFT_BROKER to use the brokerless direct broker.\n",
   );
   await registry.close();
   if (tempDir !== null) await rm(tempDir, { recursive: true, force: true });
   process.exit(1);
 }
 say(
-  `[demo] broker ${broker.name}${process.env.WEFT_BROKER === undefined ? " (brokerless, nothing to install; WEFT_BROKER=jetstream://…, nats://… or redis://… for a broker)" : ` at ${shownUrl(process.env.WEFT_BROKER)}`}`,
+  `[demo] broker ${broker.name}${process.env.WEFT_BROKER === undefined ? " (brokerless, nothing to install; WEFT_BROKER=jetstream://…, nats://… or redis://… for a broker)" : ` at ${redactBrokerUrl(process.env.WEFT_BROKER)}`}`,
 );
 
 type Server = ChildProcessByStdio<null, Readable, null>;
