@@ -3,8 +3,15 @@ import type { Item } from "./gen/catalog/v1/catalog_pb.ts";
 import type { CatalogHandlers } from "./gen/catalog/v1/catalog_weft.ts";
 import type { CatalogHandlers as CatalogV2Handlers } from "./gen/catalog/v2/catalog_weft.ts";
 
-/** The example's in-memory catalog, implementing the contract in proto/catalog/v1/catalog.proto. */
-export function createCatalog(log: (line: string) => void): { v1: CatalogHandlers; v2: CatalogV2Handlers } {
+/**
+ * The example's in-memory catalog, implementing the contract in proto/catalog/v1/catalog.proto.
+ * `onLookup` hears every SKU found by a lookup (the server publishes `catalog.item.viewed` there);
+ * `priceOf` reads a price in cents (`undefined` for an unknown SKU).
+ */
+export function createCatalog(
+  log: (line: string) => void,
+  onLookup?: (sku: string) => void,
+): { v1: CatalogHandlers; v2: CatalogV2Handlers; priceOf: (sku: string) => bigint | undefined } {
   const items = new Map<string, Omit<Item, "$typeName">>([
     ["A-100", { sku: "A-100", name: "Loom shuttle", priceCents: 1250n }],
     ["B-200", { sku: "B-200", name: "Warp thread (1 km)", priceCents: 899n }],
@@ -23,7 +30,11 @@ export function createCatalog(log: (line: string) => void): { v1: CatalogHandler
   };
 
   const v1: CatalogHandlers = {
-    lookup: ({ sku }) => find(sku),
+    lookup: ({ sku }) => {
+      const item = find(sku);
+      onLookup?.(sku);
+      return item;
+    },
     listItems: ({ namePrefix, pageSize }) => ({
       items: [...items.values()].filter((i) => i.name.startsWith(namePrefix)).slice(0, pageSize || undefined),
     }),
@@ -73,5 +84,5 @@ export function createCatalog(log: (line: string) => void): { v1: CatalogHandler
       };
     },
   };
-  return { v1, v2 };
+  return { v1, v2, priceOf: (sku) => items.get(sku)?.priceCents };
 }

@@ -1,4 +1,4 @@
-import { execFile } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
@@ -44,6 +44,8 @@ describe("npm run demo", () => {
       "[client] done",
     ])
       expect(stdout).toContain(line);
+
+    checkMessagingScene(stdout, "direct");
 
     // the balancer spread the calls over all three instances
     const spread =
@@ -116,6 +118,32 @@ describe("npm run demo", () => {
     expect(stdout).toContain("[demo] finished (exit code 0)");
   }, 120_000);
 
+  it("runs the same messaging scene on JetStream with one variable (WEFT_BROKER=jetstream://…), and removes its streams after", async () => {
+    execFileSync("bash", [fileURLToPath(new URL("../../../scripts/ensure-nats.sh", import.meta.url))], {
+      stdio: "inherit",
+    });
+    const { code, stdout, stderr } = await runDemo({
+      ...process.env,
+      WEFT_BROKER: "jetstream://127.0.0.1:4222",
+    });
+    expect(stderr).not.toMatch(/\[demo\]/);
+    expect(code).toBe(0);
+    checkMessagingScene(stdout, "jetstream");
+    expect(stdout).toMatch(/\[messaging\] broker jetstream; .* \(durable: this run's have the suffix -\w+\)/);
+    expect(stdout).toContain("[demo] removed the demo's JetStream streams: weft_catalog weft_shop");
+    expect(stdout).toContain("[demo] finished (exit code 0)");
+  }, 120_000);
+
+  it("says clearly when WEFT_BROKER names no broker it knows", async () => {
+    const { code, stderr } = await runDemo({ ...process.env, WEFT_BROKER: "kafka://127.0.0.1:9092" });
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/\[demo\] cannot open the broker WEFT_BROKER=kafka:\/\/127\.0\.0\.1:9092/);
+    expect(stderr).toMatch(
+      /scheme is one of memory, direct, nats, jetstream, redis, rediss .*got "kafka:\/\/127\.0\.0\.1:9092"/,
+    );
+    expect(stderr).toMatch(/unset WEFT_BROKER/);
+  }, 60_000);
+
   it("says clearly when WEFT_REGISTRY names an etcd that does not answer", async () => {
     // port 9 (discard) on loopback: nothing listens there
     const { code, stderr } = await runDemo({ ...process.env, WEFT_REGISTRY: "etcd://127.0.0.1:9" });
@@ -124,3 +152,40 @@ describe("npm run demo", () => {
     expect(stderr).toMatch(/unset WEFT_REGISTRY/);
   }, 60_000);
 });
+
+/** `npm run demo`'s messaging scene: counts that hold on every broker (per-instance splits vary). */
+function checkMessagingScene(stdout: string, broker: string): void {
+  expect(stdout).toMatch(new RegExp(`\\[demo\\] broker ${broker}\\b`));
+  expect(stdout).toContain(
+    `[messaging] broker ${broker}; groups: catalog (the 3 servers), shop (2 instances), analytics, ops`,
+  );
+  // every server published an event per lookup it served
+  expect(stdout).toContain(
+    "[messaging] 9 lookups -> 9 catalog.item.viewed events, consumed by analytics: catalog-1=3 catalog-2=3 catalog-3=3",
+  );
+  // 30 commands shared by the servers' queue group, each handled once
+  const sum = (tally: string) =>
+    tally.split(" ").reduce((n, kv) => n + Number(kv.slice(kv.indexOf("=") + 1)), 0);
+  const commands =
+    /\[messaging\] 30 catalog\.stock\.reserve commands to queue group catalog: handled by (.+)/.exec(stdout);
+  expect(commands?.[1]).toMatch(/^(catalog-\d=\d+ ?)+$/);
+  expect(sum(commands![1]!)).toBe(30);
+  // their 30 outcomes reached the shop's group, one per order, whichever instance
+  const outcomes =
+    /\[messaging\] 30 outcome events to group shop \(30 orders, one each\): handled by (.+)/.exec(stdout);
+  expect(outcomes?.[1]).toMatch(/^(shop-\d=\d+ ?)+$/);
+  expect(sum(outcomes![1]!)).toBe(30);
+  expect(stdout).toMatch(
+    /\[messaging\] RPC then event: Stock\/Reserve on catalog-1 acknowledged order-rpc in [\d.]+ ms; outcome event: 2 x A-100 reserved by catalog-\d, handled by shop-\d/,
+  );
+  expect(stdout).toMatch(
+    /\[messaging\] RPC stream ack: Stock\/ReserveStream on catalog-2 -> 1st message accepted, 2nd 1 x B-200 reserved by catalog-\d/,
+  );
+  expect(stdout).toMatch(/\[messaging\] request\/reply: quote 3 x A-100 -> 37\.50 EUR from catalog-\d/);
+  expect(stdout).toContain(
+    '[messaging] order-bad (Z-999): error outcome ITEM_NOT_FOUND "no item Z-999"; dead letters on dlq.catalog: 1 (MAX_DELIVERIES after 2 deliveries)',
+  );
+  expect(stdout).toContain(
+    "[messaging] totals: events consumed by analytics 41 (9 item.viewed, 32 stock.reserved); outcome events 32 (31 reserved, 1 failed); dead letters 1",
+  );
+}

@@ -4,9 +4,13 @@
  * an etcd you run), prints the instances it discovers there, runs the client (every call kind over
  * Weft TCP, gRPC, Connect and REST) against one of them, spreads calls over all three through the
  * registry with P2C-EWMA, kills one with SIGKILL while calls run (failover keeps them succeeding),
- * then shuts the others down gracefully. Last, a resilience scene (`resilience-scene.ts`): a
- * dependency fails and heals behind a circuit breaker and a fallback, printed as a timeline; and with
- * `--postgres` (or `WEFT_POSTGRES=<url>`), the transactional-messaging scene (`outbox-scene.ts`).
+ * then shuts the others down gracefully. Before the traffic, a messaging scene (`messaging-scene.ts`)
+ * over the broker `WEFT_BROKER` names (default the brokerless `direct` one, found through the same
+ * registry; `nats://host:port`, `jetstream://host:port` or `redis://host:port` for a broker): events,
+ * a command shared by the servers' queue group, RPC then event, RPC stream ack, request/reply, a dead
+ * letter. Last, a resilience scene (`resilience-scene.ts`): a dependency fails and heals behind a
+ * circuit breaker and a fallback, printed as a timeline; and with `--postgres` (or
+ * `WEFT_POSTGRES=<url>`), the transactional-messaging scene (`outbox-scene.ts`).
  */
 import { type ChildProcessByStdio, spawn } from "node:child_process";
 import { once } from "node:events";
@@ -16,6 +20,9 @@ import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import type { Instance, Schemes } from "@weft/core";
+import { type Broker, redactBrokerUrl } from "@weft/messaging";
+import { openBroker, removeDemoStreams } from "./broker.ts";
+import { DEMO_SUBJECTS, messagingScene } from "./messaging-scene.ts";
 import { observabilityScene } from "./observability-scene.ts";
 import { DEFAULT_POSTGRES_URL, outboxScene } from "./outbox-scene.ts";
 import { ensureReachable, openRegistry, SERVICE, targetOf } from "./registry.ts";
@@ -37,6 +44,22 @@ try {
 }
 say(
   `[demo] registry ${registryUrl}${tempDir === null ? "" : " (a temp directory; WEFT_REGISTRY=etcd://… for etcd)"}`,
+);
+// the demo's own connection to the broker every process uses (`WEFT_BROKER`, default direct)
+let broker: Broker;
+try {
+  broker = await openBroker(process.env.WEFT_BROKER, registry);
+} catch (e) {
+  process.stderr.write(
+    `[demo] cannot open the broker WEFT_BROKER=${redactBrokerUrl(process.env.WEFT_BROKER ?? "")} (${e instanceof Error ? e.message : String(e)}). ` +
+      "Start it or correct the URL, or unset WEFT_BROKER to use the brokerless direct broker.\n",
+  );
+  await registry.close();
+  if (tempDir !== null) await rm(tempDir, { recursive: true, force: true });
+  process.exit(1);
+}
+say(
+  `[demo] broker ${broker.name}${process.env.WEFT_BROKER === undefined ? " (brokerless, nothing to install; WEFT_BROKER=jetstream://…, nats://… or redis://… for a broker)" : ` at ${redactBrokerUrl(process.env.WEFT_BROKER)}`}`,
 );
 
 type Server = ChildProcessByStdio<null, Readable, null>;
@@ -97,6 +120,14 @@ try {
   const [clientCode] = (await once(client, "exit")) as [number | null];
   if (clientCode !== 0) throw new Error(`client exited with code ${clientCode}`);
 
+  // The messaging scene: events, a command shared by the servers' queue group, RPC then event,
+  // RPC stream ack, request/reply and a dead letter, over the broker (closed by the scene).
+  const messagingOk = await messagingScene(
+    say,
+    broker,
+    instances.map((i) => ({ id: i.id, port: portsOf(i).weft })),
+  );
+
   // Through the registry: the transport follows the target, P2C-EWMA spreads the calls.
   const schemes: Schemes = registryUrl.startsWith("etcd:")
     ? { etcd: (await import("@weft/registry-etcd")).etcdScheme }
@@ -121,7 +152,7 @@ try {
     say(
       `[demo] failover: ${ok}/300 lookups succeeded: ${formatTally(failoverCalls)} (failed ${failoverCalls.failed})`,
     );
-    exitCode = failoverCalls.failed === 0 && spread.failed === 0 ? 0 : 1;
+    exitCode = failoverCalls.failed === 0 && spread.failed === 0 && messagingOk ? 0 : 1;
   } finally {
     await traffic.close();
   }
@@ -144,6 +175,11 @@ try {
   );
   await registry.close();
   if (tempDir !== null) await rm(tempDir, { recursive: true, force: true });
+  const removed = await removeDemoStreams(process.env.WEFT_BROKER, DEMO_SUBJECTS).catch((e: unknown) => {
+    process.stderr.write(`[demo] the demo's JetStream streams were not removed: ${String(e)}\n`);
+    return [];
+  });
+  if (removed.length > 0) say(`[demo] removed the demo's JetStream streams: ${removed.join(" ")}`);
 }
 say(`[demo] finished (exit code ${exitCode})`);
 process.exit(exitCode);

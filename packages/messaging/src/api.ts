@@ -164,6 +164,13 @@ export interface RequestOptions<R> extends Omit<PublishOptions, "correlationId" 
    * a reply arriving later is dropped.
    */
   readonly timeoutMs?: number;
+  /**
+   * Called once, with the request's correlation id, when the broker has the request (its publish
+   * resolved, or a reply arrived first), always before the promise resolves with a reply: the moment
+   * to acknowledge work the reply will finish (`workQueue(…).submit`). Not called when the publish
+   * fails; a throw is logged. A `ConfigError` names `onSent` when it is not a function.
+   */
+  readonly onSent?: (correlationId: string) => void;
 }
 
 /** Options of `gather` (publish, then collect async responses). */

@@ -85,6 +85,35 @@ export const REPLY_HEADER = {
 } as const;
 
 /**
+ * The `weft-status-*` headers that carry `error` (any thrown value, as `WeftError.from` reads it) in
+ * a reply or an outcome event instead of a body.
+ */
+export function statusHeaders(error: unknown): Record<string, string> {
+  const e = WeftError.from(error);
+  return {
+    [REPLY_HEADER.statusCode]: String(e.code),
+    [REPLY_HEADER.statusReason]: e.reason,
+    [REPLY_HEADER.statusMessage]: e.rawMessage,
+  };
+}
+
+/**
+ * The `WeftError` a reply or an outcome event carries in its `weft-status-*` headers, or `undefined`
+ * when it carries a body. A code outside 0–16 reads as `UNKNOWN`.
+ */
+export function statusError(headers: Readonly<Record<string, string>>): WeftError | undefined {
+  const code = headers[REPLY_HEADER.statusCode];
+  if (code === undefined) return undefined;
+  const n = Number(code);
+  const reason = headers[REPLY_HEADER.statusReason];
+  return new WeftError(
+    (Number.isInteger(n) && n >= 0 && n <= 16 ? n : Code.UNKNOWN) as Code,
+    headers[REPLY_HEADER.statusMessage] ?? "",
+    reason === undefined || reason === "" ? {} : { reason },
+  );
+}
+
+/**
  * Headers a dead letter carries besides the original message's own (same id, body and headers):
  * why it was dead-lettered, after how many deliveries, from where, when.
  */

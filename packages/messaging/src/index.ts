@@ -82,8 +82,24 @@ export {
   newMessageId,
   REPLY_HEADER,
   readDeadLetter,
+  statusError,
+  statusHeaders,
   toHeaders,
   type WireFallbacks,
 } from "./envelope.ts";
 export { MEMORY_FEATURES, type MemoryBrokerOptions, memoryBroker } from "./memory.ts";
 export { createMessenger, DEFAULT_REQUEST_TIMEOUT_MS, SUBSCRIBE_DEFAULTS } from "./messenger.ts";
+export {
+  type Accepted,
+  type AcceptOptions,
+  OUTCOME_HEADER,
+  outcomeError,
+  outcomeHeaders,
+  type SubmitOptions,
+  type Submitted,
+  type WorkerOptions,
+  type WorkHandler,
+  type WorkQueue,
+  type WorkQueueOptions,
+  workQueue,
+} from "./work.ts";

@@ -63,7 +63,14 @@ import {
   type SubscribeSpec,
 } from "./broker.ts";
 import { CONTENT_TYPE, expiryOf, outgoingHeaders, serializerFor, wireDestination } from "./encode.ts";
-import { DEAD_LETTER_HEADER, type Envelope, newMessageId, REPLY_HEADER } from "./envelope.ts";
+import {
+  DEAD_LETTER_HEADER,
+  type Envelope,
+  newMessageId,
+  REPLY_HEADER,
+  statusError,
+  statusHeaders,
+} from "./envelope.ts";
 
 /** Defaults of `SubscribeOptions`. */
 export const SUBSCRIBE_DEFAULTS = Object.freeze({
@@ -250,12 +257,7 @@ class MessengerImpl implements Messenger {
         new WeftError(Code.FAILED_PRECONDITION, `message ${request.id} is not a request (no reply-to)`),
       );
     const headers = new Metadata(options.headers);
-    if (options.error !== undefined) {
-      const error = WeftError.from(options.error);
-      headers.set(REPLY_HEADER.statusCode, String(error.code));
-      headers.set(REPLY_HEADER.statusReason, error.reason);
-      headers.set(REPLY_HEADER.statusMessage, error.rawMessage);
-    }
+    if (options.error !== undefined) headers.merge(new Metadata(statusHeaders(options.error)));
     if (options.last === true) headers.set(REPLY_HEADER.last, "1");
     const codec = (options.error !== undefined ? JSON_CODEC : (options.codec ?? JSON_CODEC)) as MessageCodec<
       R,
@@ -335,6 +337,9 @@ class MessengerImpl implements Messenger {
     gather: GatherOptions<R> | undefined,
   ): Promise<R | Gathered<R>> {
     const timeoutMs = requestTimeout(options.timeoutMs, currentCallContext());
+    const onSent = options.onSent;
+    if (onSent !== undefined && typeof onSent !== "function")
+      throw new ConfigError("onSent", "a function", onSent);
     if (this.#closed) throw closedError();
     const inbox = await this.#openInbox();
     const correlationId = newMessageId();
@@ -361,11 +366,23 @@ class MessengerImpl implements Messenger {
     const own = options.signal ?? NEVER;
     const signal = ctx === undefined ? options.signal : eitherSignal(own, ctx.signal);
     const onAbort = (): void => settle(abortError(signal!));
+    let wasSent = onSent === undefined;
+    const sent = (): void => {
+      if (wasSent) return;
+      wasSent = true;
+      try {
+        onSent!(correlationId);
+      } catch (error) {
+        this.logger.error({ err: error, destination: to.name }, "a request's onSent threw");
+      }
+    };
     const pending: Pending = {
       destination: to.name,
       onError: (error) => settle(error),
       onReply: (envelope) => {
-        const error = replyError(envelope);
+        // a reply proves the broker had the request, even if its publish has not confirmed yet
+        sent();
+        const error = statusError(envelope.headers);
         if (error !== undefined) {
           if (gather === undefined) settle(error);
           return;
@@ -390,7 +407,12 @@ class MessengerImpl implements Messenger {
       signal.addEventListener("abort", onAbort, { once: true });
       if (signal.aborted) onAbort();
     }
-    const { reply: _codec, timeoutMs: _t, ...publish } = options as RequestOptions<R> & GatherOptions<R>;
+    const {
+      reply: _codec,
+      timeoutMs: _t,
+      onSent: _sent,
+      ...publish
+    } = options as RequestOptions<R> & GatherOptions<R>;
     delete (publish as { count?: unknown }).count;
     delete (publish as { untilLast?: unknown }).untilLast;
     try {
@@ -400,7 +422,9 @@ class MessengerImpl implements Messenger {
         { ...publish, correlationId, ttlMs: timeoutMs },
         inbox.address(correlationId),
         false,
-      ).catch((error: unknown) => settle(WeftError.from(error, Code.UNAVAILABLE)));
+      )
+        .then(sent)
+        .catch((error: unknown) => settle(WeftError.from(error, Code.UNAVAILABLE)));
     } catch (error) {
       // bad options (a reserved header): the request never left, nothing stays pending
       this.pending.delete(correlationId);
@@ -954,19 +978,6 @@ function decode<T>(codec: MessageCodec<T, T>, envelope: Envelope): T {
       },
     );
   return codec.decode(envelope.body, serializer);
-}
-
-/** The error a reply carries in its `weft-status-*` headers, if any. */
-function replyError(envelope: Envelope): WeftError | undefined {
-  const code = envelope.headers[REPLY_HEADER.statusCode];
-  if (code === undefined) return undefined;
-  const n = Number(code);
-  const reason = envelope.headers[REPLY_HEADER.statusReason];
-  return new WeftError(
-    (Number.isInteger(n) && n >= 0 && n <= 16 ? n : Code.UNKNOWN) as Code,
-    envelope.headers[REPLY_HEADER.statusMessage] ?? "",
-    reason === undefined || reason === "" ? {} : { reason },
-  );
 }
 
 function noResponders(destination: string): WeftError {

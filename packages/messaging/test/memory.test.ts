@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { Code, Reason } from "@weft/core";
-import { brokerConformance } from "@weft/testing";
+import { asyncPatternsConformance, brokerConformance, brokerView } from "@weft/testing";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import {
   type Broker,
@@ -17,14 +17,7 @@ import { matches } from "../src/internal.ts";
 // close leaves the broker to the others (it is closed after the suite)
 const shared = memoryBroker();
 afterAll(() => shared.close());
-const connection = (): Broker => ({
-  name: shared.name,
-  features: shared.features,
-  publish: (e, o) => shared.publish(e, o),
-  subscribe: (s, sink) => shared.subscribe(s, sink),
-  openInbox: (h) => shared.openInbox(h),
-  close: () => Promise.resolve(),
-});
+const connection = (): Broker => brokerView(shared);
 
 brokerConformance("memory", async () => connection(), MEMORY_FEATURES);
 // Within its process memory redelivers nacked and abandoned deliveries (it is not at-least-once only
@@ -33,6 +26,7 @@ brokerConformance("memory, redelivering in-process", async () => connection(), {
   ...MEMORY_FEATURES,
   atLeastOnce: true,
 });
+asyncPatternsConformance("memory", async () => connection(), { queuesWhileAway: true });
 
 describe("memoryBroker's own semantics", () => {
   const body = new Uint8Array();

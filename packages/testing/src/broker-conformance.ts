@@ -23,6 +23,7 @@ import {
 } from "@weft/messaging";
 import { pendingRequests } from "@weft/messaging/internal";
 import { afterEach, describe, expect, it } from "vitest";
+import { until as waitUntil } from "./until.ts";
 
 export interface BrokerConformanceOptions {
   /**
@@ -91,13 +92,7 @@ export function brokerConformance(
     }
 
     /** Resolves once `check()` is true, polling (there is no event to wait for); fails after `waitMs`. */
-    async function until(check: () => boolean, what: string): Promise<void> {
-      const end = Date.now() + waitMs;
-      while (!check()) {
-        if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-        await new Promise((r) => setTimeout(r, 5));
-      }
-    }
+    const until = (check: () => boolean, what: string): Promise<void> => waitUntil(check, what, waitMs);
 
     it("one-way: a message reaches a subscriber with its body, id and kind", async () => {
       const m = await messenger();

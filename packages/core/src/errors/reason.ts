@@ -120,6 +120,8 @@ export const Reason = {
   BROKER_UNAVAILABLE: "BROKER_UNAVAILABLE",
   /** A message delivered as many times as its subscription allows without success: dead-lettered. */
   MAX_DELIVERIES: "MAX_DELIVERIES",
+  /** Work accepted for an outcome event with no (or a malformed) destination for the outcome (`weft-outcome-to`). */
+  NO_OUTCOME_DESTINATION: "NO_OUTCOME_DESTINATION",
 
   // --- gRPC, gRPC-web and Connect (@weft/grpc) ---
   /** A `grpc-encoding` other than identity or gzip. */
