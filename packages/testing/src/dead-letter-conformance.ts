@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { SILENT_LOGGER } from "@weft/core";
+import { Reason, SILENT_LOGGER } from "@weft/core";
 import {
   type Broker,
   createMessenger,
@@ -117,7 +117,7 @@ export function deadLetterConformance(
       const letter = first[1]!;
       expect(letter.problem).toBeUndefined();
       expect(letter.deadLetter).toMatchObject({
-        reason: "MAX_DELIVERIES",
+        reason: Reason.MAX_DELIVERIES,
         error: "refused 1",
         attempts: 1,
         group,
