@@ -11,7 +11,8 @@ import { type Envelope, toHeaders } from "@weft/messaging";
 /** The envelope's fields and application headers as NATS headers. */
 export function headersOf(envelope: Envelope): MsgHdrs {
   const h = natsHeaders();
-  for (const [name, value] of Object.entries(toHeaders(envelope))) h.set(name, value);
+  // `append`, not `set`: the names are distinct, and `set` would look each one up twice first
+  for (const [name, value] of Object.entries(toHeaders(envelope))) h.append(name, value);
   return h;
 }
 
