@@ -53,7 +53,7 @@ export function parseBrokerUrl(text: string): BrokerUrl {
   } catch {
     throw new ConfigError("broker", expected, redactBrokerUrl(text));
   }
-  if (url.scheme === "static") throw new ConfigError("broker", expected, text);
+  if (url.scheme === "static") throw new ConfigError("broker", expected, redactBrokerUrl(text));
   return { ...url, text };
 }
 

@@ -148,10 +148,11 @@ class Group {
         if (member === undefined) break;
         const head = lane.items[0]!;
         if (head.notBefore > now) {
+          // a held partition does not keep the process alive
           lane.timer ??= setTimeout(() => {
             lane.timer = undefined;
             this.pump();
-          }, head.notBefore - now);
+          }, head.notBefore - now).unref();
           break;
         }
         lane.items.shift();
@@ -206,7 +207,7 @@ class Group {
         this.broker.timers.delete(timer);
         lane.items.push(item);
         this.pump();
-      }, delayMs);
+      }, delayMs).unref();
       this.broker.timers.add(timer);
     }
   }

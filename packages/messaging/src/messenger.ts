@@ -342,6 +342,8 @@ class MessengerImpl implements Messenger {
       throw new ConfigError("onSent", "a function", onSent);
     if (this.#closed) throw closedError();
     const inbox = await this.#openInbox();
+    // closed while the inbox opened: close() has already failed the requests it knew of
+    if (this.#closed) throw closedError();
     const correlationId = newMessageId();
     const codec = (options.reply ?? JSON_CODEC) as MessageCodec<R, R>;
     const { promise, resolve, reject } = deferred<R | Gathered<R>>();
@@ -437,14 +439,20 @@ class MessengerImpl implements Messenger {
 
   /** The messenger's one inbox, opened on the first request. */
   #openInbox(): Promise<Inbox> {
-    if (this.#inbox === undefined)
-      this.#inbox = this.broker.openInbox({
+    if (this.#inbox === undefined) {
+      const opening = this.broker.openInbox({
         onReply: (envelope) => this.#onReply(envelope),
         onNoResponders: (id) => {
           const pending = this.pending.get(id);
           pending?.onError(noResponders(pending.destination));
         },
       });
+      this.#inbox = opening;
+      // a failed open (the broker reconnecting) is not kept: the next request tries again
+      opening.then(undefined, () => {
+        if (this.#inbox === opening) this.#inbox = undefined;
+      });
+    }
     return this.#inbox;
   }
 
@@ -465,7 +473,9 @@ class MessengerImpl implements Messenger {
     for (const p of [...this.pending.values()]) p.onError(closedError());
     const inbox = this.#inbox;
     this.#inbox = undefined;
-    if (inbox !== undefined) await (await inbox).close();
+    // an inbox that never opened has nothing to close
+    const opened = await inbox?.then(undefined, () => undefined);
+    await opened?.close();
   }
 
   emit<N extends WeftEventName>(name: N, attributes: WeftEvents[N]): void {
@@ -629,7 +639,16 @@ class Consumer implements Subscription {
     // dead letters are kept for `weft dlq` from the subscription's start, on a broker that keeps groups
     if (this.settings.deadLetter !== false && broker.createGroup !== undefined)
       await broker.createGroup(this.settings.deadLetter, DEAD_LETTER_GROUP);
-    this.#subscription = await broker.subscribe(spec, (d) => this.#arrive(d));
+    const subscription = await broker.subscribe(spec, (d) => this.#arrive(d));
+    this.#subscription = subscription;
+    if (this.#draining !== undefined) {
+      // drained (the messenger closed) while the broker made it: it must not outlive the drain
+      await subscription.stop();
+      for (const job of this.jobs) job.controller.abort(drainAborted());
+      await this.#allDone(undefined);
+      await subscription.close();
+      throw closedError();
+    }
   }
 
   #arrive(delivery: Delivery): void {
@@ -887,7 +906,10 @@ class Consumer implements Subscription {
           { err: e, destination: envelope.destination, deadLetter: target },
           "dead letter not published; the message goes back to the broker",
         );
-        await delivery.nack(backoffDelay(job.attempt, this.settings.backoff));
+        const delayMs = backoffDelay(job.attempt, this.settings.backoff);
+        // a backend that redelivers at once would spin on a dead-letter queue refusing publishes
+        if (!this.messenger.broker.features.delayedRedelivery) await this.#hold(job, delayMs);
+        await delivery.nack(delayMs);
         return;
       }
     }

@@ -321,6 +321,12 @@ describe("failures", () => {
     expect(published[0]!.headers[DEAD_LETTER_HEADER.reason]).toBe(Reason.MALFORMED_MESSAGE);
   });
 
+  it("newMessageId: UUIDv7 layout, its time first, 10,000 distinct", () => {
+    const ids = Array.from({ length: 10_000 }, () => newMessageId(0x0123_4567_89ab));
+    for (const id of ids) expect(id).toMatch(/^01234567-89ab-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(new Set(ids).size).toBe(10_000);
+  });
+
   it("envelopeOf reads headers given as an iterator once, keeping them on the malformed path", () => {
     function* headers(): Generator<[string, string]> {
       yield ["weft-id", "id-2"];
@@ -504,6 +510,71 @@ describe("request/reply", () => {
     const error = (await waiting) as WeftError;
     expect(error.code).toBe(Code.UNAVAILABLE);
     expect(pendingRequests(messenger)).toBe(0);
+  });
+
+  it("an inbox that failed to open is opened again by the next request", async () => {
+    const broker = memoryBroker();
+    cleanup.push(() => broker.close());
+    let refuse = true;
+    const flaky: Broker = {
+      ...broker,
+      name: broker.name,
+      features: broker.features,
+      publish: (e, o) => broker.publish(e, o),
+      subscribe: (spec, sink) => broker.subscribe(spec, sink),
+      openInbox: (h) =>
+        refuse ? Promise.reject(new WeftError(Code.UNAVAILABLE, "reconnecting")) : broker.openInbox(h),
+    };
+    const messenger = createMessenger({ broker: flaky, logger: SILENT_LOGGER });
+    const d = destination<Body>("rr.inbox");
+    await messenger.subscribe(d, (m) => m.reply({ n: m.body.n + 1 }), { group: "g" });
+    await expect(messenger.request<Body, Body>(d, { n: 1 })).rejects.toThrow("reconnecting");
+    refuse = false;
+    expect(await messenger.request<Body, Body>(d, { n: 1 })).toEqual({ n: 2 });
+    await messenger.close({ graceMs: 0 });
+  });
+
+  it("a request or a subscription still being set up when close() runs ends closed, leaving nothing behind", async () => {
+    const broker = memoryBroker();
+    cleanup.push(() => broker.close());
+    let open!: () => void;
+    const gate = new Promise<void>((r) => {
+      open = r;
+    });
+    const slow: Broker = {
+      ...broker,
+      name: broker.name,
+      features: broker.features,
+      publish: (e, o) => broker.publish(e, o),
+      subscribe: async (spec, sink) => {
+        await gate;
+        return broker.subscribe(spec, sink);
+      },
+      openInbox: async (h) => {
+        await gate;
+        return broker.openInbox(h);
+      },
+    };
+    const messenger = createMessenger({ broker: slow, logger: SILENT_LOGGER });
+    const d = destination<Body>("rr.closing");
+    let handled = 0;
+    const subscribing = messenger.subscribe(d, () => void handled++, { group: "g" }).catch((e: unknown) => e);
+    const requesting = messenger
+      .request<Body, Body>(d, { n: 1 }, { timeoutMs: 60_000 })
+      .catch((e: unknown) => e);
+    const closing = messenger.close({ graceMs: 0 });
+    open();
+    await closing;
+    expect(((await subscribing) as WeftError).reason).toBe(Reason.SHUTTING_DOWN);
+    expect(((await requesting) as WeftError).reason).toBe(Reason.SHUTTING_DOWN);
+    expect(pendingRequests(messenger)).toBe(0);
+    // the subscription the broker made late was closed: nothing reaches the handler
+    const other = createMessenger({ broker, logger: SILENT_LOGGER });
+    await expect(other.request<Body, Body>(d, { n: 1 })).rejects.toMatchObject({
+      reason: Reason.NO_RESPONDERS,
+    });
+    expect(handled).toBe(0);
+    await other.close({ graceMs: 0 });
   });
 
   it("an aborted request rejects at once", async () => {
