@@ -34,6 +34,7 @@ export {
   abortError,
   eitherSignal,
   NEVER,
+  pause,
   settleWithin,
   unwatchAbort,
   watchAbort,

@@ -25,13 +25,13 @@ import {
   abortError,
   armDeadline,
   backoffDelay,
-  type DeadlineTimer,
   deadlineExceeded,
   eitherSignal,
   emit,
   isPropagated,
   loggerOption,
   NEVER,
+  pause,
   runWithCallContext,
   telemetryOption,
 } from "@weft/core/internal";
@@ -756,18 +756,7 @@ class Consumer implements Subscription {
 
   /** Waits `delayMs` with the delivery kept (its progress reported by `#run`); false when the drain abandoned it. */
   #hold(job: Job, delayMs: number): Promise<boolean> {
-    const signal = job.controller.signal;
-    if (signal.aborted) return Promise.resolve(false);
-    return new Promise((resolve) => {
-      const end = (held: boolean): void => {
-        timer.cancel();
-        signal.removeEventListener("abort", onAbort);
-        resolve(held);
-      };
-      const onAbort = (): void => end(false);
-      const timer: DeadlineTimer = armDeadline(Date.now() + delayMs, () => end(true));
-      signal.addEventListener("abort", onAbort, { once: true });
-    });
+    return pause(delayMs, job.controller.signal);
   }
 
   /** One run of the interceptors and the handler, inside the message's call context. */

@@ -12,7 +12,7 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { ConfigError } from "@weft/core";
-import { emit, positiveInteger } from "@weft/core/internal";
+import { emit, pause, positiveInteger } from "@weft/core/internal";
 import type { Envelope } from "@weft/messaging";
 import type { ClientConfig } from "pg";
 import { LogicalReplicationService, type Pgoutput, PgoutputPlugin } from "pg-logical-replication";
@@ -20,7 +20,6 @@ import { WAL_PREFIX } from "./outbox.ts";
 import {
   errorText,
   failureDelay,
-  pause,
   type RelayOptions,
   type RelaySettings,
   RoundLoop,

@@ -2,13 +2,13 @@
  * What both relays share: their checked options, the pause between rounds that `stop()` cuts short,
  * and the retention timer.
  */
-import { setTimeout as sleep } from "node:timers/promises";
 import { CONSOLE_LOGGER, ConfigError, type Logger, type Telemetry } from "@weft/core";
 import {
   type BackoffOptions,
   backoffDelay,
   loggerOption,
   numberOption,
+  pause,
   telemetryOption,
 } from "@weft/core/internal";
 import type { Broker } from "@weft/messaging";
@@ -80,15 +80,6 @@ export function relaySettings(options: RelayOptions): RelaySettings {
     telemetry: telemetryOption(options.telemetry),
     logger: loggerOption("logger", options.logger, CONSOLE_LOGGER),
   };
-}
-
-/** Waits `ms`, or less if `signal` aborts first (then resolves too). */
-export async function pause(ms: number, signal: AbortSignal): Promise<void> {
-  try {
-    await sleep(ms, undefined, { signal });
-  } catch {
-    // stopped: the loop checks its signal next
-  }
 }
 
 /** The wait after the `failures`-th failed round in a row. */

@@ -7,7 +7,8 @@ import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { type Broker, type Delivery, type Envelope, newMessageId } from "@weft/messaging";
+import type { Broker, Delivery, Envelope } from "@weft/messaging";
+import { testEnvelope, until as waitFor } from "@weft/testing";
 import { afterAll, beforeAll } from "vitest";
 import { jetStreamBroker } from "../../src/index.ts";
 
@@ -25,32 +26,19 @@ export function unique(): string {
   return `t${randomBytes(5).toString("hex")}`;
 }
 
-const text = new TextEncoder();
+const encoder = new TextEncoder();
 
-/** An envelope as the messenger makes one. */
+/** An envelope as the messenger makes one, its body `body` as text. */
 export function envelope(destination: string, body: string, fields: Partial<Envelope> = {}): Envelope {
-  return {
-    id: newMessageId(),
-    kind: "event",
-    destination,
-    publishedAt: Date.now(),
-    contentType: "text/plain",
-    headers: {},
-    body: text.encode(body),
-    ...fields,
-  };
+  return testEnvelope(destination, { contentType: "text/plain", body: encoder.encode(body), ...fields });
 }
 
 export const bodyOf = (d: Delivery | Envelope): string =>
   new TextDecoder().decode("envelope" in d ? d.envelope.body : d.body);
 
-/** Waits for `condition`, polling every 10 ms, at most `timeoutMs` (then throws, saying what it waited for). */
-export async function until(what: string, condition: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+/** Waits for `condition` (polling), at most `timeoutMs`; then throws, saying what it waited for. */
+export function until(what: string, condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+  return waitFor(condition, what, timeoutMs);
 }
 
 /** A raw NATS connection, as any other NATS client would have. */

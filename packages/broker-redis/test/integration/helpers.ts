@@ -6,7 +6,7 @@ import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import type { Broker, Delivery, DeliverySink, Envelope, SubscribeSpec } from "@weft/messaging";
-import { newMessageId } from "@weft/messaging";
+import { testEnvelope } from "@weft/testing";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll } from "vitest";
 import { type RedisStreamsBrokerOptions, redisStreamsBroker } from "../../src/index.ts";
@@ -40,17 +40,10 @@ export async function cleanUp(redis: Redis, prefix: string, destinations: readon
   }
 }
 
+const encoder = new TextEncoder();
+
 export function envelope(destination: string, text: string, extra: Partial<Envelope> = {}): Envelope {
-  return {
-    id: newMessageId(),
-    kind: "event",
-    destination,
-    publishedAt: Date.now(),
-    contentType: "text/plain",
-    headers: {},
-    body: new TextEncoder().encode(text),
-    ...extra,
-  };
+  return testEnvelope(destination, { contentType: "text/plain", body: encoder.encode(text), ...extra });
 }
 
 export function text(d: Delivery | Envelope): string {

@@ -2,7 +2,7 @@ import { getEventListeners } from "node:events";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { Code } from "../errors/code.ts";
 import { WeftError } from "../errors/weft-error.ts";
-import { abortError, NEVER, settleWithin, unwatchAbort, watchAbort } from "./signal.ts";
+import { abortError, NEVER, pause, settleWithin, unwatchAbort, watchAbort } from "./signal.ts";
 
 describe("watchAbort", () => {
   it("tells the watcher once the signal aborts, and unwatchAbort leaves no listener behind", () => {
@@ -74,5 +74,22 @@ describe("settleWithin", () => {
   it("returns the promise itself when there is neither signal nor deadline", () => {
     const p = Promise.resolve(1);
     expect(settleWithin(p, NEVER, undefined)).toBe(p);
+  });
+});
+
+describe("pause", () => {
+  afterEach(() => vi.useRealTimers());
+
+  it("resolves true when the time is up, false at an abort, leaving no listener behind", async () => {
+    vi.useFakeTimers();
+    const controller = new AbortController();
+    const full = pause(1000, controller.signal);
+    const cut = pause(5000, controller.signal);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(await full).toBe(true);
+    controller.abort();
+    expect(await cut).toBe(false);
+    expect(getEventListeners(controller.signal, "abort")).toHaveLength(0);
+    expect(await pause(1000, controller.signal)).toBe(false);
   });
 });

@@ -149,3 +149,23 @@ function expireRace<T>(race: Race<T>): void {
 }
 
 function ignore(): void {}
+
+/**
+ * Waits `ms` milliseconds unless `signal` aborts first: resolves `true` once the time is up, `false`
+ * at the abort (at once when it already was). Never rejects; the timer does not keep the process
+ * alive. The one cancellable wait of Weft's background loops (a consumer holding a message for its
+ * retry, a relay between rounds).
+ */
+export function pause(ms: number, signal: AbortSignal): Promise<boolean> {
+  if (signal.aborted) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const end = (waited: boolean): void => {
+      timer.cancel();
+      signal.removeEventListener("abort", onAbort);
+      resolve(waited);
+    };
+    const onAbort = (): void => end(false);
+    const timer: DeadlineTimer = armDeadline(Date.now() + ms, () => end(true));
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
