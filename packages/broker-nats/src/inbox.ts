@@ -9,7 +9,7 @@ import { createInbox, type Msg, type NatsConnection } from "@nats-io/transport-n
 import { emit } from "@weft/core/internal";
 import { type Envelope, fromHeaders, type Inbox, type InboxHandlers } from "@weft/messaging";
 import { brokerUnavailable, type ConnectionSettings } from "./connection.ts";
-import { entriesOf } from "./wire.ts";
+import { headersOfMsg } from "./wire.ts";
 
 const NO_RESPONDERS = 503;
 
@@ -24,13 +24,14 @@ export async function openNatsInbox(
   const prefix = `${createInbox()}.`;
   const receive = (msg: Msg): void => {
     const correlationId = msg.subject.slice(prefix.length);
-    if (msg.headers?.code === NO_RESPONDERS && msg.data.length === 0) {
+    const { status, entries } = headersOfMsg(msg);
+    if (status === NO_RESPONDERS && msg.data.length === 0) {
       handlers.onNoResponders(correlationId);
       return;
     }
     let envelope: Envelope;
     try {
-      envelope = fromHeaders(msg.subject, entriesOf(msg.headers), msg.data);
+      envelope = fromHeaders(msg.subject, entries, msg.data);
     } catch (error) {
       // a reply has nowhere to be dead-lettered: the request times out
       settings.logger.warn({ err: error, broker }, "dropped a reply with malformed weft headers");

@@ -38,9 +38,11 @@ export class NatsLink {
    */
   publishCore(envelope: Envelope): void {
     this.checkOpen(`publish to ${envelope.destination}`);
+    // a header NATS cannot carry is the caller's error (ConfigError), not the broker's
+    const headers = headersOf(envelope);
     try {
       this.nc.publish(envelope.destination, envelope.body, {
-        headers: headersOf(envelope),
+        headers,
         ...(envelope.replyTo === undefined ? {} : { reply: envelope.replyTo }),
       });
     } catch (error) {

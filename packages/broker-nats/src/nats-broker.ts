@@ -20,7 +20,7 @@ import { connectionSettings, type NatsConnectionOptions, openConnection } from "
 import { DeliveryGate } from "./gate.ts";
 import { NatsLink } from "./link.ts";
 import { checkSpec, subjectsOf } from "./spec.ts";
-import { entriesOf } from "./wire.ts";
+import { headersOfMsg } from "./wire.ts";
 
 /** Options of `natsBroker`. */
 export interface NatsBrokerOptions extends NatsConnectionOptions {
@@ -125,7 +125,7 @@ class CoreSubscription implements BrokerSubscription {
 
   #deliver(msg: Msg): void {
     const destination = this.#spec.partitions === undefined ? msg.subject : this.#spec.destination;
-    const { envelope, malformed } = envelopeOf(destination, entriesOf(msg.headers), msg.data);
+    const { envelope, malformed } = envelopeOf(destination, headersOfMsg(msg).entries, msg.data);
     let settled = false;
     const settle = async (): Promise<void> => {
       if (settled) return;

@@ -199,21 +199,28 @@ export function newMessageId(now: number = Date.now()): string {
     randomFillSync(pool);
     poolAt = 0;
   }
-  const b = pool;
   const i = poolAt;
   poolAt += ID_RANDOM_BYTES;
-  const ms = now.toString(16).padStart(12, "0").slice(-12);
-  // 74 random bits: 12 after the version nibble, 62 after the two variant bits (RFC 9562)
-  return `${ms.slice(0, 8)}-${ms.slice(8, 12)}-7${HEX_BYTE[b[i]!]}${NIBBLE[b[i + 1]! & 0xf]}-${NIBBLE[0x8 | (b[i + 2]! & 0x3)]}${NIBBLE[b[i + 2]! >> 4]}${HEX_BYTE[b[i + 3]!]}-${HEX_BYTE[b[i + 4]!]}${HEX_BYTE[b[i + 5]!]}${HEX_BYTE[b[i + 6]!]}${HEX_BYTE[b[i + 7]!]}${HEX_BYTE[b[i + 8]!]}${HEX_BYTE[b[i + 9]!]}`;
+  // the ten bytes are the UUID's last ten: version 7 in the first's high nibble, variant 10 in the third's two high bits
+  pool[i] = 0x70 | (pool[i]! & 0x0f);
+  pool[i + 2] = 0x80 | (pool[i + 2]! & 0x3f);
+  const hex = pool.toString("hex", i, i + ID_RANDOM_BYTES);
+  if (now !== prefixAt) {
+    const ms = now.toString(16).padStart(12, "0").slice(-12);
+    prefix = `${ms.slice(0, 8)}-${ms.slice(8, 12)}-`;
+    prefixAt = now;
+  }
+  return `${prefix}${hex.slice(0, 4)}-${hex.slice(4, 8)}-${hex.slice(8)}`;
 }
 
-/** Random bytes one id takes from the pool (74 bits used). */
+/** Random bytes one id takes from the pool (74 of their bits stay random). */
 const ID_RANDOM_BYTES = 10;
 /** Ids draw their random bits from one buffer, refilled by the CSPRNG when spent: one syscall per 409 ids. */
 const pool = Buffer.allocUnsafe(4096);
 let poolAt = pool.length;
-const NIBBLE = "0123456789abcdef";
-const HEX_BYTE: readonly string[] = Array.from({ length: 256 }, (_, n) => n.toString(16).padStart(2, "0"));
+/** The time part of the last id made, and its millisecond: ids made in the same millisecond share it. */
+let prefix = "";
+let prefixAt = Number.NaN;
 
 /** The envelope's fields and headers as one flat map of broker headers. */
 export function toHeaders(envelope: Envelope): Record<string, string> {
@@ -251,26 +258,60 @@ export function fromHeaders(
   fallbacks: WireFallbacks = {},
 ): Envelope {
   const app: Record<string, string> = {};
-  const own: Partial<Record<string, string>> = {};
+  let id: string | undefined;
+  let kind: string | undefined;
+  let key: string | undefined;
+  let correlationId: string | undefined;
+  let replyTo: string | undefined;
+  let expiresAt: string | undefined;
+  let publishedAt: string | undefined;
+  let contentType: string | undefined;
   const entries = Symbol.iterator in headers ? headers : Object.entries(headers);
   for (const [rawKey, value] of entries as Iterable<readonly [string, string | undefined]>) {
     if (value === undefined) continue;
-    const key = rawKey.toLowerCase();
-    if (RESERVED.has(key)) own[key] = value;
-    else app[key] = value;
+    // the reserved names (HEADER's values) by one switch: every header of every message passes here
+    const name = rawKey.toLowerCase();
+    switch (name) {
+      case HEADER.id:
+        id = value;
+        break;
+      case HEADER.kind:
+        kind = value;
+        break;
+      case HEADER.key:
+        key = value;
+        break;
+      case HEADER.correlationId:
+        correlationId = value;
+        break;
+      case HEADER.replyTo:
+        replyTo = value;
+        break;
+      case HEADER.expiresAt:
+        expiresAt = value;
+        break;
+      case HEADER.publishedAt:
+        publishedAt = value;
+        break;
+      case HEADER.contentType:
+        contentType = value;
+        break;
+      default:
+        app[name] = value;
+    }
   }
-  const kind = own[HEADER.kind] ?? "event";
+  kind ??= "event";
   if (!KINDS.has(kind)) throw malformedMessage(`unknown ${HEADER.kind} "${kind}"`);
   return {
-    id: own[HEADER.id] ?? fallbacks.brokerId ?? newMessageId(),
+    id: id ?? fallbacks.brokerId ?? newMessageId(),
     kind: kind as MessageKind,
     destination,
-    key: own[HEADER.key],
-    correlationId: own[HEADER.correlationId],
-    replyTo: own[HEADER.replyTo],
-    expiresAt: time(own[HEADER.expiresAt], HEADER.expiresAt),
-    publishedAt: time(own[HEADER.publishedAt], HEADER.publishedAt) ?? fallbacks.timestamp ?? Date.now(),
-    contentType: own[HEADER.contentType] ?? "application/octet-stream",
+    key,
+    correlationId,
+    replyTo,
+    expiresAt: time(expiresAt, HEADER.expiresAt),
+    publishedAt: time(publishedAt, HEADER.publishedAt) ?? fallbacks.timestamp ?? Date.now(),
+    contentType: contentType ?? "application/octet-stream",
     headers: app,
     body,
   };

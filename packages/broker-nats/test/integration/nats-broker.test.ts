@@ -3,12 +3,13 @@
  * NATS promises (queue groups, wildcards, no-responders, the in-flight bound) and what it does not.
  */
 
-import { headers as natsHeaders } from "@nats-io/transport-node";
+import { type Msg, headers as natsHeaders } from "@nats-io/transport-node";
 import { Code, ConfigError, Reason, SILENT_LOGGER, type Telemetry, WeftError } from "@weft/core";
-import type { Broker, Delivery, Envelope } from "@weft/messaging";
+import { type Broker, type Delivery, type Envelope, fromHeaders } from "@weft/messaging";
 import { freePort } from "@weft/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { natsBroker } from "../../src/index.ts";
+import { entriesOf, headersOfMsg } from "../../src/wire.ts";
 import { ackInTurn, bodyOf, ensureNats, envelope, rawConnection, SERVERS, unique, until } from "./helpers.ts";
 
 const spec = { maxInFlight: 16, ackWaitMs: 30_000, partitions: undefined } as const;
@@ -238,6 +239,73 @@ describe("natsBroker", () => {
     await inbox.close();
     await sub.close();
     await nc.close();
+  });
+
+  it("reads a message's header block from its bytes exactly as the client's parser does", async () => {
+    const nc = await rawConnection();
+    const dest = `${unique()}.block`;
+    const got: Msg[] = [];
+    nc.subscribe(dest, {
+      callback: (_, m) => {
+        got.push(m);
+      },
+    });
+    await nc.flush();
+    const h = natsHeaders();
+    h.append("X-Mixed-Case", "a");
+    h.append("x-repeated", "first");
+    h.append("x-repeated", "last");
+    h.append("x-spaced", "  padded value  ");
+    h.append("x-colon", "a: b: c");
+    h.append("x-utf8", "naïve ✓");
+    h.append("x-empty", "");
+    h.append("Nats-Msg-Id", "dedup-1");
+    nc.publish(dest, "with headers", { headers: h });
+    nc.publish(dest, "none");
+    // and Weft's own block, written by headersOf
+    await broker.publish(envelope(dest, "weft", { key: "k", headers: { "x-app": "1" } }));
+    await nc.flush();
+    await until("three messages", () => got.length === 3);
+    for (const msg of got) {
+      const read = headersOfMsg(msg);
+      // read from the bytes: the client's lazy header parser never ran
+      expect((msg as unknown as { _headers?: unknown })._headers).toBeUndefined();
+      const slow = entriesOf(msg.headers);
+      // an entry per line where the client keeps a name's values together: the last one wins in both
+      expect(read.status).toBe(0);
+      expect(new Map(read.entries)).toEqual(new Map(slow));
+      const fallbacks = { brokerId: "raw", timestamp: 1 };
+      expect(fromHeaders(dest, read.entries, msg.data, fallbacks)).toEqual(
+        fromHeaders(dest, slow, msg.data, fallbacks),
+      );
+    }
+    expect(headersOfMsg(got[0]!).entries).toEqual([
+      ["X-Mixed-Case", "a"],
+      ["x-repeated", "first"],
+      ["x-repeated", "last"],
+      ["x-spaced", "padded value"],
+      ["x-colon", "a: b: c"],
+      ["x-utf8", "naïve ✓"],
+      ["x-empty", ""],
+    ]);
+    expect(headersOfMsg(got[1]!)).toEqual({ status: 0, entries: [] });
+    await nc.close();
+  });
+
+  it("refuses a header NATS cannot carry as the caller's error, sending nothing", async () => {
+    const dest = `${unique()}.bad`;
+    const got: Delivery[] = [];
+    const sub = await broker.subscribe({ ...spec, destination: dest, group: undefined }, (d) => got.push(d));
+    for (const headers of [{ "x-split": "a\r\nweft-kind: command" }, { "x bad": "1" }, { "x:bad": "1" }]) {
+      const error = await broker.publish(envelope(dest, "no", { headers })).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ConfigError);
+    }
+    const keyed = await broker.publish(envelope(dest, "no", { key: "a\nb" })).catch((e: unknown) => e);
+    expect(keyed).toBeInstanceOf(ConfigError);
+    await broker.publish(envelope(dest, "yes"));
+    await until("the one good message", () => got.length === 1);
+    expect(got.map(bodyOf)).toEqual(["yes"]);
+    await sub.close();
   });
 
   it("checks its options and reports an unreachable server as BROKER_UNAVAILABLE", async () => {
