@@ -42,7 +42,7 @@ import { browse, createGroup } from "./dead-letters.ts";
 import { DeliveryGate } from "./gate.ts";
 import { NatsLink } from "./link.ts";
 import { checkSpec, subjectsOf } from "./spec.ts";
-import { dedupIdOf, entriesOf, headersOf } from "./wire.ts";
+import { dedupIdOf, headersOf, headersOfMsg } from "./wire.ts";
 
 /** How destinations map onto JetStream streams. */
 export interface StreamOptions {
@@ -465,7 +465,7 @@ class JetStreamSubscription implements BrokerSubscription {
     const spec = this.#spec;
     const destination = spec.partitions === undefined ? m.subject : spec.destination;
     // a malformed message is delivered too: the messenger dead-letters it and acks
-    const { envelope, malformed } = envelopeOf(destination, entriesOf(m.headers), m.data, {
+    const { envelope, malformed } = envelopeOf(destination, headersOfMsg(m).entries, m.data, {
       brokerId: `${m.info.stream}-${m.seq}`,
       timestamp: Math.floor(m.info.timestampNanos / 1e6),
     });

@@ -10,6 +10,7 @@
  * `name: value` lines, then an empty line), so either side may be a raw client.
  */
 
+import type { JsMsg } from "@nats-io/jetstream";
 import { type Msg, type MsgHdrs, MsgHdrsImpl } from "@nats-io/transport-node";
 import { ConfigError } from "@weft/core";
 import { type Envelope, toHeaders } from "@weft/messaging";
@@ -76,7 +77,7 @@ export function entriesOf(h: MsgHdrs | undefined): (readonly [string, string])[]
   return entries;
 }
 
-/** A core NATS message's header block as Weft reads it. */
+/** A NATS message's header block as Weft reads it. */
 export interface WireHeaders {
   /** The status on the block's first line (`NATS/1.0 503` → 503); 0 for none. */
   readonly status: number;
@@ -88,13 +89,14 @@ const NO_HEADERS: WireHeaders = { status: 0, entries: [] };
 const utf8 = new TextDecoder();
 
 /**
- * A core NATS message's headers, read from its bytes in one pass when the client exposes them (it
+ * A NATS message's headers (core, or JetStream's wrapping a core one), read from its bytes in one pass when the client exposes them (it
  * keeps them as `_rdata` and the header length as `_msg.hdr`), else through `msg.headers`. A block
  * with a status line (a 503 "no responders", a 408) takes the client's own parser, which knows those.
  * A repeated name gives an entry per line, in order, so its last value wins, as with `entriesOf`.
  */
-export function headersOfMsg(msg: Msg): WireHeaders {
-  const raw = msg as Partial<RawMsg>;
+export function headersOfMsg(msg: Msg | JsMsg): WireHeaders {
+  // a JetStream message wraps the core one it arrived as
+  const raw = ("msg" in msg ? msg.msg : msg) as Partial<RawMsg>;
   const length = raw._msg?.hdr;
   if (raw._rdata instanceof Uint8Array && typeof length === "number") {
     if (length <= 0) return NO_HEADERS;

@@ -3,6 +3,7 @@
  * NATS promises (queue groups, wildcards, no-responders, the in-flight bound) and what it does not.
  */
 
+import type { JsMsg } from "@nats-io/jetstream";
 import { type Msg, headers as natsHeaders } from "@nats-io/transport-node";
 import { Code, ConfigError, Reason, SILENT_LOGGER, type Telemetry, WeftError } from "@weft/core";
 import { type Broker, type Delivery, type Envelope, fromHeaders } from "@weft/messaging";
@@ -268,6 +269,8 @@ describe("natsBroker", () => {
     await until("three messages", () => got.length === 3);
     for (const msg of got) {
       const read = headersOfMsg(msg);
+      // a JetStream message is read through the core message it wraps
+      expect(headersOfMsg({ msg } as unknown as JsMsg)).toEqual(read);
       // read from the bytes: the client's lazy header parser never ran
       expect((msg as unknown as { _headers?: unknown })._headers).toBeUndefined();
       const slow = entriesOf(msg.headers);
