@@ -58,8 +58,11 @@ export interface DiscoveryPolicy {
   logger?: Logger;
 }
 
-/** Builds the node of one address. */
-export type NodeFactory<N extends TransportNode> = (address: string) => N;
+/**
+ * Builds the node of one address; `service` is the service it was found as (a registry's), or
+ * `undefined` for a static address, for the node's telemetry (`peerService`).
+ */
+export type NodeFactory<N extends TransportNode> = (address: string, service: string | undefined) => N;
 
 interface Settings {
   maxStalenessMs: number;
@@ -375,7 +378,7 @@ export class Membership<N extends TransportNode> implements NodeSource {
   /** The node of `address`, or `undefined` when the registry advertises an address it cannot dial. */
   #build(address: string): N | undefined {
     try {
-      return this.#factory(address);
+      return this.#factory(address, this.#service);
     } catch {
       return undefined;
     }
@@ -520,10 +523,10 @@ export function nodesOf<N extends TransportNode>(
     if (!Array.isArray(list) || list.length === 0) {
       throw new ConfigError("address", 'a "host:port" string or a non-empty list of them', address);
     }
-    return list.map((a: string) => factory(a));
+    return list.map((a: string) => factory(a, undefined));
   }
   const parsed = parseTarget(target as string);
-  if (parsed.scheme === "static") return [factory(parsed.endpoint)];
+  if (parsed.scheme === "static") return [factory(parsed.endpoint, undefined)];
   if (parsed.endpoint === "") throw new ConfigError("target", "a URI naming a service (its path)", target);
   const opened = openDiscovery(parsed, options.schemes);
   try {

@@ -29,7 +29,12 @@ export class TcpTransport extends Cluster {
   constructor(options: TcpTransportOptions, dialer: Dialer | null) {
     const settings = tcpNodeSettings(options, dialer);
     super(
-      nodesOf(options, "weft", (address) => new TcpNode(address, settings), options.telemetry),
+      nodesOf(
+        options,
+        "weft",
+        (address, service) => new TcpNode(address, settings, service),
+        options.telemetry,
+      ),
       clusterOptionsOf(options),
     );
   }

@@ -48,6 +48,8 @@ export interface ConnectionOptions {
   idleTimeoutMs: number;
   /** Which end this is, as its telemetry events say. */
   side: Side;
+  /** The service the peer serves, when known (a client's discovery target), as its telemetry events say. */
+  peerService?: string | undefined;
   /** Receives the connection's events (opened, closed, goaway, flow-control stalls); `undefined` for none. */
   telemetry: Telemetry | undefined;
 }
@@ -255,7 +257,10 @@ export abstract class Connection {
 
   /** What every telemetry event of this connection says about it. */
   connectionAttributes(): ConnectionAttributes {
-    return { side: this.#options.side, protocol: "weft", peer: this.peer };
+    const { side, peerService } = this.#options;
+    return peerService === undefined
+      ? { side, protocol: "weft", peer: this.peer }
+      : { side, protocol: "weft", peer: this.peer, peerService };
   }
 
   /** True while reading is paused because the peer is not reading what it is sent. */

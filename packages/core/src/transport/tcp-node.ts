@@ -130,11 +130,18 @@ export class TcpNode implements TransportNode {
   #closed = false;
   readonly #backoff: ReconnectBackoff;
 
-  constructor(address: string, settings: TcpNodeSettings) {
+  /**
+   * `peerService`: the service this address was found as (a registry's), which its connections'
+   * telemetry events name; `undefined` for a static address.
+   */
+  constructor(address: string, settings: TcpNodeSettings, peerService?: string) {
     this.#target = parseAddress(address);
     this.address = this.#target.key;
     this.#options = settings.options;
-    this.#connOptions = settings.connection;
+    this.#connOptions =
+      peerService === undefined
+        ? settings.connection
+        : { ...settings.connection, connection: { ...settings.connection.connection, peerService } };
     this.#dial = settings.dial;
     this.#poolSize = settings.poolSize;
     this.#backoff = new ReconnectBackoff(settings.reconnect);

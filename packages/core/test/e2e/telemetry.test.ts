@@ -4,10 +4,14 @@
  * flow control, and shutdown progress; a receiver that throws breaks nothing; calls know their
  * protocol and peer on both sides.
  */
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   type Call,
   createClient,
+  createLocalRegistry,
   createTcpTransport,
   type Interceptor,
   type Server,
@@ -51,6 +55,34 @@ async function until(check: () => boolean): Promise<void> {
 }
 
 describe("telemetry", () => {
+  it("names the peer's service on a client's connections to instances found in a registry", async () => {
+    const { server, address } = await startServer((s) => s.register(Echo, echoHandlers));
+    servers.push(server);
+    const registry = createLocalRegistry({ directory: mkdtempSync(join(tmpdir(), "weft-telemetry-")) });
+    await registry.register({ services: [Echo.typeName], addresses: { weft: address } });
+    const found = recorder();
+    const byTarget = createTcpTransport({
+      discoveryFrom: registry,
+      service: Echo.typeName,
+      telemetry: found,
+    });
+    const byAddress = recorder();
+    const direct = createTcpTransport({ address, telemetry: byAddress });
+    transports.push(byTarget, direct);
+    await createClient(Echo, byTarget).echo({ text: "a" });
+    await createClient(Echo, direct).echo({ text: "b" });
+    expect(found.named("connection.opened")).toEqual([
+      { side: "client", protocol: "weft", peer: address, peerService: Echo.typeName },
+    ]);
+    // a static address says nothing of what it serves
+    expect(byAddress.named("connection.opened")).toEqual([
+      { side: "client", protocol: "weft", peer: address },
+    ]);
+    await byTarget.close();
+    expect(found.named("connection.closed")[0]).toMatchObject({ peerService: Echo.typeName });
+    await registry.close();
+  });
+
   it("reports connections, goaway and shutdown progress on both sides", async () => {
     const serverSide = recorder();
     const clientSide = recorder();
