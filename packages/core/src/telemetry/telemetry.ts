@@ -158,11 +158,16 @@ export interface WeftEvents {
     readonly reason: string;
     readonly attempts: number;
   };
-  /** A message arrived after its expiry time: not handled (it is dead-lettered with `MESSAGE_EXPIRED`). */
+  /**
+   * A message's expiry time passed before it was handled (it arrived too late, or an attempt failed
+   * after it): not tried again. A request (it has a reply-to; nobody waits for its reply any more) is
+   * dropped (`dropped`); anything else is dead-lettered with `MESSAGE_EXPIRED`.
+   */
   "message.expired": {
     readonly destination: string;
     readonly group: string | undefined;
     readonly system: string;
+    readonly dropped: boolean;
   };
   /** A subscription drained: `finished` handlers ended within the grace period, `abandoned` were aborted and nacked. */
   "subscription.drained": {
