@@ -152,6 +152,16 @@ export function pendingRequests(messenger: Messenger): number {
   return messenger.pending.size;
 }
 
+/**
+ * Where a helper built over `messenger` (`workQueue`) reports what it cannot throw: the messenger's
+ * logger and telemetry; for a messenger `createMessenger` did not make, the console and none.
+ */
+export function reporterOf(messenger: Messenger): Pick<MessengerImpl, "logger" | "emit"> {
+  return messenger instanceof MessengerImpl ? messenger : CONSOLE_REPORTER;
+}
+
+const CONSOLE_REPORTER: Pick<MessengerImpl, "logger" | "emit"> = { logger: CONSOLE_LOGGER, emit: () => {} };
+
 /** A request waiting for its replies in the pending map. */
 interface Pending {
   readonly destination: string;
@@ -484,7 +494,7 @@ class MessengerImpl implements Messenger {
 }
 
 /** The subscription's options, checked, with defaults. */
-interface Settings {
+export interface Settings {
   readonly group: string | undefined;
   readonly maxInFlight: number;
   readonly manual: boolean;
@@ -495,7 +505,8 @@ interface Settings {
   readonly drainGraceMs: number;
 }
 
-function subscribeSettings(from: Destination<unknown>, o: SubscribeOptions): Settings {
+/** `o` checked (a `ConfigError` names a bad option), with the defaults filled in. */
+export function subscribeSettings(from: Destination<unknown>, o: SubscribeOptions): Settings {
   if (o === null || typeof o !== "object") throw new ConfigError("options", "an object", o);
   const group = o.group;
   if (group !== undefined && (typeof group !== "string" || group === "" || /[\s.*>]/.test(group)))

@@ -169,6 +169,19 @@ export interface WeftEvents {
     readonly system: string;
     readonly dropped: boolean;
   };
+  /**
+   * A worker of a work queue (`@weft/messaging`'s `workQueue`) gave up publishing the outcome of a
+   * command of `destination` after `tries` refused publishes: the work's value (`error` false: the
+   * command fails the attempt and is delivered again), or its last attempt's error (`error` true: the
+   * command is dead-lettered with that error; the requester hears nothing).
+   */
+  "work.outcome_unpublished": {
+    readonly destination: string;
+    readonly group: string;
+    readonly system: string;
+    readonly tries: number;
+    readonly error: boolean;
+  };
   /** A subscription drained: `finished` handlers ended within the grace period, `abandoned` were aborted and nacked. */
   "subscription.drained": {
     readonly destination: string;
