@@ -322,18 +322,18 @@ export function workQueue<C, R>(
           await send(m, value, error, id);
           return undefined;
         } catch (refused) {
-          const delayMs = backoffDelay(tries, backoff);
-          if (tries < maxDeliveries && (await pause(delayMs, m.signal))) {
+          if (tries < maxDeliveries) {
+            const delayMs = backoffDelay(tries, backoff);
             report.logger.warn(
               { err: refused, ...at, tries, delayMs },
               "outcome not published; trying again",
             );
-            continue;
+            if (await pause(delayMs, m.signal)) continue;
           }
           report.logger.error(
             { err: refused, ...at, tries, ...(error !== undefined && { outcome: error }) },
             error === undefined
-              ? "outcome not published; the command will be done again"
+              ? "outcome not published; the attempt fails"
               : "error outcome not published; the command is dead-lettered with it",
           );
           report.emit("work.outcome_unpublished", {
