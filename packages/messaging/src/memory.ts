@@ -7,6 +7,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { randomUUID } from "node:crypto";
 import { Code, Reason, WeftError } from "@weft/core";
+import { armDeadline, type DeadlineTimer } from "@weft/core/internal";
 import type {
   Broker,
   BrokerFeatures,
@@ -100,7 +101,9 @@ interface Lane {
   /** The member the lane's outstanding deliveries went to (partitions only). */
   owner: Member | undefined;
   outstanding: number;
-  timer: NodeJS.Timeout | undefined;
+  /** Wakes the held partition when its head is due (`due`): always the soonest, never a later one. */
+  timer: DeadlineTimer | undefined;
+  due: number;
 }
 
 class Group {
@@ -121,6 +124,7 @@ class Group {
       owner: undefined,
       outstanding: 0,
       timer: undefined,
+      due: 0,
     }));
   }
 
@@ -148,11 +152,16 @@ class Group {
         if (member === undefined) break;
         const head = lane.items[0]!;
         if (head.notBefore > now) {
-          // a held partition does not keep the process alive
-          lane.timer ??= setTimeout(() => {
-            lane.timer = undefined;
-            this.pump();
-          }, head.notBefore - now).unref();
+          // a head due sooner than the timer (a redelivery nacked with a shorter delay) moves it up;
+          // one due later leaves it: it wakes early and re-arms. It does not keep the process alive.
+          if (lane.timer === undefined || head.notBefore < lane.due) {
+            lane.timer?.cancel();
+            lane.due = head.notBefore;
+            lane.timer = armDeadline(head.notBefore, () => {
+              lane.timer = undefined;
+              this.pump();
+            });
+          }
           break;
         }
         lane.items.shift();
@@ -402,7 +411,7 @@ class MemoryBroker implements Broker {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     for (const g of this.groups.values()) {
-      for (const lane of g.lanes) if (lane.timer !== undefined) clearTimeout(lane.timer);
+      for (const lane of g.lanes) lane.timer?.cancel();
       for (const m of g.members) {
         m.stopped = true;
         m.closed = true;

@@ -152,6 +152,16 @@ export function pendingRequests(messenger: Messenger): number {
   return messenger.pending.size;
 }
 
+/**
+ * Where a helper built over `messenger` (`workQueue`) reports what it cannot throw: the messenger's
+ * logger and telemetry; for a messenger `createMessenger` did not make, the console and none.
+ */
+export function reporterOf(messenger: Messenger): Pick<MessengerImpl, "logger" | "emit"> {
+  return messenger instanceof MessengerImpl ? messenger : CONSOLE_REPORTER;
+}
+
+const CONSOLE_REPORTER: Pick<MessengerImpl, "logger" | "emit"> = { logger: CONSOLE_LOGGER, emit: () => {} };
+
 /** A request waiting for its replies in the pending map. */
 interface Pending {
   readonly destination: string;
@@ -484,7 +494,7 @@ class MessengerImpl implements Messenger {
 }
 
 /** The subscription's options, checked, with defaults. */
-interface Settings {
+export interface Settings {
   readonly group: string | undefined;
   readonly maxInFlight: number;
   readonly manual: boolean;
@@ -495,7 +505,8 @@ interface Settings {
   readonly drainGraceMs: number;
 }
 
-function subscribeSettings(from: Destination<unknown>, o: SubscribeOptions): Settings {
+/** `o` checked (a `ConfigError` names a bad option), with the defaults filled in. */
+export function subscribeSettings(from: Destination<unknown>, o: SubscribeOptions): Settings {
   if (o === null || typeof o !== "object") throw new ConfigError("options", "an object", o);
   const group = o.group;
   if (group !== undefined && (typeof group !== "string" || group === "" || /[\s.*>]/.test(group)))
@@ -563,6 +574,10 @@ type Outcome =
 
 const ACK: Outcome = { kind: "ack" };
 const ABANDONED: Outcome = { kind: "abandoned" };
+
+function expired(envelope: Envelope): boolean {
+  return envelope.expiresAt !== undefined && Date.now() >= envelope.expiresAt;
+}
 
 /** How often a held (waiting for its retry) delivery tells the broker it is still being worked on. */
 function progressEvery(ackWaitMs: number): number {
@@ -706,20 +721,7 @@ class Consumer implements Subscription {
     }
     for (;;) {
       if (job.controller.signal.aborted) return this.#settleAbandoned(job);
-      if (envelope.expiresAt !== undefined && Date.now() >= envelope.expiresAt) {
-        this.messenger.emit("message.expired", {
-          destination: envelope.destination,
-          group: this.group,
-          system: this.messenger.broker.name,
-        });
-        return this.#deadLetter(
-          job,
-          Reason.MESSAGE_EXPIRED,
-          new WeftError(Code.DEADLINE_EXCEEDED, "message expired before it was handled", {
-            reason: Reason.MESSAGE_EXPIRED,
-          }),
-        );
-      }
+      if (expired(envelope)) return this.#expired(job, undefined);
       const outcome = await this.#attempt(job, body);
       switch (outcome.kind) {
         case "ack":
@@ -735,6 +737,8 @@ class Consumer implements Subscription {
         case "dead":
           return this.#deadLetter(job, outcome.reason, outcome.error);
         case "fail": {
+          // expired while it ran: no attempt would be handled any more, so none is made
+          if (expired(envelope)) return this.#expired(job, outcome.error);
           if (job.attempt >= this.settings.maxDeliveries)
             return this.#deadLetter(job, Reason.MAX_DELIVERIES, outcome.error);
           const delayMs = outcome.delayMs ?? backoffDelay(job.attempt, this.settings.backoff);
@@ -752,6 +756,31 @@ class Consumer implements Subscription {
         }
       }
     }
+  }
+
+  /**
+   * The outcome of a message whose expiry passed before it was handled (`error`: its last attempt's
+   * failure, if one ran): a request is dropped, since nobody waits for its reply any more; anything
+   * else is dead-lettered with `MESSAGE_EXPIRED`.
+   */
+  async #expired(job: Job, error: unknown): Promise<void> {
+    const envelope = job.delivery.envelope;
+    const dropped = envelope.replyTo !== undefined;
+    this.messenger.emit("message.expired", {
+      destination: envelope.destination,
+      group: this.group,
+      system: this.messenger.broker.name,
+      dropped,
+    });
+    if (dropped) return void (await job.delivery.ack());
+    return this.#deadLetter(
+      job,
+      Reason.MESSAGE_EXPIRED,
+      error ??
+        new WeftError(Code.DEADLINE_EXCEEDED, "message expired before it was handled", {
+          reason: Reason.MESSAGE_EXPIRED,
+        }),
+    );
   }
 
   /** Waits `delayMs` with the delivery kept (its progress reported by `#run`); false when the drain abandoned it. */

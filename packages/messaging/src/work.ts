@@ -23,11 +23,11 @@ import {
   Reason,
   WeftError,
 } from "@weft/core";
-import { NEVER, runWithCallContext } from "@weft/core/internal";
+import { backoffDelay, NEVER, pause, runWithCallContext } from "@weft/core/internal";
 import type { Destination, Messenger, ReceivedMessage, SubscribeOptions, Subscription } from "./api.ts";
 import { checkDestinationName } from "./destination.ts";
-import { statusError, statusHeaders } from "./envelope.ts";
-import { SUBSCRIBE_DEFAULTS } from "./messenger.ts";
+import { newMessageId, statusError, statusHeaders } from "./envelope.ts";
+import { reporterOf, subscribeSettings } from "./messenger.ts";
 
 const NULL_CODEC = messageType<null>();
 
@@ -172,9 +172,13 @@ export interface WorkQueue<C, R> {
    * command's correlation id, a new message id) to an accepted command's `weft-outcome-to`, then the
    * command is acked. A throw fails the attempt: the command is redelivered after the subscription's
    * backoff; the last failure (`maxDeliveries`) becomes the outcome, as an error (`weft-status-*`
-   * headers, `outcomeError`), and the command is dead-lettered. A command with no outcome address is
-   * just done. Acks are automatic (an `ack` option is refused with a `ConfigError`). Resolves once
-   * subscribed; `drain` or `messenger.close()` let running work finish and publish its outcome.
+   * headers, `outcomeError`), and the command is dead-lettered with it. An outcome the broker refuses
+   * is published again (the same message) after the subscription's backoff, up to `maxDeliveries`
+   * times, without doing the work again; given up, it is logged and reported
+   * (`work.outcome_unpublished`), and a value's command fails the attempt. A command with no outcome
+   * address is just done. Acks are automatic (an `ack` option is refused with a `ConfigError`; bad
+   * subscription options throw one too). Resolves once subscribed; `drain` or `messenger.close()` let
+   * running work finish and publish its outcome.
    */
   work(handler: WorkHandler<C, R>, options: WorkerOptions): Promise<Subscription>;
 }
@@ -270,8 +274,15 @@ export function workQueue<C, R>(
     if ((o as SubscribeOptions).ack !== undefined)
       throw new ConfigError("ack", "no ack option: a worker acks after publishing the outcome", o);
     if (typeof o.group !== "string") throw new ConfigError("group", "the workers' group name", o.group);
-    const maxDeliveries = o.maxDeliveries ?? SUBSCRIBE_DEFAULTS.maxDeliveries;
-    const finish = async (m: ReceivedMessage<C>, value: R | undefined, error: unknown): Promise<void> => {
+    const { maxDeliveries, backoff } = subscribeSettings(queue, o);
+    const report = reporterOf(messenger);
+    /** Sends `m`'s outcome once: the reply of a submitted command, else the event (message `id`) of an accepted one. */
+    const send = async (
+      m: ReceivedMessage<C>,
+      value: R | undefined,
+      error: unknown,
+      id: string,
+    ): Promise<void> => {
       if (m.replyTo !== undefined) {
         await m.reply(value as R, error === undefined ? { codec } : { error });
         return;
@@ -286,10 +297,55 @@ export function workQueue<C, R>(
         partitions: undefined,
       };
       await messenger.publish(outcomeTo as Destination<R | null>, error === undefined ? (value as R) : null, {
+        id,
         kind: "event",
         correlationId: m.correlationId ?? m.id,
         ...(error !== undefined && { headers: new Metadata(statusHeaders(error)) }),
       });
+    };
+    /**
+     * Sends `m`'s outcome (`error` undefined: `value`), again after the subscription's backoff while
+     * the broker refuses it, `maxDeliveries` tries at most and while `m.signal` lets it (expiry, the
+     * end of a drain). The work is not done again for it, and every try is the same message (one id),
+     * so a broker that deduplicates by id keeps one of two tries that both landed. Resolves with the
+     * last refusal when it gave up, which it logs and reports; else with undefined.
+     */
+    const finish = async (
+      m: ReceivedMessage<C>,
+      value: R | undefined,
+      error: unknown,
+    ): Promise<{ readonly refused: unknown } | undefined> => {
+      const id = newMessageId();
+      const at = { destination: queue.name, correlationId: m.correlationId ?? m.id };
+      for (let tries = 1; ; tries++) {
+        try {
+          await send(m, value, error, id);
+          return undefined;
+        } catch (refused) {
+          if (tries < maxDeliveries) {
+            const delayMs = backoffDelay(tries, backoff);
+            report.logger.warn(
+              { err: refused, ...at, tries, delayMs },
+              "outcome not published; trying again",
+            );
+            if (await pause(delayMs, m.signal)) continue;
+          }
+          report.logger.error(
+            { err: refused, ...at, tries, ...(error !== undefined && { outcome: error }) },
+            error === undefined
+              ? "outcome not published; the attempt fails"
+              : "error outcome not published; the command is dead-lettered with it",
+          );
+          report.emit("work.outcome_unpublished", {
+            destination: queue.name,
+            group: o.group,
+            system: messenger.broker.name,
+            tries,
+            error: error !== undefined,
+          });
+          return { refused };
+        }
+      }
     };
     return messenger.subscribe(
       queue,
@@ -298,11 +354,14 @@ export function workQueue<C, R>(
         try {
           value = await handler(m);
         } catch (error) {
-          // the last attempt's failure is the outcome; the command is then dead-lettered
+          // the last attempt's failure is the outcome; the command is then dead-lettered with it, even
+          // when its outcome could not be published (`finish` reported that)
           if (m.attempt >= maxDeliveries) await finish(m, undefined, error);
           throw error;
         }
-        await finish(m, value, undefined);
+        // done, but the requester was not told: the attempt fails, so the command comes back
+        const unsent = await finish(m, value, undefined);
+        if (unsent !== undefined) throw unsent.refused;
       },
       o,
     );

@@ -118,4 +118,33 @@ describe("memoryBroker's own semantics", () => {
     expect(other.map((d) => d.attempt).sort()).toEqual([1, 1, 2, 2]);
     await broker.close();
   });
+
+  it("a held partition wakes when its soonest message is due, not at a later one's time", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
+    const broker = memoryBroker();
+    try {
+      const got: Delivery[] = [];
+      await broker.subscribe({ ...spec("mem.held", "g", 2), partitions: 1 }, (d) => void got.push(d));
+      await broker.publish(envelope("mem.held.p0"));
+      await broker.publish(envelope("mem.held.p0"));
+      await vi.advanceTimersByTimeAsync(0);
+      const [slow, soon] = got;
+      expect(got).toHaveLength(2);
+      await slow!.nack(10_000); // the partition is held until then…
+      await vi.advanceTimersByTimeAsync(0);
+      await soon!.nack(100); // …but this one is due much sooner, at the head
+      await vi.advanceTimersByTimeAsync(99);
+      expect(got).toHaveLength(2);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(got).toHaveLength(3);
+      expect(got[2]!.envelope.id).toBe(soon!.envelope.id);
+      await vi.advanceTimersByTimeAsync(9_899);
+      expect(got).toHaveLength(3);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(got.map((d) => d.envelope.id)).toEqual([slow, soon, soon, slow].map((d) => d!.envelope.id));
+    } finally {
+      await broker.close();
+      vi.useRealTimers();
+    }
+  });
 });

@@ -404,6 +404,85 @@ describe("failures", () => {
   });
 });
 
+describe("expiry", () => {
+  /** On a fake clock: a messenger whose events are recorded, and the dead letters of its group `g`. */
+  async function scene() {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval", "Date"] });
+    const { telemetry, of } = recorder();
+    const { messenger } = setup({ telemetry });
+    const dead: ReceivedMessage<Body>[] = [];
+    await messenger.subscribe(destination<Body>("dlq.g"), (m) => void dead.push(m), { group: "reader" });
+    return { messenger, of, dead };
+  }
+
+  it("a message whose attempt fails after its expiry is dead-lettered at once, not redelivered first", async () => {
+    const { messenger, of, dead } = await scene();
+    const d = destination<Body>("expiry.failing");
+    let attempts = 0;
+    await messenger.subscribe(
+      d,
+      (m) => {
+        attempts++;
+        // runs until the expiry aborts it
+        return new Promise<void>((_, reject) =>
+          m.signal.addEventListener("abort", () => reject(m.signal.reason)),
+        );
+      },
+      { group: "g", backoff: { initialDelayMs: 1000, maxDelayMs: 1000 } },
+    );
+    await messenger.publish(d, { n: 1 }, { ttlMs: 500 });
+    await vi.advanceTimersByTimeAsync(500);
+    expect(attempts).toBe(1);
+    expect(dead).toHaveLength(1);
+    expect(dead[0]!.headers.get(DEAD_LETTER_HEADER.reason)).toBe(Reason.MESSAGE_EXPIRED);
+    expect(dead[0]!.headers.get(DEAD_LETTER_HEADER.attempts)).toBe("1");
+    expect(dead[0]!.headers.get(DEAD_LETTER_HEADER.code)).toBe(String(Code.DEADLINE_EXCEEDED));
+    expect(of("message.redelivered")).toEqual([]);
+    expect(of("message.expired")).toEqual([
+      { destination: d.name, group: "g", system: "memory", dropped: false },
+    ]);
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(attempts).toBe(1);
+  });
+
+  it("an expired request is dropped (message.expired, dropped), not dead-lettered; an expired command still is", async () => {
+    const { messenger, of, dead } = await scene();
+    const d = destination<Body>("expiry.request");
+    const handled: number[] = [];
+    let release!: () => void;
+    await messenger.subscribe(
+      d,
+      (m) => {
+        handled.push(m.body.n);
+        // the first holds the one slot until released: the others wait, and expire
+        if (m.body.n === 0) return new Promise<void>((r) => (release = r));
+        if (m.replyTo !== undefined) return m.reply(m.body.n);
+      },
+      { group: "g", maxInFlight: 1 },
+    );
+    await messenger.publish(d, { n: 0 });
+    await vi.advanceTimersByTimeAsync(0);
+    const request = messenger.request(d, { n: 1 }, { timeoutMs: 100 }).catch((e: unknown) => e);
+    await messenger.publish(d, { n: 2 }, { ttlMs: 100 });
+    await vi.advanceTimersByTimeAsync(100);
+    expect(await request).toMatchObject({ code: Code.DEADLINE_EXCEEDED });
+    release();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(handled).toEqual([0]);
+    expect(dead.map((m) => m.body.n)).toEqual([2]);
+    expect(dead[0]!.headers.get(DEAD_LETTER_HEADER.reason)).toBe(Reason.MESSAGE_EXPIRED);
+    const at = { destination: d.name, group: "g", system: "memory" };
+    expect(of("message.expired")).toHaveLength(2);
+    expect(of("message.expired")).toContainEqual({ ...at, dropped: true });
+    expect(of("message.expired")).toContainEqual({ ...at, dropped: false });
+    expect(of("message.dead_lettered")).toEqual([{ ...at, reason: Reason.MESSAGE_EXPIRED, attempts: 1 }]);
+    // dropped means acknowledged: never delivered again
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(handled).toEqual([0]);
+    expect(of("message.expired")).toHaveLength(2);
+  });
+});
+
 describe("acknowledgement", () => {
   it("manual: nack redelivers (attempt 2), deadLetter dead-letters with the handler's reason", async () => {
     const { messenger } = setup();

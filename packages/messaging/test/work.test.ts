@@ -1,14 +1,27 @@
-import { ConfigError, Metadata, SILENT_LOGGER } from "@weft/core";
+import {
+  Code,
+  ConfigError,
+  Metadata,
+  Reason,
+  SILENT_LOGGER,
+  type Telemetry,
+  WeftError,
+  type WeftEvents,
+} from "@weft/core";
 import { NEVER, runWithCallContext } from "@weft/core/internal";
-import { until } from "@weft/testing";
-import { afterEach, describe, expect, expectTypeOf, it } from "vitest";
+import { brokerView, until } from "@weft/testing";
+import { afterEach, describe, expect, expectTypeOf, it, vi } from "vitest";
 import {
   type Accepted,
+  type Broker,
   createMessenger,
+  DEAD_LETTER_HEADER,
   destination,
+  type Envelope,
   type Messenger,
   memoryBroker,
   OUTCOME_HEADER,
+  outcomeError,
   outcomeHeaders,
   type ReceivedMessage,
   workQueue,
@@ -203,5 +216,141 @@ describe("request's onSent", () => {
     order.push(`reply ${reply}`);
     expect(order).toEqual(["sent string", "reply 2"]);
     await expect(m.request(d, 1, { onSent: 1 as never })).rejects.toThrow(/onSent/);
+  });
+});
+
+describe("an outcome the broker refuses", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  /**
+   * On a fake clock, a worker's messenger whose broker refuses the first `times` publishes to
+   * destinations starting with `prefix`; its warnings, errors and events recorded.
+   */
+  function refusing(prefix: string, times: number) {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval", "Date"] });
+    const inner = memoryBroker();
+    const refused: Envelope[] = [];
+    const broker: Broker = {
+      ...brokerView(inner),
+      publish: (envelope, options) => {
+        if (!envelope.destination.startsWith(prefix) || refused.length >= times)
+          return inner.publish(envelope, options);
+        refused.push(envelope);
+        return Promise.reject(
+          new WeftError(Code.UNAVAILABLE, "refused", { reason: Reason.BROKER_UNAVAILABLE }),
+        );
+      },
+    };
+    const logged: string[] = [];
+    const logger = {
+      ...SILENT_LOGGER,
+      warn: (_: unknown, message?: string) => void logged.push(`warn ${message}`),
+      error: (_: unknown, message?: string) => void logged.push(`error ${message}`),
+    };
+    const events: WeftEvents["work.outcome_unpublished"][] = [];
+    const telemetry: Telemetry = {
+      event: (name, attributes) => {
+        if (name === "work.outcome_unpublished")
+          events.push(attributes as WeftEvents["work.outcome_unpublished"]);
+      },
+    };
+    const m = createMessenger({ broker, logger, telemetry });
+    messengers.push(m);
+    return { m, refused, logged, events };
+  }
+
+  /** The dead letters of the group `w`. */
+  async function letters(m: Messenger) {
+    const dead: ReceivedMessage<unknown>[] = [];
+    await m.subscribe(destination("dlq.w"), (d) => void dead.push(d), { group: "reader" });
+    return dead;
+  }
+
+  const outOfStock = () =>
+    new WeftError(Code.FAILED_PRECONDITION, "out of stock", { reason: "OUT_OF_STOCK" });
+  const options = { group: "w", maxDeliveries: 2, backoff: { initialDelayMs: 100, maxDelayMs: 100 } };
+
+  it("the last attempt's error is still the one outcome: its event is published again, the work not redone", async () => {
+    const { m, refused, logged, events } = refusing("work.refused1", 1);
+    const dead = await letters(m);
+    const jobs = workQueue<{ n: number }, number>(m, queue());
+    let attempts = 0;
+    await jobs.work(() => {
+      attempts++;
+      throw outOfStock();
+    }, options);
+    const outcomes: ReceivedMessage<unknown>[] = [];
+    await m.subscribe(destination("work.refused1"), (o) => void outcomes.push(o), { group: "r" });
+    await jobs.accept({ n: 1 }, { outcomeTo: "work.refused1", correlationId: "c-1" });
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(attempts).toBe(2);
+    expect(outcomes).toHaveLength(1);
+    expect(outcomes[0]!.correlationId).toBe("c-1");
+    expect(outcomeError(outcomes[0]!)).toMatchObject({
+      code: Code.FAILED_PRECONDITION,
+      reason: "OUT_OF_STOCK",
+    });
+    // the same message both times: a broker that deduplicates by id keeps one
+    expect(refused.map((e) => e.id)).toEqual([outcomes[0]!.id]);
+    expect(dead).toHaveLength(1);
+    expect(dead[0]!.headers.get(DEAD_LETTER_HEADER.reason)).toBe(Reason.MAX_DELIVERIES);
+    expect(dead[0]!.headers.get(DEAD_LETTER_HEADER.error)).toContain("out of stock");
+    expect(logged).toEqual(["warn outcome not published; trying again"]);
+    expect(events).toEqual([]);
+  });
+
+  it("a value's outcome refused once is published again, the work done once", async () => {
+    const { m, refused } = refusing("work.refused3", 1);
+    const jobs = workQueue<{ n: number }, number>(m, queue());
+    let attempts = 0;
+    await jobs.work((c) => {
+      attempts++;
+      return c.body.n + 1;
+    }, options);
+    const outcomes: ReceivedMessage<number>[] = [];
+    await m.subscribe(destination<number>("work.refused3"), (o) => void outcomes.push(o), { group: "r" });
+    await jobs.accept({ n: 1 }, { outcomeTo: "work.refused3" });
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(attempts).toBe(1);
+    expect(outcomes.map((o) => o.body)).toEqual([2]);
+    expect(refused.map((e) => e.id)).toEqual([outcomes[0]!.id]);
+  });
+
+  it("refused every time: reported, and the command is dead-lettered with the work's error, not the refusal", async () => {
+    const { m, refused, logged, events } = refusing("work.refused2", Number.POSITIVE_INFINITY);
+    const dead = await letters(m);
+    const jobs = workQueue<{ n: number }, number>(m, queue());
+    await jobs.work(() => {
+      throw outOfStock();
+    }, options);
+    await jobs.accept({ n: 1 }, { outcomeTo: "work.refused2" });
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(refused).toHaveLength(2);
+    expect(new Set(refused.map((e) => e.id)).size).toBe(1);
+    expect(logged).toEqual([
+      "warn outcome not published; trying again",
+      "error error outcome not published; the command is dead-lettered with it",
+    ]);
+    expect(events).toEqual([
+      { destination: jobs.queue.name, group: "w", system: "memory", tries: 2, error: true },
+    ]);
+    expect(dead).toHaveLength(1);
+    expect(dead[0]!.headers.get(DEAD_LETTER_HEADER.error)).toContain("out of stock");
+    expect(dead[0]!.headers.get(DEAD_LETTER_HEADER.code)).toBe(String(Code.FAILED_PRECONDITION));
+  });
+
+  it("a submitted command's error reply refused once still reaches the requester", async () => {
+    const { m, refused } = refusing("_inbox.", 1);
+    const jobs = workQueue<{ n: number }, number>(m, queue());
+    await jobs.work(() => {
+      throw outOfStock();
+    }, options);
+    const { outcome } = jobs.submit({ n: 1 }, { timeoutMs: 5_000 });
+    const settled = outcome.catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(refused).toHaveLength(1);
+    expect(await settled).toMatchObject({ code: Code.FAILED_PRECONDITION, reason: "OUT_OF_STOCK" });
   });
 });

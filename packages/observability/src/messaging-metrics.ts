@@ -60,16 +60,16 @@ export interface MessagingMetrics {
  * | ----------------------------------------- | --------- | ---------------------------------------- |
  * | `weft_messages_published_total`           | counter   | destination, system, outcome (ok, error) |
  * | `weft_message_publish_duration_seconds`   | histogram | destination, system, outcome             |
- * | `weft_messages_consumed_total`            | counter   | destination, group, system, outcome (ack, retry, dead_letter) |
+ * | `weft_messages_consumed_total`            | counter   | destination, group, system, outcome (ack, retry, dead_letter, drop) |
  * | `weft_message_process_duration_seconds`   | histogram | destination, group, system, outcome (ok, error) |
  * | `weft_messages_in_flight`                 | gauge     | destination, group, system               |
  * | `weft_messages_expired_total`             | counter   | destination, group, system               |
  * | `weft_subscription_drain_handlers_total`  | counter   | destination, group, system, result (finished, abandoned) |
  *
  * `weft_messages_consumed_total` counts what the messenger decided for each delivery, from its
- * `telemetry` events (`message.acked`, `message.redelivered`, `message.dead_lettered`): give
- * `telemetry` to the messenger too, or it stays empty. Messages dead-lettered before any handler ran
- * (malformed, expired) count `dead_letter`.
+ * `telemetry` events (`message.acked`, `message.redelivered`, `message.dead_lettered`, and
+ * `message.expired` for an expired request, dropped): give `telemetry` to the messenger too, or it
+ * stays empty. Messages dead-lettered before any handler ran (malformed, expired) count `dead_letter`.
  *
  * ```ts
  * const mm = messagingMetrics({ registry: m.registry }); // next to metrics(), one scrape
@@ -166,6 +166,7 @@ interface ConsumeSeries {
   readonly ack: Tally;
   readonly retry: Tally;
   readonly deadLetter: Tally;
+  readonly drop: Tally;
   readonly expired: Tally;
   readonly finished: Tally;
   readonly abandoned: Tally;
@@ -237,7 +238,7 @@ class MessageStats implements Telemetry {
     this.#consumed = tallied(
       registry,
       "weft_messages_consumed_total",
-      "Deliveries consumed, by outcome: ack (handled), retry (to be delivered again), dead_letter",
+      "Deliveries consumed, by outcome: ack (handled), retry (to be delivered again), dead_letter, drop (an expired request)",
       [...CONSUME_LABELS, "outcome"],
     );
     this.#processDuration = new Histogram({
@@ -260,7 +261,7 @@ class MessageStats implements Telemetry {
     this.#expired = tallied(
       registry,
       "weft_messages_expired_total",
-      "Messages that arrived after their expiry time (not handled, dead-lettered)",
+      "Messages whose expiry time passed before they were handled (dead-lettered; a request dropped)",
       CONSUME_LABELS,
     );
     this.#drained = tallied(
@@ -310,8 +311,11 @@ class MessageStats implements Telemetry {
         if (name === "message.acked") series.ack.count++;
         else if (name === "message.redelivered") series.retry.count++;
         else if (name === "message.dead_lettered") series.deadLetter.count++;
-        else if (name === "message.expired") series.expired.count++;
-        else {
+        else if (name === "message.expired") {
+          series.expired.count++;
+          // a dead-lettered one is counted by its `message.dead_lettered`
+          if ((attributes as WeftEvents["message.expired"]).dropped) series.drop.count++;
+        } else {
           const d = attributes as WeftEvents["subscription.drained"];
           series.finished.count += d.finished;
           series.abandoned.count += d.abandoned;
@@ -365,6 +369,7 @@ class MessageStats implements Telemetry {
         ack: new Tally({ ...labels, outcome: "ack" }, this.#consumed),
         retry: new Tally({ ...labels, outcome: "retry" }, this.#consumed),
         deadLetter: new Tally({ ...labels, outcome: "dead_letter" }, this.#consumed),
+        drop: new Tally({ ...labels, outcome: "drop" }, this.#consumed),
         expired: new Tally(labels, this.#expired),
         finished: new Tally({ ...labels, result: "finished" }, this.#drained),
         abandoned: new Tally({ ...labels, result: "abandoned" }, this.#drained),

@@ -158,11 +158,29 @@ export interface WeftEvents {
     readonly reason: string;
     readonly attempts: number;
   };
-  /** A message arrived after its expiry time: not handled (it is dead-lettered with `MESSAGE_EXPIRED`). */
+  /**
+   * A message's expiry time passed before it was handled (it arrived too late, or an attempt failed
+   * after it): not tried again. A request (it has a reply-to; nobody waits for its reply any more) is
+   * dropped (`dropped`); anything else is dead-lettered with `MESSAGE_EXPIRED`.
+   */
   "message.expired": {
     readonly destination: string;
     readonly group: string | undefined;
     readonly system: string;
+    readonly dropped: boolean;
+  };
+  /**
+   * A worker of a work queue (`@weft/messaging`'s `workQueue`) gave up publishing the outcome of a
+   * command of `destination` after `tries` refused publishes: the work's value (`error` false: the
+   * command fails the attempt and is delivered again), or its last attempt's error (`error` true: the
+   * command is dead-lettered with that error; the requester hears nothing).
+   */
+  "work.outcome_unpublished": {
+    readonly destination: string;
+    readonly group: string;
+    readonly system: string;
+    readonly tries: number;
+    readonly error: boolean;
   };
   /** A subscription drained: `finished` handlers ended within the grace period, `abandoned` were aborted and nacked. */
   "subscription.drained": {

@@ -142,12 +142,14 @@ describe("messagingMetrics() counts", () => {
   it("reads expiry and drains from the telemetry events; a private subscription's group is empty", async () => {
     const { mm, r } = measured();
     const at = { destination: "orders.late", group: undefined, system: "jetstream" };
-    mm.telemetry.event("message.expired", at);
+    mm.telemetry.event("message.expired", { ...at, dropped: false });
     mm.telemetry.event("message.dead_lettered", { ...at, reason: "MESSAGE_EXPIRED", attempts: 1 });
+    mm.telemetry.event("message.expired", { ...at, dropped: true }); // a request: no dead letter
     mm.telemetry.event("subscription.drained", { ...at, finished: 2, abandoned: 1 });
     const labels = { destination: "orders.late", group: "", system: "jetstream" };
-    expect(await value(r, "weft_messages_expired_total", labels)).toBe(1);
+    expect(await value(r, "weft_messages_expired_total", labels)).toBe(2);
     expect(await value(r, "weft_messages_consumed_total", { ...labels, outcome: "dead_letter" })).toBe(1);
+    expect(await value(r, "weft_messages_consumed_total", { ...labels, outcome: "drop" })).toBe(1);
     expect(await value(r, "weft_subscription_drain_handlers_total", { ...labels, result: "finished" })).toBe(
       2,
     );
