@@ -901,7 +901,10 @@ class Consumer implements Subscription {
     await job.delivery.nack(0);
   }
 
-  /** Publishes the original envelope to the dead-letter destination with the error headers, then acks. */
+  /**
+   * Publishes the original envelope to the dead-letter destination with the error headers, then
+   * acks; a request's requester then gets `error` as its reply.
+   */
   async #deadLetter(job: Job, reason: string, error: unknown): Promise<void> {
     const { delivery } = job;
     const envelope = delivery.envelope;
@@ -915,8 +918,15 @@ class Consumer implements Subscription {
       headers[DEAD_LETTER_HEADER.destination] = envelope.destination;
       if (this.group !== undefined) headers[DEAD_LETTER_HEADER.group] = this.group;
       headers[DEAD_LETTER_HEADER.at] = String(Date.now());
-      // a dead letter does not expire: its consumer (`weft dlq`) must see it
-      const letter: Envelope = { ...envelope, destination: target, expiresAt: undefined, headers };
+      // a dead letter does not expire: its consumer (`weft dlq`) must see it; nor is it a request
+      // (a broker would look for a responder to it), whose requester is told below
+      const letter: Envelope = {
+        ...envelope,
+        destination: target,
+        expiresAt: undefined,
+        replyTo: undefined,
+        headers,
+      };
       try {
         await this.messenger.broker.publish(letter);
       } catch (e) {
@@ -939,6 +949,14 @@ class Consumer implements Subscription {
       attempts: job.attempt,
     });
     await delivery.ack();
+    // a request's requester is told now rather than left waiting for its timeout
+    if (envelope.replyTo !== undefined)
+      await this.messenger.reply(envelope, undefined, { error: error ?? reason }).catch((e: unknown) => {
+        this.messenger.logger.warn(
+          { err: e, destination: envelope.destination },
+          "the error reply to a dead-lettered request was not published",
+        );
+      });
   }
 
   #changed: (() => void) | undefined;

@@ -445,6 +445,32 @@ describe("expiry", () => {
     expect(attempts).toBe(1);
   });
 
+  it("a request dead-lettered after its deliveries fails its requester with the handler's error at once", async () => {
+    const { messenger, dead } = await scene();
+    const d = destination<Body>("dead.request");
+    let attempts = 0;
+    await messenger.subscribe(
+      d,
+      () => {
+        attempts++;
+        throw new WeftError(Code.FAILED_PRECONDITION, "out of stock", { reason: "OUT_OF_STOCK" });
+      },
+      { group: "g", maxDeliveries: 2, backoff: { initialDelayMs: 10, maxDelayMs: 10 } },
+    );
+    const request = messenger.request(d, { n: 7 }, { timeoutMs: 60_000 }).catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(50);
+    expect(attempts).toBe(2);
+    expect(await request).toMatchObject({
+      code: Code.FAILED_PRECONDITION,
+      reason: "OUT_OF_STOCK",
+      rawMessage: "out of stock",
+    });
+    // the letter is stored as a message, not sent on as a request
+    expect(dead.map((m) => [m.body.n, m.replyTo])).toEqual([[7, undefined]]);
+    expect(dead[0]!.headers.get(DEAD_LETTER_HEADER.reason)).toBe(Reason.MAX_DELIVERIES);
+    expect(pendingRequests(messenger)).toBe(0);
+  });
+
   it("an expired request is dropped (message.expired, dropped), not dead-lettered; an expired command still is", async () => {
     const { messenger, of, dead } = await scene();
     const d = destination<Body>("expiry.request");
