@@ -69,9 +69,10 @@ export interface Metrics {
  * Prometheus metrics (RED per method and side, streams, body bytes, connections, shutdown) of every
  * call that goes through the interceptors and every event given to `telemetry`. Body bytes are
  * counted through `Call.bytes`, which the interceptors point at the method's numbers unless another
- * interceptor set it first; Weft TCP, gRPC and REST count them, gRPC-web and Connect do not. Labels are bounded: service
- * and method names (from the service definitions), status code names, side, protocol, the peer
- * service a client dialed, a `Reason`; never an address or anything a caller sends.
+ * interceptor set it first; every front end counts them (Weft TCP, gRPC, gRPC-web, Connect, REST).
+ * Labels are bounded: service and method names (from the service definitions), status code names,
+ * side, protocol, the peer service a client dialed, a `Reason`; never an address or anything a
+ * caller sends.
  *
  * ```ts
  * const m = metrics();
@@ -220,7 +221,7 @@ class SideMetrics implements CallWatcher<MethodStats> {
     const bodyBytes = (body: "request" | "response", key: keyof ByteTally) =>
       new Counter({
         name: `weft_${side}_${body}_bytes_total`,
-        help: `${body === "request" ? "Request" : "Response"} body bytes, after compression, without framing (Weft TCP and gRPC)`,
+        help: `${body === "request" ? "Request" : "Response"} body bytes, after compression, without framing`,
         labelNames: METHOD_LABELS,
         registers,
         collect() {

@@ -1,7 +1,15 @@
 import { Code, Compressor, Reason, WeftError } from "@weft/core";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { EnvelopeReader, encodeEnvelope, FLAG_COMPRESSED, messageCompressor } from "./envelope.ts";
+import {
+  EnvelopeReader,
+  encodeEnvelope,
+  FLAG_COMPRESSED,
+  FLAG_END_STREAM,
+  FLAG_TRAILERS,
+  MessageByteCounter,
+  messageCompressor,
+} from "./envelope.ts";
 
 function readAll(reader: EnvelopeReader, chunks: Buffer[]): Array<[number, string]> {
   const out: Array<[number, string]> = [];
@@ -112,6 +120,65 @@ describe("EnvelopeReader", () => {
         }
         expect(reader.buffered).toBeLessThanOrEqual(64 + 5);
       }),
+    );
+  });
+});
+
+describe("MessageByteCounter", () => {
+  function count(chunks: Buffer[]): number[] {
+    const counter = new MessageByteCounter();
+    return chunks.map((c) => counter.push(c));
+  }
+
+  it("counts message bodies, not prefixes, trailers or end-of-stream frames", () => {
+    const wire = Buffer.concat([
+      encodeEnvelope(Buffer.from("hello")),
+      encodeEnvelope(Buffer.alloc(0)),
+      encodeEnvelope(Buffer.from("zipped"), FLAG_COMPRESSED),
+      encodeEnvelope(Buffer.from("grpc-status:0\r\n"), FLAG_TRAILERS),
+      encodeEnvelope(Buffer.from("{}"), FLAG_END_STREAM),
+      encodeEnvelope(Buffer.from("{}"), FLAG_END_STREAM | FLAG_COMPRESSED),
+    ]);
+    expect(count([wire])).toEqual([11]);
+  });
+
+  it("counts a frame once it is complete, fed one byte at a time", () => {
+    const wire = Buffer.concat([encodeEnvelope(Buffer.from("abc")), encodeEnvelope(Buffer.from("de"))]);
+    const got = count(split(wire, [1]));
+    // the second frame's last byte is the last chunk; the first's is the 8th
+    expect(got.flatMap((n, i) => (n > 0 ? [[i, n]] : []))).toEqual([
+      [7, 3],
+      [14, 2],
+    ]);
+  });
+
+  it("reads lengths beyond 2^31 without going negative", () => {
+    const counter = new MessageByteCounter();
+    expect(counter.push(Buffer.from([0, 0xff, 0xff, 0xff, 0xfe, 1, 2]))).toBe(0);
+    // the rest of the body never comes: nothing was counted, and nothing was held
+    expect(counter.push(Buffer.alloc(16))).toBe(0);
+  });
+
+  it("counts the same bytes whatever the chunking (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.tuple(
+            fc.constantFrom(0, FLAG_COMPRESSED, FLAG_TRAILERS, FLAG_END_STREAM),
+            fc.uint8Array({ maxLength: 300 }),
+          ),
+          { maxLength: 8 },
+        ),
+        fc.array(fc.integer({ min: 1, max: 64 }), { minLength: 1, maxLength: 10 }),
+        (frames, sizes) => {
+          const wire = Buffer.concat(frames.map(([f, b]) => encodeEnvelope(b, f)));
+          const expected = frames
+            .filter(([f]) => (f & (FLAG_TRAILERS | FLAG_END_STREAM)) === 0)
+            .reduce((n, [, b]) => n + b.length, 0);
+          const total = count(split(wire, sizes)).reduce((a, b) => a + b, 0);
+          expect(total).toBe(expected);
+        },
+      ),
     );
   });
 });

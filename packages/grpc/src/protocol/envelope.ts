@@ -4,6 +4,8 @@ import { Code, Compressor, Reason, WeftError } from "@weft/core";
 export const FLAG_COMPRESSED = 0x01;
 /** gRPC-web: the frame carries trailers, not a message. */
 export const FLAG_TRAILERS = 0x80;
+/** Connect streaming: the frame ends the stream (its status and trailers), not a message. */
+export const FLAG_END_STREAM = 0x02;
 /** Size of the length prefix: one flags byte and a big-endian u32 length. */
 export const PREFIX_BYTES = 5;
 
@@ -116,5 +118,46 @@ export class EnvelopeReader {
       );
     }
     return length;
+  }
+}
+
+/**
+ * Counts the message bytes of a stream of length-prefixed frames as its chunks pass, however they are
+ * cut, without holding any of them: the bodies of frames that carry a message, not their prefixes,
+ * not gRPC-web's trailers frame nor Connect's end-of-stream frame. A frame counts once it is complete.
+ */
+export class MessageByteCounter {
+  /** Prefix bytes of the current frame seen so far; `PREFIX_BYTES` while its body passes. */
+  #head = 0;
+  #flags = 0;
+  /** The current frame's declared body length, read big-endian from its prefix. */
+  #length = 0;
+  /** Body bytes of the current frame still to come. */
+  #left = 0;
+
+  /** The body bytes of the message frames `chunk` completes. */
+  push(chunk: Uint8Array): number {
+    let counted = 0;
+    let at = 0;
+    const end = chunk.length;
+    while (at < end) {
+      if (this.#head < PREFIX_BYTES) {
+        const byte = chunk[at++]!;
+        if (this.#head === 0) this.#flags = byte;
+        else this.#length = this.#length * 256 + byte;
+        if (++this.#head < PREFIX_BYTES) continue;
+        this.#left = this.#length;
+      } else {
+        const take = Math.min(this.#left, end - at);
+        at += take;
+        this.#left -= take;
+      }
+      if (this.#left === 0) {
+        if ((this.#flags & (FLAG_TRAILERS | FLAG_END_STREAM)) === 0) counted += this.#length;
+        this.#head = 0;
+        this.#length = 0;
+      }
+    }
+    return counted;
   }
 }

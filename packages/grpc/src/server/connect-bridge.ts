@@ -52,6 +52,7 @@ import {
   WEFT_DOMAIN,
 } from "../protocol/status.ts";
 import { binaryWebType, decodeWebText, encodeWebText, isWebText, textWebType } from "../protocol/web-text.ts";
+import { BodyBytes } from "./body-bytes.ts";
 
 export type NodeRequest = IncomingMessage | Http2ServerRequest;
 export type NodeResponse = ServerResponse | Http2ServerResponse;
@@ -75,6 +76,8 @@ const kPeerIdentity = createContextKey<PeerIdentity | undefined>(undefined, {
 });
 /** The call's absolute deadline, read from its timeout header when the request arrived. */
 const kDeadline = createContextKey<number | undefined>(undefined, { description: "weft deadline" });
+/** The request's body bytes, counted from before its call is opened. */
+const kBytes = createContextKey<BodyBytes | undefined>(undefined, { description: "weft body bytes" });
 
 /**
  * gRPC-web and Connect through `@connectrpc/connect`'s router: every method of the server that has a
@@ -87,6 +90,9 @@ const kDeadline = createContextKey<number | undefined>(undefined, { description:
  * call and a deadline always ends it as over gRPC (with both timers armed, Connect's fired first as
  * often as not and the call ended "cancelled"); a malformed one is left for Connect to refuse.
  * `application/grpc-web-text` is turned into binary gRPC-web and its answer back into base64.
+ *
+ * The request and response bodies are counted on their way in and out of Connect (`BodyBytes`):
+ * the message bytes as they are on the wire, compressed, without frames or base64.
  */
 export function createConnectBridge(server: Server, options: ConnectBridgeOptions): NodeHandler {
   const router = createConnectRouter({
@@ -108,21 +114,34 @@ export function createConnectBridge(server: Server, options: ConnectBridgeOption
       unimplemented(req, res);
       return;
     }
+    const bytes = new BodyBytes();
     const values = createContextValues()
       .set(kPeer, peerOf(req.socket))
-      .set(kPeerIdentity, peerIdentityOf(req.socket as PeerTlsSocket));
+      .set(kPeerIdentity, peerIdentityOf(req.socket as PeerTlsSocket))
+      .set(kBytes, bytes);
     const out = res as NodeServerResponse;
     const uReq = universalRequestFromNodeRequest(req, out, undefined, values);
     const contentType = uReq.header.get("content-type") ?? "";
     const web = contentType.startsWith("application/grpc-web");
     values.set(kDeadline, takeDeadline(uReq.header, web ? "grpc-timeout" : "connect-timeout-ms"));
     const text = web && isWebText(contentType);
+    // gRPC-web and Connect streaming bodies are frames; a unary Connect body is the message
+    const enveloped = web || contentType.startsWith("application/connect+");
+    let body = uReq.body as AsyncIterable<Uint8Array>;
     if (text) {
       uReq.header.set("content-type", binaryWebType(contentType));
-      uReq.body = decodeWebText(uReq.body as AsyncIterable<Uint8Array>);
+      body = decodeWebText(body);
     }
+    uReq.body = bytes.request(body, enveloped);
+    if (uReq.method === "GET") bytes.received(getMessageBytes(uReq.url));
     handler(uReq)
-      .then((uRes) => universalResponseToNodeResponse(text ? toWebText(uRes) : uRes, out))
+      .then((uRes) => {
+        // an error answers a unary Connect call with another status, and its body is no message
+        if (bytes.opened && uRes.status === 200 && uRes.body !== undefined) {
+          uRes = { ...uRes, body: bytes.response(uRes.body, enveloped) };
+        }
+        return universalResponseToNodeResponse(text ? toWebText(uRes) : uRes, out);
+      })
       .catch((reason: unknown) => {
         // the client went away while the answer was written: nothing to tell anyone
         if (ConnectError.from(reason).code === ConnectCodeEnum.Aborted) return;
@@ -154,6 +173,17 @@ function parseConnectTimeout(value: string): number | undefined {
   return /^\d{1,10}$/.test(value) ? Number(value) : undefined;
 }
 
+/**
+ * The message bytes of a Connect GET, carried in its URL: the `message` parameter, decoded from
+ * base64 (`base64=1`) or as the UTF-8 of its JSON, and compressed if `compression` says so.
+ */
+function getMessageBytes(url: string): number {
+  const query = new URL(url).searchParams;
+  const message = query.get("message");
+  if (message === null) return 0;
+  return Buffer.byteLength(message, query.get("base64") === "1" ? "base64" : "utf8");
+}
+
 /** A binary gRPC-web answer as gRPC-web text. */
 function toWebText(uRes: UniversalServerResponse): UniversalServerResponse {
   const header = new Headers(uRes.header);
@@ -174,8 +204,9 @@ function registerMethod(
   options: ConnectBridgeOptions,
 ): void {
   const open = (ctx: ConnectContext): OpenCall => {
+    let ext: OpenCall;
     try {
-      return openCall(options.door, {
+      ext = openCall(options.door, {
         path: info.path,
         // connect-node serves both: "connect" or "grpc-web"
         protocol:
@@ -190,6 +221,8 @@ function registerMethod(
     } catch (e) {
       throw toConnectError(WeftError.from(e), undefined);
     }
+    ctx.values.get(kBytes)?.open(ext);
+    return ext;
   };
   // Implementations are typed loosely: the router checks them against the descriptor at run time.
   const rpc = router.rpc as (m: DescMethod, impl: unknown) => ConnectRouter;
