@@ -76,11 +76,11 @@ describe("Prometheus scraping a Weft server", () => {
       return sample?.value;
     };
     // half the calls took ≥ 60 ms: the 90th percentile lies in the 0.05–0.1 s bucket; the 25th,
-    // among the quick ones, in the first bucket (≤ 5 ms)
+    // among the quick ones, below it (their exact bucket depends on how busy the machine is)
     const p90 = await quantile(0.9);
     expect(p90).toBeGreaterThan(0.05);
     expect(p90).toBeLessThanOrEqual(0.1);
-    expect(await quantile(0.25)).toBeLessThanOrEqual(0.005);
+    expect(await quantile(0.25)).toBeLessThanOrEqual(0.05);
     const [count] = await prometheus.query('sum(weft_server_call_duration_seconds_count{method="check"})');
     expect(count?.value).toBe(23);
   }, 40_000);
