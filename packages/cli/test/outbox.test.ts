@@ -28,14 +28,19 @@ afterAll(async () => {
 describe("weft outbox migrate", () => {
   it("creates the tables, then finds them up to date", async () => {
     const first = await weft("outbox", "migrate", URL, "--schema", schema, "--json");
-    expect(JSON.parse(first.stdout)).toEqual({ from: 0, to: 1, applied: [1] });
+    expect(JSON.parse(first.stdout)).toEqual({ from: 0, to: 2, applied: [1, 2] });
     const { rows } = await pool.query(
       "SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1",
       [schema],
     );
-    expect(rows.map((r) => r.table_name)).toEqual(["weft_inbox", "weft_migrations", "weft_outbox"]);
+    expect(rows.map((r) => r.table_name)).toEqual([
+      "weft_inbox",
+      "weft_migrations",
+      "weft_outbox",
+      "weft_outbox_rejected",
+    ]);
     const again = await weft("outbox", "migrate", URL, "--schema", schema);
-    expect(again.stdout).toBe("up to date (schema version 1)\n");
+    expect(again.stdout).toBe("up to date (schema version 2)\n");
   });
 
   it("exits 2 on bad usage and on a database that does not answer", async () => {

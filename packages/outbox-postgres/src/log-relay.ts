@@ -5,30 +5,27 @@
  * commit's LSN to the slot only after the broker confirmed every one of them. After a crash the slot
  * replays from the last confirmed commit: at-least-once, with the ids stored in the messages.
  *
+ * A publish the broker does not take ends the session: the relays' one retry loop reconnects after
+ * core's backoff and the slot hands the unconfirmed transaction over again (what was published of it
+ * is not published twice by this relay). A message that cannot be published at all (it does not
+ * decode, or the broker refuses it for what it is) is set aside in `weft_outbox_rejected` instead.
+ *
  * The replication client is pg-logical-replication, configured so that it never acknowledges by
  * itself (`acknowledge.auto: false`, no timer acknowledging the last received LSN) and awaits the
  * async handler of each message before reading the next (`flowControl`); this module sends every
  * standby status itself, always with the last LSN it confirmed.
  */
-import { setTimeout as sleep } from "node:timers/promises";
-import { ConfigError } from "@weft/core";
-import { emit, pause, positiveInteger } from "@weft/core/internal";
-import type { Envelope } from "@weft/messaging";
+import { Code, ConfigError, Reason, WeftError } from "@weft/core";
+import { emit, NEVER, pause, positiveInteger } from "@weft/core/internal";
 import type { ClientConfig } from "pg";
 import { LogicalReplicationService, type Pgoutput, PgoutputPlugin } from "pg-logical-replication";
 import { WAL_PREFIX } from "./outbox.ts";
-import {
-  errorText,
-  failureDelay,
-  type RelayOptions,
-  type RelaySettings,
-  RoundLoop,
-  relaySettings,
-} from "./relay-loop.ts";
-import { publishInKeyOrder } from "./relay-publish.ts";
+import { positionOf, type Rejected, recordRejected, reportRejected } from "./rejected.ts";
+import { type RelayOptions, type RelaySettings, RoundLoop, relaySettings } from "./relay-loop.ts";
+import { publishStored } from "./relay-publish.ts";
 import { pruneOutbox } from "./retention.ts";
 import { type ClientPool, type Tables, tablesIn } from "./sql.ts";
-import { decodeWalMessage, envelopeOfRow, type OutboxRow } from "./wal-message.ts";
+import { malformed, type OutboxRow, type StoredMessage } from "./wal-message.ts";
 
 export interface LogTailingRelayOptions extends RelayOptions {
   /** For setup (publication, slot), lag and retention: a `pg` `Pool`. */
@@ -147,19 +144,26 @@ interface LogConfig {
 class LogRelay implements LogTailingRelay {
   readonly #c: LogConfig;
   readonly #loop: RoundLoop;
-  #service: LogicalReplicationService | undefined;
   /** The message being handled (a commit being published and confirmed), for a graceful stop. */
   #handling: Promise<void> = Promise.resolve();
   #confirmed: string | undefined;
   #streaming = false;
+  /**
+   * The transaction (by its commit's end) whose publish failed, and the positions of its messages
+   * already done with (published or set aside): when a later session reads it again, only the rest
+   * is published.
+   */
+  #unfinished: { readonly commit: string; readonly done: ReadonlySet<string> } | undefined;
 
   constructor(config: LogConfig) {
     this.#c = config;
-    this.#loop = new RoundLoop(config.settings, async (signal) => {
+    // a round is a replication session; it always ends in a failure unless stopped, so the loop backs
+    // off from sessions that end without confirming anything
+    this.#loop = new RoundLoop(config.settings, async (signal, progressed) => {
       await this.#setUp();
       // a slot has one reader at a time: the relay streaming from it is the leader
       if (await this.#slotBusy()) return this.#c.leaderRetryMs;
-      await this.#stream(signal);
+      await this.#stream(signal, progressed);
       return 0;
     });
   }
@@ -177,11 +181,8 @@ class LogRelay implements LogTailingRelay {
   }
 
   async stop(): Promise<void> {
-    const stopped = this.#loop.stop();
-    // a commit whose messages the broker has is confirmed before the connection closes
-    await this.#handling.catch(() => undefined);
-    await this.#service?.stop().catch(() => undefined);
-    await stopped;
+    // the session sees the signal: it finishes the commit it is handling, then closes
+    await this.#loop.stop();
   }
 
   /** Creates the publication and the slot when missing. */
@@ -221,19 +222,23 @@ class LogRelay implements LogTailingRelay {
     return row?.active === true;
   }
 
-  /** One replication session: resolves when it ends (stop, or the connection closed); rejects on an error. */
-  async #stream(signal: AbortSignal): Promise<void> {
+  /**
+   * One replication session. Resolves only when stopped; rejects when it ends otherwise (an error, a
+   * publish the broker did not take, or the server ending it). Calls `progressed` whenever it
+   * confirms a commit.
+   */
+  async #stream(signal: AbortSignal, progressed: () => void): Promise<void> {
+    if (signal.aborted) return; // stopped while setting up: no session
     const service = new LogicalReplicationService(this.#c.connection, {
       acknowledge: { auto: false, timeoutSeconds: 0 },
       flowControl: { enabled: true },
     });
-    this.#service = service;
     const plugin = new PgoutputPlugin({
       protoVersion: 1,
       publicationNames: [this.#c.publication],
       messages: true,
     });
-    let pending: Envelope[] = [];
+    let pending: StoredMessage[] = [];
     let failed: unknown;
     const confirm = (lsn: string | undefined) => {
       if (lsn !== undefined) void service.acknowledge(lsn).catch(() => false);
@@ -242,38 +247,61 @@ class LogRelay implements LogTailingRelay {
       failed ??= error;
       void service.stop().catch(() => undefined);
     });
+    // stopping: a commit whose messages the broker has is confirmed before the connection closes; a
+    // stop before the replication started ends it as soon as it does (stopping earlier would not hold)
+    const end = (): void => {
+      void this.#handling
+        .catch(() => undefined)
+        .then(() => service.stop())
+        .catch(() => undefined);
+    };
+    service.on("start", () => {
+      if (signal.aborted) end();
+    });
+    signal.addEventListener("abort", end, { once: true });
     service.on("heartbeat", (_lsn, _time, shouldRespond) => {
       if (shouldRespond) confirm(this.#ackable());
     });
-    const handle = async (message: Pgoutput.Message): Promise<void> => {
+    const handle = async (lsn: string, message: Pgoutput.Message): Promise<void> => {
       switch (message.tag) {
         case "begin":
           pending = [];
           return;
         case "insert":
           if (message.relation.schema === this.#c.t.schema && message.relation.name === "weft_outbox")
-            pending.push(envelopeOfRow(message.new as OutboxRow));
+            pending.push({ storage: "table", row: message.new as OutboxRow });
           return;
-        case "message":
-          if (message.prefix === WAL_PREFIX && message.transactional)
-            pending.push(decodeWalMessage(message.content));
+        case "message": {
+          if (message.prefix !== WAL_PREFIX) return;
+          const stored = {
+            storage: "wal",
+            lsn: message.messageLsn ?? lsn,
+            content: message.content,
+          } as const;
+          if (message.transactional) pending.push(stored);
+          // the outbox writes only transactional messages: this one is someone else's, kept for a look
+          else await this.#setAside([{ stored, id: undefined, error: malformed("not transactional") }]);
           return;
+        }
         case "commit": {
           const batch = pending;
           pending = [];
-          if (batch.length > 0 && !(await this.#publishAll(batch, signal))) return; // stopped: not confirmed
-          if (message.commitEndLsn !== null) {
+          // rejects unless every message is published or set aside: the commit is then not confirmed
+          if (batch.length > 0) await this.#relay(batch, message.commitEndLsn ?? lsn);
+          if (message.commitEndLsn === null) return;
+          if (message.commitEndLsn !== this.#confirmed) {
             this.#confirmed = message.commitEndLsn;
-            confirm(this.#ackable());
+            progressed();
           }
+          confirm(this.#ackable());
           return;
         }
         default:
           return;
       }
     };
-    service.on("data", (_lsn: string, message: Pgoutput.Message) => {
-      this.#handling = handle(message);
+    service.on("data", (lsn: string, message: Pgoutput.Message) => {
+      this.#handling = handle(lsn, message);
       return this.#handling;
     });
     // a tick through the log moves the slot past WAL written by other tables while the outbox is idle
@@ -307,14 +335,20 @@ class LogRelay implements LogTailingRelay {
       this.#streaming = true;
       await session;
     } finally {
+      signal.removeEventListener("abort", end);
       this.#streaming = false;
       clearInterval(status);
       clearInterval(retention);
       clearInterval(lag);
       await service.stop().catch(() => undefined);
-      this.#service = undefined;
     }
-    if (failed !== undefined && !signal.aborted) throw failed;
+    if (signal.aborted) return;
+    throw (
+      failed ??
+      new WeftError(Code.UNAVAILABLE, "the server ended the replication session", {
+        reason: Reason.CONNECTION_CLOSED,
+      })
+    );
   }
 
   /**
@@ -326,36 +360,52 @@ class LogRelay implements LogTailingRelay {
     return this.#confirmed === undefined ? undefined : bigIntToLsn(lsnToBigInt(this.#confirmed) - 1n);
   }
 
-  /** Publishes a committed transaction's messages until the broker has all of them; false if stopped first. */
-  async #publishAll(batch: readonly Envelope[], signal: AbortSignal): Promise<boolean> {
-    let remaining = batch;
-    let failures = 0;
+  /**
+   * Publishes a committed transaction's messages (one attempt) and sets aside those that cannot be
+   * published; rejects unless the broker took all the others, so that the commit is confirmed only
+   * then. The next session reads the transaction again: what this attempt finished is not redone.
+   */
+  async #relay(batch: readonly StoredMessage[], commit: string): Promise<void> {
+    const { settings } = this.#c;
     const started = performance.now();
-    while (!signal.aborted) {
-      const outcome = await publishInKeyOrder(
-        this.#c.settings.broker,
-        remaining,
-        (e) => e,
-        this.#c.settings.publishTimeoutMs,
-      );
-      const retry = new Set<Envelope>([...outcome.failed.map((f) => f.item), ...outcome.held]);
-      if (this.#c.settings.telemetry !== undefined)
-        emit(this.#c.settings.telemetry, "outbox.relayed", {
-          relay: this.#c.settings.name,
-          messages: outcome.published.length,
-          failed: retry.size,
-          durationMs: performance.now() - started,
-        });
-      if (retry.size === 0) return true;
-      failures++;
-      this.#c.settings.logger.warn(
-        { relay: this.#c.settings.name, failed: retry.size, error: errorText(outcome.failed[0]?.error) },
-        "outbox log relay: publish failed, will retry",
-      );
-      remaining = remaining.filter((e) => retry.has(e));
-      await pause(failureDelay(this.#c.settings, failures), signal);
+    const done = this.#unfinished?.commit === commit ? this.#unfinished.done : undefined;
+    const todo = done === undefined ? batch : batch.filter((stored) => !done.has(positionOf(stored)));
+    const outcome = await publishStored(settings.broker, todo, settings.publishTimeoutMs);
+    const { rejected } = outcome;
+    const failed = outcome.failed.length + outcome.held.length;
+    if (settings.telemetry !== undefined)
+      emit(settings.telemetry, "outbox.relayed", {
+        relay: settings.name,
+        messages: outcome.published.length,
+        failed,
+        durationMs: performance.now() - started,
+      });
+    if (failed === 0 && rejected.length === 0) {
+      this.#unfinished = undefined;
+      return;
     }
-    return false;
+    const finished = new Set(done);
+    for (const stored of outcome.published) finished.add(positionOf(stored));
+    this.#unfinished = { commit, done: finished };
+    if (rejected.length > 0) {
+      await this.#setAside(rejected);
+      for (const r of rejected) finished.add(positionOf(r.stored));
+    }
+    if (failed === 0) {
+      this.#unfinished = undefined;
+      return;
+    }
+    throw new WeftError(
+      Code.UNAVAILABLE,
+      `the broker did not take ${failed} of the ${batch.length} messages of the transaction committed at ${commit}`,
+      { reason: Reason.BROKER_UNAVAILABLE, cause: outcome.failed[0]?.error },
+    );
+  }
+
+  /** Records messages that cannot be published in `weft_outbox_rejected`, and reports the new ones. */
+  async #setAside(rejected: readonly Rejected[]): Promise<void> {
+    const { settings } = this.#c;
+    reportRejected(settings, await recordRejected(this.#c.pool, this.#c.t, settings.name, rejected));
   }
 
   async lag(): Promise<SlotLag> {
@@ -383,7 +433,7 @@ class LogRelay implements LogTailingRelay {
         return;
       } catch (error) {
         if ((error as { code?: string }).code !== "55006" || tries >= 50) throw error; // object_in_use
-        await sleep(100);
+        await pause(100, NEVER);
       }
     }
   }

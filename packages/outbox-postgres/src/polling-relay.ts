@@ -17,11 +17,12 @@
  */
 import { ConfigError } from "@weft/core";
 import { emit, positiveInteger } from "@weft/core/internal";
+import { type Rejected, recordRejected, reportRejected } from "./rejected.ts";
 import { errorText, type RelayOptions, type RelaySettings, RoundLoop, relaySettings } from "./relay-loop.ts";
-import { publishInKeyOrder } from "./relay-publish.ts";
+import { publishStored } from "./relay-publish.ts";
 import { pruneOutbox } from "./retention.ts";
 import { type ClientPool, inTransaction, type Queryable, type Tables, tablesIn } from "./sql.ts";
-import { envelopeOfRow, type OutboxRow } from "./wal-message.ts";
+import type { OutboxRow } from "./wal-message.ts";
 
 export interface PollingRelayOptions extends RelayOptions {
   /** The database (a `pg` `Pool`): the relay holds one client for a round, the leader one more for its lock. */
@@ -137,7 +138,7 @@ class Relay implements PollingRelay {
   constructor(config: PollingConfig) {
     this.#c = config;
     this.#take = takeSql(config.t);
-    this.#loop = new RoundLoop(config.settings, () => this.#round());
+    this.#loop = new RoundLoop(config.settings, (_signal, progressed) => this.#round(progressed));
   }
 
   get leader(): boolean {
@@ -154,9 +155,10 @@ class Relay implements PollingRelay {
   }
 
   /** One round of the loop; resolves with the pause before the next. */
-  async #round(): Promise<number> {
+  async #round(progressed: () => void): Promise<number> {
     if (!(await this.#lead())) return this.#c.leaderRetryMs;
     const published = await this.relayOnce();
+    progressed();
     const { settings } = this.#c;
     if (Date.now() - this.#lastPrune >= settings.retentionIntervalMs) {
       this.#lastPrune = Date.now();
@@ -169,7 +171,10 @@ class Relay implements PollingRelay {
     return published < this.#c.batchSize ? this.#c.pollIntervalMs : 0;
   }
 
-  /** Whether this instance may poll now: it is or just became the leader. */
+  /**
+   * Whether this instance may poll now: it is or just became the leader. Rejects when the election
+   * itself failed (the database is down): a failed round, which the loop backs off from.
+   */
   async #lead(): Promise<boolean> {
     if (this.#c.instances === "shared") {
       this.#leader = true;
@@ -189,11 +194,7 @@ class Relay implements PollingRelay {
       }
     } catch (error) {
       client?.release(true);
-      this.#c.settings.logger.warn(
-        { err: error, relay: this.#c.settings.name },
-        "outbox relay: leader election failed",
-      );
-      return false;
+      throw error;
     }
     const held = client;
     this.#leaderClient = held;
@@ -228,8 +229,9 @@ class Relay implements PollingRelay {
     const outcome = await inTransaction(this.#c.pool, async (client) => {
       const { rows } = await client.query<OutboxRow>(this.#take, [this.#c.batchSize]);
       if (rows.length === 0) return undefined;
-      const result = await publishInKeyOrder(settings.broker, rows, envelopeOfRow, settings.publishTimeoutMs);
-      const done = result.published.map((r) => r.seq);
+      const stored = rows.map((row) => ({ storage: "table", row }) as const);
+      const result = await publishStored(settings.broker, stored, settings.publishTimeoutMs);
+      const done = result.published.map((r) => r.row.seq);
       if (done.length > 0 && settings.retentionMs === 0)
         await client.query(`DELETE FROM ${t.outbox} WHERE seq = ANY($1::bigint[])`, [done]);
       else if (done.length > 0)
@@ -239,27 +241,37 @@ class Relay implements PollingRelay {
         );
       for (const { item, error } of result.failed) {
         await client.query(`UPDATE ${t.outbox} SET attempts = attempts + 1, last_error = $2 WHERE seq = $1`, [
-          item.seq,
+          item.row.seq,
           errorText(error),
         ]);
         settings.logger.warn(
-          { err: error, relay: settings.name, id: item.id, destination: item.destination },
+          { err: error, relay: settings.name, id: item.row.id, destination: item.row.destination },
           "outbox relay: publish failed, will retry",
         );
       }
-      return result;
+      let recorded: Rejected[] = [];
+      if (result.rejected.length > 0) {
+        // moved, in the round's transaction: out of the outbox, so that it holds neither its key nor the lag
+        recorded = await recordRejected(client, t, settings.name, result.rejected);
+        await client.query(`DELETE FROM ${t.outbox} WHERE seq = ANY($1::bigint[])`, [
+          result.rejected.map((r) => r.stored.row.seq),
+        ]);
+      }
+      return { result, recorded };
     });
     if (outcome === undefined) return 0;
+    const { result, recorded } = outcome;
+    reportRejected(settings, recorded);
     if (settings.telemetry !== undefined)
       emit(settings.telemetry, "outbox.relayed", {
         relay: settings.name,
-        messages: outcome.published.length,
-        failed: outcome.failed.length + outcome.held.length,
+        messages: result.published.length,
+        failed: result.failed.length + result.held.length,
         durationMs: performance.now() - started,
       });
     // the confirmed ones are marked; a round with a failed publish still counts as failed, for the backoff
-    if (outcome.failed[0] !== undefined) throw outcome.failed[0].error;
-    return outcome.published.length;
+    if (result.failed[0] !== undefined) throw result.failed[0].error;
+    return result.published.length;
   }
 
   prune(): Promise<number> {

@@ -1,6 +1,6 @@
 /*
- * What both relays share: their checked options, the pause between rounds that `stop()` cuts short,
- * and the retention timer.
+ * What both relays share: their checked options, and the loop that runs their rounds with the one
+ * retry backoff and the pause between rounds that `stop()` cuts short.
  */
 import { CONSOLE_LOGGER, ConfigError, type Logger, type Telemetry } from "@weft/core";
 import {
@@ -82,28 +82,33 @@ export function relaySettings(options: RelayOptions): RelaySettings {
   };
 }
 
-/** The wait after the `failures`-th failed round in a row. */
-export function failureDelay(settings: RelaySettings, failures: number): number {
-  return backoffDelay(failures, settings.backoff);
-}
-
 /** Error text for a log line or a row's `last_error`. */
 export function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
 /**
- * The life of a relay, once for both: `round` runs again and again until `stop`, each round resolving
- * with the pause before the next (ms); a round that rejects is logged and the next one waits core's
- * backoff (growing with the failures in a row).
+ * The life of a relay, and its one retry loop, once for both: `round` runs again and again until
+ * `stop`, each round resolving with the pause before the next (ms). A round that rejects is logged
+ * and the next one waits core's backoff, which grows with the failures since the last progress: a
+ * round calls `progressed` when it moved messages forward (the polling relay after each round it
+ * completed, the log-tailing relay whenever a session confirmed a commit), so a run of rounds that
+ * fail without getting anywhere backs off all the way to `maxDelayMs`.
  */
 export class RoundLoop {
   readonly #stopping = new AbortController();
   readonly #settings: RelaySettings;
-  readonly #round: (signal: AbortSignal) => Promise<number>;
+  readonly #round: (signal: AbortSignal, progressed: () => void) => Promise<number>;
   #loop: Promise<void> | undefined;
+  #failures = 0;
+  readonly #progressed = (): void => {
+    this.#failures = 0;
+  };
 
-  constructor(settings: RelaySettings, round: (signal: AbortSignal) => Promise<number>) {
+  constructor(
+    settings: RelaySettings,
+    round: (signal: AbortSignal, progressed: () => void) => Promise<number>,
+  ) {
     this.#settings = settings;
     this.#round = round;
   }
@@ -125,18 +130,16 @@ export class RoundLoop {
 
   async #run(): Promise<void> {
     const signal = this.signal;
-    let failures = 0;
     while (!signal.aborted) {
       let wait: number;
       try {
-        wait = await this.#round(signal);
-        failures = 0;
+        wait = await this.#round(signal, this.#progressed);
       } catch (error) {
         if (signal.aborted) break;
-        failures++;
-        wait = failureDelay(this.#settings, failures);
+        this.#failures++;
+        wait = backoffDelay(this.#failures, this.#settings.backoff);
         this.#settings.logger.warn(
-          { err: error, relay: this.#settings.name },
+          { err: error, relay: this.#settings.name, retryInMs: Math.round(wait) },
           "outbox relay: a round failed",
         );
       }

@@ -46,6 +46,26 @@ const MIGRATIONS: readonly Migration[] = [
       );
       CREATE INDEX weft_inbox_processed_at ON ${t.inbox} (processed_at);`,
   },
+  {
+    version: 2,
+    description: "stored messages the relays set aside",
+    // one row per message, however often it is read: by the row's seq, or by the log message's LSN
+    sql: (t) => `
+      CREATE TABLE ${t.rejected} (
+        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        storage text NOT NULL CHECK (storage IN ('table', 'wal')),
+        outbox_seq bigint UNIQUE,
+        wal_lsn pg_lsn UNIQUE,
+        id text,
+        columns jsonb,
+        content bytea NOT NULL,
+        reason text NOT NULL,
+        error text NOT NULL,
+        relay text NOT NULL,
+        rejected_at timestamptz NOT NULL DEFAULT now(),
+        CHECK ((outbox_seq IS NULL) <> (wal_lsn IS NULL))
+      );`,
+  },
 ];
 
 /** The schema version this package's code expects. */

@@ -31,12 +31,14 @@ export interface Tables {
   readonly outbox: string;
   readonly inbox: string;
   readonly migrations: string;
+  readonly rejected: string;
 }
 
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
 
 /**
- * The tables in `schema` (default `public`): `weft_outbox`, `weft_inbox`, `weft_migrations`, quoted.
+ * The tables in `schema` (default `public`): `weft_outbox`, `weft_inbox`, `weft_migrations`,
+ * `weft_outbox_rejected`, quoted.
  * Throws a `ConfigError` naming `schema` unless it is a lower-case SQL identifier.
  */
 export function tablesIn(schema = "public"): Tables {
@@ -47,6 +49,7 @@ export function tablesIn(schema = "public"): Tables {
     outbox: `"${schema}".weft_outbox`,
     inbox: `"${schema}".weft_inbox`,
     migrations: `"${schema}".weft_migrations`,
+    rejected: `"${schema}".weft_outbox_rejected`,
   };
 }
 

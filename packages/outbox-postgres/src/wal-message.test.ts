@@ -55,4 +55,36 @@ describe("an outbox row", () => {
     };
     expect(envelopeOfRow(row)).toEqual({ ...envelope, body: Buffer.from(envelope.body) });
   });
+
+  it("refuses a row publish did not write with MALFORMED_MESSAGE, saying what is wrong", () => {
+    const row = {
+      seq: "1",
+      id: envelope.id,
+      destination: "orders.created",
+      key: null,
+      kind: "event",
+      correlation_id: null,
+      expires_at: null,
+      content_type: "application/json",
+      headers: {},
+      body: Buffer.from("{}"),
+      created_at: new Date(),
+    };
+    expect(envelopeOfRow(row).kind).toBe("event");
+    for (const [bad, why] of [
+      [{ headers: "[1, 2]" }, "its headers are not an object of strings"],
+      [{ headers: "{" }, "its headers are not JSON"],
+      [{ headers: { a: 1 } as never }, "its headers are not an object of strings"],
+      [{ kind: "bogus" }, 'unknown kind "bogus"'],
+      [{ destination: "orders created" }, '"orders created" is not a destination name'],
+      [{ expires_at: "soon" }, 'expires_at "soon" is not milliseconds'],
+      [{ created_at: "yesterday" }, 'created_at "yesterday" is not a time'],
+    ] as const)
+      expect(() => envelopeOfRow({ ...row, ...bad })).toThrow(
+        expect.objectContaining({
+          reason: Reason.MALFORMED_MESSAGE,
+          rawMessage: `malformed outbox message: ${why}`,
+        }),
+      );
+  });
 });

@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { redisStreamsBroker } from "@weft/broker-redis";
+import { ConfigError } from "@weft/core";
 import type {
   Broker,
   BrokerSubscription,
@@ -163,6 +164,34 @@ export function tableBroker(pool: pg.Pool, schema: string): Broker & { failNext(
       for (const s of subs) await s.stop();
     },
   };
+}
+
+/**
+ * `broker`, refusing for good (as NATS refuses a header it cannot carry: a `ConfigError`) every
+ * message with an `x-refuse` header.
+ */
+export function refusing<B extends Broker>(broker: B): B {
+  return Object.assign(Object.create(broker) as B, {
+    async publish(envelope: Envelope, options?: Parameters<Broker["publish"]>[1]) {
+      if (envelope.headers["x-refuse"] !== undefined)
+        throw new ConfigError("headers", "a header the broker can carry", envelope.headers["x-refuse"]);
+      return broker.publish(envelope, options);
+    },
+  });
+}
+
+/** The messages the relays set aside in `weft_outbox_rejected`, in the order they were. */
+export async function rejectedMessages(
+  pool: pg.Pool,
+  schema: string,
+): Promise<
+  { storage: string; at: string; id: string | null; reason: string; error: string; content: Buffer }[]
+> {
+  const { rows } = await pool.query(
+    `SELECT storage, coalesce(outbox_seq::text, wal_lsn::text) AS at, id, reason, error, content
+    FROM "${schema}".weft_outbox_rejected ORDER BY seq`,
+  );
+  return rows;
 }
 
 /** Every envelope id the test broker stored for `destination`, in publish order (duplicates kept). */

@@ -212,6 +212,18 @@ export interface WeftEvents {
   };
   /** A log-tailing outbox relay's replication slot: WAL bytes between the server's position and the slot's. */
   "outbox.slot_lag": { readonly relay: string; readonly slotLagBytes: number };
+  /**
+   * An outbox relay set aside a stored message it cannot publish (`reason`: `MALFORMED_MESSAGE`): its
+   * row or log message did not decode, or the broker refused it for what it is. It is recorded in
+   * `weft_outbox_rejected` and the relay goes on past it. `storage` says where it was stored; `id` is
+   * its message id when it could be read.
+   */
+  "outbox.rejected": {
+    readonly relay: string;
+    readonly storage: "table" | "wal";
+    readonly id: string | undefined;
+    readonly reason: string;
+  };
   /** An outbox relay became the instance that publishes (`leader: true`), or stopped being it. */
   "outbox.leadership": { readonly relay: string; readonly leader: boolean };
   /** An idempotent consumer skipped message `id`: its group `group` had already processed it. */

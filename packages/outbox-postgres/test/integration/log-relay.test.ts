@@ -4,14 +4,16 @@
  * slot's position moves only after the broker confirmed, and a relay stopped before confirming
  * replays the same ids on its next start; a second relay waits while the first holds the slot.
  */
-import { SILENT_LOGGER } from "@weft/core";
-import { destination } from "@weft/messaging";
+import { Reason, SILENT_LOGGER, type Telemetry, type WeftEvents } from "@weft/core";
+import { type Broker, destination } from "@weft/messaging";
 import type pg from "pg";
 import { describe, expect, it } from "vitest";
 import { createLogTailingRelay, createOutbox, type LogTailingRelay } from "../../src/index.ts";
 import {
   openTestDb,
   publishedIds,
+  refusing,
+  rejectedMessages,
   type TestDb,
   tableBroker,
   uniqueName,
@@ -43,8 +45,14 @@ async function write(
   }
 }
 
-function relayOf(db: TestDb, slot: string, broker = tableBroker(db.pool, db.schema)): LogTailingRelay {
+function relayOf(
+  db: TestDb,
+  slot: string,
+  broker: Broker = tableBroker(db.pool, db.schema),
+  telemetry?: Telemetry,
+): LogTailingRelay {
   return createLogTailingRelay({
+    ...(telemetry === undefined ? {} : { telemetry }),
     pool: db.pool,
     connection: server().url,
     broker,
@@ -110,6 +118,116 @@ describe("log-tailing relay", () => {
       await until(async () => (await relay.lag()).slotLagBytes < 100_000, 10_000, "the slot to catch up");
       expect(await publishedIds(db.pool, db.schema)).toEqual([]); // the ticks are not messages
     });
+  }, 60_000);
+
+  it("after a failed publish reads the transaction again and publishes only what the broker did not take", async () => {
+    const db = await openTestDb(server().url);
+    const broker = tableBroker(db.pool, db.schema);
+    const relay = relayOf(db, uniqueName("slot"), broker);
+    try {
+      relay.start();
+      await until(async () => relay.streaming, 15_000, "streaming");
+      broker.failNext(1); // the first publish of the next transaction (key a's) fails, key b's goes through
+      const client = await db.pool.connect();
+      const ids: string[] = [];
+      try {
+        await client.query("BEGIN");
+        const outbox = createOutbox({ schema: db.schema, serializer: "json" });
+        ids.push(await outbox.publish(client, orders, { n: 1 }, { key: "a" }));
+        ids.push(await outbox.publish(client, orders, { n: 2 }, { key: "b" }));
+        await client.query("COMMIT");
+      } finally {
+        client.release();
+      }
+      const { rows } = await db.pool.query<{ lsn: string }>("SELECT pg_current_wal_lsn()::text AS lsn");
+      const confirmedPast = async () =>
+        (
+          await db.pool.query<{ ok: boolean }>("SELECT $1::pg_lsn >= $2::pg_lsn AS ok", [
+            relay.confirmedLsn ?? "0/0",
+            rows[0]!.lsn,
+          ])
+        ).rows[0]!.ok;
+      await until(confirmedPast, 15_000, "the transaction to be confirmed");
+      expect(await publishedIds(db.pool, db.schema)).toEqual([ids[1], ids[0]]); // b once, then a
+    } finally {
+      await relay.stop();
+      await relay.dropSlot();
+      await db.drop();
+    }
+  }, 60_000);
+
+  it("sets aside what it cannot publish, confirms past it and goes on; a replay sets nothing aside twice", async () => {
+    const db = await openTestDb(server().url);
+    const slot = uniqueName("slot");
+    const events: string[][] = [[], []];
+    const telemetry = (i: number) =>
+      ({
+        event(name: string, attributes: unknown) {
+          if (name === "outbox.rejected")
+            events[i]!.push((attributes as WeftEvents["outbox.rejected"]).reason);
+        },
+      }) as Telemetry;
+    const broker = refusing(tableBroker(db.pool, db.schema));
+    const first = relayOf(db, slot, broker, telemetry(0));
+    const second = relayOf(db, slot, broker, telemetry(1));
+    try {
+      first.start();
+      await until(async () => first.streaming, 15_000, "streaming");
+      const before = await write(db, "table", [1], "k");
+      await until(async () => (await publishedIds(db.pool, db.schema)).length === 1, 15_000, "the first");
+      broker.failNext(1_000_000); // the good message of the next transaction is not taken: it is read again
+      const client = await db.pool.connect();
+      let good: string;
+      try {
+        await client.query("BEGIN");
+        // someone else's message under the outbox's prefix, and a row written by hand with an unknown kind
+        await client.query("SELECT pg_logical_emit_message(true, 'weft-outbox', '\\x0000000561'::bytea)");
+        await client.query(
+          `INSERT INTO "${db.schema}".weft_outbox (id, destination, key, kind, content_type, body)
+          VALUES (gen_random_uuid(), 'orders.created', 'k', 'bogus', 'application/json', '\\x7b7d')`,
+        );
+        const outbox = createOutbox({ schema: db.schema, storage: "wal", serializer: "json" });
+        await outbox.publish(client, orders, { n: 2 }, { key: "k", headers: { "x-refuse": "1" } });
+        good = await outbox.publish(client, orders, { n: 3 }, { key: "k" });
+        await client.query("COMMIT");
+        await client.query("SELECT pg_logical_emit_message(false, 'weft-outbox', 'x')"); // not transactional
+      } finally {
+        client.release();
+      }
+      await until(async () => events[0]!.length >= 3, 15_000, "3 set aside");
+      await first.stop();
+      broker.failNext(0);
+      second.start(); // reads the unconfirmed transaction again
+      const after = await write(db, "wal", [4], "k");
+      await until(async () => (await publishedIds(db.pool, db.schema)).length >= 3, 15_000, "3 messages");
+      expect(await publishedIds(db.pool, db.schema)).toEqual([...before, good, ...after]);
+      await until(
+        async () => (await second.lag()).slotLagBytes < 1_000,
+        10_000,
+        "the slot to move past them",
+      );
+      // each once: the first relay never read past the transaction, the second did not record it again
+      expect(events).toEqual([Array(3).fill(Reason.MALFORMED_MESSAGE), [Reason.MALFORMED_MESSAGE]]);
+      const aside = await rejectedMessages(db.pool, db.schema);
+      expect(aside.every((r) => r.reason === Reason.MALFORMED_MESSAGE)).toBe(true);
+      const byError = (pattern: RegExp) => aside.filter((r) => pattern.test(r.error));
+      expect(byError(/truncated/)).toEqual([
+        expect.objectContaining({ storage: "wal", id: null, content: Buffer.from([0, 0, 0, 5, 0x61]) }),
+      ]);
+      expect(byError(/unknown kind "bogus"/)).toEqual([
+        expect.objectContaining({ storage: "table", content: Buffer.from("{}") }),
+      ]);
+      expect(byError(/the broker refused it/)).toEqual([expect.objectContaining({ storage: "wal" })]);
+      expect(byError(/not transactional/)).toEqual([
+        expect.objectContaining({ storage: "wal", content: Buffer.from("x") }),
+      ]);
+      expect(aside).toHaveLength(4);
+    } finally {
+      await first.stop();
+      await second.stop();
+      await second.dropSlot().catch(() => undefined);
+      await db.drop();
+    }
   }, 60_000);
 
   it("does not confirm what the broker refused: a stopped relay's next start republishes the same ids", async () => {

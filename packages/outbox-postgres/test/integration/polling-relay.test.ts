@@ -4,13 +4,20 @@
  * key), per-key order, retries with the same ids, leader election, lag and retention.
  */
 
-import type { Telemetry } from "@weft/core";
-import { SILENT_LOGGER } from "@weft/core";
+import type { Telemetry, WeftEvents } from "@weft/core";
+import { Reason, SILENT_LOGGER } from "@weft/core";
 import { destination } from "@weft/messaging";
 import type pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
 import { createOutbox, createPollingRelay, type PollingRelay } from "../../src/index.ts";
-import { openTestDb, publishedIds, type TestDb, tableBroker } from "../support.ts";
+import {
+  openTestDb,
+  publishedIds,
+  refusing,
+  rejectedMessages,
+  type TestDb,
+  tableBroker,
+} from "../support.ts";
 
 const orders = destination<{ n: number }>("orders.created");
 const cleanup: (() => Promise<void>)[] = [];
@@ -134,6 +141,58 @@ describe("outbox + polling relay", () => {
     }
     const { rows } = await db.pool.query(`SELECT max(attempts) AS a FROM "${db.schema}".weft_outbox`);
     expect(rows[0].a).toBeGreaterThan(1);
+  });
+
+  it("sets aside rows it cannot publish (not written by publish, or refused by the broker) and goes on", async () => {
+    const db = await setup();
+    const outbox = outboxOf(db);
+    const rejected: WeftEvents["outbox.rejected"][] = [];
+    const telemetry = {
+      event(name: string, attributes: unknown) {
+        if (name === "outbox.rejected") rejected.push(attributes as WeftEvents["outbox.rejected"]);
+      },
+    } as Telemetry;
+    const write = async (n: number, headers: Record<string, string> = {}) => {
+      const tx = await begin(db);
+      const id = await outbox.publish(tx, orders, { n }, { key: "k", headers });
+      await tx.query("COMMIT");
+      tx.release();
+      return id;
+    };
+    const first = await write(1);
+    // a row written by hand, whose headers are not an object of strings
+    const { rows } = await db.pool.query<{ id: string; seq: string }>(
+      `INSERT INTO "${db.schema}".weft_outbox (id, destination, key, kind, content_type, headers, body)
+      VALUES (gen_random_uuid(), 'orders.created', 'k', 'event', 'application/json', '[1, 2]', '\\x7b7d')
+      RETURNING id::text, seq::text`,
+    );
+    const refused = await write(2, { "x-refuse": "1" });
+    const last = await write(3);
+    const relay = relayOf(db, { broker: refusing(tableBroker(db.pool, db.schema)), telemetry });
+    expect(await relay.relayOnce()).toBe(2);
+    expect(await publishedIds(db.pool, db.schema)).toEqual([first, last]); // the key went on past them
+    const aside = await rejectedMessages(db.pool, db.schema);
+    expect(aside).toEqual([
+      expect.objectContaining({
+        storage: "table",
+        at: rows[0]!.seq,
+        id: rows[0]!.id,
+        reason: Reason.MALFORMED_MESSAGE,
+        error: "malformed outbox message: its headers are not an object of strings",
+        content: Buffer.from("{}"),
+      }),
+      expect.objectContaining({ storage: "table", id: refused, reason: Reason.MALFORMED_MESSAGE }),
+    ]);
+    expect(aside[1]!.error).toMatch(/the broker refused it: invalid option "headers"/);
+    expect(JSON.parse(aside[1]!.content.toString())).toEqual({ n: 2 });
+    expect(rejected).toEqual([
+      { relay: "weft-outbox", storage: "table", id: rows[0]!.id, reason: Reason.MALFORMED_MESSAGE },
+      { relay: "weft-outbox", storage: "table", id: refused, reason: Reason.MALFORMED_MESSAGE },
+    ]);
+    // moved out of the outbox: they hold neither their key nor the lag, and are not tried again
+    expect(await relay.lag()).toEqual({ unpublished: 0, oldestUnpublishedAgeMs: 0 });
+    expect(await relay.relayOnce()).toBe(0);
+    expect(rejected).toHaveLength(2);
   });
 
   it("elects one leader among relays of a name; another takes over when it stops", async () => {

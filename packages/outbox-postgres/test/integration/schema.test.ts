@@ -19,7 +19,8 @@ afterEach(async () => {
 });
 
 describe("migrate", () => {
-  it("applies each version once when several processes migrate at once, then nothing", async () => {
+  /** A pool on the machine's PostgreSQL and a schema name nothing uses yet, dropped after the test. */
+  function freshSchema(): { pool: pg.Pool; schema: string } {
     ensurePostgres();
     const pool = new pg.Pool({ connectionString: POSTGRES_URL, max: 6 });
     const schema = uniqueName("weft_migrate");
@@ -27,10 +28,25 @@ describe("migrate", () => {
       await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
       await pool.end();
     });
+    return { pool, schema };
+  }
+
+  it("applies each version once when several processes migrate at once, then nothing", async () => {
+    const { pool, schema } = freshSchema();
     const results = await Promise.all([1, 2, 3, 4, 5].map(() => migrate(pool, { schema })));
-    expect(results.flatMap((r) => r.applied)).toEqual([1]);
-    expect(results.every((r) => r.to === 1)).toBe(true);
-    expect(await migrate(pool, { schema })).toEqual({ from: 1, to: 1, applied: [] });
+    expect(results.flatMap((r) => r.applied)).toEqual([1, 2]);
+    expect(results.every((r) => r.to === 2)).toBe(true);
+    expect(await migrate(pool, { schema })).toEqual({ from: 2, to: 2, applied: [] });
+  });
+
+  it("upgrades a database of version 1 with the table of messages set aside", async () => {
+    const { pool, schema } = freshSchema();
+    await migrate(pool, { schema });
+    await pool.query(`DROP TABLE "${schema}".weft_outbox_rejected`);
+    await pool.query(`DELETE FROM "${schema}".weft_migrations WHERE version = 2`);
+    expect(await migrate(pool, { schema })).toEqual({ from: 1, to: 2, applied: [2] });
+    const { rows } = await pool.query(`SELECT count(*)::int AS n FROM "${schema}".weft_outbox_rejected`);
+    expect(rows[0].n).toBe(0);
   });
 });
 
