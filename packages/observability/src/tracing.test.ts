@@ -3,6 +3,7 @@
  * an incoming call carries still reaches the handler's outgoing calls, through Weft's call context),
  * and an SDK registered later is used from its next call on. Over the in-memory transport.
  */
+import { getEventListeners } from "node:events";
 import {
   context,
   isSpanContextValid,
@@ -129,7 +130,7 @@ describe("tracing() with the SDK", () => {
       propagator === undefined ? { tracerProvider: provider } : { tracerProvider: provider, propagator },
     );
     const own = provider.getTracer("handler");
-    const seen: { headers: Metadata; baggage: string | undefined }[] = [];
+    const seen: { headers: Metadata; baggage: string | undefined; abortListeners: number }[] = [];
     const handlerSpans: SpanContext[] = [];
     const recorded: boolean[] = [];
     const back = createServer({ interceptors: [t.server] });
@@ -138,6 +139,7 @@ describe("tracing() with the SDK", () => {
         seen.push({
           headers: new Metadata(ctx.requestHeaders),
           baggage: propagation.getBaggage(context.active())?.getEntry("k")?.value,
+          abortListeners: getEventListeners(ctx.signal, "abort").length,
         });
         return s;
       },
@@ -216,6 +218,14 @@ describe("tracing() with the SDK", () => {
       "rpc.response.status_code": "OK",
       "rpc.system.name": "weft",
     });
+  });
+
+  it("an unsampled call is not watched: no abort listener of tracing's on its signal", async () => {
+    const { client, seen } = hops(1);
+    await client.get("a", { headers: { traceparent: UNSAMPLED } });
+    await client.get("b", { headers: { traceparent: SAMPLED } });
+    const [unsampled, sampled] = seen.map((s) => s.abortListeners);
+    expect(sampled).toBe(unsampled! + 1);
   });
 
   it("a root span decides for the whole trace, either way", async () => {
