@@ -23,6 +23,7 @@ import {
   extractFrom,
   inert,
   injectInto,
+  layered,
   outgoingParent,
   type TracerSetup,
   tracerSetup,
@@ -108,7 +109,7 @@ function traceProcess(
 ): Promise<void> {
   // the creation context alone: a broker may deliver inside whatever context its client ran in
   // (the memory broker: the publisher's), which is no parent of this processing
-  const creation = extractFrom(setup, ROOT_CONTEXT, message.headers);
+  const creation = extractFrom(setup, layered(ROOT_CONTEXT), message.headers);
   const created = trace.getSpanContext(creation);
   const links: Link[] = created !== undefined && isSpanContextValid(created) ? [{ context: created }] : [];
   const parent = byParent ? creation : trace.deleteSpan(creation);

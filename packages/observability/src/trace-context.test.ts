@@ -4,6 +4,7 @@
  * propagators take that path.
  */
 import {
+  createContextKey,
   defaultTextMapGetter,
   defaultTextMapSetter,
   propagation,
@@ -18,6 +19,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   formatTraceparent,
+  layered,
   parseTraceparent,
   readTraceContext,
   w3cHeadersOf,
@@ -144,5 +146,46 @@ describe("w3cHeadersOf", () => {
     expect(w3cHeadersOf(new CompositePropagator({ propagators: [W3C, b3] }))).toBe("other");
     // no propagator registered: OpenTelemetry's no-op, which carries nothing
     expect(w3cHeadersOf(propagation)).toBe("other");
+  });
+});
+
+describe("layered", () => {
+  it("holds the values OpenTelemetry's own context would, through any sets and deletes", () => {
+    const keys = [0, 1, 2, 3].map((i) => createContextKey(`weft test key ${i}`));
+    const op = fc.tuple(fc.boolean(), fc.nat(3), fc.integer());
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 60 }), fc.nat(3), (ops, seeded) => {
+        // a base with a value of its own, as the active context has (a span, baggage)
+        let theirs = ROOT_CONTEXT.setValue(keys[seeded]!, "base");
+        let ours = layered(theirs);
+        for (const [set, k, value] of ops) {
+          theirs = set ? theirs.setValue(keys[k]!, value) : theirs.deleteValue(keys[k]!);
+          ours = set ? ours.setValue(keys[k]!, value) : ours.deleteValue(keys[k]!);
+          for (const key of keys) expect(ours.getValue(key)).toBe(theirs.getValue(key));
+        }
+      }),
+    );
+  });
+
+  it("is immutable: a context set from is unchanged", () => {
+    const key = createContextKey("weft test key");
+    const base = layered(ROOT_CONTEXT);
+    const one = base.setValue(key, 1);
+    const two = one.setValue(key, 2);
+    expect([
+      base.getValue(key),
+      one.getValue(key),
+      two.getValue(key),
+      one.deleteValue(key).getValue(key),
+    ]).toEqual([undefined, 1, 2, undefined]);
+    expect(one.getValue(key)).toBe(1);
+    expect(layered(one)).toBe(one);
+  });
+
+  it("carries spans as trace.setSpan and trace.getSpan see them", () => {
+    const span = trace.wrapSpanContext({ traceId: TRACE_ID, spanId: SPAN_ID, traceFlags: 1 });
+    const ctx = trace.setSpan(layered(ROOT_CONTEXT), span);
+    expect(trace.getSpan(ctx)).toBe(span);
+    expect(trace.getSpan(trace.deleteSpan(ctx))).toBeUndefined();
   });
 });

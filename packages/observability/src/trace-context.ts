@@ -138,8 +138,69 @@ export function injectInto(setup: TracerSetup, ctx: Context, span: SpanContext, 
  */
 export function outgoingParent(setup: TracerSetup, headers: Metadata): Context {
   const active = context.active();
-  return trace.getSpan(active) === undefined ? extractFrom(setup, active, headers) : active;
+  return trace.getSpan(active) === undefined ? extractFrom(setup, layered(active), headers) : active;
 }
+
+/**
+ * `ctx` as a context whose `setValue` costs one small object. OpenTelemetry's own contexts copy all
+ * their values into a new `Map` and make three closures for every value set, which is most of what
+ * `trace.setSpan` and `trace.setSpanContext` cost; a span context arriving and a span started make
+ * two such copies per call on the server, one on the client. A context is an immutable value behind
+ * the API's `Context` interface, so these behave as the API's own wherever they go (the handler, a
+ * sampler, a span processor, a propagator).
+ */
+export function layered(ctx: Context): Context {
+  return ctx instanceof ContextLayer ? ctx : new ContextLayer(ctx, undefined, undefined, 0);
+}
+
+/** One value set (or deleted: `undefined`) over `parent`, which holds the rest. */
+class ContextLayer implements Context {
+  readonly #parent: Context;
+  readonly #key: symbol | undefined;
+  readonly #value: unknown;
+  /** Layers below this one: past `MAX_LAYERS`, the next `setValue` folds them into the base context. */
+  readonly #depth: number;
+
+  constructor(parent: Context, key: symbol | undefined, value: unknown, depth: number) {
+    this.#parent = parent;
+    this.#key = key;
+    this.#value = value;
+    this.#depth = depth;
+  }
+
+  getValue(key: symbol): unknown {
+    return key === this.#key ? this.#value : this.#parent.getValue(key);
+  }
+
+  setValue(key: symbol, value: unknown): Context {
+    if (this.#depth >= MAX_LAYERS) return this.#folded().setValue(key, value);
+    return new ContextLayer(this, key, value, this.#depth + 1);
+  }
+
+  deleteValue(key: symbol): Context {
+    if (this.#depth >= MAX_LAYERS) return this.#folded().deleteValue(key);
+    return new ContextLayer(this, key, undefined, this.#depth + 1);
+  }
+
+  /** The base context with every layer's value set (or deleted) on it, the nearest last. */
+  #folded(): Context {
+    const layers: ContextLayer[] = [];
+    let ctx: Context = this;
+    while (ctx instanceof ContextLayer) {
+      layers.push(ctx);
+      ctx = ctx.#parent;
+    }
+    for (let i = layers.length - 1; i >= 0; i--) {
+      const layer = layers[i]!;
+      const key = layer.#key;
+      if (key !== undefined)
+        ctx = layer.#value === undefined ? ctx.deleteValue(key) : ctx.setValue(key, layer.#value);
+    }
+    return ctx;
+  }
+}
+
+const MAX_LAYERS = 16;
 
 /** The remote span context of `headers`' `traceparent` and `tracestate`, if it is a valid one. */
 export function readTraceContext(headers: Metadata): SpanContext | undefined {

@@ -31,6 +31,7 @@ import {
   INSTRUMENTATION_NAME,
   inert,
   injectInto,
+  layered,
   outgoingParent,
   type TracerSetup,
   tracerSetup,
@@ -164,14 +165,14 @@ function traceClient(setup: Setup, next: CallHandler, call: Call): Promise<CallR
   const spans = spansOf(call.method);
   const parent = outgoingParent(setup, call.headers);
   const span = setup.tracer.startSpan(spans.name, spans.client, parent);
-  const ctx = trace.setSpan(parent, span);
+  const ctx = trace.setSpan(layered(parent), span);
   injectInto(setup, ctx, span.spanContext(), call.headers);
   return runIn(ctx, next, call, setup.client, span, span.isRecording());
 }
 
 function traceServer(setup: Setup, next: CallHandler, call: Call): Promise<CallResult> {
   const spans = spansOf(call.method);
-  const parent = extractFrom(setup, context.active(), call.headers);
+  const parent = extractFrom(setup, layered(context.active()), call.headers);
   const span = setup.tracer.startSpan(spans.name, spans.server(call.protocol), parent);
   const recording = span.isRecording();
   // the caller's address only on spans that are recorded (a sampler does not see it)
