@@ -38,7 +38,7 @@ export interface BenchOptions {
 }
 
 /** The micro-benchmarks `--micro` runs. */
-export const MICROS = ["pick", "msgpack-decode", "resilience", "policies", "outbox"] as const;
+export const MICROS = ["pick", "msgpack-decode", "resilience", "policies", "outbox", "tracing"] as const;
 export type MicroName = (typeof MICROS)[number];
 
 export const USAGE = `usage: npm run bench -- [options]
@@ -51,7 +51,7 @@ export const USAGE = `usage: npm run bench -- [options]
   --warmup S            warm-up per run, seconds (default 2; --quick: 1)
   --stream-messages N   messages asked for per server-streaming call (default 200000)
   --out FILE            where to write the JSON results (default bench/results/latest.json)
-  --micro NAME          run a micro-benchmark instead: ${MICROS.join(", ")} (pick: ns per balancer pick at 10 and 1,000 nodes; resilience: ns per call of timeout + retry, Weft's and cockatiel's; policies: ns per call of every resilience policy alone; outbox: messages/s and p99 of the outbox's relays against publishing directly, on PostgreSQL)
+  --micro NAME          run a micro-benchmark instead: ${MICROS.join(", ")} (pick: ns per balancer pick at 10 and 1,000 nodes; resilience: ns per call of timeout + retry, Weft's and cockatiel's; policies: ns per call of every resilience policy alone; outbox: messages/s and p99 of the outbox's relays against publishing directly, on PostgreSQL; tracing: CPU ns per call of tracing(), no SDK and the SDK at 1% and 100%)
   --overload            run the overload scenario instead: a 1 ms CPU-bound handler offered 2x its capacity,
                         shedding off and on (--warmup and --duration apply to each step; about 40 s)
   --messaging           run the messaging benchmark instead: publish -> consume per broker at 1 and 64 in

@@ -20,14 +20,15 @@ import {
 import { ConfigError, currentCallContext } from "@weft/core";
 import type { InterceptedMessage, MessageInterceptor, MessageStep } from "@weft/messaging";
 import {
-  getter,
+  extractFrom,
   inert,
-  markFailed,
+  injectInto,
+  layered,
   outgoingParent,
-  setter,
   type TracerSetup,
   tracerSetup,
-} from "./tracing.ts";
+} from "./trace-context.ts";
+import { markFailed } from "./tracing.ts";
 
 export interface MessagingTracingOptions {
   /** Where the tracer comes from. Default: the global provider, as `tracing()`. */
@@ -96,7 +97,7 @@ function tracePublish(setup: TracerSetup, next: MessageStep, message: Intercepte
     parent,
   );
   const ctx = trace.setSpan(parent, span);
-  setup.propagator.inject(ctx, message.headers, setter);
+  injectInto(setup, ctx, span.spanContext(), message.headers);
   return context.with(ctx, endWith, undefined, next, message, span);
 }
 
@@ -108,7 +109,7 @@ function traceProcess(
 ): Promise<void> {
   // the creation context alone: a broker may deliver inside whatever context its client ran in
   // (the memory broker: the publisher's), which is no parent of this processing
-  const creation = setup.propagator.extract(ROOT_CONTEXT, message.headers, getter);
+  const creation = extractFrom(setup, layered(ROOT_CONTEXT), message.headers);
   const created = trace.getSpanContext(creation);
   const links: Link[] = created !== undefined && isSpanContextValid(created) ? [{ context: created }] : [];
   const parent = byParent ? creation : trace.deleteSpan(creation);
@@ -118,7 +119,7 @@ function traceProcess(
     parent,
   );
   const ctx = trace.setSpan(parent, span);
-  adoptInCallContext(setup, ctx, message);
+  adoptInCallContext(setup, ctx, span, message);
   return context.with(ctx, endWith, undefined, next, message, span);
 }
 
@@ -127,9 +128,9 @@ function traceProcess(
  * span instead of the publish span: calls and publishes the handler makes then continue from it even
  * where OpenTelemetry's context does not reach (no context manager, an untraced client).
  */
-function adoptInCallContext(setup: TracerSetup, ctx: Context, message: InterceptedMessage): void {
+function adoptInCallContext(setup: TracerSetup, ctx: Context, span: Span, message: InterceptedMessage): void {
   const call = currentCallContext();
-  if (call?.requestHeaders === message.headers) setup.propagator.inject(ctx, call.propagate, setter);
+  if (call?.requestHeaders === message.headers) injectInto(setup, ctx, span.spanContext(), call.propagate);
 }
 
 function attributesOf(message: InterceptedMessage, type: string, name: string): Attributes {

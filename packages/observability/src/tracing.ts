@@ -7,16 +7,11 @@ import {
   type Attributes,
   type Context,
   context,
-  ProxyTracerProvider,
-  propagation,
   type Span,
   SpanKind,
   type SpanOptions,
   SpanStatusCode,
-  type TextMapGetter,
   type TextMapPropagator,
-  type TextMapSetter,
-  type Tracer,
   type TracerProvider,
   trace,
 } from "@opentelemetry/api";
@@ -26,14 +21,23 @@ import {
   type CallResult,
   codeName,
   type Interceptor,
-  type Metadata,
+  type MethodInfo,
   WeftError,
   type WireProtocol,
 } from "@weft/core";
 import { type CallWatcher, watchCall } from "./call-end.ts";
+import {
+  extractFrom,
+  INSTRUMENTATION_NAME,
+  inert,
+  injectInto,
+  layered,
+  outgoingParent,
+  type TracerSetup,
+  tracerSetup,
+} from "./trace-context.ts";
 
-/** The instrumentation scope the spans are created under. */
-export const INSTRUMENTATION_NAME = "@weft/observability";
+export { INSTRUMENTATION_NAME };
 
 export interface TracingOptions {
   /**
@@ -43,7 +47,9 @@ export interface TracingOptions {
   tracerProvider?: TracerProvider;
   /**
    * How span contexts cross the wire in call headers (`traceparent`/`tracestate`). Default: the
-   * global propagator (`propagation`), which the SDK sets up (W3C trace context and baggage).
+   * global propagator (`propagation`), which the SDK sets up (W3C trace context and baggage). When
+   * it is W3C trace context (alone or with W3C baggage), Weft reads and writes `traceparent` and
+   * `tracestate` itself, in that format; any other propagator is called through `extract`/`inject`.
    */
   propagator?: TextMapPropagator;
   /**
@@ -84,45 +90,11 @@ export function tracing(options: TracingOptions = {}): Tracing {
     ...tracerSetup(options),
     client: new SpanEnd("RECEIVED", options.messageEvents === true),
     server: new SpanEnd("SENT", options.messageEvents === true),
-    options: new Map(),
   };
   return {
     client: (next) => (call) => (inert(setup) ? passThrough(next, call) : traceClient(setup, next, call)),
     server: (next) => (call) => (inert(setup) ? passThrough(next, call) : traceServer(setup, next, call)),
   };
-}
-
-/**
- * Where the spans of a tracing interceptor come from and how their contexts travel: shared by the
- * RPC interceptors (`tracing()`) and the messaging one (`messagingTracing()`).
- */
-export interface TracerSetup {
-  readonly tracer: Tracer;
-  readonly propagator: TextMapPropagator;
-  /** The global provider's proxy, when the provider is one: `inert()` looks behind it. */
-  readonly proxy: ProxyTracerProvider | undefined;
-}
-
-/** The tracer and propagator of `options`, defaulting to the global ones. */
-export function tracerSetup(options: Pick<TracingOptions, "tracerProvider" | "propagator">): TracerSetup {
-  const provider = options.tracerProvider ?? trace.getTracerProvider();
-  return {
-    tracer: provider.getTracer(INSTRUMENTATION_NAME),
-    propagator: options.propagator ?? propagation,
-    proxy: provider instanceof ProxyTracerProvider ? provider : undefined,
-  };
-}
-
-/** What `trace.getTracerProvider()` delegates to while no SDK is registered. */
-const NO_SDK = new ProxyTracerProvider().getDelegate();
-
-/**
- * No SDK behind the global provider: every span would be a non-recording copy of its parent's
- * context, which Weft's call context already carries to the handler's outgoing calls. Checked on
- * every call (one property read), so an SDK registered later is used from its first call on.
- */
-export function inert(setup: TracerSetup): boolean {
-  return setup.proxy !== undefined && setup.proxy.getDelegate() === NO_SDK;
 }
 
 function passThrough(next: CallHandler, call: Call): Promise<CallResult> {
@@ -132,19 +104,6 @@ function passThrough(next: CallHandler, call: Call): Promise<CallResult> {
     return Promise.reject(e);
   }
 }
-
-/** Reads a propagator's fields from call or message headers. */
-export const getter: TextMapGetter<Metadata> = {
-  keys: (headers) => [...headers.keys()],
-  get: (headers, key) => headers.get(key) ?? undefined,
-};
-
-/** Writes a propagator's fields into call or message headers. */
-export const setter: TextMapSetter<Metadata> = {
-  set: (headers, key, value) => {
-    headers.set(key, value);
-  },
-};
 
 /** `rpc.system.name` of each protocol; REST calls report `http`. */
 export const SYSTEM: Record<WireProtocol, string> = {
@@ -159,58 +118,91 @@ export const SYSTEM: Record<WireProtocol, string> = {
 interface Setup extends TracerSetup {
   readonly client: SpanEnd;
   readonly server: SpanEnd;
-  /** Span options by side and wire path (and protocol, server side): made once, not per call. */
-  readonly options: Map<string, SpanOptions>;
-}
-
-function spanOptions(setup: Setup, call: Call, kind: SpanKind): SpanOptions {
-  const key = kind === SpanKind.CLIENT ? call.method.path : `${call.protocol ?? ""} ${call.method.path}`;
-  let options = setup.options.get(key);
-  if (options === undefined) {
-    const attributes: Attributes = { "rpc.method": call.method.path.slice(1) };
-    if (kind === SpanKind.SERVER && call.protocol !== undefined) {
-      attributes["rpc.system.name"] = SYSTEM[call.protocol];
-    }
-    options = { kind, attributes: Object.freeze(attributes) };
-    setup.options.set(key, Object.freeze(options));
-  }
-  return options;
 }
 
 /**
- * The parent of an outgoing span (a call's, a published message's): the active context, or, without
- * a span in it (no context manager installed), the trace context Weft propagated into `headers` from
- * the call or message being handled, so the trace stays one.
+ * A method's span name and start options, made on its first call, not per call. What a span starts
+ * with is what the sampler sees, so only that goes in: `rpc.method`, and on the server, where the
+ * front end is known before the span starts, `rpc.system.name`. The rest is set on recorded spans.
  */
-export function outgoingParent(setup: TracerSetup, headers: Metadata): Context {
-  const active = context.active();
-  return trace.getSpan(active) === undefined ? setup.propagator.extract(active, headers, getter) : active;
+class MethodSpans {
+  readonly name: string;
+  readonly client: SpanOptions;
+  readonly #server = new Map<WireProtocol | undefined, SpanOptions>();
+
+  constructor(method: MethodInfo) {
+    this.name = method.path.slice(1);
+    this.client = Object.freeze({
+      kind: SpanKind.CLIENT,
+      attributes: Object.freeze({ "rpc.method": this.name }),
+    });
+  }
+
+  server(protocol: WireProtocol | undefined): SpanOptions {
+    let options = this.#server.get(protocol);
+    if (options === undefined) {
+      const attributes: Attributes = { "rpc.method": this.name };
+      if (protocol !== undefined) attributes["rpc.system.name"] = SYSTEM[protocol];
+      options = Object.freeze({ kind: SpanKind.SERVER, attributes: Object.freeze(attributes) });
+      this.#server.set(protocol, options);
+    }
+    return options;
+  }
+}
+
+const methodSpans = new WeakMap<MethodInfo, MethodSpans>();
+
+function spansOf(method: MethodInfo): MethodSpans {
+  let spans = methodSpans.get(method);
+  if (spans === undefined) {
+    spans = new MethodSpans(method);
+    methodSpans.set(method, spans);
+  }
+  return spans;
 }
 
 function traceClient(setup: Setup, next: CallHandler, call: Call): Promise<CallResult> {
-  const { tracer, propagator } = setup;
+  const spans = spansOf(call.method);
   const parent = outgoingParent(setup, call.headers);
-  const span = tracer.startSpan(call.method.path.slice(1), spanOptions(setup, call, SpanKind.CLIENT), parent);
-  const ctx = trace.setSpan(parent, span);
-  propagator.inject(ctx, call.headers, setter);
-  return runIn(ctx, next, call, setup.client, span);
+  const span = setup.tracer.startSpan(spans.name, spans.client, parent);
+  const ctx = trace.setSpan(layered(parent), span);
+  injectInto(setup, ctx, span.spanContext(), call.headers);
+  return runIn(ctx, next, call, setup.client, span, span.isRecording());
 }
 
 function traceServer(setup: Setup, next: CallHandler, call: Call): Promise<CallResult> {
-  const { tracer, propagator } = setup;
-  const parent = propagator.extract(context.active(), call.headers, getter);
-  const span = tracer.startSpan(call.method.path.slice(1), spanOptions(setup, call, SpanKind.SERVER), parent);
+  const spans = spansOf(call.method);
+  const parent = extractFrom(setup, layered(context.active()), call.headers);
+  const span = setup.tracer.startSpan(spans.name, spans.server(call.protocol), parent);
+  const recording = span.isRecording();
   // the caller's address only on spans that are recorded (a sampler does not see it)
-  if (span.isRecording()) {
+  if (recording) {
     const peer = splitHostPort(call.peer);
     if (peer !== undefined) {
       span.setAttribute("network.peer.address", peer.host);
       if (peer.port !== undefined) span.setAttribute("network.peer.port", peer.port);
     }
   }
-  // the span ends when the door stops the call (deadline, cancellation, shutdown), with its
-  // reason, even if the handler has not noticed yet
-  return runIn(trace.setSpan(parent, span), next, call, setup.server, span);
+  return runIn(trace.setSpan(parent, span), next, call, setup.server, span, recording);
+}
+
+/**
+ * Runs the rest of the chain with `ctx` (the span's) active. A recorded span ends with the call:
+ * when the door stops it (deadline, cancellation, shutdown), with its reason, even if the handler
+ * has not noticed yet. A span that is not recorded (not sampled) records nothing, its end included,
+ * so its call is not watched at all.
+ */
+function runIn(
+  ctx: Context,
+  next: CallHandler,
+  call: Call,
+  end: SpanEnd,
+  span: Span,
+  recording: boolean,
+): Promise<CallResult> {
+  return recording
+    ? context.with(ctx, watchCall<Span>, undefined, next, call, end, span)
+    : context.with(ctx, passThrough, undefined, next, call);
 }
 
 /** Ends a call's span: the call's `tag` is its span. One per side of a `tracing()`. */
@@ -225,8 +217,9 @@ class SpanEnd implements CallWatcher<Span> {
     this.response = events ? (span) => messageEvent(span, responses) : undefined;
   }
 
+  /** Ends a recorded span (only those are watched). */
   end(span: Span, call: Call, error: unknown): void {
-    if (call.side === "client" && span.isRecording()) addClientPeer(span, call);
+    if (call.side === "client") addClientPeer(span, call);
     if (error !== undefined) failed(span, error);
     else if (call.method.kind !== "oneway") span.setAttribute("rpc.response.status_code", "OK");
     span.end();
@@ -243,11 +236,6 @@ function messageEvent(span: Span, direction: "SENT" | "RECEIVED"): void {
     messageIds.set(span, ids);
   }
   span.addEvent("rpc.message", { "rpc.message.type": direction, "rpc.message.id": ++ids[direction] });
-}
-
-/** Runs the rest of the chain with `ctx` (the span's) active, and ends `span` with the call. */
-function runIn(ctx: Context, next: CallHandler, call: Call, end: SpanEnd, span: Span): Promise<CallResult> {
-  return context.with(ctx, watchCall<Span>, undefined, next, call, end, span);
 }
 
 function failed(span: Span, error: unknown): void {

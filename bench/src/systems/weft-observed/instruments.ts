@@ -6,7 +6,7 @@
  * as it ends (and the in-memory exporter answers through a `setTimeout(0)`): a set-up for tests and
  * debugging, not for production.
  */
-import { context } from "@opentelemetry/api";
+import { context, type TextMapPropagator } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import {
@@ -59,16 +59,25 @@ function tracingFor(variant: Observed): Tracing | undefined {
 
 /**
  * The SDK as an application would set it up: a context manager (so a handler's calls are children
- * of its span), W3C trace context on the wire, a parent-based sampler (the server follows the
- * client's decision) with `ratio` of the root spans sampled, and a batching span processor.
+ * of its span; registered once per process), W3C trace context on the wire (or `propagator`), a
+ * parent-based sampler (the server follows the client's decision) with `ratio` of the root spans
+ * sampled, and a batching span processor.
  */
-function sdkTracing(ratio: number): Tracing {
-  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+export function sdkTracing(
+  ratio: number,
+  propagator: TextMapPropagator = new W3CTraceContextPropagator(),
+): Tracing {
+  if (!contextManagerSet) {
+    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+    contextManagerSet = true;
+  }
   const exporter = new InMemorySpanExporter();
   setInterval(() => exporter.reset(), 1000).unref();
   const provider = new BasicTracerProvider({
     sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) }),
     spanProcessors: [new BatchSpanProcessor(exporter)],
   });
-  return tracing({ tracerProvider: provider, propagator: new W3CTraceContextPropagator() });
+  return tracing({ tracerProvider: provider, propagator });
 }
+
+let contextManagerSet = false;
