@@ -67,8 +67,7 @@ export interface CallEndWatcher<T> {
    * The call ended: `error` is `undefined` for success (a one-way call: once the handler returned),
    * else what it failed with, as the handler or an interceptor threw it or as the call was stopped
    * (the caller cancelled, the deadline passed, shutdown gave up: the signal's reason), before it
-   * became the error sent on the wire. `seconds` since the request was read, where the front end
-   * tells (Weft TCP: the socket read it came in), else since the first watcher of the call registered.
+   * became the error sent on the wire. `seconds` since the first watcher of the call registered.
    * `call` is the call as the server gave it to the interceptors. Runs synchronously where the
    * server releases the call: keep it cheap; what it throws is ignored.
    */
@@ -155,9 +154,8 @@ export class ServerHandlerContext implements HandlerContext {
  * error) was sent, or the call was abandoned: the caller went away, its deadline passed, shutdown gave
  * up on it. This is the server's own record of the call's end, for every protocol, so a server
  * interceptor that measures calls (metrics, spans, an access log) needs no listener on the call's
- * signal and no wrapper around its result; the duration, shared by every watcher of the call, costs one
- * clock read at the end (and one at the first registration where the front end does not say when
- * the request was read).
+ * signal and no wrapper around its result; the duration comes from one clock read at the first
+ * registration and one at the end, shared by every watcher of the call.
  *
  * Returns `false`, registering nothing, when `call` is not a server call that came in through the
  * server (a client call, or one an interceptor made up): the caller then watches it itself. Call it
@@ -175,7 +173,7 @@ export class ServerHandlerContext implements HandlerContext {
  */
 export function onCallEnd<T>(call: Call, watcher: CallEndWatcher<T>, tag: T): boolean {
   const ctx = (call as unknown as { [kContext]?: ServerHandlerContext })[kContext];
-  return ctx?.watchEnd(watcher, tag) === true;
+  return ctx !== undefined && ctx.watchEnd(watcher, tag);
 }
 
 function contextOf(call: Call): ServerHandlerContext {

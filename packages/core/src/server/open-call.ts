@@ -77,11 +77,6 @@ export interface CallDoor {
   readonly admission?: CallAdmission | undefined;
   /** Counts every call opened here until it finishes. */
   readonly tracker: CallTracker;
-  /**
-   * Whether a front end that knows when each request was read should say so (`arrivedAt`): the
-   * server has an admission policy, or interceptors, which may time calls (`onCallEnd`).
-   */
-  readonly timesArrivals: boolean;
   /** The method registered at `path`, or `undefined`. */
   route(path: string): RegisteredMethod | undefined;
   /** The request headers outgoing calls made inside the handler inherit, or `undefined` for none. */
@@ -106,11 +101,7 @@ export interface OpenCallInit {
   peer: string | undefined;
   /** The client's verified TLS certificate (`peerIdentityOf(socket)`); absent on cleartext. */
   peerIdentity?: PeerIdentity | undefined;
-  /**
-   * When the request was read, `performance.now()` in ms: told to the admission, and where the
-   * durations `onCallEnd` reports start. Default: when the call is opened (admission) or first
-   * watched (`onCallEnd`).
-   */
+  /** When the request was read, `performance.now()` in ms (told to the admission); default: now. */
   arrivedAt?: number | undefined;
   /**
    * Serve the call even though shutdown has begun (still refused once stopped). For the few calls
@@ -231,8 +222,8 @@ class InboundCall extends AbortController implements OpenCall, TrackedCall, Call
   #endWatcher: CallEndWatcher<unknown> | undefined;
   #endTag: unknown;
   #moreEnds: unknown[] | undefined;
-  /** Where the durations told to end watchers start: `arrivedAt`, else when the first one registered. */
-  #watchedAt: number | undefined;
+  /** `performance.now()` when the first end watcher registered. */
+  #watchedAt: number;
 
   constructor(
     door: CallDoor,
@@ -269,7 +260,7 @@ class InboundCall extends AbortController implements OpenCall, TrackedCall, Call
     this.#endWatcher = undefined;
     this.#endTag = undefined;
     this.#moreEnds = undefined;
-    this.#watchedAt = init.arrivedAt;
+    this.#watchedAt = 0;
     door.tracker.track(this);
     // armDeadline, not setTimeout: a budget beyond 24.8 days must not expire at once
     this.#timer = deadline === undefined ? undefined : armDeadline(deadline, expire, this);
@@ -390,7 +381,7 @@ class InboundCall extends AbortController implements OpenCall, TrackedCall, Call
     if (this.#endWatcher === undefined) {
       this.#endWatcher = watcher as CallEndWatcher<unknown>;
       this.#endTag = tag;
-      this.#watchedAt ??= performance.now();
+      this.#watchedAt = performance.now();
     } else {
       if (this.#moreEnds === undefined) this.#moreEnds = [watcher, tag];
       else this.#moreEnds.push(watcher, tag);
@@ -412,7 +403,7 @@ class InboundCall extends AbortController implements OpenCall, TrackedCall, Call
     if (watcher === undefined) return;
     const call = this.#call;
     const ended = this.#endError(error);
-    const seconds = (now - this.#watchedAt!) / 1000;
+    const seconds = (now - this.#watchedAt) / 1000;
     tell(watcher, this.#endTag, call, ended, seconds);
     const more = this.#moreEnds;
     if (more === undefined) return;

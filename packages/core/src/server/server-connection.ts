@@ -58,9 +58,8 @@ export class ServerConnection extends Connection {
   constructor(host: ConnectionHost, socket: Duplex, peer: string | undefined) {
     super(socket, host.limits, peer, host.connectionOptions);
     this.host = host;
-    // the time each chunk was read is what an admission policy (a load shedder) judges queueing by,
-    // and where the durations of calls (`onCallEnd`) start: one clock read per chunk, not per call
-    this.stampReads = host.door.timesArrivals;
+    // the time each chunk was read is what an admission policy (a load shedder) judges queueing by
+    this.stampReads = host.door.admission !== undefined;
     this.#init = {
       path: "",
       protocol: "weft",

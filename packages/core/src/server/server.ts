@@ -234,7 +234,6 @@ class ServerCore implements ServerInternals, ConnectionHost {
   readonly connectionOptions: ConnectionOptions;
   readonly maxConnections: number;
   readonly admission: CallAdmission | undefined;
-  readonly timesArrivals: boolean;
   state: ServerState = "serving";
   /** The protocols listened on and their addresses, for `registerWith`. */
   readonly addresses = new Map<AdvertisedProtocol, BoundAddress>();
@@ -278,7 +277,6 @@ class ServerCore implements ServerInternals, ConnectionHost {
       );
     }
     this.admission = admission;
-    this.timesArrivals = admission !== undefined || (options.interceptors?.length ?? 0) > 0;
     if (options.errors !== undefined && options.errors !== "relay" && options.errors !== "forward") {
       throw new ConfigError("errors", '"relay" or "forward"', options.errors);
     }
