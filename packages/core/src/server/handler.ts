@@ -173,7 +173,7 @@ export class ServerHandlerContext implements HandlerContext {
  */
 export function onCallEnd<T>(call: Call, watcher: CallEndWatcher<T>, tag: T): boolean {
   const ctx = (call as unknown as { [kContext]?: ServerHandlerContext })[kContext];
-  return ctx !== undefined && ctx.watchEnd(watcher, tag);
+  return ctx?.watchEnd(watcher, tag) === true;
 }
 
 function contextOf(call: Call): ServerHandlerContext {

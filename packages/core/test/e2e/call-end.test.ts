@@ -16,6 +16,7 @@ import {
   type Interceptor,
   onCallEnd,
   type Server,
+  type ServiceImpl,
   type Transport,
   WeftError,
 } from "../../src/index.ts";
@@ -57,7 +58,7 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => s.shutdown({ timeoutMs: 100 })));
 });
 
-function start(handlers: Partial<typeof echoHandlers>, interceptors: Interceptor[]) {
+function start(handlers: Partial<ServiceImpl<typeof Echo>>, interceptors: Interceptor[]) {
   const server = createServer({ onError: () => {}, interceptors }).register(Echo, {
     ...echoHandlers,
     ...handlers,
