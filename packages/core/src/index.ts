@@ -137,7 +137,13 @@ export type {
 } from "./interceptor/call.ts";
 export { Metadata } from "./metadata/metadata.ts";
 export type { FrameLimits } from "./protocol/frame.ts";
-export type { HandlerContext, HandlerFor, ServiceImpl } from "./server/handler.ts";
+export {
+  type CallEndWatcher,
+  type HandlerContext,
+  type HandlerFor,
+  onCallEnd,
+  type ServiceImpl,
+} from "./server/handler.ts";
 export type { CallAdmission } from "./server/open-call.ts";
 export {
   REGISTRATION_DEFAULTS,

@@ -189,6 +189,7 @@ export function createRestHandler(server: Server, options: RestOptions = {}): Re
     const vary = hit.alias ? { vary: "Accept" } : undefined;
     let ext: OpenCall | undefined;
     let readingBody = false;
+    let failed: unknown;
     try {
       const headers = metadataOf(req, timeoutHeader);
       ext = openCall(door, {
@@ -223,7 +224,10 @@ export function createRestHandler(server: Server, options: RestOptions = {}): Re
       const message = decodeMessage(route.input, json, decodeOptions);
       if (route.oneway) {
         send(res, 202, "{}", JSON_TYPE, vary);
-        await call.run(message).catch((e: unknown) => call.toWireError(e));
+        await call.run(message).catch((e: unknown) => {
+          failed = e;
+          call.toWireError(e);
+        });
         return;
       }
       // answer at the deadline (or a shutdown that gives up) even if the handler ignores its signal
@@ -243,13 +247,14 @@ export function createRestHandler(server: Server, options: RestOptions = {}): Re
       );
       call.countSent(sent);
     } catch (e) {
+      failed = e;
       const error = e instanceof WeftError ? e : ext !== undefined ? ext.toWireError(e) : WeftError.from(e);
       // the rest of an unread body is read and dropped (up to a bound), so a client still sending
       // reads the answer; then the connection closes
       const extra = readingBody ? { ...vary, connection: "close" } : vary;
       sendError(res, error, extra, ext?.handlerContext.responseTrailers, readingBody ? req : undefined);
     } finally {
-      ext?.finish();
+      ext?.finish(failed);
     }
   };
 

@@ -1,18 +1,30 @@
 /*
- * When a call ends, as the metrics, the spans and the access log see it: a unary result when it
- * settles, a stream result when its stream ends or its reader stops, a server call when the door
- * stops it. One place, so all three agree on the outcome.
+ * When a call ends, as the metrics, the spans and the access log see it: a server call when the
+ * server releases it (core's `onCallEnd`: its response sent, or the call stopped), a unary client
+ * result when it settles, a stream result when its stream ends or its reader stops. One place, so all
+ * three agree on the outcome.
  *
  * This runs on every call, twice per interceptor: it allocates no closure per call. A watcher is one
  * object per interceptor; what differs per call is the `tag` it is handed back (the method's
  * counters, the call's span).
  */
-import { type Call, type CallHandler, type CallResult, Code, WeftError } from "@weft/core";
-import { type AbortWatcher, abortError, NEVER, unwatchAbort, watchAbort } from "@weft/core/internal";
+import {
+  type Call,
+  type CallEndWatcher,
+  type CallHandler,
+  type CallResult,
+  Code,
+  onCallEnd,
+  type StreamResult,
+  WeftError,
+} from "@weft/core";
 
 /** Told about calls: their messages as they pass (streams only) and their end, once per call. */
-export interface CallWatcher<T> {
-  /** Read `performance.now()` at the start and the end: `false` passes `seconds` as 0. */
+export interface CallWatcher<T> extends CallEndWatcher<T> {
+  /**
+   * Read `performance.now()` at the start and the end of a client call: `false` passes `seconds`
+   * as 0 there. A server call is timed by the server either way.
+   */
   readonly timed: boolean;
   /**
    * A message of the request stream passed (client: sent; server: received). Without it, the
@@ -21,18 +33,14 @@ export interface CallWatcher<T> {
   readonly request?: ((tag: T) => void) | undefined;
   /** A message of the response stream passed (client: received; server: sent). */
   readonly response?: ((tag: T) => void) | undefined;
-  /**
-   * The call ended: `error` is `undefined` for success (also for a one-way call once sent), else
-   * what the call failed with, `seconds` after it entered the interceptor.
-   */
-  end(tag: T, call: Call, error: unknown, seconds: number): void;
 }
 
 /**
- * Runs `next(call)` and tells `watcher` how it goes, with `tag`. A server call ends when the door
- * stops it (deadline, cancellation, shutdown: the signal's reason) even if the handler has not
- * noticed yet; a stream whose reader stops early ends with the signal's reason, else `CANCELLED`.
- * The returned promise is `next`'s outcome, settled when `next`'s is.
+ * Runs `next(call)` and tells `watcher` how it goes, with `tag`. A server call ends when the server
+ * releases it (`onCallEnd`): its response or error sent, or the call stopped (deadline,
+ * cancellation, shutdown: the signal's reason) even if the handler has not noticed yet. A client
+ * call ends when its result settles or its response stream ends; a stream whose reader stops early
+ * ends with the signal's reason, else `CANCELLED`. The returned promise is `next`'s outcome.
  */
 export function watchCall<T>(
   next: CallHandler,
@@ -40,13 +48,31 @@ export function watchCall<T>(
   watcher: CallWatcher<T>,
   tag: T,
 ): Promise<CallResult> {
-  const start = watcher.timed ? performance.now() : 0;
   const request = watcher.request;
   if (call.stream && request !== undefined) call.messages = countEach(call.messages, request, tag);
-  if (call.side === "server" && call.signal !== NEVER) {
-    return untilStopped(next, call, new ServerCallEnd(watcher, tag, call, start));
+  if (call.side === "server" && onCallEnd(call, watcher, tag)) {
+    let result: Promise<CallResult>;
+    try {
+      result = next(call);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const response = watcher.response;
+    if (response === undefined || !streamsResponses(call)) return result;
+    return result.then((r) => countResponses(r, response, tag));
   }
-  return untilSettled(next, call, watcher, tag, start);
+  return untilSettled(next, call, watcher, tag, watcher.timed ? performance.now() : 0);
+}
+
+/** Whether the method answers with a stream (server-streaming and bidi). */
+function streamsResponses(call: Call): boolean {
+  const kind = call.method.kind;
+  return kind === "server_streaming" || kind === "bidi_streaming";
+}
+
+function countResponses<T>(result: CallResult, passed: (tag: T) => void, tag: T): CallResult {
+  if (result.stream) (result as StreamResult).messages = countEach(result.messages, passed, tag);
+  return result;
 }
 
 async function untilSettled<T>(
@@ -63,53 +89,6 @@ async function untilSettled<T>(
     watcher.end(tag, call, e, since(watcher, start));
     throw e;
   }
-  if (!result.stream) watcher.end(tag, call, undefined, since(watcher, start));
-  else result.messages = endWithStream(result.messages, call, watcher, tag, start);
-  return result;
-}
-
-/** A server call being watched: ends once, when its result settles or its signal aborts. */
-class ServerCallEnd<T> implements AbortWatcher {
-  readonly watcher: CallWatcher<T>;
-  readonly tag: T;
-  readonly call: Call;
-  readonly start: number;
-  #ended = false;
-
-  constructor(watcher: CallWatcher<T>, tag: T, call: Call, start: number) {
-    this.watcher = watcher;
-    this.tag = tag;
-    this.call = call;
-    this.start = start;
-  }
-
-  /** The door stopped the call (or the caller went away) before the handler answered. */
-  handleEvent(): void {
-    if (this.#ended) return;
-    this.#ended = true;
-    this.watcher.end(this.tag, this.call, abortError(this.call.signal), since(this.watcher, this.start));
-  }
-
-  /** The handler answered: true unless the call had already ended. */
-  settle(): boolean {
-    if (this.#ended) return false;
-    this.#ended = true;
-    unwatchAbort(this.call.signal, this);
-    return true;
-  }
-}
-
-async function untilStopped<T>(next: CallHandler, call: Call, end: ServerCallEnd<T>): Promise<CallResult> {
-  watchAbort(call.signal, end);
-  const { watcher, tag, start } = end;
-  let result: CallResult;
-  try {
-    result = await next(call);
-  } catch (e) {
-    if (end.settle()) watcher.end(tag, call, e, since(watcher, start));
-    throw e;
-  }
-  if (!end.settle()) return result;
   if (!result.stream) watcher.end(tag, call, undefined, since(watcher, start));
   else result.messages = endWithStream(result.messages, call, watcher, tag, start);
   return result;

@@ -4,6 +4,7 @@
  * stream messages, the bound on methods, connections and shutdown from the telemetry events, and
  * the OpenTelemetry duration histograms.
  */
+import { getEventListeners } from "node:events";
 import { MeterProvider } from "@opentelemetry/sdk-metrics";
 import {
   Code,
@@ -12,6 +13,7 @@ import {
   createMemoryTransport,
   createServer,
   defineService,
+  type Interceptor,
   messageType,
   serverStreaming,
   unary,
@@ -29,12 +31,20 @@ const Svc = defineService("test.Svc", {
 });
 
 let release: (() => void) | undefined;
+/** Abort listeners on the signal of the last `held` call's handler, as it started. */
+let heldListeners = -1;
 
-function start(options: Parameters<typeof metrics>[0] = {}) {
+/** `inner`: server interceptors after the metrics one. */
+function start(options: Parameters<typeof metrics>[0] = {}, inner: Interceptor[] = []) {
   const m = metrics(options);
-  const server = createServer({ interceptors: [m.server], telemetry: m.telemetry, onError: () => {} });
+  const server = createServer({
+    interceptors: [m.server, ...inner],
+    telemetry: m.telemetry,
+    onError: () => {},
+  });
   server.register(Svc, {
-    get: async (sku) => {
+    get: async (sku, ctx) => {
+      if (sku === "held") heldListeners = getEventListeners(ctx.signal, "abort").length;
       if (sku === "missing") throw new WeftError(Code.NOT_FOUND, "no such item");
       if (sku === "slow") await new Promise((resolve) => setTimeout(resolve, 50));
       if (sku === "held") await new Promise<void>((resolve) => (release = resolve));
@@ -155,6 +165,39 @@ describe("metrics()", () => {
     await held;
     expect(await value(m.registry, "weft_server_calls_in_flight", { method: "get" })).toBe(0);
     expect(await value(m.registry, "weft_client_calls_in_flight", { method: "get" })).toBe(0);
+    release = undefined;
+    await transport.close();
+    await server.shutdown();
+  });
+
+  it("ends a server call the deadline stopped at the deadline, while its handler still runs, with no listener on its signal", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date", "performance"] });
+    // the server shortens the budget, so its deadline, not the client's, stops the call
+    const shorten: Interceptor = (next) => (call) => next({ ...call, deadline: Date.now() + 80 });
+    const { m, client, server, transport } = start({ buckets: [0.01, 0.1] }, [shorten]);
+    const held = client.get("held", { timeoutMs: 200 });
+    held.catch(() => {});
+    // not vi.waitFor: it would move the fake clock
+    while (release === undefined) await new Promise((resolve) => setImmediate(resolve));
+    expect(heldListeners).toBe(0);
+    await vi.advanceTimersByTimeAsync(80);
+    await expect(held).rejects.toMatchObject({ code: Code.DEADLINE_EXCEEDED });
+    const labels = { service: "test.Svc", method: "get" };
+    await vi.waitFor(async () =>
+      expect(
+        await value(m.registry, "weft_server_calls_total", { ...labels, code: "DEADLINE_EXCEEDED" }),
+      ).toBe(1),
+    );
+    expect(await value(m.registry, "weft_server_calls_in_flight", labels)).toBe(0);
+    expect(
+      await value(
+        m.registry,
+        "weft_server_call_duration_seconds",
+        { ...labels, code: "DEADLINE_EXCEEDED" },
+        "_sum",
+      ),
+    ).toBeCloseTo(0.08, 6);
+    release!();
     release = undefined;
     await transport.close();
     await server.shutdown();

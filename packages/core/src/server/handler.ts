@@ -57,6 +57,28 @@ export interface DeadlineKeeper {
   shortenDeadline(deadline: number): void;
 }
 
+/**
+ * Told once when a server call ends (see `onCallEnd`). One object can watch every call: what differs
+ * per call is the `tag` it registered with (a method's counters, a span), so watching costs no
+ * closure per call.
+ */
+export interface CallEndWatcher<T> {
+  /**
+   * The call ended: `error` is `undefined` for success (a one-way call: once the handler returned),
+   * else what it failed with, as the handler or an interceptor threw it or as the call was stopped
+   * (the caller cancelled, the deadline passed, shutdown gave up: the signal's reason), before it
+   * became the error sent on the wire. `seconds` since the first watcher of the call registered.
+   * `call` is the call as the server gave it to the interceptors. Runs synchronously where the
+   * server releases the call: keep it cheap; what it throws is ignored.
+   */
+  end(tag: T, call: Call, error: unknown, seconds: number): void;
+}
+
+/** The server's side of a call that knows when it ends: the door's call. */
+export interface CallKeeper extends DeadlineKeeper {
+  watchEnd<T>(watcher: CallEndWatcher<T>, tag: T): void;
+}
+
 export class ServerHandlerContext implements HandlerContext {
   readonly method: MethodInfo;
   readonly signal: AbortSignal;
@@ -66,7 +88,7 @@ export class ServerHandlerContext implements HandlerContext {
   readonly peerIdentity: PeerIdentity | undefined;
   #responseHeaders: Metadata | undefined;
   #responseTrailers: Metadata | undefined;
-  readonly #keeper: DeadlineKeeper | undefined;
+  readonly #keeper: CallKeeper | undefined;
 
   constructor(
     method: MethodInfo,
@@ -75,7 +97,7 @@ export class ServerHandlerContext implements HandlerContext {
     requestHeaders: Metadata,
     peer: string | undefined,
     peerIdentity: PeerIdentity | undefined,
-    keeper?: DeadlineKeeper,
+    keeper?: CallKeeper,
   ) {
     this.method = method;
     this.signal = signal;
@@ -104,6 +126,14 @@ export class ServerHandlerContext implements HandlerContext {
     if (isSpent(wanted)) throw deadlineWhileRunning();
   }
 
+  /** Has `watcher` told when the call ends; false for a context made outside the server's door. */
+  watchEnd<T>(watcher: CallEndWatcher<T>, tag: T): boolean {
+    const keeper = this.#keeper;
+    if (keeper === undefined) return false;
+    keeper.watchEnd(watcher, tag);
+    return true;
+  }
+
   timeRemaining(): number | undefined {
     return this.deadline === undefined ? undefined : this.deadline - Date.now();
   }
@@ -117,6 +147,33 @@ export class ServerHandlerContext implements HandlerContext {
     this.#responseTrailers ??= new Metadata();
     return this.#responseTrailers;
   }
+}
+
+/**
+ * Has `watcher.end(tag, …)` called once when the server call `call` ends: when its response (or
+ * error) was sent, or the call was abandoned: the caller went away, its deadline passed, shutdown gave
+ * up on it. This is the server's own record of the call's end, for every protocol, so a server
+ * interceptor that measures calls (metrics, spans, an access log) needs no listener on the call's
+ * signal and no wrapper around its result; the duration comes from one clock read at the first
+ * registration and one at the end, shared by every watcher of the call.
+ *
+ * Returns `false`, registering nothing, when `call` is not a server call that came in through the
+ * server (a client call, or one an interceptor made up): the caller then watches it itself. Call it
+ * before the call is passed on; a watcher registered once the call has ended is told at once.
+ *
+ * ```ts
+ * const slow: CallEndWatcher<string> = {
+ *   end: (path, _call, error, seconds) => { if (seconds > 1) log.warn({ path, error }, "slow call"); },
+ * };
+ * const watchSlow: Interceptor = (next) => (call) => {
+ *   onCallEnd(call, slow, call.method.path);
+ *   return next(call);
+ * };
+ * ```
+ */
+export function onCallEnd<T>(call: Call, watcher: CallEndWatcher<T>, tag: T): boolean {
+  const ctx = (call as unknown as { [kContext]?: ServerHandlerContext })[kContext];
+  return ctx?.watchEnd(watcher, tag) === true;
 }
 
 function contextOf(call: Call): ServerHandlerContext {

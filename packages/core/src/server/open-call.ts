@@ -6,6 +6,7 @@
  * reading the request, writing the response and status.
  */
 import { armDeadline, type DeadlineTimer, deadlineWhileRunning, expiredOnArrival } from "../call/deadline.ts";
+import { abortError } from "../call/signal.ts";
 import type { SerializerName } from "../codec/serializer.ts";
 import { type CallContext, runWithCallContext } from "../context/call-context.ts";
 import { Code } from "../errors/code.ts";
@@ -24,7 +25,13 @@ import { Metadata } from "../metadata/metadata.ts";
 import type { MethodInfo } from "../service/service.ts";
 import type { WireProtocol } from "../telemetry/telemetry.ts";
 import type { CallTracker, TrackedCall } from "./call-tracker.ts";
-import { type DeadlineKeeper, type HandlerContext, kContext, ServerHandlerContext } from "./handler.ts";
+import {
+  type CallEndWatcher,
+  type CallKeeper,
+  type HandlerContext,
+  kContext,
+  ServerHandlerContext,
+} from "./handler.ts";
 
 /** `serving` → `draining` (shutdown begun) → `stopped`. */
 export type ServerState = "serving" | "leaving" | "draining" | "stopped";
@@ -143,8 +150,14 @@ export interface OpenCall {
   toWireError(reason: unknown): WeftError;
   /** The client went away, the request was bad, or the handler failed: abort the handler's signal. */
   cancel(error: WeftError): void;
-  /** Must be called once the response is fully sent (or abandoned): stops the deadline, releases tracking. */
-  finish(): void;
+  /**
+   * Must be called once the response is fully sent (or abandoned): stops the deadline, releases
+   * tracking and tells the call's end watchers (`onCallEnd`). `error` is what the call failed with,
+   * as the handler (or the front end: a response it could not encode) raised it, before
+   * `toWireError`; without it, the call succeeded unless its signal aborted (then it ended with the
+   * signal's reason: cancelled, deadline, shutdown).
+   */
+  finish(error?: unknown): void;
 }
 
 /**
@@ -181,7 +194,7 @@ const NO_METADATA = new Metadata();
  * The door's per-call object. It is the call's `AbortController` too, which spares one object per
  * call; its deadline timer and the tracker hold it directly, so it costs no closure.
  */
-class InboundCall extends AbortController implements OpenCall, TrackedCall, DeadlineKeeper {
+class InboundCall extends AbortController implements OpenCall, TrackedCall, CallKeeper {
   readonly method: MethodInfo;
   deadline: number | undefined;
   readonly context: { -readonly [K in keyof CallContext]: CallContext[K] };
@@ -202,6 +215,15 @@ class InboundCall extends AbortController implements OpenCall, TrackedCall, Dead
   /** Body bytes counted while the call had no tally yet: added to it once it has one. */
   #sent: number;
   #received: number;
+  /**
+   * The first end watcher and its tag (most calls have none or one, so no array); `undefined`
+   * without one. Further ones, in pairs, in `#moreEnds`.
+   */
+  #endWatcher: CallEndWatcher<unknown> | undefined;
+  #endTag: unknown;
+  #moreEnds: unknown[] | undefined;
+  /** `performance.now()` when the first end watcher registered. */
+  #watchedAt: number;
 
   constructor(
     door: CallDoor,
@@ -235,6 +257,10 @@ class InboundCall extends AbortController implements OpenCall, TrackedCall, Dead
     this.#call = undefined;
     this.#sent = 0;
     this.#received = 0;
+    this.#endWatcher = undefined;
+    this.#endTag = undefined;
+    this.#moreEnds = undefined;
+    this.#watchedAt = 0;
     door.tracker.track(this);
     // armDeadline, not setTimeout: a budget beyond 24.8 days must not expire at once
     this.#timer = deadline === undefined ? undefined : armDeadline(deadline, expire, this);
@@ -346,14 +372,50 @@ class InboundCall extends AbortController implements OpenCall, TrackedCall, Dead
     this.#timer = armDeadline(deadline, expire, this);
   }
 
-  finish(): void {
+  watchEnd<T>(watcher: CallEndWatcher<T>, tag: T): void {
+    if (this.#done) {
+      // too late to time: told at once
+      tell(watcher as CallEndWatcher<unknown>, tag, this.#call, this.#endError(undefined), 0);
+      return;
+    }
+    if (this.#endWatcher === undefined) {
+      this.#endWatcher = watcher as CallEndWatcher<unknown>;
+      this.#endTag = tag;
+      this.#watchedAt = performance.now();
+    } else {
+      if (this.#moreEnds === undefined) this.#moreEnds = [watcher, tag];
+      else this.#moreEnds.push(watcher, tag);
+    }
+  }
+
+  finish(error?: unknown): void {
     if (this.#done) return;
     this.#done = true;
     this.#tally(); // an interceptor that set it late, after an await, still gets what came before
     this.#timer?.cancel();
     this.#timer = undefined;
     this.#door.tracker.release(this);
-    this.#admission?.finished(performance.now() - this.#admittedAt);
+    const watcher = this.#endWatcher;
+    const admission = this.#admission;
+    if (watcher === undefined && admission === undefined) return;
+    const now = performance.now();
+    admission?.finished(now - this.#admittedAt);
+    if (watcher === undefined) return;
+    const call = this.#call;
+    const ended = this.#endError(error);
+    const seconds = (now - this.#watchedAt) / 1000;
+    tell(watcher, this.#endTag, call, ended, seconds);
+    const more = this.#moreEnds;
+    if (more === undefined) return;
+    for (let i = 0; i < more.length; i += 2) {
+      tell(more[i] as CallEndWatcher<unknown>, more[i + 1], call, ended, seconds);
+    }
+  }
+
+  /** How the call ended: `error` as the front end saw it, else its signal's reason, else success. */
+  #endError(error: unknown): unknown {
+    if (error !== undefined) return error;
+    return this.signal.aborted ? abortError(this.signal) : undefined;
   }
 
   expire(): void {
@@ -365,4 +427,19 @@ class InboundCall extends AbortController implements OpenCall, TrackedCall, Dead
 /** The deadline timer's callback: one function for every call, the call passed as its argument. */
 function expire(call: InboundCall): void {
   call.expire();
+}
+
+/** Tells one end watcher; what it throws must not stop the call's release nor the other watchers. */
+function tell(
+  watcher: CallEndWatcher<unknown>,
+  tag: unknown,
+  call: Call | undefined,
+  error: unknown,
+  seconds: number,
+): void {
+  try {
+    watcher.end(tag, call as Call, error, seconds);
+  } catch {
+    // a watcher's failure is its own: the call has ended all the same
+  }
 }

@@ -461,7 +461,7 @@ export class ServerStream implements CallOwner {
     this.#call.cancel(error);
     this.#inbox?.fail(error);
     if (answer && !this.#oneway) this.#conn.sendEnd(this.#id, error, undefined);
-    this.#finish();
+    this.#finish(error);
   }
 
   /** The deadline passed while the handler ran, or shutdown gave up on the call. */
@@ -574,13 +574,14 @@ export class ServerStream implements CallOwner {
     const error = call.toWireError(reason);
     if (!this.#oneway) this.#conn.sendEnd(this.#id, error, call.handlerContext.responseTrailers);
     call.cancel(error);
-    this.#finish();
+    this.#finish(reason);
   }
 
-  #finish(): void {
+  /** `error`: what the call failed with (see `OpenCall.finish`), `undefined` for success. */
+  #finish(error?: unknown): void {
     if (this.#finished) return;
     this.#finished = true;
-    this.#call.finish();
+    this.#call.finish(error);
     const flow = this.#flow;
     if (flow !== undefined) {
       // a streaming call: wake its sender's wait, close the handler's response stream

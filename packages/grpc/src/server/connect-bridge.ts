@@ -234,16 +234,18 @@ function registerMethod(
       rpc(desc, async (request: unknown, ctx: ConnectContext) => {
         const ext = open(ctx);
         const unlink = link(ctx.signal, ext);
+        let failed: unknown;
         try {
           const result = (await settleWithin(ext.run(request), ext.signal, undefined)) as UnaryResult;
           copyHeaders(result.headers, ctx.responseHeader);
           copyHeaders(result.trailers, ctx.responseTrailer);
           return result.message ?? {};
         } catch (e) {
+          failed = e;
           throw failure(ext, e);
         } finally {
           unlink();
-          ext.finish();
+          ext.finish(failed);
         }
       });
       return;
@@ -255,6 +257,7 @@ function registerMethod(
         const unlink = link(ctx.signal, ext);
         let iterator: AsyncIterator<unknown> | undefined;
         let finished = false;
+        let failed: unknown;
         try {
           const result = (await settleWithin(
             ext.run(single ? singleMessage(input) : input),
@@ -276,10 +279,11 @@ function registerMethod(
           finished = true;
           copyHeaders(result.trailers, ctx.responseTrailer);
         } catch (e) {
+          failed = e;
           throw failure(ext, e);
         } finally {
           unlink();
-          ext.finish();
+          ext.finish(failed);
           // the call ended before the handler's stream did (the client went away, the deadline or
           // shutdown stopped it while a message was awaited): stop the handler's iterator
           if (!finished) void iterator?.return?.()?.catch(() => {});

@@ -549,7 +549,7 @@ class GrpcServerCall implements EnvelopeSink, CallOwner {
   onClose(): void {
     if (this.#done) return;
     const error = new WeftError(Code.CANCELLED, "call cancelled by the client", { reason: Reason.CANCELLED });
-    this.#complete();
+    this.#complete(error);
     this.#inbox?.fail(error);
     this.#ext.cancel(error);
   }
@@ -559,7 +559,7 @@ class GrpcServerCall implements EnvelopeSink, CallOwner {
     const ext = this.#ext;
     const error = ext.toWireError(reason);
     const stream = this.#stream;
-    this.#complete();
+    this.#complete(reason);
     this.#inbox?.fail(error);
     if (!stream.destroyed && !stream.closed) {
       const extra = ext.handlerContext.responseTrailers;
@@ -576,10 +576,13 @@ class GrpcServerCall implements EnvelopeSink, CallOwner {
     ext.cancel(error);
   }
 
-  /** The final status is decided: release the call (shutdown tracking, deadline timer, listeners). */
-  #complete(): void {
+  /**
+   * The final status is decided: release the call (shutdown tracking, deadline timer, listeners).
+   * `error`: what it failed with (see `OpenCall.finish`), `undefined` for success.
+   */
+  #complete(error?: unknown): void {
     this.#done = true;
-    this.#ext.finish();
+    this.#ext.finish(error);
     const responses = this.#responses;
     if (responses !== undefined) {
       this.#responses = undefined;

@@ -8,23 +8,16 @@ import { request as httpRequest } from "node:http";
 import { gzipSync } from "node:zlib";
 import { type Client as ConnectClient, createClient as createConnectClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
-import {
-  type Client,
-  createClient,
-  createServer,
-  createTcpTransport,
-  type Interceptor,
-  type Transport,
-} from "@weft/core";
+import { type Client, createClient, createTcpTransport, type Interceptor, type Transport } from "@weft/core";
 import { encodeBody, resolveCompression } from "@weft/core/internal";
 import { createGrpcTransport, listenGrpc } from "@weft/grpc";
 import { listenRest } from "@weft/http";
 import type { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
-import { createCatalog } from "../../../../examples/catalog/src/catalog-service.ts";
 import { Catalog as CatalogDesc } from "../../../../examples/catalog/src/gen/catalog/v1/catalog_pb.ts";
 import { CatalogService } from "../../../../examples/catalog/src/gen/catalog/v1/catalog_weft.ts";
 import { metrics } from "../../src/index.ts";
+import { catalogServer } from "../catalog.ts";
 
 const methods = CatalogService.methods;
 
@@ -54,10 +47,10 @@ const GZIP = { algorithm: "gzip", threshold: 0 } as const;
 
 async function serve(protocol: "weft" | "grpc", outer: Interceptor[] = [], gzip = false) {
   const m = metrics();
-  const server = createServer({
+  const server = catalogServer({
     interceptors: [...outer, m.server],
     ...(gzip ? { compression: GZIP } : {}),
-  }).register(CatalogService, createCatalog(() => {}).v1);
+  });
   let transport: Transport;
   let closeListener = async () => {};
   if (protocol === "weft") {
@@ -193,10 +186,7 @@ describe.each(["weft", "grpc"] as const)("request and response bytes over %s", (
 describe("request and response bytes over REST", () => {
   it("counts the JSON bodies the server reads and writes", async () => {
     const m = metrics();
-    const server = createServer({ interceptors: [m.server] }).register(
-      CatalogService,
-      createCatalog(() => {}).v1,
-    );
+    const server = catalogServer({ interceptors: [m.server] });
     const rest = await listenRest(server, { host: "127.0.0.1", port: 0 });
     try {
       const base = `http://127.0.0.1:${rest.port}/v1/items`;
@@ -298,10 +288,7 @@ describe("request and response bytes over gRPC-web and Connect", () => {
   /** Runs `test` against a server with `metrics()` behind `listenGrpc`, then closes it. */
   async function withServer(test: (s: WebServer) => Promise<void>, gzip = false): Promise<void> {
     const m = metrics();
-    const server = createServer({ interceptors: [m.server] }).register(
-      CatalogService,
-      createCatalog(() => {}).v1,
-    );
+    const server = catalogServer({ interceptors: [m.server] });
     const grpc = await listenGrpc(server, { host: "127.0.0.1", port: 0, compression: gzip ? GZIP : false });
     const baseUrl = `http://127.0.0.1:${grpc.port}`;
     const read = (dir: string, method: string) =>

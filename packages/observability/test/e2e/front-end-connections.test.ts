@@ -3,14 +3,10 @@
  * `@weft/http`'s listeners are counted through the server's telemetry, opened and closed, and the
  * GOAWAY a gRPC listener sends at shutdown is counted, against real sockets and real clients.
  */
-import { createClient, createServer } from "@weft/core";
-import { createGrpcTransport, listenGrpc } from "@weft/grpc";
-import { listenRest } from "@weft/http";
 import type { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
-import { createCatalog } from "../../../../examples/catalog/src/catalog-service.ts";
-import { CatalogService } from "../../../../examples/catalog/src/gen/catalog/v1/catalog_weft.ts";
 import { metrics } from "../../src/index.ts";
+import { catalogFrontEnds } from "../catalog.ts";
 
 async function value(registry: Registry, name: string, labels: Record<string, string>): Promise<number> {
   const { values } = (await registry.getSingleMetric(name)?.get()) ?? { values: [] };
@@ -23,14 +19,7 @@ async function value(registry: Registry, name: string, labels: Record<string, st
 describe("connections of the gRPC and REST front ends", () => {
   it("are counted open while they are, closed after, with the gRPC GOAWAY at shutdown", async () => {
     const m = metrics();
-    const server = createServer({ telemetry: m.telemetry }).register(
-      CatalogService,
-      createCatalog(() => {}).v1,
-    );
-    const grpc = await listenGrpc(server, { host: "127.0.0.1", port: 0 });
-    const rest = await listenRest(server, { host: "127.0.0.1", port: 0 });
-    const transport = createGrpcTransport({ address: `127.0.0.1:${grpc.port}` });
-    const client = createClient(CatalogService, transport);
+    const { rest, client, close } = await catalogFrontEnds({ telemetry: m.telemetry });
     expect((await client.lookup({ sku: "A-100" })).name).toBe("Loom shuttle");
     const res = await fetch(`http://127.0.0.1:${rest.port}/v1/items/A-100`);
     expect(res.status).toBe(200);
@@ -44,9 +33,7 @@ describe("connections of the gRPC and REST front ends", () => {
     expect(await value(m.registry, "weft_connections_opened_total", httpLabels)).toBe(1);
 
     // the shutdown drains both listeners: gRPC sends GOAWAY, REST closes its idle keep-alive connection
-    await server.shutdown({ timeoutMs: 2000, deregisterDelayMs: 0 });
-    await Promise.all([grpc.close(), rest.close()]);
-    await transport.close();
+    await close();
 
     expect(await value(m.registry, "weft_goaways_total", { ...grpcLabels, direction: "sent" })).toBe(1);
     expect(await value(m.registry, "weft_connections", grpcLabels)).toBe(0);
