@@ -60,7 +60,8 @@ export function instanceBreakers(options: BreakerOptions): NodeHealth {
     },
     done(node: TransportNode, info: DoneInfo) {
       const breaker = breakerOf(node);
-      breaker.done(info.error === undefined ? false : outcomeOf(settings, info.error), info.latencyMs);
+      const failure = info.error === undefined ? false : outcomeOf(settings, info.error);
+      breaker.done(failure, info.latencyMs, settings.now());
       track(breaker);
     },
     refusedError(): WeftError {
