@@ -198,9 +198,12 @@ export function deadlineAfter(budgetMs: number): number {
   return Date.now() + budgetMs;
 }
 
-/** Whole milliseconds left before `deadline` (0 or less once it has passed): the budget sent on. */
-export function budgetLeft(deadline: number): number {
-  return Math.floor(deadline - Date.now());
+/**
+ * Whole milliseconds left before `deadline` (0 or less once it has passed): the budget sent on.
+ * `now` is a `Date.now()` the caller already read, if any.
+ */
+export function budgetLeft(deadline: number, now: number = Date.now()): number {
+  return Math.floor(deadline - now);
 }
 
 /** True when `deadline` is set and has passed: a call with a spent budget is not started. */
