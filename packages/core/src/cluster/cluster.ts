@@ -186,6 +186,8 @@ export class Cluster implements Transport {
   readonly #plain: Governance;
   /** Per-node health; `undefined` when none is given (the fast path stays as it is). */
   readonly #health: NodeHealth | undefined;
+  /** The node list the node health last saw, to tell it which nodes left. */
+  #healthNodes: readonly TransportNode[] | undefined = undefined;
   #closed = false;
 
   constructor(nodes: readonly TransportNode[] | NodeSource, options: ClusterOptions = {}) {
@@ -390,10 +392,23 @@ export class Cluster implements Transport {
   #candidates(nodes: readonly TransportNode[], tried: readonly TransportNode[]): readonly TransportNode[] {
     const pool = tried.length === 0 ? nodes : nodes.filter((n) => !tried.includes(n) && !n.backingOff);
     const health = this.#health;
-    if (health === undefined || !health.restricting || pool.length === 0) return pool;
+    if (health === undefined) return pool;
+    if (this.#source.nodes !== this.#healthNodes) this.#nodesChanged(health);
+    if (!health.restricting || pool.length === 0) return pool;
     const allowed = pool.filter((n) => health.allows(n));
     if (allowed.length === 0 && tried.length === 0) throw health.refusedError();
     return allowed;
+  }
+
+  /** The source's node list changed: tells the node health which nodes left. */
+  #nodesChanged(health: NodeHealth): void {
+    const before = this.#healthNodes;
+    const now = this.#source.nodes;
+    this.#healthNodes = now;
+    if (before === undefined || health.nodesRemoved === undefined) return;
+    const present = new Set(now);
+    const removed = before.filter((node) => !present.has(node));
+    if (removed.length !== 0) health.nodesRemoved(removed);
   }
 
   /** Reports one attempt on `node` to the balancer's `picked` (when it wants feedback) and the node health. */
