@@ -434,34 +434,66 @@ export class Cluster implements Transport {
     call: Call,
     attempt: number,
   ): Promise<CallResult> {
-    const start = performance.now();
-    let open = true;
-    const report = (error: unknown): void => {
-      if (!open) return;
-      open = false;
-      this.#report(node, picked, performance.now() - start, error);
-    };
+    const attemptOf = new ObservedAttempt(this.#reportTo, node, picked);
     const retry: RetryRefused = (resent, next) => {
-      report(
+      attemptOf.end(
         new WeftError(Code.UNAVAILABLE, "refused by a server going away", { reason: Reason.REFUSED_STREAM }),
       );
       return this.#retry(resent, next);
     };
-    return node.call(call, retry, attempt).then(
-      (result) => {
-        report(undefined);
-        return result;
-      },
-      (error: unknown) => {
-        report(error);
-        throw error;
-      },
-    );
+    return observe(node.call(call, retry, attempt), attemptOf);
   }
+
+  /** `#report`, for the attempts `#observed` times. */
+  readonly #reportTo: ReportAttempt = (node, picked, latencyMs, error) =>
+    this.#report(node, picked, latencyMs, error);
 
   async close(): Promise<void> {
     this.#closed = true;
     await this.#source.close();
+  }
+}
+
+type ReportAttempt = (
+  node: TransportNode,
+  picked: Picked<TransportNode> | undefined,
+  latencyMs: number,
+  error: unknown,
+) => void;
+
+/** One attempt sent by `#observed`: timed from its start, reported exactly once. */
+class ObservedAttempt {
+  readonly #report: ReportAttempt;
+  readonly #node: TransportNode;
+  readonly #picked: Picked<TransportNode> | undefined;
+  readonly #start: number;
+  #open: boolean;
+
+  constructor(report: ReportAttempt, node: TransportNode, picked: Picked<TransportNode> | undefined) {
+    this.#report = report;
+    this.#node = node;
+    this.#picked = picked;
+    this.#start = performance.now();
+    this.#open = true;
+  }
+
+  /** The attempt ended (`error` undefined: it succeeded), or was refused before the resend. */
+  end(error: unknown): void {
+    if (!this.#open) return;
+    this.#open = false;
+    this.#report(this.#node, this.#picked, performance.now() - this.#start, error);
+  }
+}
+
+/** Reports how `sent` settles to `attempt`; settles as it does. */
+async function observe(sent: Promise<CallResult>, attempt: ObservedAttempt): Promise<CallResult> {
+  try {
+    const result = await sent;
+    attempt.end(undefined);
+    return result;
+  } catch (error) {
+    attempt.end(error);
+    throw error;
   }
 }
 
