@@ -4,6 +4,7 @@
  * (1 + ratio) times its normal load, not maxAttempts times.
  */
 import { ConfigError } from "@weft/core";
+import { coarseNow } from "@weft/core/internal";
 import { BucketWindow } from "./window.ts";
 
 /** Options of `retryBudget`. */
@@ -14,7 +15,10 @@ export interface RetryBudgetOptions {
   readonly minRetriesPerSecond?: number;
   /** Length of the sliding window in milliseconds, kept as 10 buckets. Default 10,000. */
   readonly windowMs?: number;
-  /** The clock, in milliseconds (for tests). Default `Date.now`. */
+  /**
+   * The clock, in milliseconds (for tests). Default: core's coarse monotonic clock (`performance.now`
+   * read at most once per 10 ms), so counting a request reads no clock.
+   */
   readonly now?: () => number;
 }
 
@@ -47,7 +51,7 @@ export function retryBudget(options: RetryBudgetOptions = {}): RetryBudget {
   if (!(windowMs >= BUCKETS) || !Number.isFinite(windowMs)) {
     throw new ConfigError("windowMs", `a number of milliseconds ≥ ${BUCKETS}`, windowMs);
   }
-  const now = options.now ?? Date.now;
+  const now = options.now ?? coarseNow;
   if (typeof now !== "function") throw new ConfigError("now", "a function returning milliseconds", now);
   return new SlidingBudget(ratio, (floor * windowMs) / 1000, windowMs, now);
 }

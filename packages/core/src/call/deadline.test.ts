@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { armDeadline, type DeadlineTimer } from "./deadline.ts";
+import { armDeadline, COARSE_MS, coarseNow, type DeadlineTimer } from "./deadline.ts";
 
 describe("armDeadline", () => {
   afterEach(() => {
@@ -226,5 +226,33 @@ describe("armDeadline's shared timer", () => {
     expect(soon).toBe(true);
     expect(real).not.toHaveBeenCalled();
     timer.cancel();
+  });
+});
+
+describe("coarseNow", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("reads the clock once per COARSE_MS, on the first call after each interval", () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date", "performance"] });
+    const first = coarseNow();
+    const reads = vi.spyOn(performance, "now");
+    vi.advanceTimersByTime(COARSE_MS - 1);
+    expect(coarseNow()).toBe(first);
+    expect(reads).not.toHaveBeenCalled();
+    vi.advanceTimersByTime(1);
+    expect(coarseNow()).toBe(first + COARSE_MS);
+    expect(coarseNow()).toBe(first + COARSE_MS);
+    expect(reads).toHaveBeenCalledTimes(1);
+  });
+
+  it("is not left frozen by fake timers removed before their tick ran", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date", "performance"] });
+    coarseNow();
+    vi.useRealTimers();
+    const before = coarseNow();
+    await new Promise<void>((resolve) => armDeadline(Date.now() + 2 * COARSE_MS, resolve));
+    expect(coarseNow()).toBeGreaterThan(before);
   });
 });

@@ -193,6 +193,35 @@ function timersOfGlobals(): DeadlineTimers {
   return timers;
 }
 
+/** How old the time `coarseNow` returns may be while the event loop turns, in milliseconds. */
+export const COARSE_MS = 10;
+
+let coarse = 0;
+/** The refresh of `coarse`, pending until `COARSE_MS` passed; armed under the timers in `coarseTimers`. */
+let coarseTick: DeadlineTimer | undefined;
+let coarseTimers: typeof setTimeout | undefined;
+
+/**
+ * `performance.now()` read at most once per `COARSE_MS` (the shared deadline timer marks each
+ * interval; nothing runs while no one asks): a monotonic clock for bookkeeping that needs the time
+ * only to a few milliseconds, such as the buckets of a sliding window, at no clock read per call.
+ * Not for deadlines or latencies. A long synchronous stretch, in which no timer runs, sees one time.
+ */
+export function coarseNow(): number {
+  // the global timers changed (fake ones installed or removed): a tick armed under others may never run
+  if (coarseTick === undefined || coarseTimers !== setTimeout) {
+    coarseTick?.cancel();
+    coarse = performance.now();
+    coarseTimers = setTimeout;
+    coarseTick = armDeadline(Date.now() + COARSE_MS, endCoarseTick);
+  }
+  return coarse;
+}
+
+function endCoarseTick(): void {
+  coarseTick = undefined;
+}
+
 /** An absolute deadline `budgetMs` from now (`Date.now()` milliseconds). */
 export function deadlineAfter(budgetMs: number): number {
   return Date.now() + budgetMs;

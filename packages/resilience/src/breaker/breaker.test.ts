@@ -12,7 +12,7 @@ import {
   WeftError,
   type WeftEventName,
 } from "@weft/core";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { clientCall } from "../../test/call.ts";
 import { type BreakerOptions, breakerSettings, createBreaker } from "./breaker.ts";
 import { circuitBreaker } from "./interceptor.ts";
@@ -330,6 +330,25 @@ describe("circuitBreaker: clock reads", () => {
       count = 0;
       await outcome(handler);
       expect([rule.name, count]).toEqual([rule.name, reads]);
+    }
+  });
+});
+
+describe("circuitBreaker: default clock", () => {
+  it("reads no clock per call for a rule that ignores latency, performance.now twice for one that reads it", async () => {
+    for (const [rule, reads] of [
+      [failureRatio(), 0],
+      [slowCallRatio({ slowCallMs: 100, ratio: 0.5 }), 2],
+    ] as const) {
+      const handler = circuitBreaker({ rule })(dependency({ t: 0 }).handler);
+      await outcome(handler);
+      const clock = vi.spyOn(performance, "now");
+      try {
+        await outcome(handler);
+        expect([rule.name, clock.mock.calls.length]).toEqual([rule.name, reads]);
+      } finally {
+        clock.mockRestore();
+      }
     }
   });
 });

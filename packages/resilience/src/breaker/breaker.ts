@@ -3,7 +3,14 @@
  * throttling. The interceptor keeps one per method or service, `instanceBreakers` one per node.
  */
 import { Code, ConfigError, Reason, type Telemetry, WeftError } from "@weft/core";
-import { emit, functionOption, isNodeFailure, numberOption, telemetryOption } from "@weft/core/internal";
+import {
+  coarseNow,
+  emit,
+  functionOption,
+  isNodeFailure,
+  numberOption,
+  telemetryOption,
+} from "@weft/core/internal";
 import { BucketWindow } from "../window.ts";
 import {
   type BreakerRule,
@@ -38,7 +45,11 @@ export interface BreakerOptions {
   isFailure?: (error: unknown) => boolean;
   /** Receives `breaker.state` and `breaker.rejected` events. Default none. */
   telemetry?: Telemetry;
-  /** The clock, in milliseconds. Default `performance.now`; inject one in tests. */
+  /**
+   * The clock, in milliseconds. Default `performance.now`, or for a rule that ignores latency
+   * (`consecutiveFailures`, `failureRatio`, `adaptiveThrottling`) core's coarse monotonic clock
+   * (`performance.now` read at most once per 10 ms), so a call reads no clock; inject one in tests.
+   */
   now?: () => number;
   /** The random source of adaptive throttling, in [0, 1). Default `Math.random`. */
   random?: () => number;
@@ -78,7 +89,11 @@ export function breakerSettings(options: BreakerOptions): BreakerSettings {
       "a function (error) => boolean",
     ),
     telemetry: telemetryOption(options.telemetry),
-    now: functionOption("now", options.now ?? (() => performance.now()), "a function returning milliseconds"),
+    now: functionOption(
+      "now",
+      options.now ?? (readsLatency(rule) ? () => performance.now() : coarseNow),
+      "a function returning milliseconds",
+    ),
     random: functionOption(
       "random",
       options.random ?? Math.random,
