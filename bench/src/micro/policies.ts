@@ -7,6 +7,12 @@
  * rounds per variant. The retry budget is not an interceptor: its per-call bookkeeping
  * (`recordRequest` + `tryRetry`) is timed directly, and it is also inside every `retry` row.
  *
+ * Then the default chain of the `weft-chain` macro system: `timeout` + `retry` + `circuitBreaker`
+ * (failureRatio) over a cluster of one stub node balanced by `p2cEwma()` (which asks for feedback, so
+ * every call is timed and reported), against the same cluster with round robin and no interceptor;
+ * and core's `armDeadline` + `cancel` with 64 deadlines pending, what a call with a deadline pays on
+ * each side for its timer.
+ *
  *   npm run bench -- --micro policies        (or: npx node bench/src/micro/policies.ts)
  */
 import {
@@ -16,8 +22,11 @@ import {
   type Interceptor,
   Metadata,
   messageType,
+  p2cEwma,
+  roundRobin,
   unary,
 } from "@weft/core";
+import { armDeadline, Cluster, type DeadlineTimer, type TransportNode } from "@weft/core/internal";
 import {
   adaptiveThrottling,
   bulkhead,
@@ -72,6 +81,17 @@ export const POLICY_VARIANTS: ReadonlyArray<readonly [string, () => Interceptor[
   ["fallback({ value })", () => [fallback({ value: { text: "" } })]],
 ];
 
+/** The `weft-chain` system's interceptors and balancer, and the same cluster bare. */
+export const CHAIN_VARIANTS: ReadonlyArray<readonly [string, () => Interceptor[], boolean]> = [
+  ["cluster, round robin, no interceptor", () => [], false],
+  ["cluster, p2cEwma, no interceptor", () => [], true],
+  [
+    "cluster, p2cEwma, timeout + retry + breaker",
+    () => [timeout({ ms: 1_000 }), retry(), circuitBreaker({ rule: failureRatio() })],
+    true,
+  ],
+];
+
 export async function run(): Promise<void> {
   const request = { text: "hello" };
   const answer: CallResult = {
@@ -85,6 +105,31 @@ export async function run(): Promise<void> {
     createClient(Echo, stub, { interceptors: interceptors() }),
   );
   const ns = await fastestOf(clients.map((client) => () => client.echo(request)));
+  const node: TransportNode = {
+    address: "stub:1",
+    ready: true,
+    backingOff: false,
+    connect: () => Promise.resolve(),
+    call: () => Promise.resolve(answer),
+    close: async () => {},
+  };
+  const chains = CHAIN_VARIANTS.map(([, interceptors, p2c]) =>
+    createClient(Echo, new Cluster([node], { balancer: p2c ? p2cEwma() : roundRobin() }), {
+      interceptors: interceptors(),
+    }),
+  );
+  const chainNs = await fastestOf(chains.map((client) => () => client.echo(request)));
+  const pending: DeadlineTimer[] = [];
+  const noop = (): void => {};
+  for (let i = 0; i < 64; i++) pending.push(armDeadline(Date.now() + 1_000, noop));
+  let oldest = 0;
+  const deadlineNs = nsPerOp(() => {
+    pending[oldest]!.cancel();
+    pending[oldest] = armDeadline(Date.now() + 1_000, noop);
+    oldest = (oldest + 1) % pending.length;
+    return oldest;
+  });
+  for (const timer of pending) timer.cancel();
   const budget = retryBudget({ ratio: 1 });
   const budgetNs = nsPerOp(() => {
     budget.recordRequest();
@@ -92,7 +137,12 @@ export async function run(): Promise<void> {
   });
 
   const budgetLabel = "retryBudget recordRequest + tryRetry";
-  const width = Math.max(budgetLabel.length, ...POLICY_VARIANTS.map(([label]) => label.length));
+  const deadlineLabel = "armDeadline + cancel, 64 pending";
+  const width = Math.max(
+    budgetLabel.length,
+    ...POLICY_VARIANTS.map(([label]) => label.length),
+    ...CHAIN_VARIANTS.map(([label]) => label.length),
+  );
   console.log(
     "resilience policies alone: ns per unary call on a stub transport, fastest of 3 interleaved passes",
   );
@@ -104,6 +154,15 @@ export async function run(): Promise<void> {
     );
   }
   console.log(`  ${budgetLabel.padEnd(width)} ${budgetNs.toFixed(0).padStart(9)}   (sync, no call)`);
+  console.log("the default chain over a cluster of one stub node");
+  for (let i = 0; i < CHAIN_VARIANTS.length; i++) {
+    const extra = chainNs[i]! - chainNs[0]!;
+    const added = i === 0 ? "-" : `${extra >= 0 ? "+" : ""}${extra.toFixed(0)}`;
+    console.log(
+      `  ${CHAIN_VARIANTS[i]![0].padEnd(width)} ${chainNs[i]!.toFixed(0).padStart(9)} ${added.padStart(9)}`,
+    );
+  }
+  console.log(`  ${deadlineLabel.padEnd(width)} ${deadlineNs.toFixed(0).padStart(9)}   (sync, no call)`);
 }
 
 if (import.meta.main) await run();

@@ -21,6 +21,7 @@ export {
 export {
   armDeadline,
   budgetLeft,
+  coarseNow,
   type DeadlineTimer,
   deadlineAfter,
   deadlineExceeded,

@@ -1,5 +1,5 @@
 import { ConfigError } from "@weft/core";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { retryBudget } from "./budget.ts";
 
 describe("retryBudget", () => {
@@ -47,5 +47,23 @@ describe("retryBudget", () => {
     expect(() => retryBudget({ ratio: -1 })).toThrow(ConfigError);
     expect(() => retryBudget({ minRetriesPerSecond: Number.NaN })).toThrow(/minRetriesPerSecond/);
     expect(() => retryBudget({ windowMs: 1 })).toThrow(/windowMs/);
+  });
+});
+
+describe("retryBudget on its default clock", () => {
+  it("reads no clock to count a request", () => {
+    const budget = retryBudget();
+    budget.recordRequest();
+    const performanceNow = vi.spyOn(performance, "now");
+    const dateNow = vi.spyOn(Date, "now");
+    try {
+      for (let i = 0; i < 100; i++) budget.recordRequest();
+      expect(performanceNow).not.toHaveBeenCalled();
+      expect(dateNow).not.toHaveBeenCalled();
+      expect(budget.requests).toBe(101);
+    } finally {
+      performanceNow.mockRestore();
+      dateNow.mockRestore();
+    }
   });
 });

@@ -4,6 +4,8 @@
  * (1 + ratio) times its normal load, not maxAttempts times.
  */
 import { ConfigError } from "@weft/core";
+import { coarseNow } from "@weft/core/internal";
+import { BucketWindow } from "./window.ts";
 
 /** Options of `retryBudget`. */
 export interface RetryBudgetOptions {
@@ -13,7 +15,10 @@ export interface RetryBudgetOptions {
   readonly minRetriesPerSecond?: number;
   /** Length of the sliding window in milliseconds, kept as 10 buckets. Default 10,000. */
   readonly windowMs?: number;
-  /** The clock, in milliseconds (for tests). Default `Date.now`. */
+  /**
+   * The clock, in milliseconds (for tests). Default: core's coarse monotonic clock (`performance.now`
+   * read at most once per 10 ms), so counting a request reads no clock.
+   */
   readonly now?: () => number;
 }
 
@@ -46,67 +51,45 @@ export function retryBudget(options: RetryBudgetOptions = {}): RetryBudget {
   if (!(windowMs >= BUCKETS) || !Number.isFinite(windowMs)) {
     throw new ConfigError("windowMs", `a number of milliseconds ≥ ${BUCKETS}`, windowMs);
   }
-  const now = options.now ?? Date.now;
+  const now = options.now ?? coarseNow;
   if (typeof now !== "function") throw new ConfigError("now", "a function returning milliseconds", now);
-  return new SlidingBudget(ratio, (floor * windowMs) / 1000, windowMs / BUCKETS, now);
+  return new SlidingBudget(ratio, (floor * windowMs) / 1000, windowMs, now);
 }
 
+/** Requests are the window's counts, retries its marks. */
 class SlidingBudget implements RetryBudget {
   readonly #ratio: number;
   readonly #floor: number;
-  readonly #bucketMs: number;
   readonly #now: () => number;
-  readonly #requests = new Float64Array(BUCKETS);
-  readonly #retries = new Float64Array(BUCKETS);
-  /** Index (time / bucketMs) of the newest bucket. */
-  #head = Number.NEGATIVE_INFINITY;
-  #requestTotal = 0;
-  #retryTotal = 0;
+  readonly #window: BucketWindow;
 
-  constructor(ratio: number, floor: number, bucketMs: number, now: () => number) {
+  constructor(ratio: number, floor: number, windowMs: number, now: () => number) {
     this.#ratio = ratio;
     this.#floor = floor;
-    this.#bucketMs = bucketMs;
     this.#now = now;
+    this.#window = new BucketWindow(windowMs, BUCKETS);
   }
 
   get requests(): number {
-    this.#advance();
-    return this.#requestTotal;
+    this.#window.slide(this.#now());
+    return this.#window.count;
   }
 
   get retries(): number {
-    this.#advance();
-    return this.#retryTotal;
+    this.#window.slide(this.#now());
+    return this.#window.marked;
   }
 
   recordRequest(): void {
-    this.#requests[this.#advance()]!++;
-    this.#requestTotal++;
+    this.#window.add(this.#now(), 1, 0);
   }
 
   tryRetry(): boolean {
-    const slot = this.#advance();
-    if (this.#retryTotal + 1 > this.#ratio * this.#requestTotal + this.#floor) return false;
-    this.#retries[slot]!++;
-    this.#retryTotal++;
+    const window = this.#window;
+    const now = this.#now();
+    window.slide(now);
+    if (window.marked + 1 > this.#ratio * window.count + this.#floor) return false;
+    window.add(now, 0, 1);
     return true;
-  }
-
-  /** Drops the buckets that left the window; returns the slot of the current one. */
-  #advance(): number {
-    const index = Math.floor(this.#now() / this.#bucketMs);
-    if (index > this.#head) {
-      const stale = Math.min(BUCKETS, index - this.#head);
-      for (let i = 1; i <= stale; i++) {
-        const slot = (((index - stale + i) % BUCKETS) + BUCKETS) % BUCKETS;
-        this.#requestTotal -= this.#requests[slot]!;
-        this.#retryTotal -= this.#retries[slot]!;
-        this.#requests[slot] = 0;
-        this.#retries[slot] = 0;
-      }
-      this.#head = index;
-    }
-    return ((index % BUCKETS) + BUCKETS) % BUCKETS;
   }
 }

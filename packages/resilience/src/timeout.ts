@@ -3,7 +3,7 @@
  * call already has (inherited from the handler it is made in, or set by the caller).
  */
 import { ConfigError, type Interceptor } from "@weft/core";
-import { deadlineExceeded, earlierDeadline, isSpent } from "@weft/core/internal";
+import { deadlineExceeded, earlierDeadline } from "@weft/core/internal";
 import { MethodSettings, type PerMethod } from "./per-method.ts";
 
 /** Options of `timeout`. */
@@ -44,10 +44,11 @@ export function timeout(options: TimeoutOptions): Interceptor {
   }
   const budgets = new MethodSettings(options.ms, perMethod);
   return (next) => (call) => {
-    call.deadline = earlierDeadline(call.deadline, Date.now() + budgets.of(call.method));
-    if (call.side === "client" && isSpent(call.deadline)) {
-      return Promise.reject(deadlineExceeded(call.deadline));
-    }
+    const now = Date.now();
+    const deadline = earlierDeadline(call.deadline, now + budgets.of(call.method))!;
+    call.deadline = deadline;
+    // spent: isSpent's test, on the clock read above
+    if (call.side === "client" && deadline <= now) return Promise.reject(deadlineExceeded(deadline));
     return next(call);
   };
 }

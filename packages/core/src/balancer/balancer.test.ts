@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { clientCall } from "../../test/client-calls.ts";
 import { seededRandom } from "../../test/seeded-random.ts";
 import { messageType } from "../codec/json-codec.ts";
@@ -254,6 +254,19 @@ describe("p2cEwma", () => {
       picked.done({ latencyMs: 1, error });
     }
     expect(got.get("bad")! / 2000).toBeLessThan(0.1);
+  });
+
+  it("reads its default clock once per call: the attempt ends at its pick's time plus its latency", () => {
+    const nodes = [node("a"), node("b")];
+    const clock = vi.spyOn(performance, "now");
+    try {
+      const p2c = p2cEwma({ random: seededRandom(7) });
+      const picked = p2c.pick(nodes, call)!;
+      picked.done({ latencyMs: 3, error: undefined });
+      expect(clock).toHaveBeenCalledTimes(1);
+    } finally {
+      clock.mockRestore();
+    }
   });
 });
 

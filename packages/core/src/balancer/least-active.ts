@@ -31,24 +31,32 @@ class NodeStats {
   }
 }
 
+/** What a feedback balancer's picks report to. */
+interface StatsOwner {
+  /** Folds the attempt of a pick made at `pickedAt` (the balancer's clock; 0 when it did not read it) in. */
+  report(stats: NodeStats, info: DoneInfo, pickedAt: number): void;
+}
+
 /** A pick of a feedback balancer: reports the attempt back to the node's stats, once. */
 class StatsPick<N extends BalancerNode> implements Picked<N> {
   readonly node: N;
   readonly #stats: NodeStats;
-  readonly #owner: { report(stats: NodeStats, info: DoneInfo): void };
+  readonly #owner: StatsOwner;
+  readonly #at: number;
   #open = true;
 
-  constructor(node: N, stats: NodeStats, owner: { report(stats: NodeStats, info: DoneInfo): void }) {
+  constructor(node: N, stats: NodeStats, owner: StatsOwner, at: number) {
     this.node = node;
     this.#stats = stats;
     this.#owner = owner;
+    this.#at = at;
   }
 
   done(info: DoneInfo): void {
     if (!this.#open) return;
     this.#open = false;
     this.#stats.active--;
-    this.#owner.report(this.#stats, info);
+    this.#owner.report(this.#stats, info, this.#at);
   }
 }
 
@@ -90,10 +98,10 @@ class LeastActive implements Balancer {
     }
     if (best === undefined || bestStats === undefined) return undefined;
     bestStats.active++;
-    return new StatsPick(best, bestStats, this);
+    return new StatsPick(best, bestStats, this, 0);
   }
 
-  report(_stats: NodeStats, _info: DoneInfo): void {}
+  report(_stats: NodeStats, _info: DoneInfo, _pickedAt: number): void {}
 }
 
 function statsOf(map: WeakMap<BalancerNode, NodeStats>, node: BalancerNode, now: number): NodeStats {
@@ -136,21 +144,34 @@ export function p2cEwma(options: P2cOptions = {}): Balancer {
     options.now === undefined
       ? () => performance.now()
       : functionOption("now", options.now, "a clock in milliseconds");
-  return new P2cEwma(randomSource(options), now, decay, force, penalty);
+  return new P2cEwma(randomSource(options), now, options.now === undefined, decay, force, penalty);
 }
 
 class P2cEwma implements Balancer {
   readonly feedback = true;
   readonly #random: () => number;
   readonly #now: () => number;
+  /**
+   * The clock is `performance.now`, the one the cluster times attempts on: an attempt ends at its
+   * pick's time plus its latency, with no second clock read per call.
+   */
+  readonly #sameClock: boolean;
   readonly #decay: number;
   readonly #force: number;
   readonly #penalty: number;
   readonly #stats = new WeakMap<BalancerNode, NodeStats>();
 
-  constructor(random: () => number, now: () => number, decay: number, force: number, penalty: number) {
+  constructor(
+    random: () => number,
+    now: () => number,
+    sameClock: boolean,
+    decay: number,
+    force: number,
+    penalty: number,
+  ) {
     this.#random = random;
     this.#now = now;
+    this.#sameClock = sameClock;
     this.#decay = decay;
     this.#force = force;
     this.#penalty = penalty;
@@ -195,11 +216,11 @@ class P2cEwma implements Balancer {
   #take<N extends BalancerNode>(node: N, stats: NodeStats, now: number): Picked<N> {
     stats.active++;
     stats.picked = now;
-    return new StatsPick(node, stats, this);
+    return new StatsPick(node, stats, this, now);
   }
 
-  report(stats: NodeStats, info: DoneInfo): void {
-    const now = this.#now();
+  report(stats: NodeStats, info: DoneInfo, pickedAt: number): void {
+    const now = this.#sameClock ? pickedAt + Math.max(info.latencyMs, 0) : this.#now();
     const w = Math.exp(-Math.max(now - stats.stamp, 0) / this.#decay);
     stats.stamp = now;
     stats.lag = w * stats.lag + (1 - w) * Math.max(info.latencyMs, 0);

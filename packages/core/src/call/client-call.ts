@@ -18,7 +18,7 @@ import {
   singleMessage,
 } from "../interceptor/call.ts";
 import type { WireProtocol } from "../telemetry/telemetry.ts";
-import { armDeadline, type DeadlineTimer, deadlineExceeded, isSpent } from "./deadline.ts";
+import { armDeadline, type DeadlineTimer, deadlineExceeded } from "./deadline.ts";
 import { type AbortWatcher, abortError, settleWithin, unwatchAbort, watchAbort } from "./signal.ts";
 
 /**
@@ -138,11 +138,14 @@ export abstract class ClientCall<Out> implements AbortWatcher {
 
   #begin(message: unknown): Promise<CallResult> {
     const call = this.call;
-    if (isSpent(call.deadline)) return Promise.reject(deadlineExceeded(call.deadline));
+    const deadline = call.deadline;
+    // one clock read for the spent-budget check and the budget the request carries
+    const now = deadline === undefined ? 0 : Date.now();
+    if (deadline !== undefined && deadline <= now) return Promise.reject(deadlineExceeded(deadline));
     if (call.signal.aborted) return Promise.reject(abortError(call.signal));
     let out: Out;
     try {
-      out = this.prepare(message);
+      out = this.prepare(message, now);
     } catch (e) {
       return Promise.reject(WeftError.from(e, Code.INVALID_ARGUMENT));
     }
@@ -165,9 +168,10 @@ export abstract class ClientCall<Out> implements AbortWatcher {
   /**
    * Encodes what goes out first: the request head and, for a single-message request, `message`
    * (`undefined` for a streamed request). Throwing fails the call before anything is sent
-   * (`INVALID_ARGUMENT` unless the error says otherwise).
+   * (`INVALID_ARGUMENT` unless the error says otherwise). `now` is the `Date.now()` the call's
+   * deadline was checked against (0 when it has none): the budget to send is `budgetLeft(deadline, now)`.
    */
-  protected abstract prepare(message: unknown): Out;
+  protected abstract prepare(message: unknown, now: number): Out;
 
   /** Puts what `prepare` made on the wire. The call is timed and watched from now on. */
   protected abstract send(out: Out): void;

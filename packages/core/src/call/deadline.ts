@@ -22,47 +22,204 @@ export interface DeadlineTimer {
  *
  * `arg` is passed to `onExpire`, as `setTimeout` does, so a caller on a hot path can hand over a
  * shared function and its object instead of creating a closure per call.
+ *
+ * Every pending deadline sits in one binary heap ordered by deadline (then by arming order), under
+ * one unref'd timer armed for the earliest: arming a later deadline than the earliest and
+ * cancelling are O(log n) with no timer call, which is what makes a deadline on every call cheap.
+ * A cancelled earliest deadline leaves the timer as it is; when it fires, it finds the next one.
  */
 export function armDeadline(deadline: number, onExpire: () => void): DeadlineTimer;
 export function armDeadline<T>(deadline: number, onExpire: (arg: T) => void, arg: T): DeadlineTimer;
 export function armDeadline<T>(deadline: number, onExpire: (arg: T) => void, arg?: T): DeadlineTimer {
-  return new Deadline(deadline, onExpire, arg as T);
+  let timers = current;
+  // the global timers changed (a test installed or removed fake timers): their own heap and timer
+  if (timers.setTimer !== setTimeout) current = timers = timersOfGlobals();
+  const d = new Deadline(deadline, onExpire as (arg: unknown) => void, arg, timers, ++armed);
+  timers.add(d);
+  return d;
 }
 
-class Deadline<T> implements DeadlineTimer {
-  readonly deadline: number;
-  readonly onExpire: (arg: T) => void;
-  readonly arg: T;
-  timer: NodeJS.Timeout | undefined;
+/** Deadlines armed so far: the order of deadlines that fall due at the same time. */
+let armed = 0;
 
-  constructor(deadline: number, onExpire: (arg: T) => void, arg: T) {
+/** A pending deadline is at `index` in its heap; -1 once it fired or was cancelled. */
+class Deadline implements DeadlineTimer {
+  readonly deadline: number;
+  readonly onExpire: (arg: unknown) => void;
+  readonly arg: unknown;
+  readonly timers: DeadlineTimers;
+  readonly order: number;
+  index: number;
+
+  constructor(
+    deadline: number,
+    onExpire: (arg: unknown) => void,
+    arg: unknown,
+    timers: DeadlineTimers,
+    order: number,
+  ) {
     this.deadline = deadline;
     this.onExpire = onExpire;
     this.arg = arg;
-    this.timer = undefined;
-    this.arm(deadline - Date.now());
-  }
-
-  arm(left: number): void {
-    this.timer = setTimeout(tick, Math.min(Math.max(0, left), MAX_DELAY_MS), this);
-    this.timer.unref();
+    this.timers = timers;
+    this.order = order;
+    this.index = -1;
   }
 
   cancel(): void {
-    if (this.timer === undefined) return;
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    if (this.index >= 0) this.timers.remove(this);
   }
 }
 
-function tick<T>(d: Deadline<T>): void {
-  const left = d.deadline - Date.now();
-  if (left > 0) {
-    d.arm(left);
-    return;
+/** True when `a` falls due before `b`. */
+function before(a: Deadline, b: Deadline): boolean {
+  return a.deadline < b.deadline || (a.deadline === b.deadline && a.order < b.order);
+}
+
+/** The pending deadlines of one pair of global timer functions, and the one timer they share. */
+class DeadlineTimers {
+  readonly setTimer: typeof setTimeout;
+  readonly clearTimer: typeof clearTimeout;
+  readonly #heap: Deadline[] = [];
+  #timer: NodeJS.Timeout | undefined = undefined;
+  /** When (`Date.now()` time) the timer fires; +∞ while none is armed. */
+  #timerAt = Number.POSITIVE_INFINITY;
+
+  constructor(setTimer: typeof setTimeout, clearTimer: typeof clearTimeout) {
+    this.setTimer = setTimer;
+    this.clearTimer = clearTimer;
   }
-  d.timer = undefined;
-  d.onExpire(d.arg);
+
+  add(d: Deadline): void {
+    const heap = this.#heap;
+    d.index = heap.length;
+    heap.push(d);
+    this.#up(d.index);
+    if (d.deadline < this.#timerAt) this.#arm();
+  }
+
+  remove(d: Deadline): void {
+    const heap = this.#heap;
+    const i = d.index;
+    d.index = -1;
+    const last = heap.pop()!;
+    if (last === d) return;
+    this.#put(i, last);
+    if (i > 0 && before(last, heap[(i - 1) >> 1]!)) this.#up(i);
+    else this.#down(i);
+  }
+
+  /**
+   * The timer fired: runs every deadline that is due and was armed before now, earliest first, then
+   * arms the timer for the next one. A deadline armed by an `onExpire` waits for the next firing, so
+   * a callback that re-arms an expired deadline cannot hold the event loop.
+   */
+  fire(): void {
+    this.#timer = undefined;
+    this.#timerAt = Number.POSITIVE_INFINITY;
+    const heap = this.#heap;
+    const now = Date.now();
+    const last = armed;
+    try {
+      for (;;) {
+        const head = heap[0];
+        if (head === undefined || head.deadline > now || head.order > last) break;
+        this.remove(head);
+        head.onExpire(head.arg);
+      }
+    } finally {
+      // also when an onExpire threw (that reaches the process as any timer callback's error would)
+      if (heap.length !== 0 && this.#timer === undefined) this.#arm();
+    }
+  }
+
+  /** (Re-)arms the timer for the earliest deadline. */
+  #arm(): void {
+    if (this.#timer !== undefined) this.clearTimer(this.#timer);
+    const now = Date.now();
+    const delay = Math.min(Math.max(0, this.#heap[0]!.deadline - now), MAX_DELAY_MS);
+    this.#timerAt = now + delay;
+    this.#timer = this.setTimer(fireTimers, delay, this);
+    this.#timer.unref();
+  }
+
+  #up(i: number): void {
+    const heap = this.#heap;
+    const d = heap[i]!;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!before(d, heap[parent]!)) break;
+      this.#put(i, heap[parent]!);
+      i = parent;
+    }
+    this.#put(i, d);
+  }
+
+  #down(i: number): void {
+    const heap = this.#heap;
+    const n = heap.length;
+    const d = heap[i]!;
+    for (;;) {
+      let child = 2 * i + 1;
+      if (child >= n) break;
+      if (child + 1 < n && before(heap[child + 1]!, heap[child]!)) child++;
+      if (!before(heap[child]!, d)) break;
+      this.#put(i, heap[child]!);
+      i = child;
+    }
+    this.#put(i, d);
+  }
+
+  #put(i: number, d: Deadline): void {
+    this.#heap[i] = d;
+    d.index = i;
+  }
+}
+
+function fireTimers(timers: DeadlineTimers): void {
+  timers.fire();
+}
+
+/** Each pair of timer functions seen (the real ones, fake ones a test installed) keeps its own deadlines. */
+const byTimerFunction = new WeakMap<typeof setTimeout, DeadlineTimers>();
+let current = timersOfGlobals();
+
+function timersOfGlobals(): DeadlineTimers {
+  let timers = byTimerFunction.get(setTimeout);
+  if (timers === undefined) {
+    timers = new DeadlineTimers(setTimeout, clearTimeout);
+    byTimerFunction.set(setTimeout, timers);
+  }
+  return timers;
+}
+
+/** How old the time `coarseNow` returns may be while the event loop turns, in milliseconds. */
+export const COARSE_MS = 10;
+
+let coarse = 0;
+/** The refresh of `coarse`, pending until `COARSE_MS` passed; armed under the timers in `coarseTimers`. */
+let coarseTick: DeadlineTimer | undefined;
+let coarseTimers: typeof setTimeout | undefined;
+
+/**
+ * `performance.now()` read at most once per `COARSE_MS` (the shared deadline timer marks each
+ * interval; nothing runs while no one asks): a monotonic clock for bookkeeping that needs the time
+ * only to a few milliseconds, such as the buckets of a sliding window, at no clock read per call.
+ * Not for deadlines or latencies. A long synchronous stretch, in which no timer runs, sees one time.
+ */
+export function coarseNow(): number {
+  // the global timers changed (fake ones installed or removed): a tick armed under others may never run
+  if (coarseTick === undefined || coarseTimers !== setTimeout) {
+    coarseTick?.cancel();
+    coarse = performance.now();
+    coarseTimers = setTimeout;
+    coarseTick = armDeadline(Date.now() + COARSE_MS, endCoarseTick);
+  }
+  return coarse;
+}
+
+function endCoarseTick(): void {
+  coarseTick = undefined;
 }
 
 /** An absolute deadline `budgetMs` from now (`Date.now()` milliseconds). */
@@ -70,9 +227,12 @@ export function deadlineAfter(budgetMs: number): number {
   return Date.now() + budgetMs;
 }
 
-/** Whole milliseconds left before `deadline` (0 or less once it has passed): the budget sent on. */
-export function budgetLeft(deadline: number): number {
-  return Math.floor(deadline - Date.now());
+/**
+ * Whole milliseconds left before `deadline` (0 or less once it has passed): the budget sent on.
+ * `now` is a `Date.now()` the caller already read, if any.
+ */
+export function budgetLeft(deadline: number, now: number = Date.now()): number {
+  return Math.floor(deadline - now);
 }
 
 /** True when `deadline` is set and has passed: a call with a spent budget is not started. */

@@ -186,6 +186,8 @@ export class Cluster implements Transport {
   readonly #plain: Governance;
   /** Per-node health; `undefined` when none is given (the fast path stays as it is). */
   readonly #health: NodeHealth | undefined;
+  /** The node list the node health last saw, to tell it which nodes left. */
+  #healthNodes: readonly TransportNode[] | undefined = undefined;
   #closed = false;
 
   constructor(nodes: readonly TransportNode[] | NodeSource, options: ClusterOptions = {}) {
@@ -390,10 +392,23 @@ export class Cluster implements Transport {
   #candidates(nodes: readonly TransportNode[], tried: readonly TransportNode[]): readonly TransportNode[] {
     const pool = tried.length === 0 ? nodes : nodes.filter((n) => !tried.includes(n) && !n.backingOff);
     const health = this.#health;
-    if (health === undefined || !health.restricting || pool.length === 0) return pool;
+    if (health === undefined) return pool;
+    if (this.#source.nodes !== this.#healthNodes) this.#nodesChanged(health);
+    if (!health.restricting || pool.length === 0) return pool;
     const allowed = pool.filter((n) => health.allows(n));
     if (allowed.length === 0 && tried.length === 0) throw health.refusedError();
     return allowed;
+  }
+
+  /** The source's node list changed: tells the node health which nodes left. */
+  #nodesChanged(health: NodeHealth): void {
+    const before = this.#healthNodes;
+    const now = this.#source.nodes;
+    this.#healthNodes = now;
+    if (before === undefined || health.nodesRemoved === undefined) return;
+    const present = new Set(now);
+    const removed = before.filter((node) => !present.has(node));
+    if (removed.length !== 0) health.nodesRemoved(removed);
   }
 
   /** Reports one attempt on `node` to the balancer's `picked` (when it wants feedback) and the node health. */
@@ -419,34 +434,66 @@ export class Cluster implements Transport {
     call: Call,
     attempt: number,
   ): Promise<CallResult> {
-    const start = performance.now();
-    let open = true;
-    const report = (error: unknown): void => {
-      if (!open) return;
-      open = false;
-      this.#report(node, picked, performance.now() - start, error);
-    };
+    const attemptOf = new ObservedAttempt(this.#reportTo, node, picked);
     const retry: RetryRefused = (resent, next) => {
-      report(
+      attemptOf.end(
         new WeftError(Code.UNAVAILABLE, "refused by a server going away", { reason: Reason.REFUSED_STREAM }),
       );
       return this.#retry(resent, next);
     };
-    return node.call(call, retry, attempt).then(
-      (result) => {
-        report(undefined);
-        return result;
-      },
-      (error: unknown) => {
-        report(error);
-        throw error;
-      },
-    );
+    return observe(node.call(call, retry, attempt), attemptOf);
   }
+
+  /** `#report`, for the attempts `#observed` times. */
+  readonly #reportTo: ReportAttempt = (node, picked, latencyMs, error) =>
+    this.#report(node, picked, latencyMs, error);
 
   async close(): Promise<void> {
     this.#closed = true;
     await this.#source.close();
+  }
+}
+
+type ReportAttempt = (
+  node: TransportNode,
+  picked: Picked<TransportNode> | undefined,
+  latencyMs: number,
+  error: unknown,
+) => void;
+
+/** One attempt sent by `#observed`: timed from its start, reported exactly once. */
+class ObservedAttempt {
+  readonly #report: ReportAttempt;
+  readonly #node: TransportNode;
+  readonly #picked: Picked<TransportNode> | undefined;
+  readonly #start: number;
+  #open: boolean;
+
+  constructor(report: ReportAttempt, node: TransportNode, picked: Picked<TransportNode> | undefined) {
+    this.#report = report;
+    this.#node = node;
+    this.#picked = picked;
+    this.#start = performance.now();
+    this.#open = true;
+  }
+
+  /** The attempt ended (`error` undefined: it succeeded), or was refused before the resend. */
+  end(error: unknown): void {
+    if (!this.#open) return;
+    this.#open = false;
+    this.#report(this.#node, this.#picked, performance.now() - this.#start, error);
+  }
+}
+
+/** Reports how `sent` settles to `attempt`; settles as it does. */
+async function observe(sent: Promise<CallResult>, attempt: ObservedAttempt): Promise<CallResult> {
+  try {
+    const result = await sent;
+    attempt.end(undefined);
+    return result;
+  } catch (error) {
+    attempt.end(error);
+    throw error;
   }
 }
 

@@ -26,4 +26,10 @@ export interface NodeHealth {
   done(node: TransportNode, info: DoneInfo): void;
   /** The error of a call every candidate node refuses (UNAVAILABLE, reason CIRCUIT_OPEN). */
   refusedError(): WeftError;
+  /**
+   * Optional: `nodes` left the cluster (the registry dropped them). What is kept for them can go; an
+   * attempt still in flight on one of them may yet report `done`. Called once per change of the
+   * node list, before the next call is routed.
+   */
+  nodesRemoved?(nodes: readonly TransportNode[]): void;
 }

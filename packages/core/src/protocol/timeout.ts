@@ -18,8 +18,16 @@ const MAX_DIGITS = 12;
  * to `MAX_TIMEOUT_MS`. The sender's own timer keeps its real deadline.
  */
 export function encodeTimeout(budgetMs: number): string {
-  return String(Math.min(budgetMs, MAX_TIMEOUT_MS));
+  // calls made with one budget send the same few values: the last one is kept as text
+  if (budgetMs !== lastBudgetMs) {
+    lastBudgetMs = budgetMs;
+    lastTimeout = String(Math.min(budgetMs, MAX_TIMEOUT_MS));
+  }
+  return lastTimeout;
 }
+
+let lastBudgetMs = Number.NaN;
+let lastTimeout = "";
 
 /**
  * Reads a `:timeout` value: 1 to 12 ASCII digits (leading zeros allowed), nothing else (no sign,

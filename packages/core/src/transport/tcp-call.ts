@@ -40,7 +40,7 @@ export class TcpClientCall extends ClientCall<OutFrame> implements RequestSink {
     this.#flow = undefined;
   }
 
-  protected prepare(message: unknown): OutFrame {
+  protected prepare(message: unknown, now: number): OutFrame {
     const call = this.call;
     const conn = this.#conn;
     // The connection may have closed while a wrapped request was read: nothing would ever answer.
@@ -49,7 +49,7 @@ export class TcpClientCall extends ClientCall<OutFrame> implements RequestSink {
     const method = call.method;
     const meta: Array<[string, string]> = [[PseudoKey.path, method.path]];
     if (call.deadline !== undefined) {
-      const budget = budgetLeft(call.deadline);
+      const budget = budgetLeft(call.deadline, now);
       if (budget <= 0) throw deadlineExceeded(call.deadline);
       meta.push([PseudoKey.timeout, encodeTimeout(budget)]);
     }

@@ -12,7 +12,7 @@ import {
   WeftError,
   type WeftEventName,
 } from "@weft/core";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { clientCall } from "../../test/call.ts";
 import { type BreakerOptions, breakerSettings, createBreaker } from "./breaker.ts";
 import { circuitBreaker } from "./interceptor.ts";
@@ -149,7 +149,7 @@ describe("circuitBreaker: states", () => {
       breakerSettings({ rule: consecutiveFailures({ failures: 1 }), probes: 2, openMs: 100, now }),
     );
     breaker.take();
-    breaker.done(true, 1);
+    breaker.done(true, 1, now());
     expect(breaker.state).toBe("open");
     clock.t += 100;
     expect(breaker.admits()).toBe(true);
@@ -158,10 +158,10 @@ describe("circuitBreaker: states", () => {
     expect(breaker.admits()).toBe(true);
     breaker.take();
     expect(breaker.admits()).toBe(false);
-    breaker.done(false, 1);
+    breaker.done(false, 1, now());
     expect(breaker.state).toBe("half-open");
     expect(breaker.admits()).toBe(false);
-    breaker.done(false, 1);
+    breaker.done(false, 1, now());
     expect(breaker.state).toBe("closed");
   });
 
@@ -310,6 +310,49 @@ describe("trip rules", () => {
   });
 });
 
+describe("circuitBreaker: clock reads", () => {
+  it("reads the clock once per call when its rule ignores latency, twice when it reads it", async () => {
+    for (const [rule, reads] of [
+      [consecutiveFailures(), 1],
+      [failureRatio(), 1],
+      [adaptiveThrottling(), 2], // admits slides the window, done counts at its end
+      [slowCallRatio({ slowCallMs: 100, ratio: 0.5 }), 2],
+      [{ ...failureRatio() }, 2], // a rule made elsewhere may read latency: timed
+    ] as const) {
+      const { clock, now } = harness();
+      let count = 0;
+      const counted = (): number => {
+        count++;
+        return now();
+      };
+      const handler = circuitBreaker({ rule, now: counted })(dependency(clock).handler);
+      await outcome(handler);
+      count = 0;
+      await outcome(handler);
+      expect([rule.name, count]).toEqual([rule.name, reads]);
+    }
+  });
+});
+
+describe("circuitBreaker: default clock", () => {
+  it("reads no clock per call for a rule that ignores latency, performance.now twice for one that reads it", async () => {
+    for (const [rule, reads] of [
+      [failureRatio(), 0],
+      [slowCallRatio({ slowCallMs: 100, ratio: 0.5 }), 2],
+    ] as const) {
+      const handler = circuitBreaker({ rule })(dependency({ t: 0 }).handler);
+      await outcome(handler);
+      const clock = vi.spyOn(performance, "now");
+      try {
+        await outcome(handler);
+        expect([rule.name, clock.mock.calls.length]).toEqual([rule.name, reads]);
+      } finally {
+        clock.mockRestore();
+      }
+    }
+  });
+});
+
 describe("adaptive throttling", () => {
   /** A random source cycling through 0, 0.01, …, 0.99. */
   const cycling = () => {
@@ -339,9 +382,9 @@ describe("adaptive throttling", () => {
       random: () => draw,
     });
     const breaker = createBreaker("b", settings);
-    for (let i = 0; i < 19; i++) breaker.done(true, 1);
+    for (let i = 0; i < 19; i++) breaker.done(true, 1, now());
     expect(breaker.admits()).toBe(true); // below minRequests
-    breaker.done(true, 1); // 20 requests, 0 accepts: p = 20/21
+    breaker.done(true, 1, now()); // 20 requests, 0 accepts: p = 20/21
     draw = 20 / 21 - 0.001;
     expect(breaker.admits()).toBe(false);
     draw = 20 / 21;
@@ -349,7 +392,7 @@ describe("adaptive throttling", () => {
     breaker.rejected(); // 21 requests: p = 21/22
     draw = 21 / 22 - 0.001;
     expect(breaker.admits()).toBe(false);
-    for (let i = 0; i < 11; i++) breaker.done(false, 1); // 32 requests, 11 accepts: p = 10/33
+    for (let i = 0; i < 11; i++) breaker.done(false, 1, now()); // 32 requests, 11 accepts: p = 10/33
     draw = 10 / 33 - 0.001;
     expect(breaker.admits()).toBe(false);
     draw = 10 / 33;

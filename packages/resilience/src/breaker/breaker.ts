@@ -3,15 +3,23 @@
  * throttling. The interceptor keeps one per method or service, `instanceBreakers` one per node.
  */
 import { Code, ConfigError, Reason, type Telemetry, WeftError } from "@weft/core";
-import { emit, functionOption, isNodeFailure, numberOption, telemetryOption } from "@weft/core/internal";
+import {
+  coarseNow,
+  emit,
+  functionOption,
+  isNodeFailure,
+  numberOption,
+  telemetryOption,
+} from "@weft/core/internal";
+import { BucketWindow } from "../window.ts";
 import {
   type BreakerRule,
   integerOption,
+  readsLatency,
   type ThrottleRule,
   type TripCounter,
   type TripRule,
 } from "./rules.ts";
-import { BucketWindow } from "./window.ts";
 
 /** The state of a breaker. Adaptive throttling is always `closed`. */
 export type BreakerState = "closed" | "open" | "half-open";
@@ -37,7 +45,11 @@ export interface BreakerOptions {
   isFailure?: (error: unknown) => boolean;
   /** Receives `breaker.state` and `breaker.rejected` events. Default none. */
   telemetry?: Telemetry;
-  /** The clock, in milliseconds. Default `performance.now`; inject one in tests. */
+  /**
+   * The clock, in milliseconds. Default `performance.now`, or for a rule that ignores latency
+   * (`consecutiveFailures`, `failureRatio`, `adaptiveThrottling`) core's coarse monotonic clock
+   * (`performance.now` read at most once per 10 ms), so a call reads no clock; inject one in tests.
+   */
   now?: () => number;
   /** The random source of adaptive throttling, in [0, 1). Default `Math.random`. */
   random?: () => number;
@@ -52,6 +64,8 @@ export interface BreakerSettings {
   readonly telemetry: Telemetry | undefined;
   readonly now: () => number;
   readonly random: () => number;
+  /** The rule reads a call's latency: the breaker's calls are timed (otherwise their latency is 0). */
+  readonly timed: boolean;
 }
 
 /** Checks `options` and fills in the defaults. */
@@ -75,12 +89,17 @@ export function breakerSettings(options: BreakerOptions): BreakerSettings {
       "a function (error) => boolean",
     ),
     telemetry: telemetryOption(options.telemetry),
-    now: functionOption("now", options.now ?? (() => performance.now()), "a function returning milliseconds"),
+    now: functionOption(
+      "now",
+      options.now ?? (readsLatency(rule) ? () => performance.now() : coarseNow),
+      "a function returning milliseconds",
+    ),
     random: functionOption(
       "random",
       options.random ?? Math.random,
       "a function returning a number in [0, 1)",
     ),
+    timed: readsLatency(rule),
   };
 }
 
@@ -123,8 +142,11 @@ export interface Breaker {
   take(): void;
   /** A call was rejected locally. */
   rejected(): void;
-  /** How a call that was taken ended: failed (`true`), succeeded, or neither (`undefined`). */
-  done(failure: boolean | undefined, latencyMs: number): void;
+  /**
+   * How a call that was taken ended: failed (`true`), succeeded, or neither (`undefined`), after
+   * `latencyMs`, at `now` (the settings' clock, read once by the caller for both).
+   */
+  done(failure: boolean | undefined, latencyMs: number, now: number): void;
   /** The error of a rejected call: UNAVAILABLE, reason CIRCUIT_OPEN. */
   error(): WeftError;
 }
@@ -182,10 +204,10 @@ class StateBreaker implements Breaker {
 
   rejected(): void {}
 
-  done(failure: boolean | undefined, latencyMs: number): void {
+  done(failure: boolean | undefined, latencyMs: number, now: number): void {
     if (this.state === "closed") {
       if (failure === undefined) return;
-      if (this.#counter.record(this.#settings.now(), failure, latencyMs)) this.#open();
+      if (this.#counter.record(now, failure, latencyMs)) this.#open();
       return;
     }
     // an outcome while open, or in half-open beyond the probes, is of a call sent before it opened
@@ -235,10 +257,10 @@ class ThrottleBreaker implements Breaker {
   /** max(0, (requests − K·accepts) / (requests + 1)) over the window, 0 below `minRequests`. */
   probability(): number {
     const window = this.#window;
-    window.sum(this.#settings.now());
-    const requests = window.total;
+    window.slide(this.#settings.now());
+    const requests = window.count;
     if (requests < this.#rule.minRequests) return 0;
-    return Math.max(0, (requests - this.#rule.k * (requests - window.bad)) / (requests + 1));
+    return Math.max(0, (requests - this.#rule.k * (requests - window.marked)) / (requests + 1));
   }
 
   admits(): boolean {
@@ -250,12 +272,12 @@ class ThrottleBreaker implements Breaker {
   take(): void {}
 
   rejected(): void {
-    this.#window.add(this.#settings.now(), true);
+    this.#window.add(this.#settings.now(), 1, 1);
   }
 
-  done(failure: boolean | undefined, _latencyMs: number): void {
+  done(failure: boolean | undefined, _latencyMs: number, now: number): void {
     if (failure === undefined) return;
-    this.#window.add(this.#settings.now(), failure);
+    this.#window.add(now, 1, failure ? 1 : 0);
     if (failure) this.restricting = this.probability() > 0;
   }
 

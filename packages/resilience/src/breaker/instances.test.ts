@@ -92,6 +92,29 @@ describe("instanceBreakers", () => {
     expect(await outcome(cluster)).toBe("a"); // a's probe
   });
 
+  it("drops the breaker of a node that left the cluster, and a late outcome of that node makes none", async () => {
+    const nodes = [new Node("a"), new Node("b")];
+    const source = {
+      nodes: nodes as readonly TransportNode[],
+      firstSet: undefined,
+      noNodeError: () => new WeftError(Code.UNAVAILABLE, "no node"),
+      close: () => Promise.resolve(),
+    };
+    const nodeHealth = instanceBreakers({ rule: consecutiveFailures({ failures: 1 }), openMs: 1000 });
+    const cluster = new Cluster(source, { nodeHealth });
+    nodes[1]!.failing = true;
+    expect([await outcome(cluster), await outcome(cluster)]).toEqual(["a", "failed"]);
+    expect(nodeHealth.restricting).toBe(true); // b's breaker is open
+    source.nodes = [nodes[0]!]; // the registry dropped b
+    expect(await outcome(cluster)).toBe("a");
+    expect(nodeHealth.restricting).toBe(false); // b's open breaker went with it
+    // an attempt that was in flight on b fails after b left: no breaker for b again
+    nodeHealth.done(nodes[1]!, { latencyMs: 1, error: new WeftError(Code.UNAVAILABLE, "down") });
+    expect(nodeHealth.restricting).toBe(false);
+    source.nodes = [nodes[0]!, nodes[1]!]; // b is back: it starts with a closed breaker
+    expect(nodeHealth.allows(nodes[1]!)).toBe(true);
+  });
+
   it("checks its options", () => {
     expect(() => instanceBreakers({ rule: consecutiveFailures(), openMs: Number.NaN })).toThrow(ConfigError);
   });

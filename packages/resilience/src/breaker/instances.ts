@@ -14,7 +14,8 @@ import {
  * One circuit breaker per node (instance) of a cluster, as its `nodeHealth` option: while a node's
  * breaker is open the balancer does not pick it; once its `openMs` is up the next call picked for it
  * is its probe. When every node's breaker refuses, a call fails at once with UNAVAILABLE, reason
- * CIRCUIT_OPEN. Breakers are named by node address and kept per node object.
+ * CIRCUIT_OPEN. Breakers are named by node address and kept per node object, until the node leaves
+ * the cluster (the registry dropped it): its breaker goes with it, open or not.
  *
  * ```ts
  * const transport = createTcpTransport({
@@ -28,11 +29,14 @@ export function instanceBreakers(options: BreakerOptions): NodeHealth {
   const breakers = new WeakMap<TransportNode, Breaker>();
   /** Breakers that may refuse now; the cluster filters only while there is one. */
   const restricting = new Set<Breaker>();
+  /** Nodes that left the cluster: a late outcome of theirs makes no breaker again. */
+  const gone = new WeakSet<TransportNode>();
   const breakerOf = (node: TransportNode): Breaker => {
     let breaker = breakers.get(node);
     if (breaker === undefined) {
       breaker = createBreaker(node.address, settings);
       breakers.set(node, breaker);
+      gone.delete(node); // back in the cluster
     }
     return breaker;
   };
@@ -59,12 +63,23 @@ export function instanceBreakers(options: BreakerOptions): NodeHealth {
       breakerOf(node).take();
     },
     done(node: TransportNode, info: DoneInfo) {
+      if (gone.has(node)) return;
       const breaker = breakerOf(node);
-      breaker.done(info.error === undefined ? false : outcomeOf(settings, info.error), info.latencyMs);
+      const failure = info.error === undefined ? false : outcomeOf(settings, info.error);
+      breaker.done(failure, info.latencyMs, settings.now());
       track(breaker);
     },
     refusedError(): WeftError {
       return circuitOpen("every node's circuit breaker is open");
+    },
+    nodesRemoved(nodes) {
+      for (const node of nodes) {
+        const breaker = breakers.get(node);
+        if (breaker === undefined) continue;
+        breakers.delete(node);
+        restricting.delete(breaker);
+        gone.add(node);
+      }
     },
   };
 }

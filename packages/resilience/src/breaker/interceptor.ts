@@ -1,4 +1,11 @@
-import { type Call, type CallResult, ConfigError, type Interceptor, type MethodInfo } from "@weft/core";
+import {
+  type Call,
+  type CallResult,
+  ConfigError,
+  type Interceptor,
+  type MethodInfo,
+  type WeftError,
+} from "@weft/core";
 import { emit } from "@weft/core/internal";
 import {
   type Breaker,
@@ -37,7 +44,11 @@ export function circuitBreaker(options: CircuitBreakerOptions): Interceptor {
   }
   const byName = new Map<string, Breaker>();
   const byMethod = new WeakMap<MethodInfo, Breaker>();
+  // the last method's breaker: a client calling one method most of the time skips the WeakMap
+  let lastMethod: MethodInfo | undefined;
+  let lastBreaker: Breaker | undefined;
   const breakerOf = (method: MethodInfo): Breaker => {
+    if (method === lastMethod) return lastBreaker!;
     let breaker = byMethod.get(method);
     if (breaker === undefined) {
       const name = scope === "method" ? method.path : method.service.typeName;
@@ -48,31 +59,43 @@ export function circuitBreaker(options: CircuitBreakerOptions): Interceptor {
       }
       byMethod.set(method, breaker);
     }
+    lastMethod = method;
+    lastBreaker = breaker;
     return breaker;
   };
-  return (next) => (call) => guarded(breakerOf(call.method), settings, next, call);
+  return (next) => (call) => {
+    const breaker = breakerOf(call.method);
+    if (!breaker.admits()) return Promise.reject(rejected(breaker, settings));
+    breaker.take();
+    return guarded(breaker, settings, next, call);
+  };
 }
 
+/** Counts a call `breaker` rejected and returns its error. */
+function rejected(breaker: Breaker, settings: BreakerSettings): WeftError {
+  breaker.rejected();
+  if (settings.telemetry !== undefined) emit(settings.telemetry, "breaker.rejected", { name: breaker.name });
+  return breaker.error();
+}
+
+/** Runs a call `breaker` admitted and tells it how the call ended. */
 async function guarded(
   breaker: Breaker,
   settings: BreakerSettings,
   next: (call: Call) => Promise<CallResult>,
   call: Call,
 ): Promise<CallResult> {
-  if (!breaker.admits()) {
-    breaker.rejected();
-    if (settings.telemetry !== undefined)
-      emit(settings.telemetry, "breaker.rejected", { name: breaker.name });
-    throw breaker.error();
-  }
-  breaker.take();
-  const start = settings.now();
+  const now = settings.now;
+  // a rule that ignores latency needs the clock once, at the end, for its window
+  const start = settings.timed ? now() : Number.NaN;
   try {
     const result = await next(call);
-    breaker.done(false, settings.now() - start);
+    const end = now();
+    breaker.done(false, settings.timed ? end - start : 0, end);
     return result;
   } catch (e) {
-    breaker.done(outcomeOf(settings, e), settings.now() - start);
+    const end = now();
+    breaker.done(outcomeOf(settings, e), settings.timed ? end - start : 0, end);
     throw e;
   }
 }

@@ -4,7 +4,7 @@
  */
 import { ConfigError } from "@weft/core";
 import { numberOption } from "@weft/core/internal";
-import { BucketWindow } from "./window.ts";
+import { BucketWindow } from "../window.ts";
 
 /** One breaker's count of outcomes while it is closed. */
 export interface TripCounter {
@@ -45,6 +45,14 @@ export interface ThrottleRule {
 /** What a breaker trips on. */
 export type BreakerRule = TripRule | ThrottleRule;
 
+/** The rules made here that never read a call's latency: a breaker on them does not time its calls. */
+const untimed = new WeakSet<BreakerRule>();
+
+/** True when `rule` may read the latency of a call (a rule made elsewhere is assumed to). */
+export function readsLatency(rule: BreakerRule): boolean {
+  return !untimed.has(rule);
+}
+
 /** Options of `consecutiveFailures`. */
 export interface ConsecutiveFailuresOptions {
   /** Failures in a row that open the breaker. Default 5. */
@@ -54,7 +62,7 @@ export interface ConsecutiveFailuresOptions {
 /** Opens after `failures` failed calls in a row (default 5); a success starts the count again. */
 export function consecutiveFailures(options: ConsecutiveFailuresOptions = {}): TripRule {
   const failures = integerOption("failures", options.failures, 5);
-  return {
+  const rule: TripRule = {
     kind: "trip",
     name: `${failures} consecutive failures`,
     slowCallMs: undefined,
@@ -71,6 +79,8 @@ export function consecutiveFailures(options: ConsecutiveFailuresOptions = {}): T
       };
     },
   };
+  untimed.add(rule);
+  return rule;
 }
 
 /** Options shared by the rules that count over a sliding window. */
@@ -96,7 +106,7 @@ export interface FailureRatioOptions extends WindowOptions {
 export function failureRatio(options: FailureRatioOptions = {}): TripRule {
   const { windowMs, buckets, minRequests } = windowOptions(options);
   const ratio = ratioOption(options.ratio, 0.5);
-  return ratioRule(
+  const rule = ratioRule(
     `failure ratio ≥ ${ratio} over ${windowMs} ms`,
     undefined,
     windowMs,
@@ -104,6 +114,8 @@ export function failureRatio(options: FailureRatioOptions = {}): TripRule {
     minRequests,
     ratio,
   );
+  untimed.add(rule);
+  return rule;
 }
 
 /** Options of `slowCallRatio`. */
@@ -153,9 +165,9 @@ function ratioRule(
       const window = new BucketWindow(windowMs, buckets);
       return {
         record(now, failure, latencyMs) {
-          window.add(now, slowCallMs === undefined ? failure : latencyMs > slowCallMs);
-          window.sum(now);
-          return window.total >= minRequests && window.bad >= ratio * window.total;
+          const bad = slowCallMs === undefined ? failure : latencyMs > slowCallMs;
+          window.add(now, 1, bad ? 1 : 0);
+          return window.count >= minRequests && window.marked >= ratio * window.count;
         },
         reset() {
           window.reset();
@@ -192,7 +204,16 @@ export function adaptiveThrottling(options: AdaptiveThrottlingOptions = {}): Thr
     buckets: options.buckets ?? 10,
     minRequests: options.minRequests ?? 20,
   });
-  return { kind: "throttle", name: `adaptive throttling K=${k}`, k, windowMs, buckets, minRequests };
+  const rule: ThrottleRule = {
+    kind: "throttle",
+    name: `adaptive throttling K=${k}`,
+    k,
+    windowMs,
+    buckets,
+    minRequests,
+  };
+  untimed.add(rule);
+  return rule;
 }
 
 function windowOptions(options: WindowOptions): Required<WindowOptions> {
