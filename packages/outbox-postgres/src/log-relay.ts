@@ -16,7 +16,7 @@
  * standby status itself, always with the last LSN it confirmed.
  */
 import { Code, ConfigError, Reason, WeftError } from "@weft/core";
-import { emit, NEVER, pause, positiveInteger } from "@weft/core/internal";
+import { emit, NEVER, pause, positiveInteger, settleWithin } from "@weft/core/internal";
 import type { ClientConfig } from "pg";
 import { LogicalReplicationService, type Pgoutput, PgoutputPlugin } from "pg-logical-replication";
 import { WAL_PREFIX } from "./outbox.ts";
@@ -247,13 +247,18 @@ class LogRelay implements LogTailingRelay {
       failed ??= error;
       void service.stop().catch(() => undefined);
     });
-    // stopping: a commit whose messages the broker has is confirmed before the connection closes; a
-    // stop before the replication started ends it as soon as it does (stopping earlier would not hold)
+    // stopping: a commit whose messages the broker has is confirmed before the connection closes.
+    // `closed` aborts once the connection is closed: the session is over then, even when `subscribe`
+    // never settles, as when the client was ended while it was connecting (pg then never settles
+    // its `connect()`). A stop the client did not hold yet (while it was still making its client)
+    // ends the replication as soon as it starts.
+    const closed = new AbortController();
     const end = (): void => {
       void this.#handling
         .catch(() => undefined)
         .then(() => service.stop())
-        .catch(() => undefined);
+        .catch(() => undefined)
+        .then(() => closed.abort());
     };
     service.on("start", () => {
       if (signal.aborted) end();
@@ -333,7 +338,9 @@ class LogRelay implements LogTailingRelay {
       // from the slot's confirmed position: a fresh service asks for 0/0, which the server reads as "where the slot is"
       const session = service.subscribe(plugin, this.#c.slot);
       this.#streaming = true;
-      await session;
+      await settleWithin(session, closed.signal, undefined).catch((error: unknown) => {
+        if (!closed.signal.aborted) throw error;
+      });
     } finally {
       signal.removeEventListener("abort", end);
       this.#streaming = false;

@@ -21,7 +21,7 @@ import { type Rejected, recordRejected, reportRejected } from "./rejected.ts";
 import { errorText, type RelayOptions, type RelaySettings, RoundLoop, relaySettings } from "./relay-loop.ts";
 import { publishStored } from "./relay-publish.ts";
 import { pruneOutbox } from "./retention.ts";
-import { type ClientPool, inTransaction, type Queryable, type Tables, tablesIn } from "./sql.ts";
+import { type ClientPool, inTransaction, type PooledClient, type Tables, tablesIn } from "./sql.ts";
 import type { OutboxRow } from "./wal-message.ts";
 
 export interface PollingRelayOptions extends RelayOptions {
@@ -110,11 +110,6 @@ export function createPollingRelay(options: PollingRelayOptions): PollingRelay {
   return new Relay({ settings, pool, t, batchSize, pollIntervalMs, leaderRetryMs, instances });
 }
 
-type LeaderClient = Queryable & {
-  release(error?: Error | boolean): void;
-  on?(event: "error", listener: (error: Error) => void): unknown;
-};
-
 /** A relay's checked options. */
 interface PollingConfig {
   readonly settings: RelaySettings;
@@ -130,7 +125,7 @@ class Relay implements PollingRelay {
   readonly #c: PollingConfig;
   readonly #take: string;
   readonly #loop: RoundLoop;
-  #leaderClient: LeaderClient | undefined;
+  #leaderClient: PooledClient | undefined;
   #leader = false;
   #lastPrune = Date.now();
   #lastLag = 0;
@@ -181,9 +176,9 @@ class Relay implements PollingRelay {
       return true;
     }
     if (this.#leaderClient !== undefined) return true;
-    let client: LeaderClient | undefined;
+    let client: PooledClient | undefined;
     try {
-      client = (await this.#c.pool.connect()) as LeaderClient;
+      client = await this.#c.pool.connect();
       const { rows } = await client.query<{ ok: boolean }>(
         "SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok",
         [LEADER_LOCK, this.#c.settings.name],

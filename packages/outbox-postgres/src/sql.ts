@@ -20,9 +20,16 @@ export interface Queryable {
   query<R = Record<string, unknown>>(text: string, values?: unknown[]): Promise<QueryResult<R>>;
 }
 
+/** A client taken from a pool: a `pg` `PoolClient`, whose `error` events are listened to while it is held. */
+export interface PooledClient extends Queryable {
+  release(error?: Error | boolean): void;
+  on?(event: "error", listener: (error: Error) => void): unknown;
+  off?(event: "error", listener: (error: Error) => void): unknown;
+}
+
 /** A pool to take one client from for a transaction (a `pg` `Pool`). */
 export interface ClientPool extends Queryable {
-  connect(): Promise<Queryable & { release(error?: Error | boolean): void }>;
+  connect(): Promise<PooledClient>;
 }
 
 /** The names of the package's tables, in one schema. */
@@ -57,6 +64,12 @@ export function tablesIn(schema = "public"): Tables {
 export async function inTransaction<T>(pool: ClientPool, fn: (tx: Queryable) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   let broken: Error | undefined;
+  // a connection lost while it is held (the server restarting) is an `error` event, which pg throws
+  // when nobody listens: the statement waiting fails anyway; the client is released with the error
+  const lost = (error: Error): void => {
+    broken ??= error;
+  };
+  client.on?.("error", lost);
   try {
     await client.query("BEGIN");
     const result = await fn(client);
@@ -64,10 +77,11 @@ export async function inTransaction<T>(pool: ClientPool, fn: (tx: Queryable) => 
     return result;
   } catch (error) {
     await client.query("ROLLBACK").catch((e: unknown) => {
-      broken = e instanceof Error ? e : new Error(String(e)); // the connection is gone: do not reuse it
+      broken ??= e instanceof Error ? e : new Error(String(e)); // the connection is gone: do not reuse it
     });
     throw error;
   } finally {
+    client.off?.("error", lost);
     client.release(broken);
   }
 }
