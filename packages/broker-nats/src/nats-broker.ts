@@ -6,7 +6,7 @@
  */
 
 import type { Msg, Subscription } from "@nats-io/transport-node";
-import { abortError, emit, positiveInteger } from "@weft/core/internal";
+import { abortError, emit, NEVER, positiveInteger, settleWithin } from "@weft/core/internal";
 import {
   type Broker,
   type BrokerFeatures,
@@ -151,7 +151,10 @@ class CoreSubscription implements BrokerSubscription {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
-    for (const sub of this.#subs) if (!sub.isClosed()) sub.unsubscribe();
+    // drained, not just unsubscribed: what the server sent before it saw the unsubscribe (a message
+    // published a moment ago, on its way back) still arrives and is delivered
+    const within = Date.now() + this.#link.settings.requestTimeoutMs;
+    await Promise.all(this.#subs.map((sub) => (sub.isClosed() ? undefined : drained(sub, within))));
     this.#gate.close(); // at-most-once: messages waiting for a slot are dropped with the subscription
   }
 
@@ -160,5 +163,17 @@ class CoreSubscription implements BrokerSubscription {
     this.#closed = true;
     await this.stop();
     this.#link.untrack(this);
+  }
+}
+
+/**
+ * Drains a NATS subscription by `deadline`; on a connection that cannot (closed, or reconnecting past
+ * the deadline) it is just dropped.
+ */
+async function drained(sub: Subscription, deadline: number): Promise<void> {
+  try {
+    await settleWithin(sub.drain(), NEVER, deadline);
+  } catch {
+    if (!sub.isClosed()) sub.unsubscribe();
   }
 }
