@@ -168,6 +168,13 @@ export function circuitOpen(message: string): WeftError {
   return new WeftError(Code.UNAVAILABLE, message, { reason: Reason.CIRCUIT_OPEN });
 }
 
+/**
+ * The last state generation given out. Numbered across every breaker of the process, so a permit
+ * names one state of one breaker: a breaker made again for a node that left and came back never
+ * counts the outcome of a call its predecessor admitted.
+ */
+let generations = 0;
+
 /** closed → open (after the rule trips) → half-open (after `openMs`, `probes` calls) → closed or open. */
 class StateBreaker implements Breaker {
   readonly name: string;
@@ -176,8 +183,8 @@ class StateBreaker implements Breaker {
   readonly #counter: TripCounter;
   readonly #slowCallMs: number;
   #openedAt = 0;
-  /** The generation of the state: one more at every move, the permit of the calls it admits. */
-  #generation = 0;
+  /** The generation of the state: a new one at every move, the permit of the calls it admits. */
+  #generation = ++generations;
   /** Half-open: probes in flight, and probes that succeeded. */
   #probing = 0;
   #passed = 0;
@@ -240,7 +247,7 @@ class StateBreaker implements Breaker {
   #move(to: BreakerState): void {
     const from = this.state;
     this.state = to;
-    this.#generation++;
+    this.#generation = ++generations;
     this.#probing = 0;
     this.#passed = 0;
     if (to === "closed") this.#counter.reset();

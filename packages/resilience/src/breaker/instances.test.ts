@@ -218,6 +218,31 @@ describe("instanceBreakers: each attempt counts by the state of its node's break
     });
   }
 
+  it("a late outcome of a node that left and came back does not count with its new breaker", async () => {
+    const a = new Node("a");
+    const b = new HeldNode("b");
+    const source = {
+      nodes: [a, b] as readonly TransportNode[],
+      firstSet: undefined,
+      noNodeError: () => new WeftError(Code.UNAVAILABLE, "no node"),
+      close: () => Promise.resolve(),
+    };
+    const nodeHealth = instanceBreakers({ rule: consecutiveFailures({ failures: 1 }), openMs: 1000 });
+    const cluster = new Cluster(source, { nodeHealth });
+    expect(await outcome(cluster)).toBe("a");
+    const late = outcome(cluster); // b, then b leaves with the call in flight
+    source.nodes = [a];
+    expect(await outcome(cluster)).toBe("a");
+    source.nodes = [a, b]; // b is back, with a new breaker that admits a call
+    const calls: Promise<string>[] = [];
+    while (b.calls < 2) calls.push(outcome(cluster));
+    b.settle(0, true); // the call sent before b left fails
+    expect(await late).toBe("failed");
+    expect(nodeHealth.restricting).toBe(false);
+    b.settle(1, false);
+    expect(await calls.at(-1)).toBe("b");
+  });
+
   it("a probe's own failure reopens the node's breaker", async () => {
     const { cluster, b, late, probe, states } = await probing();
     b.settle(0, false);
