@@ -227,7 +227,7 @@ export class Cluster implements Transport {
         const node = picked.node;
         if (balancer.feedback) {
           // a connected node: straight to the observed send, no slow-path frame in between
-          if (node.ready) return this.#observed(node, picked, call, 0);
+          if (node.ready) return this.#observed(node, picked, call, 0, 0);
           return this.#callWaiting(call, 0, picked, nodes, []);
         }
         if (node.ready) return node.call(call, this.#retry, 0);
@@ -356,16 +356,16 @@ export class Cluster implements Transport {
     let lastError: WeftError | undefined;
     while (node !== undefined) {
       tried.push(node);
-      health?.started(node);
+      const permit = health === undefined ? 0 : health.started(node);
       const start = observe ? performance.now() : 0;
       try {
         if (this.#closed) throw transportClosed();
         if (!node.ready) await settleWithin(node.connect(), call.signal, call.deadline);
         if (this.#closed) throw transportClosed();
         if (!observe) return node.call(call, this.#retry, attempt);
-        return this.#observed(node, feedback ? picked : undefined, call, attempt);
+        return this.#observed(node, feedback ? picked : undefined, call, attempt, permit);
       } catch (e) {
-        if (observe) this.#report(node, feedback ? picked : undefined, performance.now() - start, e);
+        if (observe) this.#report(node, feedback ? picked : undefined, permit, performance.now() - start, e);
         if (e instanceof WeftError && e.reason === Reason.CONNECTION_FAILED) this.#source.nodeFailed?.(node);
         // the call's own deadline or cancellation, or the transport closed: no other node will help
         if (this.#closed || call.signal.aborted || isSpent(call.deadline)) throw e;
@@ -411,16 +411,20 @@ export class Cluster implements Transport {
     if (removed.length !== 0) health.nodesRemoved(removed);
   }
 
-  /** Reports one attempt on `node` to the balancer's `picked` (when it wants feedback) and the node health. */
+  /**
+   * Reports one attempt on `node` to the balancer's `picked` (when it wants feedback) and the node
+   * health, with the permit its `started` gave the attempt.
+   */
   #report(
     node: TransportNode,
     picked: Picked<TransportNode> | undefined,
+    permit: number,
     latencyMs: number,
     error: unknown,
   ): void {
     const info = { latencyMs, error };
     picked?.done(info);
-    this.#health?.done(node, info);
+    this.#health?.done(node, info, permit);
   }
 
   /**
@@ -433,8 +437,9 @@ export class Cluster implements Transport {
     picked: Picked<TransportNode> | undefined,
     call: Call,
     attempt: number,
+    permit: number,
   ): Promise<CallResult> {
-    const attemptOf = new ObservedAttempt(this.#reportTo, node, picked);
+    const attemptOf = new ObservedAttempt(this.#reportTo, node, picked, permit);
     const retry: RetryRefused = (resent, next) => {
       attemptOf.end(
         new WeftError(Code.UNAVAILABLE, "refused by a server going away", { reason: Reason.REFUSED_STREAM }),
@@ -445,8 +450,8 @@ export class Cluster implements Transport {
   }
 
   /** `#report`, for the attempts `#observed` times. */
-  readonly #reportTo: ReportAttempt = (node, picked, latencyMs, error) =>
-    this.#report(node, picked, latencyMs, error);
+  readonly #reportTo: ReportAttempt = (node, picked, permit, latencyMs, error) =>
+    this.#report(node, picked, permit, latencyMs, error);
 
   async close(): Promise<void> {
     this.#closed = true;
@@ -457,6 +462,7 @@ export class Cluster implements Transport {
 type ReportAttempt = (
   node: TransportNode,
   picked: Picked<TransportNode> | undefined,
+  permit: number,
   latencyMs: number,
   error: unknown,
 ) => void;
@@ -466,13 +472,21 @@ class ObservedAttempt {
   readonly #report: ReportAttempt;
   readonly #node: TransportNode;
   readonly #picked: Picked<TransportNode> | undefined;
+  /** What the node health's `started` returned for the attempt (0 without one). */
+  readonly #permit: number;
   readonly #start: number;
   #open: boolean;
 
-  constructor(report: ReportAttempt, node: TransportNode, picked: Picked<TransportNode> | undefined) {
+  constructor(
+    report: ReportAttempt,
+    node: TransportNode,
+    picked: Picked<TransportNode> | undefined,
+    permit: number,
+  ) {
     this.#report = report;
     this.#node = node;
     this.#picked = picked;
+    this.#permit = permit;
     this.#start = performance.now();
     this.#open = true;
   }
@@ -481,7 +495,7 @@ class ObservedAttempt {
   end(error: unknown): void {
     if (!this.#open) return;
     this.#open = false;
-    this.#report(this.#node, this.#picked, performance.now() - this.#start, error);
+    this.#report(this.#node, this.#picked, this.#permit, performance.now() - this.#start, error);
   }
 }
 

@@ -21,10 +21,14 @@ async function answered(result: Promise<CallResult>): Promise<unknown> {
   return r.stream ? undefined : r.message;
 }
 
-/** A node health that refuses the addresses in `refused` and records every call it gets. */
+/**
+ * A node health that refuses the addresses in `refused` and records every call it gets; each attempt
+ * started gets the next permit (1, 2, …), which its `done` must be given back.
+ */
 function recordingHealth() {
   const refused = new Set<string>();
   const log: string[] = [];
+  let permits = 0;
   const health: NodeHealth & { refused: Set<string>; log: string[]; allowsCalls: number } = {
     refused,
     log,
@@ -37,10 +41,12 @@ function recordingHealth() {
       return !refused.has(node.address);
     },
     started(node: TransportNode) {
-      log.push(`started ${node.address}`);
+      log.push(`started ${node.address} #${++permits}`);
+      return permits;
     },
-    done(node: TransportNode, info: DoneInfo) {
-      log.push(`done ${node.address} ${info.error === undefined ? "ok" : (info.error as WeftError).code}`);
+    done(node: TransportNode, info: DoneInfo, permit: number) {
+      const outcome = info.error === undefined ? "ok" : (info.error as WeftError).code;
+      log.push(`done ${node.address} #${permit} ${outcome}`);
     },
     refusedError: () => new WeftError(Code.UNAVAILABLE, "all open", { reason: Reason.CIRCUIT_OPEN }),
   };
@@ -48,14 +54,19 @@ function recordingHealth() {
 }
 
 describe("Cluster with nodeHealth", () => {
-  it("reports every attempt once, and filters nothing while it does not restrict", async () => {
+  it("reports every attempt once with its permit, and filters nothing while it does not restrict", async () => {
     const nodes = fakeNodes("a", "b");
     nodes[1]!.failWith = new WeftError(Code.INTERNAL, "boom");
     const health = recordingHealth();
     const cluster = new Cluster(nodes, { nodeHealth: health });
     expect(await answered(cluster.call(clientCall(get)))).toBe("a");
     await expect(cluster.call(clientCall(get))).rejects.toMatchObject({ code: Code.INTERNAL });
-    expect(health.log).toEqual(["started a", "done a ok", "started b", `done b ${Code.INTERNAL}`]);
+    expect(health.log).toEqual([
+      "started a #1",
+      "done a #1 ok",
+      "started b #2",
+      `done b #2 ${Code.INTERNAL}`,
+    ]);
     expect(health.allowsCalls).toBe(0);
   });
 
@@ -92,7 +103,12 @@ describe("Cluster with nodeHealth", () => {
     const health = recordingHealth();
     const cluster = new Cluster([down, up!], { nodeHealth: health });
     expect(await answered(cluster.call(clientCall(get)))).toBe("up");
-    expect(health.log).toEqual(["started down", `done down ${Code.UNAVAILABLE}`, "started up", "done up ok"]);
+    expect(health.log).toEqual([
+      "started down #1",
+      `done down #1 ${Code.UNAVAILABLE}`,
+      "started up #2",
+      "done up #2 ok",
+    ]);
   });
 
   it("is checked at construction", () => {

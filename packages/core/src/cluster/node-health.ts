@@ -20,10 +20,17 @@ export interface NodeHealth {
    * it must not claim anything (the balancer may pick another node): `started` does.
    */
   allows(node: TransportNode): boolean;
-  /** An attempt of a call goes to `node` (the one picked): claims, say, a half-open probe slot. */
-  started(node: TransportNode): void;
-  /** How that attempt went: called exactly once for every `started`. */
-  done(node: TransportNode, info: DoneInfo): void;
+  /**
+   * An attempt of a call goes to `node` (the one picked): claims, say, a half-open probe slot. Returns
+   * the attempt's permit (say, the generation of the breaker state that admitted it), which the
+   * cluster gives back to `done`.
+   */
+  started(node: TransportNode): number;
+  /**
+   * How that attempt went, with the permit `started` returned for it: called exactly once for every
+   * `started`.
+   */
+  done(node: TransportNode, info: DoneInfo, permit: number): void;
   /** The error of a call every candidate node refuses (UNAVAILABLE, reason CIRCUIT_OPEN). */
   refusedError(): WeftError;
   /**

@@ -13,10 +13,17 @@ import {
   type WeftEventName,
 } from "@weft/core";
 import { describe, expect, it, vi } from "vitest";
+import { type Deferred, deferred } from "../../../core/test/deferred.ts";
 import { clientCall } from "../../test/call.ts";
 import { type BreakerOptions, breakerSettings, createBreaker } from "./breaker.ts";
 import { circuitBreaker } from "./interceptor.ts";
-import { adaptiveThrottling, consecutiveFailures, failureRatio, slowCallRatio } from "./rules.ts";
+import {
+  adaptiveThrottling,
+  consecutiveFailures,
+  failureRatio,
+  slowCallRatio,
+  type TripRule,
+} from "./rules.ts";
 
 const Svc = defineService("test.Svc", {
   get: unary(messageType<unknown>(), messageType<unknown>()),
@@ -148,20 +155,19 @@ describe("circuitBreaker: states", () => {
       "b",
       breakerSettings({ rule: consecutiveFailures({ failures: 1 }), probes: 2, openMs: 100, now }),
     );
-    breaker.take();
-    breaker.done(true, 1, now());
+    breaker.done(breaker.take(), true, 1, now());
     expect(breaker.state).toBe("open");
     clock.t += 100;
     expect(breaker.admits()).toBe(true);
-    breaker.take();
+    const first = breaker.take();
     expect(breaker.state).toBe("half-open");
     expect(breaker.admits()).toBe(true);
-    breaker.take();
+    const second = breaker.take();
     expect(breaker.admits()).toBe(false);
-    breaker.done(false, 1, now());
+    breaker.done(first, false, 1, now());
     expect(breaker.state).toBe("half-open");
     expect(breaker.admits()).toBe(false);
-    breaker.done(false, 1, now());
+    breaker.done(second, false, 1, now());
     expect(breaker.state).toBe("closed");
   });
 
@@ -382,9 +388,9 @@ describe("adaptive throttling", () => {
       random: () => draw,
     });
     const breaker = createBreaker("b", settings);
-    for (let i = 0; i < 19; i++) breaker.done(true, 1, now());
+    for (let i = 0; i < 19; i++) breaker.done(0, true, 1, now());
     expect(breaker.admits()).toBe(true); // below minRequests
-    breaker.done(true, 1, now()); // 20 requests, 0 accepts: p = 20/21
+    breaker.done(0, true, 1, now()); // 20 requests, 0 accepts: p = 20/21
     draw = 20 / 21 - 0.001;
     expect(breaker.admits()).toBe(false);
     draw = 20 / 21;
@@ -392,7 +398,7 @@ describe("adaptive throttling", () => {
     breaker.rejected(); // 21 requests: p = 21/22
     draw = 21 / 22 - 0.001;
     expect(breaker.admits()).toBe(false);
-    for (let i = 0; i < 11; i++) breaker.done(false, 1, now()); // 32 requests, 11 accepts: p = 10/33
+    for (let i = 0; i < 11; i++) breaker.done(0, false, 1, now()); // 32 requests, 11 accepts: p = 10/33
     draw = 10 / 33 - 0.001;
     expect(breaker.admits()).toBe(false);
     draw = 10 / 33;
@@ -418,5 +424,156 @@ describe("adaptive throttling", () => {
       clock.t += 10;
       expect(await outcome(handler)).toBe("ok");
     }
+  });
+});
+
+describe("circuitBreaker: each outcome counts by the state that admitted its call", () => {
+  /** A dependency whose calls stay in flight until the test settles them, in any order. */
+  function held() {
+    const calls: Deferred<CallResult>[] = [];
+    return {
+      calls,
+      handler: (_call: Call): Promise<CallResult> => {
+        const pending = deferred<CallResult>();
+        calls.push(pending);
+        return pending.promise;
+      },
+    };
+  }
+
+  /** Starts a call through `handler`; its outcome (as `outcome` names it) once it settles. */
+  const started = (handler: (call: Call) => Promise<CallResult>): Promise<string> => outcome(handler);
+
+  // each rule opens on one call that fails after 1001 ms (slow too); openMs is 100, below slowCallMs,
+  // so a late call sent while closed answers fast enough to pass for a successful probe
+  const rules: [string, () => TripRule][] = [
+    ["consecutive failures", () => consecutiveFailures({ failures: 1 })],
+    ["failure ratio", () => failureRatio({ ratio: 0.5, minRequests: 1 })],
+    ["slow-call ratio", () => slowCallRatio({ slowCallMs: 1000, ratio: 0.5, minRequests: 1 })],
+  ];
+
+  /**
+   * A breaker on `rule` that `late` was sent through while closed: opened at 1001 ms by another
+   * call, its `late` call still in flight.
+   */
+  async function opened(rule: TripRule) {
+    const { clock, events, telemetry, now } = harness();
+    const dep = held();
+    const handler = circuitBreaker({ rule, openMs: 100, now, telemetry })(dep.handler);
+    const trip = started(handler);
+    clock.t += 1000;
+    const late = started(handler);
+    clock.t += 1;
+    dep.calls[0]!.reject(unavailable());
+    expect(await trip).toBe("failed");
+    expect(await outcome(handler)).toBe("rejected");
+    const states = () => events.filter((e) => e.includes("→")).map((e) => e.slice(e.indexOf(":") + 2));
+    return { clock, dep, handler, late, states };
+  }
+
+  for (const [name, rule] of rules) {
+    it(`${name}: a late success while open or half-open closes nothing; the probe's success does`, async () => {
+      const { clock, dep, handler, late, states } = await opened(rule());
+      clock.t += 50;
+      dep.calls[1]!.resolve(ok); // while open
+      expect(await late).toBe("ok");
+      expect(await outcome(handler)).toBe("rejected");
+      clock.t += 50;
+      const probe = started(handler);
+      expect(states()).toEqual(["closed → open", "open → half-open"]);
+      const late2 = started(handler); // the one probe is out: rejected
+      expect(await late2).toBe("rejected");
+      expect(dep.calls).toHaveLength(3);
+      dep.calls[2]!.resolve(ok);
+      expect(await probe).toBe("ok");
+      expect(states()).toEqual(["closed → open", "open → half-open", "half-open → closed"]);
+    });
+
+    it(`${name}: a late success while the probe is out is not the probe's; the probe's failure reopens`, async () => {
+      const { clock, dep, handler, late, states } = await opened(rule());
+      clock.t += 100;
+      const probe = started(handler);
+      dep.calls[1]!.resolve(ok); // sent while closed, answers 101 ms later: fast, successful
+      expect(await late).toBe("ok");
+      expect(states()).toEqual(["closed → open", "open → half-open"]);
+      expect(await outcome(handler)).toBe("rejected"); // still half-open, its probe still out
+      dep.calls[2]!.reject(unavailable());
+      expect(await probe).toBe("failed");
+      expect(states()).toEqual(["closed → open", "open → half-open", "half-open → open"]);
+      expect(await outcome(handler)).toBe("rejected");
+    });
+
+    it(`${name}: a late failure does not reopen while the probe is out; the probe's success closes`, async () => {
+      const { clock, dep, handler, late, states } = await opened(rule());
+      clock.t += 100;
+      const probe = started(handler);
+      dep.calls[1]!.reject(unavailable());
+      expect(await late).toBe("failed");
+      expect(states()).toEqual(["closed → open", "open → half-open"]);
+      dep.calls[2]!.resolve(ok);
+      expect(await probe).toBe("ok");
+      expect(states()).toEqual(["closed → open", "open → half-open", "half-open → closed"]);
+      const after = started(handler);
+      dep.calls[3]!.resolve(ok);
+      expect(await after).toBe("ok");
+    });
+  }
+
+  it("a probe of an earlier half-open period is not one of the next", async () => {
+    const { clock, now } = harness();
+    const breaker = createBreaker(
+      "b",
+      breakerSettings({ rule: consecutiveFailures({ failures: 1 }), probes: 2, openMs: 100, now }),
+    );
+    breaker.done(breaker.take(), true, 1, now());
+    clock.t += 100;
+    const [first, second] = [breaker.take(), breaker.take()];
+    breaker.done(first, true, 1, now()); // reopens
+    clock.t += 100;
+    const [third, fourth] = [breaker.take(), breaker.take()];
+    expect(breaker.state).toBe("half-open");
+    breaker.done(second, false, 1, now()); // of the earlier period: neither passes nor frees a slot
+    breaker.done(third, false, 1, now());
+    expect([breaker.state, breaker.admits()]).toEqual(["half-open", false]);
+    breaker.done(fourth, false, 1, now());
+    expect(breaker.state).toBe("closed");
+  });
+
+  it("a late failure of an earlier closed period does not count in the next one", async () => {
+    const { clock, now } = harness();
+    const breaker = createBreaker(
+      "b",
+      breakerSettings({ rule: consecutiveFailures({ failures: 2 }), openMs: 100, now }),
+    );
+    const late = breaker.take();
+    breaker.done(breaker.take(), true, 1, now());
+    breaker.done(breaker.take(), true, 1, now());
+    clock.t += 100;
+    breaker.done(breaker.take(), false, 1, now());
+    expect(breaker.state).toBe("closed");
+    breaker.done(breaker.take(), true, 1, now()); // one failure of this period
+    breaker.done(late, true, 1, now()); // of the first period: not a second in a row
+    expect(breaker.state).toBe("closed");
+    breaker.done(breaker.take(), true, 1, now());
+    expect(breaker.state).toBe("open");
+  });
+
+  it("adaptive throttling has no states: a late outcome counts in its window as any other", async () => {
+    const { now } = harness();
+    const dep = held();
+    const handler = circuitBreaker({
+      rule: adaptiveThrottling({ k: 2, minRequests: 20 }),
+      now,
+      random: () => 0.5,
+    })(dep.handler);
+    const late = started(handler);
+    for (let i = 1; i < 20; i++) {
+      const call = started(handler);
+      dep.calls[i]!.reject(unavailable());
+      expect(await call).toBe("failed");
+    }
+    dep.calls[0]!.reject(unavailable()); // the 20th request, none accepted: p = 20/21
+    expect(await late).toBe("failed");
+    expect(await outcome(handler)).toBe("rejected");
   });
 });

@@ -138,15 +138,20 @@ export interface Breaker {
    * its random number here.
    */
   admits(): boolean;
-  /** A call admitted by `admits` goes out: an open breaker whose time is up turns half-open. */
-  take(): void;
+  /**
+   * A call admitted by `admits` goes out: an open breaker whose time is up turns half-open. Returns
+   * the call's permit, the generation of the state it was admitted in, to give back to `done`.
+   */
+  take(): number;
   /** A call was rejected locally. */
   rejected(): void;
   /**
-   * How a call that was taken ended: failed (`true`), succeeded, or neither (`undefined`), after
-   * `latencyMs`, at `now` (the settings' clock, read once by the caller for both).
+   * How the call given `permit` by `take` ended: failed (`true`), succeeded, or neither (`undefined`),
+   * after `latencyMs`, at `now` (the settings' clock, read once by the caller for both). It counts
+   * only while the state it was admitted in lasts: a closed call's by the trip rule, a probe's by the
+   * half-open rule; the outcome of a call admitted in a state that is over counts for nothing.
    */
-  done(failure: boolean | undefined, latencyMs: number, now: number): void;
+  done(permit: number, failure: boolean | undefined, latencyMs: number, now: number): void;
   /** The error of a rejected call: UNAVAILABLE, reason CIRCUIT_OPEN. */
   error(): WeftError;
 }
@@ -163,6 +168,13 @@ export function circuitOpen(message: string): WeftError {
   return new WeftError(Code.UNAVAILABLE, message, { reason: Reason.CIRCUIT_OPEN });
 }
 
+/**
+ * The last state generation given out. Numbered across every breaker of the process, so a permit
+ * names one state of one breaker: a breaker made again for a node that left and came back never
+ * counts the outcome of a call its predecessor admitted.
+ */
+let generations = 0;
+
 /** closed → open (after the rule trips) → half-open (after `openMs`, `probes` calls) → closed or open. */
 class StateBreaker implements Breaker {
   readonly name: string;
@@ -171,6 +183,8 @@ class StateBreaker implements Breaker {
   readonly #counter: TripCounter;
   readonly #slowCallMs: number;
   #openedAt = 0;
+  /** The generation of the state: a new one at every move, the permit of the calls it admits. */
+  #generation = ++generations;
   /** Half-open: probes in flight, and probes that succeeded. */
   #probing = 0;
   #passed = 0;
@@ -197,21 +211,24 @@ class StateBreaker implements Breaker {
     }
   }
 
-  take(): void {
+  take(): number {
     if (this.state === "open") this.#move("half-open");
     if (this.state === "half-open") this.#probing++;
+    return this.#generation;
   }
 
   rejected(): void {}
 
-  done(failure: boolean | undefined, latencyMs: number, now: number): void {
+  done(permit: number, failure: boolean | undefined, latencyMs: number, now: number): void {
+    // admitted in a state that is over (a call sent while closed, answering once the breaker opened;
+    // a probe of an earlier half-open period): its rule no longer runs, and it is no probe of this one
+    if (permit !== this.#generation) return;
     if (this.state === "closed") {
       if (failure === undefined) return;
       if (this.#counter.record(now, failure, latencyMs)) this.#open();
       return;
     }
-    // an outcome while open, or in half-open beyond the probes, is of a call sent before it opened
-    if (this.state !== "half-open" || this.#probing === 0) return;
+    // half-open (an open state admits no call: `take` moves it on first): one of its probes
     this.#probing--;
     if (failure === undefined) return;
     if (failure || latencyMs > this.#slowCallMs) this.#open();
@@ -230,6 +247,7 @@ class StateBreaker implements Breaker {
   #move(to: BreakerState): void {
     const from = this.state;
     this.state = to;
+    this.#generation = ++generations;
     this.#probing = 0;
     this.#passed = 0;
     if (to === "closed") this.#counter.reset();
@@ -269,13 +287,16 @@ class ThrottleBreaker implements Breaker {
     return p <= 0 || this.#settings.random() >= p;
   }
 
-  take(): void {}
+  /** One generation: without states, every outcome counts in the window, however late. */
+  take(): number {
+    return 0;
+  }
 
   rejected(): void {
     this.#window.add(this.#settings.now(), 1, 1);
   }
 
-  done(failure: boolean | undefined, _latencyMs: number, now: number): void {
+  done(_permit: number, failure: boolean | undefined, _latencyMs: number, now: number): void {
     if (failure === undefined) return;
     this.#window.add(now, 1, failure ? 1 : 0);
     if (failure) this.restricting = this.probability() > 0;

@@ -60,13 +60,13 @@ export function instanceBreakers(options: BreakerOptions): NodeHealth {
       return admits;
     },
     started(node) {
-      breakerOf(node).take();
+      return breakerOf(node).take();
     },
-    done(node: TransportNode, info: DoneInfo) {
+    done(node: TransportNode, info: DoneInfo, permit: number) {
       if (gone.has(node)) return;
       const breaker = breakerOf(node);
       const failure = info.error === undefined ? false : outcomeOf(settings, info.error);
-      breaker.done(failure, info.latencyMs, settings.now());
+      breaker.done(permit, failure, info.latencyMs, settings.now());
       track(breaker);
     },
     refusedError(): WeftError {

@@ -66,8 +66,7 @@ export function circuitBreaker(options: CircuitBreakerOptions): Interceptor {
   return (next) => (call) => {
     const breaker = breakerOf(call.method);
     if (!breaker.admits()) return Promise.reject(rejected(breaker, settings));
-    breaker.take();
-    return guarded(breaker, settings, next, call);
+    return guarded(breaker, breaker.take(), settings, next, call);
   };
 }
 
@@ -78,9 +77,10 @@ function rejected(breaker: Breaker, settings: BreakerSettings): WeftError {
   return breaker.error();
 }
 
-/** Runs a call `breaker` admitted and tells it how the call ended. */
+/** Runs a call `breaker` admitted with `permit` and tells it how the call ended. */
 async function guarded(
   breaker: Breaker,
+  permit: number,
   settings: BreakerSettings,
   next: (call: Call) => Promise<CallResult>,
   call: Call,
@@ -91,11 +91,11 @@ async function guarded(
   try {
     const result = await next(call);
     const end = now();
-    breaker.done(false, settings.timed ? end - start : 0, end);
+    breaker.done(permit, false, settings.timed ? end - start : 0, end);
     return result;
   } catch (e) {
     const end = now();
-    breaker.done(outcomeOf(settings, e), settings.timed ? end - start : 0, end);
+    breaker.done(permit, outcomeOf(settings, e), settings.timed ? end - start : 0, end);
     throw e;
   }
 }
