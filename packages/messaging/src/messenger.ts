@@ -1006,6 +1006,8 @@ class Consumer implements Subscription {
    * abandoned at once.
    */
   #abort(job: Job, reason: WeftError): void {
+    // a signal aborts once: a second abort (a drain after the expiry) changes nothing
+    if (job.controller.signal.aborted) return;
     job.controller.abort(reason);
     if (!job.done && this.#draining !== undefined) job.settle(ABANDONED);
   }
