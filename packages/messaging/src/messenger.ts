@@ -25,6 +25,7 @@ import {
   abortError,
   armDeadline,
   backoffDelay,
+  type DeadlineTimer,
   deadlineExceeded,
   eitherSignal,
   emit,
@@ -169,6 +170,145 @@ interface Pending {
   onError(error: WeftError): void;
 }
 
+/**
+ * One request of `request`/`gather` from its publish to its settling: in the messenger's pending map
+ * by correlation id until its first (or, gathering, last) reply, its timeout, its signal, a failed
+ * publish or the messenger's close. Its state lives in fields and its reactions are methods, so a
+ * request makes no closures but its promise's.
+ */
+class PendingRequest<R> implements Pending {
+  readonly messenger: MessengerImpl;
+  readonly destination: string;
+  readonly correlationId: string;
+  readonly codec: MessageCodec<R, R>;
+  readonly gather: GatherOptions<R> | undefined;
+  readonly onSent: ((correlationId: string) => void) | undefined;
+  /** The signal that ends the request early, if any (the call context's and/or the caller's). */
+  readonly signal: AbortSignal | undefined;
+  readonly timer: DeadlineTimer;
+  readonly promise: Promise<R | Gathered<R>>;
+  #resolve!: (value: R | Gathered<R>) => void;
+  #reject!: (error: unknown) => void;
+  /** The replies gathered so far (`gather` only). */
+  replies: Reply<R>[] | undefined;
+  wasSent: boolean;
+
+  constructor(
+    messenger: MessengerImpl,
+    destination: string,
+    correlationId: string,
+    codec: MessageCodec<R, R>,
+    gather: GatherOptions<R> | undefined,
+    onSent: ((correlationId: string) => void) | undefined,
+    signal: AbortSignal | undefined,
+    timeoutMs: number,
+  ) {
+    this.messenger = messenger;
+    this.destination = destination;
+    this.correlationId = correlationId;
+    this.codec = codec;
+    this.gather = gather;
+    this.onSent = onSent;
+    this.signal = signal;
+    this.replies = gather === undefined ? undefined : [];
+    this.wasSent = onSent === undefined;
+    this.promise = new Promise<R | Gathered<R>>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+    this.timer = armDeadline(Date.now() + timeoutMs, expireRequest, this as PendingRequest<unknown>);
+  }
+
+  /** Watches the signal; one already aborted settles the request at once. */
+  listen(): void {
+    const signal = this.signal;
+    if (signal === undefined) return;
+    signal.addEventListener("abort", this, { once: true });
+    if (signal.aborted) this.handleEvent();
+  }
+
+  /** The signal aborted (an `EventListener` object: no closure per request). */
+  handleEvent(): void {
+    this.settle(abortError(this.signal!), false);
+  }
+
+  expire(): void {
+    if (this.gather === undefined) this.settle(deadlineExceeded(undefined), false);
+    else this.settle({ replies: this.replies!, end: "timeout" }, true);
+  }
+
+  /** Settles once, and only while it is the pending request of its correlation id. */
+  settle(outcome: R | Gathered<R> | WeftError, isValue: boolean): void {
+    if (!this.#leave()) return;
+    if (isValue) this.#resolve(outcome as R | Gathered<R>);
+    else this.#reject(outcome);
+  }
+
+  /** Leaves the pending map unsettled: its publish threw before anything was sent. */
+  forget(): void {
+    this.#leave();
+  }
+
+  #leave(): boolean {
+    const pending = this.messenger.pending;
+    if (pending.get(this.correlationId) !== this) return false;
+    pending.delete(this.correlationId);
+    this.timer.cancel();
+    this.signal?.removeEventListener("abort", this);
+    return true;
+  }
+
+  /** The broker had the request: tells `onSent`, once. */
+  sent(): void {
+    if (this.wasSent) return;
+    this.wasSent = true;
+    try {
+      this.onSent!(this.correlationId);
+    } catch (error) {
+      this.messenger.logger.error({ err: error, destination: this.destination }, "a request's onSent threw");
+    }
+  }
+
+  onError(error: WeftError): void {
+    this.settle(error, false);
+  }
+
+  onReply(envelope: Envelope): void {
+    // a reply proves the broker had the request, even if its publish has not confirmed yet
+    this.sent();
+    const gather = this.gather;
+    const error = statusError(envelope.headers);
+    if (error !== undefined) {
+      if (gather === undefined) this.settle(error, false);
+      return;
+    }
+    let value: R;
+    try {
+      value = decode(this.codec, envelope);
+    } catch (e) {
+      if (gather === undefined) this.settle(WeftError.from(e), false);
+      return;
+    }
+    if (gather === undefined) {
+      this.settle(value, true);
+      return;
+    }
+    const replies = this.replies!;
+    replies.push({ body: value, headers: new Metadata(envelope.headers) });
+    if (gather.untilLast === true && envelope.headers[REPLY_HEADER.last] === "1")
+      this.settle({ replies, end: "last" }, true);
+    else if (gather.count !== undefined && replies.length >= gather.count)
+      this.settle({ replies, end: "count" }, true);
+  }
+}
+
+/** What a promise that settles with nothing is continued with. */
+function ignore(): void {}
+
+function expireRequest(request: PendingRequest<unknown>): void {
+  request.expire();
+}
+
 class MessengerImpl implements Messenger {
   readonly broker: Broker;
   readonly serializer: SerializerName | undefined;
@@ -180,6 +320,8 @@ class MessengerImpl implements Messenger {
   /** Requests waiting for replies, by correlation id. */
   readonly pending = new Map<string, Pending>();
   #inbox: Promise<Inbox> | undefined;
+  /** `#inbox` once it opened: requests made then publish without waiting for it. */
+  #opened: Inbox | undefined;
   #closed = false;
 
   constructor(
@@ -203,21 +345,24 @@ class MessengerImpl implements Messenger {
   }
 
   publish<T>(to: Destination<T>, body: T, options: PublishOptions = {}): Promise<string> {
-    return this.#publish(to, body, options, undefined, false);
+    const id = options.id ?? newMessageId();
+    return this.#publish(to, body, options, id, undefined, false).then(() => id);
   }
 
+  /** Runs a message with id `id` through the publish chain; its promise settles with the chain's. */
   #publish<T>(
     to: Pick<Destination<T>, "name" | "codec" | "kind" | "partitions">,
     body: T,
     options: PublishOptions,
+    id: string,
     replyTo: string | undefined,
     transient: boolean,
-  ): Promise<string> {
+  ): Promise<unknown> {
     const headers = outgoingHeaders(options.headers);
     const expiresAt = expiryOf(options.ttlMs);
     const message: OutgoingMessage = {
       side: "publish",
-      id: options.id ?? newMessageId(),
+      id,
       kind: options.kind ?? to.kind,
       destination: to.name,
       key: options.key,
@@ -236,7 +381,7 @@ class MessengerImpl implements Messenger {
         signal: options.signal,
       },
     };
-    return runChain({ chain: this.#publishChain, message }).then(() => message.id);
+    return runChain(this.#publishChain, message);
   }
 
   /** The innermost publish step: encode, build the envelope, hand it to the broker. */
@@ -266,19 +411,28 @@ class MessengerImpl implements Messenger {
       return Promise.reject(
         new WeftError(Code.FAILED_PRECONDITION, `message ${request.id} is not a request (no reply-to)`),
       );
-    const headers = new Metadata(options.headers);
-    if (options.error !== undefined) headers.merge(new Metadata(statusHeaders(options.error)));
-    if (options.last === true) headers.set(REPLY_HEADER.last, "1");
+    let headers: PublishOptions["headers"];
+    // a plain reply (no headers, no error, not a last one) has no headers of its own to build
+    if (options.headers !== undefined || options.error !== undefined || options.last === true) {
+      const own = new Metadata(options.headers);
+      if (options.error !== undefined) own.merge(new Metadata(statusHeaders(options.error)));
+      if (options.last === true) own.set(REPLY_HEADER.last, "1");
+      headers = own;
+    }
     const codec = (options.error !== undefined ? JSON_CODEC : (options.codec ?? JSON_CODEC)) as MessageCodec<
       R,
       R
     >;
     const to = { name: request.replyTo, codec, kind: "document" as const, partitions: undefined };
-    const opts: PublishOptions =
-      request.correlationId === undefined ? { headers } : { headers, correlationId: request.correlationId };
-    return this.#publish(to, (options.error !== undefined ? null : body) as R, opts, undefined, true).then(
-      () => {},
-    );
+    const opts = { headers, correlationId: request.correlationId } as PublishOptions;
+    return this.#publish(
+      to,
+      (options.error !== undefined ? null : body) as R,
+      opts,
+      newMessageId(),
+      undefined,
+      true,
+    ).then(ignore);
   }
 
   subscribe<T>(
@@ -339,112 +493,87 @@ class MessengerImpl implements Messenger {
     return this.#ask(to, body, options, options) as Promise<Gathered<R>>;
   }
 
-  /** One request: `gather` undefined resolves with the first reply's body, else collects. */
-  async #ask<Q, R>(
+  /**
+   * One request: `gather` undefined resolves with the first reply's body, else collects. Once the
+   * inbox is open, the request is published in the caller's turn, with no await before it.
+   */
+  #ask<Q, R>(
     to: Destination<Q>,
     body: Q,
     options: RequestOptions<R>,
     gather: GatherOptions<R> | undefined,
   ): Promise<R | Gathered<R>> {
-    const timeoutMs = requestTimeout(options.timeoutMs, currentCallContext());
-    const onSent = options.onSent;
-    if (onSent !== undefined && typeof onSent !== "function")
-      throw new ConfigError("onSent", "a function", onSent);
-    if (this.#closed) throw closedError();
-    const inbox = await this.#openInbox();
-    // closed while the inbox opened: close() has already failed the requests it knew of
-    if (this.#closed) throw closedError();
+    try {
+      const timeoutMs = requestTimeout(options.timeoutMs, currentCallContext());
+      const onSent = options.onSent;
+      if (onSent !== undefined && typeof onSent !== "function")
+        throw new ConfigError("onSent", "a function", onSent);
+      if (this.#closed) throw closedError();
+      const opened = this.#opened;
+      if (opened !== undefined) return this.#start(opened, to, body, options, gather, timeoutMs);
+      return this.#openInbox().then((inbox) => {
+        // closed while the inbox opened: close() has already failed the requests it knew of
+        if (this.#closed) throw closedError();
+        return this.#start(inbox, to, body, options, gather, timeoutMs);
+      });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** Publishes a request through `inbox` and waits for its replies; bad options throw. */
+  #start<Q, R>(
+    inbox: Inbox,
+    to: Destination<Q>,
+    body: Q,
+    options: RequestOptions<R>,
+    gather: GatherOptions<R> | undefined,
+    timeoutMs: number,
+  ): Promise<R | Gathered<R>> {
     const correlationId = newMessageId();
-    const codec = (options.reply ?? JSON_CODEC) as MessageCodec<R, R>;
-    const { promise, resolve, reject } = deferred<R | Gathered<R>>();
-    const replies: Reply<R>[] = [];
-    const timer = armDeadline(Date.now() + timeoutMs, () => {
-      if (gather === undefined) settle(deadlineExceeded(undefined));
-      else settle({ replies, end: "timeout" });
-    });
-    const settle = (
-      outcome: R | Gathered<R> | WeftError,
-      isValue = !(outcome instanceof WeftError),
-    ): void => {
-      if (this.pending.get(correlationId) !== pending) return;
-      this.pending.delete(correlationId);
-      timer.cancel();
-      signal?.removeEventListener("abort", onAbort);
-      if (isValue) resolve(outcome as R | Gathered<R>);
-      else reject(outcome);
-    };
     // the request ends with the call or handler it is made in, or with its own signal
     const ctx = currentCallContext();
-    const own = options.signal ?? NEVER;
-    const signal = ctx === undefined ? options.signal : eitherSignal(own, ctx.signal);
-    const onAbort = (): void => settle(abortError(signal!));
-    let wasSent = onSent === undefined;
-    const sent = (): void => {
-      if (wasSent) return;
-      wasSent = true;
-      try {
-        onSent!(correlationId);
-      } catch (error) {
-        this.logger.error({ err: error, destination: to.name }, "a request's onSent threw");
-      }
-    };
-    const pending: Pending = {
-      destination: to.name,
-      onError: (error) => settle(error),
-      onReply: (envelope) => {
-        // a reply proves the broker had the request, even if its publish has not confirmed yet
-        sent();
-        const error = statusError(envelope.headers);
-        if (error !== undefined) {
-          if (gather === undefined) settle(error);
-          return;
-        }
-        let value: R;
-        try {
-          value = decode(codec, envelope);
-        } catch (e) {
-          if (gather === undefined) settle(WeftError.from(e));
-          return;
-        }
-        if (gather === undefined) return settle(value, true);
-        replies.push({ body: value, headers: new Metadata(envelope.headers) });
-        if (gather.untilLast === true && envelope.headers[REPLY_HEADER.last] === "1")
-          settle({ replies, end: "last" });
-        else if (gather.count !== undefined && replies.length >= gather.count)
-          settle({ replies, end: "count" });
-      },
-    };
-    this.pending.set(correlationId, pending);
-    if (signal !== undefined && signal !== NEVER) {
-      signal.addEventListener("abort", onAbort, { once: true });
-      if (signal.aborted) onAbort();
-    }
-    const {
-      reply: _codec,
-      timeoutMs: _t,
-      onSent: _sent,
-      ...publish
-    } = options as RequestOptions<R> & GatherOptions<R>;
-    delete (publish as { count?: unknown }).count;
-    delete (publish as { untilLast?: unknown }).untilLast;
+    const signal = ctx === undefined ? options.signal : eitherSignal(options.signal ?? NEVER, ctx.signal);
+    const request = new PendingRequest<R>(
+      this,
+      to.name,
+      correlationId,
+      (options.reply ?? JSON_CODEC) as MessageCodec<R, R>,
+      gather,
+      options.onSent,
+      signal !== undefined && signal !== NEVER ? signal : undefined,
+      timeoutMs,
+    );
+    this.pending.set(correlationId, request);
+    request.listen();
+    // the publish options of a request, always this shape: what `#publish` reads, the
+    // request's own correlation id and its timeout as the message's time to live
+    const publish: PublishOptions = {
+      kind: options.kind,
+      key: options.key,
+      headers: options.headers,
+      correlationId,
+      ttlMs: timeoutMs,
+      signal: options.signal,
+    } as PublishOptions;
     try {
       this.#publish(
         to,
         body,
-        { ...publish, correlationId, ttlMs: timeoutMs },
+        publish,
+        options.id ?? newMessageId(),
         inbox.address(correlationId),
         false,
-      )
-        .then(sent)
-        .catch((error: unknown) => settle(WeftError.from(error, Code.UNAVAILABLE)));
+      ).then(
+        () => request.sent(),
+        (error: unknown) => request.settle(WeftError.from(error, Code.UNAVAILABLE), false),
+      );
     } catch (error) {
       // bad options (a reserved header): the request never left, nothing stays pending
-      this.pending.delete(correlationId);
-      timer.cancel();
-      signal?.removeEventListener("abort", onAbort);
+      request.forget();
       throw error;
     }
-    return promise;
+    return request.promise;
   }
 
   /** The messenger's one inbox, opened on the first request. */
@@ -459,9 +588,14 @@ class MessengerImpl implements Messenger {
       });
       this.#inbox = opening;
       // a failed open (the broker reconnecting) is not kept: the next request tries again
-      opening.then(undefined, () => {
-        if (this.#inbox === opening) this.#inbox = undefined;
-      });
+      opening.then(
+        (inbox) => {
+          if (this.#inbox === opening) this.#opened = inbox;
+        },
+        () => {
+          if (this.#inbox === opening) this.#inbox = undefined;
+        },
+      );
     }
     return this.#inbox;
   }
@@ -483,6 +617,7 @@ class MessengerImpl implements Messenger {
     for (const p of [...this.pending.values()]) p.onError(closedError());
     const inbox = this.#inbox;
     this.#inbox = undefined;
+    this.#opened = undefined;
     // an inbox that never opened has nothing to close
     const opened = await inbox?.then(undefined, () => undefined);
     await opened?.close();
@@ -594,13 +729,36 @@ class Job {
   readonly delivery: Delivery;
   readonly controller = new AbortController();
   attempt: number;
-  /** Settles the current attempt (once per attempt). */
-  settle: ((outcome: Outcome) => void) | undefined;
+  /** Whether the current attempt's message reached the handler (past every consume interceptor). */
+  reached = false;
   done = false;
+  /** Resolves the current attempt; undefined between attempts and once it settled. */
+  #resolve: ((outcome: Outcome) => void) | undefined = undefined;
   constructor(consumer: Consumer, delivery: Delivery) {
     this.consumer = consumer;
     this.delivery = delivery;
     this.attempt = delivery.attempt;
+  }
+
+  /** Starts an attempt: its outcome, once `settle` is called. */
+  begin(): Promise<Outcome> {
+    this.reached = false;
+    return new Promise<Outcome>((resolve) => {
+      this.#resolve = resolve;
+    });
+  }
+
+  /** Settles the current attempt (once per attempt; a no-op between attempts). */
+  settle(outcome: Outcome): void {
+    const resolve = this.#resolve;
+    if (resolve === undefined) return;
+    this.#resolve = undefined;
+    resolve(outcome);
+  }
+
+  /** The attempt is over: late settles (an ack after the outcome) are ignored. */
+  end(): void {
+    this.#resolve = undefined;
   }
 }
 
@@ -610,6 +768,10 @@ class Consumer implements Subscription {
   readonly handler: MessageHandler<unknown>;
   readonly settings: Settings;
   readonly #consumeChain: MessageStep;
+  /** Runs the consume chain on a message: what an attempt runs in the message's call context. */
+  readonly #runConsumeChain: (message: InterceptedMessage) => Promise<unknown>;
+  /** Aborts a job whose message expired (armed per attempt with the job as its argument). */
+  readonly #expire: (job: Job) => void;
   #subscription: BrokerSubscription | undefined;
   /** Jobs not done yet: running, waiting for their key, or held for a retry. */
   readonly jobs = new Set<Job>();
@@ -629,6 +791,8 @@ class Consumer implements Subscription {
     this.handler = handler;
     this.settings = settings;
     this.#consumeChain = chain(messenger.interceptors, (m) => this.#handle(m));
+    this.#runConsumeChain = (m) => runChain(this.#consumeChain, m);
+    this.#expire = (job) => this.#abort(job, deadlineExceeded(job.delivery.envelope.expiresAt));
   }
 
   get destination(): string {
@@ -659,7 +823,7 @@ class Consumer implements Subscription {
     if (this.#draining !== undefined) {
       // drained (the messenger closed) while the broker made it: it must not outlive the drain
       await subscription.stop();
-      for (const job of this.jobs) job.controller.abort(drainAborted());
+      for (const job of this.jobs) this.#abort(job, drainAborted());
       await this.#allDone(undefined);
       await subscription.close();
       throw closedError();
@@ -725,12 +889,14 @@ class Consumer implements Subscription {
       const outcome = await this.#attempt(job, body);
       switch (outcome.kind) {
         case "ack":
-          this.messenger.emit("message.acked", {
-            destination: envelope.destination,
-            group: this.group,
-            system: this.messenger.broker.name,
-            attempts: job.attempt,
-          });
+          // every message passes here: the event's attributes are built only for a telemetry
+          if (this.messenger.telemetry !== undefined)
+            this.messenger.emit("message.acked", {
+              destination: envelope.destination,
+              group: this.group,
+              system: this.messenger.broker.name,
+              attempts: job.attempt,
+            });
           return void (await delivery.ack());
         case "abandoned":
           return this.#settleAbandoned(job);
@@ -790,17 +956,11 @@ class Consumer implements Subscription {
 
   /** One run of the interceptors and the handler, inside the message's call context. */
   #attempt(job: Job, body: unknown): Promise<Outcome> {
-    const { promise, resolve } = deferred<Outcome>();
-    let settled = false;
-    job.settle = (outcome) => {
-      if (settled) return;
-      settled = true;
-      resolve(outcome);
-    };
+    const promise = job.begin();
     const envelope = job.delivery.envelope;
     const headers = new Metadata(envelope.headers);
     const received = this.#received(job, body, headers);
-    const intercepted: InterceptedMessage & { [kReceived]: ReceivedMessage<unknown> } = {
+    const intercepted: InterceptedMessage & { [kReceived]: ReceivedMessage<unknown>; [kJob]: Job } = {
       side: "consume",
       id: envelope.id,
       kind: envelope.kind,
@@ -813,9 +973,10 @@ class Consumer implements Subscription {
       group: this.group,
       system: this.messenger.broker.name,
       [kReceived]: received,
+      [kJob]: job,
     };
     const propagate = new Metadata();
-    for (const [k, v] of headers) if (isPropagated(k, NO_EXTRA)) propagate.set(k, v);
+    if (headers.size > 0) for (const [k, v] of headers) if (isPropagated(k, NO_EXTRA)) propagate.set(k, v);
     const context: CallContext = {
       deadline: envelope.expiresAt,
       signal: job.controller.signal,
@@ -824,36 +985,37 @@ class Consumer implements Subscription {
       requestHeaders: headers,
     };
     const expiry =
-      envelope.expiresAt === undefined
-        ? undefined
-        : armDeadline(envelope.expiresAt, () => job.controller.abort(deadlineExceeded(envelope.expiresAt)));
+      envelope.expiresAt === undefined ? undefined : armDeadline(envelope.expiresAt, this.#expire, job);
     this.#running++;
-    let reachedHandler = false;
-    (intercepted as { [kReached]?: () => void })[kReached] = () => {
-      reachedHandler = true;
-    };
-    runWithCallContext(context, runChain, { chain: this.#consumeChain, message: intercepted }).then(
+    runWithCallContext(context, this.#runConsumeChain, intercepted).then(
       () => {
         // a consume interceptor that returned without `next`: skipped, acked
-        if (!reachedHandler || !this.settings.manual) job.settle?.(ACK);
+        if (!job.reached || !this.settings.manual) job.settle(ACK);
       },
-      (error: unknown) => job.settle?.({ kind: "fail", error, delayMs: undefined }),
+      (error: unknown) => job.settle({ kind: "fail", error, delayMs: undefined }),
     );
-    const onAbort = (): void => {
-      if (!job.done && this.#draining !== undefined) job.settle?.(ABANDONED);
-    };
-    job.controller.signal.addEventListener("abort", onAbort, { once: true });
     return promise.finally(() => {
       this.#running--;
       expiry?.cancel();
-      job.controller.signal.removeEventListener("abort", onAbort);
-      job.settle = undefined;
+      job.end();
     });
+  }
+
+  /**
+   * Aborts a job's signal (its handler sees it); during a drain, the attempt running then is
+   * abandoned at once.
+   */
+  #abort(job: Job, reason: WeftError): void {
+    // a signal aborts once: a second abort (a drain after the expiry) changes nothing
+    if (job.controller.signal.aborted) return;
+    job.controller.abort(reason);
+    if (!job.done && this.#draining !== undefined) job.settle(ABANDONED);
   }
 
   /** The innermost consume step: runs the handler with the message the interceptors passed on. */
   async #handle(message: InterceptedMessage): Promise<void> {
-    (message as { [kReached]?: () => void })[kReached]?.();
+    const job = (message as { [kJob]?: Job })[kJob];
+    if (job !== undefined) job.reached = true;
     const received = (message as { [kReceived]?: ReceivedMessage<unknown> })[kReceived]!;
     const value = message.body === received.body ? received : { ...received, body: message.body };
     await this.handler(value);
@@ -878,15 +1040,15 @@ class Consumer implements Subscription {
       group: this.group,
       signal: job.controller.signal,
       ack: () => {
-        if (manual) job.settle?.(ACK);
+        if (manual) job.settle(ACK);
         return Promise.resolve();
       },
       nack: (options = {}) => {
-        if (manual) job.settle?.({ kind: "fail", error: options.error, delayMs: options.delayMs });
+        if (manual) job.settle({ kind: "fail", error: options.error, delayMs: options.delayMs });
         return Promise.resolve();
       },
       deadLetter: (reason: string) => {
-        job.settle?.({
+        job.settle({
           kind: "dead",
           reason,
           error: new WeftError(Code.ABORTED, `dead-lettered by its handler: ${reason}`, { reason }),
@@ -977,7 +1139,7 @@ class Consumer implements Subscription {
     const abandoned = this.jobs.size;
     if (abandoned > 0) {
       // running handlers see their signal abort; held and waiting messages go back at once
-      for (const job of this.jobs) job.controller.abort(drainAborted());
+      for (const job of this.jobs) this.#abort(job, drainAborted());
       await this.#allDone(undefined);
     }
     await this.#subscription?.close();
@@ -1006,13 +1168,20 @@ class Consumer implements Subscription {
   }
 }
 
-/** Runs a publish or consume chain; a synchronous throw (an interceptor's, an encoder's) becomes a rejection. */
-async function runChain(arg: { chain: MessageStep; message: InterceptedMessage }): Promise<void> {
-  await arg.chain(arg.message);
+/**
+ * Runs a publish or consume chain; a synchronous throw (an interceptor's, an encoder's) becomes a
+ * rejection. Not an async function: the chain's own promise is handed on, with no extra turns.
+ */
+function runChain(chain: MessageStep, message: InterceptedMessage): Promise<unknown> {
+  try {
+    return Promise.resolve(chain(message));
+  } catch (error) {
+    return Promise.reject(error);
+  }
 }
 
 const kReceived: unique symbol = Symbol("weft.received");
-const kReached: unique symbol = Symbol("weft.reached");
+const kJob: unique symbol = Symbol("weft.job");
 const NO_EXTRA: ReadonlySet<string> = new Set();
 
 /** Composes interceptors (outermost first) around `inner`, once; none: `inner` itself. */
@@ -1026,7 +1195,10 @@ function chain(
 }
 
 function decode<T>(codec: MessageCodec<T, T>, envelope: Envelope): T {
-  const serializer = SERIALIZERS.get(envelope.contentType.split(";")[0]!.trim().toLowerCase());
+  // a content type as Weft writes it is found as it is; others are read past parameters and case
+  const serializer =
+    SERIALIZERS.get(envelope.contentType) ??
+    SERIALIZERS.get(envelope.contentType.split(";")[0]!.trim().toLowerCase());
   if (serializer === undefined || !codec.serializers.includes(serializer))
     throw new WeftError(
       Code.INVALID_ARGUMENT,

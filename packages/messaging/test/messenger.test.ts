@@ -682,6 +682,43 @@ describe("request/reply", () => {
     await other.close({ graceMs: 0 });
   });
 
+  it("once the inbox is open, a request reaches the broker in the caller's turn, with its own correlation id and timeout", async () => {
+    const broker = memoryBroker();
+    cleanup.push(() => broker.close());
+    const published: Envelope[] = [];
+    const recording: Broker = {
+      ...broker,
+      name: broker.name,
+      features: broker.features,
+      publish: (e, o) => {
+        published.push(e);
+        return broker.publish(e, o);
+      },
+      subscribe: (spec, sink) => broker.subscribe(spec, sink),
+      openInbox: (h) => broker.openInbox(h),
+    };
+    const messenger = createMessenger({ broker: recording, logger: SILENT_LOGGER });
+    cleanup.push(() => messenger.close({ graceMs: 0 }));
+    const d = destination<Body>("rr.turn");
+    await messenger.subscribe(d, (m) => m.reply({ n: m.body.n + 1 }), { group: "g" });
+    expect(await messenger.request<Body, Body>(d, { n: 1 })).toEqual({ n: 2 });
+    const before = published.length;
+    const sentAt = Date.now();
+    const second = messenger.request<Body, Body>(
+      d,
+      { n: 2 },
+      { timeoutMs: 60_000, id: "m-2", key: "k", headers: { a: "1" } },
+    );
+    expect(published.length).toBe(before + 1);
+    const sent = published[before]!;
+    expect(sent).toMatchObject({ id: "m-2", key: "k", headers: { a: "1" } });
+    expect(sent.correlationId).toBeDefined();
+    expect(sent.replyTo).toBeDefined();
+    expect(sent.expiresAt).toBeGreaterThanOrEqual(sentAt + 60_000);
+    expect(await second).toEqual({ n: 3 });
+    expect(pendingRequests(messenger)).toBe(0);
+  });
+
   it("an aborted request rejects at once", async () => {
     const { messenger } = setup();
     const d = destination<Body>("rr.abort");
