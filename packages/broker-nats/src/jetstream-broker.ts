@@ -22,7 +22,7 @@ import {
 } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
 import { ConfigError, stableHash } from "@weft/core";
-import { backoffDelay, positiveInteger } from "@weft/core/internal";
+import { backoffDelay, pause, positiveInteger } from "@weft/core/internal";
 import type {
   Broker,
   BrokerFeatures,
@@ -537,8 +537,8 @@ class PullLoop {
   readonly #consumer: () => Promise<Consumer>;
   readonly #batch: number;
   #pull: ConsumerMessages | undefined;
-  #ended = false;
-  #wake: (() => void) | undefined;
+  /** Aborted by `stop`: ends a backoff wait in progress, and any later one at once. */
+  readonly #ended = new AbortController();
 
   constructor(
     subscription: JetStreamSubscription,
@@ -564,7 +564,7 @@ class PullLoop {
           max_messages: Math.min(this.#batch, Math.max(1, this.#gate.room)),
           expires: PULL_EXPIRES_MS,
         });
-        if (this.#ended) this.#pull.stop();
+        if (this.#ended.signal.aborted) this.#pull.stop();
         for await (const m of this.#pull) this.#subscription.receive(m);
         failures = 0;
       } catch (error) {
@@ -572,7 +572,7 @@ class PullLoop {
         consumer = undefined;
         failures++;
         if (failures === 1) this.#subscription.pullFailed(error);
-        await this.#pause(backoffDelay(failures, PULL_BACKOFF));
+        await pause(backoffDelay(failures, PULL_BACKOFF), this.#ended.signal);
       } finally {
         this.#pull = undefined;
       }
@@ -581,18 +581,7 @@ class PullLoop {
 
   /** Ends the pull in progress (`STOP_LINGER_MS` after the subscription stopped); the loop exits. */
   stop(): void {
-    this.#ended = true;
+    this.#ended.abort();
     this.#pull?.stop();
-    this.#wake?.();
-  }
-
-  #pause(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      this.#wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
   }
 }

@@ -35,6 +35,7 @@ export {
   abortError,
   eitherSignal,
   NEVER,
+  type PauseOptions,
   pause,
   settleWithin,
   unwatchAbort,

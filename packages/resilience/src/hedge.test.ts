@@ -39,6 +39,9 @@ describe("hedge", () => {
       ["hedge.sent", { path: "/test.v1.Svc/read", hedge: 1, delayMs: 100 }],
       ["hedge.won", { path: "/test.v1.Svc/read", attempt: 1, cancelled: 1 }],
     ]);
+    // past the second hedge's time: not sent, and the shared deadline timer found nothing left to wait for
+    await vi.advanceTimersByTimeAsync(100);
+    expect(sent).toHaveLength(2);
     expect(vi.getTimerCount()).toBe(0);
   });
 

@@ -14,7 +14,7 @@ import {
   type Telemetry,
   WeftError,
 } from "@weft/core";
-import { eitherSignal, emit, telemetryOption } from "@weft/core/internal";
+import { armDeadline, type DeadlineTimer, eitherSignal, emit, telemetryOption } from "@weft/core/internal";
 
 /** Options of `hedge`. */
 export interface HedgeOptions {
@@ -94,7 +94,7 @@ class HedgedCall {
   readonly #start = Date.now();
   #pending = 0;
   #settled = false;
-  #timer: NodeJS.Timeout | undefined;
+  #timer: DeadlineTimer | undefined;
   #resolve!: (result: CallResult) => void;
   #reject!: (error: unknown) => void;
 
@@ -111,7 +111,7 @@ class HedgedCall {
   }
 
   #launch(): void {
-    clearTimeout(this.#timer);
+    this.#timer?.cancel();
     this.#timer = undefined;
     const index = this.#attempts.length;
     const controller = new AbortController();
@@ -131,7 +131,9 @@ class HedgedCall {
       (result) => this.#won(index, result, attempt),
       (error: unknown) => this.#failed(error),
     );
-    if (index < this.#settings.maxHedges) this.#timer = setTimeout(launchNext, this.#delayMs, this);
+    if (index < this.#settings.maxHedges) {
+      this.#timer = armDeadline(Date.now() + this.#delayMs, launchNext, this);
+    }
   }
 
   /** The hedge timer fired without an answer. */
@@ -172,7 +174,7 @@ class HedgedCall {
   /** Settles: stops the timer and cancels every attempt but `winner`; returns how many were cancelled. */
   #end(winner: number): number {
     this.#settled = true;
-    clearTimeout(this.#timer);
+    this.#timer?.cancel();
     this.#timer = undefined;
     let cancelled = 0;
     for (let i = 0; i < this.#attempts.length; i++) {

@@ -141,7 +141,34 @@ describe("retry", () => {
     controller.abort();
     expect(await reply).toMatchObject({ code: Code.CANCELLED });
     expect(sent).toHaveLength(1);
+    // past the backoff: no attempt was sent, and the shared deadline timer found nothing left to wait for
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(sent).toHaveLength(1);
     expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("keeps the process alive during its backoff, as the call it is part of", async () => {
+    vi.useRealTimers(); // Node counts a timer among its active resources only while it is ref'd
+    const kept = (): number => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
+    let backingOff!: () => void;
+    const inBackoff = new Promise<void>((resolve) => {
+      backingOff = resolve;
+    });
+    const telemetry = { event: () => backingOff() }; // retry.attempt: the backoff starts right after
+    const { client } = scripted(
+      [retry({ backoff: { initialDelayMs: 60_000, maxDelayMs: 60_000 }, telemetry })],
+      async () => {
+        throw unavailable();
+      },
+    );
+    const before = kept();
+    const controller = new AbortController();
+    const reply = client.write({ n: 1 }, { signal: controller.signal }).catch((e: unknown) => e);
+    await inBackoff;
+    expect(kept()).toBe(before + 1);
+    controller.abort();
+    expect(await reply).toMatchObject({ code: Code.CANCELLED });
+    expect(kept()).toBe(before);
   });
 
   it("does not retry streaming calls", async () => {

@@ -16,16 +16,15 @@ import {
   WeftError,
 } from "@weft/core";
 import {
-  type AbortWatcher,
   abortError,
   type BackoffOptions,
   backoffDelay,
   earlierDeadline,
   emit,
   isSpent,
+  type PauseOptions,
+  pause,
   telemetryOption,
-  unwatchAbort,
-  watchAbort,
 } from "@weft/core/internal";
 import { type RetryBudget, retryBudget } from "./budget.ts";
 
@@ -91,6 +90,9 @@ export function retry(options: RetryOptions = {}): Interceptor {
 
 const DEFAULT_BACKOFF: BackoffOptions = { initialDelayMs: 50, maxDelayMs: 1_000 };
 
+/** A backoff is part of a call someone awaits: it keeps the process alive, as the call would. */
+const FOREGROUND: PauseOptions = { ref: true };
+
 class RetryPolicy {
   readonly #maxAttempts: number;
   readonly #backoff: BackoffOptions;
@@ -147,7 +149,7 @@ class RetryPolicy {
       } catch (error) {
         const delay = this.#delayAfter(error, call, attempt, deadline);
         if (delay === undefined) throw error;
-        await pause(delay, call.signal);
+        if (!(await pause(delay, call.signal, FOREGROUND))) throw abortError(call.signal);
         call.headers.set(RETRIED_KEY, String(attempt));
         call.deadline = deadline;
       }
@@ -187,43 +189,4 @@ class RetryPolicy {
     }
     return delay;
   }
-}
-
-/** Waits `ms` milliseconds, or rejects with the call's error as soon as `signal` aborts. */
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.reject(abortError(signal));
-  return new Promise((resolve, reject) => new Pause(ms, signal, resolve, reject));
-}
-
-/** One backoff wait: its timer, and its watch of the call's signal (`watchAbort`). */
-class Pause implements AbortWatcher {
-  readonly #signal: AbortSignal;
-  readonly #resolve: () => void;
-  readonly #reject: (error: unknown) => void;
-  readonly #timer: NodeJS.Timeout;
-
-  constructor(ms: number, signal: AbortSignal, resolve: () => void, reject: (error: unknown) => void) {
-    this.#signal = signal;
-    this.#resolve = resolve;
-    this.#reject = reject;
-    this.#timer = setTimeout(endPause, ms, this);
-    watchAbort(signal, this);
-  }
-
-  /** The wait is over. */
-  end(): void {
-    unwatchAbort(this.#signal, this);
-    this.#resolve();
-  }
-
-  /** The call's signal aborted: stop waiting. */
-  handleEvent(): void {
-    clearTimeout(this.#timer);
-    unwatchAbort(this.#signal, this);
-    this.#reject(abortError(this.#signal));
-  }
-}
-
-function endPause(pause: Pause): void {
-  pause.end();
 }

@@ -227,6 +227,28 @@ describe("armDeadline's shared timer", () => {
     expect(real).not.toHaveBeenCalled();
     timer.cancel();
   });
+
+  it("keeps the process alive only while a ref'd deadline is pending", () => {
+    // real timers: Node counts a timer among its active resources only while it is ref'd
+    const kept = (): number => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
+    const before = kept();
+    const background = armDeadline(Date.now() + 1_000, () => {});
+    expect(kept()).toBe(before);
+    const later = armDeadline(Date.now() + 60_000, () => {});
+    later.ref(); // behind an earlier deadline: the one shared timer is ref'd all the same
+    expect(kept()).toBe(before + 1);
+    const sooner = armDeadline(Date.now() + 500, () => {});
+    sooner.ref();
+    sooner.ref(); // twice: counted once
+    expect(kept()).toBe(before + 1); // re-armed for the earlier deadline, still ref'd
+    later.cancel();
+    expect(kept()).toBe(before + 1);
+    sooner.cancel();
+    expect(kept()).toBe(before);
+    later.ref(); // cancelled: no effect
+    expect(kept()).toBe(before);
+    background.cancel();
+  });
 });
 
 describe("coarseNow", () => {

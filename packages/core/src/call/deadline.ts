@@ -14,11 +14,17 @@ const MAX_DELAY_MS = 0x7fffffff;
 export interface DeadlineTimer {
   /** Stops the timer; `onExpire` will not run. Safe to call more than once. */
   cancel(): void;
+  /**
+   * Keeps the process alive until this deadline fires or is cancelled (as `Timeout.ref()` does), for
+   * a wait someone is awaiting in the foreground. A no-op once it fired or was cancelled.
+   */
+  ref(): void;
 }
 
 /**
  * Calls `onExpire` once `Date.now()` reaches `deadline`, however far away it is: a budget beyond
- * `setTimeout`'s 24.8-day limit is waited for in steps. The timer does not keep the process alive.
+ * `setTimeout`'s 24.8-day limit is waited for in steps. The timer does not keep the process alive,
+ * unless `ref()` is called on it.
  *
  * `arg` is passed to `onExpire`, as `setTimeout` does, so a caller on a hot path can hand over a
  * shared function and its object instead of creating a closure per call.
@@ -50,6 +56,8 @@ class Deadline implements DeadlineTimer {
   readonly timers: DeadlineTimers;
   readonly order: number;
   index: number;
+  /** True while it keeps the process alive (`ref()` was called and it is pending). */
+  held: boolean;
 
   constructor(
     deadline: number,
@@ -64,10 +72,15 @@ class Deadline implements DeadlineTimer {
     this.timers = timers;
     this.order = order;
     this.index = -1;
+    this.held = false;
   }
 
   cancel(): void {
     if (this.index >= 0) this.timers.remove(this);
+  }
+
+  ref(): void {
+    if (this.index >= 0 && !this.held) this.timers.hold(this);
   }
 }
 
@@ -84,6 +97,8 @@ class DeadlineTimers {
   #timer: NodeJS.Timeout | undefined = undefined;
   /** When (`Date.now()` time) the timer fires; +∞ while none is armed. */
   #timerAt = Number.POSITIVE_INFINITY;
+  /** Pending deadlines that keep the process alive: the timer is ref'd while there are any. */
+  #held = 0;
 
   constructor(setTimer: typeof setTimeout, clearTimer: typeof clearTimeout) {
     this.setTimer = setTimer;
@@ -102,11 +117,21 @@ class DeadlineTimers {
     const heap = this.#heap;
     const i = d.index;
     d.index = -1;
+    if (d.held) {
+      d.held = false;
+      if (--this.#held === 0) this.#timer?.unref();
+    }
     const last = heap.pop()!;
     if (last === d) return;
     this.#put(i, last);
     if (i > 0 && before(last, heap[(i - 1) >> 1]!)) this.#up(i);
     else this.#down(i);
+  }
+
+  /** `d` (pending) keeps the process alive from now on. */
+  hold(d: Deadline): void {
+    d.held = true;
+    if (this.#held++ === 0) this.#timer?.ref();
   }
 
   /**
@@ -140,7 +165,7 @@ class DeadlineTimers {
     const delay = Math.min(Math.max(0, this.#heap[0]!.deadline - now), MAX_DELAY_MS);
     this.#timerAt = now + delay;
     this.#timer = this.setTimer(fireTimers, delay, this);
-    this.#timer.unref();
+    if (this.#held === 0) this.#timer.unref();
   }
 
   #up(i: number): void {

@@ -92,4 +92,19 @@ describe("pause", () => {
     expect(getEventListeners(controller.signal, "abort")).toHaveLength(0);
     expect(await pause(1000, controller.signal)).toBe(false);
   });
+
+  it("keeps the process alive while waiting only with { ref: true }", async () => {
+    // real timers: Node counts a timer among its active resources only while it is ref'd
+    const kept = (): number => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
+    const before = kept();
+    const controller = new AbortController();
+    const background = pause(60_000, controller.signal);
+    expect(kept()).toBe(before);
+    const foreground = pause(60_000, controller.signal, { ref: true });
+    expect(kept()).toBe(before + 1);
+    controller.abort();
+    expect(await foreground).toBe(false);
+    expect(await background).toBe(false);
+    expect(kept()).toBe(before);
+  });
 });

@@ -150,22 +150,58 @@ function expireRace<T>(race: Race<T>): void {
 
 function ignore(): void {}
 
+/** Options of `pause`. */
+export interface PauseOptions {
+  /**
+   * Keep the process alive while waiting, for a wait a caller awaits (a retry's backoff), not a
+   * background loop's. Default false.
+   */
+  readonly ref?: boolean;
+}
+
 /**
  * Waits `ms` milliseconds unless `signal` aborts first: resolves `true` once the time is up, `false`
- * at the abort (at once when it already was). Never rejects; the timer does not keep the process
- * alive. The one cancellable wait of Weft's background loops (a consumer holding a message for its
- * retry, a relay between rounds).
+ * at the abort (at once when it already was). Never rejects. The one cancellable wait of Weft: of its
+ * background loops (a consumer holding a message for its retry, a relay between rounds), whose timer
+ * does not keep the process alive, and of a caller's backoff (`{ ref: true }`), whose timer does.
+ * Costs a promise, one object that is both the abort watcher and the deadline's argument, and a
+ * deadline on the shared timer.
  */
-export function pause(ms: number, signal: AbortSignal): Promise<boolean> {
+export function pause(ms: number, signal: AbortSignal, options?: PauseOptions): Promise<boolean> {
   if (signal.aborted) return Promise.resolve(false);
   return new Promise((resolve) => {
-    const end = (waited: boolean): void => {
-      timer.cancel();
-      signal.removeEventListener("abort", onAbort);
-      resolve(waited);
-    };
-    const onAbort = (): void => end(false);
-    const timer: DeadlineTimer = armDeadline(Date.now() + ms, () => end(true));
-    signal.addEventListener("abort", onAbort, { once: true });
+    new Wait(ms, signal, options?.ref === true, resolve);
   });
+}
+
+/** One `pause`: its own abort watcher and deadline callback argument. */
+class Wait implements AbortWatcher {
+  readonly #signal: AbortSignal;
+  readonly #resolve: (waited: boolean) => void;
+  readonly #timer: DeadlineTimer;
+
+  constructor(ms: number, signal: AbortSignal, ref: boolean, resolve: (waited: boolean) => void) {
+    this.#signal = signal;
+    this.#resolve = resolve;
+    this.#timer = armDeadline(Date.now() + ms, endWait, this);
+    if (ref) this.#timer.ref();
+    watchAbort(signal, this);
+  }
+
+  /** The time is up. */
+  end(): void {
+    unwatchAbort(this.#signal, this);
+    this.#resolve(true);
+  }
+
+  /** The signal aborted first. */
+  handleEvent(): void {
+    this.#timer.cancel();
+    unwatchAbort(this.#signal, this);
+    this.#resolve(false);
+  }
+}
+
+function endWait(wait: Wait): void {
+  wait.end();
 }

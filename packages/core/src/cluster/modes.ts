@@ -6,7 +6,7 @@
  * docs/routing.md describes each mode.
  */
 import { type BackoffOptions, backoffDelay } from "../call/backoff.ts";
-import { isSpent } from "../call/deadline.ts";
+import { armDeadline, type DeadlineTimer, isSpent } from "../call/deadline.ts";
 import { eitherSignal, NEVER } from "../call/signal.ts";
 import { Code } from "../errors/code.ts";
 import { Reason } from "../errors/reason.ts";
@@ -214,7 +214,7 @@ interface Pending {
   readonly cluster: ClusterSeam;
   readonly call: UnaryCall;
   failures: number;
-  timer: NodeJS.Timeout | undefined;
+  timer: DeadlineTimer | undefined;
 }
 
 /**
@@ -245,8 +245,7 @@ export function failback(options: FailbackOptions = {}): FailbackMode {
     if (i >= 0) queue.splice(i, 1);
   };
   const schedule = (p: Pending): void => {
-    p.timer = setTimeout(resend, backoffDelay(p.failures, backoff, random), p);
-    p.timer.unref();
+    p.timer = armDeadline(Date.now() + backoffDelay(p.failures, backoff, random), resend, p);
   };
   const resend = (p: Pending): void => {
     p.timer = undefined;
@@ -283,7 +282,7 @@ export function failback(options: FailbackOptions = {}): FailbackMode {
         if (callerGaveUp(call) || call.stream) throw e;
         if (queue.length >= queueSize) {
           const oldest = queue.shift()!;
-          clearTimeout(oldest.timer);
+          oldest.timer?.cancel();
           dropped++;
         }
         const p: Pending = { cluster, call: { ...call, signal: NEVER }, failures: 1, timer: undefined };
