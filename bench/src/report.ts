@@ -176,6 +176,7 @@ function comparedWithWeft(system: SystemName): boolean {
     system === "weft-p2c3" ||
     system === "weft-static3" ||
     system === "weft-chain" ||
+    system === "weft-spin1" ||
     OBSERVED.has(system)
   );
 }
@@ -242,7 +243,7 @@ export function summarize(outcomes: RunOutcome[], systems: SystemName[], cases: 
     const weft = comparedWithWeft(row.system) ? peer("weft") : undefined;
     const p2c = row.system === "weft-p2c3";
     const observed = OBSERVED.has(row.system);
-    const chain = row.system === "weft-chain";
+    const chain = row.system === "weft-chain" || row.system === "weft-spin1";
     row.ratios = {
       rpsVsRaw: ratio(row.rps, raw?.rps),
       rpsVsMoleculer: ratio(row.rps, peer("moleculer")?.rps),
@@ -269,6 +270,7 @@ function ratioOrder(system: SystemName): number {
   const first: readonly SystemName[] = [
     "weft",
     "weft-chain",
+    "weft-spin1",
     "weft-static3",
     "weft-p2c3",
     "weft-metrics",
@@ -397,6 +399,8 @@ export function formatResults(rows: ResultRow[]): string {
     "  a static list (round robin), so weft-p2c3 vs weft-static3 is the cost of discovery + P2C alone.",
     "  weft-chain: the weft row's client with timeout + retry + circuitBreaker and p2cEwma(), same server;",
     "  its cli CPU vs weft is what the default resilience chain costs per call (target <= 1.10x).",
+    "  weft-spin1: the weft row's client with one interceptor burning 1 us of CPU per call: what 1 us of",
+    "  added work reads as in cli CPU here (a slower round trip makes writes and wake-ups dearer too).",
     "  weft-grpc: the weft row's server behind @weft/grpc, called by the grpc row's grpc-js client.",
     "  weft-rest: a Weft proto service behind @weft/http, called by the http row's undici client.",
     "  weft-metrics, weft-trace-*, weft-observed: the weft row with @weft/observability on both sides:",
@@ -452,9 +456,15 @@ export function formatResults(rows: ResultRow[]): string {
           fmtRatio(r.ratios?.p99VsRaw, false),
           fmtRatio(
             r.ratios?.clientCpuVsWeft,
-            r.system !== "weft-p2c3" && r.system !== "weft-chain" && !OBSERVED.has(r.system),
+            r.system !== "weft-p2c3" &&
+              r.system !== "weft-chain" &&
+              r.system !== "weft-spin1" &&
+              !OBSERVED.has(r.system),
           ),
-          fmtRatio(r.ratios?.p99VsWeft, r.system !== "weft-p2c3" && r.system !== "weft-chain"),
+          fmtRatio(
+            r.ratios?.p99VsWeft,
+            r.system !== "weft-p2c3" && r.system !== "weft-chain" && r.system !== "weft-spin1",
+          ),
           fmtRatio(r.ratios?.clientCpuVsStatic3, r.system !== "weft-p2c3"),
           fmtRatio(r.ratios?.serverCpuVsWeft, !OBSERVED.has(r.system)),
           fmtRatio(r.ratios?.cpuVsWeft, !OBSERVED.has(r.system)),
@@ -487,10 +497,33 @@ export function formatResults(rows: ResultRow[]): string {
     out.push("", "Targets (unary cases; n/a: a system of the pair did not run or failed):", "");
     out.push(table(["target", "case", "got", "wanted", ""], checks, 2));
   }
+  const calibrated = chainInPlainWork(rows);
+  if (calibrated.length > 0) out.push("", ...calibrated);
   const failed = rows.filter((r) => r.error !== undefined);
   if (failed.length > 0) {
     out.push("", "Errors:");
     for (const r of failed) out.push(`  ${r.system} ${r.caseId}: ${r.error}`);
   }
   return out.join("\n");
+}
+
+/**
+ * For each case with `weft`, `weft-chain` and `weft-spin1`: the client CPU the chain adds per call,
+ * and the same in µs of plain work, given what 1 µs of plain work (`weft-spin1`) added in that run.
+ */
+function chainInPlainWork(rows: ResultRow[]): string[] {
+  const lines: string[] = [];
+  for (const chain of rows.filter((r) => r.system === "weft-chain" && r.case === "unary")) {
+    const weft = peerRow(rows, "weft", chain.caseId)?.clientCpuUsPerReq;
+    const spin = peerRow(rows, "weft-spin1", chain.caseId)?.clientCpuUsPerReq;
+    const added = chain.clientCpuUsPerReq;
+    if (weft == null || spin == null || added == null || !(spin > weft)) continue;
+    const perUs = spin - weft;
+    lines.push(
+      `weft-chain ${chain.caseId}: +${(added - weft).toFixed(2)} us of client CPU per call; 1 us of plain` +
+        ` work (weft-spin1) read as +${perUs.toFixed(2)} us, so the chain is about` +
+        ` ${((added - weft) / perUs).toFixed(2)} us of plain work per call.`,
+    );
+  }
+  return lines;
 }

@@ -6,6 +6,7 @@ export const SYSTEMS = [
   "moleculer",
   "weft",
   "weft-chain",
+  "weft-spin1",
   "weft-p2c3",
   "weft-static3",
   "weft-grpc",

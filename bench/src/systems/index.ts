@@ -21,6 +21,7 @@ export async function loadServer(system: SystemName): Promise<StartServer> {
       return (await import("./moleculer/server.ts")).startServer;
     case "weft":
     case "weft-chain":
+    case "weft-spin1":
       return (await import("./weft/server.ts")).startServer;
     case "weft-p2c3":
     case "weft-static3":
@@ -54,6 +55,8 @@ export async function loadClient(system: SystemName): Promise<ConnectClient> {
       return (await import("./weft/client.ts")).connectClient;
     case "weft-chain":
       return (await import("./weft-chain/client.ts")).connectClient;
+    case "weft-spin1":
+      return (await import("./weft-spin1/client.ts")).connectClient;
     case "weft-p2c3":
       return (await import("./weft-p2c3/client.ts")).connectClient;
     case "weft-static3":
