@@ -8,7 +8,7 @@ import {
   type Telemetry,
   WeftError,
 } from "@weft/core";
-import { armDeadline, deadlineAfter, emit, settleWithin, telemetryOption } from "@weft/core/internal";
+import { emit, pause, settleWithin, telemetryOption } from "@weft/core/internal";
 import type { Acquisition, Limiter } from "./limiter.ts";
 
 /** The trailer (error metadata) carrying a refusal's retry hint, in whole milliseconds. */
@@ -100,7 +100,8 @@ export function rateLimit(options: RateLimitOptions): Interceptor {
     }
     const delay = a.delayMs ?? 0;
     if (delay <= 0) return next(call);
-    return settleWithin(pause(delay), call.signal, call.deadline).then(() => next(call));
+    // core's one wait: an abort ends it (and its timer) at once; the deadline is settleWithin's
+    return settleWithin(pause(delay, call.signal), call.signal, call.deadline).then(() => next(call));
   }
 }
 
@@ -110,10 +111,6 @@ export function rateLimited(retryAfterMs: number): WeftError {
     reason: Reason.RATE_LIMITED,
     metadata: { [RETRY_AFTER_MS]: String(retryAfterMs) },
   });
-}
-
-function pause(ms: number): Promise<void> {
-  return new Promise<void>((resolve) => armDeadline(deadlineAfter(ms), resolve));
 }
 
 function isPromise(v: Acquisition | Promise<Acquisition>): v is Promise<Acquisition> {
