@@ -65,6 +65,20 @@ describe("rateLimit", () => {
     expect(g.started()).toBe(3);
   });
 
+  it("a call cancelled while it waits out a leaky bucket's delay fails at once and never runs", async () => {
+    vi.useFakeTimers({ now: 0 });
+    const g = gatedHandler();
+    const h = rateLimit({ limiter: leakyBucket({ ratePerSecond: 10, maxWaitMs: 200 }) })(g.handler);
+    void h(fakeCall()); // runs at once; the next waits 100 ms
+    const controller = new AbortController();
+    const waiting = h(fakeCall(undefined, undefined, controller.signal));
+    await vi.advanceTimersByTimeAsync(50);
+    controller.abort();
+    await expect(waiting).rejects.toMatchObject({ code: Code.CANCELLED });
+    await vi.advanceTimersByTimeAsync(200);
+    expect(g.started()).toBe(1);
+  });
+
   it("takes an asynchronous limiter, and rejects bad options naming them", async () => {
     const h = rateLimit({ limiter: { tryAcquire: async () => ({ ok: false, retryAfterMs: 7 }) } })(async () =>
       okResult(),
