@@ -5,7 +5,6 @@
  * and shutdown tracking exist here and nowhere else. What stays with a protocol is its framing:
  * reading the request, writing the response and status.
  */
-import { setImmediate as realSetImmediate } from "node:timers";
 import { armDeadline, type DeadlineTimer, deadlineWhileRunning, expiredOnArrival } from "../call/deadline.ts";
 import { abortError } from "../call/signal.ts";
 import type { SerializerName } from "../codec/serializer.ts";
@@ -25,6 +24,7 @@ import type {
 import { Metadata } from "../metadata/metadata.ts";
 import type { MethodInfo } from "../service/service.ts";
 import type { WireProtocol } from "../telemetry/telemetry.ts";
+import { arrivalOfRead } from "../transport/arrival.ts";
 import type { CallTracker, TrackedCall } from "./call-tracker.ts";
 import {
   type CallEndWatcher,
@@ -61,14 +61,15 @@ export interface RegisteredMethod {
 export interface CallAdmission {
   /**
    * `undefined` admits the call (`finished` is then called once when it ends); a `WeftError`
-   * refuses it, and the caller is answered with that error at once. `arrivedAt` is when the request
-   * was read (`performance.now()`, ms): on Weft TCP the socket read its frame came in, so
-   * `performance.now() - arrivedAt` is how long it queued behind the calls read with it. The
-   * gRPC, gRPC-web, Connect and REST front ends do not see their socket reads: for them it is when
-   * the event loop's current turn opened its first call, so a call counts as having queued behind
-   * what ran before it in that turn. A gRPC call is admitted when its headers are read, before the
-   * work of the calls read with it runs, so there it sees only the work of earlier reads of the
-   * same turn.
+   * refuses it, and the caller is answered with that error at once. `arrivedAt`
+   * (`performance.now()` time, ms) is the earliest the request can have arrived at the process's
+   * socket (`arrivalOfRead`): the time of the read it came in, or, when the event loop went
+   * straight on from a turn that read to this one, that turn's first read, since the request may
+   * have sat in the socket while that turn ran. `performance.now() - arrivedAt` is how long it can
+   * have waited. On Weft TCP it is taken at the read the request's frame completed in; the gRPC,
+   * gRPC-web, Connect and REST front ends do not see their socket reads, so there it is taken when
+   * the turn opened its first call. A gRPC call is admitted when its headers are read, before the
+   * work of the calls read with it runs, so there it sees only the work of earlier reads.
    */
   admit(path: string, headers: Metadata, arrivedAt: number): WeftError | undefined;
   /** An admitted call ended (answered, failed or abandoned), `durationMs` milliseconds after admission. */
@@ -107,8 +108,8 @@ export interface OpenCallInit {
   /** The client's verified TLS certificate (`peerIdentityOf(socket)`); absent on cleartext. */
   peerIdentity?: PeerIdentity | undefined;
   /**
-   * When the request was read, `performance.now()` in ms (told to the admission); default: when the
-   * current turn of the event loop opened its first call (see `CallAdmission.admit`).
+   * The earliest the request can have arrived, `performance.now()` in ms (told to the admission);
+   * default: `arrivalOfRead()` at the call's opening (see `CallAdmission.admit`).
    */
   arrivedAt?: number | undefined;
   /**
@@ -190,32 +191,10 @@ export function openCall(door: CallDoor, init: OpenCallInit): OpenCall {
   }
   const admission = door.admission;
   if (admission !== undefined) {
-    const refused = admission.admit(init.path, init.headers, init.arrivedAt ?? turnStartedAt());
+    const refused = admission.admit(init.path, init.headers, init.arrivedAt ?? arrivalOfRead());
     if (refused !== undefined) throw refused;
   }
   return new InboundCall(door, route, init, deadline, admission);
-}
-
-/**
- * The time (`performance.now()`, ms) the current turn of the event loop first opened a call that
- * came with no read time of its own: the HTTP front ends do not see their sockets' reads, but a
- * call they open has queued at least behind whatever the process ran before it in the same turn.
- * Forgotten once the turn's I/O callbacks are over (by an immediate, one per turn, only on servers
- * with an admission); `setImmediate` is node:timers' own, so fake timers installed on the globals
- * cannot hold a turn open.
- */
-function turnStartedAt(): number {
-  if (turnStart < 0) {
-    turnStart = performance.now();
-    realSetImmediate(endTurn);
-  }
-  return turnStart;
-}
-
-let turnStart = -1;
-
-function endTurn(): void {
-  turnStart = -1;
 }
 
 const NO_METADATA = new Metadata();

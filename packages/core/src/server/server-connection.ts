@@ -58,7 +58,7 @@ export class ServerConnection extends Connection {
   constructor(host: ConnectionHost, socket: Duplex, peer: string | undefined) {
     super(socket, host.limits, peer, host.connectionOptions);
     this.host = host;
-    // the time each chunk was read is what an admission policy (a load shedder) judges queueing by
+    // when each chunk's input arrived is what an admission policy (a load shedder) judges queueing by
     this.stampReads = host.door.admission !== undefined;
     this.#init = {
       path: "",

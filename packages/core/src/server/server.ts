@@ -14,6 +14,7 @@ import { Metadata } from "../metadata/metadata.ts";
 import { DEFAULT_LIMITS, type FrameLimits } from "../protocol/frame.ts";
 import { type MethodInfo, methodsOf, type ServiceDef } from "../service/service.ts";
 import { CONSOLE_LOGGER, emit, type Logger, loggerOption, type Telemetry } from "../telemetry/telemetry.ts";
+import { trackArrivals } from "../transport/arrival.ts";
 import { type ConnectionOptions, resolveConnectionOptions } from "../transport/connection.ts";
 import { type Compression, resolveCompression } from "../transport/wire-message.ts";
 import { type CallTracker, createCallTracker } from "./call-tracker.ts";
@@ -277,6 +278,8 @@ class ServerCore implements ServerInternals, ConnectionHost {
       );
     }
     this.admission = admission;
+    // arrival times are kept only while a server in the process has an admission policy to judge them
+    if (admission !== undefined) trackArrivals(1);
     if (options.errors !== undefined && options.errors !== "relay" && options.errors !== "forward") {
       throw new ConfigError("errors", '"relay" or "forward"', options.errors);
     }
@@ -579,6 +582,7 @@ class WeftServer implements Server {
       });
     }
     this.#setState("stopped");
+    if (this.#core.admission !== undefined) trackArrivals(-1);
     if (telemetry !== undefined) emit(telemetry, "shutdown.closed", { durationMs: Date.now() - startedAt });
     return { cancelled };
   }

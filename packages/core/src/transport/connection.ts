@@ -14,6 +14,7 @@ import {
   type Telemetry,
   telemetryOption,
 } from "../telemetry/telemetry.ts";
+import { arrivalOfRead, noteRead } from "./arrival.ts";
 
 /**
  * How a connection bounds the output it holds for a peer that does not read, and how long it waits
@@ -178,7 +179,10 @@ export abstract class Connection {
   protected lastReceived = Date.now();
   /** Chunks received so far; the keepalive tick turns a change into `lastReceived` (no clock read per chunk). */
   protected received = 0;
-  /** `performance.now()` when the last chunk was read: when the frames decoded from it arrived. */
+  /**
+   * When the input of the last chunk read can have arrived at the earliest (`arrivalOfRead()`, in
+   * `performance.now()` time): what an admission policy judges the queueing of its frames by.
+   */
   protected readAt = 0;
   /** Whether `readAt` is kept: only a server whose door has an admission policy reads it. */
   protected stampReads = false;
@@ -224,7 +228,8 @@ export abstract class Connection {
     const watched = o.handshakeTimeoutMs > 0 || framesWatched || o.idleTimeoutMs > 0;
     socket.on("data", (chunk: Buffer) => {
       this.received++;
-      if (this.stampReads) this.readAt = performance.now();
+      if (this.stampReads) this.readAt = arrivalOfRead();
+      else noteRead();
       const decoder = this.decoder;
       decoder.push(chunk);
       if (watched && decoder.inFrame && decoder.started !== this.#frameMark) {
