@@ -25,18 +25,26 @@ function setup(options: { targetDelayMs?: number } = {}) {
 
 /**
  * Calls read together at `clock.t`, each admitted one running `workMs` of synchronous work before
- * the next is asked about (what Weft TCP does with one socket read): how many are admitted.
+ * the next is asked about, and all of them finishing once the turn is over (what Weft TCP does with
+ * one socket read: responses are written after the read's callback): how many are admitted. The
+ * input came `waitedMs` before it was read (`arrivedAt`: the time it sat in the socket).
  */
-function turn(env: ReturnType<typeof setup>, calls: number, workMs: number, headers = NONE): number {
-  const arrivedAt = env.clock.t;
+function turn(
+  env: ReturnType<typeof setup>,
+  calls: number,
+  workMs: number,
+  headers = NONE,
+  waitedMs = 0,
+): number {
+  const arrivedAt = env.clock.t - waitedMs;
   let admitted = 0;
   for (let i = 0; i < calls; i++) {
     if (env.s.admit("/x", headers, arrivedAt) === undefined) {
       admitted++;
       env.clock.t += workMs;
-      env.s.finished(workMs);
     }
   }
+  for (let i = 0; i < admitted; i++) env.s.finished(workMs);
   return admitted;
 }
 
@@ -46,13 +54,14 @@ describe("shedder (queueing delay)", () => {
     // 1 ms of work each: calls that queued 0, 1 and 2 ms pass, the 4th (3 ms) and the rest are shed
     expect(turn(env, 10, 1)).toBe(3);
     expect(env.s.stats()).toMatchObject({ inFlight: 0, dropped: 7, queueDelayMs: 3 });
+    expect(env.s.admit("/x", NONE, env.clock.t)).toBeUndefined(); // runs on (asynchronous work)
     const e = env.s.admit("/x", NONE, env.clock.t - 2.5)!;
     expect(e.code).toBe(Code.RESOURCE_EXHAUSTED);
     expect(e.reason).toBe(Reason.OVERLOADED);
     expect(e.stack).not.toMatch(/\n\s+at /); // made without a stack trace: the cost of a rejection
     expect(env.events[0]).toEqual([
       "shed.dropped",
-      { method: "/x", priority: 5, queueDelayMs: 3, utilization: 0.95, inFlight: 0 },
+      { method: "/x", priority: 5, queueDelayMs: 3, utilization: 0.95, inFlight: 3 },
     ]);
   });
 
@@ -60,6 +69,19 @@ describe("shedder (queueing delay)", () => {
     const env = setup({ targetDelayMs: 5 });
     for (let i = 0; i < 20; i++) expect(turn(env, 400, 1)).toBe(6); // queued 0..5 ms pass
     expect(env.s.stats().dropped).toBe(20 * 394);
+  });
+
+  it("admits the first call of a turn however long it waited, when no admitted call runs", () => {
+    const env = setup();
+    // the input sat 1.5 ms in the socket: the first call is admitted, since dropping it would leave
+    // the process idle; the second has queued 2.5 ms behind it and is shed
+    expect(turn(env, 10, 1, NONE, 1.5)).toBe(1);
+    // 10 ms in the socket: the first still runs, nothing after it
+    expect(turn(env, 10, 1, NONE, 10)).toBe(1);
+    // while an admitted call still runs (an asynchronous handler), a call that waited too long is shed
+    expect(env.s.admit("/x", NONE, env.clock.t - 5)).toBeUndefined();
+    expect(env.s.admit("/x", NONE, env.clock.t - 5)?.reason).toBe(Reason.OVERLOADED);
+    expect(env.s.stats()).toMatchObject({ inFlight: 1, dropped: 19 });
   });
 
   it("sheds nothing while the event loop is not busy (a burst on an idle server queues)", () => {

@@ -125,8 +125,14 @@ class DelayShedder implements Shedder {
     const now = this.#now();
     const delay = now - arrivedAt;
     this.#lastDelay = delay;
-    // cheap test first: a call that has not queued beyond the most any priority may is never shed
-    if (delay <= this.#allowedMs[0]! || delay <= this.#allowedMs[this.#priority(headers)]!) {
+    // cheap test first: a call that has not queued beyond the most any priority may is never shed;
+    // nor is one arriving while no admitted call runs: dropping it would leave the process idle
+    // without shortening anyone's wait
+    if (
+      delay <= this.#allowedMs[0]! ||
+      this.#inFlight === 0 ||
+      delay <= this.#allowedMs[this.#priority(headers)]!
+    ) {
       this.#inFlight++;
       return undefined;
     }
