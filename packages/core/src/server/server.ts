@@ -278,8 +278,6 @@ class ServerCore implements ServerInternals, ConnectionHost {
       );
     }
     this.admission = admission;
-    // arrival times are kept only while a server in the process has an admission policy to judge them
-    if (admission !== undefined) trackArrivals(1);
     if (options.errors !== undefined && options.errors !== "relay" && options.errors !== "forward") {
       throw new ConfigError("errors", '"relay" or "forward"', options.errors);
     }
@@ -307,6 +305,9 @@ class ServerCore implements ServerInternals, ConnectionHost {
         else logger.warn(`weft server: ${error.rawMessage}`);
       },
     });
+    // arrival times are kept only while a server in the process has an admission policy to judge
+    // them (last, so a constructor that threw counts for nothing); `stopped` ends it
+    if (admission !== undefined) trackArrivals(1);
   }
 
   get door(): this {
