@@ -76,7 +76,12 @@ export async function* decodeWebText(body: AsyncIterable<Uint8Array>): AsyncIter
   decoder.end();
 }
 
-/** A response body as base64, one padded run per chunk. */
+/**
+ * A response body as base64, one padded run per chunk. connect-node calls `throw` or `return` only
+ * once a `next` has settled (a write failed, or it is done): the loop then closes the source with
+ * `return`. How the call ends is the bridge's to decide (`CANCELLED` once the client is gone), the
+ * same for binary gRPC-web, whatever is thrown in here.
+ */
 export async function* encodeWebText(body: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
   for await (const chunk of body) {
     if (chunk.length > 0)

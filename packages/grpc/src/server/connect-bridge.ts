@@ -30,6 +30,7 @@ import {
   WeftError,
 } from "@weft/core";
 import {
+  abortError,
   type CallDoor,
   deadlineAfter,
   httpHeadersFromMetadata,
@@ -279,8 +280,10 @@ function registerMethod(
           finished = true;
           copyHeaders(result.trailers, ctx.responseTrailer);
         } catch (e) {
-          failed = e;
-          throw failure(ext, e);
+          // a write that failed because the client went away is thrown in at the `yield`, once
+          // connect-node has aborted the call: it ends CANCELLED, as over gRPC, not as a handler error
+          failed = ext.signal.aborted ? abortError(ext.signal) : e;
+          throw failure(ext, failed);
         } finally {
           unlink();
           ext.finish(failed);

@@ -2,9 +2,10 @@
  * What outside clients of gRPC-web and Connect hit: gRPC-web's text mode, deadlines that end the same
  * way on every protocol, and CORS for pages on other origins (the browser itself: `browser.test.ts`).
  */
-import { connect as http2Connect } from "node:http2";
+import { once } from "node:events";
+import { connect as http2Connect, constants as http2Constants } from "node:http2";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { Code, ConfigError, createServer } from "@weft/core";
+import { Code, ConfigError, createServer, type Interceptor, onCallEnd, WeftError } from "@weft/core";
 import { deadlineWhileRunning } from "@weft/core/internal";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -20,6 +21,8 @@ import { decodeGrpcMessage } from "../../src/protocol/status.ts";
 import {
   CatalogService,
   catalogImpl,
+  type Deferred,
+  deferred,
   fromRuns,
   type Harness,
   newObserved,
@@ -274,4 +277,114 @@ describe("listenGrpc cors", () => {
       /cors.allowOrigins/,
     );
   });
+});
+
+describe("a client that cancels mid-stream over gRPC-web (binary or text) or Connect", () => {
+  /** What the server saw of one stream, by its SKU. */
+  interface Ended {
+    /** The handler's signal aborted, with this reason. */
+    aborted: Deferred<unknown>;
+    /** The handler's generator finished (its `finally` ran). */
+    finished: Deferred<void>;
+    /** The call ended (`onCallEnd`), with this error. */
+    end: Deferred<unknown>;
+  }
+  const ended = new Map<string, Ended>();
+  const reported: unknown[] = [];
+  const watchEnd: Interceptor = (next) => (call) => {
+    const e = ended.get(call.headers.get("x-sku") ?? "");
+    if (e !== undefined) onCallEnd(call, { end: (_, _call, error) => e.end.resolve(error) }, undefined);
+    return next(call);
+  };
+  const server = createServer({ onError: (e) => reported.push(e), interceptors: [watchEnd] });
+  server.register(CatalogService, {
+    ...catalogImpl(newObserved()),
+    // `idle…` sends one tick and waits for its signal; `busy…` sends as fast as it is read, without end
+    async *watchPrices({ sku }, ctx) {
+      const e = ended.get(sku)!;
+      ctx.signal.addEventListener("abort", () => e.aborted.resolve(ctx.signal.reason), { once: true });
+      try {
+        let seq = 0;
+        yield { sku, seq: ++seq, priceCents: 1n };
+        if (sku.startsWith("idle")) {
+          await new Promise<never>((_, reject) => {
+            ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason), { once: true });
+          });
+        }
+        for (;;) yield { sku, seq: ++seq, priceCents: 1n };
+      } finally {
+        e.finished.resolve();
+      }
+    },
+  });
+  let grpc: GrpcListener;
+
+  beforeAll(async () => {
+    grpc = await listenGrpc(server);
+  });
+  afterAll(async () => {
+    await server.shutdown({ timeoutMs: 1000 });
+    await grpc.close();
+  });
+
+  const TYPES = {
+    binary: "application/grpc-web+proto",
+    text: "application/grpc-web-text+proto",
+    connect: "application/connect+proto",
+  } as const;
+
+  /** Starts `sku`'s stream over HTTP/1.1 (fetch) or HTTP/2, reads its first bytes, then cancels it. */
+  async function cancelAfterFirstChunk(sku: string, kind: keyof typeof TYPES, h2: boolean): Promise<Ended> {
+    const e: Ended = { aborted: deferred<unknown>(), finished: deferred(), end: deferred<unknown>() };
+    ended.set(sku, e);
+    const frame = encodeEnvelope(
+      toBinary(WatchPricesRequestSchema, create(WatchPricesRequestSchema, { sku, ticks: 1 })),
+    );
+    const type = TYPES[kind];
+    const headers = {
+      "content-type": type,
+      "x-sku": sku,
+      ...(kind === "connect" ? {} : { "x-grpc-web": "1" }),
+    };
+    const body = kind === "text" ? frame.toString("base64") : frame;
+    const url = `http://127.0.0.1:${grpc.port}`;
+    const path = "/catalog.v1.Catalog/WatchPrices";
+    if (h2) {
+      const session = http2Connect(url);
+      const stream = session.request({ ":method": "POST", ":path": path, ...headers });
+      stream.end(body);
+      const [response] = (await once(stream, "response")) as [Record<string, string>];
+      expect(response["content-type"]).toBe(type);
+      await once(stream, "data");
+      stream.close(http2Constants.NGHTTP2_CANCEL);
+      await once(stream, "close");
+      session.close();
+      return e;
+    }
+    const abort = new AbortController();
+    const res = await fetch(url + path, { method: "POST", headers, body, signal: abort.signal });
+    expect(res.headers.get("content-type")).toBe(type);
+    const reader = res.body!.getReader();
+    expect((await reader.read()).done).toBe(false);
+    abort.abort();
+    await reader.closed.catch(() => {});
+    return e;
+  }
+
+  for (const h2 of [false, true]) {
+    for (const kind of ["binary", "text", "connect"] as const) {
+      for (const handler of ["idle", "busy"]) {
+        const name = `${handler} ${kind} over ${h2 ? "HTTP/2" : "HTTP/1.1"}`;
+        it(`${name}: the handler sees CANCELLED, its generator finishes, the call ends CANCELLED`, async () => {
+          reported.length = 0;
+          const e = await cancelAfterFirstChunk(name, kind, h2);
+          expect(((await e.aborted.promise) as WeftError).code).toBe(Code.CANCELLED);
+          await e.finished.promise;
+          // the client went away: the write that failed is no error of the handler's
+          expect(WeftError.from(await e.end.promise).code).toBe(Code.CANCELLED);
+          expect(reported).toEqual([]);
+        });
+      }
+    }
+  }
 });
