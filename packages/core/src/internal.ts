@@ -114,6 +114,7 @@ export {
   peerOf,
 } from "./server/peer.ts";
 export { emit, loggerOption, telemetryOption } from "./telemetry/telemetry.ts";
+export { readTurn } from "./transport/arrival.ts";
 export { INITIAL_WINDOW, MESSAGE_OVERHEAD } from "./transport/flow-window.ts";
 export { Inbox } from "./transport/inbox.ts";
 export type { TransportNode } from "./transport/node.ts";

@@ -582,8 +582,9 @@ class WeftServer implements Server {
         timeoutMs: Math.max(deadline - Date.now(), Math.min(timeoutMs, STOPPED_GRACE_MS)),
       });
     }
-    this.#setState("stopped");
+    // before the state listeners, whom a throw of theirs would otherwise leave counted
     if (this.#core.admission !== undefined) trackArrivals(-1);
+    this.#setState("stopped");
     if (telemetry !== undefined) emit(telemetry, "shutdown.closed", { durationMs: Date.now() - startedAt });
     return { cancelled };
   }

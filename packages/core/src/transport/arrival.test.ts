@@ -32,6 +32,7 @@ describe("ArrivalClock", () => {
     expect(clock.ofRead()).toBe(107);
     clock.noteRead();
     expect(loop.pending).toHaveLength(0);
+    expect(clock.turn).toBe(0);
   });
 
   it("counts a read in the turn right after a reading turn, without blocking, from that turn's first read", () => {
@@ -45,9 +46,11 @@ describe("ArrivalClock", () => {
     loop.t += 1; // a later read of the same turn was there as early
     expect(clock.ofRead()).toBe(100);
     expect(loop.pending).toHaveLength(1); // one immediate per turn
+    expect(clock.turn).toBe(2); // and one number
     endTurn();
     next();
     expect(clock.ofRead()).toBe(105.05); // counted from the previous turn's first read
+    expect(clock.turn).toBe(3);
   });
 
   it("counts a read after the loop waited for I/O as arriving now", () => {

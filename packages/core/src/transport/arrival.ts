@@ -41,6 +41,8 @@ export class ArrivalClock {
   #idleAtTurnEnd = 0;
   /** The loop's iteration when the last turn that read ended (`-2`: unknown). */
   #loopAtTurnEnd = -2;
+  /** Turns that read, counted while tracking. */
+  #turn = 0;
   readonly #endTurn = (): void => {
     this.#lastFirstRead = this.#turnFirstRead;
     this.#idleAtTurnEnd = this.#probe.idleTime();
@@ -65,8 +67,14 @@ export class ArrivalClock {
       probe.idleTime() - this.#idleAtTurnEnd <= IDLE_EPSILON_MS;
     this.#turnArrival = backToBack ? this.#lastFirstRead : now;
     this.#turnFirstRead = now;
+    this.#turn++;
     probe.afterTurn(this.#endTurn);
     return this.#turnArrival;
+  }
+
+  /** See `readTurn`. */
+  get turn(): number {
+    return this.#turn;
   }
 
   /** See `noteRead`. */
@@ -122,6 +130,15 @@ export function arrivalOfRead(): number {
  */
 export function noteRead(): void {
   processClock.noteRead();
+}
+
+/**
+ * The number of the event loop's current reading turn: it changes when a turn's first read is
+ * counted (`arrivalOfRead`, `noteRead`), so the calls opened in one turn see one number and the
+ * next turn's a new one. Constant while no server with an admission policy runs.
+ */
+export function readTurn(): number {
+  return processClock.turn;
 }
 
 /** A server with an admission policy starts (`1`) or stops (`-1`) needing `arrivalOfRead`. */

@@ -11,6 +11,7 @@ import {
   createTcpTransport,
   type Transport,
 } from "../../src/index.ts";
+import { readTurn } from "../../src/internal.ts";
 import { Echo, echoHandlers, startServer } from "../fixtures.ts";
 
 const cleanup: Array<() => Promise<unknown>> = [];
@@ -65,5 +66,25 @@ describe("arrival times at the door (Weft TCP)", () => {
     await client.echo({ text: "first" }, { headers: { "x-name": "first" } });
     await second;
     expect(queued.get("second")).toBeGreaterThanOrEqual(5);
+  });
+
+  it("keeps count of the loop's reading turns only while a server with an admission runs", async () => {
+    const admission: CallAdmission = { admit: () => undefined, finished() {} };
+    const shedding = await startServer((s) => s.register(Echo, echoHandlers), { admission });
+    const plain = await startServer((s) => s.register(Echo, echoHandlers));
+    cleanup.push(() => plain.server.shutdown({ timeoutMs: 1000 }));
+    const transports = [
+      createTcpTransport({ address: shedding.address }),
+      createTcpTransport({ address: plain.address }),
+    ];
+    for (const t of transports) cleanup.push(() => t.close());
+    const [a, b] = transports.map((t) => createClient(Echo, t));
+    const before = readTurn();
+    await a!.echo({ text: "x" });
+    expect(readTurn()).toBeGreaterThan(before);
+    await shedding.server.shutdown({ timeoutMs: 1000 });
+    const after = readTurn();
+    for (let i = 0; i < 3; i++) await b!.echo({ text: "y" });
+    expect(readTurn()).toBe(after);
   });
 });

@@ -8,7 +8,7 @@ const prio = (p: number) => new Metadata({ "weft-priority": String(p) });
 
 /** A shedder on a fake clock and a fake event-loop utilisation (0.95: busy), default options. */
 function setup(options: { targetDelayMs?: number } = {}) {
-  const clock = { t: 1000 };
+  const clock = { t: 1000, turn: 0 };
   const load = { u: 0.95, reads: 0 };
   const source: LoadSource = {
     utilization: () => {
@@ -19,15 +19,15 @@ function setup(options: { targetDelayMs?: number } = {}) {
   };
   const events: unknown[] = [];
   const telemetry: Telemetry = { event: (name, a) => events.push([name, a]) };
-  const s = shedder({ ...options, load: source, now: () => clock.t, telemetry });
+  const s = shedder({ ...options, load: source, now: () => clock.t, turn: () => clock.turn, telemetry });
   return { s, clock, load, events };
 }
 
 /**
- * Calls read together at `clock.t`, each admitted one running `workMs` of synchronous work before
- * the next is asked about, and all of them finishing once the turn is over (what Weft TCP does with
- * one socket read: responses are written after the read's callback): how many are admitted. The
- * input came `waitedMs` before it was read (`arrivedAt`: the time it sat in the socket).
+ * One turn of the event loop reading one socket: calls read together at `clock.t`, each admitted
+ * one running `workMs` of synchronous work before the next is asked about, and all of them
+ * finishing once the read's callback is over (what Weft TCP does: a response is written after the
+ * callback's microtasks): how many are admitted. The input came `waitedMs` before it was read.
  */
 function turn(
   env: ReturnType<typeof setup>,
@@ -36,7 +36,18 @@ function turn(
   headers = NONE,
   waitedMs = 0,
 ): number {
-  const arrivedAt = env.clock.t - waitedMs;
+  env.clock.turn++;
+  return read(env, calls, workMs, headers, env.clock.t - waitedMs);
+}
+
+/** One socket's read within the current turn (see `turn`), its input counted from `arrivedAt`. */
+function read(
+  env: ReturnType<typeof setup>,
+  calls: number,
+  workMs: number,
+  headers: Metadata,
+  arrivedAt: number,
+): number {
   let admitted = 0;
   for (let i = 0; i < calls; i++) {
     if (env.s.admit("/x", headers, arrivedAt) === undefined) {
@@ -54,6 +65,7 @@ describe("shedder (queueing delay)", () => {
     // 1 ms of work each: calls that queued 0, 1 and 2 ms pass, the 4th (3 ms) and the rest are shed
     expect(turn(env, 10, 1)).toBe(3);
     expect(env.s.stats()).toMatchObject({ inFlight: 0, dropped: 7, queueDelayMs: 3 });
+    env.clock.turn++;
     expect(env.s.admit("/x", NONE, env.clock.t)).toBeUndefined(); // runs on (asynchronous work)
     const e = env.s.admit("/x", NONE, env.clock.t - 2.5)!;
     expect(e.code).toBe(Code.RESOURCE_EXHAUSTED);
@@ -79,9 +91,23 @@ describe("shedder (queueing delay)", () => {
     // 10 ms in the socket: the first still runs, nothing after it
     expect(turn(env, 10, 1, NONE, 10)).toBe(1);
     // while an admitted call still runs (an asynchronous handler), a call that waited too long is shed
+    env.clock.turn++;
     expect(env.s.admit("/x", NONE, env.clock.t - 5)).toBeUndefined();
+    env.clock.turn++;
     expect(env.s.admit("/x", NONE, env.clock.t - 5)?.reason).toBe(Reason.OVERLOADED);
     expect(env.s.stats()).toMatchObject({ inFlight: 1, dropped: 19 });
+  });
+
+  it("admits one call per turn so, however many sockets the turn reads", () => {
+    const env = setup();
+    env.clock.turn++;
+    const arrivedAt = env.clock.t - 3; // every read of the turn waited 3 ms in its socket
+    // each socket's calls finish after its own read's callback, before the next socket is read:
+    // nothing runs when the second socket's first call is asked about, but the turn already has one
+    const perSocket = Array.from({ length: 5 }, () => read(env, 4, 1, NONE, arrivedAt));
+    expect(perSocket).toEqual([1, 0, 0, 0, 0]);
+    env.clock.turn++;
+    expect(read(env, 4, 1, NONE, arrivedAt)).toBe(1); // the next turn runs its first
   });
 
   it("sheds nothing while the event loop is not busy (a burst on an idle server queues)", () => {
@@ -135,5 +161,6 @@ describe("shedder (queueing delay)", () => {
     expect(() => shedder({ load, defaultPriority: 10 })).toThrow(/"defaultPriority"/);
     expect(() => shedder({ load, holdMs: -1 })).toThrow(/"holdMs"/);
     expect(() => shedder({ load, now: 5 as unknown as () => number })).toThrow(/"now"/);
+    expect(() => shedder({ load, turn: 5 as unknown as () => number })).toThrow(/"turn"/);
   });
 });

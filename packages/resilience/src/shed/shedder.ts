@@ -7,7 +7,7 @@ import {
   type Telemetry,
   WeftError,
 } from "@weft/core";
-import { emit, telemetryOption } from "@weft/core/internal";
+import { emit, readTurn, telemetryOption } from "@weft/core/internal";
 import { clockOption, positiveOption } from "../limit/limiter.ts";
 import { type LoadSource, processLoad } from "./load.ts";
 
@@ -17,8 +17,9 @@ export const PRIORITY_HEADER = "weft-priority";
 /** Options of `shedder`. */
 export interface ShedderOptions {
   /**
-   * The longest a call of the default priority may have queued in the process (from the read of its
-   * request to its admission) while the process is busy, in milliseconds. Default: 2.
+   * The longest a call of the default priority may have queued (from the earliest its request can
+   * have arrived at the socket to its admission, see `CallAdmission.admit`) while the process is
+   * busy, in milliseconds. Default: 2.
    */
   targetDelayMs?: number;
   /**
@@ -39,6 +40,11 @@ export interface ShedderOptions {
   load?: LoadSource;
   /** The clock, in milliseconds, the one `arrivedAt` is given in. Default: `performance.now`. */
   now?: () => number;
+  /**
+   * The number of the event loop's turn reading now, the same for every call opened in one turn.
+   * Default: core's count of reading turns. For tests.
+   */
+  turn?: () => number;
   /** Told of every dropped call (`shed.dropped`). Default: none. */
   telemetry?: Telemetry | undefined;
 }
@@ -65,13 +71,17 @@ export interface Shedder extends CallAdmission {
 /**
  * Load shedding by queueing delay, for Node's execution model: a call is dropped when the process
  * is busy (event-loop utilisation above `utilizationThreshold`) **and** the call has already queued
- * longer than `targetDelayMs` between the read of its request and its admission. On Weft TCP the
- * calls read from one socket read run their synchronous handlers one after another, so the delay of
- * each is the work admitted ahead of it in the same turn; bounding it bounds how long a turn runs,
- * hence how long the next requests wait in the socket, hence the latency of every admitted call.
- * An idle server absorbs a burst instead (utilisation stays low). Once a call was dropped, calls
- * that queued too long are dropped for `holdMs` more whatever the utilisation (every drop restarts
- * it): shedding stops when calls stop queueing, as with CoDel.
+ * longer than `targetDelayMs`, counted from the earliest its request can have arrived at the
+ * socket (`arrivedAt`: the read it came in, or the previous turn's first read when the loop went
+ * straight on from it) to its admission, **and** some admitted call is still running or this turn
+ * already admitted one. On Weft TCP the calls read in one turn run their synchronous handlers one
+ * after another, so the delay of each is the socket wait plus the work admitted ahead of it;
+ * bounding it bounds how long a turn runs, hence how long the next requests wait in the socket,
+ * hence the latency of every admitted call. The first call of a turn that finds nothing running is
+ * admitted whatever it waited: dropping it would only leave the process idle. An idle server
+ * absorbs a burst instead (utilisation stays low). Once a call was dropped, calls that queued too
+ * long are dropped for `holdMs` more whatever the utilisation (every drop restarts it): shedding
+ * stops when calls stop queueing, as with CoDel.
  *
  * Calls carry a priority (`weft-priority`, 0–9, default 5): a call of priority p may queue
  * `targetDelayMs × (0.5 + p / 10)`, so while busy low priorities go first and 9 waits 40% longer
@@ -95,7 +105,10 @@ class DelayShedder implements Shedder {
   readonly #ownLoad: boolean;
   readonly #now: () => number;
   readonly #telemetry: Telemetry | undefined;
+  readonly #turn: () => number;
   #inFlight = 0;
+  /** The turn the last call was admitted in. */
+  #admittedTurn = Number.NaN;
   #dropped = 0;
   #lastDelay = 0;
   /** The utilisation as last read. */
@@ -118,6 +131,9 @@ class DelayShedder implements Shedder {
     this.#ownLoad = options.load === undefined;
     this.#load = options.load ?? processLoad();
     this.#now = options.now === undefined ? () => performance.now() : clockOption(options.now);
+    const turn = options.turn ?? readTurn;
+    if (typeof turn !== "function") throw new ConfigError("turn", "a function returning a number", turn);
+    this.#turn = turn;
     this.#telemetry = telemetryOption(options.telemetry);
   }
 
@@ -125,21 +141,24 @@ class DelayShedder implements Shedder {
     const now = this.#now();
     const delay = now - arrivedAt;
     this.#lastDelay = delay;
+    const turn = this.#turn();
     // cheap test first: a call that has not queued beyond the most any priority may is never shed;
-    // nor is one arriving while no admitted call runs: dropping it would leave the process idle
-    // without shortening anyone's wait
+    // nor is the first of a turn that finds no admitted call running: dropping it would leave the
+    // process idle without shortening anyone's wait
     if (
       delay <= this.#allowedMs[0]! ||
-      this.#inFlight === 0 ||
+      (this.#inFlight === 0 && turn !== this.#admittedTurn) ||
       delay <= this.#allowedMs[this.#priority(headers)]!
     ) {
       this.#inFlight++;
+      this.#admittedTurn = turn;
       return undefined;
     }
     if (now >= this.#holdUntil) {
       this.#utilization = this.#load.utilization();
       if (this.#utilization <= this.#utilizationThreshold) {
         this.#inFlight++;
+        this.#admittedTurn = turn;
         return undefined;
       }
     }
