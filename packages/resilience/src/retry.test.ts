@@ -1,4 +1,4 @@
-import { Code, ConfigError, WeftError } from "@weft/core";
+import { Code, ConfigError, type Interceptor, WeftError } from "@weft/core";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { ok, recorder, scripted, unavailable } from "../test/fake.ts";
 import { retryBudget } from "./budget.ts";
@@ -169,6 +169,24 @@ describe("retry", () => {
     controller.abort();
     expect(await reply).toMatchObject({ code: Code.CANCELLED });
     expect(kept()).toBe(before);
+  });
+
+  it("retries an attempt that throws at once as one that rejects, and answers a first success as it is", async () => {
+    let thrown = 0;
+    const throwsOnce: Interceptor = (next) => (call) => {
+      if (thrown++ === 0) throw unavailable();
+      return next(call);
+    };
+    const { client, sent } = scripted([retry({ backoff, random: noJitter }), throwsOnce], async (attempt) =>
+      ok(attempt),
+    );
+    const reply = client.write({ n: 1 });
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(await reply).toEqual({ n: 1 });
+    expect(sent.map((s) => s.headers[RETRIED_KEY])).toEqual(["1"]);
+    // a first attempt that succeeds: its answer, unmarked
+    expect(await client.write({ n: 2 })).toEqual({ n: 2 });
+    expect(sent[1]!.headers[RETRIED_KEY]).toBeUndefined();
   });
 
   it("does not retry streaming calls", async () => {

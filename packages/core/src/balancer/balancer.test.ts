@@ -256,6 +256,32 @@ describe("p2cEwma", () => {
     expect(got.get("bad")! / 2000).toBeLessThan(0.1);
   });
 
+  it("draws no random number when one node can take the call, and keeps that node's averages", () => {
+    const random = vi.fn(() => 0);
+    const state = { now: 0 };
+    const p2c = p2cEwma({ random, now: () => state.now });
+    const [a, b] = [node("a"), node("b")];
+    for (let t = 0; t < 100; t++) {
+      state.now += 10;
+      p2c.pick([a], call)!.done({ latencyMs: 100, error: undefined });
+    }
+    expect(random).not.toHaveBeenCalled();
+    // a second node: `a`, drawn first (random 0), loses to it on the latency it learned alone
+    expect(p2c.pick([a, b], call)!.node).toBe(b);
+    expect(random).toHaveBeenCalled();
+  });
+
+  it("gives the cluster its pick's time on its default clock only", () => {
+    const clock = vi.spyOn(performance, "now").mockReturnValue(42);
+    try {
+      expect(p2cEwma().pick([node("a")], call)!.pickedAt).toBe(42);
+      expect(p2cEwma({ now: () => 7 }).pick([node("a")], call)!.pickedAt).toBeUndefined();
+      expect(leastActive().pick([node("a")], call)!.pickedAt).toBeUndefined();
+    } finally {
+      clock.mockRestore();
+    }
+  });
+
   it("reads its default clock once per call: the attempt ends at its pick's time plus its latency", () => {
     const nodes = [node("a"), node("b")];
     const clock = vi.spyOn(performance, "now");

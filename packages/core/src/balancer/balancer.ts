@@ -28,6 +28,11 @@ export interface DoneInfo {
 /** A node chosen for one call, and where to report how that call went. */
 export interface Picked<N extends BalancerNode = BalancerNode> {
   readonly node: N;
+  /**
+   * `performance.now()` when the balancer made the pick, if it read that clock: an attempt the
+   * cluster sends at once is timed from it, with no second clock read.
+   */
+  readonly pickedAt?: number | undefined;
   /** Called by the cluster exactly once per attempt, only when the balancer declares `feedback`. */
   done(info: DoneInfo): void;
 }

@@ -40,13 +40,16 @@ interface StatsOwner {
 /** A pick of a feedback balancer: reports the attempt back to the node's stats, once. */
 class StatsPick<N extends BalancerNode> implements Picked<N> {
   readonly node: N;
+  readonly pickedAt: number | undefined;
   readonly #stats: NodeStats;
   readonly #owner: StatsOwner;
   readonly #at: number;
   #open = true;
 
-  constructor(node: N, stats: NodeStats, owner: StatsOwner, at: number) {
+  /** `at` is the owner's clock at the pick; `pickedAt` the same time when that clock is `performance.now`. */
+  constructor(node: N, stats: NodeStats, owner: StatsOwner, at: number, pickedAt: number | undefined) {
     this.node = node;
+    this.pickedAt = pickedAt;
     this.#stats = stats;
     this.#owner = owner;
     this.#at = at;
@@ -98,7 +101,7 @@ class LeastActive implements Balancer {
     }
     if (best === undefined || bestStats === undefined) return undefined;
     bestStats.active++;
-    return new StatsPick(best, bestStats, this, 0);
+    return new StatsPick(best, bestStats, this, 0, undefined);
   }
 
   report(_stats: NodeStats, _info: DoneInfo, _pickedAt: number): void {}
@@ -179,7 +182,8 @@ class P2cEwma implements Balancer {
 
   pick<N extends BalancerNode>(nodes: readonly N[], _call: Call): Picked<N> | undefined {
     const n = nodes.length;
-    const a = this.#draw(nodes, Math.floor(this.#random() * n), -1);
+    // one node: nothing to draw
+    const a = this.#draw(nodes, n === 1 ? 0 : Math.floor(this.#random() * n), -1);
     if (a < 0) return undefined;
     const b = n < 2 ? -1 : this.#draw(nodes, (a + 1 + Math.floor(this.#random() * (n - 1))) % n, a);
     const now = this.#now();
@@ -216,7 +220,7 @@ class P2cEwma implements Balancer {
   #take<N extends BalancerNode>(node: N, stats: NodeStats, now: number): Picked<N> {
     stats.active++;
     stats.picked = now;
-    return new StatsPick(node, stats, this, now);
+    return new StatsPick(node, stats, this, now, this.#sameClock ? now : undefined);
   }
 
   report(stats: NodeStats, info: DoneInfo, pickedAt: number): void {

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { clientCall } from "../../test/client-calls.ts";
 import { deferred } from "../../test/deferred.ts";
 import type { Balancer, BalancerNode, DoneInfo, Picked } from "../balancer/balancer.ts";
@@ -91,6 +91,27 @@ describe("Cluster with a feedback balancer", () => {
       ["a", false],
       ["b", true],
     ]);
+  });
+
+  it("times an attempt sent at once from its pick's time, when the balancer gives it", async () => {
+    const reports: DoneInfo[] = [];
+    const balancer: Balancer = {
+      feedback: true,
+      pick: <N extends BalancerNode>(nodes: readonly N[]): Picked<N> => ({
+        node: nodes[0]!,
+        pickedAt: 1_000,
+        done: (info) => reports.push(info),
+      }),
+    };
+    const clock = vi.spyOn(performance, "now").mockReturnValue(1_005);
+    try {
+      await new Cluster([new Node("a")], { balancer }).call(clientCall(get, {}));
+      // the end of the attempt only: its start is the pick's
+      expect(clock).toHaveBeenCalledTimes(1);
+    } finally {
+      clock.mockRestore();
+    }
+    expect(reports).toEqual([{ latencyMs: 5, error: undefined }]);
   });
 
   it("never reports to a balancer without feedback", async () => {

@@ -227,7 +227,9 @@ export class Cluster implements Transport {
         const node = picked.node;
         if (balancer.feedback) {
           // a connected node: straight to the observed send, no slow-path frame in between
-          if (node.ready) return this.#observed(node, picked, call, 0, 0);
+          // sent at once: timed from the pick when the balancer read the clock for it
+          if (node.ready)
+            return this.#observed(node, picked, call, 0, 0, picked.pickedAt ?? performance.now());
           return this.#callWaiting(call, 0, picked, nodes, []);
         }
         if (node.ready) return node.call(call, this.#retry, 0);
@@ -363,7 +365,7 @@ export class Cluster implements Transport {
         if (!node.ready) await settleWithin(node.connect(), call.signal, call.deadline);
         if (this.#closed) throw transportClosed();
         if (!observe) return node.call(call, this.#retry, attempt);
-        return this.#observed(node, feedback ? picked : undefined, call, attempt, permit);
+        return this.#observed(node, feedback ? picked : undefined, call, attempt, permit, performance.now());
       } catch (e) {
         if (observe) this.#report(node, feedback ? picked : undefined, permit, performance.now() - start, e);
         if (e instanceof WeftError && e.reason === Reason.CONNECTION_FAILED) this.#source.nodeFailed?.(node);
@@ -428,9 +430,9 @@ export class Cluster implements Transport {
   }
 
   /**
-   * Sends `call` to `node` and reports the attempt (to `picked.done`, when given, and the node
-   * health) exactly once: when the node refuses it (before the resend goes through the balancer
-   * again), or when it settles.
+   * Sends `call` to `node` and reports the attempt, timed from `start` (`performance.now()`), to
+   * `picked.done` when given and to the node health, exactly once: when the node refuses it (before
+   * the resend goes through the balancer again), or when it settles.
    */
   #observed(
     node: TransportNode,
@@ -438,15 +440,10 @@ export class Cluster implements Transport {
     call: Call,
     attempt: number,
     permit: number,
+    start: number,
   ): Promise<CallResult> {
-    const attemptOf = new ObservedAttempt(this.#reportTo, node, picked, permit);
-    const retry: RetryRefused = (resent, next) => {
-      attemptOf.end(
-        new WeftError(Code.UNAVAILABLE, "refused by a server going away", { reason: Reason.REFUSED_STREAM }),
-      );
-      return this.#retry(resent, next);
-    };
-    return observe(node.call(call, retry, attempt), attemptOf);
+    const observed = new ObservedAttempt(this.#reportTo, this.#retry, node, picked, permit, start);
+    return node.call(call, observed.refused, attempt).then(observed.succeeded, observed.failed);
   }
 
   /** `#report`, for the attempts `#observed` times. */
@@ -467,47 +464,59 @@ type ReportAttempt = (
   error: unknown,
 ) => void;
 
-/** One attempt sent by `#observed`: timed from its start, reported exactly once. */
+/**
+ * One attempt sent by `#observed`, timed from its start and reported exactly once; its handlers are
+ * what the node's call settles through (no async wrapper per attempt).
+ */
 class ObservedAttempt {
   readonly #report: ReportAttempt;
+  readonly #resend: RetryRefused;
   readonly #node: TransportNode;
   readonly #picked: Picked<TransportNode> | undefined;
   /** What the node health's `started` returned for the attempt (0 without one). */
   readonly #permit: number;
   readonly #start: number;
-  #open: boolean;
+  #open = true;
 
   constructor(
     report: ReportAttempt,
+    resend: RetryRefused,
     node: TransportNode,
     picked: Picked<TransportNode> | undefined,
     permit: number,
+    start: number,
   ) {
     this.#report = report;
+    this.#resend = resend;
     this.#node = node;
     this.#picked = picked;
     this.#permit = permit;
-    this.#start = performance.now();
-    this.#open = true;
+    this.#start = start;
   }
 
+  /** The node refused the call before starting it: this attempt ends, then the call is resent. */
+  readonly refused: RetryRefused = (call, attempt) => {
+    this.#end(
+      new WeftError(Code.UNAVAILABLE, "refused by a server going away", { reason: Reason.REFUSED_STREAM }),
+    );
+    return this.#resend(call, attempt);
+  };
+
+  readonly succeeded = (result: CallResult): CallResult => {
+    this.#end(undefined);
+    return result;
+  };
+
+  readonly failed = (error: unknown): never => {
+    this.#end(error);
+    throw error;
+  };
+
   /** The attempt ended (`error` undefined: it succeeded), or was refused before the resend. */
-  end(error: unknown): void {
+  #end(error: unknown): void {
     if (!this.#open) return;
     this.#open = false;
     this.#report(this.#node, this.#picked, this.#permit, performance.now() - this.#start, error);
-  }
-}
-
-/** Reports how `sent` settles to `attempt`; settles as it does. */
-async function observe(sent: Promise<CallResult>, attempt: ObservedAttempt): Promise<CallResult> {
-  try {
-    const result = await sent;
-    attempt.end(undefined);
-    return result;
-  } catch (error) {
-    attempt.end(error);
-    throw error;
   }
 }
 

@@ -121,6 +121,19 @@ describe("circuitBreaker: states", () => {
     ]);
   });
 
+  it("counts a call whose next handler throws at once as one that rejects", async () => {
+    const { now } = harness();
+    const throws = (_call: Call): Promise<CallResult> => {
+      throw unavailable();
+    };
+    const handler = circuitBreaker({ rule: consecutiveFailures({ failures: 2 }), now })(throws);
+    const first = handler(call());
+    expect(first).toBeInstanceOf(Promise);
+    await expect(first).rejects.toMatchObject({ code: Code.UNAVAILABLE });
+    expect(await outcome(handler)).toBe("failed");
+    expect(await outcome(handler)).toBe("rejected");
+  });
+
   it("reopens when a probe fails, for another openMs", async () => {
     const { clock, events, telemetry, now } = harness();
     const dep = dependency(clock);
