@@ -177,6 +177,7 @@ function comparedWithWeft(system: SystemName): boolean {
     system === "weft-static3" ||
     system === "weft-chain" ||
     system === "weft-spin1" ||
+    system === "weft-deadline" ||
     OBSERVED.has(system)
   );
 }
@@ -243,7 +244,8 @@ export function summarize(outcomes: RunOutcome[], systems: SystemName[], cases: 
     const weft = comparedWithWeft(row.system) ? peer("weft") : undefined;
     const p2c = row.system === "weft-p2c3";
     const observed = OBSERVED.has(row.system);
-    const chain = row.system === "weft-chain" || row.system === "weft-spin1";
+    const chain =
+      row.system === "weft-chain" || row.system === "weft-spin1" || row.system === "weft-deadline";
     row.ratios = {
       rpsVsRaw: ratio(row.rps, raw?.rps),
       rpsVsMoleculer: ratio(row.rps, peer("moleculer")?.rps),
@@ -271,6 +273,7 @@ function ratioOrder(system: SystemName): number {
     "weft",
     "weft-chain",
     "weft-spin1",
+    "weft-deadline",
     "weft-static3",
     "weft-p2c3",
     "weft-metrics",
@@ -401,6 +404,8 @@ export function formatResults(rows: ResultRow[]): string {
     "  its cli CPU vs weft is what the default resilience chain costs per call (target <= 1.10x).",
     "  weft-spin1: the weft row's client with one interceptor burning 1 us of CPU per call: what 1 us of",
     "  added work reads as in cli CPU here (a slower round trip makes writes and wake-ups dearer too).",
+    "  weft-deadline: the weft row's client with a 1 s deadline on every call and no interceptor, same server:",
+    "  what a deadline costs both sides; weft-chain's timeout gives its calls the same deadline.",
     "  weft-grpc: the weft row's server behind @weft/grpc, called by the grpc row's grpc-js client.",
     "  weft-rest: a Weft proto service behind @weft/http, called by the http row's undici client.",
     "  weft-metrics, weft-trace-*, weft-observed: the weft row with @weft/observability on both sides:",
@@ -459,11 +464,15 @@ export function formatResults(rows: ResultRow[]): string {
             r.system !== "weft-p2c3" &&
               r.system !== "weft-chain" &&
               r.system !== "weft-spin1" &&
+              r.system !== "weft-deadline" &&
               !OBSERVED.has(r.system),
           ),
           fmtRatio(
             r.ratios?.p99VsWeft,
-            r.system !== "weft-p2c3" && r.system !== "weft-chain" && r.system !== "weft-spin1",
+            r.system !== "weft-p2c3" &&
+              r.system !== "weft-chain" &&
+              r.system !== "weft-spin1" &&
+              r.system !== "weft-deadline",
           ),
           fmtRatio(r.ratios?.clientCpuVsStatic3, r.system !== "weft-p2c3"),
           fmtRatio(r.ratios?.serverCpuVsWeft, !OBSERVED.has(r.system)),
@@ -524,6 +533,13 @@ function chainInPlainWork(rows: ResultRow[]): string[] {
         ` work (weft-spin1) read as +${perUs.toFixed(2)} us, so the chain is about` +
         ` ${((added - weft) / perUs).toFixed(2)} us of plain work per call.`,
     );
+    const deadline = peerRow(rows, "weft-deadline", chain.caseId)?.clientCpuUsPerReq;
+    if (deadline != null && deadline > 0) {
+      lines.push(
+        `  of which a deadline on every call alone (weft-deadline): +${(deadline - weft).toFixed(2)} us;` +
+          ` the chain over weft-deadline: ${(added / deadline).toFixed(2)}x client CPU.`,
+      );
+    }
   }
   return lines;
 }

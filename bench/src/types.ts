@@ -7,6 +7,7 @@ export const SYSTEMS = [
   "weft",
   "weft-chain",
   "weft-spin1",
+  "weft-deadline",
   "weft-p2c3",
   "weft-static3",
   "weft-grpc",

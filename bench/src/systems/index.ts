@@ -22,6 +22,7 @@ export async function loadServer(system: SystemName): Promise<StartServer> {
     case "weft":
     case "weft-chain":
     case "weft-spin1":
+    case "weft-deadline":
       return (await import("./weft/server.ts")).startServer;
     case "weft-p2c3":
     case "weft-static3":
@@ -57,6 +58,8 @@ export async function loadClient(system: SystemName): Promise<ConnectClient> {
       return (await import("./weft-chain/client.ts")).connectClient;
     case "weft-spin1":
       return (await import("./weft-spin1/client.ts")).connectClient;
+    case "weft-deadline":
+      return (await import("./weft-deadline/client.ts")).connectClient;
     case "weft-p2c3":
       return (await import("./weft-p2c3/client.ts")).connectClient;
     case "weft-static3":
