@@ -36,4 +36,25 @@ describe("StreamTable", () => {
     expect(table.get(9951)).toBe(9951);
     expect(table.get(9950)).toBeUndefined();
   });
+
+  it("grows when a call still in flight holds the slot a new id needs, and keeps every call", () => {
+    const table = new StreamTable<number>(4);
+    table.set(1, 1); // a long stream
+    for (let id = 2; id <= 1_000; id++) {
+      table.set(id, id);
+      expect(table.get(1)).toBe(1);
+      expect(table.get(id)).toBe(id);
+      if (id % 7 !== 0) table.delete(id); // every 7th call stays open too
+    }
+    expect(table.size).toBe(1 + 142);
+    expect(table.entries()[0]).toEqual([1, 1]);
+    expect(
+      table
+        .entries()
+        .map(([id]) => id)
+        .slice(1, 4),
+    ).toEqual([7, 14, 21]);
+    expect(table.get(994)).toBe(994);
+    expect(table.get(995)).toBeUndefined();
+  });
 });
