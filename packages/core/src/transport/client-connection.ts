@@ -9,6 +9,7 @@ import { encodeFrame } from "../protocol/encode.ts";
 import { type Frame, type FrameLimits, FrameType } from "../protocol/frame.ts";
 import { decodeCredit } from "../protocol/status.ts";
 import { Connection, type ConnectionOptions } from "./connection.ts";
+import { StreamTable } from "./stream-table.ts";
 import { TcpClientCall } from "./tcp-call.ts";
 import type { Compression } from "./wire-message.ts";
 
@@ -29,7 +30,7 @@ export interface ClientConnectionOptions {
  */
 export class ClientConnection extends Connection {
   readonly #options: ClientConnectionOptions;
-  readonly #calls = new Map<number, TcpClientCall>();
+  readonly #calls = new StreamTable<TcpClientCall>();
   #nextId = 1;
   #goaway = false;
   #keepaliveTimer: NodeJS.Timeout | undefined;
@@ -106,7 +107,7 @@ export class ClientConnection extends Connection {
   protected override onGoaway(lastStreamId: number): void {
     this.#markUnusable();
     // Calls the server will never process can be retried elsewhere.
-    for (const [id, call] of this.#calls) {
+    for (const [id, call] of this.#calls.entries()) {
       if (id > lastStreamId) call.refuseGoingAway();
     }
     if (this.#calls.size === 0) this.end();
@@ -161,7 +162,7 @@ export class ClientConnection extends Connection {
     this.closeError = error;
     if (this.#keepaliveTimer !== undefined) clearInterval(this.#keepaliveTimer);
     this.#markUnusable();
-    for (const call of [...this.#calls.values()]) call.fail(error);
+    for (const [, call] of [...this.#calls.entries()]) call.fail(error);
     this.#calls.clear();
   }
 
