@@ -21,7 +21,13 @@ function setup(counts = true) {
     loop.idle += idleMs;
     loop.t += idleMs + 0.05;
   };
-  return { loop, clock, endTurn, next };
+  /** A whole turn: its first read now, `workMs` of callbacks, then the check phase. */
+  const readingTurn = (workMs: number) => {
+    clock.ofRead();
+    loop.t += workMs;
+    endTurn();
+  };
+  return { loop, clock, endTurn, next, readingTurn };
 }
 
 describe("ArrivalClock", () => {
@@ -54,11 +60,9 @@ describe("ArrivalClock", () => {
   });
 
   it("counts a read after the loop waited for I/O as arriving now", () => {
-    const { loop, clock, endTurn, next } = setup();
+    const { clock, endTurn, next, readingTurn } = setup();
     clock.track(1);
-    clock.ofRead();
-    loop.t = 103;
-    endTurn();
+    readingTurn(3);
     next(20); // blocked 20 ms: the input came while it waited
     expect(clock.ofRead()).toBe(123.05);
     endTurn();
@@ -67,22 +71,18 @@ describe("ArrivalClock", () => {
   });
 
   it("counts a read as arriving now when a turn it did not see came between", () => {
-    const { loop, clock, endTurn, next } = setup();
+    const { loop, clock, next, readingTurn } = setup();
     clock.track(1);
-    clock.ofRead();
-    loop.t = 104;
-    endTurn();
+    readingTurn(4);
     next(); // a turn reading only sockets the clock is not told of (another client's responses)
     next();
     expect(clock.ofRead()).toBe(loop.t);
   });
 
   it("only counts from the previous turn where Node tells the loop's iterations", () => {
-    const { loop, clock, endTurn, next } = setup(false);
+    const { loop, clock, next, readingTurn } = setup(false);
     clock.track(1);
-    clock.ofRead();
-    loop.t = 104;
-    endTurn();
+    readingTurn(4);
     next();
     expect(clock.ofRead()).toBe(loop.t);
   });
@@ -105,12 +105,10 @@ describe("ArrivalClock", () => {
   });
 
   it("forgets the last turn once the last tracking server stops, and never counts below none", () => {
-    const { loop, clock, endTurn, next } = setup();
+    const { loop, clock, endTurn, next, readingTurn } = setup();
     clock.track(1);
     clock.track(1);
-    clock.ofRead();
-    loop.t = 104;
-    endTurn();
+    readingTurn(4);
     clock.track(-1);
     next();
     expect(clock.ofRead()).toBe(100); // one server still tracks
