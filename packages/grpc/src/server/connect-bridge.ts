@@ -1,6 +1,14 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
-import type { DescMethod } from "@bufbuild/protobuf";
+import {
+  create,
+  type DescMessage,
+  type DescMethod,
+  isMessage,
+  type MessageInitShape,
+  toBinary,
+  toJson,
+} from "@bufbuild/protobuf";
 import {
   type Code as ConnectCode,
   Code as ConnectCodeEnum,
@@ -214,7 +222,7 @@ function registerMethod(
           ctx.protocolName === "grpc-web" ? "grpc-web" : ctx.protocolName === "grpc" ? "grpc" : "connect",
         headers: metadataFromFetch(ctx.requestHeader),
         timeoutMs: budgetOf(ctx.values.get(kDeadline)),
-        serializer: (ctx.requestHeader.get("content-type") ?? "").includes("json") ? "json" : "protobuf",
+        serializer: isJson(ctx) ? "json" : "protobuf",
         peer: ctx.values.get(kPeer),
         peerIdentity: ctx.values.get(kPeerIdentity),
         whileDraining: options.whileDraining(info.path),
@@ -234,7 +242,7 @@ function registerMethod(
       // one response message (the request of a client-streaming call is Connect's AsyncIterable)
       rpc(desc, async (request: unknown, ctx: ConnectContext) => {
         const ext = open(ctx);
-        const unlink = link(ctx.signal, ext);
+        const unlink = link(ctx.signal, ext, undefined, desc, false);
         let failed: unknown;
         try {
           const result = (await settleWithin(ext.run(request), ext.signal, undefined)) as UnaryResult;
@@ -255,7 +263,9 @@ function registerMethod(
       const single = info.kind === "server_streaming";
       rpc(desc, async function* (input: unknown, ctx: ConnectContext) {
         const ext = open(ctx);
-        const unlink = link(ctx.signal, ext);
+        // the message Connect is encoding while the generator waits at its `yield`
+        const pending: Pending = { message: undefined, encodeError: undefined };
+        const unlink = link(ctx.signal, ext, pending, desc, isJson(ctx));
         let iterator: AsyncIterator<unknown> | undefined;
         let finished = false;
         let failed: unknown;
@@ -275,7 +285,9 @@ function registerMethod(
               undefined,
             );
             if (next.done === true) break;
+            pending.message = next.value;
             yield next.value;
+            pending.message = undefined;
           }
           finished = true;
           copyHeaders(result.trailers, ctx.responseTrailer);
@@ -286,6 +298,12 @@ function registerMethod(
           throw failure(ext, failed);
         } finally {
           unlink();
+          if (pending.encodeError !== undefined) {
+            // Connect stopped the stream because the handler's message could not be encoded: a
+            // fault of the server's, reported and answered as such (Connect sent INTERNAL)
+            failed = pending.encodeError;
+            failure(ext, failed);
+          }
           ext.finish(failed);
           // the call ended before the handler's stream did (the client went away, the deadline or
           // shutdown stopped it while a message was awaited): stop the handler's iterator
@@ -302,17 +320,55 @@ function budgetOf(deadline: number | undefined): number | undefined {
   return deadline === undefined ? undefined : deadline - Date.now();
 }
 
+/** A streaming call's message on its way through Connect's encoder, and the encoder's failure. */
+interface Pending {
+  message: unknown;
+  encodeError: unknown;
+}
+
 /**
  * Connect's context signal aborts when the client goes away (the deadline is the door's, never
  * Connect's): cancel the Weft call as gRPC does when its stream closes early.
+ *
+ * It also aborts, with no reason that tells the two apart, when Connect fails to encode a message
+ * the handler yielded. So while a streaming handler's message is being encoded (`pending`), the
+ * abort encodes it once more: if that fails, the failure is kept in `pending.encodeError` for the
+ * generator to end the call with, and the call is not taken for cancelled.
  */
-function link(signal: AbortSignal, ext: OpenCall): () => void {
+function link(
+  signal: AbortSignal,
+  ext: OpenCall,
+  pending: Pending | undefined,
+  desc: DescMethod,
+  json: boolean,
+): () => void {
   const onAbort = () => {
+    if (pending?.message !== undefined) {
+      pending.encodeError = encodeError(desc.output, pending.message, json);
+      if (pending.encodeError !== undefined) return;
+    }
     ext.cancel(new WeftError(Code.CANCELLED, "call cancelled by the client", { reason: Reason.CANCELLED }));
   };
   if (signal.aborted) onAbort();
   else signal.addEventListener("abort", onAbort, { once: true });
   return () => signal.removeEventListener("abort", onAbort);
+}
+
+/** Whether a call's messages are JSON (else protobuf binary), as its content type says. */
+function isJson(ctx: ConnectContext): boolean {
+  return (ctx.requestHeader.get("content-type") ?? "").includes("json");
+}
+
+/** Why `value` cannot be encoded as a `schema` message as Connect encodes it (undefined: it can). */
+function encodeError(schema: DescMessage, value: unknown, json: boolean): unknown {
+  try {
+    const message = isMessage(value, schema) ? value : create(schema, value as MessageInitShape<DescMessage>);
+    if (json) toJson(schema, message);
+    else toBinary(schema, message);
+    return undefined;
+  } catch (e) {
+    return e;
+  }
 }
 
 function failure(ext: OpenCall, reason: unknown): ConnectError {

@@ -5,7 +5,15 @@
 import { once } from "node:events";
 import { connect as http2Connect, constants as http2Constants } from "node:http2";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { Code, ConfigError, createServer, type Interceptor, onCallEnd, WeftError } from "@weft/core";
+import {
+  Code,
+  ConfigError,
+  createServer,
+  type Interceptor,
+  onCallEnd,
+  type Server,
+  WeftError,
+} from "@weft/core";
 import { deadlineWhileRunning } from "@weft/core/internal";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -317,15 +325,7 @@ describe("a client that cancels mid-stream over gRPC-web (binary or text) or Con
       }
     },
   });
-  let grpc: GrpcListener;
-
-  beforeAll(async () => {
-    grpc = await listenGrpc(server);
-  });
-  afterAll(async () => {
-    await server.shutdown({ timeoutMs: 1000 });
-    await grpc.close();
-  });
+  const grpc = servedOverGrpc(server);
 
   const TYPES = {
     binary: "application/grpc-web+proto",
@@ -347,7 +347,7 @@ describe("a client that cancels mid-stream over gRPC-web (binary or text) or Con
       ...(kind === "connect" ? {} : { "x-grpc-web": "1" }),
     };
     const body = kind === "text" ? frame.toString("base64") : frame;
-    const url = `http://127.0.0.1:${grpc.port}`;
+    const url = `http://127.0.0.1:${grpc().port}`;
     const path = "/catalog.v1.Catalog/WatchPrices";
     if (h2) {
       const session = http2Connect(url);
@@ -388,3 +388,74 @@ describe("a client that cancels mid-stream over gRPC-web (binary or text) or Con
     }
   }
 });
+
+describe("a streamed message Connect cannot encode, over gRPC-web or Connect", () => {
+  const reported: unknown[] = [];
+  const ends = new Map<string, Deferred<unknown>>();
+  const watchEnd: Interceptor = (next) => (call) => {
+    const end = ends.get(call.headers.get("x-case") ?? "");
+    if (end !== undefined) onCallEnd(call, { end: (_, _call, error) => end.resolve(error) }, undefined);
+    return next(call);
+  };
+  const server = createServer({ onError: (e) => reported.push(e), interceptors: [watchEnd] });
+  server.register(CatalogService, {
+    ...catalogImpl(newObserved()),
+    async *watchPrices({ sku }) {
+      yield { sku, seq: 1, priceCents: 1n };
+      // an int32 field given a string: the handler's bug, found only when the message is encoded
+      yield { sku, seq: "two" as unknown as number, priceCents: 2n };
+    },
+  });
+  const grpc = servedOverGrpc(server);
+
+  const request = encodeEnvelope(
+    toBinary(WatchPricesRequestSchema, create(WatchPricesRequestSchema, { sku: "S", ticks: 2 })),
+  );
+
+  for (const [name, type, body] of [
+    ["gRPC-web", "application/grpc-web+proto", request],
+    ["Connect, binary", "application/connect+proto", request],
+    ["Connect, JSON", "application/connect+json", encodeEnvelope(Buffer.from('{"sku":"S","ticks":2}'))],
+  ] as const) {
+    it(`${name}: the client gets INTERNAL after the first message, and the server reports its fault, not a cancel`, async () => {
+      reported.length = 0;
+      const end = deferred<unknown>();
+      ends.set(name, end);
+      const res = await fetch(`http://127.0.0.1:${grpc().port}/catalog.v1.Catalog/WatchPrices`, {
+        method: "POST",
+        headers: {
+          "content-type": type,
+          "x-case": name,
+          ...(type.includes("web") ? { "x-grpc-web": "1" } : {}),
+        },
+        body,
+      });
+      const { messages, trailers } = webFrames(Buffer.from(await res.arrayBuffer()));
+      expect(messages).toHaveLength(type.includes("web") ? 1 : 2);
+      if (type.includes("web")) {
+        expect(trailers.get("grpc-status")).toBe(String(Code.INTERNAL));
+      } else {
+        // Connect's end-of-stream frame is the last "message" here: its JSON carries the error
+        expect(JSON.parse(messages[1]!.toString()).error.code).toBe("internal");
+      }
+      const error = await end.promise;
+      expect(String(error)).toMatch(/cannot encode field catalog\.v1\.PriceTick\.seq/);
+      expect(WeftError.from(error).code).not.toBe(Code.CANCELLED);
+      expect(reported).toHaveLength(1);
+      expect(String(reported[0])).toMatch(/cannot encode field/);
+    });
+  }
+});
+
+/** `server` over gRPC, gRPC-web and Connect for the tests of the enclosing `describe`: its listener. */
+function servedOverGrpc(server: Server): () => GrpcListener {
+  let grpc: GrpcListener | undefined;
+  beforeAll(async () => {
+    grpc = await listenGrpc(server);
+  });
+  afterAll(async () => {
+    await server.shutdown({ timeoutMs: 1000 });
+    await grpc?.close();
+  });
+  return () => grpc!;
+}
