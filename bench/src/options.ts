@@ -53,7 +53,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --out FILE            where to write the JSON results (default bench/results/latest.json)
   --micro NAME          run a micro-benchmark instead: ${MICROS.join(", ")} (pick: ns per balancer pick at 10 and 1,000 nodes; resilience: ns per call of timeout + retry, Weft's and cockatiel's; policies: ns per call of every resilience policy alone; outbox: messages/s and p99 of the outbox's relays against publishing directly, on PostgreSQL; tracing: CPU ns per call of tracing(), no SDK and the SDK at 1% and 100%)
   --overload            run the overload scenario instead: a 1 ms CPU-bound handler offered 2x its capacity,
-                        shedding off and on (--warmup and --duration apply to each step; about 40 s)
+                        shedding off and on, refusing all, and the floor of answering at once (--warmup and
+                        --duration apply to each step; about 55 s)
   --messaging           run the messaging benchmark instead: publish -> consume per broker at 1 and 64 in
                         flight, and messenger.request against the raw NATS client (1 round of 1 s warm-up +
                         2 s window per case unless --rounds/--warmup/--duration say otherwise)

@@ -1,8 +1,9 @@
 /**
- * Server host process of the overload benchmark: `node overload/server.ts <none|shed|reject>`.
+ * Server host process of the overload benchmark: `node overload/server.ts <none|shed|reject|answer>`.
  * A Weft server whose one method burns `WORK_MS` of CPU per call (a busy loop), with no admission
  * control (`none`), with `shedder()` at its door (`shed`), or with a door that refuses every call
- * (`reject`, what one rejection costs alone). Its IPC `cpu` reply also carries `handled` (handler
+ * (`reject`, what one rejection costs alone); or whose method answers at once, with no work and no
+ * admission (`answer`: what any answer costs, the floor a rejection is judged against). Its IPC `cpu` reply also carries `handled` (handler
  * runs) and `rejected` (calls refused at the door) since the process started.
  */
 import { type CallAdmission, Code, createServer, Reason, WeftError } from "@weft/core";
@@ -10,7 +11,7 @@ import { shedder } from "@weft/resilience";
 import { hostOverIpc } from "../host.ts";
 import { WORK_MS, Work } from "./work.ts";
 
-const MODES = ["none", "shed", "reject"] as const;
+const MODES = ["none", "shed", "reject", "answer"] as const;
 export type OverloadMode = (typeof MODES)[number];
 
 const mode = MODES.find((m) => m === process.argv[2]);
@@ -47,6 +48,7 @@ const server = createServer(admission === undefined ? {} : { admission });
 server.register(Work, {
   work: (request: Uint8Array) => {
     handled++;
+    if (mode === "answer") return request;
     const until = performance.now() + WORK_MS;
     while (performance.now() < until) {
       // the handler's CPU-bound work
