@@ -6,6 +6,7 @@ import { type DecodeErrorInfo, FrameDecoder, type FrameDecoderOptions } from "./
 import { encodeFrame } from "./encode.ts";
 import { Flags, type Frame, type FrameLimits, FrameType, HEADER_SIZE } from "./frame.ts";
 import vectors from "./golden-vectors.json" with { type: "json" };
+import { decodeTimeout } from "./timeout.ts";
 
 interface Sink {
   decoder: FrameDecoder;
@@ -407,6 +408,75 @@ describe("FrameDecoder: malformed metadata", () => {
     s.decoder.push(frameWithRawMeta(Buffer.from([0x00, 0x01, 0x61, 0x00, 0x00])));
     expect(s.errors).toEqual([]);
     expect(s.frames[0]!.metadata).toEqual([["a", ""]]);
+  });
+});
+
+describe("FrameDecoder: reserved keys", () => {
+  function request(meta: Array<[string, string]>): Frame {
+    const s = sink();
+    s.decoder.push(encodeFrame(FrameType.REQUEST, Flags.END_STREAM, 1, 1, 0, meta, Buffer.from("!")));
+    expect(s.errors).toEqual([]);
+    return s.frames[0]!;
+  }
+
+  it("reads :path and a :timeout of a number without decoding them as UTF-8", () => {
+    const decoded = vi.spyOn(Buffer.prototype, "toString");
+    const frame = request([
+      [":path", "/a.B/C"],
+      [":timeout", "1500"],
+    ]);
+    expect(frame.metadata).toEqual([
+      [":path", "/a.B/C"],
+      [":timeout", "1500"],
+    ]);
+    // the path's value only: neither key nor the timeout's digits became a string by decoding
+    expect(decoded).toHaveBeenCalledTimes(1);
+  });
+
+  // the server judges the text by §11 (decodeTimeout): the decoder must hand it over as it was sent
+  it.each([
+    "0",
+    "1",
+    "999",
+    "999999999999",
+    "0999",
+    "00",
+    "1000000000000",
+    "9999999999999999",
+    "",
+    "-1",
+    "+1",
+    " 1",
+    "1 ",
+    "1.5",
+    "1e3",
+    "0x10",
+    "١٢",
+    "１２",
+  ])("keeps a :timeout of %j as it was sent", (value) => {
+    const frame = request([[":timeout", value]]);
+    expect(frame.metadata).toEqual([[":timeout", value]]);
+    expect(decodeTimeout(frame.metadata[0]![1])).toBe(decodeTimeout(value));
+  });
+
+  it("decodes keys that only look like the reserved ones", () => {
+    const meta: Array<[string, string]> = [
+      [":timeouT", "5"],
+      [":pat", "5"],
+      [":paths", "5"],
+      ["xtimeout", "5"],
+      [":timeou\u00e9", "5"],
+    ];
+    expect(request(meta).metadata).toEqual(meta);
+  });
+
+  it("still refuses invalid UTF-8 in a :timeout value", () => {
+    const s = sink();
+    const meta = Buffer.from([0x00, 0x08, ...Buffer.from(":timeout"), 0x00, 0x02, 0xc3, 0x28]);
+    const head = header(FrameType.REQUEST, 4, meta.length, 0);
+    s.decoder.push(Buffer.concat([head, meta]));
+    expect(s.frames).toEqual([]);
+    expect(s.errors.map((e) => e.error.reason)).toEqual(["MALFORMED_METADATA"]);
   });
 });
 

@@ -8,6 +8,7 @@ import {
   FrameType,
   HEADER_SIZE,
   MAGIC,
+  PseudoKey,
   VERSION,
 } from "./frame.ts";
 
@@ -351,14 +352,50 @@ function parseMetadata(b: Buffer, length: number): Array<[string, string]> {
     const kl = b.readUInt16BE(at);
     at += 2;
     if (kl === 0 || length - at < kl) throw new Error("empty or truncated key");
-    const key = utf8At(b, at, at + kl);
+    const pseudo = b[at] === 58 /* ':' */ ? pseudoKeyAt(b, at, kl) : undefined;
+    const timeout = pseudo === PseudoKey.timeout;
+    const key = pseudo ?? utf8At(b, at, at + kl);
     at += kl;
     if (length - at < 2) throw new Error(`truncated value length for "${key}"`);
     const vl = b.readUInt16BE(at);
     at += 2;
     if (length - at < vl) throw new Error(`truncated value for "${key}"`);
-    out.push([key, utf8At(b, at, at + vl)]);
+    out.push([key, (timeout && numberText(b, at, at + vl)) || utf8At(b, at, at + vl)]);
     at += vl;
   }
   return out;
+}
+
+/** The reserved keys as bytes: recognised in a frame without decoding them. */
+const PATH_KEY = Buffer.from(PseudoKey.path, "latin1");
+const TIMEOUT_KEY = Buffer.from(PseudoKey.timeout, "latin1");
+
+/** The reserved key whose bytes are the `kl` at `at`, if any. */
+function pseudoKeyAt(b: Buffer, at: number, kl: number): string | undefined {
+  if (kl === TIMEOUT_KEY.length) return sameBytes(b, at, TIMEOUT_KEY) ? PseudoKey.timeout : undefined;
+  if (kl === PATH_KEY.length) return sameBytes(b, at, PATH_KEY) ? PseudoKey.path : undefined;
+  return undefined;
+}
+
+function sameBytes(b: Buffer, at: number, expected: Buffer): boolean {
+  for (let i = 0; i < expected.length; i++) if (b[at + i] !== expected[i]) return false;
+  return true;
+}
+
+/**
+ * The bytes from `start` to `end` as text when they are a number as `String` writes it (ASCII digits,
+ * no leading zero, at most 15 so the value is exact), else `""`, and the caller decodes them as any
+ * value. The text of a number comes from V8's number-to-string cache: a `:timeout` of a budget seen
+ * before costs neither a UTF-8 decode nor a new string. What the value means (§11) is not judged here.
+ */
+function numberText(b: Buffer, start: number, end: number): string {
+  const n = end - start;
+  if (n === 0 || n > 15 || (b[start] === 48 /* '0' */ && n > 1)) return "";
+  let value = 0;
+  for (let i = start; i < end; i++) {
+    const d = b[i]! - 48;
+    if (d < 0 || d > 9) return "";
+    value = value * 10 + d;
+  }
+  return String(value);
 }

@@ -13,7 +13,7 @@ afterEach(() => {
 
 function call(): TrackedCall & { stopped: WeftError[] } {
   const stopped: WeftError[] = [];
-  return { stopped, stop: (e) => stopped.push(e) };
+  return { stopped, stop: (e) => stopped.push(e), trackedAt: -1 };
 }
 
 const shutdownError = new WeftError(Code.UNAVAILABLE, "server shut down before the call finished", {
@@ -36,6 +36,19 @@ async function settled(promise: Promise<unknown>): Promise<boolean> {
 }
 
 describe("call tracker", () => {
+  it("keeps every other call when one is released from the middle, and takes a released call again", () => {
+    const tracker = createCallTracker();
+    const calls = [call(), call(), call(), call()];
+    for (const c of calls) tracker.track(c);
+    tracker.track(calls[1]!); // tracked already: still counted once
+    tracker.release(calls[1]!);
+    tracker.release(calls[0]!);
+    expect(tracker.size).toBe(2);
+    tracker.track(calls[1]!);
+    expect(tracker.stopAll(shutdownError)).toBe(3);
+    expect(calls.map((c) => c.stopped.length)).toEqual([0, 1, 1, 1]);
+  });
+
   it("counts calls from track until release; a second release or an unknown call is ignored", () => {
     const tracker = createCallTracker();
     const a = call();
@@ -93,7 +106,7 @@ describe("call tracker", () => {
     const tracker = createCallTracker();
     const calls: TrackedCall[] = [];
     for (let i = 0; i < 3; i++) {
-      const c: TrackedCall = { stop: () => tracker.release(c) };
+      const c: TrackedCall = { stop: () => tracker.release(c), trackedAt: -1 };
       calls.push(c);
       tracker.track(c);
     }

@@ -10,6 +10,11 @@ import type { WeftError } from "../errors/weft-error.ts";
 export interface TrackedCall {
   /** Shutdown gave up waiting for the call: stop it with `error` (and answer the caller if possible). */
   stop(error: WeftError): void;
+  /**
+   * The call's place in its tracker while it is tracked, -1 otherwise (start it at -1). Written by
+   * the tracker only; a call is tracked by one tracker at a time.
+   */
+  trackedAt: number;
 }
 
 /** Counts the calls in flight on a server, waits for them to finish, stops what is left. */
@@ -33,22 +38,40 @@ export function createCallTracker(): CallTracker {
   return new Tracker();
 }
 
+/**
+ * The calls in flight in an array, each call knowing its index: a call is released by moving the last
+ * one into its place. Not a `Set`: one add and one delete per call rebuild a `Set`'s table every few
+ * dozen calls, and each old table links to the next (for iterators), so one old table promoted to the
+ * old generation kept every later one, and the calls they held, through young-generation collections
+ * until a full one. An array drops a released call's reference at once and never links to a newer one.
+ */
 class Tracker implements CallTracker {
-  readonly #calls = new Set<TrackedCall>();
+  readonly #calls: TrackedCall[] = [];
   /** Resolves the pending `whenIdle` waits; `undefined` when nobody waits. */
   #idle: (() => void) | undefined;
   #idlePromise: Promise<void> | undefined;
 
   get size(): number {
-    return this.#calls.size;
+    return this.#calls.length;
   }
 
   track(call: TrackedCall): void {
-    this.#calls.add(call);
+    if (call.trackedAt >= 0) return;
+    call.trackedAt = this.#calls.length;
+    this.#calls.push(call);
   }
 
   release(call: TrackedCall): void {
-    if (!this.#calls.delete(call) || this.#calls.size > 0 || this.#idle === undefined) return;
+    const calls = this.#calls;
+    const i = call.trackedAt;
+    if (i < 0 || calls[i] !== call) return;
+    call.trackedAt = -1;
+    const last = calls.pop()!;
+    if (last !== call) {
+      calls[i] = last;
+      last.trackedAt = i;
+    }
+    if (calls.length > 0 || this.#idle === undefined) return;
     const resolve = this.#idle;
     this.#idle = undefined;
     this.#idlePromise = undefined;
@@ -56,7 +79,7 @@ class Tracker implements CallTracker {
   }
 
   whenIdle(deadline: number): Promise<boolean> {
-    if (this.#calls.size === 0) return Promise.resolve(true);
+    if (this.#calls.length === 0) return Promise.resolve(true);
     this.#idlePromise ??= new Promise<void>((resolve) => {
       this.#idle = resolve;
     });

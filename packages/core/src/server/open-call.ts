@@ -215,6 +215,7 @@ class InboundCall extends AbortController implements OpenCall, TrackedCall, Call
   #owner: CallOwner | undefined;
   #timer: DeadlineTimer | undefined;
   #done: boolean;
+  trackedAt: number;
   /** The admission that let the call in, told when it ends; `undefined` without one. */
   readonly #admission: CallAdmission | undefined;
   /** `performance.now()` at admission; 0 without an admission. */
@@ -270,6 +271,7 @@ class InboundCall extends AbortController implements OpenCall, TrackedCall, Call
     this.#endTag = undefined;
     this.#moreEnds = undefined;
     this.#watchedAt = 0;
+    this.trackedAt = -1;
     door.tracker.track(this);
     // armDeadline, not setTimeout: a budget beyond 24.8 days must not expire at once
     this.#timer = deadline === undefined ? undefined : armDeadline(deadline, expire, this);

@@ -13,6 +13,7 @@ import { decodeTimeout } from "../protocol/timeout.ts";
 import { Connection, type ConnectionOptions } from "../transport/connection.ts";
 import { FlowWindow, sendWait } from "../transport/flow-window.ts";
 import { Inbox } from "../transport/inbox.ts";
+import { StreamTable } from "../transport/stream-table.ts";
 import { type Compression, decodeBody, encodeBody, serializerMismatch } from "../transport/wire-message.ts";
 import { type CallDoor, type CallOwner, type OpenCall, type OpenCallInit, openCall } from "./open-call.ts";
 import { type PeerTlsSocket, peerIdentityOf } from "./peer.ts";
@@ -45,7 +46,7 @@ export interface ConnectionHost {
  */
 export class ServerConnection extends Connection {
   readonly host: ConnectionHost;
-  readonly calls = new Map<number, ServerStream>();
+  readonly calls = new StreamTable<ServerStream>();
   /**
    * Highest stream id of a REQUEST received: what a GOAWAY names as its last stream id (§7.4). Every
    * new REQUEST must be above it (§9.1); after a goaway, anything above it is refused.
@@ -215,7 +216,7 @@ export class ServerConnection extends Connection {
   }
 
   protected onClose(error: WeftError): void {
-    for (const stream of [...this.calls.values()]) stream.cancel(error, false);
+    for (const [, stream] of this.calls.entries()) stream.cancel(error, false);
     this.calls.clear();
     this.host.connectionClosed(this);
   }

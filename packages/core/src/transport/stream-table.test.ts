@@ -57,4 +57,45 @@ describe("StreamTable", () => {
     expect(table.get(994)).toBe(994);
     expect(table.get(995)).toBeUndefined();
   });
+
+  it("keeps a long stream aside instead of growing with the ids that pass it", () => {
+    const table = new StreamTable<number>(64);
+    table.set(1, 1); // a stream that stays open while a million short calls come and go
+    for (let id = 2; id <= 1_000_000; id++) {
+      table.set(id, id);
+      table.delete(id);
+    }
+    expect(table.capacity).toBe(64);
+    expect(table.size).toBe(1);
+    expect(table.get(1)).toBe(1);
+    table.set(1_000_001, 7);
+    expect(table.entries()).toEqual([
+      [1, 1],
+      [1_000_001, 7],
+    ]);
+    table.delete(1);
+    expect(table.get(1)).toBeUndefined();
+    expect(table.size).toBe(1);
+  });
+
+  it("takes ids a peer chose to collide without growing with their span", () => {
+    const table = new StreamTable<string>(64);
+    const ids = [1, 65, 2 ** 20 + 1, 2 ** 31 + 1, 2 ** 32 - 63];
+    for (const id of ids) table.set(id, `v${id}`);
+    expect(table.capacity).toBe(64);
+    expect(table.size).toBe(ids.length);
+    for (const id of ids) expect(table.get(id)).toBe(`v${id}`);
+    expect(table.entries().map(([id]) => id)).toEqual(ids);
+    for (const id of ids) table.delete(id);
+    expect(table.size).toBe(0);
+  });
+
+  it("grows once half of its slots hold calls", () => {
+    const table = new StreamTable<number>(8);
+    for (let id = 1; id <= 5; id++) table.set(id, id);
+    expect(table.capacity).toBe(8);
+    table.set(9, 9); // meets call 1 in its slot with 5 of 8 slots taken
+    expect(table.capacity).toBe(16);
+    expect(table.entries().map(([id]) => id)).toEqual([1, 2, 3, 4, 5, 9]);
+  });
 });
