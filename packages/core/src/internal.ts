@@ -69,6 +69,7 @@ export {
 } from "./discovery/probe.ts";
 export { ServiceWatch } from "./discovery/watch.ts";
 export { isFromCall, markFromCall, relayedError } from "./errors/downstream.ts";
+export { errorWithoutStack } from "./errors/weft-error.ts";
 export { closeIterator, firstMessage, singleMessage } from "./interceptor/call.ts";
 export {
   httpHeadersFromMetadata,

@@ -14,6 +14,7 @@ import {
   type DeadlineTimer,
   deadlineAfter,
   emit,
+  errorWithoutStack,
   settleWithin,
   telemetryOption,
 } from "@weft/core/internal";
@@ -180,7 +181,8 @@ class Compartment {
 
   #refuse(why: "full" | "timeout"): WeftError {
     if (this.telemetry !== undefined) emit(this.telemetry, "bulkhead.rejected", { method: this.path, why });
-    return new WeftError(
+    // without a stack: refusals come in bulk under overload (`errorWithoutStack`)
+    return errorWithoutStack(
       Code.RESOURCE_EXHAUSTED,
       why === "full"
         ? `bulkhead full for ${this.path}`

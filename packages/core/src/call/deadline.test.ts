@@ -1,5 +1,14 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { armDeadline, COARSE_MS, coarseNow, type DeadlineTimer } from "./deadline.ts";
+import { Code } from "../errors/code.ts";
+import {
+  armDeadline,
+  COARSE_MS,
+  coarseNow,
+  type DeadlineTimer,
+  deadlineExceeded,
+  deadlineWhileRunning,
+  expiredOnArrival,
+} from "./deadline.ts";
 
 describe("armDeadline", () => {
   afterEach(() => {
@@ -276,5 +285,18 @@ describe("coarseNow", () => {
     const before = coarseNow();
     await new Promise<void>((resolve) => armDeadline(Date.now() + 2 * COARSE_MS, resolve));
     expect(coarseNow()).toBeGreaterThan(before);
+  });
+});
+
+describe("deadline errors", () => {
+  it("are built without a stack, and leave stack capture as it was", () => {
+    const limit = Error.stackTraceLimit;
+    for (const error of [deadlineExceeded(1234), expiredOnArrival(), deadlineWhileRunning()]) {
+      expect(error.code).toBe(Code.DEADLINE_EXCEEDED);
+      expect(error.stack).not.toContain("\n    at ");
+    }
+    expect(deadlineExceeded(1234).metadata.get("deadline-ms")).toBe("1234");
+    expect(Error.stackTraceLimit).toBe(limit);
+    expect(new Error("other").stack).toContain("\n    at ");
   });
 });

@@ -5,7 +5,7 @@
  */
 import { Code } from "../errors/code.ts";
 import { Reason } from "../errors/reason.ts";
-import { WeftError } from "../errors/weft-error.ts";
+import { errorWithoutStack, type WeftError } from "../errors/weft-error.ts";
 
 /** Longest delay `setTimeout` honours; larger values fire after 1 ms. */
 const MAX_DELAY_MS = 0x7fffffff;
@@ -272,27 +272,28 @@ export function earlierDeadline(a: number | undefined, b: number | undefined): n
   return a < b ? a : b;
 }
 
-/**
- * The error of a call whose deadline passed on the caller's side (before or while it was waiting for
- * an answer). `deadline-ms` metadata is the absolute deadline.
- */
-export function deadlineExceeded(deadline: number | undefined): WeftError {
-  return new WeftError(Code.DEADLINE_EXCEEDED, "deadline exceeded", {
+/** A DEADLINE_EXCEEDED error; without a stack, which would name only the timer (`errorWithoutStack`). */
+function deadlineError(message: string, deadline: number | undefined): WeftError {
+  return errorWithoutStack(Code.DEADLINE_EXCEEDED, message, {
     reason: Reason.DEADLINE_EXCEEDED,
     metadata: deadline === undefined ? {} : { "deadline-ms": String(deadline) },
   });
 }
 
+/**
+ * The error of a call whose deadline passed on the caller's side (before or while it was waiting for
+ * an answer). `deadline-ms` metadata is the absolute deadline.
+ */
+export function deadlineExceeded(deadline: number | undefined): WeftError {
+  return deadlineError("deadline exceeded", deadline);
+}
+
 /** The error a server answers a call with when its budget was already spent on arrival. */
 export function expiredOnArrival(): WeftError {
-  return new WeftError(Code.DEADLINE_EXCEEDED, "deadline already expired on arrival", {
-    reason: Reason.DEADLINE_EXCEEDED,
-  });
+  return deadlineError("deadline already expired on arrival", undefined);
 }
 
 /** The error a server call is cancelled with when its deadline passes while the handler runs. */
 export function deadlineWhileRunning(): WeftError {
-  return new WeftError(Code.DEADLINE_EXCEEDED, "deadline exceeded while the handler ran", {
-    reason: Reason.DEADLINE_EXCEEDED,
-  });
+  return deadlineError("deadline exceeded while the handler ran", undefined);
 }

@@ -76,6 +76,23 @@ export class WeftError extends Error {
 }
 Object.defineProperty(WeftError.prototype, brand, { value: true });
 
+/**
+ * A `WeftError` built without capturing a stack, for the errors a process makes in bulk exactly when
+ * it is overloaded: a passed deadline, a breaker's or a limiter's refusal, a shed call. Their stack
+ * names only the timer or the policy that made them, and capturing one costs several microseconds
+ * (about as much as a whole unary call over TCP), which would make each refusal dearer than the
+ * call it spares and keep an overloaded process overloaded.
+ */
+export function errorWithoutStack(code: Code, message: string, options?: WeftErrorOptions): WeftError {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new WeftError(code, message, options);
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
 /** A configuration error: bad options at construction time. Thrown synchronously, names the option. */
 export class ConfigError extends TypeError {
   override name = "ConfigError";

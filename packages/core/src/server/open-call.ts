@@ -113,6 +113,13 @@ export interface OpenCallInit {
    */
   arrivedAt?: number | undefined;
   /**
+   * When the process read the request, `Date.now()` in ms: `timeoutMs` is counted from then, so the
+   * time it then waited behind other work (the handlers of earlier requests of the same read holding
+   * the event loop) is spent budget. Unlike `arrivedAt`, not the earliest it can have come but a time
+   * it was certainly there. Default: the call's opening.
+   */
+  receivedAt?: number | undefined;
+  /**
    * Serve the call even though shutdown has begun (still refused once stopped). For the few calls
    * that must be answered during a drain, such as a health check answering `NOT_SERVING`.
    */
@@ -172,7 +179,7 @@ export interface OpenCall {
 /**
  * Opens a call on the server behind `door`. Throws a `WeftError` the protocol maps to its own:
  * `UNAVAILABLE` (`REFUSED_STREAM`) once shutdown began, `UNIMPLEMENTED` for an unknown path,
- * `DEADLINE_EXCEEDED` for a budget spent on arrival.
+ * `DEADLINE_EXCEEDED` for a budget spent on arrival (or, with `receivedAt`, while it waited unopened).
  */
 export function openCall(door: CallDoor, init: OpenCallInit): OpenCall {
   const state = door.state;
@@ -187,7 +194,10 @@ export function openCall(door: CallDoor, init: OpenCallInit): OpenCall {
   const timeoutMs = init.timeoutMs;
   if (timeoutMs !== undefined) {
     if (!(timeoutMs > 0)) throw expiredOnArrival();
-    deadline = Date.now() + timeoutMs;
+    const now = Date.now();
+    deadline = (init.receivedAt ?? now) + timeoutMs;
+    // spent while it waited to be opened: answered at once, its request not even decoded
+    if (deadline <= now) throw expiredOnArrival();
   }
   const admission = door.admission;
   if (admission !== undefined) {

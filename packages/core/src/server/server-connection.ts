@@ -61,6 +61,8 @@ export class ServerConnection extends Connection {
     this.host = host;
     // when each chunk's input arrived is what an admission policy (a load shedder) judges queueing by
     this.stampReads = host.door.admission !== undefined;
+    // a request's budget runs from the read that brought it, not from when its turn came
+    this.timeReads = true;
     this.#init = {
       path: "",
       protocol: "weft",
@@ -68,6 +70,7 @@ export class ServerConnection extends Connection {
       timeoutMs: undefined,
       serializer: "protobuf",
       arrivedAt: 0,
+      receivedAt: 0,
       peer,
       // a TLS socket has finished its handshake when it is accepted: its certificate is known now
       peerIdentity: peerIdentityOf(socket as PeerTlsSocket),
@@ -302,6 +305,7 @@ export class ServerConnection extends Connection {
     init.timeoutMs = timeoutMs;
     init.serializer = serializer;
     init.arrivedAt = this.readAt;
+    init.receivedAt = this.readTime;
     let call: OpenCall;
     try {
       call = openCall(this.host.door, init);

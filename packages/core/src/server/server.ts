@@ -213,6 +213,7 @@ export function createServer(options: ServerOptions = {}): Server {
 /** Timeouts of a server's connections unless its options say otherwise (see `ServerOptions`). */
 const SERVER_CONNECTION_DEFAULTS = {
   answersOnly: false,
+  keepBacklog: false,
   side: "server" as const,
   handshakeTimeoutMs: 30_000,
   frameTimeoutMs: 60_000,

@@ -93,14 +93,17 @@ describe("Connection writes", () => {
 /** A duplex whose writes complete only when `release()` is called: a peer that does not read. */
 function stalledSocket() {
   const pending: Array<() => void> = [];
+  const written: Buffer[] = [];
   const socket = new Duplex({
     read() {},
-    write(_chunk: Buffer, _encoding, done) {
+    write(chunk: Buffer, _encoding, done) {
+      written.push(chunk);
       pending.push(() => done());
     },
   });
   return {
     socket,
+    written,
     release() {
       for (const done of pending.splice(0)) done();
     },
@@ -150,5 +153,63 @@ describe("Connection output bound", () => {
     release();
     await turn();
     expect(connection.readPaused).toBe(false);
+  });
+});
+
+describe("Connection backlog", () => {
+  // one buffer each (`encodeFrame` does not split a large body off)
+  const frame = (streamId: number, bytes: number) =>
+    encodeFrame(FrameType.MESSAGE, 0, streamId, 0, 0, undefined, Buffer.alloc(bytes));
+  const streamIds = (chunks: Buffer[]) => {
+    const ids: number[] = [];
+    for (const chunk of chunks) {
+      for (let at = 0; at < chunk.length; ) {
+        ids.push(chunk.readUInt32BE(at + 8));
+        at += HEADER_SIZE + chunk.readUInt32BE(at + 12) + chunk.readUInt32BE(at + 16);
+      }
+    }
+    return ids;
+  };
+
+  it("keeps frames while the socket has not drained, and never writes one taken back", async () => {
+    const { socket, written, release } = stalledSocket();
+    const connection = new TestConnection(socket, DEFAULT_LIMITS, undefined, { keepBacklog: true });
+    // over the socket's own mark (64 KiB): it asks to drain
+    connection.send(frame(1, 70_000));
+    await turn();
+    expect(socket.writableNeedDrain).toBe(true);
+    const kept = [2, 3, 4].map((id) => connection.send(frame(id, 100)));
+    await turn();
+    expect(socket.writableLength).toBe(HEADER_SIZE + 70_000); // the rest is held by the connection
+    expect(connection.unsend(kept[1]!, 1)).toBe(true);
+    expect(connection.unsentBytes).toBe(HEADER_SIZE + 70_000 + 2 * (HEADER_SIZE + 100));
+    release();
+    await turn();
+    expect(streamIds(written)).toEqual([1, 2, 4]);
+    expect(connection.unsend(kept[0]!, 1)).toBe(false); // already written
+  });
+
+  it("hands a backlog to the socket a high-water mark at a time", async () => {
+    const { socket, written, release } = stalledSocket();
+    const connection = new TestConnection(socket, DEFAULT_LIMITS, undefined, {
+      highWaterBytes: 100_000,
+      lowWaterBytes: 0,
+      keepBacklog: true,
+    });
+    connection.send(frame(1, 70_000));
+    await turn();
+    for (let id = 2; id <= 7; id++) connection.send(frame(id, 40_000));
+    await turn();
+    expect(socket.writableLength).toBe(HEADER_SIZE + 70_000);
+    // each drain passes on at most 100,000 bytes: two of the 40,000-byte frames
+    release();
+    await turn();
+    expect(socket.writableLength).toBe(2 * (HEADER_SIZE + 40_000));
+    for (let i = 0; i < 3; i++) {
+      release();
+      await turn();
+    }
+    expect(streamIds(written)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(connection.unsentBytes).toBe(0);
   });
 });

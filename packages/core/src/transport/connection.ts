@@ -35,6 +35,13 @@ export interface ConnectionOptions {
    * of which answers their clients.
    */
   answersOnly: boolean;
+  /**
+   * Keep output the socket cannot pass on yet (it asked to drain) in the connection's own queue, and
+   * hand it over at most about `highWaterBytes` at a time: a backlog then waits where a call that
+   * ends before its REQUEST is written can take it back (`unsend`), so the peer never sees it. On
+   * for clients, whose requests these are; a server hands all its answers to the socket.
+   */
+  keepBacklog: boolean;
   /** Close a connection whose first frame is not complete this long after it opened. */
   handshakeTimeoutMs: number;
   /** Close a connection on which a frame, once begun, is not complete within this long. */
@@ -64,6 +71,7 @@ const DEFAULT_OPTIONS: ConnectionOptions = {
   highWaterBytes: DEFAULT_HIGH_WATER_BYTES,
   lowWaterBytes: DEFAULT_LOW_WATER_BYTES,
   answersOnly: false,
+  keepBacklog: false,
   handshakeTimeoutMs: 0,
   frameTimeoutMs: 0,
   minFrameBytesPerSecond: 0,
@@ -165,6 +173,8 @@ export abstract class Connection {
   readonly #options: ConnectionOptions;
   #out: Uint8Array[] = [];
   #outBytes = 0;
+  /** Parts ever handed to the socket: the position (see `send`) of `#out[0]`. */
+  #written = 0;
   /** True when a split body (a part not to be copied) is queued: the flush is gathered. */
   #gather = false;
   #callbacks: Array<(error?: Error | null) => void> = [];
@@ -186,6 +196,12 @@ export abstract class Connection {
   protected readAt = 0;
   /** Whether `readAt` is kept: only a server whose door has an admission policy reads it. */
   protected stampReads = false;
+  /**
+   * When the last chunk was read (`Date.now()`, the deadlines' clock), kept when `timeReads`: its
+   * frames have been in the process since then at least, what a server counts a budget from.
+   */
+  protected readTime = 0;
+  protected timeReads = false;
   // --- timeouts: one timer, re-armed when it fires ---
   #timer: DeadlineTimer | undefined;
   readonly #openedAt = Date.now();
@@ -230,6 +246,7 @@ export abstract class Connection {
       this.received++;
       if (this.stampReads) this.readAt = arrivalOfRead();
       else noteRead();
+      if (this.timeReads) this.readTime = Date.now();
       const decoder = this.decoder;
       decoder.push(chunk);
       if (watched && decoder.inFrame && decoder.started !== this.#frameMark) {
@@ -239,6 +256,8 @@ export abstract class Connection {
       }
     });
     socket.on("drain", () => {
+      // what was held back while the socket was full goes now
+      this.#write();
       this.#wakeDrainWaiters();
       if (this.#readPaused) this.#resumeIfBelow();
     });
@@ -278,14 +297,19 @@ export abstract class Connection {
     return this.#outBytes + this.socket.writableLength;
   }
 
-  /** Queues a frame; `onWritten` runs once it has been handed to the OS (or the write failed). */
-  send(frame: OutFrame, onWritten?: (error?: Error | null) => void): void {
+  /**
+   * Queues a frame; `onWritten` runs once it has been handed to the OS (or the write failed).
+   * Returns the frame's position in the connection's output, which `unsend` takes (-1 when the
+   * connection is closing and the frame was dropped).
+   */
+  send(frame: OutFrame, onWritten?: (error?: Error | null) => void): number {
     // once ending, what was queued is flushed and the socket ended: a later write would fail it
     // (`ERR_STREAM_WRITE_AFTER_END`) and cut off what the socket still holds for the peer
     if (this.#closed || this.#closing !== undefined) {
       onWritten?.(new Error("connection closed"));
-      return;
+      return -1;
     }
+    const position = this.#written + this.#out.length;
     if (Buffer.isBuffer(frame)) {
       this.#out.push(frame);
       this.#outBytes += frame.length;
@@ -306,6 +330,24 @@ export abstract class Connection {
     ) {
       this.#pauseReading();
     }
+    return position;
+  }
+
+  /**
+   * Takes back the frame `send` queued at `position` (`parts`: 1 for a buffer, 2 for a head and a
+   * split body), if it has not been handed to the socket yet: it will not be written, and true is
+   * returned; false once it has been (or the connection closed). Not for a frame sent with
+   * `onWritten`.
+   */
+  unsend(position: number, parts: number): boolean {
+    const i = position - this.#written;
+    if (position < 0 || i < 0 || this.#closed) return false;
+    const out = this.#out;
+    for (let k = i; k < i + parts; k++) {
+      this.#outBytes -= out[k]!.length;
+      out[k] = NOTHING;
+    }
+    return true;
   }
 
   sendFrame(
@@ -367,7 +409,7 @@ export abstract class Connection {
     this.#closing = error;
     this.#timer?.cancel();
     this.#timer = armDeadline(Date.now() + CLOSE_GRACE_MS, onTimer, this);
-    this.#flush();
+    this.#write(true);
     this.socket.end();
   }
 
@@ -392,28 +434,69 @@ export abstract class Connection {
 
   readonly #flush = (): void => {
     this.#flushScheduled = false;
-    const n = this.#out.length;
-    if (n === 0 || this.#closed) return;
-    // while reading is paused, the end of each write may be what lets it resume ('drain' comes only
-    // after the socket's own buffer was full)
-    if (this.#readPaused) this.#callbacks.push(this.#afterPausedWrite);
-    const callbacks = this.#callbacks;
+    this.#write();
+  };
+
+  /**
+   * Hands what is queued to the socket. With `keepBacklog`, only once the socket has passed on what
+   * it was given before (`writableNeedDrain`, then 'drain'), and at most about `highWaterBytes` at a
+   * time: the rest waits here, where a call that ends before its REQUEST goes out takes it back
+   * (`unsend`), so a backlog lives in this queue, not in the socket's buffer, and what its callers
+   * gave up on is never sent. `force`: everything now (the connection is ending).
+   */
+  #write(force = false): void {
+    const all = force || !this.#options.keepBacklog;
+    while (this.#out.length > 0 && !this.#closed && (all || !this.socket.writableNeedDrain)) {
+      this.#writeSome(all);
+    }
+    if (!this.socket.writableNeedDrain) this.#wakeDrainWaiters();
+    if (this.#readPaused) this.#resumeIfBelow();
+  }
+
+  /**
+   * One socket write: the whole queue when it is within `highWaterBytes` (or the socket's own mark,
+   * if larger) or `all`, else as many of its first frames as fit.
+   */
+  #writeSome(all: boolean): void {
     const out = this.#out;
-    const bytes = this.#outBytes;
+    let n = out.length;
+    let bytes = this.#outBytes;
     const gather = this.#gather;
-    this.#out = [];
-    this.#outBytes = 0;
-    this.#gather = false;
-    const done =
-      callbacks.length === 0
-        ? undefined
-        : (error?: Error | null) => {
-            for (const cb of callbacks) cb(error);
-          };
-    if (callbacks.length > 0) this.#callbacks = [];
+    let done: ((error?: Error | null) => void) | undefined;
+    // a socket takes its own high-water mark without asking to drain: never split below it
+    const limit = Math.max(this.#options.highWaterBytes, this.socket.writableHighWaterMark);
+    if (all || bytes <= limit) {
+      // while reading is paused, the end of each write may be what lets it resume ('drain' comes
+      // only after the socket's own buffer was full)
+      if (this.#readPaused) this.#callbacks.push(this.#afterPausedWrite);
+      const callbacks = this.#callbacks;
+      if (callbacks.length > 0) {
+        this.#callbacks = [];
+        done = (error?: Error | null) => {
+          for (const cb of callbacks) cb(error);
+        };
+      }
+      this.#out = [];
+      this.#outBytes = 0;
+      this.#gather = false;
+    } else {
+      // the head of a backlog; the callbacks wait for the write that empties the queue
+      let taken = out[0]!.length;
+      let k = 1;
+      while (k < n && taken + out[k]!.length <= limit) taken += out[k++]!.length;
+      this.#out = out.slice(k);
+      this.#outBytes = bytes - taken;
+      n = k;
+      bytes = taken;
+      if (this.#readPaused) done = this.#afterPausedWrite;
+    }
+    this.#written += n;
     if (n === 1 || !gather) {
       // small frames: one copy into one buffer is cheaper than a gathered write
-      this.socket.write(n === 1 ? out[0]! : Buffer.concat(out, bytes), done);
+      this.socket.write(
+        n === 1 ? out[0]! : Buffer.concat(n === out.length ? out : out.slice(0, n), bytes),
+        done,
+      );
     } else {
       // a large body is queued: hand the parts to one writev without copying any of them
       this.socket.cork();
@@ -421,9 +504,7 @@ export abstract class Connection {
       this.socket.write(out[n - 1]!, done);
       this.socket.uncork();
     }
-    if (!this.socket.writableNeedDrain) this.#wakeDrainWaiters();
-    if (this.#readPaused) this.#resumeIfBelow();
-  };
+  }
 
   #wakeDrainWaiters(): void {
     if (this.#drainWaiters.length === 0) return;
@@ -632,6 +713,9 @@ export abstract class Connection {
   protected abstract onDecodeError(info: DecodeErrorInfo): void;
   protected abstract onClose(error: WeftError): void;
 }
+
+/** What a frame taken back by `unsend` leaves in the queue. */
+const NOTHING = Buffer.alloc(0);
 
 function onTimer(connection: Connection): void {
   connection.onTimer();

@@ -25,6 +25,12 @@ export class TcpClientCall extends ClientCall<OutFrame> implements RequestSink {
   readonly #conn: ClientConnection;
   /** Given when the REQUEST is made (`prepare`), so ids reach the wire in increasing order. */
   #id: number;
+  /**
+   * Where the REQUEST is in the connection's output (`send`), and its parts (0 once it cannot be
+   * taken back): while the connection still holds it unwritten, a cancel takes it back.
+   */
+  #requestAt: number;
+  #requestParts: number;
   #headers: Metadata | undefined;
   #trailers: Metadata | undefined;
   #inbox: Inbox<unknown> | undefined;
@@ -34,6 +40,8 @@ export class TcpClientCall extends ClientCall<OutFrame> implements RequestSink {
     super(call, retry, attempt, "weft", conn.peer);
     this.#conn = conn;
     this.#id = 0;
+    this.#requestAt = -1;
+    this.#requestParts = 0;
     this.#headers = undefined;
     this.#trailers = undefined;
     this.#inbox = undefined;
@@ -100,7 +108,8 @@ export class TcpClientCall extends ClientCall<OutFrame> implements RequestSink {
   protected send(frame: OutFrame): void {
     const conn = this.#conn;
     conn.register(this.#id, this);
-    conn.send(frame);
+    this.#requestAt = conn.send(frame);
+    this.#requestParts = Buffer.isBuffer(frame) ? 1 : 2;
     const call = this.call;
     if (call.stream && call.method.kind !== "server_streaming") {
       this.#flow = new FlowWindow(conn.limits.maxFrameBytes);
@@ -108,11 +117,21 @@ export class TcpClientCall extends ClientCall<OutFrame> implements RequestSink {
     }
   }
 
+  /**
+   * A REQUEST the connection still holds (its socket was full) is taken back: the server never
+   * hears of the call, and no CANCEL is needed. Otherwise CANCEL goes out.
+   */
   protected cancelOnWire(): void {
+    const parts = this.#requestParts;
+    if (parts !== 0) {
+      this.#requestParts = 0;
+      if (this.#conn.unsend(this.#requestAt, parts)) return;
+    }
     this.#conn.sendFrame(FrameType.CANCEL, 0, this.#id);
   }
 
   protected ended(): void {
+    this.#requestParts = 0;
     this.#flow?.release();
     this.#conn.unregister(this.#id);
   }

@@ -53,9 +53,13 @@ export interface TcpNodeOptions {
   telemetry?: Telemetry | undefined;
 }
 
-/** A client connection counts only its PONGs towards its output bound, and has no timeouts but keepalive. */
+/**
+ * A client connection counts only its PONGs towards its output bound, keeps a backlog of requests in
+ * its own queue, and has no timeouts but keepalive.
+ */
 const CLIENT_CONNECTION_DEFAULTS = {
   answersOnly: true,
+  keepBacklog: true,
   side: "client" as const,
   handshakeTimeoutMs: 0,
   frameTimeoutMs: 0,

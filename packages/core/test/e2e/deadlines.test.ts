@@ -19,9 +19,9 @@ import { Metadata } from "../../src/metadata/metadata.ts";
 import { encodeFrame, FrameType, PseudoKey } from "../../src/protocol/index.ts";
 import { decodeStatus } from "../../src/protocol/status.ts";
 import { aborted, deferred } from "../deferred.ts";
-import { Echo, startServer } from "../fixtures.ts";
+import { Echo, echoHandlers, startServer } from "../fixtures.ts";
 import { type HopChain, startHops } from "../hops.ts";
-import { type RawClient, type RawServer, rawConnect, startRawServer } from "../raw-peer.ts";
+import { type RawClient, type RawServer, rawConnect, startRawServer, tappedTransport } from "../raw-peer.ts";
 
 const servers: Server[] = [];
 const transports: Transport[] = [];
@@ -153,6 +153,45 @@ describe("deadlines over TCP", () => {
     expect(srv.handled()).toBe(0);
   });
 
+  it("count the time a request waited behind a busy handler as spent: refused unrun, the connection fine", async () => {
+    let lateRuns = 0;
+    const { server, address } = await startServer((s) =>
+      s.register(Echo, {
+        ...echoHandlers,
+        echo: (req) => {
+          // holds the event loop for 200 ms of the (fake) clock, firing no timer
+          if (req.text === "block") vi.setSystemTime(Date.now() + 200);
+          else if (req.text === "late") lateRuns++;
+          return { text: req.text };
+        },
+      }),
+    );
+    servers.push(server);
+    const transport = createTcpTransport({ address });
+    transports.push(transport);
+    const client = createClient(Echo, transport);
+    await client.echo({ text: "warm" });
+    // queued in one turn, so they leave in one write and the server reads them together: the
+    // handler of the first holds the event loop for 200 ms before the others are opened
+    const block = client.echo({ text: "block" });
+    const late = Array.from({ length: 20 }, () =>
+      client.echo({ text: "late" }, { timeoutMs: 50 }).then(
+        () => "answered",
+        (e: unknown) => e,
+      ),
+    );
+    expect((await block).text).toBe("block");
+    // the client's own timers are fake and never advanced: only the server can end these calls
+    const outcomes = await Promise.all(late);
+    expect(lateRuns).toBe(0);
+    for (const outcome of outcomes) {
+      expect(outcome).toBeInstanceOf(WeftError);
+      expect((outcome as WeftError).code).toBe(Code.DEADLINE_EXCEEDED);
+      expect((outcome as WeftError).rawMessage).toBe("deadline already expired on arrival");
+    }
+    expect((await client.echo({ text: "fresh" }, { timeoutMs: 50 })).text).toBe("fresh");
+  });
+
   it("handle budgets beyond the 24.8-day timer limit without firing early", async () => {
     // Node (and the fake clock) run a setTimeout longer than 2^31-1 ms after 1 ms instead
     const srv = await waitingServer();
@@ -217,6 +256,38 @@ describe("deadlines over TCP", () => {
     const { log } = await raw.connection(0);
     await log.next((f) => f.type === FrameType.REQUEST);
     expect(log.frames.map((f) => f.metadata[0])).toEqual([[PseudoKey.path, "/test.v1.Echo/notify"]]);
+  });
+
+  it("never send a call whose deadline passed while its REQUEST waited for the socket, nor its CANCEL", async () => {
+    // the server reads nothing until told: the client's socket fills up and asks to drain
+    const raw = await startRawServer((socket) => socket.pause());
+    rawServers.push(raw);
+    const { transport, sockets } = tappedTransport({ address: raw.address, keepalive: false });
+    transports.push(transport);
+    const client = createClient(Echo, transport);
+    const big = "x".repeat(512 * 1024);
+    let fillers = 0;
+    const filling: Promise<unknown>[] = [];
+    while (!(sockets[0]?.writableNeedDrain ?? false) && fillers < 1000) {
+      fillers++;
+      filling.push(client.echo({ text: big }).catch(() => {}));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(sockets[0]!.writableNeedDrain).toBe(true);
+    const late = client.echo({ text: "late" }, { timeoutMs: 50 }).catch((e: unknown) => e);
+    const after = client.echo({ text: "after" }).catch(() => {});
+    await new Promise((resolve) => setImmediate(resolve));
+    vi.advanceTimersByTime(50);
+    expect(((await late) as WeftError).code).toBe(Code.DEADLINE_EXCEEDED);
+    const { socket, log } = await raw.connection(0);
+    socket.resume();
+    // stream ids: the fillers 1…n, the late call n + 1, the one after it n + 2
+    await log.next((f) => f.type === FrameType.REQUEST && f.streamId === fillers + 2);
+    const requests = log.ofType(FrameType.REQUEST).map((f) => f.streamId);
+    expect(requests).toEqual([...Array.from({ length: fillers }, (_, i) => i + 1), fillers + 2]);
+    expect(log.ofType(FrameType.CANCEL)).toEqual([]);
+    void after;
+    void Promise.all(filling);
   });
 
   it("propagate the remaining budget and the propagated headers across three hops", async () => {

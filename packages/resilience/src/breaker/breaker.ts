@@ -6,6 +6,7 @@ import { Code, ConfigError, Reason, type Telemetry, WeftError } from "@weft/core
 import {
   coarseNow,
   emit,
+  errorWithoutStack,
   functionOption,
   isNodeFailure,
   numberOption,
@@ -163,9 +164,12 @@ export function createBreaker(name: string, settings: BreakerSettings): Breaker 
     : new ThrottleBreaker(name, settings, settings.rule);
 }
 
-/** UNAVAILABLE/CIRCUIT_OPEN, the error of every call a breaker rejects. */
+/**
+ * UNAVAILABLE/CIRCUIT_OPEN, the error of every call a breaker rejects; without a stack, as an open
+ * breaker rejects in bulk (`errorWithoutStack`).
+ */
 export function circuitOpen(message: string): WeftError {
-  return new WeftError(Code.UNAVAILABLE, message, { reason: Reason.CIRCUIT_OPEN });
+  return errorWithoutStack(Code.UNAVAILABLE, message, { reason: Reason.CIRCUIT_OPEN });
 }
 
 /**

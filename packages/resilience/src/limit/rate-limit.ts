@@ -6,9 +6,9 @@ import {
   type Interceptor,
   Reason,
   type Telemetry,
-  WeftError,
+  type WeftError,
 } from "@weft/core";
-import { emit, pause, settleWithin, telemetryOption } from "@weft/core/internal";
+import { emit, errorWithoutStack, pause, settleWithin, telemetryOption } from "@weft/core/internal";
 import type { Acquisition, Limiter } from "./limiter.ts";
 
 /** The trailer (error metadata) carrying a refusal's retry hint, in whole milliseconds. */
@@ -107,7 +107,8 @@ export function rateLimit(options: RateLimitOptions): Interceptor {
 
 /** The error of a refused call: RESOURCE_EXHAUSTED, `RATE_LIMITED`, `retry-after-ms` in its metadata. */
 export function rateLimited(retryAfterMs: number): WeftError {
-  return new WeftError(Code.RESOURCE_EXHAUSTED, `rate limited; retry after ${retryAfterMs} ms`, {
+  // without a stack: refusals come in bulk under overload (`errorWithoutStack`)
+  return errorWithoutStack(Code.RESOURCE_EXHAUSTED, `rate limited; retry after ${retryAfterMs} ms`, {
     reason: Reason.RATE_LIMITED,
     metadata: { [RETRY_AFTER_MS]: String(retryAfterMs) },
   });

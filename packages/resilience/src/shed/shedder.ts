@@ -5,9 +5,9 @@ import {
   type Metadata,
   Reason,
   type Telemetry,
-  WeftError,
+  type WeftError,
 } from "@weft/core";
-import { emit, readTurn, telemetryOption } from "@weft/core/internal";
+import { emit, errorWithoutStack, readTurn, telemetryOption } from "@weft/core/internal";
 import { clockOption, positiveOption } from "../limit/limiter.ts";
 import { type LoadSource, processLoad } from "./load.ts";
 
@@ -205,16 +205,6 @@ class DelayShedder implements Shedder {
  * The error of a shed call, made once and without a stack trace: a shed call's stack says nothing
  * (it is always the door's), and one shared error costs a rejection no allocation.
  */
-const SHED = shedError();
-
-function shedError(): WeftError {
-  const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 0;
-  try {
-    return new WeftError(Code.RESOURCE_EXHAUSTED, "server overloaded: call shed", {
-      reason: Reason.OVERLOADED,
-    });
-  } finally {
-    Error.stackTraceLimit = limit;
-  }
-}
+const SHED = errorWithoutStack(Code.RESOURCE_EXHAUSTED, "server overloaded: call shed", {
+  reason: Reason.OVERLOADED,
+});
