@@ -13,7 +13,12 @@ export default defineConfig({
   // (OpenTelemetry's ESM, whose imports have no file extensions); Node in production never uses it
   ssr: { resolve: { conditions: [sourceCondition, "node", "development|production"] } },
   test: {
-    include: ["packages/*/src/**/*.test.ts", "packages/*/test/**/*.test.ts", "examples/*/src/**/*.test.ts"],
+    include: [
+      "packages/*/src/**/*.test.ts",
+      "packages/*/test/**/*.test.ts",
+      "examples/*/src/**/*.test.ts",
+      "bench/src/**/*.test.ts",
+    ],
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: "forks",

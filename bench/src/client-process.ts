@@ -3,7 +3,7 @@
  * Connects, runs the warm-up and the measured window, prints one ClientResult JSON line on stdout
  * and exits. When forked it tells the parent over IPC where the window starts and ends.
  */
-import { runStream, runUnary } from "./load.ts";
+import { runStream, runUnary, runUnaryAtRate } from "./load.ts";
 import { loadClient } from "./systems/index.ts";
 import type { ClientJob, WindowMessage } from "./types.ts";
 
@@ -21,19 +21,15 @@ const onWindow = (edge: "start" | "end"): void => {
 const client = await (await loadClient(job.system))(job.port, job.payloadBytes, {
   registryDir: job.registryDir,
 });
+// a job written by hand may leave the rate out: the closed loop
+const ratePerSec = job.ratePerSec ?? null;
+const phases = { warmupMs: job.warmupMs, durationMs: job.durationMs, onWindow };
 const result =
-  job.kind === "unary"
-    ? await runUnary(client, {
-        concurrency: job.concurrency,
-        warmupMs: job.warmupMs,
-        durationMs: job.durationMs,
-        onWindow,
-      })
-    : await runStream(client, job.streamMessages, {
-        warmupMs: job.warmupMs,
-        durationMs: job.durationMs,
-        onWindow,
-      });
+  job.kind !== "unary"
+    ? await runStream(client, job.streamMessages, phases)
+    : ratePerSec === null
+      ? await runUnary(client, { concurrency: job.concurrency, ...phases })
+      : await runUnaryAtRate(client, { ratePerSec, ...phases });
 process.stdout.write(`${JSON.stringify(result)}\n`);
 
 const force = setTimeout(() => process.exit(0), 2000);

@@ -35,7 +35,16 @@ export interface BenchOptions {
   messaging: boolean;
   /** `--brokers`: the brokers `--messaging` measures (default all). */
   brokers: BenchBroker[];
+  /** `--rate N` / `--open`: unary calls offered per second in an open loop; null for the closed loop. */
+  ratePerSec: number | null;
 }
+
+/**
+ * `--open` without `--rate`, calls/s: what every Weft system kept up with on the 2-core machine the
+ * bench was written on, with a margin, those with a grpc-js or undici client included (at 4,000/s they
+ * fell behind when other work loaded the machine); see bench/README.md.
+ */
+export const DEFAULT_RATE = 2000;
 
 /** The micro-benchmarks `--micro` runs. */
 export const MICROS = ["pick", "msgpack-decode", "resilience", "policies", "outbox", "tracing"] as const;
@@ -50,6 +59,13 @@ export const USAGE = `usage: npm run bench -- [options]
   --duration S          measured window per run, seconds (default 5; --quick: 3)
   --warmup S            warm-up per run, seconds (default 2; --quick: 1)
   --stream-messages N   messages asked for per server-streaming call (default 200000)
+  --rate N              open loop instead of the closed one: unary calls issued at N per second whatever the
+                        answers (in a batch per 1 ms tick, at most 10,000 in flight; calls due beyond that
+                        are not sent and are counted), latency from each call's due time; reports offered
+                        and completed calls/s, ok and errors, and CPU µs per call at that steady load
+                        (the round of median client CPU per call). A case's in-flight count does not
+                        apply; default case small-64; no stream case. See bench/README.md, "Fixed rate"
+  --open                --rate ${DEFAULT_RATE}, the default rate (what every Weft system keeps up with here)
   --out FILE            where to write the JSON results (default bench/results/latest.json)
   --micro NAME          run a micro-benchmark instead: ${MICROS.join(", ")} (pick: ns per balancer pick at 10 and 1,000 nodes; resilience: ns per call of timeout + retry, Weft's and cockatiel's; policies: ns per call of every resilience policy alone; outbox: messages/s and p99 of the outbox's relays against publishing directly, on PostgreSQL; tracing: CPU ns per call of tracing(), no SDK and the SDK at 1% and 100%)
   --overload            run the overload scenario instead: a 1 ms CPU-bound handler offered 2x its capacity,
@@ -79,6 +95,8 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
       overload: { type: "boolean", default: false },
       messaging: { type: "boolean", default: false },
       brokers: { type: "string" },
+      rate: { type: "string" },
+      open: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
   });
@@ -87,14 +105,20 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
   // the messaging cases are short by default: the machine is shared
   const short = quick || values.messaging;
 
+  const ratePerSec =
+    values.rate !== undefined ? positive(values.rate, "--rate", 0, true) : values.open ? DEFAULT_RATE : null;
+
   const systems = values.systems === undefined ? [...SYSTEMS] : list(values.systems, "--systems", SYSTEMS);
   const caseIds = CASES.map((c) => c.id);
   const cases =
     values.cases !== undefined
       ? list(values.cases, "--cases", caseIds).map((id) => CASES.find((c) => c.id === id)!)
-      : quick
+      : quick || ratePerSec !== null
         ? CASES.filter((c) => c.id === "small-64")
         : [...CASES];
+  const streaming = cases.find((c) => c.kind !== "unary");
+  if (ratePerSec !== null && streaming !== undefined)
+    throw new Error(`--rate: applies to unary cases only, not "${streaming.id}"`);
 
   return {
     quick,
@@ -112,6 +136,7 @@ export function parseOptions(argv: string[], defaultOut: string): BenchOptions |
     messaging: values.messaging,
     brokers:
       values.brokers === undefined ? [...BENCH_BROKERS] : list(values.brokers, "--brokers", BENCH_BROKERS),
+    ratePerSec,
   };
 }
 

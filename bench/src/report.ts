@@ -38,6 +38,11 @@ export interface ResultRow {
   /** rps of every successful round, in round order. */
   roundsRps: number[];
   /**
+   * Fixed-rate (open) loop only (`--rate`): `rps` is calls completed per second, ok or failed, and
+   * the round reported is the one of median client CPU per call, not of median rps.
+   */
+  rate?: RateRow;
+  /**
    * Only on non-raw rows: this row's figures relative to other systems in the same case; null when
    * the other system was not run, failed, or is not this row's comparison.
    */
@@ -45,6 +50,23 @@ export interface ResultRow {
   /** Set when the system has no such case (REST has no server streaming): nothing was run. */
   skipped?: string;
   error?: string;
+}
+
+/** A fixed-rate row's own figures (its median round's). */
+export interface RateRow {
+  /** The rate asked for, calls/s. */
+  ratePerSec: number;
+  /** Calls that fell due in the window, per second. */
+  offeredPerSec: number;
+  /** Calls completed in the window: ok, and failed. */
+  ok: number;
+  errors: number;
+  /** Calls due in the window but not sent: the cap on calls in flight was reached. */
+  dropped: number;
+  inFlightAtEnd: number;
+  firstError: string | null;
+  /** Client CPU µs per call of every successful round, in round order. */
+  roundsClientCpuUs: number[];
 }
 
 export interface Ratios {
@@ -187,6 +209,12 @@ function rpsOf(outcome: RunOutcome): number {
   return r === null || r.windowUs === 0 ? 0 : r.count / (r.windowUs / 1e6);
 }
 
+/** Client CPU µs per completed call (call or message); infinite when none completed. */
+function clientCpuOf(outcome: RunOutcome): number {
+  const r = outcome.result;
+  return r === null || r.count === 0 ? Number.POSITIVE_INFINITY : r.cpuUs / r.count;
+}
+
 /** Folds the rounds of each (system, case) into the row of its median round (by rps). */
 export function summarize(outcomes: RunOutcome[], systems: SystemName[], cases: BenchCase[]): ResultRow[] {
   const rows: ResultRow[] = [];
@@ -194,7 +222,8 @@ export function summarize(outcomes: RunOutcome[], systems: SystemName[], cases: 
     for (const system of systems) {
       const skipped = !supportsCase(system, benchCase.kind);
       const mine = outcomes.filter((o) => o.system === system && o.benchCase.id === benchCase.id);
-      const ok = mine.filter((o) => o.result !== null && o.result.count > 0);
+      // at a fixed rate a round that completed nothing is an outcome too: offered, not kept up
+      const ok = mine.filter((o) => o.result !== null && (o.result.count > 0 || o.result.rate !== undefined));
       const base: ResultRow = {
         system,
         case: benchCase.kind,
@@ -211,7 +240,10 @@ export function summarize(outcomes: RunOutcome[], systems: SystemName[], cases: 
         roundsRps: ok.map((o) => Math.round(rpsOf(o))),
         ...(skipped ? { skipped: `${system} has no ${benchCase.kind} case` } : {}),
       };
-      const sorted = [...ok].sort((a, b) => rpsOf(a) - rpsOf(b));
+      // at a fixed rate every round completes about as many calls: the cost per call is what varies
+      const atRate = ok.some((o) => o.result?.rate !== undefined);
+      const key = atRate ? clientCpuOf : rpsOf;
+      const sorted = [...ok].sort((a, b) => key(a) - key(b));
       const median = sorted[Math.floor((sorted.length - 1) / 2)];
       const errors = mine.flatMap((o) => (o.error === null ? [] : [o.error]));
       if (errors.length > 0) base.error = errors.join("; ");
@@ -227,9 +259,24 @@ export function summarize(outcomes: RunOutcome[], systems: SystemName[], cases: 
         p50Us: r.p50Us,
         p99Us: r.p99Us,
         p999Us: r.p999Us,
-        clientCpuUsPerReq: round2(r.cpuUs / r.count),
-        serverCpuUsPerReq: median.serverCpuUs === null ? null : round2(median.serverCpuUs / r.count),
+        clientCpuUsPerReq: r.count === 0 ? null : round2(r.cpuUs / r.count),
+        serverCpuUsPerReq:
+          median.serverCpuUs === null || r.count === 0 ? null : round2(median.serverCpuUs / r.count),
         ...(benchCase.kind === "server-stream" ? { messagesPerSec: rps } : {}),
+        ...(r.rate === undefined
+          ? {}
+          : {
+              rate: {
+                ratePerSec: r.rate.ratePerSec,
+                offeredPerSec: r.windowUs === 0 ? 0 : Math.round(r.rate.offered / (r.windowUs / 1e6)),
+                ok: r.count - r.rate.errors,
+                errors: r.rate.errors,
+                dropped: r.rate.dropped,
+                inFlightAtEnd: r.rate.inFlightAtEnd,
+                firstError: r.rate.firstError,
+                roundsClientCpuUs: ok.map(clientCpuOf).filter(Number.isFinite).map(round2),
+              },
+            }),
       });
     }
   }
@@ -340,10 +387,15 @@ function fmtBytes(n: number): string {
 }
 
 function spread(row: ResultRow): string {
-  if (row.roundsRps.length < 2 || row.rps === null || row.rps === 0) return "";
-  const lo = Math.min(...row.roundsRps);
-  const hi = Math.max(...row.roundsRps);
-  return `±${(((hi - lo) / 2 / row.rps) * 100).toFixed(0)}%`;
+  return spreadOf(row.roundsRps, row.rps);
+}
+
+/** Half the range of a figure over the rounds, relative to the round reported. */
+function spreadOf(rounds: readonly number[], reported: number | null): string {
+  if (rounds.length < 2 || reported === null || reported === 0) return "";
+  const lo = Math.min(...rounds);
+  const hi = Math.max(...rounds);
+  return `±${(((hi - lo) / 2 / reported) * 100).toFixed(0)}%`;
 }
 
 /** A plain-text table: the first `leftColumns` columns aligned left, the others right. */
@@ -357,43 +409,109 @@ export function table(header: string[], body: string[][], leftColumns: number): 
   return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...body.map(line)].join("\n");
 }
 
-export function formatResults(rows: ResultRow[]): string {
-  const out: string[] = [];
-  out.push(
-    table(
-      [
-        "system",
-        "case",
-        "in-flight",
-        "payload",
-        "req/s",
-        "spread",
-        "p50 µs",
-        "p99 µs",
-        "p99.9 µs",
-        "cli CPU µs/req",
-        "srv CPU µs/req",
-        "cli core",
-        "srv core",
-      ],
-      rows.map((r) => [
-        r.system,
-        r.case,
-        String(r.concurrency),
-        fmtBytes(r.payloadBytes) + (r.payload === "json-string" ? "*" : ""),
-        r.error !== undefined && r.rps === null ? "FAILED" : fmtInt(r.rps),
-        spread(r),
-        fmtUs(r.p50Us),
-        fmtUs(r.p99Us),
-        fmtUs(r.p999Us),
-        fmtUs(r.clientCpuUsPerReq),
-        fmtUs(r.serverCpuUsPerReq),
-        fmtShare(coreShare(r.clientCpuUsPerReq, r)),
-        fmtShare(coreShare(r.serverCpuUsPerReq, r)),
-      ]),
-      2,
-    ),
+/** The closed loop's table: req/s and what a request cost at the rate the loop settled at. */
+function closedTable(rows: ResultRow[]): string {
+  return table(
+    [
+      "system",
+      "case",
+      "in-flight",
+      "payload",
+      "req/s",
+      "spread",
+      "p50 µs",
+      "p99 µs",
+      "p99.9 µs",
+      "cli CPU µs/req",
+      "srv CPU µs/req",
+      "cli core",
+      "srv core",
+    ],
+    rows.map((r) => [
+      r.system,
+      r.case,
+      String(r.concurrency),
+      fmtBytes(r.payloadBytes) + (r.payload === "json-string" ? "*" : ""),
+      r.error !== undefined && r.rps === null ? "FAILED" : fmtInt(r.rps),
+      spread(r),
+      fmtUs(r.p50Us),
+      fmtUs(r.p99Us),
+      fmtUs(r.p999Us),
+      fmtUs(r.clientCpuUsPerReq),
+      fmtUs(r.serverCpuUsPerReq),
+      fmtShare(coreShare(r.clientCpuUsPerReq, r)),
+      fmtShare(coreShare(r.serverCpuUsPerReq, r)),
+    ]),
+    2,
   );
+}
+
+/** Completions within this share of the calls offered, per second, count as keeping up. */
+const KEPT_UP = 0.05;
+
+/**
+ * A fixed-rate row kept up with its rate when it completed about the calls/s offered, every call
+ * sent and answered ok: otherwise it was working off a backlog, or shedding, and its figures are
+ * those of an overloaded system.
+ */
+function keptUp(row: ResultRow): boolean {
+  const rate = row.rate;
+  if (rate === undefined || row.rps === null || rate.offeredPerSec === 0) return false;
+  return (
+    rate.dropped === 0 &&
+    rate.errors === 0 &&
+    Math.abs(row.rps - rate.offeredPerSec) <= KEPT_UP * rate.offeredPerSec
+  );
+}
+
+/** The open loop's table: what a call cost at the offered rate, and whether the system kept up. */
+function rateTable(rows: ResultRow[]): string {
+  return table(
+    [
+      "system",
+      "case",
+      "payload",
+      "offered/s",
+      "done/s",
+      "ok",
+      "errors",
+      "not sent",
+      "kept up",
+      "p50 µs",
+      "p99 µs",
+      "p99.9 µs",
+      "cli CPU µs/call",
+      "spread",
+      "srv CPU µs/call",
+      "cli core",
+      "srv core",
+    ],
+    rows.map((r) => [
+      r.system,
+      r.case,
+      fmtBytes(r.payloadBytes) + (r.payload === "json-string" ? "*" : ""),
+      fmtInt(r.rate?.offeredPerSec),
+      r.error !== undefined && r.rps === null ? "FAILED" : fmtInt(r.rps),
+      fmtInt(r.rate?.ok),
+      fmtInt(r.rate?.errors),
+      fmtInt(r.rate?.dropped),
+      r.rate === undefined ? "-" : keptUp(r) ? "yes" : "NO",
+      fmtUs(r.p50Us),
+      fmtUs(r.p99Us),
+      fmtUs(r.p999Us),
+      fmtUs(r.clientCpuUsPerReq),
+      spreadOf(r.rate?.roundsClientCpuUs ?? [], r.clientCpuUsPerReq),
+      fmtUs(r.serverCpuUsPerReq),
+      fmtShare(coreShare(r.clientCpuUsPerReq, r)),
+      fmtShare(coreShare(r.serverCpuUsPerReq, r)),
+    ]),
+    2,
+  );
+}
+
+export function formatResults(rows: ResultRow[]): string {
+  const atRate = rows.some((r) => r.rate !== undefined);
+  const out: string[] = [atRate ? rateTable(rows) : closedTable(rows)];
   out.push(
     "  server-stream rows: req/s counts messages/s and CPU is per message; latency does not apply.",
     "  * moleculer, http, weft-rest: payload is { data: <string of that many characters> } as JSON, not raw bytes.",
@@ -411,11 +529,25 @@ export function formatResults(rows: ResultRow[]): string {
     "  weft-metrics, weft-trace-*, weft-observed: the weft row with @weft/observability on both sides:",
     "  metrics; tracing with no SDK (no-op); the SDK sampling 1% or 100% into an in-memory exporter;",
     "  observed: metrics + the SDK at 1%. CPU vs weft: client + server CPU µs/req over weft's.",
-    "  n/a: the system has no such case. spread: half the range of req/s over the rounds, relative to the",
-    "  median round reported. cli/srv core: share of one core the process used in the window; from",
-    `  ${pct(CLIENT_BOUND)} the client, not the server, sets req/s: compare srv CPU µs/req then (the grpc-js`,
-    "  client spends about twice its server's CPU per call).",
   );
+  if (atRate) {
+    out.push(
+      "  open loop: calls issued at the offered rate whatever the answers (a batch per 1 ms tick); done/s:",
+      "  calls completed in the window, ok or failed; not sent: due while 10,000 were in flight. Latency is",
+      "  from each call's due time (it includes the wait for the tick, up to about 1 ms). CPU µs/call: over",
+      "  the calls completed in the window. The round reported is the one of median cli CPU µs/call; spread:",
+      "  half the range of cli CPU µs/call over the rounds, relative to it. kept up: done/s within",
+      `  ${pct(KEPT_UP)} of offered/s, every call sent and ok; NO: the system was working off a backlog or`,
+      "  failing calls, and its figures are those of an overloaded system, not of the rate asked.",
+    );
+  } else {
+    out.push(
+      "  n/a: the system has no such case. spread: half the range of req/s over the rounds, relative to the",
+      "  median round reported. cli/srv core: share of one core the process used in the window; from",
+      `  ${pct(CLIENT_BOUND)} the client, not the server, sets req/s: compare srv CPU µs/req then (the grpc-js`,
+      "  client spends about twice its server's CPU per call).",
+    );
+  }
 
   const compared = rows.filter((r) => r.ratios !== undefined && r.rps !== null);
   const caseOrder = (r: ResultRow): number => rows.findIndex((x) => x.caseId === r.caseId);
@@ -425,6 +557,11 @@ export function formatResults(rows: ResultRow[]): string {
       "",
       "Ratios (req/s of the row's system divided by the other's, above 1x is faster; srv CPU: µs/req",
       "divided by the grpc-js server's, below 1x is cheaper; -: not this row's comparison):",
+      ...(atRate
+        ? [
+            "at a fixed rate every system that keeps up completes the same calls/s: read the CPU and p99 ratios.",
+          ]
+        : []),
       "",
     );
     out.push(
@@ -450,7 +587,7 @@ export function formatResults(rows: ResultRow[]): string {
         compared.map((r) => [
           r.system,
           r.case,
-          String(r.concurrency),
+          r.rate === undefined ? String(r.concurrency) : "open",
           fmtBytes(r.payloadBytes),
           fmtRatio(r.ratios?.rpsVsRaw, false),
           fmtRatio(r.ratios?.rpsVsMoleculer, r.system === "moleculer"),
@@ -483,7 +620,8 @@ export function formatResults(rows: ResultRow[]): string {
     );
   }
 
-  const checks = TARGETS.flatMap((t) =>
+  // at a fixed rate, req/s says only whether a system kept up with the rate
+  const checks = TARGETS.filter((t) => !atRate || t.what === "cpu").flatMap((t) =>
     rows
       .filter((r) => r.system === t.system && r.case === "unary" && r.ratios !== undefined)
       .map((r) => {
@@ -508,10 +646,20 @@ export function formatResults(rows: ResultRow[]): string {
   }
   const calibrated = chainInPlainWork(rows);
   if (calibrated.length > 0) out.push("", ...calibrated);
-  const failed = rows.filter((r) => r.error !== undefined);
+  const failed = rows.filter(
+    (r) => r.error !== undefined || (r.rate !== undefined && r.rate.errors + r.rate.dropped > 0),
+  );
   if (failed.length > 0) {
     out.push("", "Errors:");
-    for (const r of failed) out.push(`  ${r.system} ${r.caseId}: ${r.error}`);
+    for (const r of failed) {
+      if (r.error !== undefined) out.push(`  ${r.system} ${r.caseId}: ${r.error}`);
+      const rate = r.rate;
+      if (rate !== undefined && rate.errors + rate.dropped > 0)
+        out.push(
+          `  ${r.system} ${r.caseId}: ${rate.errors} calls failed, ${rate.dropped} not sent in the round reported` +
+            (rate.firstError === null ? "" : `; first error: ${rate.firstError}`),
+        );
+    }
   }
   return out.join("\n");
 }

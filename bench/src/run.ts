@@ -74,7 +74,10 @@ async function main(): Promise<number> {
   );
   console.log(
     `  systems ${options.systems.join(",")}; cases ${options.cases.map((c) => c.id).join(",")}; ` +
-      `${options.rounds} round(s) of ${options.warmupMs / 1000} s warm-up + ${options.durationMs / 1000} s window\n`,
+      `${options.rounds} round(s) of ${options.warmupMs / 1000} s warm-up + ${options.durationMs / 1000} s window; ` +
+      (options.ratePerSec === null
+        ? "closed loop\n"
+        : `open loop at ${options.ratePerSec.toLocaleString("en-US")} calls/s\n`),
   );
 
   const [load1 = 0] = loadavg();
@@ -120,6 +123,12 @@ function describe(outcome: RunOutcome): string {
   const r = outcome.result;
   const rate = Math.round(r.count / (r.windowUs / 1e6)).toLocaleString("en-US");
   const unit = outcome.benchCase.kind === "unary" ? "req/s" : "msg/s";
+  if (r.rate !== undefined) {
+    const errors =
+      r.rate.errors + r.rate.dropped === 0 ? "" : `, ${r.rate.errors} errors, ${r.rate.dropped} not sent`;
+    const cpu = r.count === 0 ? "-" : (r.cpuUs / r.count).toFixed(2);
+    return `${rate} of ${r.rate.ratePerSec.toLocaleString("en-US")} calls/s done${errors}, p99 ${r.p99Us ?? "-"} µs, cli ${cpu} µs/call`;
+  }
   return r.p99Us === null ? `${rate} ${unit}` : `${rate} ${unit}, p99 ${r.p99Us} µs`;
 }
 
@@ -160,6 +169,7 @@ async function runOne(
       warmupMs: options.warmupMs,
       durationMs: options.durationMs,
       streamMessages: options.streamMessages,
+      ratePerSec: benchCase.kind === "unary" ? options.ratePerSec : null,
       registryDir,
     };
     const marks: Promise<number>[] = [];
@@ -190,7 +200,7 @@ function toClientResult(value: Record<string, unknown>): ClientResult {
     return v;
   };
   const opt = (key: string): number | null => (value[key] === null ? null : num(key));
-  return {
+  const result: ClientResult = {
     count: num("count"),
     windowUs: num("windowUs"),
     cpuUs: num("cpuUs"),
@@ -198,6 +208,23 @@ function toClientResult(value: Record<string, unknown>): ClientResult {
     p99Us: opt("p99Us"),
     p999Us: opt("p999Us"),
   };
+  const rate = value.rate;
+  if (isRecord(rate)) {
+    const at = (key: string): number => {
+      const v = rate[key];
+      if (typeof v !== "number") throw new Error(`client result: rate.${key} is not a number`);
+      return v;
+    };
+    result.rate = {
+      ratePerSec: at("ratePerSec"),
+      offered: at("offered"),
+      errors: at("errors"),
+      dropped: at("dropped"),
+      inFlightAtEnd: at("inFlightAtEnd"),
+      firstError: typeof rate.firstError === "string" ? rate.firstError : null,
+    };
+  }
+  return result;
 }
 
 process.exitCode = await main();

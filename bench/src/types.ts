@@ -99,6 +99,8 @@ export interface ClientJob {
   durationMs: number;
   /** Messages asked for per server-streaming call. */
   streamMessages: number;
+  /** Unary cases: calls per second offered in an open loop (`--rate`), or null for the closed loop. */
+  ratePerSec: number | null;
   /** See `RunEnv`. */
   registryDir: string | null;
 }
@@ -112,6 +114,27 @@ export interface ClientResult {
   p50Us: number | null;
   p99Us: number | null;
   p999Us: number | null;
+  /** Set by the fixed-rate (open) loop only. */
+  rate?: RateFigures;
+}
+
+/**
+ * What the fixed-rate loop adds to a `ClientResult`, whose `count` there is the calls that completed
+ * inside the window, ok or failed, and whose latencies are those of the ok ones, from when each was due.
+ */
+export interface RateFigures {
+  /** The rate asked for, calls/s. */
+  ratePerSec: number;
+  /** Calls that fell due inside the window (issued or dropped). */
+  offered: number;
+  /** Calls that completed inside the window with an error (included in `count`). */
+  errors: number;
+  /** Calls that fell due inside the window but were not issued: the cap on calls in flight was reached. */
+  dropped: number;
+  /** Calls in flight when the window ended (neither counted nor timed). */
+  inFlightAtEnd: number;
+  /** The first error's message, if any call failed. */
+  firstError: string | null;
 }
 
 /** IPC: client → orchestrator, at the edges of the measured window. */

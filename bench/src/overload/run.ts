@@ -24,6 +24,7 @@ import { loadavg } from "node:os";
 import { join } from "node:path";
 import { Code, createClient, createTcpTransport, WeftError } from "@weft/core";
 import { cpuUsOf, readJsonLine, sampler, startChild, stopChild } from "../children.ts";
+import { FixedRateSchedule } from "../fixed-rate.ts";
 import { LatencyRecorder } from "../latency.ts";
 import { runUnary } from "../load.ts";
 import { table } from "../report.ts";
@@ -244,10 +245,10 @@ async function closedLoop(
 }
 
 /**
- * An open loop: calls start at `ratePerSec` (checked every millisecond, so arrivals come in small
- * bursts) whether or not earlier ones were answered. Calls started inside the window are counted by
- * outcome once all of them have settled (each within its deadline); the server is sampled at the
- * window's edges.
+ * An open loop: calls start at `ratePerSec` (`FixedRateSchedule`, checked every millisecond, so
+ * arrivals come in small bursts) whether or not earlier ones were answered. Calls started inside the
+ * window are counted by outcome once all of them have settled (each within its deadline); the server
+ * is sampled at the window's edges.
  */
 async function openLoop(
   call: () => Promise<unknown>,
@@ -283,7 +284,8 @@ async function openLoop(
   const start = performance.now();
   const windowStart = start + options.warmupMs;
   const windowEnd = windowStart + options.durationMs;
-  let sent = 0;
+  // no cap on calls in flight: each settles within its deadline
+  const schedule = new FixedRateSchedule(ratePerSec, start, Number.POSITIVE_INFINITY);
   await new Promise<void>((resolve) => {
     let inWindow = false;
     const timer = setInterval(() => {
@@ -294,8 +296,8 @@ async function openLoop(
         resolve();
         return;
       }
-      const due = Math.floor(((now - start) / 1000) * ratePerSec);
-      for (; sent < due; sent++) {
+      const due = schedule.take(now, 0).issue;
+      for (let i = 0; i < due; i++) {
         if (inWindow) {
           offered++;
           pending.push(one());
