@@ -171,6 +171,21 @@ describe("Connection backlog", () => {
     return ids;
   };
 
+  /** A client's connection (`keepBacklog`) whose output bound is `highWaterBytes`. */
+  const backlogConnection = (socket: Duplex, highWaterBytes: number) =>
+    new TestConnection(socket, DEFAULT_LIMITS, undefined, {
+      highWaterBytes,
+      lowWaterBytes: 0,
+      keepBacklog: true,
+    });
+  /** The same with a 100,000-byte bound, whose socket holds a 70,000-byte frame it has not passed on. */
+  const backlogged = async (socket: Duplex) => {
+    const connection = backlogConnection(socket, 100_000);
+    connection.send(frame(1, 70_000));
+    await turn();
+    return connection;
+  };
+
   it("keeps frames while the socket has not drained, and never writes one taken back", async () => {
     const { socket, written, release } = stalledSocket();
     const connection = new TestConnection(socket, DEFAULT_LIMITS, undefined, { keepBacklog: true });
@@ -191,13 +206,7 @@ describe("Connection backlog", () => {
 
   it("hands a backlog to the socket a high-water mark at a time", async () => {
     const { socket, written, release } = stalledSocket();
-    const connection = new TestConnection(socket, DEFAULT_LIMITS, undefined, {
-      highWaterBytes: 100_000,
-      lowWaterBytes: 0,
-      keepBacklog: true,
-    });
-    connection.send(frame(1, 70_000));
-    await turn();
+    const connection = await backlogged(socket);
     for (let id = 2; id <= 7; id++) connection.send(frame(id, 40_000));
     await turn();
     expect(socket.writableLength).toBe(HEADER_SIZE + 70_000);
@@ -211,5 +220,72 @@ describe("Connection backlog", () => {
     }
     expect(streamIds(written)).toEqual([1, 2, 3, 4, 5, 6, 7]);
     expect(connection.unsentBytes).toBe(0);
+  });
+
+  it("runs a frame's onWritten with the write that passes it on, while a backlog stays queued", async () => {
+    const { socket, written, release } = stalledSocket();
+    const connection = await backlogged(socket);
+    let done = 0;
+    connection.send(frame(2, 100), () => done++); // a one-way REQUEST, say
+    // the application keeps more than a high-water mark queued: the queue never empties
+    let id = 3;
+    for (let round = 0; round < 4; round++) {
+      for (let i = 0; i < 3; i++) connection.send(frame(id++, 40_000));
+      release();
+      await turn();
+    }
+    expect(streamIds(written)).toContain(2);
+    release();
+    await turn();
+    expect(done).toBe(1);
+    expect(connection.unsentBytes).toBeGreaterThan(100_000);
+  });
+
+  it("writes exactly the frames not taken back, in order, through partial writes and split frames", async () => {
+    let seed = 12345;
+    const random = (n: number) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    for (let trial = 0; trial < 100; trial++) {
+      const { socket, written, release } = stalledSocket();
+      const connection = backlogConnection(socket, 1000 + random(20_000));
+      const frames: Array<{ at: number; parts: Buffer[]; kept: boolean }> = [];
+      let fill = 1;
+      for (let step = 0; step < 60; step++) {
+        const op = random(10);
+        if (op < 5) {
+          const part = (n: number) => Buffer.alloc(n, fill++ & 0xff);
+          const parts = random(2) === 0 ? [part(1 + random(40_000))] : [part(20), part(1 + random(40_000))];
+          const at = connection.send(parts.length === 1 ? parts[0]! : [parts[0]!, parts[1]!]);
+          frames.push({ at, parts, kept: true });
+        } else if (op < 7 && frames.length > 0) {
+          const f = frames[random(frames.length)]!;
+          if (!f.kept) continue;
+          // taken back exactly when none of its bytes reached the socket
+          const before = frames.slice(0, frames.indexOf(f)).filter((g) => g.kept);
+          const offset = before.reduce((n, g) => n + g.parts.reduce((m, p) => m + p.length, 0), 0);
+          // handed to the socket: all that was queued and not taken back, but what the connection holds
+          const queued = frames
+            .filter((g) => g.kept)
+            .reduce((n, g) => n + g.parts.reduce((m, p) => m + p.length, 0), 0);
+          const handed = queued - (connection.unsentBytes - socket.writableLength);
+          const taken = connection.unsend(f.at, f.parts.length);
+          expect(taken).toBe(handed <= offset);
+          if (taken) f.kept = false;
+        } else if (op < 9) {
+          release();
+          await turn();
+        } else {
+          await turn();
+        }
+      }
+      for (let i = 0; i < 200 && connection.unsentBytes > 0; i++) {
+        release();
+        await turn();
+      }
+      const expected = Buffer.concat(frames.filter((f) => f.kept).flatMap((f) => f.parts));
+      expect(Buffer.concat(written).equals(expected)).toBe(true);
+    }
   });
 });

@@ -171,13 +171,17 @@ export abstract class Connection {
   readonly telemetry: Telemetry | undefined;
   protected readonly decoder: FrameDecoder;
   readonly #options: ConnectionOptions;
+  /** Queued parts from `#head` on (those before it were written; dropped now and then). */
   #out: Uint8Array[] = [];
+  #head = 0;
   #outBytes = 0;
-  /** Parts ever handed to the socket: the position (see `send`) of `#out[0]`. */
+  /** Parts ever handed to the socket: the position (see `send`) of `#out[#head]`. */
   #written = 0;
   /** True when a split body (a part not to be copied) is queued: the flush is gathered. */
   #gather = false;
   #callbacks: Array<(error?: Error | null) => void> = [];
+  /** For each of `#callbacks`, the position just past its frame: it runs once that much is written. */
+  #callbackEnds: number[] = [];
   #flushScheduled = false;
   #drainWaiters: Array<() => void> = [];
   #closed = false;
@@ -309,7 +313,7 @@ export abstract class Connection {
       onWritten?.(new Error("connection closed"));
       return -1;
     }
-    const position = this.#written + this.#out.length;
+    const position = this.#written + this.#out.length - this.#head;
     if (Buffer.isBuffer(frame)) {
       this.#out.push(frame);
       this.#outBytes += frame.length;
@@ -318,7 +322,10 @@ export abstract class Connection {
       this.#outBytes += frame[0].length + frame[1].length;
       this.#gather = true;
     }
-    if (onWritten !== undefined) this.#callbacks.push(onWritten);
+    if (onWritten !== undefined) {
+      this.#callbacks.push(onWritten);
+      this.#callbackEnds.push(this.#written + this.#out.length - this.#head);
+    }
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       setImmediate(this.#flush);
@@ -340,8 +347,8 @@ export abstract class Connection {
    * `onWritten`.
    */
   unsend(position: number, parts: number): boolean {
-    const i = position - this.#written;
-    if (position < 0 || i < 0 || this.#closed) return false;
+    const i = this.#head + position - this.#written;
+    if (position < 0 || i < this.#head || this.#closed) return false;
     const out = this.#out;
     for (let k = i; k < i + parts; k++) {
       this.#outBytes -= out[k]!.length;
@@ -446,7 +453,7 @@ export abstract class Connection {
    */
   #write(force = false): void {
     const all = force || !this.#options.keepBacklog;
-    while (this.#out.length > 0 && !this.#closed && (all || !this.socket.writableNeedDrain)) {
+    while (this.#out.length > this.#head && !this.#closed && (all || !this.socket.writableNeedDrain)) {
       this.#writeSome(all);
     }
     if (!this.socket.writableNeedDrain) this.#wakeDrainWaiters();
@@ -458,45 +465,66 @@ export abstract class Connection {
    * if larger) or `all`, else as many of its first frames as fit.
    */
   #writeSome(all: boolean): void {
-    const out = this.#out;
+    const queue = this.#out;
+    const head = this.#head;
+    let out = head === 0 ? queue : queue.slice(head);
     let n = out.length;
     let bytes = this.#outBytes;
     const gather = this.#gather;
-    let done: ((error?: Error | null) => void) | undefined;
+    let callbacks = this.#callbacks;
     // a socket takes its own high-water mark without asking to drain: never split below it
     const limit = Math.max(this.#options.highWaterBytes, this.socket.writableHighWaterMark);
     if (all || bytes <= limit) {
-      // while reading is paused, the end of each write may be what lets it resume ('drain' comes
-      // only after the socket's own buffer was full)
-      if (this.#readPaused) this.#callbacks.push(this.#afterPausedWrite);
-      const callbacks = this.#callbacks;
-      if (callbacks.length > 0) {
-        this.#callbacks = [];
-        done = (error?: Error | null) => {
-          for (const cb of callbacks) cb(error);
-        };
-      }
       this.#out = [];
+      this.#head = 0;
       this.#outBytes = 0;
       this.#gather = false;
+      // while reading is paused, the end of each write may be what lets it resume ('drain' comes
+      // only after the socket's own buffer was full)
+      if (this.#readPaused) callbacks.push(this.#afterPausedWrite);
+      if (callbacks.length > 0) {
+        this.#callbacks = [];
+        this.#callbackEnds = [];
+      }
     } else {
-      // the head of a backlog; the callbacks wait for the write that empties the queue
+      // the head of a backlog: the callbacks of its frames go with it, the others wait
       let taken = out[0]!.length;
       let k = 1;
       while (k < n && taken + out[k]!.length <= limit) taken += out[k++]!.length;
-      this.#out = out.slice(k);
-      this.#outBytes = bytes - taken;
+      out = out.slice(0, k);
       n = k;
+      this.#outBytes = bytes - taken;
       bytes = taken;
-      if (this.#readPaused) done = this.#afterPausedWrite;
+      // written parts are dropped from the queue once they are half of it, not on every write
+      if (2 * (head + k) >= queue.length) {
+        this.#out = queue.slice(head + k);
+        this.#head = 0;
+      } else {
+        this.#head = head + k;
+      }
+      const ends = this.#callbackEnds;
+      let c = 0;
+      while (c < ends.length && ends[c]! <= this.#written + k) c++;
+      if (c === callbacks.length) {
+        this.#callbacks = [];
+        this.#callbackEnds = [];
+      } else {
+        this.#callbacks = callbacks.slice(c);
+        this.#callbackEnds = ends.slice(c);
+        callbacks = callbacks.slice(0, c);
+      }
+      if (this.#readPaused) callbacks.push(this.#afterPausedWrite);
     }
+    const done =
+      callbacks.length === 0
+        ? undefined
+        : (error?: Error | null) => {
+            for (const cb of callbacks) cb(error);
+          };
     this.#written += n;
     if (n === 1 || !gather) {
       // small frames: one copy into one buffer is cheaper than a gathered write
-      this.socket.write(
-        n === 1 ? out[0]! : Buffer.concat(n === out.length ? out : out.slice(0, n), bytes),
-        done,
-      );
+      this.socket.write(n === 1 ? out[0]! : Buffer.concat(out, bytes), done);
     } else {
       // a large body is queued: hand the parts to one writev without copying any of them
       this.socket.cork();
@@ -683,7 +711,9 @@ export abstract class Connection {
     this.#timer = undefined;
     const callbacks = this.#callbacks;
     this.#callbacks = [];
+    this.#callbackEnds = [];
     this.#out = [];
+    this.#head = 0;
     this.#outBytes = 0;
     this.#gather = false;
     for (const cb of callbacks) cb(error ?? new Error("connection closed"));

@@ -109,17 +109,21 @@ export class TcpClientCall extends ClientCall<OutFrame> implements RequestSink {
     const conn = this.#conn;
     conn.register(this.#id, this);
     this.#requestAt = conn.send(frame);
-    this.#requestParts = Buffer.isBuffer(frame) ? 1 : 2;
     const call = this.call;
-    if (call.stream && call.method.kind !== "server_streaming") {
+    const streamsRequest = call.stream && call.method.kind !== "server_streaming";
+    // a call whose REQUEST is all it sends can take it back; frames of a request stream follow
+    // the REQUEST into the queue, so such a call cancels on the wire instead
+    this.#requestParts = streamsRequest ? 0 : Buffer.isBuffer(frame) ? 1 : 2;
+    if (streamsRequest) {
       this.#flow = new FlowWindow(conn.limits.maxFrameBytes);
       void this.sendRequestStream(this);
     }
   }
 
   /**
-   * A REQUEST the connection still holds (its socket was full) is taken back: the server never
-   * hears of the call, and no CANCEL is needed. Otherwise CANCEL goes out.
+   * A REQUEST the connection still holds (its socket was full, or the turn's flush has not run) is
+   * taken back when it is all the call sends: the server never hears of the call, and no CANCEL is
+   * needed. Otherwise CANCEL goes out.
    */
   protected cancelOnWire(): void {
     const parts = this.#requestParts;

@@ -290,6 +290,31 @@ describe("deadlines over TCP", () => {
     void Promise.all(filling);
   });
 
+  it("cancel a client-streaming call on the wire even before its REQUEST left: its frames never go out alone", async () => {
+    const raw = await startRawServer();
+    rawServers.push(raw);
+    const transport = createTcpTransport({ address: raw.address, keepalive: false });
+    transports.push(transport);
+    const client = createClient(Echo, transport);
+    async function* requests() {
+      yield { n: 1 };
+      yield { n: 2 };
+      throw new Error("the caller gave up");
+    }
+    // REQUEST, both MESSAGEs and the cancel are queued before the connection's first flush
+    expect(await client.sum(requests()).catch((e: unknown) => e)).toBeInstanceOf(Error);
+    const next = new AbortController();
+    const after = client.echo({ text: "after" }, { signal: next.signal }).catch(() => {});
+    const { log } = await raw.connection(0);
+    // frames arrive in order: once the next call's REQUEST is in, everything of the first one is
+    await log.next((f) => f.type === FrameType.REQUEST && f.streamId === 2);
+    const first = log.frames.filter((f) => f.streamId === 1).map((f) => f.type);
+    expect(first[0]).toBe(FrameType.REQUEST);
+    expect(first.at(-1)).toBe(FrameType.CANCEL);
+    next.abort();
+    await after;
+  });
+
   it("propagate the remaining budget and the propagated headers across three hops", async () => {
     const chain = await startHops(["A", "B", "C"], {
       // each hop "works" 10 ms on the fake clock before calling the next
