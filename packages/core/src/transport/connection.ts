@@ -467,14 +467,14 @@ export abstract class Connection {
   #writeSome(all: boolean): void {
     const queue = this.#out;
     const head = this.#head;
-    let out = head === 0 ? queue : queue.slice(head);
-    let n = out.length;
+    let out: Uint8Array[];
     let bytes = this.#outBytes;
     const gather = this.#gather;
     let callbacks = this.#callbacks;
     // a socket takes its own high-water mark without asking to drain: never split below it
     const limit = Math.max(this.#options.highWaterBytes, this.socket.writableHighWaterMark);
     if (all || bytes <= limit) {
+      out = head === 0 ? queue : queue.slice(head);
       this.#out = [];
       this.#head = 0;
       this.#outBytes = 0;
@@ -487,34 +487,30 @@ export abstract class Connection {
         this.#callbackEnds = [];
       }
     } else {
-      // the head of a backlog: the callbacks of its frames go with it, the others wait
-      let taken = out[0]!.length;
-      let k = 1;
-      while (k < n && taken + out[k]!.length <= limit) taken += out[k++]!.length;
-      out = out.slice(0, k);
-      n = k;
+      // the head of a backlog, read in place: only what goes is copied out
+      let taken = queue[head]!.length;
+      let end = head + 1;
+      while (end < queue.length && taken + queue[end]!.length <= limit) taken += queue[end++]!.length;
+      out = queue.slice(head, end);
       this.#outBytes = bytes - taken;
       bytes = taken;
       // written parts are dropped from the queue once they are half of it, not on every write
-      if (2 * (head + k) >= queue.length) {
-        this.#out = queue.slice(head + k);
+      if (2 * end >= queue.length) {
+        this.#out = queue.slice(end);
         this.#head = 0;
       } else {
-        this.#head = head + k;
+        this.#head = end;
       }
+      // the callbacks of the frames that go run with this write; the others wait
       const ends = this.#callbackEnds;
+      const through = this.#written + out.length;
       let c = 0;
-      while (c < ends.length && ends[c]! <= this.#written + k) c++;
-      if (c === callbacks.length) {
-        this.#callbacks = [];
-        this.#callbackEnds = [];
-      } else {
-        this.#callbacks = callbacks.slice(c);
-        this.#callbackEnds = ends.slice(c);
-        callbacks = callbacks.slice(0, c);
-      }
+      while (c < ends.length && ends[c]! <= through) c++;
+      callbacks = c === 0 ? [] : callbacks.splice(0, c);
+      if (c > 0) ends.splice(0, c);
       if (this.#readPaused) callbacks.push(this.#afterPausedWrite);
     }
+    const n = out.length;
     const done =
       callbacks.length === 0
         ? undefined
