@@ -162,7 +162,7 @@ export class ClientConnection extends Connection {
     this.closeError = error;
     if (this.#keepaliveTimer !== undefined) clearInterval(this.#keepaliveTimer);
     this.#markUnusable();
-    for (const [, call] of [...this.#calls.entries()]) call.fail(error);
+    for (const [, call] of this.#calls.entries()) call.fail(error); // entries() is a copy
     this.#calls.clear();
   }
 
