@@ -1,6 +1,8 @@
 import { Code, ConfigError, type Interceptor, WeftError } from "@weft/core";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { ok, recorder, scripted, unavailable } from "../test/fake.ts";
+import { circuitBreaker } from "./breaker/interceptor.ts";
+import { consecutiveFailures } from "./breaker/rules.ts";
 import { retryBudget } from "./budget.ts";
 import { RETRIED_KEY, retry } from "./retry.ts";
 
@@ -58,6 +60,35 @@ describe("retry", () => {
       await expect(client.write({ n: 1 })).rejects.toBe(error);
       expect(sent).toHaveLength(1);
     }
+  });
+
+  it("does not retry a breaker's CIRCUIT_OPEN: the open breaker fails the call at once, drawing no retry", async () => {
+    const telemetry = recorder();
+    const budget = retryBudget({ ratio: 1, minRetriesPerSecond: 0 });
+    const { client, sent } = scripted(
+      [
+        retry({ backoff, random: noJitter, telemetry, budget }),
+        circuitBreaker({ rule: consecutiveFailures({ failures: 1 }), openMs: 60_000 }),
+      ],
+      async () => {
+        throw unavailable();
+      },
+    );
+    // the first call's failure opens the breaker; its retry meets the open breaker and stops there
+    const first = client.write({ n: 1 }).catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(await first).toMatchObject({ code: Code.UNAVAILABLE, reason: "CIRCUIT_OPEN" });
+    expect(sent).toHaveLength(1);
+    expect(telemetry.events.map(([name]) => name)).toEqual(["retry.attempt"]);
+    // later calls: rejected by the open breaker with no wait and no retry drawn from the budget
+    const settled: unknown[] = [];
+    for (let i = 0; i < 10; i++) client.write({ n: i }).catch((e: unknown) => settled.push(e));
+    // settled with no time passing: no backoff (100 ms) was waited
+    await vi.advanceTimersByTimeAsync(0);
+    expect(settled).toHaveLength(10);
+    for (const e of settled) expect(e).toMatchObject({ code: Code.UNAVAILABLE, reason: "CIRCUIT_OPEN" });
+    expect(sent).toHaveLength(1);
+    expect(telemetry.events.map(([name]) => name)).toEqual(["retry.attempt"]);
   });
 
   it("retries an attempt's DEADLINE_EXCEEDED only for idempotent methods, while the call's budget remains", async () => {

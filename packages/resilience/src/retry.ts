@@ -12,6 +12,7 @@ import {
   currentCallContext,
   type Interceptor,
   isDownstreamError,
+  Reason,
   type Telemetry,
   WeftError,
 } from "@weft/core";
@@ -195,7 +196,9 @@ class RetryPolicy {
     const retryable =
       this.#codes.has(code) ||
       (code === Code.DEADLINE_EXCEEDED && call.method.idempotent && !isSpent(deadline));
-    if (!retryable || isDownstreamError(error)) return undefined;
+    // an open breaker's rejection is its fail-fast: waiting a backoff to meet it again only delays
+    // the caller and spends budget (a half-open breaker lets its probes through to new calls)
+    if (!retryable || isDownstreamError(error) || error.reason === Reason.CIRCUIT_OPEN) return undefined;
     const path = call.method.path;
     let delay: number;
     const pushback = error.metadata.get(RETRY_AFTER_KEY);
