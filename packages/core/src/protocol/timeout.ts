@@ -3,6 +3,8 @@
  * 12 ASCII digits. Weft's REST front end reads its timeout header with the same rule.
  */
 
+import { HEADER_SIZE } from "./frame.ts";
+
 /**
  * The largest budget `:timeout` carries: 999,999,999,999 ms (12 digits, about 31.7 years). Far beyond
  * any real deadline, it is exact in a double and fits a signed 64-bit count of nanoseconds, so every
@@ -44,4 +46,33 @@ export function decodeTimeout(value: string): number | undefined {
     ms = ms * 10 + d;
   }
   return ms;
+}
+
+/** `:timeout` as the bytes of a metadata key. */
+const TIMEOUT_KEY = Buffer.from(":timeout", "latin1");
+
+/**
+ * Lowers the `:timeout` an encoded REQUEST carries (`head`: the frame's header and metadata block,
+ * as `encodeOutFrame` wrote it) to `budgetMs`, in place: the digits are rewritten with the same
+ * width, zero-padded (leading zeros are allowed), so no other byte of the frame moves. For a REQUEST
+ * that waited in its sender's queue after the budget was computed. A budget of 0 or less writes
+ * zeros (the server answers DEADLINE_EXCEEDED); one not below the present value changes nothing.
+ * Returns whether the value was rewritten; false too when the frame has no `:timeout`.
+ */
+export function lowerTimeout(head: Buffer, budgetMs: number): boolean {
+  const end = HEADER_SIZE + head.readUInt32BE(12);
+  for (let at = HEADER_SIZE; at + 4 <= end; ) {
+    const keyLength = head.readUInt16BE(at);
+    const valueAt = at + 4 + keyLength;
+    const valueLength = head.readUInt16BE(valueAt - 2);
+    if (keyLength === TIMEOUT_KEY.length && TIMEOUT_KEY.equals(head.subarray(at + 2, at + 2 + keyLength))) {
+      const present = decodeTimeout(head.toString("latin1", valueAt, valueAt + valueLength));
+      const budget = Math.max(0, Math.floor(budgetMs));
+      if (present === undefined || budget >= present) return false;
+      head.write(String(budget).padStart(valueLength, "0"), valueAt, valueLength, "latin1");
+      return true;
+    }
+    at = valueAt + valueLength;
+  }
+  return false;
 }

@@ -1,5 +1,6 @@
 import type { Duplex } from "node:stream";
 import type { RetryRefused } from "../call/client-call.ts";
+import { budgetLeft } from "../call/deadline.ts";
 import { Code } from "../errors/code.ts";
 import { Reason } from "../errors/reason.ts";
 import { WeftError } from "../errors/weft-error.ts";
@@ -8,6 +9,7 @@ import type { DecodeErrorInfo } from "../protocol/decode.ts";
 import { encodeFrame } from "../protocol/encode.ts";
 import { type Frame, type FrameLimits, FrameType } from "../protocol/frame.ts";
 import { decodeCredit } from "../protocol/status.ts";
+import { lowerTimeout } from "../protocol/timeout.ts";
 import { Connection, type ConnectionOptions } from "./connection.ts";
 import { StreamTable } from "./stream-table.ts";
 import { TcpClientCall } from "./tcp-call.ts";
@@ -44,6 +46,8 @@ export class ClientConnection extends Connection {
   constructor(socket: Duplex, peer: string | undefined, options: ClientConnectionOptions) {
     super(socket, options.limits, peer, options.connection);
     this.#options = options;
+    // a REQUEST that waited in the connection's queue goes out with the budget left when it goes
+    this.restampsRequests = true;
     if (options.keepalive !== null) {
       const { intervalMs } = options.keepalive;
       this.#keepaliveTimer = setInterval(() => this.#keepalive(), Math.max(1, Math.min(intervalMs, 1000)));
@@ -102,6 +106,12 @@ export class ClientConnection extends Connection {
 
   get compression(): Compression | null {
     return this.#options.compression;
+  }
+
+  /** Lowers a waiting REQUEST's `:timeout` to its call's budget left now (§11). */
+  protected override restampRequest(head: Buffer, now: number): void {
+    const deadline = this.#calls.get(head.readUInt32BE(8))?.requestDeadline;
+    if (deadline !== undefined) lowerTimeout(head, budgetLeft(deadline, now));
   }
 
   protected override onGoaway(lastStreamId: number): void {

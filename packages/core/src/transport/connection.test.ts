@@ -241,6 +241,53 @@ describe("Connection backlog", () => {
     expect(connection.unsentBytes).toBeGreaterThan(100_000);
   });
 
+  it("passes each REQUEST that waited to restampRequest once, never a body, through partial writes", async () => {
+    class Restamping extends TestConnection {
+      readonly restamped: number[] = [];
+      constructor(socket: Duplex, highWaterBytes: number) {
+        super(socket, DEFAULT_LIMITS, undefined, { highWaterBytes, lowWaterBytes: 0, keepBacklog: true });
+        this.restampsRequests = true;
+      }
+      protected override restampRequest(head: Buffer): void {
+        this.restamped.push(head.readUInt32BE(8));
+      }
+    }
+    const request = (id: number, bodyBytes: number) => {
+      // a body that begins like a REQUEST of stream 999: a walk that took it for a head would say so
+      const body = Buffer.alloc(bodyBytes);
+      encodeFrame(FrameType.REQUEST, 0, 999, 0, 0, undefined, undefined).copy(body);
+      return encodeOutFrame(FrameType.REQUEST, 0, id, 0, 0, [[":path", "/a.B/c"]], body);
+    };
+    // nothing waited: written at once, nothing to restamp
+    const free = recordingSocket();
+    const quick = new Restamping(free.socket, 30_000);
+    quick.send(request(1, 100));
+    await turn();
+    expect(free.writes).toHaveLength(1);
+    expect(quick.restamped).toEqual([]);
+
+    const { socket, release } = stalledSocket();
+    const connection = new Restamping(socket, 30_000);
+    connection.send(frame(1, 70_000));
+    await turn();
+    expect(socket.writableNeedDrain).toBe(true);
+    connection.send(request(2, 20_000)); // split: head, then body
+    connection.send(request(3, 100));
+    connection.send(request(4, 25_000)); // the first drain's write ends between its head and body
+    connection.send(frame(5, 100));
+    const withdrawn = connection.send(request(6, 100));
+    connection.send(request(7, SPLIT_BODY_BYTES));
+    expect(connection.unsend(withdrawn, 1)).toBe(true);
+    await turn();
+    expect(connection.restamped).toEqual([]);
+    for (let i = 0; i < 10 && connection.unsentBytes > 0; i++) {
+      release();
+      await turn();
+    }
+    expect(connection.unsentBytes).toBe(0);
+    expect(connection.restamped).toEqual([2, 3, 4, 7]);
+  });
+
   it("writes exactly the frames not taken back, in order, through partial writes and split frames", async () => {
     let seed = 12345;
     const random = (n: number) => {

@@ -5,7 +5,7 @@ import { Reason } from "../errors/reason.ts";
 import { ConfigError, WeftError } from "../errors/weft-error.ts";
 import { type DecodeErrorInfo, FrameDecoder } from "../protocol/decode.ts";
 import { encodeFrame, type OutFrame } from "../protocol/encode.ts";
-import { type Frame, type FrameLimits, FrameType } from "../protocol/frame.ts";
+import { type Frame, type FrameLimits, FrameType, HEADER_SIZE } from "../protocol/frame.ts";
 import { decodeGoaway, encodeGoaway } from "../protocol/status.ts";
 import {
   type ConnectionAttributes,
@@ -183,6 +183,18 @@ export abstract class Connection {
   /** For each of `#callbacks`, the position just past its frame: it runs once that much is written. */
   #callbackEnds: number[] = [];
   #flushScheduled = false;
+  /**
+   * With `keepBacklog`: the last write left output queued for the socket to drain, so what the next
+   * writes hand over has waited here (until a write empties the queue).
+   */
+  #held = false;
+  /** Walking the frames a held write hands over: the next part is the body of a split frame. */
+  #bodyNext = false;
+  /**
+   * A subclass that sets it has each REQUEST that waited in the queue passed to `restampRequest`
+   * just before it is handed to the socket.
+   */
+  protected restampsRequests = false;
   #drainWaiters: Array<() => void> = [];
   #closed = false;
   /** The socket is paused because too much output is unsent. */
@@ -420,6 +432,13 @@ export abstract class Connection {
     this.socket.end();
   }
 
+  /**
+   * A REQUEST (`head`: its header and metadata block) waited in the queue while the socket drained
+   * and is about to be handed to it: lower the budget its `:timeout` carries by the wait (`now`:
+   * `Date.now()`), in place. Called only when `restampsRequests` is set.
+   */
+  protected restampRequest(_head: Buffer, _now: number): void {}
+
   /** Closes at once and fails everything in flight with `error`. */
   destroy(error: WeftError): void {
     this.#terminate(error);
@@ -456,6 +475,8 @@ export abstract class Connection {
     while (this.#out.length > this.#head && !this.#closed && (all || !this.socket.writableNeedDrain)) {
       this.#writeSome(all);
     }
+    // output left queued waits for 'drain': when it goes, it has waited
+    this.#held = this.#out.length > this.#head;
     if (!this.socket.writableNeedDrain) this.#wakeDrainWaiters();
     if (this.#readPaused) this.#resumeIfBelow();
   }
@@ -510,6 +531,10 @@ export abstract class Connection {
       if (c > 0) ends.splice(0, c);
       if (this.#readPaused) callbacks.push(this.#afterPausedWrite);
     }
+    // a REQUEST that waited here carries the budget left when it was queued: lower it to what is
+    // left now (a partial write is walked too, as it may end inside a split frame)
+    if (this.restampsRequests && (this.#held || out.length < queue.length - head)) this.#restamp(out);
+    else this.#bodyNext = false;
     const n = out.length;
     const done =
       callbacks.length === 0
@@ -527,6 +552,24 @@ export abstract class Connection {
       for (let i = 0; i < n - 1; i++) this.socket.write(out[i]!);
       this.socket.write(out[n - 1]!, done);
       this.socket.uncork();
+    }
+  }
+
+  /** `restampRequest` for each REQUEST among `parts`, whole frames or a split frame's head and body. */
+  #restamp(parts: readonly Uint8Array[]): void {
+    let now = 0;
+    for (const part of parts) {
+      if (part.length === 0) continue; // taken back by `unsend` (a split frame's head and body both)
+      if (this.#bodyNext) {
+        this.#bodyNext = false;
+        continue;
+      }
+      const head = part as Buffer;
+      if (head.length < HEADER_SIZE + head.readUInt32BE(12) + head.readUInt32BE(16)) this.#bodyNext = true;
+      if (head[3] === FrameType.REQUEST) {
+        if (now === 0) now = Date.now();
+        this.restampRequest(head, now);
+      }
     }
   }
 

@@ -31,6 +31,8 @@ export class TcpClientCall extends ClientCall<OutFrame> implements RequestSink {
    */
   #requestAt: number;
   #requestParts: number;
+  /** The deadline the REQUEST's `:timeout` was computed from (`undefined`: it has none). */
+  requestDeadline: number | undefined;
   #headers: Metadata | undefined;
   #trailers: Metadata | undefined;
   #inbox: Inbox<unknown> | undefined;
@@ -42,6 +44,7 @@ export class TcpClientCall extends ClientCall<OutFrame> implements RequestSink {
     this.#id = 0;
     this.#requestAt = -1;
     this.#requestParts = 0;
+    this.requestDeadline = undefined;
     this.#headers = undefined;
     this.#trailers = undefined;
     this.#inbox = undefined;
@@ -60,6 +63,7 @@ export class TcpClientCall extends ClientCall<OutFrame> implements RequestSink {
       const budget = budgetLeft(call.deadline, now);
       if (budget <= 0) throw deadlineExceeded(call.deadline);
       meta.push([PseudoKey.timeout, encodeTimeout(budget)]);
+      this.requestDeadline = call.deadline;
     }
     if (call.headers.size > 0) for (const entry of call.headers) meta.push(entry);
     const single = !call.stream || method.kind === "server_streaming";

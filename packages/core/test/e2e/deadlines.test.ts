@@ -290,6 +290,40 @@ describe("deadlines over TCP", () => {
     void Promise.all(filling);
   });
 
+  it("send a REQUEST that waited for the socket with the budget left when it goes, not when it was queued", async () => {
+    const raw = await startRawServer((socket) => socket.pause());
+    rawServers.push(raw);
+    const { transport, sockets } = tappedTransport({ address: raw.address, keepalive: false });
+    transports.push(transport);
+    const client = createClient(Echo, transport);
+    const big = "x".repeat(512 * 1024);
+    let fillers = 0;
+    const filling: Promise<unknown>[] = [];
+    while (!(sockets[0]?.writableNeedDrain ?? false) && fillers < 1000) {
+      fillers++;
+      filling.push(client.echo({ text: big }).catch(() => {}));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(sockets[0]!.writableNeedDrain).toBe(true);
+    // queued with 1,000 ms left; 300 ms pass before the socket takes it
+    const waited = client.echo({ text: "waited" }, { timeoutMs: 1_000 }).catch(() => {});
+    const later = client.echo({ text: "later" }, { timeoutMs: 1_000_000 }).catch(() => {});
+    await new Promise((resolve) => setImmediate(resolve));
+    vi.advanceTimersByTime(300);
+    const { socket, log } = await raw.connection(0);
+    socket.resume();
+    const timeoutOf = async (streamId: number) => {
+      const f = await log.next((f) => f.type === FrameType.REQUEST && f.streamId === streamId);
+      return new Map(f.metadata).get(PseudoKey.timeout);
+    };
+    // the same number of digits, zero-padded: nothing else in the frame moved
+    expect(await timeoutOf(fillers + 1)).toBe("0700");
+    expect(await timeoutOf(fillers + 2)).toBe("0999700");
+    void waited;
+    void later;
+    void Promise.all(filling);
+  });
+
   it("cancel a client-streaming call on the wire even before its REQUEST left: its frames never go out alone", async () => {
     const raw = await startRawServer();
     rawServers.push(raw);
