@@ -81,6 +81,28 @@ function requestFrame(streamId: number, timeout: string): Buffer {
   );
 }
 
+/**
+ * A raw server that reads nothing until told, and a client whose socket it has filled with calls
+ * (`fillers` of them, ids 1…n, pending in `filling`) until the socket asked to drain.
+ */
+async function fullSocket() {
+  const raw = await startRawServer((socket) => socket.pause());
+  rawServers.push(raw);
+  const { transport, sockets } = tappedTransport({ address: raw.address, keepalive: false });
+  transports.push(transport);
+  const client = createClient(Echo, transport);
+  const big = "x".repeat(512 * 1024);
+  let fillers = 0;
+  const filling: Promise<unknown>[] = [];
+  while (!(sockets[0]?.writableNeedDrain ?? false) && fillers < 1000) {
+    fillers++;
+    filling.push(client.echo({ text: big }).catch(() => {}));
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  expect(sockets[0]!.writableNeedDrain).toBe(true);
+  return { raw, client, fillers, filling };
+}
+
 describe("deadlines over TCP", () => {
   it("fail the client with DEADLINE_EXCEEDED when its budget runs out, and cancel the call on the wire", async () => {
     const raw = await startRawServer(); // accepts, never answers
@@ -259,21 +281,7 @@ describe("deadlines over TCP", () => {
   });
 
   it("never send a call whose deadline passed while its REQUEST waited for the socket, nor its CANCEL", async () => {
-    // the server reads nothing until told: the client's socket fills up and asks to drain
-    const raw = await startRawServer((socket) => socket.pause());
-    rawServers.push(raw);
-    const { transport, sockets } = tappedTransport({ address: raw.address, keepalive: false });
-    transports.push(transport);
-    const client = createClient(Echo, transport);
-    const big = "x".repeat(512 * 1024);
-    let fillers = 0;
-    const filling: Promise<unknown>[] = [];
-    while (!(sockets[0]?.writableNeedDrain ?? false) && fillers < 1000) {
-      fillers++;
-      filling.push(client.echo({ text: big }).catch(() => {}));
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-    expect(sockets[0]!.writableNeedDrain).toBe(true);
+    const { raw, client, fillers, filling } = await fullSocket();
     const late = client.echo({ text: "late" }, { timeoutMs: 50 }).catch((e: unknown) => e);
     const after = client.echo({ text: "after" }).catch(() => {});
     await new Promise((resolve) => setImmediate(resolve));
@@ -291,20 +299,7 @@ describe("deadlines over TCP", () => {
   });
 
   it("send a REQUEST that waited for the socket with the budget left when it goes, not when it was queued", async () => {
-    const raw = await startRawServer((socket) => socket.pause());
-    rawServers.push(raw);
-    const { transport, sockets } = tappedTransport({ address: raw.address, keepalive: false });
-    transports.push(transport);
-    const client = createClient(Echo, transport);
-    const big = "x".repeat(512 * 1024);
-    let fillers = 0;
-    const filling: Promise<unknown>[] = [];
-    while (!(sockets[0]?.writableNeedDrain ?? false) && fillers < 1000) {
-      fillers++;
-      filling.push(client.echo({ text: big }).catch(() => {}));
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-    expect(sockets[0]!.writableNeedDrain).toBe(true);
+    const { raw, client, fillers, filling } = await fullSocket();
     // queued with 1,000 ms left; 300 ms pass before the socket takes it
     const waited = client.echo({ text: "waited" }, { timeoutMs: 1_000 }).catch(() => {});
     const later = client.echo({ text: "later" }, { timeoutMs: 1_000_000 }).catch(() => {});
