@@ -5,11 +5,17 @@ import type { MethodInfo } from "../src/service/service.ts";
 
 /**
  * A client call as the client builds it, for tests of what runs below the interceptors (the call
- * lifetime, the cluster): JSON, no headers; a stream when `messages` is given, else `{ n: 1 }`.
+ * lifetime, the cluster): JSON, no headers; a stream when `messages` is given, else `message`
+ * (default `{ n: 1 }`).
  */
 export function clientCall(
   method: MethodInfo,
-  options: { signal?: AbortSignal; deadline?: number; messages?: AsyncIterable<unknown> } = {},
+  options: {
+    signal?: AbortSignal;
+    deadline?: number;
+    message?: unknown;
+    messages?: AsyncIterable<unknown>;
+  } = {},
 ): Call {
   const base = {
     method,
@@ -22,6 +28,6 @@ export function clientCall(
     protocol: undefined,
   } as const;
   return options.messages === undefined
-    ? { ...base, stream: false, message: { n: 1 } }
+    ? { ...base, stream: false, message: options.message ?? { n: 1 } }
     : { ...base, stream: true, messages: options.messages };
 }

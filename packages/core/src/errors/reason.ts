@@ -86,7 +86,10 @@ export const Reason = {
   IDLE_TIMEOUT: "IDLE_TIMEOUT",
   /** GOAWAY of a server refusing a connection beyond its `maxConnections`. */
   TOO_MANY_CONNECTIONS: "TOO_MANY_CONNECTIONS",
-  /** To the server's `onError`: how many connection errors were not reported, to keep the log short. */
+  /**
+   * To the server's `onError`: how many connection errors, or rejected one-way calls, were not
+   * reported, to keep the log short.
+   */
   REPORTS_SUPPRESSED: "REPORTS_SUPPRESSED",
   /** A connection to the node could not be made (refused, timed out, in reconnect backoff). */
   CONNECTION_FAILED: "CONNECTION_FAILED",

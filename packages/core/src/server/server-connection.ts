@@ -28,8 +28,14 @@ export interface ConnectionHost {
   readonly compression: Compression | null;
   /** Output bound and timeouts of every connection. */
   readonly connectionOptions: ConnectionOptions;
-  /** The server's error reporting (`onError`): requests that cannot start. */
+  /** The server's error reporting (`onError`). */
   report(error: unknown, path: string | undefined): void;
+  /**
+   * A one-way call rejected before it ran (no caller to answer): reported with its path and peer,
+   * rate limited like `warn`, so a client sending one-way calls to an overloaded or misconfigured
+   * server does not flood the log.
+   */
+  rejectedOneway(error: WeftError, path: string | undefined, peer: string | undefined): void;
   /**
    * A peer that broke the protocol or a limit, or was too slow: one short line with the peer and the
    * reason, rate limited (many hostile connections must not flood the log).
@@ -322,8 +328,13 @@ export class ServerConnection extends Connection {
 
   /** A request that cannot start: answered with END, or (one-way: never answered) reported. */
   #reject(id: number, oneway: boolean, path: string | undefined, error: WeftError): void {
-    if (oneway) this.host.report(error, path);
+    if (oneway) this.rejectedOneway(error, path);
     else this.sendEnd(id, error, undefined);
+  }
+
+  /** A one-way call that never ran: it has no caller to tell, so the server reports it (rate limited). */
+  rejectedOneway(error: WeftError, path: string | undefined): void {
+    this.host.rejectedOneway(error, path, this.peer);
   }
 }
 
@@ -395,7 +406,7 @@ export class ServerStream implements CallOwner {
     if (kind !== "client_streaming" && kind !== "bidi_streaming") {
       // the REQUEST carries the one request message, so it ends the client's stream (§7.1)
       if ((frame.flags & Flags.END_STREAM) === 0) {
-        this.#fail(requestMismatch(`a ${kind} REQUEST without END_STREAM`));
+        this.#refuse(requestMismatch(`a ${kind} REQUEST without END_STREAM`));
         return;
       }
       call.countReceived(frame.body.length);
@@ -408,13 +419,13 @@ export class ServerStream implements CallOwner {
           this.#conn.limits.maxFrameBytes,
         );
       } catch (e) {
-        this.#fail(WeftError.from(e, Code.INVALID_ARGUMENT));
+        this.#refuse(WeftError.from(e, Code.INVALID_ARGUMENT));
         return;
       }
       if (kind === "server_streaming") input = singleMessage(input);
     } else if (frame.body.length !== 0) {
       // the messages of a streamed request come as MESSAGE frames; a body means the client thinks it unary
-      this.#fail(requestMismatch(`a ${kind} REQUEST with a body`));
+      this.#refuse(requestMismatch(`a ${kind} REQUEST with a body`));
       return;
     }
     call.run(input).then(
@@ -571,6 +582,12 @@ export class ServerStream implements CallOwner {
     }
     conn.sendEnd(this.#id, undefined, result.trailers);
     this.#finish();
+  }
+
+  /** The request cannot run (its body or flags are wrong): the call fails; one-way, it is reported. */
+  #refuse(error: WeftError): void {
+    if (this.#oneway) this.#conn.rejectedOneway(error, this.#call.method.path);
+    this.#fail(error);
   }
 
   #fail(reason: unknown): void {

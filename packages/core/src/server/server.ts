@@ -32,7 +32,7 @@ import {
   type ServerRegistrationOptions,
 } from "./registration.ts";
 import { type ConnectionHost, ServerConnection } from "./server-connection.ts";
-import { WarningLimiter } from "./warnings.ts";
+import { reasonOf, WarningLimiter } from "./warnings.ts";
 
 export interface ServerOptions {
   /** Server interceptors, outermost first. Applied to every call of every service. */
@@ -59,16 +59,20 @@ export interface ServerOptions {
    */
   errors?: "relay" | "forward";
   /**
-   * Called with every unexpected handler error, and with what a peer did wrong on a Weft TCP
-   * connection (a protocol violation, a timeout, a connection beyond `maxConnections`; `peer` says
-   * who). Those connection errors are rate limited: at most 10 a minute, then one `WeftError` with
-   * reason `REPORTS_SUPPRESSED` saying how many more there were. Default: handler errors go to
-   * `logger.error`, connection errors to `logger.warn` as one short line each.
+   * Called with every unexpected handler error; with what a peer did wrong on a Weft TCP connection
+   * (a protocol violation, a timeout, a connection beyond `maxConnections`; `peer` says who); and
+   * with each one-way call rejected before it ran, which has no caller to tell (an unknown method,
+   * a bad `:timeout` or body, a budget spent on arrival, shed by `admission`; `path` and `peer` say
+   * which and whose). Connection errors and rejected one-way calls are rate limited, each apart: at
+   * most 10 a minute, then one `WeftError` with reason `REPORTS_SUPPRESSED` saying how many more
+   * there were (for one-way calls, by reason). Default: handler errors go to `logger.error`,
+   * connection errors and rejected one-way calls to `logger.warn` as one short line each.
    */
   onError?: (error: unknown, path: string | undefined, peer?: string) => void;
   /**
    * Where the server writes what `onError` is not given: unexpected handler errors
-   * (`error({ err, path }, "weft server: <path>:")`) and connection errors (one `warn` line each).
+   * (`error({ err, path }, "weft server: <path>:")`), connection errors and rejected one-way calls
+   * (one `warn` line each, rate limited).
    * Default `CONSOLE_LOGGER` (`console.error`/`console.warn`); a pino logger fits as it is.
    */
   logger?: Logger;
@@ -245,6 +249,8 @@ class ServerCore implements ServerInternals, ConnectionHost {
   readonly #options: ServerOptions;
   readonly #propagate: ReadonlySet<string>;
   readonly #warnings: WarningLimiter;
+  /** One-way calls rejected before they ran: reported as connection errors are, in a count of their own. */
+  readonly #rejections: WarningLimiter;
   readonly #forwardErrors: boolean;
   readonly #logger: Logger;
 
@@ -292,18 +298,29 @@ class ServerCore implements ServerInternals, ConnectionHost {
     const logger = loggerOption("logger", options.logger, CONSOLE_LOGGER);
     this.#logger = logger;
     this.#warnings = new WarningLimiter({
-      warning: (error, peer) => {
+      warning: (error, _path, peer) => {
         if (onError !== undefined) onError(error, undefined, peer);
         else logger.warn(`weft server: connection from ${peer ?? "?"}: ${error.reason}: ${error.rawMessage}`);
       },
-      suppressed: (count, intervalMs) => {
-        const error = new WeftError(
-          Code.RESOURCE_EXHAUSTED,
+      suppressed: (count, intervalMs) =>
+        this.#suppressed(
           `${count} more connection errors in the last ${intervalMs / 1000} s were not reported`,
-          { reason: Reason.REPORTS_SUPPRESSED },
+        ),
+    });
+    this.#rejections = new WarningLimiter({
+      warning: (error, path, peer) => {
+        if (onError !== undefined) onError(error, path, peer);
+        else {
+          logger.warn(
+            `weft server: one-way call ${path ?? "without :path"} from ${peer ?? "?"} rejected: ${reasonOf(error)}: ${error.rawMessage}`,
+          );
+        }
+      },
+      suppressed: (count, intervalMs, byReason) => {
+        const reasons = [...byReason].map(([reason, n]) => `${reason} ${n}`).join(", ");
+        this.#suppressed(
+          `${count} more rejected one-way calls in the last ${intervalMs / 1000} s were not reported (${reasons})`,
         );
-        if (onError !== undefined) onError(error, undefined);
-        else logger.warn(`weft server: ${error.rawMessage}`);
       },
     });
     // arrival times are kept only while a server in the process has an admission policy to judge
@@ -364,7 +381,19 @@ class ServerCore implements ServerInternals, ConnectionHost {
   }
 
   warn(error: WeftError, peer: string | undefined): void {
-    this.#warnings.warn(error, peer);
+    this.#warnings.warn(error, undefined, peer);
+  }
+
+  rejectedOneway(error: WeftError, path: string | undefined, peer: string | undefined): void {
+    this.#rejections.warn(error, path, peer);
+  }
+
+  /** A limiter's count of what it left out in an interval, as one report (`REPORTS_SUPPRESSED`). */
+  #suppressed(message: string): void {
+    const onError = this.#options.onError;
+    const error = new WeftError(Code.RESOURCE_EXHAUSTED, message, { reason: Reason.REPORTS_SUPPRESSED });
+    if (onError !== undefined) onError(error, undefined);
+    else this.#logger.warn(`weft server: ${message}`);
   }
 
   connectionClosed(conn: ServerConnection): void {

@@ -1,9 +1,11 @@
 /*
- * Warnings about connections (a peer that broke the protocol, was too slow, or came beyond
- * `maxConnections`), rate limited: a fuzzer or a flood of bad connections writes a few lines and a
- * count, not a line (or a stack trace) each.
+ * What a server reports about what others did to it, rate limited: connections turned away (a peer
+ * that broke the protocol, was too slow, or came beyond `maxConnections`) and one-way calls it
+ * rejected before running them. A fuzzer, a flood of bad connections or a client sending one-way
+ * calls to an overloaded server writes a few lines and a count, not a line (or a stack trace) each.
  */
 import { armDeadline, type DeadlineTimer } from "../call/deadline.ts";
+import { codeName } from "../errors/code.ts";
 import type { WeftError } from "../errors/weft-error.ts";
 
 /** At most this many warnings are passed on per interval; the rest are counted. */
@@ -12,10 +14,16 @@ export const WARNINGS_PER_INTERVAL = 10;
 export const WARNING_INTERVAL_MS = 60_000;
 
 export interface WarningSink {
-  /** One warning: the error says why (its `reason`), `peer` who. */
-  warning(error: WeftError, peer: string | undefined): void;
-  /** `count` warnings were left out during the last `intervalMs`. */
-  suppressed(count: number, intervalMs: number): void;
+  /**
+   * One warning, with what `onError` is given: the error says why (its `reason`), `path` the method
+   * it concerns (if any), `peer` who.
+   */
+  warning(error: WeftError, path: string | undefined, peer: string | undefined): void;
+  /**
+   * `count` warnings were left out during the last `intervalMs`; `byReason` splits the count by the
+   * errors' `reason` (their code's name for those without one), in the order each was first left out.
+   */
+  suppressed(count: number, intervalMs: number, byReason: ReadonlyMap<string, number>): void;
 }
 
 /**
@@ -27,13 +35,14 @@ export class WarningLimiter {
   #windowEnd = 0;
   #passed = 0;
   #suppressed = 0;
+  #byReason = new Map<string, number>();
   #timer: DeadlineTimer | undefined;
 
   constructor(sink: WarningSink) {
     this.#sink = sink;
   }
 
-  warn(error: WeftError, peer: string | undefined): void {
+  warn(error: WeftError, path: string | undefined, peer: string | undefined): void {
     if (this.#timer === undefined) {
       const now = Date.now();
       if (now >= this.#windowEnd) {
@@ -43,10 +52,12 @@ export class WarningLimiter {
     }
     if (this.#passed < WARNINGS_PER_INTERVAL) {
       this.#passed++;
-      this.#sink.warning(error, peer);
+      this.#sink.warning(error, path, peer);
       return;
     }
     this.#suppressed++;
+    const reason = reasonOf(error);
+    this.#byReason.set(reason, (this.#byReason.get(reason) ?? 0) + 1);
     this.#timer ??= armDeadline(this.#windowEnd, endInterval, this);
   }
 
@@ -54,11 +65,18 @@ export class WarningLimiter {
   endInterval(): void {
     this.#timer = undefined;
     const count = this.#suppressed;
+    const byReason = this.#byReason;
     this.#suppressed = 0;
+    this.#byReason = new Map();
     this.#passed = 0;
     this.#windowEnd = Date.now() + WARNING_INTERVAL_MS;
-    this.#sink.suppressed(count, WARNING_INTERVAL_MS);
+    this.#sink.suppressed(count, WARNING_INTERVAL_MS, byReason);
   }
+}
+
+/** What a warning says it was about: the error's `reason`, or its code's name when it has none. */
+export function reasonOf(error: WeftError): string {
+  return error.reason !== "" ? error.reason : codeName(error.code);
 }
 
 function endInterval(limiter: WarningLimiter): void {

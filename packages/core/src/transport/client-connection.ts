@@ -116,7 +116,8 @@ export class ClientConnection extends Connection {
 
   protected override onGoaway(lastStreamId: number): void {
     this.#markUnusable();
-    // Calls the server will never process can be retried elsewhere.
+    // Calls the server will never process can be retried elsewhere; a REQUEST of theirs still queued
+    // here is taken back first, so it is not written to a server that will not read it.
     for (const [id, call] of this.#calls.entries()) {
       if (id > lastStreamId) call.refuseGoingAway();
     }

@@ -1,5 +1,6 @@
 import { Duplex } from "node:stream";
 import { describe, expect, it } from "vitest";
+import { stalledSocket, streamIds, turn } from "../../test/stalled-socket.ts";
 import type { WeftError } from "../errors/weft-error.ts";
 import { encodeFrame, encodeOutFrame, SPLIT_BODY_BYTES } from "../protocol/encode.ts";
 import { DEFAULT_LIMITS, FrameType, HEADER_SIZE } from "../protocol/frame.ts";
@@ -90,28 +91,7 @@ describe("Connection writes", () => {
   });
 });
 
-/** A duplex whose writes complete only when `release()` is called: a peer that does not read. */
-function stalledSocket() {
-  const pending: Array<() => void> = [];
-  const written: Buffer[] = [];
-  const socket = new Duplex({
-    read() {},
-    write(chunk: Buffer, _encoding, done) {
-      written.push(chunk);
-      pending.push(() => done());
-    },
-  });
-  return {
-    socket,
-    written,
-    release() {
-      for (const done of pending.splice(0)) done();
-    },
-  };
-}
-
 const ping = () => encodeFrame(FrameType.PING, 0, 0, 0, 0, undefined, Buffer.alloc(8));
-const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 describe("Connection output bound", () => {
   it("stops reading at the high-water mark and reads again below the low-water mark", async () => {
@@ -160,16 +140,6 @@ describe("Connection backlog", () => {
   // one buffer each (`encodeFrame` does not split a large body off)
   const frame = (streamId: number, bytes: number) =>
     encodeFrame(FrameType.MESSAGE, 0, streamId, 0, 0, undefined, Buffer.alloc(bytes));
-  const streamIds = (chunks: Buffer[]) => {
-    const ids: number[] = [];
-    for (const chunk of chunks) {
-      for (let at = 0; at < chunk.length; ) {
-        ids.push(chunk.readUInt32BE(at + 8));
-        at += HEADER_SIZE + chunk.readUInt32BE(at + 12) + chunk.readUInt32BE(at + 16);
-      }
-    }
-    return ids;
-  };
 
   /** A client's connection (`keepBacklog`) whose output bound is `highWaterBytes`. */
   const backlogConnection = (socket: Duplex, highWaterBytes: number) =>

@@ -130,12 +130,18 @@ export class TcpClientCall extends ClientCall<OutFrame> implements RequestSink {
    * needed. Otherwise CANCEL goes out.
    */
   protected cancelOnWire(): void {
+    if (!this.#takeBack()) this.#conn.sendFrame(FrameType.CANCEL, 0, this.#id);
+  }
+
+  /**
+   * Takes the REQUEST back if it is all the call sends and the connection still holds it unwritten;
+   * true when it did (the server will never see it).
+   */
+  #takeBack(): boolean {
     const parts = this.#requestParts;
-    if (parts !== 0) {
-      this.#requestParts = 0;
-      if (this.#conn.unsend(this.#requestAt, parts)) return;
-    }
-    this.#conn.sendFrame(FrameType.CANCEL, 0, this.#id);
+    if (parts === 0) return false;
+    this.#requestParts = 0;
+    return this.#conn.unsend(this.#requestAt, parts);
   }
 
   protected ended(): void {
@@ -242,8 +248,13 @@ export class TcpClientCall extends ClientCall<OutFrame> implements RequestSink {
     this.#flow?.onCredit(bytes);
   }
 
-  /** The server is going away and will never process this call. */
+  /**
+   * The server is going away and will never process this call: a REQUEST still queued here is taken
+   * back, not written to a server that said it will not read it, and the call is refused (sent again
+   * elsewhere when it can be).
+   */
   refuseGoingAway(): void {
+    this.#takeBack();
     this.refuse(new WeftError(Code.UNAVAILABLE, "server is going away", { reason: Reason.REFUSED_STREAM }));
   }
 
