@@ -11,7 +11,7 @@ import type { SerializerName } from "../codec/serializer.ts";
 import { type CallContext, runWithCallContext } from "../context/call-context.ts";
 import { Code } from "../errors/code.ts";
 import { Reason } from "../errors/reason.ts";
-import { WeftError } from "../errors/weft-error.ts";
+import { errorWithoutStack, type WeftError } from "../errors/weft-error.ts";
 import type {
   ByteTally,
   Call,
@@ -184,11 +184,13 @@ export interface OpenCall {
 export function openCall(door: CallDoor, init: OpenCallInit): OpenCall {
   const state = door.state;
   if (!takesCalls(state) && !(state === "draining" && init.whileDraining === true)) {
-    throw new WeftError(Code.UNAVAILABLE, "server is shutting down", { reason: Reason.REFUSED_STREAM });
+    throw errorWithoutStack(Code.UNAVAILABLE, "server is shutting down", { reason: Reason.REFUSED_STREAM });
   }
   const route = door.route(init.path);
   if (route === undefined) {
-    throw new WeftError(Code.UNIMPLEMENTED, `unknown method ${init.path}`, { reason: Reason.UNKNOWN_METHOD });
+    throw errorWithoutStack(Code.UNIMPLEMENTED, `unknown method ${init.path}`, {
+      reason: Reason.UNKNOWN_METHOD,
+    });
   }
   let deadline: number | undefined;
   const timeoutMs = init.timeoutMs;

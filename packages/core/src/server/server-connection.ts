@@ -2,7 +2,7 @@ import type { Duplex } from "node:stream";
 import { type SerializerName, serializerName } from "../codec/serializer.ts";
 import { Code } from "../errors/code.ts";
 import { Reason } from "../errors/reason.ts";
-import { WeftError } from "../errors/weft-error.ts";
+import { errorWithoutStack, WeftError } from "../errors/weft-error.ts";
 import { closeIterator, type StreamResult, singleMessage } from "../interceptor/call.ts";
 import { Metadata } from "../metadata/metadata.ts";
 import type { DecodeErrorInfo } from "../protocol/decode.ts";
@@ -158,7 +158,7 @@ export class ServerConnection extends Connection {
         return;
       case FrameType.CANCEL:
         stream.cancel(
-          new WeftError(Code.CANCELLED, "call cancelled by the client", { reason: Reason.CANCELLED }),
+          errorWithoutStack(Code.CANCELLED, "call cancelled by the client", { reason: Reason.CANCELLED }),
           false,
         );
         return;
@@ -252,7 +252,7 @@ export class ServerConnection extends Connection {
       if (!oneway) {
         this.sendEnd(
           id,
-          new WeftError(Code.UNAVAILABLE, "server is shutting down", { reason: Reason.REFUSED_STREAM }),
+          errorWithoutStack(Code.UNAVAILABLE, "server is shutting down", { reason: Reason.REFUSED_STREAM }),
           undefined,
         );
       }
@@ -276,7 +276,7 @@ export class ServerConnection extends Connection {
         id,
         oneway,
         path,
-        new WeftError(Code.UNIMPLEMENTED, "unknown method (no :path)", { reason: Reason.MISSING_PATH }),
+        errorWithoutStack(Code.UNIMPLEMENTED, "unknown method (no :path)", { reason: Reason.MISSING_PATH }),
       );
       return;
     }
@@ -288,7 +288,9 @@ export class ServerConnection extends Connection {
           id,
           oneway,
           path,
-          new WeftError(Code.INVALID_ARGUMENT, `bad :timeout "${timeout}"`, { reason: Reason.BAD_TIMEOUT }),
+          errorWithoutStack(Code.INVALID_ARGUMENT, `bad :timeout "${timeout}"`, {
+            reason: Reason.BAD_TIMEOUT,
+          }),
         );
         return;
       }
@@ -299,7 +301,7 @@ export class ServerConnection extends Connection {
         id,
         oneway,
         path,
-        new WeftError(Code.INVALID_ARGUMENT, `unknown serializer id ${frame.serializer}`, {
+        errorWithoutStack(Code.INVALID_ARGUMENT, `unknown serializer id ${frame.serializer}`, {
           reason: Reason.UNSUPPORTED_SERIALIZER,
         }),
       );
@@ -340,7 +342,7 @@ export class ServerConnection extends Connection {
 
 /** A REQUEST whose END_STREAM flag or body does not fit the method's kind (§7.1). */
 function requestMismatch(what: string): WeftError {
-  return new WeftError(Code.INTERNAL, `${what}: client and server disagree on the method's kind`, {
+  return errorWithoutStack(Code.INTERNAL, `${what}: client and server disagree on the method's kind`, {
     reason: Reason.UNEXPECTED_FRAME,
   });
 }
@@ -451,7 +453,7 @@ export class ServerStream implements CallOwner {
     }
     if (this.#flow!.received(frame.body.length)) {
       this.cancel(
-        new WeftError(Code.RESOURCE_EXHAUSTED, "client ignored flow control", {
+        errorWithoutStack(Code.RESOURCE_EXHAUSTED, "client ignored flow control", {
           reason: Reason.FLOW_CONTROL_VIOLATION,
         }),
         true,
