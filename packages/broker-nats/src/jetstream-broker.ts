@@ -22,7 +22,7 @@ import {
 } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
 import { ConfigError, stableHash } from "@weft/core";
-import { backoffDelay, pause, positiveInteger } from "@weft/core/internal";
+import { backoffDelay, NEVER, pause, positiveInteger } from "@weft/core/internal";
 import type {
   Broker,
   BrokerFeatures,
@@ -383,7 +383,7 @@ class JetStreamSubscription implements BrokerSubscription {
   readonly #loops: PullLoop[] = [];
   readonly #ephemeral: string[] = [];
   #stopped = false;
-  #lingered: Promise<void> = Promise.resolve();
+  #lingered: Promise<unknown> = Promise.resolve();
   #closing: Promise<void> | undefined;
 
   constructor(jet: Jet, spec: SubscribeSpec, stream: string, sink: DeliverySink) {
@@ -503,7 +503,8 @@ class JetStreamSubscription implements BrokerSubscription {
     if (this.#stopped) return;
     this.#stopped = true;
     for (const m of this.#gate.close()) m.nak();
-    this.#lingered = new Promise((resolve) => setTimeout(resolve, STOP_LINGER_MS));
+    // ref'd: `close` waits for it
+    this.#lingered = pause(STOP_LINGER_MS, NEVER, { ref: true });
     void this.#lingered.then(() => {
       for (const loop of this.#loops) loop.stop();
     });

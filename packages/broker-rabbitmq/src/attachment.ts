@@ -5,7 +5,7 @@
  * its consumer while the connection lives on.
  */
 import type { Logger } from "@weft/core";
-import { type BackoffOptions, backoffDelay } from "@weft/core/internal";
+import { armDeadline, type BackoffOptions, backoffDelay, type DeadlineTimer } from "@weft/core/internal";
 import type { Channel, ChannelModel } from "amqplib";
 
 /** Drops a rejection nobody waits for (a channel closing on a connection already gone). */
@@ -21,7 +21,8 @@ export abstract class Attachment {
   #attachedTo: ChannelModel | undefined;
   /** The attach running, so two never interleave. */
   #attaching: Promise<void> = Promise.resolve();
-  #recovery: NodeJS.Timeout | undefined;
+  /** The next attach after a lost channel; ref'd, as the wait of a consumer for its messages. */
+  #recovery: DeadlineTimer | undefined;
   #failures = 0;
 
   constructor(logger: Logger, reconnect: BackoffOptions, connection: () => ChannelModel | undefined) {
@@ -83,25 +84,23 @@ export abstract class Attachment {
     if (this.ended || this.#recovery !== undefined) return;
     this.#logger.warn(this.identity, `rabbitmq: ${why}; attaching again`);
     this.#failures++;
-    this.#recovery = setTimeout(
-      () => {
-        this.#recovery = undefined;
-        const connection = this.#connection();
-        if (connection === undefined || this.ended) return;
-        this.attach(connection).then(
-          () => {
-            this.#failures = 0;
-          },
-          (err: unknown) => this.recover(`cannot attach again: ${err instanceof Error ? err.message : err}`),
-        );
-      },
-      backoffDelay(this.#failures, this.#reconnect),
-    );
+    this.#recovery = armDeadline(Date.now() + backoffDelay(this.#failures, this.#reconnect), () => {
+      this.#recovery = undefined;
+      const connection = this.#connection();
+      if (connection === undefined || this.ended) return;
+      this.attach(connection).then(
+        () => {
+          this.#failures = 0;
+        },
+        (err: unknown) => this.recover(`cannot attach again: ${err instanceof Error ? err.message : err}`),
+      );
+    });
+    this.#recovery.ref();
   }
 
   /** For `close`: no more recovery; closes the channel (unacknowledged deliveries go back to the queue). */
   protected async release(): Promise<void> {
-    clearTimeout(this.#recovery);
+    this.#recovery?.cancel();
     const channel = this.#channel;
     this.#channel = undefined;
     this.#attachedTo = undefined;

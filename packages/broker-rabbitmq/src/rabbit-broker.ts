@@ -7,8 +7,10 @@
 import { randomUUID } from "node:crypto";
 import { Code, ConfigError, type Logger, Reason, SILENT_LOGGER, type Telemetry, WeftError } from "@weft/core";
 import {
+  armDeadline,
   type BackoffOptions,
   backoffDelay,
+  type DeadlineTimer,
   emit,
   loggerOption,
   NEVER,
@@ -189,7 +191,8 @@ class RabbitBroker implements Broker {
   #writable: Promise<void> | undefined;
   #failures = 0;
   #downSince = 0;
-  #timer: NodeJS.Timeout | undefined;
+  /** The next reconnect attempt; ref'd: a consumer process has nothing else alive while it waits. */
+  #timer: DeadlineTimer | undefined;
   #closing: Promise<void> | undefined;
 
   constructor(settings: Settings) {
@@ -255,7 +258,8 @@ class RabbitBroker implements Broker {
   #scheduleReconnect(): void {
     this.#failures++;
     const delay = backoffDelay(this.#failures, this.#settings.reconnect);
-    this.#timer = setTimeout(() => void this.#reconnect(), delay);
+    this.#timer = armDeadline(Date.now() + delay, () => void this.#reconnect());
+    this.#timer.ref();
   }
 
   async #reconnect(): Promise<void> {
@@ -431,7 +435,7 @@ class RabbitBroker implements Broker {
   }
 
   async #close(): Promise<void> {
-    clearTimeout(this.#timer);
+    this.#timer?.cancel();
     await Promise.all([...this.#subscriptions].map((s) => s.close()));
     await Promise.all([...this.#inboxes.values()].map((i) => i.close()));
     const connection = this.#connection;

@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type { Logger, Telemetry } from "@weft/core";
-import { backoffDelay, emit, RECONNECT_DEFAULTS } from "@weft/core/internal";
+import { armDeadline, backoffDelay, type DeadlineTimer, emit, RECONNECT_DEFAULTS } from "@weft/core/internal";
 import {
   type BrokerSubscription,
   type Delivery,
@@ -77,7 +77,8 @@ export class StreamSubscription implements BrokerSubscription, LeaseHolder {
   readonly #streams = new Map<string, StreamState>();
   readonly #byPartition = new Map<number, StreamState>();
   readonly #outstanding = new Map<string, Outstanding>();
-  readonly #timers = new Set<NodeJS.Timeout>();
+  /** Nacked entries' wake-ups (`#holdBack`), unref'd. */
+  readonly #timers = new Set<DeadlineTimer>();
   readonly #leases: PartitionLeases | undefined;
   #reader: Redis | undefined;
   #readerId: string | undefined;
@@ -209,13 +210,17 @@ export class StreamSubscription implements BrokerSubscription, LeaseHolder {
     }
   }
 
-  /** Waits until `#wake` or `ms` (forever when undefined). */
+  /**
+   * Waits until `#wake` or `ms` (forever when undefined). The time is ref'd: the subscription's loop
+   * keeps the process alive while it waits out a backoff or a turn with nothing to read.
+   */
   #pause(ms: number | undefined): Promise<void> {
     return new Promise((resolve) => {
-      const timer = ms === undefined ? undefined : setTimeout(done, ms);
+      const timer = ms === undefined ? undefined : armDeadline(Date.now() + ms, done);
+      timer?.ref();
       const self = this;
       function done(): void {
-        clearTimeout(timer);
+        timer?.cancel();
         if (self.#resume === done) self.#resume = undefined;
         resolve();
       }
@@ -433,21 +438,19 @@ export class StreamSubscription implements BrokerSubscription, LeaseHolder {
       fits ? ackWait - Math.max(0, remaining) : 0,
     );
     if (mine === 0 || this.#closing !== undefined) return;
-    const timer = setTimeout(
-      () => {
-        this.#timers.delete(timer);
-        if (fits) {
-          this.#claimDue = true;
-          this.#wake();
-        } else {
-          void this.#holdBack(stream, id, until).catch((e: unknown) =>
-            this.#host.logger.warn({ error: String(e) }, "redis broker: holding back a nacked entry failed"),
-          );
-        }
-      },
-      fits ? Math.max(0, remaining) : Math.floor(ackWait / 2),
-    );
-    timer.unref();
+    // from now, not at `until`: the entry's idle time was set as the script ran, after `remaining`
+    // was read, so it reaches `ackWait` no sooner than this
+    const timer = armDeadline(Date.now() + (fits ? Math.max(0, remaining) : Math.floor(ackWait / 2)), () => {
+      this.#timers.delete(timer);
+      if (fits) {
+        this.#claimDue = true;
+        this.#wake();
+      } else {
+        void this.#holdBack(stream, id, until).catch((e: unknown) =>
+          this.#host.logger.warn({ error: String(e) }, "redis broker: holding back a nacked entry failed"),
+        );
+      }
+    });
     this.#timers.add(timer);
   }
 
@@ -529,7 +532,7 @@ export class StreamSubscription implements BrokerSubscription, LeaseHolder {
   async #close(): Promise<void> {
     await this.stop();
     await this.#loop;
-    for (const t of this.#timers) clearTimeout(t);
+    for (const t of this.#timers) t.cancel();
     this.#timers.clear();
     const group = this.#spec.group;
     const redis = this.#host.redis;

@@ -212,11 +212,11 @@ class Group {
       lane.items.push(item);
       this.broker.schedule(this);
     } else {
-      const timer = setTimeout(() => {
+      const timer = armDeadline(Date.now() + delayMs, () => {
         this.broker.timers.delete(timer);
         lane.items.push(item);
         this.pump();
-      }, delayMs).unref();
+      });
       this.broker.timers.add(timer);
     }
   }
@@ -275,7 +275,7 @@ class MemoryBroker implements Broker {
    */
   readonly outside: <A>(fn: (arg: A) => void, arg: A) => void = AsyncLocalStorage.snapshot();
   readonly inboxes = new Map<string, InboxHandlers>();
-  readonly timers = new Set<NodeJS.Timeout>();
+  readonly timers = new Set<DeadlineTimer>();
   readonly #dirty = new Set<Group>();
   #scheduled = false;
   closed = false;
@@ -408,7 +408,7 @@ class MemoryBroker implements Broker {
   close(): Promise<void> {
     if (this.closed) return Promise.resolve();
     this.closed = true;
-    for (const t of this.timers) clearTimeout(t);
+    for (const t of this.timers) t.cancel();
     this.timers.clear();
     for (const g of this.groups.values()) {
       for (const lane of g.lanes) lane.timer?.cancel();

@@ -119,6 +119,34 @@ describe("memoryBroker's own semantics", () => {
     await broker.close();
   });
 
+  it("a nacked message comes back when its delay is up, even past 24.8 days, and not after close", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
+    const broker = memoryBroker();
+    try {
+      const got: Delivery[] = [];
+      await broker.subscribe(spec("mem.nacked", "g", 10), (d) => void got.push(d));
+      await broker.publish(envelope("mem.nacked"));
+      await broker.publish(envelope("mem.nacked"));
+      await vi.advanceTimersByTimeAsync(0);
+      expect(got).toHaveLength(2);
+      const month = 30 * 24 * 3600_000;
+      await got[0]!.nack(month);
+      await got[1]!.nack(2 * month);
+      await vi.advanceTimersByTimeAsync(1_000);
+      expect(got).toHaveLength(2);
+      await vi.advanceTimersByTimeAsync(month - 1_001);
+      expect(got).toHaveLength(2);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(got.map((d) => d.attempt)).toEqual([1, 1, 2]);
+      await broker.close();
+      await vi.advanceTimersByTimeAsync(month);
+      expect(got).toHaveLength(3);
+    } finally {
+      await broker.close();
+      vi.useRealTimers();
+    }
+  });
+
   it("a held partition wakes when its soonest message is due, not at a later one's time", async () => {
     vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
     const broker = memoryBroker();

@@ -305,13 +305,13 @@ class EtcdRegistration implements Registration {
       if (this.#stopped) return;
       const delay = this.#regrantDelay;
       this.#regrantDelay = Math.min(MAX_RETRY_MS, delay * 2);
-      setTimeout(() => {
+      armDeadline(Date.now() + delay, () => {
         if (this.#stopped || this.#registry.closed) return;
         this.#lease = this.#grant();
         this.#write().then(() => {
           this.#regrantDelay = RETRY_MS;
         }, ignore);
-      }, delay).unref();
+      });
     });
     return lease;
   }

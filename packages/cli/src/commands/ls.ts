@@ -1,4 +1,5 @@
 import { type Discovery, type Instance, type InstanceChange, openDiscovery, parseTarget } from "@weft/core";
+import { pause } from "@weft/core/internal";
 import { etcdScheme } from "@weft/registry-etcd";
 import { type Command, Exit, type ExitCode, type Io, parseCommandArgs, UsageError } from "../command.ts";
 
@@ -141,7 +142,8 @@ async function watchAll(
       io.out(`${at} ${mark} ${name} ${describe(instance, Date.now())}\n`);
     }
   };
-  let stopping = false;
+  /** Aborted at SIGINT or SIGTERM: ends the waits before watching again too. */
+  const stop = new AbortController();
   /** Services whose watch failed and has not delivered since. */
   const failing = new Set<string>();
   const follow = (name: string, isNew: boolean) => {
@@ -162,7 +164,8 @@ async function watchAll(
               io.err(`weft ls: watching ${name} failed: ${e instanceof Error ? e.message : String(e)}\n`);
             failing.add(name);
             watches.delete(name);
-            if (!stopping) setTimeout(() => !stopping && follow(name, true), REWATCH_MS);
+            // ref'd: while every watch is failing, this wait is what keeps the command running
+            if (await pause(REWATCH_MS, stop.signal, { ref: true })) follow(name, true);
             return;
           }
           if (failing.delete(name)) io.err(`weft ls: watching ${name} again\n`);
@@ -196,7 +199,7 @@ async function watchAll(
     process.once("SIGINT", resolve);
     process.once("SIGTERM", resolve);
   });
-  stopping = true;
+  stop.abort();
   clearInterval(poll);
   for (const iterator of watches.values()) await iterator.return?.();
   await Promise.all(done);

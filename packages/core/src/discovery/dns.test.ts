@@ -1,3 +1,4 @@
+import { Resolver } from "node:dns/promises";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { type DnsServer, DOMAIN, freeUdpPort, startDnsmasq, within } from "../../test/dnsmasq.ts";
 import { Code } from "../errors/code.ts";
@@ -21,6 +22,7 @@ afterAll(() => dns?.close());
 const opened: { close(): Promise<void> }[] = [];
 afterEach(async () => {
   vi.useRealTimers();
+  vi.restoreAllMocks();
   for (const d of opened.splice(0)) await d.close();
 });
 
@@ -29,6 +31,17 @@ function discovery(options: DnsDiscoveryOptions = {}) {
   const d = createDnsDiscovery({ servers: [dns.address], timeoutMs: 500, tries: 1, ...options });
   opened.push(d);
   return d;
+}
+
+/** How many times each host's A records have been asked for since the call (resolutions start synchronously). */
+function countResolutions(): (host: string) => number {
+  const resolve4 = vi.spyOn(Resolver.prototype, "resolve4");
+  return (host) => resolve4.mock.calls.filter(([h]) => h === host).length;
+}
+
+/** A turn of the event loop (not faked): a resolution that ended has scheduled its next one. */
+function turn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** The next item of a watch, or a failure after a bound of real time (even under a fake clock). */
@@ -225,10 +238,40 @@ describe("createDnsDiscovery", () => {
     expect(activeWatches(d as unknown as Registry)).toBe(0);
   });
 
-  it("ending the iteration stops the watch's timer; close ends every watch", async () => {
+  it("waits out an intervalMs beyond setTimeout's 24.8-day limit", async () => {
     await dns.setHosts({ [CATALOG]: ["127.0.0.2"] });
+    const resolutions = countResolutions();
     vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
-    const d = discovery();
+    const month = 30 * 24 * 3600_000;
+    const d = discovery({ intervalMs: month });
+    const changes = d.watch(`${CATALOG}:4000`)[Symbol.asyncIterator]();
+    await next(changes);
+    await turn();
+    vi.advanceTimersByTime(1_000);
+    expect(resolutions(CATALOG)).toBe(1);
+    vi.advanceTimersByTime(month - 1_000);
+    expect(resolutions(CATALOG)).toBe(2);
+  });
+
+  it("keeps the process alive while a name is watched, as a watch someone iterates", async () => {
+    await dns.setHosts({ [CATALOG]: ["127.0.0.2"] });
+    // real timers: Node counts a timer among its active resources only while it is ref'd
+    const kept = (): number => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
+    const before = kept();
+    const changes = discovery().watch(`${CATALOG}:4000`)[Symbol.asyncIterator]();
+    await next(changes);
+    await turn();
+    expect(kept()).toBe(before + 1);
+    await changes.return?.();
+    expect(kept()).toBe(before);
+  });
+
+  it("ending the iteration stops resolving a name nobody watches; close ends every watch", async () => {
+    const OTHER = `other.${DOMAIN}`;
+    await dns.setHosts({ [CATALOG]: ["127.0.0.2"], [OTHER]: ["127.0.0.7"] });
+    const resolutions = countResolutions();
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
+    const d = discovery({ intervalMs: 5_000 });
     const registry = d as unknown as Registry;
     const service = `${CATALOG}:4000`;
     const first = d.watch(service)[Symbol.asyncIterator]();
@@ -236,17 +279,25 @@ describe("createDnsDiscovery", () => {
     await next(first);
     await next(second); // the second watch gets the set the first resolved
     expect(activeWatches(registry)).toBe(2);
-    expect(vi.getTimerCount()).toBe(1); // one timer per watched name
+    expect(resolutions(CATALOG)).toBe(1); // one resolution per watched name
     await first.return?.();
-    expect(vi.getTimerCount()).toBe(1);
-    const third = d.watch(`${CATALOG}:5000`)[Symbol.asyncIterator]();
+    await turn();
+    vi.advanceTimersByTime(5_000);
+    expect(resolutions(CATALOG)).toBe(2); // still watched by the second
+    const third = d.watch(`${OTHER}:5000`)[Symbol.asyncIterator]();
     await next(third);
     await second.return?.();
     expect(activeWatches(registry)).toBe(1);
+    await turn();
+    vi.advanceTimersByTime(5_000);
+    expect([resolutions(CATALOG), resolutions(OTHER)]).toEqual([2, 2]);
+    await turn();
     await d.close();
     expect(await third.next()).toEqual({ value: undefined, done: true });
     expect(activeWatches(registry)).toBe(0);
-    expect(vi.getTimerCount()).toBe(0);
+    vi.advanceTimersByTime(5_000);
+    expect(resolutions(OTHER)).toBe(2);
+    expect(vi.getTimerCount()).toBe(0); // nothing is armed again
     await expect(d.list(service)).rejects.toMatchObject({ reason: Reason.REGISTRY_UNAVAILABLE });
   });
 });

@@ -6,6 +6,7 @@
  */
 import { Resolver } from "node:dns/promises";
 import { isIP } from "node:net";
+import { armDeadline, type DeadlineTimer } from "../call/deadline.ts";
 import { Code } from "../errors/code.ts";
 import { Reason } from "../errors/reason.ts";
 import { ConfigError, WeftError } from "../errors/weft-error.ts";
@@ -288,7 +289,8 @@ class WatchedName {
   readonly #settings: Settings;
   /** The set of the last successful resolution; `undefined` until one succeeds. */
   #last: Map<string, Instance> | undefined;
-  #timer: NodeJS.Timeout | undefined;
+  /** The next resolution; ref'd, as a watch someone iterates keeps the process alive. */
+  #timer: DeadlineTimer | undefined;
   /** When the pending timer fires, ms since the epoch. */
   #dueAt = Number.POSITIVE_INFINITY;
   #running = false;
@@ -324,18 +326,19 @@ class WatchedName {
 
   stop(): void {
     this.#stopped = true;
-    clearTimeout(this.#timer);
+    this.#timer?.cancel();
     this.#timer = undefined;
   }
 
   #schedule(delayMs: number): void {
-    clearTimeout(this.#timer);
+    this.#timer?.cancel();
     this.#dueAt = this.#settings.now() + delayMs;
-    this.#timer = setTimeout(() => this.#run(), delayMs);
+    this.#timer = armDeadline(Date.now() + delayMs, () => this.#run());
+    this.#timer.ref();
   }
 
   #run(): void {
-    clearTimeout(this.#timer);
+    this.#timer?.cancel();
     this.#timer = undefined;
     this.#dueAt = Number.POSITIVE_INFINITY;
     this.#running = true;

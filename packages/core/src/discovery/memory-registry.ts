@@ -1,3 +1,4 @@
+import { armDeadline, type DeadlineTimer } from "../call/deadline.ts";
 import { checkService, offering, patched, serviceNames, toInstance, ttlOf } from "./instance.ts";
 import { probe, type RegistrationProbe, type RegistryProbe } from "./probe.ts";
 import type {
@@ -94,15 +95,15 @@ class MemoryRegistry implements Registry {
 class MemoryRegistration implements Registration {
   #instance: Instance;
   #done = false;
-  #expiry: NodeJS.Timeout | undefined;
+  /** Set once abandoned: the TTL running out, which does not keep the process alive. */
+  #expiry: DeadlineTimer | undefined;
   readonly #registry: MemoryRegistry;
   readonly #ttlMs: number;
 
   readonly [probe]: RegistrationProbe = {
     abandon: () => {
       if (this.#done || this.#expiry !== undefined) return;
-      this.#expiry = setTimeout(() => void this.deregister(), this.#ttlMs);
-      this.#expiry.unref();
+      this.#expiry = armDeadline(Date.now() + this.#ttlMs, () => void this.deregister());
     },
   };
 
@@ -131,7 +132,7 @@ class MemoryRegistration implements Registration {
   deregister(): Promise<void> {
     if (this.#done) return Promise.resolve();
     this.#done = true;
-    clearTimeout(this.#expiry);
+    this.#expiry?.cancel();
     this.#registry.delete(this);
     return Promise.resolve();
   }

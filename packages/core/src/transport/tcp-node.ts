@@ -3,6 +3,7 @@ import type { Duplex } from "node:stream";
 import { type ConnectionOptions as TlsConnectionOptions, connect as tlsConnect } from "node:tls";
 import { type BackoffOptions, ReconnectBackoff, reconnectOptions } from "../call/backoff.ts";
 import type { RetryRefused } from "../call/client-call.ts";
+import { armDeadline } from "../call/deadline.ts";
 import { settleWithin } from "../call/signal.ts";
 import type { CompressionOptions } from "../codec/compression.ts";
 import { Code } from "../errors/code.ts";
@@ -245,11 +246,13 @@ export class TcpNode implements TransportNode {
       this.#dialing = socket;
       const secure = this.#options.tls !== undefined;
       const readyEvent = secure ? "secureConnect" : "connect";
-      const timer = setTimeout(() => {
+      const timer = armDeadline(Date.now() + timeoutMs, () => {
         socket.destroy(new Error(`connect timed out after ${timeoutMs} ms`));
-      }, timeoutMs);
+      });
+      // a caller waits for this connection: keep the process alive as the socket being dialed does
+      timer.ref();
       const onError = (error: Error) => {
-        clearTimeout(timer);
+        timer.cancel();
         this.#dialing = undefined;
         if (this.#closed) {
           reject(transportClosed());
@@ -259,7 +262,7 @@ export class TcpNode implements TransportNode {
       };
       socket.once("error", onError);
       socket.once(readyEvent, () => {
-        clearTimeout(timer);
+        timer.cancel();
         this.#dialing = undefined;
         if (this.#closed) {
           // close() ran while this connection was being set up: it must not outlive the transport

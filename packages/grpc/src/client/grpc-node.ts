@@ -6,7 +6,9 @@ import {
 } from "node:http2";
 import { type Call, type CallResult, Code, Reason, WeftError } from "@weft/core";
 import {
+  armDeadline,
   type BackoffOptions,
+  type DeadlineTimer,
   ReconnectBackoff,
   type RetryRefused,
   type resolveCompression,
@@ -50,7 +52,8 @@ class Pooled {
   /** Resolves when the session connects; rejects (`CONNECTION_FAILED`) when it closes before. */
   connected: Promise<void> = Promise.resolve();
   #keepalive: NodeJS.Timeout | undefined;
-  #pingTimer: NodeJS.Timeout | undefined;
+  /** The answer to the ping in flight is due (unref'd: the calls in flight keep the process alive). */
+  #pingTimer: DeadlineTimer | undefined;
 
   constructor(session: ClientHttp2Session) {
     this.session = session;
@@ -70,29 +73,28 @@ class Pooled {
     const session = this.session;
     // idle connections are not pinged: servers may count that as abuse (grpc-go: too_many_pings)
     if (this.active === 0 || this.#pingTimer !== undefined || session.destroyed || session.connecting) return;
-    const timer = setTimeout(() => {
+    const timer = armDeadline(Date.now() + timeoutMs, () => {
       session.destroy(
         new WeftError(Code.UNAVAILABLE, `no answer to keepalive ping within ${timeoutMs} ms`, {
           reason: Reason.KEEPALIVE_TIMEOUT,
         }),
       );
-    }, timeoutMs);
-    timer.unref();
+    });
     this.#pingTimer = timer;
     const sent = session.ping(() => {
       // answered (or the session is going away, which its calls learn on their own)
-      clearTimeout(timer);
+      timer.cancel();
       this.#pingTimer = undefined;
     });
     if (!sent) {
-      clearTimeout(timer);
+      timer.cancel();
       this.#pingTimer = undefined;
     }
   }
 
   stop(): void {
     clearInterval(this.#keepalive);
-    clearTimeout(this.#pingTimer);
+    this.#pingTimer?.cancel();
     this.#pingTimer = undefined;
   }
 }
@@ -248,17 +250,17 @@ export class GrpcNode implements TransportNode {
     });
     if (keepalive !== null) pooled.startKeepalive(keepalive);
     if (connectTimeoutMs > 0) {
-      const timer = setTimeout(() => {
+      // unref'd, as the session is until a call goes on it
+      const timer = armDeadline(Date.now() + connectTimeoutMs, () => {
         if (!session.connecting) return;
         session.destroy(
           Object.assign(new Error(`connect timeout after ${connectTimeoutMs} ms`), {
             code: "ETIMEDOUT",
           }),
         );
-      }, connectTimeoutMs);
-      timer.unref();
-      session.once("connect", () => clearTimeout(timer));
-      session.once("close", () => clearTimeout(timer));
+      });
+      session.once("connect", () => timer.cancel());
+      session.once("close", () => timer.cancel());
     }
     return pooled;
   }

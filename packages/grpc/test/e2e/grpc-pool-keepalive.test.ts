@@ -166,7 +166,7 @@ describe("gRPC transport: keepalive", () => {
 
   it("a connection whose PING goes unanswered is closed and its calls fail UNAVAILABLE KEEPALIVE_TIMEOUT", async () => {
     // the transport's timers are fake; the sockets are real
-    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval"] });
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval", "Date"] });
     const peer = await h2Peer(false);
     const proxy = await freezableProxy(peer.port);
     const transport = createGrpcTransport({
@@ -193,7 +193,7 @@ describe("gRPC transport: keepalive", () => {
   });
 
   it("pings a connection with calls in flight, which the live server answers; idle connections are not pinged", async () => {
-    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval"] });
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval", "Date"] });
     const turn = () => new Promise((resolve) => setImmediate(resolve));
     const peer = await h2Peer(false);
     const transport = createGrpcTransport({
