@@ -248,7 +248,12 @@ function registerMethod(
           const result = (await settleWithin(ext.run(request), ext.signal, undefined)) as UnaryResult;
           copyHeaders(result.headers, ctx.responseHeader);
           copyHeaders(result.trailers, ctx.responseTrailer);
-          return result.message ?? {};
+          const message = result.message ?? {};
+          // Connect encodes the message once this has returned, when the call has ended: a message
+          // it cannot encode is the handler's fault, found here so that the call ends with it
+          const unencodable = encodeError(desc.output, message, isJson(ctx));
+          if (unencodable !== undefined) throw unencodable;
+          return message;
         } catch (e) {
           failed = e;
           throw failure(ext, e);
@@ -354,8 +359,12 @@ function link(
   return () => signal.removeEventListener("abort", onAbort);
 }
 
-/** Whether a call's messages are JSON (else protobuf binary), as its content type says. */
+/**
+ * Whether a call's messages are JSON (else protobuf binary), as its content type says, or for a
+ * Connect GET, which has no body, its `encoding` parameter.
+ */
 function isJson(ctx: ConnectContext): boolean {
+  if (ctx.requestMethod === "GET") return new URL(ctx.url).searchParams.get("encoding") === "json";
   return (ctx.requestHeader.get("content-type") ?? "").includes("json");
 }
 

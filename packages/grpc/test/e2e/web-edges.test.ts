@@ -6,6 +6,13 @@ import { once } from "node:events";
 import { connect as http2Connect, constants as http2Constants } from "node:http2";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
+  type Client,
+  Code as ConnectCode,
+  ConnectError,
+  createClient as createConnectClient,
+} from "@connectrpc/connect";
+import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import {
   Code,
   ConfigError,
   createServer,
@@ -17,6 +24,7 @@ import {
 import { deadlineWhileRunning } from "@weft/core/internal";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  Catalog,
   type Item,
   ItemSchema,
   LookupRequestSchema,
@@ -389,7 +397,7 @@ describe("a client that cancels mid-stream over gRPC-web (binary or text) or Con
   }
 });
 
-describe("a streamed message Connect cannot encode, over gRPC-web or Connect", () => {
+describe("a response message Connect cannot encode, over gRPC-web or Connect", () => {
   const reported: unknown[] = [];
   const ends = new Map<string, Deferred<unknown>>();
   const watchEnd: Interceptor = (next) => (call) => {
@@ -404,6 +412,15 @@ describe("a streamed message Connect cannot encode, over gRPC-web or Connect", (
       yield { sku, seq: 1, priceCents: 1n };
       // an int32 field given a string: the handler's bug, found only when the message is encoded
       yield { sku, seq: "two" as unknown as number, priceCents: 2n };
+    },
+    // protobuf binary writes a number as a string field, JSON refuses it; neither has an int64 of 1.5
+    lookup: ({ sku }) =>
+      sku === "json-only"
+        ? { sku, name: 42 as unknown as string, priceCents: 1n }
+        : { sku, name: "n", priceCents: 1.5 as unknown as bigint },
+    async importItems(items) {
+      for await (const _ of items);
+      return { imported: "two" as unknown as number };
     },
   });
   const grpc = servedOverGrpc(server);
@@ -443,6 +460,62 @@ describe("a streamed message Connect cannot encode, over gRPC-web or Connect", (
       expect(WeftError.from(error).code).not.toBe(Code.CANCELLED);
       expect(reported).toHaveLength(1);
       expect(String(reported[0])).toMatch(/cannot encode field/);
+    });
+  }
+
+  /** How a connect-node client's call of `name` failed, and how the server recorded its end. */
+  async function failedCall(name: string, call: (client: Client<typeof Catalog>) => Promise<unknown>) {
+    reported.length = 0;
+    const end = deferred<unknown>();
+    ends.set(name, end);
+    const baseUrl = `http://127.0.0.1:${grpc().port}`;
+    const transport = name.startsWith("gRPC-web")
+      ? createGrpcWebTransport({ baseUrl, httpVersion: "1.1" })
+      : createConnectTransport({
+          baseUrl,
+          httpVersion: name.includes("HTTP/2") ? "2" : "1.1",
+          useBinaryFormat: name.includes("binary"),
+          useHttpGet: name.includes("GET"),
+        });
+    const client = createConnectClient(Catalog, transport);
+    const error = await call(client).then(
+      () => expect.fail("the call succeeded"),
+      (e: unknown) => ConnectError.from(e),
+    );
+    return { error, ended: await end.promise };
+  }
+
+  for (const [name, sku] of [
+    ["Connect, JSON over HTTP/1.1", "both"],
+    ["Connect, JSON GET", "json-only"],
+    ["Connect, binary over HTTP/2", "both"],
+    ["gRPC-web, binary over HTTP/1.1", "both"],
+  ] as const) {
+    it(`${name}, unary: the client gets INTERNAL, and the call ends with the encoder's error, reported once`, async () => {
+      const { error, ended } = await failedCall(name, (c) =>
+        c.lookup({ sku }, { headers: { "x-case": name } }),
+      );
+      expect(error.code).toBe(ConnectCode.Internal);
+      expect(String(ended)).toMatch(/cannot encode field catalog\.v1\.Item\.(name|price_cents)/);
+      expect(reported).toEqual([ended]);
+    });
+  }
+
+  for (const name of [
+    "Connect, JSON over HTTP/1.1",
+    "Connect, binary over HTTP/2",
+    "gRPC-web, binary over HTTP/1.1",
+  ]) {
+    it(`${name}, client streaming: the client gets INTERNAL, and the call ends with the encoder's error, reported once`, async () => {
+      async function* items() {
+        yield { sku: "I-1", name: "n", priceCents: 1n };
+      }
+      const { error, ended } = await failedCall(name, (c) =>
+        c.importItems(items(), { headers: { "x-case": name } }),
+      );
+      expect(error.code).toBe(ConnectCode.Internal);
+      expect(String(ended)).toMatch(/cannot encode field catalog\.v1\.ImportSummary\.imported/);
+      expect(reported).toEqual([ended]);
     });
   }
 });
