@@ -87,6 +87,8 @@ const kPeerIdentity = createContextKey<PeerIdentity | undefined>(undefined, {
 const kDeadline = createContextKey<number | undefined>(undefined, { description: "weft deadline" });
 /** The request's body bytes, counted from before its call is opened. */
 const kBytes = createContextKey<BodyBytes | undefined>(undefined, { description: "weft body bytes" });
+/** The Node request, whose connection (HTTP/1.1) or stream (HTTP/2) tells whether the client went away. */
+const kRequest = createContextKey<NodeRequest | undefined>(undefined, { description: "weft node request" });
 
 /**
  * gRPC-web and Connect through `@connectrpc/connect`'s router: every method of the server that has a
@@ -127,7 +129,8 @@ export function createConnectBridge(server: Server, options: ConnectBridgeOption
     const values = createContextValues()
       .set(kPeer, peerOf(req.socket))
       .set(kPeerIdentity, peerIdentityOf(req.socket as PeerTlsSocket))
-      .set(kBytes, bytes);
+      .set(kBytes, bytes)
+      .set(kRequest, req);
     const out = res as NodeServerResponse;
     const uReq = universalRequestFromNodeRequest(req, out, undefined, values);
     const contentType = uReq.header.get("content-type") ?? "";
@@ -242,13 +245,18 @@ function registerMethod(
       // one response message (the request of a client-streaming call is Connect's AsyncIterable)
       rpc(desc, async (request: unknown, ctx: ConnectContext) => {
         const ext = open(ctx);
-        const unlink = link(ctx.signal, ext, undefined, desc, false);
+        const unlink = link(ctx, ext, undefined, desc, false);
         let failed: unknown;
         try {
           const result = (await settleWithin(ext.run(request), ext.signal, undefined)) as UnaryResult;
           copyHeaders(result.headers, ctx.responseHeader);
           copyHeaders(result.trailers, ctx.responseTrailer);
-          return result.message ?? {};
+          const message = result.message ?? {};
+          // Connect encodes the message once this has returned, when the call has ended: a message
+          // it cannot encode is the handler's fault, found here so that the call ends with it
+          const unencodable = encodeError(desc.output, message, isJson(ctx));
+          if (unencodable !== undefined) throw unencodable;
+          return message;
         } catch (e) {
           failed = e;
           throw failure(ext, e);
@@ -263,9 +271,9 @@ function registerMethod(
       const single = info.kind === "server_streaming";
       rpc(desc, async function* (input: unknown, ctx: ConnectContext) {
         const ext = open(ctx);
-        // the message Connect is encoding while the generator waits at its `yield`
-        const pending: Pending = { message: undefined, encodeError: undefined };
-        const unlink = link(ctx.signal, ext, pending, desc, isJson(ctx));
+        // the message Connect is encoding, compressing and writing while the generator waits at its `yield`
+        const pending: Pending = { message: undefined, error: undefined };
+        const unlink = link(ctx, ext, pending, desc, isJson(ctx));
         let iterator: AsyncIterator<unknown> | undefined;
         let finished = false;
         let failed: unknown;
@@ -298,10 +306,11 @@ function registerMethod(
           throw failure(ext, failed);
         } finally {
           unlink();
-          if (pending.encodeError !== undefined) {
-            // Connect stopped the stream because the handler's message could not be encoded: a
-            // fault of the server's, reported and answered as such (Connect sent INTERNAL)
-            failed = pending.encodeError;
+          if (pending.error !== undefined) {
+            // Connect stopped the stream because the handler's message could not be encoded (it
+            // sent INTERNAL) or compressed (it broke the stream off): a fault of the server's,
+            // reported as such
+            failed = pending.error;
             failure(ext, failed);
           }
           ext.finish(failed);
@@ -320,32 +329,39 @@ function budgetOf(deadline: number | undefined): number | undefined {
   return deadline === undefined ? undefined : deadline - Date.now();
 }
 
-/** A streaming call's message on its way through Connect's encoder, and the encoder's failure. */
+/** A streaming call's message on its way out through Connect, and why Connect could not send it. */
 interface Pending {
   message: unknown;
-  encodeError: unknown;
+  error: unknown;
 }
 
 /**
  * Connect's context signal aborts when the client goes away (the deadline is the door's, never
  * Connect's): cancel the Weft call as gRPC does when its stream closes early.
  *
- * It also aborts, with no reason that tells the two apart, when Connect fails to encode a message
- * the handler yielded. So while a streaming handler's message is being encoded (`pending`), the
- * abort encodes it once more: if that fails, the failure is kept in `pending.encodeError` for the
- * generator to end the call with, and the call is not taken for cancelled.
+ * It also aborts, with no reason that tells the two apart, when Connect stops a response stream
+ * itself: the message the handler yielded could not be encoded, or its bytes not compressed. So an
+ * abort while a streaming handler's message is on its way (`pending`) and the client is still
+ * there (its connection, or its HTTP/2 stream, is open) encodes the message once more to tell
+ * which, and keeps the failure in `pending.error` for the generator to end the call with; the call
+ * is not taken for cancelled. Connect encodes a yielded message before any I/O can come in between,
+ * so the abort for a message it could not encode sees the message as it was yielded. A client that
+ * goes away while the message waits to be written, when the handler may have changed it since, is
+ * a cancel without a second look.
  */
 function link(
-  signal: AbortSignal,
+  ctx: ConnectContext,
   ext: OpenCall,
   pending: Pending | undefined,
   desc: DescMethod,
   json: boolean,
 ): () => void {
+  const signal = ctx.signal;
+  const req = ctx.values.get(kRequest);
   const onAbort = () => {
-    if (pending?.message !== undefined) {
-      pending.encodeError = encodeError(desc.output, pending.message, json);
-      if (pending.encodeError !== undefined) return;
+    if (pending?.message !== undefined && req !== undefined && !clientGone(req)) {
+      pending.error = encodeError(desc.output, pending.message, json) ?? notSent();
+      return;
     }
     ext.cancel(new WeftError(Code.CANCELLED, "call cancelled by the client", { reason: Reason.CANCELLED }));
   };
@@ -354,8 +370,22 @@ function link(
   return () => signal.removeEventListener("abort", onAbort);
 }
 
-/** Whether a call's messages are JSON (else protobuf binary), as its content type says. */
+/** Whether the client went away: its connection (HTTP/1.1) or its stream (HTTP/2) is gone. */
+function clientGone(req: NodeRequest): boolean {
+  return "stream" in req ? req.stream.destroyed : req.socket.destroyed;
+}
+
+/** Why Connect stopped a stream on a message it encoded, the client still there: its compression failed. */
+function notSent(): Error {
+  return new Error("connect-node failed to compress or write an encoded response message");
+}
+
+/**
+ * Whether a call's messages are JSON (else protobuf binary), as its content type says, or for a
+ * Connect GET, which has no body, its `encoding` parameter.
+ */
 function isJson(ctx: ConnectContext): boolean {
+  if (ctx.requestMethod === "GET") return new URL(ctx.url).searchParams.get("encoding") === "json";
   return (ctx.requestHeader.get("content-type") ?? "").includes("json");
 }
 

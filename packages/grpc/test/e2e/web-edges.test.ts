@@ -6,6 +6,13 @@ import { once } from "node:events";
 import { connect as http2Connect, constants as http2Constants } from "node:http2";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
+  type Client,
+  Code as ConnectCode,
+  ConnectError,
+  createClient as createConnectClient,
+} from "@connectrpc/connect";
+import { compressionGzip, createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import {
   Code,
   ConfigError,
   createServer,
@@ -15,8 +22,9 @@ import {
   WeftError,
 } from "@weft/core";
 import { deadlineWhileRunning } from "@weft/core/internal";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import {
+  Catalog,
   type Item,
   ItemSchema,
   LookupRequestSchema,
@@ -389,8 +397,10 @@ describe("a client that cancels mid-stream over gRPC-web (binary or text) or Con
   }
 });
 
-describe("a streamed message Connect cannot encode, over gRPC-web or Connect", () => {
+describe("a response message connect-node cannot encode or compress, over gRPC-web or Connect", () => {
   const reported: unknown[] = [];
+  /** The `held` stream's first message, which the tests change after it was yielded. */
+  let held: { sku: string; seq: number; priceCents: bigint } | undefined;
   const ends = new Map<string, Deferred<unknown>>();
   const watchEnd: Interceptor = (next) => (call) => {
     const end = ends.get(call.headers.get("x-case") ?? "");
@@ -401,16 +411,37 @@ describe("a streamed message Connect cannot encode, over gRPC-web or Connect", (
   server.register(CatalogService, {
     ...catalogImpl(newObserved()),
     async *watchPrices({ sku }) {
+      if (sku === "held") {
+        // 16 MiB: more than the sockets and the client's buffer hold unread, so its write waits
+        held = { sku: "h".repeat(16 << 20), seq: 1, priceCents: 1n };
+        yield held;
+        yield { sku, seq: 2, priceCents: 2n };
+        return;
+      }
+      if (sku === "compressed") {
+        // over the 1 KiB threshold: compressed for a client that accepts gzip
+        for (let seq = 1; seq <= 3; seq++) yield { sku: "c".repeat(4096), seq, priceCents: 1n };
+        return;
+      }
       yield { sku, seq: 1, priceCents: 1n };
       // an int32 field given a string: the handler's bug, found only when the message is encoded
       yield { sku, seq: "two" as unknown as number, priceCents: 2n };
     },
+    // protobuf binary writes a number as a string field, JSON refuses it; neither has an int64 of 1.5
+    lookup: ({ sku }) =>
+      sku === "json-only"
+        ? { sku, name: 42 as unknown as string, priceCents: 1n }
+        : { sku, name: "n", priceCents: 1.5 as unknown as bigint },
+    async importItems(items) {
+      for await (const _ of items);
+      return { imported: "two" as unknown as number };
+    },
   });
   const grpc = servedOverGrpc(server);
 
-  const request = encodeEnvelope(
-    toBinary(WatchPricesRequestSchema, create(WatchPricesRequestSchema, { sku: "S", ticks: 2 })),
-  );
+  const watch = (sku: string) =>
+    encodeEnvelope(toBinary(WatchPricesRequestSchema, create(WatchPricesRequestSchema, { sku, ticks: 2 })));
+  const request = watch("S");
 
   for (const [name, type, body] of [
     ["gRPC-web", "application/grpc-web+proto", request],
@@ -443,6 +474,135 @@ describe("a streamed message Connect cannot encode, over gRPC-web or Connect", (
       expect(WeftError.from(error).code).not.toBe(Code.CANCELLED);
       expect(reported).toHaveLength(1);
       expect(String(reported[0])).toMatch(/cannot encode field/);
+    });
+  }
+
+  for (const h2 of [false, true]) {
+    const name = `Connect over ${h2 ? "HTTP/2" : "HTTP/1.1"}, the client gone while a message waits to be written`;
+    it(`${name}: the call ends CANCELLED, though the handler has made that message unencodable since`, async () => {
+      reported.length = 0;
+      const end = deferred<unknown>();
+      ends.set(name, end);
+      const url = `http://127.0.0.1:${grpc().port}`;
+      const path = "/catalog.v1.Catalog/WatchPrices";
+      const headers = { "content-type": "application/connect+proto", "x-case": name };
+      const spoil = () => {
+        held!.seq = "two" as unknown as number;
+      };
+      if (h2) {
+        // a flow-control window of 0: no byte of the first message can leave
+        const session = http2Connect(url, { settings: { initialWindowSize: 0 } });
+        const stream = session.request({ ":method": "POST", ":path": path, ...headers });
+        stream.end(watch("held"));
+        await once(stream, "response");
+        spoil();
+        stream.close(http2Constants.NGHTTP2_CANCEL);
+        await once(stream, "close");
+        session.close();
+      } else {
+        const abort = new AbortController();
+        await fetch(url + path, { method: "POST", headers, body: watch("held"), signal: abort.signal });
+        spoil();
+        abort.abort();
+      }
+      expect(WeftError.from(await end.promise).code).toBe(Code.CANCELLED);
+      expect(reported).toEqual([]);
+    });
+  }
+
+  for (const [name, type, accept] of [
+    ["gRPC-web", "application/grpc-web+proto", "grpc-accept-encoding"],
+    ["Connect", "application/connect+proto", "connect-accept-encoding"],
+  ] as const) {
+    it(`${name}: a message connect-node fails to compress ends the call with a fault of the server's, reported once, not a cancel`, async () => {
+      reported.length = 0;
+      const end = deferred<unknown>();
+      ends.set(name, end);
+      // zlib failing on the second message, as it could only for want of memory
+      const gzip = compressionGzip.compress;
+      let calls = 0;
+      const spy = vi
+        .spyOn(compressionGzip, "compress")
+        .mockImplementation((bytes) =>
+          ++calls === 2 ? gzip(bytes).then(() => Promise.reject(new Error("zlib failed"))) : gzip(bytes),
+        );
+      try {
+        const res = await fetch(`http://127.0.0.1:${grpc().port}/catalog.v1.Catalog/WatchPrices`, {
+          method: "POST",
+          headers: {
+            "content-type": type,
+            [accept]: "gzip",
+            "x-case": name,
+            ...(type.includes("web") ? { "x-grpc-web": "1" } : {}),
+          },
+          body: watch("compressed"),
+        });
+        expect(res.status).toBe(200);
+        // connect-node breaks the response off: no status, no end of stream
+        await expect(res.arrayBuffer()).rejects.toThrow();
+        const error = await end.promise;
+        expect(String(error)).toMatch(/failed to compress/);
+        expect(reported).toEqual([error]);
+        expect(calls).toBe(2);
+      } finally {
+        spy.mockRestore();
+      }
+    });
+  }
+
+  /** How a connect-node client's call of `name` failed, and how the server recorded its end. */
+  async function failedCall(name: string, call: (client: Client<typeof Catalog>) => Promise<unknown>) {
+    reported.length = 0;
+    const end = deferred<unknown>();
+    ends.set(name, end);
+    const baseUrl = `http://127.0.0.1:${grpc().port}`;
+    const transport = name.startsWith("gRPC-web")
+      ? createGrpcWebTransport({ baseUrl, httpVersion: "1.1" })
+      : createConnectTransport({
+          baseUrl,
+          httpVersion: name.includes("HTTP/2") ? "2" : "1.1",
+          useBinaryFormat: name.includes("binary"),
+          useHttpGet: name.includes("GET"),
+        });
+    const client = createConnectClient(Catalog, transport);
+    const error = await call(client).then(
+      () => expect.fail("the call succeeded"),
+      (e: unknown) => ConnectError.from(e),
+    );
+    return { error, ended: await end.promise };
+  }
+
+  for (const [name, sku] of [
+    ["Connect, JSON over HTTP/1.1", "both"],
+    ["Connect, JSON GET", "json-only"],
+    ["Connect, binary over HTTP/2", "both"],
+    ["gRPC-web, binary over HTTP/1.1", "both"],
+  ] as const) {
+    it(`${name}, unary: the client gets INTERNAL, and the call ends with the encoder's error, reported once`, async () => {
+      const { error, ended } = await failedCall(name, (c) =>
+        c.lookup({ sku }, { headers: { "x-case": name } }),
+      );
+      expect(error.code).toBe(ConnectCode.Internal);
+      expect(String(ended)).toMatch(/cannot encode field catalog\.v1\.Item\.(name|price_cents)/);
+      expect(reported).toEqual([ended]);
+    });
+  }
+
+  for (const name of [
+    "Connect, JSON over HTTP/1.1",
+    "Connect, binary over HTTP/2",
+    "gRPC-web, binary over HTTP/1.1",
+  ]) {
+    it(`${name}, client streaming: the client gets INTERNAL, and the call ends with the encoder's error, reported once`, async () => {
+      async function* items() {
+        yield { sku: "I-1", name: "n", priceCents: 1n };
+      }
+      const { error, ended } = await failedCall(name, (c) =>
+        c.importItems(items(), { headers: { "x-case": name } }),
+      );
+      expect(error.code).toBe(ConnectCode.Internal);
+      expect(String(ended)).toMatch(/cannot encode field catalog\.v1\.ImportSummary\.imported/);
+      expect(reported).toEqual([ended]);
     });
   }
 });
