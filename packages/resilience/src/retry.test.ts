@@ -91,6 +91,17 @@ describe("retry", () => {
     expect(telemetry.events.map(([name]) => name)).toEqual(["retry.attempt"]);
   });
 
+  it("retries a CIRCUIT_OPEN a server answered: that instance's breaker, not this client's", async () => {
+    const { client, sent } = scripted([retry({ backoff, random: noJitter })], async (attempt) => {
+      if (attempt === 1) throw new WeftError(Code.UNAVAILABLE, "breaker open", { reason: "CIRCUIT_OPEN" });
+      return ok(attempt);
+    });
+    const reply = client.write({ n: 1 });
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(await reply).toEqual({ n: 2 });
+    expect(sent).toHaveLength(2);
+  });
+
   it("retries an attempt's DEADLINE_EXCEEDED only for idempotent methods, while the call's budget remains", async () => {
     const answer = async () => {
       throw new WeftError(Code.DEADLINE_EXCEEDED, "attempt too slow");

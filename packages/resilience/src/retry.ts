@@ -12,7 +12,6 @@ import {
   currentCallContext,
   type Interceptor,
   isDownstreamError,
-  Reason,
   type Telemetry,
   WeftError,
 } from "@weft/core";
@@ -27,6 +26,7 @@ import {
   pause,
   telemetryOption,
 } from "@weft/core/internal";
+import { isBreakerRejection } from "./breaker/breaker.ts";
 import { type RetryBudget, retryBudget } from "./budget.ts";
 
 /**
@@ -197,8 +197,9 @@ class RetryPolicy {
       this.#codes.has(code) ||
       (code === Code.DEADLINE_EXCEEDED && call.method.idempotent && !isSpent(deadline));
     // an open breaker's rejection is its fail-fast: waiting a backoff to meet it again only delays
-    // the caller and spends budget (a half-open breaker lets its probes through to new calls)
-    if (!retryable || isDownstreamError(error) || error.reason === Reason.CIRCUIT_OPEN) return undefined;
+    // the caller and spends budget (a half-open breaker lets its probes through to new calls); a
+    // server's CIRCUIT_OPEN is that instance's, and is retried like any UNAVAILABLE
+    if (!retryable || isDownstreamError(error) || isBreakerRejection(error)) return undefined;
     const path = call.method.path;
     let delay: number;
     const pushback = error.metadata.get(RETRY_AFTER_KEY);

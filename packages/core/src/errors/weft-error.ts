@@ -80,9 +80,9 @@ Object.defineProperty(WeftError.prototype, brand, { value: true });
  * A `WeftError` built without capturing a stack, for the errors a process makes in bulk exactly when
  * it is overloaded or flooded: a passed deadline, a breaker's or a limiter's refusal, a shed call, a
  * server's refusal of a request (unknown method, shutting down, a bad `:timeout`) and a client's
- * CANCEL. Their stack names only the timer, the policy or the frame handler that made them, and capturing one costs several microseconds
- * (about as much as a whole unary call over TCP), which would make each refusal dearer than the
- * call it spares and keep an overloaded process overloaded.
+ * CANCEL. Their stack names only the timer, the policy or the frame handler that made them, and
+ * capturing one costs several microseconds (about as much as a whole unary call over TCP), which
+ * would make each refusal dearer than the call it spares and keep an overloaded process overloaded.
  */
 export function errorWithoutStack(code: Code, message: string, options?: WeftErrorOptions): WeftError {
   const limit = Error.stackTraceLimit;

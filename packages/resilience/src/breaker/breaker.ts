@@ -166,10 +166,20 @@ export function createBreaker(name: string, settings: BreakerSettings): Breaker 
 
 /**
  * UNAVAILABLE/CIRCUIT_OPEN, the error of every call a breaker rejects; without a stack, as an open
- * breaker rejects in bulk (`errorWithoutStack`).
+ * breaker rejects in bulk (`errorWithoutStack`). Kept in `rejections`, so a policy can tell it from
+ * the same code and reason a server sent (another instance's breaker).
  */
 export function circuitOpen(message: string): WeftError {
-  return errorWithoutStack(Code.UNAVAILABLE, message, { reason: Reason.CIRCUIT_OPEN });
+  const error = errorWithoutStack(Code.UNAVAILABLE, message, { reason: Reason.CIRCUIT_OPEN });
+  rejections.add(error);
+  return error;
+}
+
+const rejections = new WeakSet<WeftError>();
+
+/** True for the error a breaker of this process rejected a call with (`circuitOpen`). */
+export function isBreakerRejection(error: unknown): boolean {
+  return error instanceof Object && rejections.has(error as WeftError);
 }
 
 /**
