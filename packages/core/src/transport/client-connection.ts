@@ -6,7 +6,7 @@ import { Reason } from "../errors/reason.ts";
 import { WeftError } from "../errors/weft-error.ts";
 import type { Call, CallResult } from "../interceptor/call.ts";
 import type { DecodeErrorInfo } from "../protocol/decode.ts";
-import { encodeFrame } from "../protocol/encode.ts";
+import { encodeFrame, type OutFrame } from "../protocol/encode.ts";
 import { type Frame, type FrameLimits, FrameType } from "../protocol/frame.ts";
 import { decodeCredit } from "../protocol/status.ts";
 import { lowerTimeout } from "../protocol/timeout.ts";
@@ -33,6 +33,8 @@ export interface ClientConnectionOptions {
 export class ClientConnection extends Connection {
   readonly #options: ClientConnectionOptions;
   readonly #calls = new StreamTable<TcpClientCall>();
+  /** One-way REQUESTs with a deadline, queued and not yet written: stream id → deadline. */
+  readonly #oneway = new Map<number, number>();
   #nextId = 1;
   #goaway = false;
   #keepaliveTimer: NodeJS.Timeout | undefined;
@@ -108,9 +110,32 @@ export class ClientConnection extends Connection {
     return this.#options.compression;
   }
 
+  /**
+   * Queues a one-way call's REQUEST (`id`, made with `deadline`); `onWritten` runs once it was
+   * handed to the OS or could not be. Nothing answers it, so the call is in no table: its deadline
+   * is kept here while it is queued, for `restampRequest`.
+   */
+  sendOneway(
+    id: number,
+    deadline: number | undefined,
+    frame: OutFrame,
+    onWritten: (error?: Error | null) => void,
+  ): void {
+    if (deadline === undefined) {
+      this.send(frame, onWritten);
+      return;
+    }
+    this.#oneway.set(id, deadline);
+    this.send(frame, (error) => {
+      this.#oneway.delete(id);
+      onWritten(error);
+    });
+  }
+
   /** Lowers a waiting REQUEST's `:timeout` to its call's budget left now (§11). */
   protected override restampRequest(head: Buffer, now: number): void {
-    const deadline = this.#calls.get(head.readUInt32BE(8))?.requestDeadline;
+    const id = head.readUInt32BE(8);
+    const deadline = this.#calls.get(id)?.requestDeadline ?? this.#oneway.get(id);
     if (deadline !== undefined) lowerTimeout(head, budgetLeft(deadline, now));
   }
 

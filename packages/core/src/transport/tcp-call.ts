@@ -94,7 +94,7 @@ export class TcpClientCall extends ClientCall<OutFrame> implements RequestSink {
   /** True one-way: nothing comes back; the promise settles when the frame is written. */
   protected override sendOneway(frame: OutFrame): Promise<CallResult> {
     return new Promise((resolve, reject) => {
-      this.#conn.send(frame, (error) => {
+      this.#conn.sendOneway(this.#id, this.requestDeadline, frame, (error) => {
         if (error) {
           reject(
             new WeftError(Code.UNAVAILABLE, `one-way call not sent: ${error.message}`, {

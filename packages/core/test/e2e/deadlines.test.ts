@@ -303,6 +303,8 @@ describe("deadlines over TCP", () => {
     // queued with 1,000 ms left; 300 ms pass before the socket takes it
     const waited = client.echo({ text: "waited" }, { timeoutMs: 1_000 }).catch(() => {});
     const later = client.echo({ text: "later" }, { timeoutMs: 1_000_000 }).catch(() => {});
+    // a one-way call is in no table of calls, and is restamped all the same
+    const oneway = client.notify({ event: "waited" }, { timeoutMs: 1_000 }).catch(() => {});
     await new Promise((resolve) => setImmediate(resolve));
     vi.advanceTimersByTime(300);
     const { socket, log } = await raw.connection(0);
@@ -314,8 +316,10 @@ describe("deadlines over TCP", () => {
     // the same number of digits, zero-padded: nothing else in the frame moved
     expect(await timeoutOf(fillers + 1)).toBe("0700");
     expect(await timeoutOf(fillers + 2)).toBe("0999700");
+    expect(await timeoutOf(fillers + 3)).toBe("0700");
     void waited;
     void later;
+    void oneway;
     void Promise.all(filling);
   });
 
