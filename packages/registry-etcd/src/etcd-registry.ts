@@ -13,6 +13,7 @@ import {
 } from "@weft/core";
 import {
   armDeadline,
+  type BackoffOptions,
   backoffDelay,
   checkService,
   type DeadlineTimer,
@@ -57,8 +58,8 @@ export const ETCD_REGISTRY_DEFAULTS = {
 } as const;
 
 /** How long a registration waits before re-granting a lost lease (doubling up to the maximum). */
-const RETRY_MS = 500;
-const MAX_RETRY_MS = 5_000;
+/** Waits before granting a lost lease again: 500 ms doubling to 5 s, with core's jitter. */
+const REGRANT_BACKOFF: BackoffOptions = { initialDelayMs: 500, maxDelayMs: 5_000 };
 
 /**
  * A registry on etcd. Each registration holds one lease (its TTL in whole seconds, kept alive by the
@@ -247,7 +248,8 @@ class EtcdRegistration implements Registration {
   #stopped = false;
   /** Writes and the revocation, one after another, so an older write never lands after a newer one. */
   #queue: Promise<void> = Promise.resolve();
-  #regrantDelay = RETRY_MS;
+  /** Leases lost in a row, without a write that succeeded on a new one in between. */
+  #regrants = 0;
   readonly #registry: EtcdRegistry;
   readonly #seconds: number;
 
@@ -303,13 +305,12 @@ class EtcdRegistration implements Registration {
     const lease = this.#registry.client.lease(this.#seconds);
     lease.on("lost", () => {
       if (this.#stopped) return;
-      const delay = this.#regrantDelay;
-      this.#regrantDelay = Math.min(MAX_RETRY_MS, delay * 2);
+      const delay = backoffDelay(++this.#regrants, REGRANT_BACKOFF);
       armDeadline(Date.now() + delay, () => {
         if (this.#stopped || this.#registry.closed) return;
         this.#lease = this.#grant();
         this.#write().then(() => {
-          this.#regrantDelay = RETRY_MS;
+          this.#regrants = 0;
         }, ignore);
       });
     });
