@@ -2,6 +2,7 @@ import { Duplex } from "node:stream";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { Code } from "../errors/code.ts";
 import { Reason } from "../errors/reason.ts";
+import { ConfigError } from "../errors/weft-error.ts";
 import { TcpNode, type TcpNodeOptions, tcpNodeSettings } from "./tcp-node.ts";
 
 /** A node whose dialer hands out sockets that never connect (a black-holed address). */
@@ -24,6 +25,20 @@ async function settled(promise: Promise<unknown>): Promise<boolean> {
   await new Promise((resolve) => setImmediate(resolve));
   return done;
 }
+
+describe("TcpNode settings", () => {
+  it.each([
+    [{ connectTimeoutMs: 0 }, "connectTimeoutMs"],
+    [{ connectTimeoutMs: -5 }, "connectTimeoutMs"],
+    [{ connectTimeoutMs: Number.NaN }, "connectTimeoutMs"],
+    [{ connectTimeoutMs: "1000" as unknown as number }, "connectTimeoutMs"],
+    [{ keepalive: { intervalMs: 0 } }, "keepalive.intervalMs"],
+    [{ keepalive: { timeoutMs: Number.POSITIVE_INFINITY } }, "keepalive.timeoutMs"],
+  ])("refuses %j with a ConfigError naming %s", (options, name) => {
+    expect(() => tcpNodeSettings(options, null)).toThrow(ConfigError);
+    expect(() => tcpNodeSettings(options, null)).toThrow(name);
+  });
+});
 
 describe("TcpNode: connect timeout", () => {
   afterEach(() => {

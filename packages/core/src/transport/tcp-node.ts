@@ -1,6 +1,7 @@
 import { isIP, connect as netConnect } from "node:net";
 import type { Duplex } from "node:stream";
 import { type ConnectionOptions as TlsConnectionOptions, connect as tlsConnect } from "node:tls";
+import { numberOption } from "../balancer/balancer.ts";
 import { type BackoffOptions, ReconnectBackoff, reconnectOptions } from "../call/backoff.ts";
 import type { RetryRefused } from "../call/client-call.ts";
 import { armDeadline } from "../call/deadline.ts";
@@ -23,7 +24,7 @@ export interface TcpNodeOptions {
   tls?: TlsConnectionOptions;
   /** Connections per address, opened as load requires. Default 1. */
   poolSize?: number;
-  /** Give up connecting after this long. Default 5 s. */
+  /** Give up connecting after this long, ms (a finite number > 0; `ConfigError` otherwise). Default 5 s. */
   connectTimeoutMs?: number;
   /** Ping an idle connection every `intervalMs`; close it if no answer within `timeoutMs`. `false` to disable. Defaults 15 s / 5 s. */
   keepalive?: { intervalMs?: number; timeoutMs?: number } | false;
@@ -95,9 +96,15 @@ export function tcpNodeSettings(options: TcpNodeOptions, dialer: Dialer | null):
   const poolSize = options.poolSize ?? 1;
   if (!Number.isInteger(poolSize) || poolSize < 1)
     throw new ConfigError("poolSize", "an integer ≥ 1", poolSize);
+  numberOption("connectTimeoutMs", options.connectTimeoutMs, 5_000, Number.MIN_VALUE);
   const ka = options.keepalive;
   const keepalive =
-    ka === false ? null : { intervalMs: ka?.intervalMs ?? 15_000, timeoutMs: ka?.timeoutMs ?? 5_000 };
+    ka === false
+      ? null
+      : {
+          intervalMs: numberOption("keepalive.intervalMs", ka?.intervalMs, 15_000, Number.MIN_VALUE),
+          timeoutMs: numberOption("keepalive.timeoutMs", ka?.timeoutMs, 5_000, Number.MIN_VALUE),
+        };
   return {
     options,
     connection: {
