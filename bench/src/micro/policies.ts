@@ -10,8 +10,11 @@
  * Then the default chain of the `weft-chain` macro system: `timeout` + `retry` + `circuitBreaker`
  * (failureRatio) over a cluster of one stub node balanced by `p2cEwma()` (which asks for feedback, so
  * every call is timed and reported), against the same cluster with round robin and no interceptor;
- * and core's `armDeadline` + `cancel` with 64 deadlines pending, what a call with a deadline pays on
- * each side for its timer.
+ * core's `armDeadline` + `cancel` with 64 deadlines pending, what a call with a deadline pays on
+ * each side for its timer; and one read of each clock. A call through the chain reads the clock
+ * four times (the timeout's and the request's budget from `Date.now()`, P2C's pick and the attempt's
+ * end from `performance.now()`): on a machine where a read costs tens of nanoseconds, those reads
+ * alone are a floor under what the chain can cost.
  *
  *   npm run bench -- --micro policies        (or: npx node bench/src/micro/policies.ts)
  */
@@ -130,6 +133,8 @@ export async function run(): Promise<void> {
     return oldest;
   });
   for (const timer of pending) timer.cancel();
+  const dateNs = nsPerOp(() => Date.now());
+  const perfNs = nsPerOp(() => performance.now());
   const budget = retryBudget({ ratio: 1 });
   const budgetNs = nsPerOp(() => {
     budget.recordRequest();
@@ -163,6 +168,12 @@ export async function run(): Promise<void> {
     );
   }
   console.log(`  ${deadlineLabel.padEnd(width)} ${deadlineNs.toFixed(0).padStart(9)}   (sync, no call)`);
+  for (const [label, ns] of [
+    ["Date.now()", dateNs],
+    ["performance.now()", perfNs],
+  ] as const) {
+    console.log(`  ${label.padEnd(width)} ${ns.toFixed(0).padStart(9)}   (one clock read)`);
+  }
 }
 
 if (import.meta.main) await run();
