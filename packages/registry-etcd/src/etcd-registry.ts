@@ -57,7 +57,6 @@ export const ETCD_REGISTRY_DEFAULTS = {
   watchGraceMs: 3_000,
 } as const;
 
-/** How long a registration waits before re-granting a lost lease (doubling up to the maximum). */
 /** Waits before granting a lost lease again: 500 ms doubling to 5 s, with core's jitter. */
 const REGRANT_BACKOFF: BackoffOptions = { initialDelayMs: 500, maxDelayMs: 5_000 };
 

@@ -34,9 +34,14 @@ describe("TcpNode settings", () => {
     [{ connectTimeoutMs: "1000" as unknown as number }, "connectTimeoutMs"],
     [{ keepalive: { intervalMs: 0 } }, "keepalive.intervalMs"],
     [{ keepalive: { timeoutMs: Number.POSITIVE_INFINITY } }, "keepalive.timeoutMs"],
+    [{ keepalive: true as unknown as false }, "keepalive"],
   ])("refuses %j with a ConfigError naming %s", (options, name) => {
     expect(() => tcpNodeSettings(options, null)).toThrow(ConfigError);
-    expect(() => tcpNodeSettings(options, null)).toThrow(name);
+    expect(() => tcpNodeSettings(options, null)).toThrow(`"${name}"`);
+  });
+
+  it("takes a connectTimeoutMs of Infinity as no connect timeout", () => {
+    expect(() => tcpNodeSettings({ connectTimeoutMs: Number.POSITIVE_INFINITY }, null)).not.toThrow();
   });
 });
 

@@ -1,7 +1,6 @@
 import { isIP, connect as netConnect } from "node:net";
 import type { Duplex } from "node:stream";
 import { type ConnectionOptions as TlsConnectionOptions, connect as tlsConnect } from "node:tls";
-import { numberOption } from "../balancer/balancer.ts";
 import { type BackoffOptions, ReconnectBackoff, reconnectOptions } from "../call/backoff.ts";
 import type { RetryRefused } from "../call/client-call.ts";
 import { armDeadline } from "../call/deadline.ts";
@@ -24,7 +23,7 @@ export interface TcpNodeOptions {
   tls?: TlsConnectionOptions;
   /** Connections per address, opened as load requires. Default 1. */
   poolSize?: number;
-  /** Give up connecting after this long, ms (a finite number > 0; `ConfigError` otherwise). Default 5 s. */
+  /** Give up connecting after this long, ms (> 0; `Infinity`: never). Default 5 s. */
   connectTimeoutMs?: number;
   /** Ping an idle connection every `intervalMs`; close it if no answer within `timeoutMs`. `false` to disable. Defaults 15 s / 5 s. */
   keepalive?: { intervalMs?: number; timeoutMs?: number } | false;
@@ -76,6 +75,15 @@ export interface HostPort {
   key: string;
 }
 
+/** A finite number of milliseconds > 0, or `fallback` when absent; `ConfigError` naming `option` otherwise. */
+function positiveFinite(option: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isFinite(value) || !(value > 0)) {
+    throw new ConfigError(option, "a finite number of milliseconds > 0", value);
+  }
+  return value;
+}
+
 /** Opens a byte stream to an address; the TCP transport's socket factory, swappable for tests. */
 export type Dialer = (target: HostPort, options: TcpNodeOptions) => Duplex;
 
@@ -96,14 +104,21 @@ export function tcpNodeSettings(options: TcpNodeOptions, dialer: Dialer | null):
   const poolSize = options.poolSize ?? 1;
   if (!Number.isInteger(poolSize) || poolSize < 1)
     throw new ConfigError("poolSize", "an integer ≥ 1", poolSize);
-  numberOption("connectTimeoutMs", options.connectTimeoutMs, 5_000, Number.MIN_VALUE);
+  const connectTimeoutMs = options.connectTimeoutMs;
+  // Infinity: no connect timeout (as a call's `timeoutMs: Infinity` is no deadline)
+  if (connectTimeoutMs !== undefined && !(typeof connectTimeoutMs === "number" && connectTimeoutMs > 0)) {
+    throw new ConfigError("connectTimeoutMs", "a number of milliseconds > 0", connectTimeoutMs);
+  }
   const ka = options.keepalive;
+  if (ka !== undefined && ka !== false && (ka === null || typeof ka !== "object")) {
+    throw new ConfigError("keepalive", "false or { intervalMs?, timeoutMs? }", ka);
+  }
   const keepalive =
     ka === false
       ? null
       : {
-          intervalMs: numberOption("keepalive.intervalMs", ka?.intervalMs, 15_000, Number.MIN_VALUE),
-          timeoutMs: numberOption("keepalive.timeoutMs", ka?.timeoutMs, 5_000, Number.MIN_VALUE),
+          intervalMs: positiveFinite("keepalive.intervalMs", ka?.intervalMs, 15_000),
+          timeoutMs: positiveFinite("keepalive.timeoutMs", ka?.timeoutMs, 5_000),
         };
   return {
     options,
