@@ -166,20 +166,24 @@ export function createBreaker(name: string, settings: BreakerSettings): Breaker 
 
 /**
  * UNAVAILABLE/CIRCUIT_OPEN, the error of every call a breaker rejects; without a stack, as an open
- * breaker rejects in bulk (`errorWithoutStack`). Kept in `rejections`, so a policy can tell it from
- * the same code and reason a server sent (another instance's breaker).
+ * breaker rejects in bulk (`errorWithoutStack`). Marked, so a policy can tell it from the same code
+ * and reason a server sent (another instance's breaker).
  */
 export function circuitOpen(message: string): WeftError {
   const error = errorWithoutStack(Code.UNAVAILABLE, message, { reason: Reason.CIRCUIT_OPEN });
-  rejections.add(error);
+  Object.defineProperty(error, localRejection, { value: true });
   return error;
 }
 
-const rejections = new WeakSet<WeftError>();
+/** Marks a breaker's own rejection; `Symbol.for`, so two installed copies of the package agree. */
+const localRejection = Symbol.for("@weft/resilience/breakerRejection");
 
-/** True for the error a breaker of this process rejected a call with (`circuitOpen`). */
+/**
+ * True for the error a breaker of this process rejected a call with (`circuitOpen`): never for one
+ * decoded from a peer's answer, whatever its reason.
+ */
 export function isBreakerRejection(error: unknown): boolean {
-  return error instanceof Object && rejections.has(error as WeftError);
+  return typeof error === "object" && error !== null && localRejection in error;
 }
 
 /**
