@@ -11,10 +11,11 @@
  * (failureRatio) over a cluster of one stub node balanced by `p2cEwma()` (which asks for feedback, so
  * every call is timed and reported), against the same cluster with round robin and no interceptor;
  * core's `armDeadline` + `cancel` with 64 deadlines pending, what a call with a deadline pays on
- * each side for its timer; and one read of each clock. A call through the chain reads the clock
- * four times (the timeout's and the request's budget from `Date.now()`, P2C's pick and the attempt's
- * end from `performance.now()`): on a machine where a read costs tens of nanoseconds, those reads
- * alone are a floor under what the chain can cost.
+ * each side for its timer; and one read of each clock. A call through the chain over TCP reads the
+ * clock four times (the timeout's deadline and the request's `:timeout` budget from `Date.now()`,
+ * P2C's pick and the attempt's end from `performance.now()`; the stub node here skips the budget's,
+ * so three): on a machine where a read costs tens of nanoseconds, those reads alone are a floor
+ * under what the chain can cost.
  *
  *   npm run bench -- --micro policies        (or: npx node bench/src/micro/policies.ts)
  */

@@ -279,8 +279,12 @@ async function openLoop(
   const warmup: Promise<unknown>[] = [];
   const before = await sample();
 
-  const one = async (): Promise<void> => {
+  const one = async (dueAt: number): Promise<void> => {
     const t0 = performance.now();
+    // read where the latency's clock starts, after the calls issued before it in the same tick
+    const lateUs = (t0 - dueAt) * 1000;
+    late.record(lateUs);
+    if (lateUs > lateMaxUs) lateMaxUs = lateUs;
     try {
       await call();
       recorder.record((performance.now() - t0) * 1000);
@@ -313,10 +317,7 @@ async function openLoop(
       for (let i = 0; i < issue; i++) {
         if (inWindow) {
           offered++;
-          const lateUs = (now - schedule.dueAt(first + i)) * 1000;
-          late.record(lateUs);
-          if (lateUs > lateMaxUs) lateMaxUs = lateUs;
-          pending.push(one());
+          pending.push(one(schedule.dueAt(first + i)));
         } else warmup.push(call().catch(() => {}));
       }
     }, 1);
