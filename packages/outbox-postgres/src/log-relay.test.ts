@@ -151,6 +151,19 @@ describe("log-tailing relay sessions", () => {
     expect(replication.starts).toEqual([]);
   });
 
+  it("says it is streaming only once the server has started replication, not while it asks", async () => {
+    replication.open = true;
+    const r = relay();
+    r.start();
+    await vi.advanceTimersByTimeAsync(2); // subscribed, still connecting (5 ms)
+    expect(replication.starts).toHaveLength(1);
+    expect(r.streaming).toBe(false);
+    await vi.advanceTimersByTimeAsync(5);
+    expect(r.streaming).toBe(true);
+    await r.stop();
+    expect(r.streaming).toBe(false);
+  });
+
   it("ends a session stopped while its connection was being opened, though subscribe never settles", async () => {
     replication.open = true;
     const r = relay();

@@ -334,15 +334,21 @@ class LogRelay implements LogTailingRelay {
         ),
       );
     }, this.#c.settings.retentionIntervalMs);
+    // streaming (holding the slot) once the server has started replication, not when it is asked:
+    // a slot another relay took meanwhile refuses before that
+    let over = false;
+    service.on("start", () => {
+      if (!over) this.#streaming = true;
+    });
     try {
       // from the slot's confirmed position: a fresh service asks for 0/0, which the server reads as "where the slot is"
       const session = service.subscribe(plugin, this.#c.slot);
-      this.#streaming = true;
       await settleWithin(session, closed.signal, undefined).catch((error: unknown) => {
         if (!closed.signal.aborted) throw error;
       });
     } finally {
       signal.removeEventListener("abort", end);
+      over = true;
       this.#streaming = false;
       clearInterval(status);
       clearInterval(retention);
