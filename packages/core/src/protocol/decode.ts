@@ -371,7 +371,7 @@ const PATH_KEY = Buffer.from(PseudoKey.path, "latin1");
 const TIMEOUT_KEY = Buffer.from(PseudoKey.timeout, "latin1");
 
 /** The reserved key whose bytes are the `kl` at `at`, if any. */
-function pseudoKeyAt(b: Buffer, at: number, kl: number): string | undefined {
+export function pseudoKeyAt(b: Buffer, at: number, kl: number): string | undefined {
   if (kl === TIMEOUT_KEY.length) return sameBytes(b, at, TIMEOUT_KEY) ? PseudoKey.timeout : undefined;
   if (kl === PATH_KEY.length) return sameBytes(b, at, PATH_KEY) ? PseudoKey.path : undefined;
   return undefined;

@@ -3,7 +3,8 @@
  * 12 ASCII digits. Weft's REST front end reads its timeout header with the same rule.
  */
 
-import { HEADER_SIZE } from "./frame.ts";
+import { pseudoKeyAt } from "./decode.ts";
+import { HEADER_SIZE, PseudoKey } from "./frame.ts";
 
 /**
  * The largest budget `:timeout` carries: 999,999,999,999 ms (12 digits, about 31.7 years). Far beyond
@@ -48,9 +49,6 @@ export function decodeTimeout(value: string): number | undefined {
   return ms;
 }
 
-/** `:timeout` as the bytes of a metadata key. */
-const TIMEOUT_KEY = Buffer.from(":timeout", "latin1");
-
 /**
  * Lowers the `:timeout` an encoded REQUEST carries (`head`: the frame's header and metadata block,
  * as `encodeOutFrame` wrote it) to `budgetMs`, in place: the digits are rewritten with the same
@@ -65,7 +63,7 @@ export function lowerTimeout(head: Buffer, budgetMs: number): boolean {
     const keyLength = head.readUInt16BE(at);
     const valueAt = at + 4 + keyLength;
     const valueLength = head.readUInt16BE(valueAt - 2);
-    if (keyLength === TIMEOUT_KEY.length && TIMEOUT_KEY.equals(head.subarray(at + 2, at + 2 + keyLength))) {
+    if (pseudoKeyAt(head, at + 2, keyLength) === PseudoKey.timeout) {
       const present = decodeTimeout(head.toString("latin1", valueAt, valueAt + valueLength));
       const budget = Math.max(0, Math.floor(budgetMs));
       if (present === undefined || budget >= present) return false;

@@ -34,7 +34,7 @@ export class WarningLimiter {
   readonly #sink: WarningSink;
   #windowEnd = 0;
   #passed = 0;
-  #suppressed = 0;
+  /** What was left out this interval, by reason (their sum is the count). */
   #byReason = new Map<string, number>();
   #timer: DeadlineTimer | undefined;
 
@@ -55,7 +55,6 @@ export class WarningLimiter {
       this.#sink.warning(error, path, peer);
       return;
     }
-    this.#suppressed++;
     const reason = reasonOf(error);
     this.#byReason.set(reason, (this.#byReason.get(reason) ?? 0) + 1);
     this.#timer ??= armDeadline(this.#windowEnd, endInterval, this);
@@ -64,9 +63,9 @@ export class WarningLimiter {
   /** The interval in which warnings were left out has ended: say how many; a new one begins. */
   endInterval(): void {
     this.#timer = undefined;
-    const count = this.#suppressed;
     const byReason = this.#byReason;
-    this.#suppressed = 0;
+    let count = 0;
+    for (const n of byReason.values()) count += n;
     this.#byReason = new Map();
     this.#passed = 0;
     this.#windowEnd = Date.now() + WARNING_INTERVAL_MS;

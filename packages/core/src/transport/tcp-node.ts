@@ -1,6 +1,7 @@
 import { isIP, connect as netConnect } from "node:net";
 import type { Duplex } from "node:stream";
 import { type ConnectionOptions as TlsConnectionOptions, connect as tlsConnect } from "node:tls";
+import { numberOption } from "../balancer/balancer.ts";
 import { type BackoffOptions, ReconnectBackoff, reconnectOptions } from "../call/backoff.ts";
 import type { RetryRefused } from "../call/client-call.ts";
 import { armDeadline } from "../call/deadline.ts";
@@ -75,15 +76,6 @@ export interface HostPort {
   key: string;
 }
 
-/** A finite number of milliseconds > 0, or `fallback` when absent; `ConfigError` naming `option` otherwise. */
-function positiveFinite(option: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== "number" || !Number.isFinite(value) || !(value > 0)) {
-    throw new ConfigError(option, "a finite number of milliseconds > 0", value);
-  }
-  return value;
-}
-
 /** Opens a byte stream to an address; the TCP transport's socket factory, swappable for tests. */
 export type Dialer = (target: HostPort, options: TcpNodeOptions) => Duplex;
 
@@ -117,8 +109,8 @@ export function tcpNodeSettings(options: TcpNodeOptions, dialer: Dialer | null):
     ka === false
       ? null
       : {
-          intervalMs: positiveFinite("keepalive.intervalMs", ka?.intervalMs, 15_000),
-          timeoutMs: positiveFinite("keepalive.timeoutMs", ka?.timeoutMs, 5_000),
+          intervalMs: numberOption("keepalive.intervalMs", ka?.intervalMs, 15_000, 1),
+          timeoutMs: numberOption("keepalive.timeoutMs", ka?.timeoutMs, 5_000, 1),
         };
   return {
     options,

@@ -245,7 +245,7 @@ function registerMethod(
       // one response message (the request of a client-streaming call is Connect's AsyncIterable)
       rpc(desc, async (request: unknown, ctx: ConnectContext) => {
         const ext = open(ctx);
-        const unlink = link(ctx, ext, undefined, desc, false);
+        const unlink = link(ctx, ext, undefined, desc);
         let failed: unknown;
         try {
           const result = (await settleWithin(ext.run(request), ext.signal, undefined)) as UnaryResult;
@@ -273,7 +273,7 @@ function registerMethod(
         const ext = open(ctx);
         // the message Connect is encoding, compressing and writing while the generator waits at its `yield`
         const pending: Pending = { message: undefined, error: undefined };
-        const unlink = link(ctx, ext, pending, desc, isJson(ctx));
+        const unlink = link(ctx, ext, pending, desc);
         let iterator: AsyncIterator<unknown> | undefined;
         let finished = false;
         let failed: unknown;
@@ -354,13 +354,12 @@ function link(
   ext: OpenCall,
   pending: Pending | undefined,
   desc: DescMethod,
-  json: boolean,
 ): () => void {
   const signal = ctx.signal;
   const req = ctx.values.get(kRequest);
   const onAbort = () => {
     if (pending?.message !== undefined && req !== undefined && !clientGone(req)) {
-      pending.error = encodeError(desc.output, pending.message, json) ?? notSent();
+      pending.error = encodeError(desc.output, pending.message, isJson(ctx)) ?? notSent();
       return;
     }
     ext.cancel(new WeftError(Code.CANCELLED, "call cancelled by the client", { reason: Reason.CANCELLED }));
